@@ -1,0 +1,67 @@
+import { appendFileSync } from 'node:fs';
+import { WardError } from '../../errors.js';
+import { compile, type PolicyInput } from '../../api.js';
+import { launch } from '../../sandbox/launch.js';
+import { takeValue } from '../main.js';
+
+/** `ward run [options] [--] COMMAND [ARGS...]` */
+export async function runCommand(args: string[]): Promise<number> {
+  let policy: PolicyInput;
+  let workspace: string | undefined;
+  let allowDegraded = false;
+  let record: string | undefined;
+  let quiet = false;
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (!a.startsWith('-')) break;
+    switch (a) {
+      case '--policy':
+      case '-p':
+        if (policy) throw new WardError('give one of --policy and --profile', { fix: 'a policy file can `extends: [PROFILE]`' });
+        policy = { file: takeValue(args, i++, a, 'a file') };
+        break;
+      case '--profile':
+        if (policy) throw new WardError('give one of --policy and --profile', { fix: 'a policy file can `extends: [PROFILE]`' });
+        policy = { profile: takeValue(args, i++, a, 'a name') };
+        break;
+      case '--workspace':
+      case '-w':
+        workspace = takeValue(args, i++, a, 'a directory');
+        break;
+      case '--allow-degraded':
+        allowDegraded = true;
+        break;
+      case '--record':
+        record = takeValue(args, i++, a, 'a file');
+        break;
+      case '--quiet':
+      case '-q':
+        quiet = true;
+        break;
+      default:
+        throw new WardError(`unknown option ${a} for ward run`, { fix: 'see `ward --help`; put `--` before the command if the option is the command\'s' });
+    }
+  }
+  const argv = args.slice(i);
+  if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
+
+  // Output goes straight to the terminal (a TTY stays a TTY) unless the policy caps it,
+  // which needs Ward in the middle to count.
+  const plan = compile(policy, { workspace });
+  const output = plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr };
+  const r = await launch(plan, argv, { allowDegraded, stdin: 'inherit', output }).result;
+  if (record) {
+    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, duration_ms: Math.round(r.durationMs) })}\n`);
+  }
+  if (!quiet) {
+    for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
+    if (r.message) process.stderr.write(`ward: ${r.message}\n`);
+    for (const d of r.denials) if (d.verdict !== 'killed') process.stderr.write(`ward: ${d.detail}\n`);
+  }
+  return r.exitCode;
+}

@@ -1,0 +1,126 @@
+/**
+ * policy -> Plan: everything the launch needs, as plain data, decided before any
+ * process starts. A Plan can be printed, hashed and checked (`ward policy show
+ * --plan`, and later `ward verify`) without running anything.
+ */
+import { PolicyError } from '../errors.js';
+import type { LoadedPolicy } from '../policy/load.js';
+import { canonicalJson, sha256Hex } from '../policy/canonical.js';
+import { compileSeccomp } from '../seccomp/index.js';
+import { planMounts, type MountPlan } from './mounts.js';
+
+export type RlimitValue = number | 'unlimited';
+export type Rlimits = Record<string, [RlimitValue, RlimitValue]>;
+
+export interface CgroupLimits {
+  memory: number | null;
+  pids: number | null;
+  cpus: number | null;
+}
+
+export interface Plan {
+  policy: LoadedPolicy;
+  home: string;
+  mounts: MountPlan;
+  seccomp: { program: Buffer; sha256: string; instructions: number };
+  landlock: { mode: 'required' | 'optional' | 'off'; scope: boolean };
+  /** Set inside the sandbox's user namespace by the launcher. */
+  rlimits: Rlimits;
+  cgroup: CgroupLimits;
+  env: Record<string, string>;
+  wallTimeMs: number | null;
+  cpuTimeSec: number | null;
+  outputBytes: number | null;
+  notes: string[];
+  /** SHA-256 over the compiled artefacts (mount ops, Landlock rules, seccomp bytes, limits, env names). */
+  sha256: string;
+}
+
+export interface CompileContext {
+  home: string;
+  /** The caller's environment, from which `env.pass` names are taken. */
+  env: NodeJS.ProcessEnv;
+}
+
+const seccompCache = new Map<string, Plan['seccomp']>();
+
+export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
+  const eff = policy.effective;
+
+  if (eff.network.allow.length > 0) {
+    const first = eff.network.allow[0]!;
+    const o = policy.origins.get(`network\0${first}`);
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? 'network.allow',
+      `network.allow lists "${first}", but Ward's egress broker is not built yet, so no network can be granted safely`,
+      'remove network.allow (the sandbox then has no network at all); Ward refuses rather than open the network unfiltered',
+    );
+  }
+
+  const mounts = planMounts(eff, { home: ctx.home, origins: policy.origins });
+
+  const key = canonicalJson(eff.syscalls);
+  let seccomp = seccompCache.get(key);
+  if (!seccomp) {
+    let compiled;
+    try {
+      compiled = compileSeccomp({ extraDeny: eff.syscalls.deny, allowIa32: eff.syscalls.allow_ia32 });
+    } catch (e) {
+      throw new PolicyError(policy.sources.at(-1) ?? '(policy)', 'syscalls.deny', (e as Error).message, 'use x86_64 syscall names as in `man 2 syscalls` (e.g. "ptrace", "mknodat")');
+    }
+    seccomp = { program: compiled.program, sha256: sha256Hex(compiled.program), instructions: compiled.instructions };
+    seccompCache.set(key, seccomp);
+  }
+
+  const r = eff.resources;
+  const rlimits: Rlimits = {
+    // No core dumps: a crashing tool would write its memory (tokens included) into the workspace.
+    core: [0, 0],
+  };
+  if (r.open_files !== null) rlimits.nofile = [r.open_files, r.open_files];
+  if (r.file_size !== null) rlimits.fsize = [r.file_size, r.file_size];
+  if (r.cpu_time !== null) {
+    // Soft limit sends SIGXCPU at the limit, the hard one SIGKILL a second later.
+    const s = Math.max(1, Math.ceil(r.cpu_time));
+    rlimits.cpu = [s, s + 1];
+  }
+  // RLIMIT_NPROC is per user namespace for an unprivileged caller (a real second layer
+  // under the pids cgroup); the kernel does not apply it to the initial root user.
+  if (r.pids !== null) rlimits.nproc = [r.pids, r.pids];
+
+  const env: Record<string, string> = {};
+  for (const name of eff.env.pass) {
+    const v = name === 'HOME' ? ctx.home : ctx.env[name];
+    if (v !== undefined) env[name] = v;
+  }
+  Object.assign(env, eff.env.set);
+
+  const plan: Omit<Plan, 'sha256'> = {
+    policy,
+    home: ctx.home,
+    mounts,
+    seccomp,
+    landlock: { mode: eff.sandbox.landlock, scope: true },
+    rlimits,
+    cgroup: { memory: r.memory, pids: r.pids, cpus: r.cpus },
+    env,
+    wallTimeMs: r.wall_time === null ? null : Math.round(r.wall_time * 1000),
+    cpuTimeSec: r.cpu_time,
+    outputBytes: r.output,
+    notes: mounts.notes,
+  };
+  const sha256 = sha256Hex(
+    canonicalJson({
+      policy: policy.sha256,
+      mounts: mounts.ops,
+      landlock: { ...plan.landlock, rules: mounts.landlock },
+      cwd: mounts.cwd,
+      seccomp: seccomp.sha256,
+      rlimits,
+      cgroup: plan.cgroup,
+      env: Object.keys(env).sort(),
+    }),
+  );
+  return { ...plan, sha256 };
+}

@@ -1,0 +1,252 @@
+/**
+ * The mount plan: what the sandbox's filesystem looks like, computed from the
+ * effective policy and the host as it is right now.
+ *
+ * The sandbox's root is an empty tmpfs (bubblewrap's default), so everything
+ * not bound in is invisible: default deny is the starting point, not a list of
+ * things to hide. Then, in order from the root down:
+ *   - each granted path is bound at its real path (read-only, or read-write for
+ *     `write`); grants are additive, so a path already covered by a parent bind
+ *     with the same or more rights is not bound again;
+ *   - symlinks on the way to a granted path are recreated, so `/lib64/ld-linux`
+ *     resolves inside as it does outside;
+ *   - each denied path that a bind would expose is masked: a directory by an
+ *     empty, mode-0000, read-only tmpfs, a file by an empty mode-0000 file. Deny
+ *     is checked on real paths, so a symlink or a second grant naming the same
+ *     place cannot get around it, and a grant that lies inside a denied path is
+ *     dropped (deny wins).
+ * The same computation yields the Landlock rules, so the two layers agree by
+ * construction and the second one still holds if the first has a bug.
+ */
+import { lstatSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { PolicyError } from '../errors.js';
+import { isWithin } from '../policy/expand.js';
+import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
+import type { FsKey } from '../policy/schema.js';
+
+/** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
+export type Rights = string;
+
+export type MountOp =
+  | { kind: 'proc'; dest: '/proc' }
+  | { kind: 'dev'; dest: '/dev' }
+  | { kind: 'tmpfs'; dest: string; why: string }
+  | { kind: 'bind'; src: string; dest: string; writable: boolean }
+  | { kind: 'mask-dir'; dest: string }
+  | { kind: 'mask-file'; dest: string }
+  | { kind: 'symlink'; target: string; dest: string };
+
+export interface LandlockRule {
+  path: string;
+  rights: Rights;
+}
+
+export interface MountPlan {
+  ops: MountOp[];
+  landlock: LandlockRule[];
+  /** Directory the command starts in (inside the sandbox). */
+  cwd: string;
+  /** Things the plan did that a user should know about (degrades to stricter, skips). */
+  notes: string[];
+}
+
+export interface MountContext {
+  home: string;
+  origins: Map<string, Origin>;
+}
+
+interface Grant {
+  literal: string;
+  real: string;
+  rights: Set<string>;
+  isDir: boolean;
+}
+
+const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
+  read: 'r',
+  write: 'rw',
+  execute: 'rx',
+  // The static tier cannot say "append only" to the kernel: the path is read-only
+  // (stricter than asked, never wider). Supervised mode enforces append for real.
+  append: 'r',
+};
+
+export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
+  const notes: string[] = [];
+  const grants = new Map<string, Grant>();
+
+  for (const key of ['read', 'write', 'execute', 'append'] as const) {
+    for (const entry of eff.filesystem[key]) {
+      const resolved = resolve(entry, key, ctx);
+      if (!resolved) {
+        continue;
+      }
+      if (key === 'append') notes.push(`append-only ${entry.path} is mounted read-only in the static tier (supervised mode is needed to allow appends)`);
+      const g = grants.get(resolved.real);
+      const rights = RIGHTS_OF[key];
+      if (g) for (const c of rights) g.rights.add(c);
+      else grants.set(resolved.real, { literal: entry.path, real: resolved.real, rights: new Set(rights), isDir: resolved.stat.isDirectory() });
+    }
+  }
+
+  // Denied places, on both the name written and the real path it resolves to.
+  const denied: { path: string; isDir: boolean; nlink: number }[] = [];
+  for (const entry of [...eff.filesystem.deny, ...eff.filesystem.visible]) {
+    const st = lstatOrNull(entry.path);
+    if (!st) continue;
+    let real = entry.path;
+    try {
+      real = realpathSync(entry.path);
+    } catch {
+      /* dangling symlink: nothing to hide behind it */
+      continue;
+    }
+    const rst = lstatOrNull(real);
+    if (!rst) continue;
+    denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
+    if (eff.filesystem.visible.some((v) => v.path === entry.path)) {
+      notes.push(`visible-only ${entry.path} is hidden in the static tier (supervised mode is needed to allow stat without open)`);
+    }
+  }
+
+  // Deny wins: drop every grant at or below a denied path.
+  for (const [real, g] of grants) {
+    const d = denied.find((x) => isWithin(real, x.path));
+    if (d) {
+      grants.delete(real);
+      notes.push(`grant ${g.literal} is inside denied ${d.path} and was dropped (deny wins)`);
+    }
+  }
+
+  const ops: MountOp[] = [{ kind: 'proc', dest: '/proc' }, { kind: 'dev', dest: '/dev' }];
+  const binds: { dest: string; writable: boolean }[] = [];
+  const sorted = [...grants.values()].sort((a, b) => depth(a.real) - depth(b.real) || cmp(a.real, b.real));
+  for (const g of sorted) {
+    const writable = g.rights.has('w');
+    const parent = nearest(binds, g.real);
+    if (parent && (parent.writable || !writable)) continue; // covered by a bind with the same or more rights
+    binds.push({ dest: g.real, writable });
+    ops.push({ kind: 'bind', src: g.real, dest: g.real, writable });
+  }
+
+  // Private, empty, writable places every program expects, unless a grant already covers them.
+  const tmpfs: [string, string][] = [['/tmp', 'private /tmp']];
+  if (eff.sandbox.home === 'tmpfs' && ctx.home !== '/') tmpfs.push([ctx.home, 'private empty $HOME']);
+  const privateDirs: string[] = [];
+  for (const [dest, why] of tmpfs) {
+    if (nearest(binds, dest)) continue;
+    if (denied.some((d) => isWithin(dest, d.path))) continue;
+    ops.push({ kind: 'tmpfs', dest, why });
+    privateDirs.push(dest);
+  }
+
+  // Masks, only where a bind would expose the denied place.
+  for (const d of denied) {
+    if (!nearest(binds, d.path)) continue;
+    ops.push({ kind: d.isDir ? 'mask-dir' : 'mask-file', dest: d.path });
+    if (!d.isDir && d.nlink > 1) {
+      notes.push(`denied ${d.path} has ${d.nlink} hard links: other names of the same file inside a grant stay readable`);
+    }
+  }
+
+  // Symlinks on the way to each granted path, so the names in the policy work inside.
+  const made = new Set<string>();
+  for (const g of sorted) {
+    if (!grants.has(g.real) || g.literal === g.real) continue;
+    for (const link of symlinkChain(g.literal)) {
+      if (made.has(link.dest) || nearest(binds, link.dest)) continue; // inside a bind, the host's own link is already there
+      made.add(link.dest);
+      ops.push({ kind: 'symlink', target: link.target, dest: link.dest });
+    }
+  }
+
+  ops.sort((a, b) => (a.kind === 'proc' || a.kind === 'dev' ? -1 : 0) - (b.kind === 'proc' || b.kind === 'dev' ? -1 : 0) || depth(a.dest) - depth(b.dest) || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || cmp(a.dest, b.dest));
+
+  const landlock: LandlockRule[] = [
+    { path: '/dev', rights: 'rwd' },
+    { path: '/proc', rights: 'r' },
+    ...privateDirs.map((p) => ({ path: p, rights: 'rw' })),
+    ...sorted.filter((g) => grants.has(g.real)).map((g) => ({ path: g.real, rights: [...'rwx'].filter((c) => g.rights.has(c)).join('') })),
+  ];
+
+  const ws = eff.workspace;
+  const cwd = nearest(binds, ws) ? ws : privateDirs.includes(ctx.home) ? ctx.home : '/';
+  if (cwd !== ws) notes.push(`the workspace ${ws} is not granted, so the command starts in ${cwd}`);
+  return { ops, landlock, cwd, notes };
+}
+
+const KIND_ORDER: Record<MountOp['kind'], number> = { proc: 0, dev: 0, tmpfs: 1, bind: 2, symlink: 3, 'mask-dir': 4, 'mask-file': 4 };
+
+function resolve(entry: FsEntry, key: FsKey, ctx: MountContext): { real: string; stat: Stats } | undefined {
+  const st = lstatOrNull(entry.path);
+  let real: string | undefined;
+  if (st) {
+    try {
+      real = realpathSync(entry.path);
+    } catch {
+      real = undefined;
+    }
+  }
+  const rst = real ? lstatOrNull(real) : null;
+  if (!real || !rst) {
+    if (entry.optional) return undefined;
+    const o = ctx.origins.get(`${key}\0${entry.path}`);
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${key}`,
+      st ? `${entry.path} is a symlink to a path that does not exist` : `${entry.path} does not exist`,
+      `create it, remove the entry, or mark it optional: { path: "${entry.path}", optional: true }`,
+    );
+  }
+  return { real, stat: rst };
+}
+
+/**
+ * The symlinks met while resolving `p`, outermost first: for /lib64/ld.so on a
+ * merged-/usr system that is /lib64 -> usr/lib64. Each is recreated with the
+ * same link text, so relative links keep meaning what they mean on the host.
+ */
+function symlinkChain(p: string): { target: string; dest: string }[] {
+  const out: { target: string; dest: string }[] = [];
+  let rest = p.split('/').filter(Boolean);
+  let cur = '/';
+  for (let hops = 0; rest.length > 0 && hops < 40; ) {
+    const next = path.posix.join(cur, rest[0]!);
+    const st = lstatOrNull(next);
+    if (st?.isSymbolicLink()) {
+      const target = readlinkSync(next);
+      out.push({ target, dest: next });
+      const resolved = path.posix.resolve(cur, target);
+      rest = [...resolved.split('/').filter(Boolean), ...rest.slice(1)];
+      cur = '/';
+      hops++;
+      continue;
+    }
+    cur = next;
+    rest = rest.slice(1);
+  }
+  return out;
+}
+
+function nearest<T extends { dest: string }>(binds: T[], p: string): T | undefined {
+  let best: T | undefined;
+  for (const b of binds) if (isWithin(p, b.dest) && (!best || b.dest.length > best.dest.length)) best = b;
+  return best;
+}
+
+function lstatOrNull(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function depth(p: string): number {
+  return p === '/' ? 0 : p.split('/').length - 1;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

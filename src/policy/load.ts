@@ -1,0 +1,429 @@
+/**
+ * Policy loading: file -> validated sources -> expanded, merged effective policy.
+ *
+ * The merge, in one paragraph (documented in docs/policy.md too): `extends`
+ * entries are resolved depth-first, left to right, each source merged once (the
+ * first time it is reached); the file itself comes last. Path lists,
+ * `network.allow`, `env.pass` and `syscalls.deny` are unions; scalars
+ * (`resources.*`, `sandbox.*`, `syscalls.allow_ia32`) take the last value set;
+ * `env.set` merges key by key, last value wins. Then Ward's mandatory denies are
+ * added. Deny always wins over grants, whatever the order.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { PolicyError } from '../errors.js';
+import { canonicalJson, sha256Hex } from './canonical.js';
+import { expandPath, type ExpandContext } from './expand.js';
+import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
+import { FS_KEYS, PolicySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
+import { SECRET_PATHS, wardStatePaths } from './secrets.js';
+import { parseDuration, parseSize } from './units.js';
+
+export interface FsEntry {
+  path: string;
+  optional?: true;
+}
+
+/** What is enforced, fully expanded: the object that is hashed and recorded. */
+export interface EffectivePolicy {
+  version: 1;
+  workspace: string;
+  filesystem: Record<FsKey, FsEntry[]>;
+  network: { allow: string[] };
+  resources: {
+    memory: number | null;
+    pids: number | null;
+    cpus: number | null;
+    cpu_time: number | null;
+    wall_time: number | null;
+    file_size: number | null;
+    open_files: number | null;
+    output: number | null;
+  };
+  env: { pass: string[]; set: Record<string, string> };
+  syscalls: { deny: string[]; allow_ia32: boolean };
+  sandbox: { landlock: 'required' | 'optional' | 'off'; allow_degraded: boolean; home: 'tmpfs' | 'none' };
+}
+
+/** Where an entry came from, so a later check can point at the line a user wrote. */
+export interface Origin {
+  file: string;
+  keyPath: string;
+}
+
+export interface LoadedPolicy {
+  effective: EffectivePolicy;
+  /** Canonical JSON of `effective`: the bytes the hash covers. */
+  canonical: string;
+  sha256: string;
+  /** Profiles and files merged, in merge order. */
+  sources: string[];
+  /** `${list}\0${path}` or `network\0${entry}` -> where it was written. */
+  origins: Map<string, Origin>;
+}
+
+export interface LoadOptions {
+  /** A policy file, or a built-in profile name; neither means the `default` profile. */
+  file?: string;
+  profile?: string;
+  workspace: string;
+  home?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Source {
+  label: string;
+  policy: PolicyFile;
+}
+
+export function loadPolicy(opts: LoadOptions): LoadedPolicy {
+  const env = opts.env ?? process.env;
+  const home = opts.home ?? env.HOME ?? '/';
+  const ctx: ExpandContext = { home, workspace: opts.workspace, nodePrefix: nodePrefix() };
+
+  const sources: Source[] = [];
+  const seen = new Set<string>();
+  if (opts.file !== undefined && opts.profile !== undefined) {
+    throw new PolicyError(opts.file, '', 'both a policy file and a profile were given', 'pass either --policy FILE or --profile NAME');
+  }
+  if (opts.file !== undefined) collectFile(path.resolve(opts.file), [], seen, sources);
+  else collectProfile(opts.profile ?? 'default', '(command line)', [], seen, sources);
+
+  return build(sources, ctx, env, home);
+}
+
+/** Builds the effective policy from a policy object (the library API's entry point). */
+export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file' | 'profile'> & { label?: string }): LoadedPolicy {
+  const env = opts.env ?? process.env;
+  const home = opts.home ?? env.HOME ?? '/';
+  const label = opts.label ?? '(policy object)';
+  const parsed = validate(policy, label, undefined);
+  const sources: Source[] = [];
+  const seen = new Set<string>();
+  for (const ext of parsed.extends ?? []) {
+    if (isProfileRef(ext)) collectProfile(ext, label, [label], seen, sources);
+    else collectFile(path.resolve(ext), [label], seen, sources);
+  }
+  sources.push({ label, policy: parsed });
+  return build(sources, { home, workspace: opts.workspace, nodePrefix: nodePrefix() }, env, home);
+}
+
+function isProfileRef(ref: string): boolean {
+  return !ref.includes('/') && !/\.(ya?ml|json)$/i.test(ref);
+}
+
+function collectProfile(name: string, from: string, stack: string[], seen: Set<string>, out: Source[]): void {
+  const profile = PROFILES[name];
+  if (!profile) {
+    throw new PolicyError(from, 'extends', `unknown profile "${name}"`, `use one of: ${PROFILE_NAMES.join(', ')}, or a path to a policy file (e.g. ./base.yaml)`);
+  }
+  const label = `profile:${name}`;
+  collect(label, validate(profile, label, undefined), stack, seen, out, path.dirname(from));
+}
+
+function collectFile(file: string, stack: string[], seen: Set<string>, out: Source[]): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const from = stack.at(-1);
+    throw new PolicyError(
+      from ?? file,
+      from ? 'extends' : '',
+      code === 'ENOENT' ? `policy file ${file} does not exist` : `cannot read policy file ${file}: ${(e as Error).message}`,
+      code === 'ENOENT' ? 'check the path (relative paths in extends are relative to the file that names them)' : 'check its permissions',
+    );
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]!;
+    const line = lines.linePos(err.pos[0]).line;
+    throw new PolicyError(file, '', `not valid YAML/JSON: ${err.message.split('\n')[0]}`, 'fix the syntax at that line', line);
+  }
+  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (raw === null || raw === undefined) {
+    throw new PolicyError(file, '', 'the policy file is empty', 'write at least `extends: [default]`, or use --profile NAME');
+  }
+  collect(file, validate(raw, file, { doc, lines }), stack, seen, out, path.dirname(file));
+}
+
+function collect(label: string, policy: PolicyFile, stack: string[], seen: Set<string>, out: Source[], dir: string): void {
+  if (stack.includes(label)) {
+    throw new PolicyError(stack.at(-1)!, 'extends', `extends cycle: ${[...stack, label].join(' -> ')}`, 'remove one of the extends entries that closes the loop');
+  }
+  if (seen.has(label)) return;
+  seen.add(label);
+  const next = [...stack, label];
+  for (const ext of policy.extends ?? []) {
+    if (isProfileRef(ext)) collectProfile(ext, label, next, seen, out);
+    else collectFile(path.resolve(dir, ext), next, seen, out);
+  }
+  out.push({ label, policy });
+}
+
+// ---------------------------------------------------------------------------
+// Validation with errors a person can act on
+
+interface DocInfo {
+  doc: Document;
+  lines: LineCounter;
+}
+
+function validate(raw: unknown, file: string, info: DocInfo | undefined): PolicyFile {
+  const r = PolicySchema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = pickIssue(r.error.issues);
+  const keyPath = formatKeyPath(issue.path);
+  const line = info ? lineOf(info, issue.path, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined) : undefined;
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!;
+    const known = knownKeysAt(issue.path);
+    const guess = closest(key, known);
+    const at = keyPath ? `${keyPath}.${key}` : key;
+    throw new PolicyError(
+      file,
+      at,
+      `unknown key "${key}"`,
+      `${guess ? `did you mean "${guess}"? ` : ''}known keys here: ${known.join(', ')} (an unknown key is never ignored: a typo could weaken the policy)`,
+      line,
+    );
+  }
+  const described = describeAt(issue.path);
+  const got = valueAt(raw, issue.path);
+  const problem =
+    issue.code === 'invalid_type' && got === undefined
+      ? 'missing value'
+      : `invalid value ${truncate(JSON.stringify(got) ?? String(got))}`;
+  throw new PolicyError(file, keyPath, problem, described ? `expected ${described}` : issue.message, line);
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** For a union, report the branch that got furthest, so the message is about the user's intent. */
+function pickIssue(issues: readonly Issue[]): Issue {
+  const first = issues[0]!;
+  if (first.code !== 'invalid_union') return first;
+  let best: Issue | undefined;
+  for (const branch of first.errors) {
+    for (const inner of branch) {
+      if (inner.code === 'invalid_type' && inner.path.length === 0) continue; // wrong shape entirely
+      const candidate = { ...inner, path: [...first.path, ...inner.path] } as Issue;
+      if (!best || candidate.path.length > best.path.length) best = candidate;
+    }
+  }
+  return best ? pickIssue([best]) : first;
+}
+
+function formatKeyPath(p: readonly PropertyKey[]): string {
+  return p.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
+}
+
+/** Walks the schema along a key path, unwrapping optionals, collecting the innermost description. */
+function schemaAt(p: readonly PropertyKey[]): { schema: unknown; description: string | undefined } {
+  let s: any = PolicySchema;
+  let description: string | undefined = s.description;
+  for (const seg of p) {
+    for (;;) {
+      description = s?.description ?? description;
+      const t = s?._zod?.def?.type;
+      if (t === 'optional' || t === 'nullable' || t === 'default') s = s._zod.def.innerType;
+      else break;
+    }
+    const t = s?._zod?.def?.type;
+    if (t === 'object') s = s.shape?.[seg as string];
+    else if (t === 'array') s = s._zod.def.element;
+    else if (t === 'record') s = s._zod.def.valueType;
+    else if (t === 'union') {
+      s = (s._zod.def.options as any[]).find((o) => o?._zod?.def?.type === 'object' && o.shape?.[seg as string]) ?? s;
+      if (s?._zod?.def?.type === 'object') s = s.shape[seg as string];
+    } else s = undefined;
+    if (s === undefined) break;
+    description = s?.description ?? description;
+  }
+  while (s && (s._zod?.def?.type === 'optional' || s._zod?.def?.type === 'nullable')) {
+    s = s._zod.def.innerType;
+    description = s?.description ?? description;
+  }
+  return { schema: s, description };
+}
+
+function describeAt(p: readonly PropertyKey[]): string | undefined {
+  return schemaAt(p).description;
+}
+
+function knownKeysAt(p: readonly PropertyKey[]): string[] {
+  const s: any = schemaAt(p).schema;
+  if (s?._zod?.def?.type === 'object') return Object.keys(s.shape);
+  if (s?._zod?.def?.type === 'union') {
+    const obj = (s._zod.def.options as any[]).find((o) => o?._zod?.def?.type === 'object');
+    if (obj) return Object.keys(obj.shape);
+  }
+  return [];
+}
+
+function valueAt(raw: unknown, p: readonly PropertyKey[]): unknown {
+  let v: any = raw;
+  for (const seg of p) v = v?.[seg as any];
+  return v;
+}
+
+function lineOf(info: DocInfo, p: readonly PropertyKey[], key?: string): number | undefined {
+  let node: any = info.doc.contents;
+  let offset: number | undefined = node?.range?.[0];
+  for (const seg of key === undefined ? p : [...p, key]) {
+    if (isMap(node)) {
+      const pair: any = node.items.find((it: any) => it.key?.value === seg);
+      if (!pair) break;
+      offset = pair.key?.range?.[0] ?? offset;
+      node = pair.value;
+      if (seg !== key) offset = node?.range?.[0] ?? offset;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      offset = node?.range?.[0] ?? offset;
+    } else break;
+  }
+  return offset === undefined ? undefined : info.lines.linePos(offset).line;
+}
+
+function closest(word: string, options: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const o of options) {
+    const d = editDistance(word.toLowerCase(), o.toLowerCase());
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function truncate(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+// ---------------------------------------------------------------------------
+// Merge
+
+function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, home: string): LoadedPolicy {
+  const origins = new Map<string, Origin>();
+  const fs = Object.fromEntries(FS_KEYS.map((k) => [k, new Map<string, FsEntry>()])) as Record<FsKey, Map<string, FsEntry>>;
+  const network = new Set<string>();
+  const pass = new Set<string>();
+  const set: Record<string, string> = {};
+  const deny = new Set<string>();
+  const eff: EffectivePolicy = {
+    version: 1,
+    workspace: ctx.workspace,
+    filesystem: { read: [], write: [], execute: [], append: [], visible: [], deny: [] },
+    network: { allow: [] },
+    resources: { memory: null, pids: null, cpus: null, cpu_time: null, wall_time: null, file_size: null, open_files: null, output: null },
+    env: { pass: [], set: {} },
+    syscalls: { deny: [], allow_ia32: false },
+    sandbox: { landlock: 'required', allow_degraded: false, home: 'tmpfs' },
+  };
+
+  for (const { label, policy } of sources) {
+    for (const key of FS_KEYS) {
+      (policy.filesystem?.[key] ?? []).forEach((entry: PathEntry, i: number) => {
+        const raw = typeof entry === 'string' ? entry : entry.path;
+        const optional = typeof entry === 'string' ? false : entry.optional === true;
+        const r = expandPath(raw, ctx);
+        const keyPath = `filesystem.${key}[${i}]`;
+        if (!r.ok) throw new PolicyError(label, keyPath, r.problem, r.fix);
+        const prev = fs[key].get(r.path);
+        // Required wins over optional: if any source insists on the path, its absence is an error.
+        fs[key].set(r.path, optional && (prev === undefined || prev.optional) ? { path: r.path, optional: true } : { path: r.path });
+        if (!origins.has(`${key}\0${r.path}`)) origins.set(`${key}\0${r.path}`, { file: label, keyPath });
+      });
+    }
+    (policy.network?.allow ?? []).forEach((hp, i) => {
+      network.add(hp.toLowerCase());
+      if (!origins.has(`network\0${hp.toLowerCase()}`)) origins.set(`network\0${hp.toLowerCase()}`, { file: label, keyPath: `network.allow[${i}]` });
+    });
+    const res = policy.resources ?? {};
+    for (const k of ['memory', 'file_size', 'output'] as const) if (res[k] !== undefined) eff.resources[k] = parseSize(res[k]);
+    for (const k of ['cpu_time', 'wall_time'] as const) if (res[k] !== undefined) eff.resources[k] = parseDuration(res[k]);
+    for (const k of ['pids', 'open_files'] as const) if (res[k] !== undefined) eff.resources[k] = res[k] === 'unlimited' ? null : res[k];
+    if (res.cpus !== undefined) eff.resources.cpus = res.cpus === 'unlimited' ? null : res.cpus;
+    for (const name of policy.env?.pass ?? []) pass.add(name);
+    Object.assign(set, policy.env?.set ?? {});
+    for (const name of policy.syscalls?.deny ?? []) deny.add(name);
+    if (policy.syscalls?.allow_ia32 !== undefined) eff.syscalls.allow_ia32 = policy.syscalls.allow_ia32;
+    if (policy.sandbox?.landlock !== undefined) eff.sandbox.landlock = policy.sandbox.landlock;
+    if (policy.sandbox?.allow_degraded !== undefined) eff.sandbox.allow_degraded = policy.sandbox.allow_degraded;
+    if (policy.sandbox?.home !== undefined) eff.sandbox.home = policy.sandbox.home;
+  }
+
+  // Mandatory denies: never granted, whatever the policy says.
+  const lastLabel = sources.at(-1)?.label ?? '(policy)';
+  for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
+    const r = expandPath(raw, ctx);
+    if (!r.ok) continue;
+    if (!fs.deny.has(r.path)) fs.deny.set(r.path, { path: r.path, optional: true });
+    if (!origins.has(`deny\0${r.path}`)) origins.set(`deny\0${r.path}`, { file: 'ward:mandatory-deny', keyPath: 'filesystem.deny' });
+  }
+
+  for (const key of FS_KEYS) eff.filesystem[key] = [...fs[key].values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  eff.network.allow = [...network].sort();
+  for (const name of ['PATH', 'HOME', 'LANG', 'TERM']) pass.add(name);
+  eff.env.pass = [...pass].sort();
+  eff.env.set = Object.fromEntries(Object.entries(set).sort(([a], [b]) => (a < b ? -1 : 1)));
+  eff.syscalls.deny = [...deny].sort();
+
+  checkContradictions(eff, origins, lastLabel);
+  const canonical = canonicalJson(eff);
+  return { effective: eff, canonical, sha256: sha256Hex(canonical), sources: sources.map((s) => s.label), origins };
+}
+
+/** Grants that cannot both hold for one path are a policy bug, reported where they were written. */
+function checkContradictions(eff: EffectivePolicy, origins: Map<string, Origin>, fallback: string): void {
+  const pairs: [FsKey, FsKey, string][] = [
+    ['visible', 'read', 'a visible path is one whose bytes must never be read'],
+    ['visible', 'write', 'a visible path is one whose bytes must never be read or changed'],
+    ['visible', 'execute', 'executing a file reads it'],
+    ['append', 'write', 'append-only means the file may not be rewritten'],
+  ];
+  for (const [a, b, why] of pairs) {
+    const inB = new Set(eff.filesystem[b].map((e) => e.path));
+    for (const e of eff.filesystem[a]) {
+      if (!inB.has(e.path)) continue;
+      const o = origins.get(`${a}\0${e.path}`) ?? origins.get(`${b}\0${e.path}`);
+      throw new PolicyError(
+        o?.file ?? fallback,
+        o?.keyPath ?? `filesystem.${a}`,
+        `contradictory grants: ${e.path} is in both filesystem.${a} and filesystem.${b} (${why})`,
+        `keep it in one of the two lists`,
+      );
+    }
+  }
+}
+
+let cachedNodePrefix: string | undefined;
+function nodePrefix(): string {
+  if (cachedNodePrefix === undefined) {
+    let exe = process.execPath;
+    try {
+      exe = realpathSync(exe);
+    } catch {
+      /* keep execPath */
+    }
+    cachedNodePrefix = path.dirname(path.dirname(exe));
+  }
+  return cachedNodePrefix;
+}

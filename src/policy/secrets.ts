@@ -1,0 +1,46 @@
+/**
+ * Paths no policy can grant: credentials an agent must never read, and Ward's own
+ * state (an agent that could rewrite Ward's launcher, keys or audit log would own
+ * every later run). They are added to every effective policy's `deny` list, so
+ * they are covered by its hash and shown by `ward policy show`.
+ *
+ * They are masked only where a grant would otherwise expose them: a path nothing
+ * grants is invisible already.
+ */
+export const SECRET_PATHS: readonly string[] = [
+  '~/.ssh',
+  '~/.gnupg',
+  '~/.aws',
+  '~/.azure',
+  '~/.config/gcloud',
+  '~/.kube',
+  '~/.docker',
+  '~/.netrc',
+  '~/.git-credentials',
+  '~/.config/gh',
+  '~/.password-store',
+  '~/.pgpass',
+  '~/.vault-token',
+  '/etc/shadow',
+  '/etc/gshadow',
+  '/etc/shadow-',
+  '/etc/gshadow-',
+  '/etc/sudoers',
+  '/etc/sudoers.d',
+  '/etc/ssh',
+  '/etc/ssl/private',
+  '/root/.ssh',
+  // Host sockets that hand out root: binding /run or /var/run must never bring them in.
+  '/run/docker.sock',
+  '/var/run/docker.sock',
+  '/run/containerd',
+  '/run/podman',
+];
+
+/** Ward's own state, config and cache: keys, audit logs, the compiled launcher. */
+export function wardStatePaths(env: NodeJS.ProcessEnv, home: string): string[] {
+  const state = env.XDG_STATE_HOME || `${home}/.local/state`;
+  const config = env.XDG_CONFIG_HOME || `${home}/.config`;
+  const cache = env.XDG_CACHE_HOME || `${home}/.cache`;
+  return [`${state}/ward`, `${config}/ward`, `${cache}/ward`];
+}

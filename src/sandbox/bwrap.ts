@@ -1,0 +1,80 @@
+/**
+ * Plan -> bubblewrap arguments. bwrap builds the namespaces and the mount tree,
+ * drops every capability, sets no_new_privs and loads Ward's seccomp program,
+ * then runs Ward's launcher (which adds Landlock and rlimits) inside.
+ *
+ * The arguments are handed to bwrap through `--args FD`, not argv: bwrap's pid 1
+ * inside the sandbox keeps its argv, and /proc/1/cmdline is readable there.
+ */
+import type { MountOp } from '../plan/mounts.js';
+
+/** Where the launcher binary appears inside the sandbox (read-only, outside every grant). */
+export const LAUNCHER_INSIDE = '/.ward/launch';
+
+export const NAMESPACE_FLAGS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup'] as const;
+
+export interface BwrapInput {
+  ops: MountOp[];
+  cwd: string;
+  launcherPath: string;
+  maskFile: string;
+  seccompFd: number;
+  /** The launcher's `inner` arguments and the command, appended after `--`. */
+  innerArgv: string[];
+}
+
+export function bwrapArgs(input: BwrapInput): string[] {
+  const a: string[] = [
+    ...NAMESPACE_FLAGS,
+    // No user namespaces inside (a second wall behind the seccomp rule on unshare/clone).
+    '--disable-userns',
+    '--die-with-parent',
+    // A new session: the command has no controlling terminal, so TIOCSTI cannot push
+    // keystrokes into the caller's shell (seccomp refuses the ioctl as well).
+    '--new-session',
+    // bwrap keeps capabilities for a root caller unless told; inside, uid 0 must be powerless.
+    '--cap-drop',
+    'ALL',
+    '--hostname',
+    'ward',
+  ];
+  for (const op of input.ops) {
+    switch (op.kind) {
+      case 'proc':
+        a.push('--proc', op.dest);
+        break;
+      case 'dev':
+        a.push('--dev', op.dest);
+        break;
+      case 'tmpfs':
+        // /tmp keeps its usual sticky, world-writable mode; a private $HOME is the owner's alone.
+        a.push('--perms', op.dest === '/tmp' ? '1777' : '0700', '--tmpfs', op.dest);
+        break;
+      case 'bind':
+        a.push(op.writable ? '--bind' : '--ro-bind', op.src, op.dest);
+        break;
+      case 'mask-dir':
+        a.push('--perms', '0000', '--tmpfs', op.dest, '--remount-ro', op.dest);
+        break;
+      case 'mask-file':
+        a.push('--ro-bind', input.maskFile, op.dest);
+        break;
+      case 'symlink':
+        a.push('--symlink', op.target, op.dest);
+        break;
+    }
+  }
+  a.push('--ro-bind', input.launcherPath, LAUNCHER_INSIDE);
+  // The root tmpfs itself read-only: nothing can be created beside the bound trees.
+  a.push('--remount-ro', '/');
+  a.push('--chdir', input.cwd);
+  a.push('--seccomp', String(input.seccompFd));
+  a.push('--', LAUNCHER_INSIDE, ...input.innerArgv);
+  return a;
+}
+
+/** NUL-separated, as `bwrap --args FD` reads them. */
+export function encodeArgs(args: string[]): Buffer {
+  for (const x of args) if (x.includes('\0')) throw new Error(`argument contains NUL: ${JSON.stringify(x)}`);
+  return Buffer.from(args.map((x) => `${x}\0`).join(''));
+}

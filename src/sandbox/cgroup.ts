@@ -1,0 +1,352 @@
+/**
+ * Resource limits for the whole process tree, from a cgroup Ward creates per run.
+ *
+ * cgroup v2 first (what users' systemd machines run); v1 as the fallback (this
+ * kind of machine: memory, pids, cpu and cpuacct as separate hierarchies). Ward
+ * creates `ward-<pid>-<n>` beside or below its own cgroup, where it may write:
+ * as root anywhere, as a user where systemd delegated a subtree. The launcher
+ * joins it before bwrap unshares the cgroup namespace, so the sandbox sees its
+ * own cgroup as its root and cannot leave it.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { WardError } from '../errors.js';
+import type { CgroupLimits } from '../plan/compile.js';
+
+export interface Cgroup {
+  version: 1 | 2;
+  /** The directories created (one for v2, one per controller for v1). */
+  dirs: string[];
+  /** Files the launcher writes its pid into. */
+  procsFiles: string[];
+  /** What was written, as `file=value`, for the launch record. */
+  applied: string[];
+  /** True once the kernel's OOM killer killed something in this cgroup. */
+  oomKilled(): boolean;
+  /** CPU time used by the whole tree so far, in seconds, or null if not accounted. */
+  cpuSeconds(): number | null;
+  /** How many forks the pids limit refused (pids.events "max"). */
+  pidsRefused(): number;
+  /** SIGKILL everything in the cgroup. */
+  killAll(): void;
+  /** Remove the cgroup (after its processes are gone); retries briefly. */
+  remove(): Promise<void>;
+}
+
+interface Mount {
+  root: string;
+  mountpoint: string;
+  type: 'cgroup' | 'cgroup2';
+  options: string[];
+}
+
+const CPU_PERIOD_US = 100_000;
+let counter = 0;
+let staleSwept = false;
+
+export function needsCgroup(l: CgroupLimits): boolean {
+  return l.memory !== null || l.pids !== null || l.cpus !== null;
+}
+
+/**
+ * Creates the run's cgroup with the limits set, or throws a WardError naming
+ * what is missing and how to get it.
+ */
+export function createCgroup(limits: CgroupLimits, opts: { cpuAccounting: boolean }): Cgroup {
+  const wanted = controllersFor(limits, opts.cpuAccounting);
+  const mounts = readMounts();
+  const self = readSelfCgroups();
+  const name = `ward-${process.pid}-${++counter}`;
+  const reasons: string[] = [];
+
+  const v2 = mounts.find((m) => m.type === 'cgroup2');
+  if (v2) {
+    const r = tryV2(v2, self.get('') ?? '/', wanted, limits, name);
+    if (typeof r !== 'string') return r;
+    reasons.push(`cgroup v2 at ${v2.mountpoint}: ${r}`);
+  } else reasons.push('no cgroup v2 mount');
+
+  const r1 = tryV1(mounts, self, wanted, limits, name);
+  if (typeof r1 !== 'string') return r1;
+  reasons.push(`cgroup v1: ${r1}`);
+
+  throw new WardError(`cannot apply the policy's resource limits (${describe(limits)}): ${reasons.join('; ')}`, {
+    step: 'cgroup',
+    fix:
+      process.getuid?.() === 0
+        ? 'mount the cgroup controllers (memory, pids, cpu), or remove the limits from the policy'
+        : 'run Ward in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes ward run ...`; or set resources.memory/pids/cpus to "unlimited"; or pass --allow-degraded (if the policy allows it) to fall back to rlimits',
+  });
+}
+
+function controllersFor(l: CgroupLimits, cpuAccounting: boolean): Set<string> {
+  const s = new Set<string>();
+  if (l.memory !== null) s.add('memory');
+  if (l.pids !== null) s.add('pids');
+  if (l.cpus !== null || cpuAccounting) s.add('cpu');
+  return s;
+}
+
+function describe(l: CgroupLimits): string {
+  return [l.memory !== null && `memory ${l.memory}`, l.pids !== null && `pids ${l.pids}`, l.cpus !== null && `cpus ${l.cpus}`].filter(Boolean).join(', ');
+}
+
+function tryV2(m: Mount, selfPath: string, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
+  // Candidates for the parent: as root, a `ward` cgroup at the top; otherwise the
+  // parent of our own cgroup (v2 forbids processes in a cgroup whose children have
+  // controllers, so a sibling of our own leaf is where a delegated user can create).
+  const own = path.join(m.mountpoint, selfPath);
+  const candidates = process.getuid?.() === 0 ? [path.join(m.mountpoint, 'ward'), path.dirname(own)] : [path.dirname(own)];
+  let why = 'no writable parent cgroup';
+  for (const parent of candidates) {
+    try {
+      if (!existsSync(parent)) {
+        enableControllers(path.dirname(parent), wanted);
+        mkdirSync(parent);
+      }
+      enableControllers(parent, wanted);
+      const have = new Set(readFileSync(path.join(parent, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/));
+      const missing = [...wanted].filter((c) => !have.has(c));
+      if (missing.length) {
+        why = `controllers ${missing.join(', ')} not enabled in ${parent}`;
+        continue;
+      }
+      accessSync(parent, constants.W_OK);
+      sweepStale(parent);
+      const dir = path.join(parent, name);
+      mkdirSync(dir);
+      const applied: string[] = [];
+      const write = (file: string, value: string, optional = false) => {
+        try {
+          writeFileSync(path.join(dir, file), value);
+          applied.push(`${file}=${value}`);
+        } catch (e) {
+          if (!optional) throw e;
+        }
+      };
+      try {
+        if (limits.memory !== null) {
+          write('memory.max', String(limits.memory));
+          write('memory.swap.max', '0', true); // the limit is real memory, not swap
+        }
+        if (limits.pids !== null) write('pids.max', String(limits.pids));
+        if (limits.cpus !== null) write('cpu.max', `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+      } catch (e) {
+        rmdirSync(dir);
+        throw e;
+      }
+      return {
+        version: 2,
+        dirs: [dir],
+        procsFiles: [path.join(dir, 'cgroup.procs')],
+        applied,
+        oomKilled: () => Number(/\boom_kill (\d+)/.exec(readOr(path.join(dir, 'memory.events'), ''))?.[1] ?? 0) > 0,
+        cpuSeconds: () => {
+          const m2 = /\busage_usec (\d+)/.exec(readOr(path.join(dir, 'cpu.stat'), ''));
+          return m2 ? Number(m2[1]) / 1e6 : null;
+        },
+        pidsRefused: () => eventCount(path.join(dir, 'pids.events'), 'max'),
+        killAll: () => {
+          if (existsSync(path.join(dir, 'cgroup.kill'))) {
+            try {
+              writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+              return;
+            } catch {
+              /* fall through to killing pid by pid */
+            }
+          }
+          killPids(path.join(dir, 'cgroup.procs'));
+        },
+        remove: () => removeDirs([dir], () => killPids(path.join(dir, 'cgroup.procs'))),
+      };
+    } catch (e) {
+      why = `${parent}: ${(e as Error).message}`;
+    }
+  }
+  return why;
+}
+
+function enableControllers(parent: string, wanted: Set<string>): void {
+  const file = path.join(parent, 'cgroup.subtree_control');
+  const have = new Set(readOr(file, '').trim().split(/\s+/));
+  const available = new Set(readOr(path.join(parent, 'cgroup.controllers'), '').trim().split(/\s+/));
+  const add = [...wanted].filter((c) => !have.has(c) && available.has(c));
+  if (add.length === 0) return;
+  try {
+    writeFileSync(file, add.map((c) => `+${c}`).join(' '));
+  } catch {
+    /* not ours to change; the caller reports the missing controllers */
+  }
+}
+
+function tryV1(mounts: Mount[], self: Map<string, string>, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
+  const need = new Set(wanted);
+  if (need.has('cpu')) need.add('cpuacct');
+  const dirs: string[] = [];
+  const byController = new Map<string, string>();
+  const applied: string[] = [];
+  try {
+    for (const c of need) {
+      const m = mounts.find((x) => x.type === 'cgroup' && x.options.includes(c));
+      if (!m) {
+        if (c === 'cpuacct') continue; // accounting is a nicety; cpu.max is the limit
+        throw new Error(`controller ${c} is not mounted`);
+      }
+      const existing = [...byController.entries()].find(([, d]) => d.startsWith(m.mountpoint + '/'));
+      if (existing) {
+        byController.set(c, existing[1]);
+        continue;
+      }
+      const ownRaw = self.get(m.options.filter((o) => ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer'].includes(o)).join(',')) ?? self.get(c) ?? '/';
+      // mountinfo's root is the part of our path the mount already hides (inside a container).
+      const rel = m.root !== '/' && ownRaw.startsWith(m.root) ? ownRaw.slice(m.root.length) || '/' : ownRaw;
+      const parent = path.join(m.mountpoint, rel);
+      accessSync(parent, constants.W_OK);
+      sweepStale(parent);
+      const dir = path.join(parent, name);
+      mkdirSync(dir);
+      dirs.push(dir);
+      byController.set(c, dir);
+    }
+    const w = (c: string, file: string, value: string, optional = false) => {
+      const dir = byController.get(c);
+      if (!dir) throw new Error(`controller ${c} missing`);
+      try {
+        writeFileSync(path.join(dir, file), value);
+        applied.push(`${c}/${file}=${value}`);
+      } catch (e) {
+        if (!optional) throw new Error(`${path.join(dir, file)}: ${(e as Error).message}`);
+      }
+    };
+    if (limits.memory !== null) {
+      w('memory', 'memory.limit_in_bytes', String(limits.memory));
+      // With swap accounting, cap memory+swap too, or the tree just swaps past the limit.
+      w('memory', 'memory.memsw.limit_in_bytes', String(limits.memory), true);
+    }
+    if (limits.pids !== null) w('pids', 'pids.max', String(limits.pids));
+    if (limits.cpus !== null) {
+      w('cpu', 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+      w('cpu', 'cpu.cfs_quota_us', String(Math.round(limits.cpus * CPU_PERIOD_US)));
+    }
+  } catch (e) {
+    for (const d of dirs.reverse()) tryRmdir(d);
+    return (e as Error).message;
+  }
+  const memDir = byController.get('memory');
+  const acctDir = byController.get('cpuacct');
+  const anyDir = dirs[0]!;
+  return {
+    version: 1,
+    dirs,
+    procsFiles: dirs.map((d) => path.join(d, 'cgroup.procs')),
+    applied,
+    oomKilled: () => {
+      if (!memDir) return false;
+      const m = /\boom_kill (\d+)/.exec(readOr(path.join(memDir, 'memory.oom_control'), ''));
+      return m !== null && Number(m[1]) > 0;
+    },
+    cpuSeconds: () => {
+      if (!acctDir) return null;
+      const v = readOr(path.join(acctDir, 'cpuacct.usage'), '').trim();
+      return v ? Number(v) / 1e9 : null;
+    },
+    pidsRefused: () => (byController.get('pids') ? eventCount(path.join(byController.get('pids')!, 'pids.events'), 'max') : 0),
+    killAll: () => killPids(path.join(anyDir, 'cgroup.procs')),
+    remove: () => removeDirs(dirs, () => killPids(path.join(anyDir, 'cgroup.procs'))),
+  };
+}
+
+function eventCount(file: string, key: string): number {
+  const m = new RegExp(`\\b${key} (\\d+)`).exec(readOr(file, ''));
+  return m ? Number(m[1]) : 0;
+}
+
+function killPids(procsFile: string): void {
+  for (const line of readOr(procsFile, '').split('\n')) {
+    const pid = Number(line);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+async function removeDirs(dirs: string[], kill: () => void): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const left = dirs.filter((d) => existsSync(d) && !tryRmdir(d));
+    if (left.length === 0) return;
+    kill();
+    await new Promise((r) => setTimeout(r, attempt < 10 ? 5 : 20));
+  }
+  // Still busy after ~1 s: say so rather than leave it silently.
+  process.emitWarning(`ward: could not remove cgroup ${dirs.join(', ')} (processes still exiting); the next run removes it`);
+}
+
+function tryRmdir(d: string): boolean {
+  try {
+    rmdirSync(d);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/** Removes empty cgroups left by Ward processes that died without cleaning up (SIGKILL). */
+function sweepStale(parent: string): void {
+  if (staleSwept) return;
+  staleSwept = true;
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^ward-(\d+)-\d+$/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // owner alive
+    } catch {
+      /* owner gone */
+    }
+    const dir = path.join(parent, n);
+    if (readOr(path.join(dir, 'cgroup.procs'), 'x').trim() === '') tryRmdir(dir);
+  }
+}
+
+function readMounts(): Mount[] {
+  const out: Mount[] = [];
+  for (const line of readOr('/proc/self/mountinfo', '').split('\n')) {
+    const parts = line.split(' ');
+    const sep = parts.indexOf('-');
+    if (sep < 0) continue;
+    const type = parts[sep + 1];
+    if (type !== 'cgroup' && type !== 'cgroup2') continue;
+    out.push({ root: parts[3]!, mountpoint: parts[4]!, type, options: (parts[sep + 3] ?? '').split(',') });
+  }
+  return out;
+}
+
+/** controllers (comma-joined, '' for v2) -> path, from /proc/self/cgroup. */
+function readSelfCgroups(): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of readOr('/proc/self/cgroup', '').split('\n')) {
+    const match = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!match) continue;
+    m.set(match[1]!, match[2]!);
+    for (const c of match[1]!.split(',')) if (c && !m.has(c)) m.set(c, match[2]!);
+  }
+  return m;
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}

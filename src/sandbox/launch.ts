@@ -1,0 +1,395 @@
+/**
+ * Plan + argv -> a running sandbox -> a result. The launch path, top to bottom:
+ *
+ *   1. cgroup: create the run's cgroup with its limits (or refuse, or, when the
+ *      caller and the policy both allow it, degrade to rlimits and record it);
+ *   2. spawn `ward-launch outer` (joins the cgroup, then execs bwrap), with
+ *      fd 3 = bwrap's arguments, fd 4 = the launchers' status channel,
+ *      fd 5 = the seccomp program;
+ *   3. bwrap builds namespaces and mounts, loads seccomp, runs `ward-launch
+ *      inner`, which sets rlimits and Landlock, reports what is in force as seen
+ *      from inside, closes every other fd, and execs the command;
+ *   4. Ward enforces the wall clock and CPU time, watches the cgroup for kills,
+ *      waits, removes the cgroup, and says which limit stopped the command.
+ *
+ * fd 4 is a socketpair end (Node's 'pipe'), not a pipe: bwrap's pid 1 keeps a
+ * copy, and a socket cannot be reopened through /proc/1/fd the way a pipe can,
+ * so the command cannot write forged status lines into it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
+import { ensureLauncher, innerArgs, outerArgs } from '../launcher/launcher.js';
+import type { Plan, Rlimits } from '../plan/compile.js';
+import { ensureMaskFile } from '../paths.js';
+import { bwrapArgs, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
+import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
+import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
+import { WARD_VERSION } from '../version.js';
+
+const FD_ARGS = 3;
+const FD_STATUS = 4;
+const FD_SECCOMP = 5;
+
+/** Default cap on captured output when the policy sets none (the library buffers it). */
+export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
+
+export type OutputMode = 'inherit' | 'capture' | { stdout: Writable; stderr: Writable };
+
+export interface LaunchOptions {
+  /** 'inherit' (default for the CLI): the child gets Ward's stdin. */
+  stdin?: 'inherit' | 'pipe' | 'ignore';
+  /** 'capture' buffers (the library default), an object forwards; both honour resources.output. */
+  output?: OutputMode;
+  /** Run with a missing layer if the policy's sandbox.allow_degraded also allows it. */
+  allowDegraded?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Something the boundary refused or stopped, as Ward observed it. */
+export interface Denial {
+  layer: 'cgroup' | 'rlimit' | 'timeout' | 'seccomp' | 'landlock' | 'output';
+  what: string;
+  verdict: 'killed' | 'refused' | 'truncated';
+  detail: string;
+}
+
+export interface LaunchRecord {
+  type: 'launch';
+  ward_version: string;
+  time: string;
+  policy_sha256: string;
+  plan_sha256: string;
+  policy_sources: string[];
+  argv: string[];
+  workspace: string;
+  cwd: string;
+  layers: {
+    namespaces: string[];
+    seccomp: { sha256: string; instructions: number };
+    cgroup: { version: 1 | 2; applied: string[] } | null;
+    rlimits: Rlimits;
+    landlock_mode: string;
+  };
+  /** What the launcher saw from inside, right before exec (null if it never reported). */
+  observed: Record<string, unknown> | null;
+  degraded: string[];
+  notes: string[];
+}
+
+export type RunReason = 'exit' | 'signal' | 'timeout' | 'memory' | 'cpu_time' | 'file_size' | 'exec-failed';
+
+export interface RunResult {
+  exitCode: number;
+  /** The command's own exit status, before Ward mapped a limit kill to 137/124. */
+  rawExitCode: number;
+  reason: RunReason;
+  /** Human sentence when a limit stopped the command. */
+  message: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  outputTruncated: boolean;
+  denials: Denial[];
+  launch: LaunchRecord;
+  durationMs: number;
+}
+
+export interface RunHandle {
+  pid: number;
+  stdin: Writable | null;
+  result: Promise<RunResult>;
+  /** Kill the whole sandbox now. */
+  kill(): void;
+}
+
+const SIGXCPU = 24;
+const SIGXFSZ = 25;
+
+export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
+  if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
+  const started = process.hrtime.bigint();
+  const eff = plan.policy.effective;
+  const degraded: string[] = [];
+  const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
+  if (opts.allowDegraded && !eff.sandbox.allow_degraded) {
+    throw new WardError('--allow-degraded was given, but the policy does not allow degraded runs', {
+      step: 'preflight',
+      fix: 'set `sandbox: { allow_degraded: true }` in the policy if running with fewer layers is acceptable, or drop --allow-degraded',
+    });
+  }
+
+  const bwrap = findBwrap();
+  const launcher = ensureLauncher();
+  const maskFile = ensureMaskFile();
+
+  // 1. cgroup
+  const rlimits: Rlimits = { ...plan.rlimits };
+  let cgroup: Cgroup | null = null;
+  if (needsCgroup(plan.cgroup) || plan.cpuTimeSec !== null) {
+    try {
+      cgroup = createCgroup(plan.cgroup, { cpuAccounting: plan.cpuTimeSec !== null });
+    } catch (e) {
+      const required = needsCgroup(plan.cgroup);
+      if (required && !degradeAllowed) throw e;
+      if (required) {
+        degraded.push(`cgroup: ${(e as Error).message}`);
+        // Weaker stand-ins, per process rather than per tree: recorded as such.
+        if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
+        if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
+      }
+    }
+  }
+
+  let landlockMode = plan.landlock.mode;
+  if (landlockMode === 'required' && degradeAllowed) landlockMode = 'optional';
+
+  // 2. spawn
+  const inner = innerArgs({
+    rlimits,
+    landlock: { mode: landlockMode, rules: plan.mounts.landlock, scope: plan.landlock.scope },
+    statusFd: FD_STATUS,
+  });
+  const args = bwrapArgs({
+    ops: plan.mounts.ops,
+    cwd: plan.mounts.cwd,
+    launcherPath: launcher,
+    maskFile,
+    seccompFd: FD_SECCOMP,
+    innerArgv: [...inner, '--', ...argv],
+  });
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS }), '--', bwrap, '--args', String(FD_ARGS)];
+
+  const output = opts.output ?? 'capture';
+  const capture = output !== 'inherit';
+  if (output === 'inherit' && plan.outputBytes !== null) {
+    throw new Error('launch: resources.output needs captured or forwarded output');
+  }
+  const outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
+
+  let child: ChildProcess;
+  try {
+    child = spawn(launcher, outer, {
+      argv0: 'ward-launch',
+      env: plan.env,
+      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe'],
+      detached: false,
+    });
+  } catch (e) {
+    void cgroup?.remove();
+    throw new WardError(`cannot start the launcher: ${(e as Error).message}`, { step: 'spawn' });
+  }
+  const stdio = child.stdio as unknown as (Readable & Writable)[];
+  stdio[FD_ARGS]!.end(encodeArgs(args));
+  stdio[FD_SECCOMP]!.end(plan.seccomp.program);
+  // Errors on these write ends just mean bwrap already read what it needed, or died (reported below).
+  stdio[FD_ARGS]!.on('error', () => {});
+  stdio[FD_SECCOMP]!.on('error', () => {});
+
+  const statusChunks: Buffer[] = [];
+  stdio[FD_STATUS]!.on('data', (c: Buffer) => statusChunks.push(c));
+  stdio[FD_STATUS]!.on('error', () => {});
+  const statusDone = new Promise<void>((r) => stdio[FD_STATUS]!.on('close', () => r()));
+
+  // Output, capped.
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let kept = 0;
+  let truncated = false;
+  const sink = (into: Buffer[], forward: Writable | undefined) => (chunk: Buffer) => {
+    if (outputCap !== null && kept + chunk.length > outputCap) {
+      const room = Math.max(0, outputCap - kept);
+      if (room > 0) {
+        const part = chunk.subarray(0, room);
+        kept += room;
+        if (forward) forward.write(part);
+        else into.push(part);
+      }
+      truncated = true;
+      return;
+    }
+    kept += chunk.length;
+    if (forward) forward.write(chunk);
+    else into.push(chunk);
+  };
+  const fwd = typeof output === 'object' ? output : undefined;
+  child.stdout?.on('data', sink(out, fwd?.stdout));
+  child.stderr?.on('data', sink(err, fwd?.stderr));
+  const streamsDone = Promise.all(
+    [child.stdout, child.stderr].filter((s): s is Readable => s !== null).map((s) => new Promise<void>((r) => s.on('close', () => r()))),
+  );
+
+  // 4. limits Ward enforces from outside
+  let timedOut = false;
+  let cpuKilled = false;
+  const killTree = () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+    cgroup?.killAll();
+  };
+  const wall = plan.wallTimeMs !== null ? setTimeout(() => ((timedOut = true), killTree()), plan.wallTimeMs) : null;
+  const cpuWatch =
+    plan.cpuTimeSec !== null && cgroup && cgroup.cpuSeconds() !== null
+      ? setInterval(() => {
+          const used = cgroup!.cpuSeconds();
+          if (used !== null && used >= plan.cpuTimeSec!) {
+            cpuKilled = true;
+            killTree();
+          }
+        }, 100)
+      : null;
+  const onAbort = () => killTree();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // If Ward itself is told to stop, the sandbox goes with it (bwrap --die-with-parent covers SIGKILL of Ward).
+  const onExit = () => killTree();
+  process.once('exit', onExit);
+
+  const result = (async (): Promise<RunResult> => {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      child.once('exit', (c, s) => resolve([c, s]));
+      child.once('error', () => resolve([null, null]));
+    });
+    if (wall) clearTimeout(wall);
+    if (cpuWatch) clearInterval(cpuWatch);
+    opts.signal?.removeEventListener('abort', onAbort);
+    process.removeListener('exit', onExit);
+    await Promise.race([statusDone, new Promise((r) => setTimeout(r, 200))]);
+    await streamsDone;
+
+    const lines = parseStatusLines(Buffer.concat(statusChunks).toString('utf8'));
+    const outerErr = lines.find((l) => l.stage === 'outer' && l.error !== undefined);
+    const innerFirst = lines.find((l) => l.stage === 'inner');
+    const execErr = lines.find((l) => l.stage === 'inner' && l.step === 'exec');
+
+    const oom = cgroup?.oomKilled() ?? false;
+    const pidsRefused = cgroup?.pidsRefused() ?? 0;
+    const cpuUsed = cgroup?.cpuSeconds() ?? null;
+    if (cgroup) await cgroup.remove();
+
+    const launchRecord: LaunchRecord = {
+      type: 'launch',
+      ward_version: WARD_VERSION,
+      time: new Date().toISOString(),
+      policy_sha256: plan.policy.sha256,
+      plan_sha256: plan.sha256,
+      policy_sources: plan.policy.sources,
+      argv,
+      workspace: eff.workspace,
+      cwd: plan.mounts.cwd,
+      layers: {
+        namespaces: NAMESPACE_FLAGS.map((f) => f.replace('--unshare-', '')).concat('mount'),
+        seccomp: { sha256: plan.seccomp.sha256, instructions: plan.seccomp.instructions },
+        cgroup: cgroup ? { version: cgroup.version, applied: cgroup.applied } : null,
+        rlimits,
+        landlock_mode: landlockMode,
+      },
+      observed: innerFirst && innerFirst.step === undefined ? innerFirst : null,
+      degraded,
+      notes: plan.notes,
+    };
+
+    if (outerErr) {
+      throw new WardError(`the launcher could not ${outerErr.step === 'cgroup-join' ? `join the cgroup (${outerErr.detail})` : outerErr.step}: ${outerErr.error}`, {
+        step: `launcher:${outerErr.step}`,
+      });
+    }
+    if (!innerFirst) {
+      if (signal === 'SIGKILL' && (timedOut || opts.signal?.aborted)) {
+        // Killed before the launcher reported: treat as the timeout/abort it was.
+      } else {
+        throw diagnoseBwrapFailure(bwrap, code);
+      }
+    } else if (innerFirst.step !== undefined && innerFirst.step !== 'exec') {
+      throw new WardError(`the sandbox could not be completed: ${innerFirst.step}: ${innerFirst.error}${innerFirst.detail ? ` (${innerFirst.detail})` : ''}`, {
+        step: `launcher:${innerFirst.step}`,
+        fix:
+          innerFirst.step === 'landlock-abi'
+            ? 'this kernel has no Landlock (needs Linux >= 5.13 with landlock in lsm=); set `sandbox: { landlock: optional }` in the policy, or pass --allow-degraded if the policy allows it'
+            : undefined,
+      });
+    }
+    const landlockObserved = (innerFirst?.landlock ?? {}) as { status?: string };
+    if (landlockMode !== 'off' && landlockObserved.status === 'unavailable') degraded.push('landlock: not available on this kernel');
+
+    const raw = code ?? (signal ? 128 + (SIGNALS[signal] ?? 9) : EXIT_WARD_ERROR);
+    const denials: Denial[] = [];
+    let reason: RunReason = raw > 128 ? 'signal' : 'exit';
+    let exitCode = raw;
+    let message: string | null = null;
+    if (execErr) reason = 'exec-failed';
+    if (timedOut) {
+      reason = 'timeout';
+      exitCode = EXIT_TIMEOUT;
+      message = `wall_time limit (${plan.wallTimeMs! / 1000}s) reached: the whole process tree was killed`;
+      denials.push({ layer: 'timeout', what: 'wall_time', verdict: 'killed', detail: message });
+    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || (raw === 137 && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec)))) {
+      reason = 'cpu_time';
+      exitCode = EXIT_LIMIT_KILLED;
+      message = `cpu_time limit (${plan.cpuTimeSec}s) reached: the command was killed`;
+      denials.push({ layer: cpuKilled ? 'cgroup' : 'rlimit', what: 'cpu_time', verdict: 'killed', detail: message });
+    } else if (oom && raw === 137) {
+      reason = 'memory';
+      exitCode = EXIT_LIMIT_KILLED;
+      message = `memory limit (${plan.cgroup.memory} bytes) reached: the kernel's OOM killer stopped the command`;
+      denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: message });
+    } else if (raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
+      reason = 'file_size';
+      exitCode = EXIT_LIMIT_KILLED;
+      message = `file_size limit (${plan.rlimits.fsize[0]} bytes) reached: the command was killed by SIGXFSZ`;
+      denials.push({ layer: 'rlimit', what: 'file_size', verdict: 'killed', detail: message });
+    } else if (oom) {
+      denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: 'a process in the sandbox was killed by the OOM killer (the command itself survived)' });
+    }
+    if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
+    if (truncated) denials.push({ layer: 'output', what: 'output', verdict: 'truncated', detail: `output beyond ${outputCap} bytes was dropped` });
+
+    return {
+      exitCode,
+      rawExitCode: raw,
+      reason,
+      message,
+      stdout: Buffer.concat(out),
+      stderr: Buffer.concat(err),
+      outputTruncated: truncated,
+      denials,
+      launch: launchRecord,
+      durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+    };
+  })();
+  result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between
+
+  return {
+    pid: child.pid ?? -1,
+    stdin: child.stdin,
+    result,
+    kill: killTree,
+  };
+}
+
+interface StatusLine {
+  stage?: string;
+  step?: string;
+  error?: string;
+  errno?: number;
+  detail?: string;
+  landlock?: unknown;
+  [k: string]: unknown;
+}
+
+function parseStatusLines(text: string): StatusLine[] {
+  const out: StatusLine[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const v = JSON.parse(line) as unknown;
+      if (v && typeof v === 'object') out.push(v as StatusLine);
+    } catch {
+      out.push({ stage: 'unknown', error: `unparsable status line: ${line.slice(0, 200)}` });
+    }
+  }
+  return out;
+}
+
+const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGSEGV: 11, SIGABRT: 6, SIGXCPU: 24, SIGXFSZ: 25, SIGHUP: 1, SIGPIPE: 13 };

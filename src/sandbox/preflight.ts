@@ -1,0 +1,84 @@
+/**
+ * Finding bubblewrap, and explaining why a sandbox could not be built. The happy
+ * path costs nothing here: the diagnosis runs only after bwrap has failed, so
+ * its questions are asked of the machine as it is at that moment.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { WardError } from '../errors.js';
+
+let bwrapPath: string | undefined;
+
+/** The bwrap binary: $WARD_BWRAP, or the first `bwrap` on PATH, or the usual places. */
+export function findBwrap(env: NodeJS.ProcessEnv = process.env): string {
+  if (bwrapPath) return bwrapPath;
+  const candidates = env.WARD_BWRAP
+    ? [env.WARD_BWRAP]
+    : [...(env.PATH ?? '').split(':').filter(Boolean).map((d) => path.join(d, 'bwrap')), '/usr/bin/bwrap', '/usr/local/bin/bwrap'];
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      bwrapPath = c;
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  throw new WardError('bubblewrap (bwrap) is not installed, and Ward builds every sandbox with it', {
+    step: 'preflight:bwrap',
+    fix: 'install it: `sudo apt-get install -y bubblewrap` (Debian/Ubuntu), `sudo dnf install bubblewrap` (Fedora); or set WARD_BWRAP to its path',
+  });
+}
+
+function read(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * bwrap exited before Ward's launcher reported in: find out which layer the
+ * kernel refused and say how to get it.
+ */
+export function diagnoseBwrapFailure(bwrap: string, exitCode: number | null): WardError {
+  const probe = spawnSync(bwrap, ['--unshare-user', '--unshare-net', '--unshare-pid', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  const err = `${probe.stderr ?? ''}`.trim();
+  const apparmor = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
+  const maxUserns = read('/proc/sys/user/max_user_namespaces');
+  const clone = read('/proc/sys/kernel/unprivileged_userns_clone');
+
+  if (probe.status !== 0) {
+    if (apparmor === '1' || /setting up uid map: Permission denied|RTM_NEWADDR|Operation not permitted/.test(err)) {
+      return new WardError(`user namespaces are refused on this host, so bwrap cannot build the sandbox (bwrap said: ${err || 'nothing'})`, {
+        step: 'preflight:userns',
+        fix:
+          apparmor === '1'
+            ? 'Ubuntu 24.04+ restricts unprivileged user namespaces through AppArmor. Allow bwrap: create /etc/apparmor.d/bwrap with `abi <abi/4.0>, include <tunables/global> profile bwrap /usr/bin/bwrap flags=(unconfined) { userns, }` and run `sudo systemctl reload apparmor`; or (weaker, host-wide) `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`'
+            : 'allow unprivileged user namespaces (`sudo sysctl user.max_user_namespaces=15000`, and on Debian < 11 `sudo sysctl kernel.unprivileged_userns_clone=1`)',
+      });
+    }
+    if (maxUserns === '0' || clone === '0') {
+      return new WardError('user namespaces are disabled on this host', {
+        step: 'preflight:userns',
+        fix: maxUserns === '0' ? '`sudo sysctl user.max_user_namespaces=15000`' : '`sudo sysctl kernel.unprivileged_userns_clone=1`',
+      });
+    }
+    return new WardError(`bwrap cannot create namespaces here: ${err || `exit ${probe.status}`}`, {
+      step: 'preflight:namespaces',
+      fix: 'run `ward doctor` for a full check; inside a container, run it with --privileged or give it a seccomp profile that allows unshare/clone of namespaces',
+    });
+  }
+  if (read('/proc/sys/kernel/seccomp/actions_avail') === undefined) {
+    return new WardError('the kernel has no seccomp filter support, which Ward requires', {
+      step: 'preflight:seccomp',
+      fix: 'use a kernel built with CONFIG_SECCOMP_FILTER (every mainstream distribution kernel is)',
+    });
+  }
+  return new WardError(`bwrap failed (exit ${exitCode}) before the command started; its message is above`, {
+    step: 'bwrap',
+    fix: 'check the paths the policy grants (`ward policy show --plan`); a grant on a special filesystem can make a bind fail',
+  });
+}

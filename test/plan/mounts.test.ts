@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { PolicyError } from '../../src/errors.js';
+import { loadPolicyObject } from '../../src/policy/load.js';
+import { planMounts, type MountOp } from '../../src/plan/mounts.js';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-'));
+const ws = path.join(root, 'ws');
+const home = path.join(root, 'home');
+for (const d of [ws, `${ws}/src`, `${ws}/secrets/sub`, home, `${home}/.ssh`, `${root}/data`]) mkdirSync(d, { recursive: true });
+writeFileSync(`${ws}/.env`, 'K=V\n');
+writeFileSync(`${home}/.ssh/id_ed25519`, 'key\n');
+writeFileSync(`${root}/data/file`, 'x\n');
+symlinkSync(`${root}/data`, `${home}/datalink`);
+symlinkSync(`${home}/.ssh`, `${ws}/sshlink`);
+
+function plan(policy: Record<string, unknown>) {
+  const p = loadPolicyObject(policy, { workspace: ws, home, env: { HOME: home } });
+  return planMounts(p.effective, { home, origins: p.origins });
+}
+const find = (ops: MountOp[], kind: MountOp['kind'], dest: string) => ops.find((o) => o.kind === kind && o.dest === dest);
+
+describe('mount plan', () => {
+  it('binds grants at their real paths, read-only unless writable, and starts in the workspace', () => {
+    const m = plan({ filesystem: { read: ['/usr'], write: ['${WORKSPACE}'] } });
+    assert.deepEqual(find(m.ops, 'bind', '/usr'), { kind: 'bind', src: '/usr', dest: '/usr', writable: false });
+    assert.deepEqual(find(m.ops, 'bind', ws), { kind: 'bind', src: ws, dest: ws, writable: true });
+    assert.equal(m.cwd, ws);
+    assert.ok(find(m.ops, 'tmpfs', '/tmp') && find(m.ops, 'tmpfs', home), 'private /tmp and $HOME');
+  });
+
+  it('masks a denied file inside a grant (deny wins) and drops grants inside a deny', () => {
+    const m = plan({ filesystem: { write: ['${WORKSPACE}', '${WORKSPACE}/secrets/sub'], deny: ['${WORKSPACE}/.env', '${WORKSPACE}/secrets'] } });
+    assert.ok(find(m.ops, 'mask-file', `${ws}/.env`));
+    assert.ok(find(m.ops, 'mask-dir', `${ws}/secrets`));
+    assert.ok(!m.ops.some((o) => o.kind === 'bind' && o.dest.startsWith(`${ws}/secrets`)));
+  });
+
+  it('follows symlinks: a grant through a link binds the target and recreates the link', () => {
+    const m = plan({ filesystem: { read: ['~/datalink'] } });
+    assert.ok(find(m.ops, 'bind', `${root}/data`));
+    assert.deepEqual(find(m.ops, 'symlink', `${home}/datalink`), { kind: 'symlink', target: `${root}/data`, dest: `${home}/datalink` });
+  });
+
+  it('a symlink in a grant that points at a secret does not expose it: the secret is masked at its real path', () => {
+    const m = plan({ filesystem: { read: ['${WORKSPACE}/sshlink'] } });
+    // ~/.ssh is a mandatory deny, so the grant through the link is dropped.
+    assert.ok(!m.ops.some((o) => o.kind === 'bind' && o.dest.startsWith(`${home}/.ssh`)));
+    assert.match(m.notes.join('\n'), /inside denied .*\.ssh.*dropped/);
+  });
+
+  it('masks mandatory secrets when a broad grant would expose them', () => {
+    const m = plan({ filesystem: { read: ['~'] } });
+    assert.ok(find(m.ops, 'bind', home));
+    assert.ok(find(m.ops, 'mask-dir', `${home}/.ssh`));
+  });
+
+  it('skips child binds already covered with the same rights, keeps narrower rw binds', () => {
+    const m = plan({ filesystem: { write: ['${WORKSPACE}'], read: ['${WORKSPACE}/src', '/usr'], execute: ['/usr/bin'] } });
+    assert.ok(!find(m.ops, 'bind', `${ws}/src`), 'covered by the rw workspace bind');
+    assert.ok(!find(m.ops, 'bind', '/usr/bin'), 'covered by /usr');
+    const m2 = plan({ filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/src'] } });
+    assert.ok(find(m2.ops, 'bind', `${ws}/src`));
+  });
+
+  it('orders operations parents first, masks after the binds they sit in', () => {
+    const m = plan({ filesystem: { read: ['~'], write: ['${WORKSPACE}'], deny: ['${WORKSPACE}/.env'] } });
+    const idx = (k: MountOp['kind'], d: string) => m.ops.findIndex((o) => o.kind === k && o.dest === d);
+    assert.ok(idx('bind', home) < idx('mask-dir', `${home}/.ssh`));
+    assert.ok(idx('bind', ws) < idx('mask-file', `${ws}/.env`));
+    assert.deepEqual(new Set(m.ops.slice(0, 2).map((o) => o.kind)), new Set(['proc', 'dev']));
+  });
+
+  it('derives Landlock rules from the same grants', () => {
+    const m = plan({ filesystem: { read: ['/usr'], execute: ['/usr/bin'], write: ['${WORKSPACE}'] } });
+    assert.deepEqual(m.landlock.find((r) => r.path === '/usr'), { path: '/usr', rights: 'r' });
+    assert.deepEqual(m.landlock.find((r) => r.path === '/usr/bin'), { path: '/usr/bin', rights: 'rx' });
+    assert.deepEqual(m.landlock.find((r) => r.path === ws), { path: ws, rights: 'rw' });
+  });
+
+  it('refuses a required path that does not exist, skips an optional one', () => {
+    assert.throws(() => plan({ filesystem: { read: ['/nonexistent-ward-path'] } }), (e: unknown) => e instanceof PolicyError && /does not exist/.test(e.message) && /optional: true/.test(e.fix ?? ''));
+    const m = plan({ filesystem: { read: [{ path: '/nonexistent-ward-path', optional: true }] } });
+    assert.ok(!m.ops.some((o) => o.dest === '/nonexistent-ward-path'));
+  });
+
+  it('notes what the static tier enforces more strictly than asked, and hard links', () => {
+    linkSync(`${ws}/.env`, `${ws}/env-hardlink`);
+    const m = plan({ filesystem: { write: ['${WORKSPACE}'], append: ['${WORKSPACE}/src'], deny: ['${WORKSPACE}/.env'] } });
+    assert.match(m.notes.join('\n'), /append-only .* read-only/);
+    assert.match(m.notes.join('\n'), /hard links/);
+  });
+});

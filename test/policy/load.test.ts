@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { PolicyError } from '../../src/errors.js';
+import { canonicalJson, sha256Hex } from '../../src/policy/canonical.js';
+import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
+import { PROFILE_NAMES } from '../../src/policy/profiles/index.js';
+import { parseDuration, parseSize } from '../../src/policy/units.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'ward-policy-test-'));
+const ws = path.join(dir, 'ws');
+mkdirSync(ws);
+const home = path.join(dir, 'home');
+mkdirSync(home);
+const env = { HOME: home, PATH: '/usr/bin:/bin' };
+
+function write(name: string, text: string): string {
+  const f = path.join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+function load(text: string, name = `p-${Math.random().toString(36).slice(2)}.yaml`) {
+  return loadPolicy({ file: write(name, text), workspace: ws, home, env });
+}
+function policyError(fn: () => unknown): PolicyError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PolicyError, `expected PolicyError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a PolicyError');
+}
+
+describe('policy loading', () => {
+  it('loads YAML, expands ~ and ${WORKSPACE}, and hashes the canonical JSON', () => {
+    const p = load('filesystem:\n  read: ["~/notes", "${WORKSPACE}/src/**"]\n  write: ["${WORKSPACE}"]\n');
+    const paths = p.effective.filesystem.read.map((e) => e.path);
+    assert.deepEqual(paths, [`${home}/notes`, `${ws}/src`].sort());
+    assert.equal(p.sha256, sha256Hex(p.canonical));
+    assert.equal(p.canonical, canonicalJson(p.effective));
+    assert.deepEqual(p.effective.filesystem.write, [{ path: ws }]);
+  });
+
+  it('gives the same hash for the same policy written as JSON, in another key order', () => {
+    const a = load('filesystem: {write: ["${WORKSPACE}"], read: ["/usr"]}\nresources: {memory: 1GiB, pids: 64}\n');
+    const b = load(JSON.stringify({ resources: { pids: 64, memory: 1024 ** 3 }, filesystem: { read: ['/usr'], write: ['${WORKSPACE}'] } }), 'same.json');
+    assert.equal(a.sha256, b.sha256);
+  });
+
+  it('changes the hash when anything enforced changes', () => {
+    const a = load('resources: {pids: 64}\n');
+    const b = load('resources: {pids: 65}\n');
+    assert.notEqual(a.sha256, b.sha256);
+  });
+
+  it('rejects an unknown key, naming file, key path and line, and suggests the right key', () => {
+    const e = policyError(() => load('filesystem:\n  read: ["/usr"]\n  reed: ["/etc"]\n', 'typo.yaml'));
+    assert.match(e.message, /typo\.yaml:3 at filesystem\.reed: unknown key "reed"/);
+    assert.match(e.fix ?? '', /did you mean "read"/);
+    assert.equal(e.exitCode, 125);
+  });
+
+  it('rejects an unknown top-level key', () => {
+    const e = policyError(() => load('netwrk: {allow: []}\n'));
+    assert.match(e.message, /unknown key "netwrk"/);
+    assert.match(e.fix ?? '', /did you mean "network"/);
+  });
+
+  it('rejects a wrong type with the expected shape from the schema', () => {
+    const e = policyError(() => load('resources:\n  pids: lots\n'));
+    assert.match(e.message, /at resources\.pids: invalid value "lots"/);
+    assert.match(e.fix ?? '', /whole number/);
+  });
+
+  it('rejects relative paths with a fix that uses ${WORKSPACE}', () => {
+    const e = policyError(() => load('filesystem:\n  write: ["build"]\n'));
+    assert.match(e.message, /filesystem\.write\[0\].*"build" is a relative path/);
+    assert.match(e.fix ?? '', /\$\{WORKSPACE\}\/build/);
+  });
+
+  it('rejects .. segments, unsupported globs, unknown variables and ~user', () => {
+    assert.match(policyError(() => load('filesystem: {read: ["${WORKSPACE}/../x"]}\n')).message, /"\.\." segments|contains "\." or "\.\."/);
+    assert.match(policyError(() => load('filesystem: {read: ["/etc/*.conf"]}\n')).message, /glob patterns/);
+    assert.match(policyError(() => load('filesystem: {read: ["${SECRET}/x"]}\n')).message, /unknown variable \$\{SECRET\}/);
+    assert.match(policyError(() => load('filesystem: {read: ["~root/x"]}\n')).message, /~user is not supported/);
+  });
+
+  it('rejects contradictory grants where they were written', () => {
+    const e = policyError(() => load('filesystem:\n  visible: ["/etc/passwd"]\n  read: ["/etc/passwd"]\n', 'contra.yaml'));
+    assert.match(e.message, /contradictory grants: \/etc\/passwd is in both filesystem\.visible and filesystem\.read/);
+    const e2 = policyError(() => load('filesystem:\n  append: ["${WORKSPACE}/log"]\n  write: ["${WORKSPACE}/log"]\n'));
+    assert.match(e2.message, /append and filesystem\.write|filesystem\.append and filesystem\.write/);
+  });
+
+  it('reports YAML syntax errors with the line', () => {
+    const e = policyError(() => load('filesystem:\n  read: [/usr\n  write: x\n', 'broken.yaml'));
+    assert.match(e.message, /broken\.yaml:\d+.*not valid YAML/);
+  });
+
+  it('rejects duplicate keys instead of silently taking one', () => {
+    assert.match(policyError(() => load('resources: {pids: 1}\nresources: {pids: 2}\n')).message, /not valid YAML/);
+  });
+
+  it('rejects an empty file and a missing file', () => {
+    assert.match(policyError(() => load('')).message, /empty/);
+    assert.match(policyError(() => loadPolicy({ file: path.join(dir, 'nope.yaml'), workspace: ws, home, env })).message, /does not exist/);
+  });
+
+  it('merges extends in order: lists union, scalars last-wins, env.set by key', () => {
+    write('base.yaml', 'filesystem: {read: ["/usr"]}\nresources: {pids: 10, memory: 1GiB}\nenv: {set: {A: "1", B: "1"}}\n');
+    const p = load('extends: [./base.yaml]\nfilesystem: {read: ["/etc/hosts"]}\nresources: {pids: 20}\nenv: {set: {B: "2"}}\n');
+    assert.deepEqual(p.effective.filesystem.read.map((e) => e.path), ['/etc/hosts', '/usr']);
+    assert.equal(p.effective.resources.pids, 20);
+    assert.equal(p.effective.resources.memory, 1024 ** 3);
+    assert.deepEqual(p.effective.env.set, { A: '1', B: '2' });
+    assert.deepEqual(p.sources.slice(-2).map((s) => path.basename(s)), ['base.yaml', path.basename(p.sources.at(-1)!)]);
+  });
+
+  it('detects extends cycles and unknown profiles', () => {
+    write('c1.yaml', 'extends: [./c2.yaml]\n');
+    write('c2.yaml', 'extends: [./c1.yaml]\n');
+    assert.match(policyError(() => loadPolicy({ file: path.join(dir, 'c1.yaml'), workspace: ws, home, env })).message, /extends cycle/);
+    const e = policyError(() => load('extends: [nodejs]\n'));
+    assert.match(e.message, /unknown profile "nodejs"/);
+    assert.match(e.fix ?? '', /minimal, node, python, default/);
+  });
+
+  it('always adds the mandatory denies (secrets and Ward state)', () => {
+    const p = load('filesystem: {read: ["~"]}\n');
+    const deny = p.effective.filesystem.deny.map((e) => e.path);
+    for (const d of [`${home}/.ssh`, `${home}/.aws`, '/etc/shadow', `${home}/.cache/ward`, `${home}/.local/state/ward`]) assert.ok(deny.includes(d), d);
+  });
+
+  it('passes PATH, HOME, LANG, TERM by default and nothing else', () => {
+    const p = load('filesystem: {read: ["/usr"]}\n');
+    assert.deepEqual(p.effective.env.pass, ['HOME', 'LANG', 'PATH', 'TERM']);
+  });
+
+  it('loads every built-in profile, and a policy object', () => {
+    for (const name of PROFILE_NAMES) {
+      const p = loadPolicy({ profile: name, workspace: ws, home, env });
+      assert.equal(p.sources.at(-1), `profile:${name}`);
+    }
+    const d = loadPolicy({ workspace: ws, home, env });
+    assert.ok(d.effective.filesystem.write.some((e) => e.path === ws), 'default profile writes the workspace');
+    assert.equal(d.effective.network.allow.length, 0);
+    assert.ok(d.effective.resources.memory !== null && d.effective.resources.pids !== null);
+    const o = loadPolicyObject({ extends: ['minimal'], resources: { pids: 5 } }, { workspace: ws, home, env });
+    assert.equal(o.effective.resources.pids, 5);
+    assert.throws(() => loadPolicyObject({ filesystem: { raed: [] } }, { workspace: ws, home, env }), /unknown key "raed"/);
+  });
+});
+
+describe('units', () => {
+  it('parses sizes and durations', () => {
+    assert.equal(parseSize('512MiB'), 512 * 1024 ** 2);
+    assert.equal(parseSize('2G'), 2 * 1024 ** 3);
+    assert.equal(parseSize('1kb'), 1000);
+    assert.equal(parseSize(42), 42);
+    assert.equal(parseSize('unlimited'), null);
+    assert.equal(parseDuration('1500ms'), 1.5);
+    assert.equal(parseDuration('10m'), 600);
+    assert.equal(parseDuration('1h'), 3600);
+    assert.equal(parseDuration(3), 3);
+    assert.throws(() => parseSize('12 parsecs'));
+  });
+});
