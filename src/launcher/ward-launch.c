@@ -1,0 +1,887 @@
+/*
+ * ward-launch: the small native launcher every Ward command runs through.
+ *
+ * Ward runs a command as
+ *
+ *   ward-launch outer [--cgroup-procs FILE]... [--status-fd N] -- bwrap ARGS... \
+ *     -- /path/to/ward-launch inner [options] -- CMD ARGS...
+ *
+ * "outer" runs before bubblewrap, in the caller's namespaces: it joins the
+ * cgroups and execs bwrap. "inner" runs as bwrap's command, inside the
+ * sandbox (mounts built, bwrap's seccomp filter and no_new_privs in force):
+ * it makes sure the command inherits only fds 0-2, applies Landlock, changes
+ * directory, sets resource limits, reports what is in force, and execs the
+ * command. (bwrap's seccomp filter must therefore allow what these steps
+ * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve.)
+ *
+ * This file is a trust root. It is written to be read top to bottom in one
+ * sitting: a flat sequence of steps, each with the reason for it, each
+ * failure naming the step. Only libc and raw system calls; no allocation
+ * that outlives a step; no threads.
+ *
+ * Status protocol (fd given by --status-fd; one JSON object per line; the
+ * reader reads until EOF):
+ *   failure: {"stage":"outer"|"inner","step":S,"error":STRERROR,"errno":N,
+ *             "detail":D[,"hint":H]}                       exit status 125
+ *   ready:   {"stage":"inner","landlock":{...},"proc_status":{...},
+ *             "rlimits":{...}}                             written just before exec
+ *   After "ready" the status fd is close-on-exec: a successful exec closes
+ *   it (the reader sees EOF); a failed exec appends a failure line with step
+ *   "exec" and the launcher exits 127 (ENOENT) or 126 like a shell.
+ *   Usage errors (a bad option) go to stderr only, exit status 125.
+ *
+ * Other subcommands: "--version" prints a version line; "landlock-abi"
+ * prints the running kernel's Landlock ABI version (0 when unavailable).
+ *
+ * Build: cc -std=c11 -O2 -Wall -Wextra -Werror -o ward-launch ward-launch.c
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define WARD_LAUNCH_VERSION "0.1.0"
+/* Bumped when the status JSON changes shape; parsed by src/launcher/launcher.ts. */
+#define WARD_STATUS_PROTOCOL 1
+/* Exit status for any failure of the launcher itself (as env(1), chroot(1)). */
+#define EXIT_LAUNCHER 125
+
+/*
+ * Kernel ABI definitions. We deliberately do not include <linux/landlock.h>:
+ * distributions ship headers older than the kernel they run on (Debian 12's
+ * lacks TRUNCATE, IOCTL_DEV, handled_access_net and scoped), and its
+ * struct landlock_ruleset_attr changes size from one header version to the
+ * next. The values below are kernel ABI and never change; the names are our
+ * own so they cannot clash with any header. System call numbers come from
+ * <sys/syscall.h> when the libc knows them (444-446 and 436 are the same on
+ * every architecture that has them).
+ */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_SET_NO_NEW_PRIVS
+#define PR_SET_NO_NEW_PRIVS 38
+#endif
+
+#define LL_CREATE_RULESET_VERSION (1U << 0)
+#define LL_RULE_PATH_BENEATH 1
+
+#define LL_FS_EXECUTE (1ULL << 0)
+#define LL_FS_WRITE_FILE (1ULL << 1)
+#define LL_FS_READ_FILE (1ULL << 2)
+#define LL_FS_READ_DIR (1ULL << 3)
+#define LL_FS_REMOVE_DIR (1ULL << 4)
+#define LL_FS_REMOVE_FILE (1ULL << 5)
+#define LL_FS_MAKE_CHAR (1ULL << 6)
+#define LL_FS_MAKE_DIR (1ULL << 7)
+#define LL_FS_MAKE_REG (1ULL << 8)
+#define LL_FS_MAKE_SOCK (1ULL << 9)
+#define LL_FS_MAKE_FIFO (1ULL << 10)
+#define LL_FS_MAKE_BLOCK (1ULL << 11)
+#define LL_FS_MAKE_SYM (1ULL << 12)
+#define LL_FS_REFER (1ULL << 13)     /* ABI 2 */
+#define LL_FS_TRUNCATE (1ULL << 14)  /* ABI 3 */
+#define LL_FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
+
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
+#define LL_SCOPE_SIGNAL (1ULL << 1)               /* ABI 6 */
+
+/* The only rights the kernel accepts in a rule on a non-directory (else EINVAL). */
+#define LL_FS_FILE_RIGHTS \
+	(LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV)
+
+/* struct landlock_ruleset_attr as of ABI 6; we pass the prefix the running ABI knows. */
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs; /* ABI 1: 8 bytes */
+	uint64_t handled_access_net; /* ABI 4: 16 bytes */
+	uint64_t scoped; /* ABI 6: 24 bytes */
+};
+_Static_assert(sizeof(struct ll_ruleset_attr) == 24, "landlock_ruleset_attr is 24 bytes");
+
+/* struct landlock_path_beneath_attr is packed in the kernel: 12 bytes, not 16. */
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+_Static_assert(sizeof(struct ll_path_beneath_attr) == 12, "landlock_path_beneath_attr is 12 bytes");
+
+/* ------------------------------------------------------------------------ */
+/* Reporting                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static const char *stage = "launcher"; /* "outer" or "inner" once known */
+static int status_fd = -1;
+
+/* Write all of buf; a pipe may take it in pieces. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A JSON string. Only '"', '\\' and control characters need escaping; bytes
+ * >= 0x80 pass through: paths from Ward are UTF-8, and should one not be, a
+ * decoder replaces the stray bytes while the JSON structure (all ASCII) stays
+ * intact.
+ */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* Send a finished line to the status fd. Returns -1 (errno set) on failure. */
+static int send_status(char *line, size_t len)
+{
+	int r = write_all(status_fd, line, len);
+	int saved = errno;
+	free(line);
+	errno = saved;
+	return r;
+}
+
+/* The failure line, or NULL if memory is exhausted. */
+static char *failure_line(const char *step, int err, const char *detail, const char *hint,
+			  size_t *len)
+{
+	char *line = NULL;
+	FILE *f = open_memstream(&line, len);
+	if (!f)
+		return NULL;
+	fputs("{\"stage\":", f);
+	json_str(f, stage);
+	fputs(",\"step\":", f);
+	json_str(f, step);
+	fputs(",\"error\":", f);
+	json_str(f, strerror(err));
+	fprintf(f, ",\"errno\":%d,\"detail\":", err);
+	json_str(f, detail ? detail : "");
+	if (hint) {
+		fputs(",\"hint\":", f);
+		json_str(f, hint);
+	}
+	fputs("}\n", f);
+	if (fclose(f) != 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+/*
+ * Report a failed step and return the launcher's exit status. With a status
+ * fd the JSON line is the report; without one (a human running the launcher
+ * by hand) it goes to stderr in words.
+ */
+static int report_failure(const char *step, int err, const char *detail, const char *hint)
+{
+	size_t len = 0;
+	char *line;
+	if (status_fd < 0 || !(line = failure_line(step, err, detail, hint, &len))) {
+		fprintf(stderr, "ward-launch %s: %s: %s%s%s%s\n", stage, step, strerror(err),
+			detail && *detail ? " (" : "", detail ? detail : "",
+			detail && *detail ? ")" : "");
+		if (hint)
+			fprintf(stderr, "ward-launch %s: hint: %s\n", stage, hint);
+		return EXIT_LAUNCHER;
+	}
+	if (send_status(line, len) < 0)
+		fprintf(stderr, "ward-launch %s: %s: %s (and the status fd failed: %s)\n", stage, step,
+			strerror(err), strerror(errno));
+	return EXIT_LAUNCHER;
+}
+
+__attribute__((noreturn)) static void fail(const char *step, int err, const char *detail,
+					   const char *hint)
+{
+	_exit(report_failure(step, err, detail, hint));
+}
+
+/* A malformed command line is a bug in the caller: say which argument, on stderr. */
+__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "ward-launch: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nusage: ward-launch outer|inner [options] -- PROGRAM [ARGS...]\n"
+			"       ward-launch landlock-abi | --version\n");
+	va_end(ap);
+	exit(EXIT_LAUNCHER);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing helpers (strict: the whole string must match)                     */
+/* ------------------------------------------------------------------------ */
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* The value after an option, or a usage error naming the option. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc || strcmp(argv[*i + 1], "--") == 0)
+		usage_error("option %s needs a value", argv[*i]);
+	return argv[++*i];
+}
+
+/*
+ * --status-fd N: an fd the caller opened for us (a pipe). It must be >= 3
+ * (0-2 belong to the command) and open. It is made close-on-exec here so
+ * that the program we exec never inherits it; "outer" leaves it alone,
+ * because bwrap and "inner" must inherit it.
+ */
+static void parse_status_fd(const char *opt, const char *value, int make_cloexec)
+{
+	uint64_t v;
+	if (status_fd >= 0)
+		usage_error("option %s given twice", opt);
+	if (parse_u64(value, &v) < 0 || v < 3 || v > INT_MAX)
+		usage_error("option %s: '%s' is not a file descriptor number >= 3", opt, value);
+	int flags = fcntl((int)v, F_GETFD);
+	if (flags < 0)
+		usage_error("option %s: fd %s is not open", opt, value);
+	if (make_cloexec && fcntl((int)v, F_SETFD, flags | FD_CLOEXEC) < 0)
+		usage_error("option %s: fd %s: cannot set close-on-exec: %s", opt, value,
+			    strerror(errno));
+	status_fd = (int)v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* outer                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static int run_outer(int argc, char **argv)
+{
+	int i;
+	stage = "outer";
+
+	/* Pass 1: validate every option before doing anything. */
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--cgroup-procs") == 0) {
+			const char *file = option_value(argc, argv, &i);
+			if (file[0] != '/')
+				usage_error("option --cgroup-procs: '%s' is not an absolute path", file);
+		} else if (strcmp(argv[i], "--status-fd") == 0) {
+			parse_status_fd(argv[i], option_value(argc, argv, &i), 0);
+		} else if (argv[i][0] != '-') {
+			usage_error("outer: unexpected argument '%s' (the program goes after '--')",
+				    argv[i]);
+		} else {
+			usage_error("outer: unknown option '%s'", argv[i]);
+		}
+	}
+	if (i >= argc)
+		usage_error("outer: missing '--' before the program");
+	char **prog = argv + i + 1;
+	if (!prog[0])
+		usage_error("outer: missing program after '--'");
+
+	/*
+	 * Step "cgroup-join": move this process into each cgroup (v1: one file
+	 * per controller hierarchy; v2: one cgroup.procs). It must happen here,
+	 * before bwrap: bwrap's cgroup namespace makes the cgroup we are in the
+	 * root of the sandbox's view, and everything bwrap forks inherits it.
+	 * We write our decimal pid: "0" (meaning "the writer") is not accepted
+	 * by every cgroup v1 tasks file.
+	 */
+	char pid[24];
+	int pidlen = snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--cgroup-procs") != 0) {
+			i++; /* --status-fd's value */
+			continue;
+		}
+		const char *file = argv[++i];
+		int fd = open(file, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail("cgroup-join", errno, file, NULL);
+		if (write_all(fd, pid, (size_t)pidlen) < 0) {
+			int err = errno;
+			close(fd);
+			fail("cgroup-join", err, file, NULL);
+		}
+		if (close(fd) < 0)
+			fail("cgroup-join", errno, file, NULL);
+	}
+
+	/* Step "exec": become bwrap (or whatever the caller runs next). */
+	execvp(prog[0], prog);
+	fail("exec", errno, prog[0], NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* inner                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{ "cpu", RLIMIT_CPU },	   { "fsize", RLIMIT_FSIZE }, { "nofile", RLIMIT_NOFILE },
+	{ "nproc", RLIMIT_NPROC }, { "as", RLIMIT_AS },	      { "data", RLIMIT_DATA },
+	{ "core", RLIMIT_CORE },   { "stack", RLIMIT_STACK }, { "memlock", RLIMIT_MEMLOCK },
+};
+#define N_RLIMITS (sizeof rlimit_names / sizeof rlimit_names[0])
+
+struct rlimit_opt {
+	const char *arg; /* "nofile=16:16", for reports */
+	int index; /* into rlimit_names */
+	struct rlimit value;
+};
+
+/* Rights letters of --ll. */
+#define RIGHT_R 1u
+#define RIGHT_W 2u
+#define RIGHT_X 4u
+#define RIGHT_D 8u
+
+struct ll_rule {
+	const char *path;
+	unsigned rights; /* RIGHT_* */
+	int skipped; /* the path does not exist */
+};
+
+enum ll_mode { LL_UNSET, LL_REQUIRED, LL_OPTIONAL, LL_OFF };
+static const char *const ll_mode_names[] = { "unset", "required", "optional", "off" };
+
+static int parse_limit_value(const char *s, rlim_t *out)
+{
+	uint64_t v;
+	if (strcmp(s, "unlimited") == 0) {
+		*out = RLIM_INFINITY;
+		return 0;
+	}
+	if (parse_u64(s, &v) < 0 || (rlim_t)v != v)
+		return -1;
+	*out = (rlim_t)v;
+	return 0;
+}
+
+/* NAME=SOFT[:HARD]; HARD defaults to SOFT so the command cannot raise it back. */
+static void parse_rlimit(const char *arg, struct rlimit_opt *out)
+{
+	char buf[128];
+	if (strlen(arg) >= sizeof buf)
+		usage_error("option --rlimit: '%s' is too long", arg);
+	strcpy(buf, arg);
+	char *eq = strchr(buf, '=');
+	if (!eq)
+		usage_error("option --rlimit: '%s' is not NAME=SOFT[:HARD]", arg);
+	*eq = '\0';
+	char *soft = eq + 1, *hard = strchr(soft, ':');
+	if (hard)
+		*hard++ = '\0';
+	out->arg = arg;
+	out->index = -1;
+	for (size_t k = 0; k < N_RLIMITS; k++)
+		if (strcmp(buf, rlimit_names[k].name) == 0)
+			out->index = (int)k;
+	if (out->index < 0)
+		usage_error("option --rlimit: unknown resource '%s' (known: cpu fsize nofile nproc as "
+			    "data core stack memlock)",
+			    buf);
+	if (parse_limit_value(soft, &out->value.rlim_cur) < 0 ||
+	    parse_limit_value(hard ? hard : soft, &out->value.rlim_max) < 0)
+		usage_error("option --rlimit: '%s': values are decimal numbers or 'unlimited'", arg);
+}
+
+/* RIGHTS:PATH with RIGHTS a non-empty combination of r w x d, PATH absolute. */
+static void parse_ll_rule(const char *arg, struct ll_rule *out)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon || colon == arg)
+		usage_error("option --ll: '%s' is not RIGHTS:PATH", arg);
+	out->rights = 0;
+	out->skipped = 0;
+	for (const char *p = arg; p < colon; p++) {
+		switch (*p) {
+		case 'r': out->rights |= RIGHT_R; break;
+		case 'w': out->rights |= RIGHT_W; break;
+		case 'x': out->rights |= RIGHT_X; break;
+		case 'd': out->rights |= RIGHT_D; break;
+		default:
+			usage_error("option --ll: '%s': unknown right '%c' (rights are r, w, x, d)",
+				    arg, *p);
+		}
+	}
+	out->path = colon + 1;
+	if (out->path[0] != '/')
+		usage_error("option --ll: '%s': the path must be absolute", arg);
+}
+
+/* Every filesystem right the running ABI knows: all of them are handled, so
+ * whatever a rule does not grant is denied. (Rights added by ABIs newer than
+ * this file stay unhandled, i.e. allowed, until they are added here.) */
+static uint64_t ll_handled_fs(int abi)
+{
+	uint64_t r = LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_READ_DIR |
+		     LL_FS_REMOVE_DIR | LL_FS_REMOVE_FILE | LL_FS_MAKE_CHAR | LL_FS_MAKE_DIR |
+		     LL_FS_MAKE_REG | LL_FS_MAKE_SOCK | LL_FS_MAKE_FIFO | LL_FS_MAKE_BLOCK |
+		     LL_FS_MAKE_SYM;
+	if (abi >= 2)
+		r |= LL_FS_REFER;
+	if (abi >= 3)
+		r |= LL_FS_TRUNCATE;
+	if (abi >= 5)
+		r |= LL_FS_IOCTL_DEV;
+	return r;
+}
+
+/* Letters to Landlock rights. Device nodes (MAKE_CHAR, MAKE_BLOCK) are never granted. */
+static uint64_t ll_access(unsigned rights)
+{
+	uint64_t a = 0;
+	if (rights & RIGHT_R)
+		a |= LL_FS_READ_FILE | LL_FS_READ_DIR;
+	if (rights & RIGHT_W)
+		a |= LL_FS_WRITE_FILE | LL_FS_REMOVE_DIR | LL_FS_REMOVE_FILE | LL_FS_MAKE_DIR |
+		     LL_FS_MAKE_REG | LL_FS_MAKE_SYM | LL_FS_MAKE_FIFO | LL_FS_MAKE_SOCK |
+		     LL_FS_TRUNCATE | LL_FS_REFER;
+	if (rights & RIGHT_X)
+		a |= LL_FS_EXECUTE;
+	if (rights & RIGHT_D)
+		a |= LL_FS_IOCTL_DEV;
+	return a;
+}
+
+/* The running Landlock ABI version, or -errno (ENOSYS: not built in;
+ * EOPNOTSUPP: built in but not enabled at boot). */
+static int ll_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, (size_t)0, LL_CREATE_RULESET_VERSION);
+	return v < 0 ? -errno : (int)v;
+}
+
+/* Close every fd >= 3 except keep; close_range(2) where it exists (5.9),
+ * else walk /proc/self/fd. */
+static int close_fds_except(int keep)
+{
+	int ok = 1;
+	if (keep < 0) {
+		ok = syscall(SYS_close_range, 3U, ~0U, 0U) == 0;
+	} else {
+		if (keep > 3 && syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) != 0)
+			ok = 0;
+		if (ok && syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) != 0)
+			ok = 0;
+	}
+	if (ok)
+		return 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		uint64_t fd;
+		if (parse_u64(e->d_name, &fd) < 0 || fd < 3 || fd > INT_MAX)
+			continue;
+		if ((int)fd != keep && (int)fd != dirfd(d))
+			close((int)fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* The /proc/self/status fields we report, in this order. */
+static const char *const proc_fields[] = {
+	"NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff",
+	"CapBnd",     "CapAmb",  "Uid",		    "Gid",
+};
+
+/* "proc_status":{...} from an fd opened on /proc/self/status, or null. */
+static void json_proc_status(FILE *f, int fd)
+{
+	static char buf[16384];
+	size_t len = 0;
+	ssize_t n;
+	while (fd >= 0 && len < sizeof buf - 1 &&
+	       (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fd = -1;
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (fd < 0) {
+		fputs("null", f);
+		return;
+	}
+	buf[len] = '\0';
+	fputc('{', f);
+	int first = 1;
+	for (size_t k = 0; k < sizeof proc_fields / sizeof proc_fields[0]; k++) {
+		size_t klen = strlen(proc_fields[k]);
+		for (char *line = buf; line && *line;) {
+			char *next = strchr(line, '\n');
+			if (next)
+				*next = '\0';
+			if (strncmp(line, proc_fields[k], klen) == 0 && line[klen] == ':') {
+				char *v = line + klen + 1;
+				while (*v == ' ' || *v == '\t')
+					v++;
+				fputs(first ? "" : ",", f);
+				json_str(f, proc_fields[k]);
+				fputc(':', f);
+				json_str(f, v);
+				first = 0;
+			}
+			if (next)
+				*next = '\n';
+			line = next ? next + 1 : NULL;
+		}
+	}
+	fputc('}', f);
+}
+
+static void json_limit(FILE *f, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		fputs("\"unlimited\"", f);
+	else
+		fprintf(f, "%llu", (unsigned long long)v);
+}
+
+static int run_inner(int argc, char **argv)
+{
+	int i;
+	stage = "inner";
+
+	/* Parse and validate every option before doing anything. */
+	struct rlimit_opt rlimits[N_RLIMITS];
+	size_t n_rlimits = 0;
+	struct ll_rule *rules = calloc((size_t)argc + 1, sizeof *rules);
+	size_t n_rules = 0;
+	enum ll_mode mode = LL_UNSET;
+	int scope = 0;
+	const char *chdir_to = NULL;
+	if (!rules)
+		fail("parse", ENOMEM, NULL, NULL);
+
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *opt = argv[i];
+		if (strcmp(opt, "--rlimit") == 0) {
+			struct rlimit_opt r;
+			parse_rlimit(option_value(argc, argv, &i), &r);
+			for (size_t k = 0; k < n_rlimits; k++)
+				if (rlimits[k].index == r.index)
+					usage_error("option --rlimit: '%s' given twice",
+						    rlimit_names[r.index].name);
+			rlimits[n_rlimits++] = r;
+		} else if (strcmp(opt, "--landlock") == 0) {
+			const char *v = option_value(argc, argv, &i);
+			if (mode != LL_UNSET)
+				usage_error("option --landlock given twice");
+			if (strcmp(v, "required") == 0)
+				mode = LL_REQUIRED;
+			else if (strcmp(v, "optional") == 0)
+				mode = LL_OPTIONAL;
+			else if (strcmp(v, "off") == 0)
+				mode = LL_OFF;
+			else
+				usage_error("option --landlock: '%s' is not required, optional or off", v);
+		} else if (strcmp(opt, "--ll") == 0) {
+			parse_ll_rule(option_value(argc, argv, &i), &rules[n_rules++]);
+		} else if (strcmp(opt, "--ll-scope") == 0) {
+			if (scope)
+				usage_error("option --ll-scope given twice");
+			scope = 1;
+		} else if (strcmp(opt, "--chdir") == 0) {
+			if (chdir_to)
+				usage_error("option --chdir given twice");
+			chdir_to = option_value(argc, argv, &i);
+			if (!*chdir_to)
+				usage_error("option --chdir: empty directory");
+		} else if (strcmp(opt, "--status-fd") == 0) {
+			parse_status_fd(opt, option_value(argc, argv, &i), 1);
+		} else if (opt[0] != '-') {
+			usage_error("inner: unexpected argument '%s' (the command goes after '--')", opt);
+		} else {
+			usage_error("inner: unknown option '%s'", opt);
+		}
+	}
+	if (i >= argc)
+		usage_error("inner: missing '--' before the command");
+	char **cmd = argv + i + 1;
+	if (!cmd[0])
+		usage_error("inner: missing command after '--'");
+	/* Landlock is never left to a default: the caller says what it wants. */
+	if (mode == LL_UNSET)
+		usage_error("inner: --landlock required|optional|off must be given");
+	if (mode == LL_OFF && (n_rules > 0 || scope))
+		usage_error("inner: --ll and --ll-scope make no sense with --landlock off");
+
+	/*
+	 * Step "close-fds": the command must inherit exactly fds 0, 1, 2 (and
+	 * not, say, a pipe to the supervisor or a directory fd outside the
+	 * sandbox's view). First, so that nothing we open later can be missed
+	 * and before Landlock could deny the /proc fallback. The status fd
+	 * stays, close-on-exec.
+	 */
+	if (close_fds_except(status_fd) < 0)
+		fail("close-fds", errno, "/proc/self/fd", NULL);
+
+	/*
+	 * Step "proc-status": open /proc/self/status now and read it after the
+	 * restrictions. The kernel generates its text at read time, so what we
+	 * read shows the final state; opening it now means the Landlock policy
+	 * need not grant /proc. Failure is not fatal: the report says null.
+	 */
+	int proc_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	/*
+	 * Step "landlock-abi": which Landlock the kernel has. Mode "required"
+	 * refuses to run without it; "optional" runs and reports "unavailable";
+	 * "off" makes no Landlock call at all (and reports abi 0).
+	 */
+	int abi = mode == LL_OFF ? 0 : ll_abi();
+	int ll_errno = abi < 0 ? -abi : 0;
+	const char *ll_status = "off";
+	size_t n_applied = 0;
+	int scoped = 0;
+	if (mode != LL_OFF && abi < 1) {
+		if (mode == LL_REQUIRED)
+			fail("landlock-abi", ll_errno ? ll_errno : ENOSYS, "required",
+			     ll_errno == EOPNOTSUPP
+				     ? "Landlock is built into this kernel but not enabled: add "
+				       "'landlock' to the lsm= kernel boot parameter, or set the "
+				       "policy's landlock mode to optional"
+				     : "this kernel has no Landlock (needs Linux >= 5.13 with "
+				       "CONFIG_SECURITY_LANDLOCK=y): upgrade the kernel, or set the "
+				       "policy's landlock mode to optional");
+		ll_status = "unavailable";
+	}
+
+	if (mode != LL_OFF && abi >= 1) {
+		/*
+		 * Step "landlock-ruleset": handle every fs right this ABI knows,
+		 * so anything not granted below is denied. The struct grew with
+		 * the ABI; pass the size this kernel knows.
+		 */
+		struct ll_ruleset_attr attr = { 0, 0, 0 };
+		attr.handled_access_fs = ll_handled_fs(abi);
+		if (scope && abi >= 6) {
+			/* No abstract unix sockets to, or signals at, processes outside. */
+			attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+			scoped = 1;
+		}
+		size_t attr_size = abi >= 6 ? 24 : abi >= 4 ? 16 : 8;
+		int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0U);
+		if (ruleset < 0)
+			fail("landlock-ruleset", errno, NULL, NULL);
+
+		/*
+		 * Step "landlock-rule": one path_beneath rule per --ll. O_PATH
+		 * follows symlinks (/lib -> usr/lib): the rule is on the target.
+		 * A missing path is skipped and reported: the caller has
+		 * already decided which paths should exist, and a grant on
+		 * nothing grants nothing. Any other error is fatal in every
+		 * mode: the policy would not be what was asked for.
+		 */
+		for (size_t k = 0; k < n_rules; k++) {
+			struct ll_rule *r = &rules[k];
+			int fd = open(r->path, O_PATH | O_CLOEXEC);
+			if (fd < 0) {
+				if (errno == ENOENT || errno == ENOTDIR) {
+					r->skipped = 1;
+					continue;
+				}
+				fail("landlock-rule", errno, r->path, NULL);
+			}
+			struct stat st;
+			if (fstat(fd, &st) < 0)
+				fail("landlock-rule", errno, r->path, NULL);
+			uint64_t access = ll_access(r->rights) & attr.handled_access_fs;
+			/* On a non-directory the kernel accepts only file rights. */
+			if (!S_ISDIR(st.st_mode))
+				access &= LL_FS_FILE_RIGHTS;
+			/* E.g. "d" on a kernel before ABI 5: nothing to grant. */
+			if (access != 0) {
+				struct ll_path_beneath_attr pb;
+				pb.allowed_access = access;
+				pb.parent_fd = fd;
+				if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &pb,
+					    0U) < 0)
+					fail("landlock-rule", errno, r->path, NULL);
+				n_applied++;
+			}
+			close(fd);
+		}
+
+		/*
+		 * Step "no-new-privs": landlock_restrict_self requires it (or
+		 * CAP_SYS_ADMIN). bwrap has set it already; setting it again
+		 * is harmless and keeps this file correct on its own.
+		 */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			fail("no-new-privs", errno, NULL, NULL);
+
+		/* Step "landlock-restrict": from now on this thread, and what it execs, is confined. */
+		if (syscall(SYS_landlock_restrict_self, ruleset, 0U) < 0)
+			fail("landlock-restrict", errno, NULL, NULL);
+		close(ruleset);
+		ll_status = "applied";
+	}
+
+	/* Step "chdir": after Landlock, so the policy applies from the first access. */
+	if (chdir_to && chdir(chdir_to) < 0)
+		fail("chdir", errno, chdir_to, NULL);
+
+	/*
+	 * Step "rlimit": here, inside the sandbox's user namespace, because
+	 * RLIMIT_NPROC is counted per user namespace: set before bwrap it
+	 * would count the user's processes outside. And last, so the limits
+	 * meant for the command never constrain the steps above (nofile=4
+	 * would leave no fd for the Landlock ruleset). Hard = soft unless
+	 * given, so the command cannot raise the soft limit back.
+	 */
+	for (size_t k = 0; k < n_rlimits; k++)
+		if (setrlimit(rlimit_names[rlimits[k].index].resource, &rlimits[k].value) < 0)
+			fail("rlimit", errno, rlimits[k].arg, NULL);
+
+	/*
+	 * Step "status": report what is in force, observed from inside, as one
+	 * line. The status fd is close-on-exec: a successful exec closes it.
+	 */
+	if (status_fd >= 0) {
+		char *line = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&line, &len);
+		if (!f)
+			fail("status", errno, NULL, NULL);
+		fprintf(f, "{\"stage\":\"inner\",\"protocol\":%d,\"landlock\":{\"mode\":",
+			WARD_STATUS_PROTOCOL);
+		json_str(f, ll_mode_names[mode]);
+		fprintf(f, ",\"abi\":%d,\"status\":", abi > 0 ? abi : 0);
+		json_str(f, ll_status);
+		fprintf(f, ",\"rules\":%zu,\"scoped\":%s,\"skipped\":[", n_applied,
+			scoped ? "true" : "false");
+		int first = 1;
+		for (size_t k = 0; k < n_rules; k++) {
+			if (!rules[k].skipped)
+				continue;
+			fputs(first ? "" : ",", f);
+			json_str(f, rules[k].path);
+			first = 0;
+		}
+		fputc(']', f);
+		if (mode != LL_OFF && abi < 1)
+			fprintf(f, ",\"errno\":%d", ll_errno);
+		fputs("},\"proc_status\":", f);
+		json_proc_status(f, proc_fd);
+		fputs(",\"rlimits\":{", f);
+		for (size_t k = 0; k < N_RLIMITS; k++) {
+			struct rlimit rl;
+			if (getrlimit(rlimit_names[k].resource, &rl) < 0)
+				continue;
+			fprintf(f, "%s\"%s\":[", k ? "," : "", rlimit_names[k].name);
+			json_limit(f, rl.rlim_cur);
+			fputc(',', f);
+			json_limit(f, rl.rlim_max);
+			fputc(']', f);
+		}
+		fputs("}}\n", f);
+		if (fclose(f) != 0)
+			fail("status", errno, NULL, NULL);
+		/* If the supervisor cannot learn what is in force, do not run. */
+		if (send_status(line, len) < 0) {
+			int err = errno;
+			fprintf(stderr, "ward-launch inner: status: cannot write the status fd: %s\n",
+				strerror(err));
+			_exit(EXIT_LAUNCHER);
+		}
+	}
+	if (proc_fd >= 0)
+		close(proc_fd);
+	free(rules);
+
+	/* Step "exec": the command. Errors as a shell reports them: 127 not found, else 126. */
+	execvp(cmd[0], cmd);
+	int err = errno;
+	fprintf(stderr, "ward: cannot execute %s: %s\n", cmd[0], strerror(err));
+	if (status_fd >= 0)
+		report_failure("exec", err, cmd[0], NULL);
+	_exit(err == ENOENT ? 127 : 126);
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage_error("missing subcommand");
+	if (strcmp(argv[1], "--version") == 0 && argc == 2) {
+		printf("ward-launch %s (status protocol %d)\n", WARD_LAUNCH_VERSION,
+		       WARD_STATUS_PROTOCOL);
+		return 0;
+	}
+	if (strcmp(argv[1], "landlock-abi") == 0 && argc == 2) {
+		/* For Ward's doctor: 0 when the kernel has no (enabled) Landlock. */
+		int abi = ll_abi();
+		printf("%d\n", abi > 0 ? abi : 0);
+		return 0;
+	}
+	if (strcmp(argv[1], "outer") == 0)
+		return run_outer(argc - 2, argv + 2);
+	if (strcmp(argv[1], "inner") == 0)
+		return run_inner(argc - 2, argv + 2);
+	usage_error("unknown subcommand or extra arguments: '%s'", argv[1]);
+}
