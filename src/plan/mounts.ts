@@ -79,7 +79,16 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   for (const key of ['read', 'write', 'execute', 'append'] as const) {
     for (const entry of eff.filesystem[key]) {
       const resolved = resolve(entry, key, ctx);
-      if (!resolved) {
+      if (!resolved) continue;
+      const special = SPECIAL.find((d) => isWithin(resolved.real, d));
+      if (special) {
+        // The sandbox has its own /proc and /dev; a host path there (or a link into
+        // them, like /etc/mtab -> /proc/mounts) would bind the *host's* view in.
+        if (!entry.optional) {
+          const o = ctx.origins.get(`${key}\0${entry.path}`);
+          throw new PolicyError(o?.file ?? '(policy)', o?.keyPath ?? `filesystem.${key}`, `${entry.path} resolves to ${resolved.real}, inside ${special}, which cannot be granted`, `remove it: the sandbox has its own private ${special}`);
+        }
+        notes.push(`skipped ${entry.path}: it resolves into ${special}, which the sandbox has its own of`);
         continue;
       }
       if (key === 'append') notes.push(`append-only ${entry.path} is mounted read-only in the static tier (supervised mode is needed to allow appends)`);
@@ -155,7 +164,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   for (const g of sorted) {
     if (!grants.has(g.real) || g.literal === g.real) continue;
     for (const link of symlinkChain(g.literal)) {
-      if (made.has(link.dest) || nearest(binds, link.dest)) continue; // inside a bind, the host's own link is already there
+      // Inside a bind the host's own link is already there; inside /proc or /dev the sandbox's own apply.
+      if (made.has(link.dest) || nearest(binds, link.dest) || SPECIAL.some((d) => isWithin(link.dest, d))) continue;
       made.add(link.dest);
       ops.push({ kind: 'symlink', target: link.target, dest: link.dest });
     }
@@ -175,6 +185,9 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   if (cwd !== ws) notes.push(`the workspace ${ws} is not granted, so the command starts in ${cwd}`);
   return { ops, landlock, cwd, notes };
 }
+
+/** Host filesystems that are never bound in: the sandbox gets fresh ones. */
+const SPECIAL = ['/proc', '/dev', '/sys'];
 
 const KIND_ORDER: Record<MountOp['kind'], number> = { proc: 0, dev: 0, tmpfs: 1, bind: 2, symlink: 3, 'mask-dir': 4, 'mask-file': 4 };
 

@@ -3,8 +3,9 @@
  * drops every capability, sets no_new_privs and loads Ward's seccomp program,
  * then runs Ward's launcher (which adds Landlock and rlimits) inside.
  *
- * The arguments are handed to bwrap through `--args FD`, not argv: bwrap's pid 1
- * inside the sandbox keeps its argv, and /proc/1/cmdline is readable there.
+ * The options are handed to bwrap through `--args FD`, not argv: bwrap's pid 1
+ * inside the sandbox keeps its argv, and /proc/1/cmdline is readable there, so
+ * the host paths of the mount plan stay out of sight.
  */
 import type { MountOp } from '../plan/mounts.js';
 
@@ -19,8 +20,6 @@ export interface BwrapInput {
   launcherPath: string;
   maskFile: string;
   seccompFd: number;
-  /** The launcher's `inner` arguments and the command, appended after `--`. */
-  innerArgv: string[];
 }
 
 export function bwrapArgs(input: BwrapInput): string[] {
@@ -69,8 +68,17 @@ export function bwrapArgs(input: BwrapInput): string[] {
   a.push('--remount-ro', '/');
   a.push('--chdir', input.cwd);
   a.push('--seccomp', String(input.seccompFd));
-  a.push('--', LAUNCHER_INSIDE, ...input.innerArgv);
   return a;
+}
+
+/**
+ * The part of bwrap's argv that must stay on the command line: bwrap parses
+ * `--args FD` for options only and takes the command from its real argv. What
+ * is visible here (the launcher's Landlock paths and rlimits, the command) is
+ * nothing the sandbox does not know already.
+ */
+export function bwrapCommand(innerArgv: string[]): string[] {
+  return ['--', LAUNCHER_INSIDE, ...innerArgv];
 }
 
 /** NUL-separated, as `bwrap --args FD` reads them. */

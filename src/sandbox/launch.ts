@@ -19,10 +19,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
-import { ensureLauncher, innerArgs, outerArgs } from '../launcher/launcher.js';
+import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
 import type { Plan, Rlimits } from '../plan/compile.js';
 import { ensureMaskFile } from '../paths.js';
-import { bwrapArgs, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
+import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
@@ -72,7 +72,7 @@ export interface LaunchRecord {
     landlock_mode: string;
   };
   /** What the launcher saw from inside, right before exec (null if it never reported). */
-  observed: Record<string, unknown> | null;
+  observed: InnerReport | null;
   degraded: string[];
   notes: string[];
 }
@@ -155,9 +155,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     launcherPath: launcher,
     maskFile,
     seccompFd: FD_SECCOMP,
-    innerArgv: [...inner, '--', ...argv],
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS }), '--', bwrap, '--args', String(FD_ARGS)];
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   const output = opts.output ?? 'capture';
   const capture = output !== 'inherit';
@@ -258,10 +257,16 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     await Promise.race([statusDone, new Promise((r) => setTimeout(r, 200))]);
     await streamsDone;
 
-    const lines = parseStatusLines(Buffer.concat(statusChunks).toString('utf8'));
-    const outerErr = lines.find((l) => l.stage === 'outer' && l.error !== undefined);
-    const innerFirst = lines.find((l) => l.stage === 'inner');
-    const execErr = lines.find((l) => l.stage === 'inner' && l.step === 'exec');
+    let status: LauncherStatus;
+    try {
+      status = parseLauncherStatus(Buffer.concat(statusChunks).toString('utf8'));
+    } catch (e) {
+      // Only Ward's launchers write there; anything malformed means the launch cannot be trusted.
+      if (cgroup) await cgroup.remove();
+      throw new WardError(`the launcher's status report is malformed: ${(e as Error).message}`, { step: 'launcher:status' });
+    }
+    const failure = status.failure;
+    const execFailed = failure?.stage === 'inner' && failure.step === 'exec';
 
     const oom = cgroup?.oomKilled() ?? false;
     const pidsRefused = cgroup?.pidsRefused() ?? 0;
@@ -285,40 +290,38 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
         rlimits,
         landlock_mode: landlockMode,
       },
-      observed: innerFirst && innerFirst.step === undefined ? innerFirst : null,
+      observed: status.ready,
       degraded,
       notes: plan.notes,
     };
 
-    if (outerErr) {
-      throw new WardError(`the launcher could not ${outerErr.step === 'cgroup-join' ? `join the cgroup (${outerErr.detail})` : outerErr.step}: ${outerErr.error}`, {
-        step: `launcher:${outerErr.step}`,
+    if (failure?.stage === 'outer') {
+      throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
+        step: `launcher:${failure.step}`,
       });
     }
-    if (!innerFirst) {
-      if (signal === 'SIGKILL' && (timedOut || opts.signal?.aborted)) {
-        // Killed before the launcher reported: treat as the timeout/abort it was.
-      } else {
-        throw diagnoseBwrapFailure(bwrap, code);
-      }
-    } else if (innerFirst.step !== undefined && innerFirst.step !== 'exec') {
-      throw new WardError(`the sandbox could not be completed: ${innerFirst.step}: ${innerFirst.error}${innerFirst.detail ? ` (${innerFirst.detail})` : ''}`, {
-        step: `launcher:${innerFirst.step}`,
+    if (failure && !execFailed) {
+      throw new WardError(`the sandbox could not be completed at step ${failure.step}: ${failure.error}${failure.detail ? ` (${failure.detail})` : ''}`, {
+        step: `launcher:${failure.step}`,
         fix:
-          innerFirst.step === 'landlock-abi'
-            ? 'this kernel has no Landlock (needs Linux >= 5.13 with landlock in lsm=); set `sandbox: { landlock: optional }` in the policy, or pass --allow-degraded if the policy allows it'
-            : undefined,
+          failure.hint ??
+          (failure.step.startsWith('landlock')
+            ? 'this kernel has no usable Landlock (needs Linux >= 5.13 with landlock in lsm=); set `sandbox: { landlock: optional }` in the policy, or pass --allow-degraded if the policy allows it'
+            : undefined),
       });
     }
-    const landlockObserved = (innerFirst?.landlock ?? {}) as { status?: string };
-    if (landlockMode !== 'off' && landlockObserved.status === 'unavailable') degraded.push('landlock: not available on this kernel');
+    if (!status.ready && !(signal === 'SIGKILL' && (timedOut || opts.signal?.aborted))) {
+      // bwrap exited before the launcher reported in (a SIGKILL from our own timer is not that).
+      throw diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
+    }
+    if (landlockMode !== 'off' && status.ready?.landlock.status === 'unavailable') degraded.push('landlock: not available on this kernel');
 
     const raw = code ?? (signal ? 128 + (SIGNALS[signal] ?? 9) : EXIT_WARD_ERROR);
     const denials: Denial[] = [];
     let reason: RunReason = raw > 128 ? 'signal' : 'exit';
     let exitCode = raw;
     let message: string | null = null;
-    if (execErr) reason = 'exec-failed';
+    if (execFailed) reason = 'exec-failed';
     if (timedOut) {
       reason = 'timeout';
       exitCode = EXIT_TIMEOUT;
@@ -366,30 +369,6 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     result,
     kill: killTree,
   };
-}
-
-interface StatusLine {
-  stage?: string;
-  step?: string;
-  error?: string;
-  errno?: number;
-  detail?: string;
-  landlock?: unknown;
-  [k: string]: unknown;
-}
-
-function parseStatusLines(text: string): StatusLine[] {
-  const out: StatusLine[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const v = JSON.parse(line) as unknown;
-      if (v && typeof v === 'object') out.push(v as StatusLine);
-    } catch {
-      out.push({ stage: 'unknown', error: `unparsable status line: ${line.slice(0, 200)}` });
-    }
-  }
-  return out;
 }
 
 const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGSEGV: 11, SIGABRT: 6, SIGXCPU: 24, SIGXFSZ: 25, SIGHUP: 1, SIGPIPE: 13 };

@@ -43,7 +43,7 @@ function read(file: string): string | undefined {
  * bwrap exited before Ward's launcher reported in: find out which layer the
  * kernel refused and say how to get it.
  */
-export function diagnoseBwrapFailure(bwrap: string, exitCode: number | null): WardError {
+export function diagnoseBwrapFailure(bwrap: string, exitCode: number | null, bwrapStderr?: string): WardError {
   const probe = spawnSync(bwrap, ['--unshare-user', '--unshare-net', '--unshare-pid', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
   const err = `${probe.stderr ?? ''}`.trim();
   const apparmor = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
@@ -77,7 +77,8 @@ export function diagnoseBwrapFailure(bwrap: string, exitCode: number | null): Wa
       fix: 'use a kernel built with CONFIG_SECCOMP_FILTER (every mainstream distribution kernel is)',
     });
   }
-  return new WardError(`bwrap failed (exit ${exitCode}) before the command started; its message is above`, {
+  const said = bwrapStderr?.trim();
+  return new WardError(`bwrap failed (exit ${exitCode}) before the command started: ${said ? said.split('\n').slice(-3).join(' / ') : 'its message is above'}`, {
     step: 'bwrap',
     fix: 'check the paths the policy grants (`ward policy show --plan`); a grant on a special filesystem can make a bind fail',
   });

@@ -44,7 +44,6 @@ export const minimal: PolicyFile = {
       opt('/etc/protocols'),
       opt('/etc/services'),
       opt('/etc/terminfo'),
-      opt('/etc/mtab'),
       opt('/etc/python3'),
       opt('/etc/python3.11'),
       opt('/etc/perl'),

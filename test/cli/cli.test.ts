@@ -1,0 +1,133 @@
+/**
+ * The `ward` command as a user meets it: exit codes, streams, errors that name
+ * the problem and the fix, and refusals that happen before anything runs.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { hasCgroup, sandboxFixture, ward } from '../helpers.js';
+
+const degraded = hasCgroup ? [] : ['--allow-degraded'];
+
+describe('ward run', () => {
+  it('passes the exit code, stdout, stderr and stdin through', () => {
+    const fx = sandboxFixture();
+    const r = ward(['run', ...degraded, '--', 'sh', '-c', 'read line; echo "out:$line"; echo err >&2; exit 7'], { cwd: fx.ws, env: fx.env, input: 'hello\n' });
+    assert.equal(r.code, 7, r.stderr);
+    assert.equal(r.stdout, 'out:hello\n');
+    assert.match(r.stderr, /^err$/m);
+  });
+
+  it('a command killed by a signal exits 128+N', () => {
+    const fx = sandboxFixture();
+    assert.equal(ward(['run', ...degraded, '--', 'sh', '-c', 'kill -KILL $$'], { cwd: fx.ws, env: fx.env }).code, 137);
+  });
+
+  it('wall_time: exit 124 and a message naming the limit', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 1s}\n');
+    const r = ward(['run', ...degraded, '--policy', 'p.yaml', '--', 'sleep', '20'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 124);
+    assert.match(r.stderr, /ward: wall_time limit \(1s\) reached/);
+  });
+
+  it('an invalid policy: exit 125, the file, key and fix named, and nothing runs', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'bad.yaml'), 'filesystem:\n  write: ["${WORKSPACE}"]\n  raed: ["/etc"]\n');
+    const r = ward(['run', '--policy', 'bad.yaml', '--', 'touch', 'ran'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /bad\.yaml:3 at filesystem\.raed: unknown key "raed"/);
+    assert.match(r.stderr, /fix: did you mean "read"/);
+    assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+  });
+
+  it('network.allow fails closed until the egress broker exists', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'net.yaml'), 'extends: [default]\nnetwork:\n  allow: ["registry.npmjs.org:443"]\n');
+    const r = ward(['run', '--policy', 'net.yaml', '--', 'touch', 'ran'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /network\.allow.*registry\.npmjs\.org:443.*not built yet/);
+    assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+  });
+
+  it('a missing bubblewrap: exit 125 with the install command', () => {
+    const fx = sandboxFixture();
+    const r = ward(['run', '--', 'true'], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: '/nonexistent/bwrap' } });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /bubblewrap \(bwrap\) is not installed/);
+    assert.match(r.stderr, /apt-get install -y bubblewrap/);
+  });
+
+  it('a missing workspace and an unknown option are clear errors', () => {
+    const fx = sandboxFixture();
+    const a = ward(['run', '--workspace', '/nonexistent-ward-ws', '--', 'true'], { cwd: fx.ws, env: fx.env });
+    assert.equal(a.code, 125);
+    assert.match(a.stderr, /workspace \/nonexistent-ward-ws does not exist/);
+    const b = ward(['run', '--polcy', 'x', '--', 'true'], { cwd: fx.ws, env: fx.env });
+    assert.equal(b.code, 125);
+    assert.match(b.stderr, /unknown option --polcy/);
+    const c = ward(['frobnicate'], { env: fx.env });
+    assert.equal(c.code, 125);
+  });
+
+  it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {
+    const fx = sandboxFixture();
+    const rec = path.join(path.dirname(fx.ws), 'record.jsonl');
+    const r = ward(['run', ...degraded, '--record', rec, '--', 'true'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 0, r.stderr);
+    const [launch, exit] = readFileSync(rec, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const show = ward(['policy', 'show'], { cwd: fx.ws, env: fx.env });
+    const hash = /^sha256 ([0-9a-f]{64})$/m.exec(show.stdout)?.[1];
+    assert.equal(launch.policy_sha256, hash);
+    assert.equal(launch.type, 'launch');
+    assert.deepEqual(launch.argv, ['true']);
+    assert.equal(launch.observed.proc_status.Seccomp, '2');
+    assert.equal(exit.exit_code, 0);
+  });
+});
+
+describe('ward policy', () => {
+  it('show prints canonical JSON whose SHA-256 is the printed hash', () => {
+    const fx = sandboxFixture();
+    const r = ward(['policy', 'show', '--profile', 'minimal'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 0, r.stderr);
+    const [json, hashLine] = r.stdout.trim().split('\n');
+    assert.equal(hashLine, `sha256 ${createHash('sha256').update(json!).digest('hex')}`);
+    assert.equal(JSON.parse(json!).version, 1);
+  });
+
+  it('check accepts a good policy and rejects a bad one with exit 125', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'good.yaml'), 'extends: [node]\nfilesystem:\n  write: ["${WORKSPACE}"]\nresources: {memory: 1GiB}\n');
+    const ok = ward(['policy', 'check', 'good.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^ok: good\.yaml/);
+    writeFileSync(path.join(fx.ws, 'rel.yaml'), 'filesystem:\n  write: [src]\n');
+    const bad = ward(['policy', 'check', 'rel.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /rel\.yaml at filesystem\.write\[0\]: "src" is a relative path/);
+    assert.match(bad.stderr, /fix: .*\$\{WORKSPACE\}\/src/);
+  });
+
+  it('show --plan prints the compiled mounts, Landlock rules and seccomp hash', () => {
+    const fx = sandboxFixture();
+    const r = ward(['policy', 'show', '--plan'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout.trim().split('\n')[2]!);
+    assert.ok(plan.mounts.some((m: { kind: string; dest: string }) => m.kind === 'bind' && m.dest === fx.ws));
+    assert.match(plan.seccomp.sha256, /^[0-9a-f]{64}$/);
+    assert.ok(plan.landlock.rules.length > 0);
+  });
+});
+
+describe('ward demo', () => {
+  it('runs the demo: work allowed, every attack denied', () => {
+    const fx = sandboxFixture();
+    const r = ward(['demo'], { cwd: fx.ws, env: { ...fx.env, WARD_DEMO_DEGRADED: hasCgroup ? '0' : '1' }, timeout: 120_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Every promise held/);
+    assert.doesNotMatch(r.stdout, /ESCAPED|FAILED/);
+  });
+});

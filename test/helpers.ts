@@ -1,0 +1,66 @@
+/**
+ * Shared by the sandbox and CLI tests: temporary workspaces and homes, and the
+ * facts about how this run was started (as root, or as an unprivileged user
+ * with or without a delegated cgroup: scripts/test.js sets WARD_TEST_CGROUP).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const isRoot = process.getuid?.() === 0;
+/** 'none' when this user has no cgroup it may write: resource limits must then be refused (fail closed). */
+export const cgroupMode = (process.env.WARD_TEST_CGROUP ?? (isRoot ? 'root' : 'none')) as 'root' | 'delegated' | 'none';
+export const hasCgroup = cgroupMode !== 'none';
+
+const made: string[] = [];
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory (real path), removed when the test file ends. */
+export function tempDir(prefix = 'ward-test-'): string {
+  const d = realpathSync(mkdtempSync(path.join(os.tmpdir(), prefix)));
+  made.push(d);
+  return d;
+}
+
+/** A workspace and a home beside it, with an env whose HOME points at that home. */
+export function sandboxFixture(): { ws: string; home: string; env: NodeJS.ProcessEnv } {
+  const base = tempDir();
+  const ws = path.join(base, 'ws');
+  const home = path.join(base, 'home');
+  mkdirSync(ws);
+  mkdirSync(home);
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CACHE_HOME: process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache') };
+  return { ws, home, env };
+}
+
+export function which(bin: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Runs the built CLI (npm test builds it first). */
+export function ward(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), ...args], {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    input: opts.input ?? '',
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+}
+
+/** Python snippet that calls a raw syscall and prints "errno=N" (0 on success). */
+export function pySyscall(body: string): string[] {
+  return [
+    'python3',
+    '-c',
+    `import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n${body}\nprint("errno=%d" % (ctypes.get_errno() if r == -1 else 0))`,
+  ];
+}

@@ -1,0 +1,159 @@
+/**
+ * Hard limits: each one stops a real runaway, Ward says which limit did it, and
+ * nothing is left behind. Where this user has no cgroup (an unprivileged run
+ * without delegation) the cgroup-backed limits must be refused, not skipped.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { run, WardError, type PolicyInput } from '../../src/index.js';
+import { hasCgroup, isRoot, sandboxFixture } from '../helpers.js';
+
+function limited(resources: Record<string, unknown>): PolicyInput {
+  return { policy: { extends: ['default'], resources } };
+}
+
+async function go(policy: PolicyInput, argv: string[], allowDegraded = !hasCgroup) {
+  const fx = sandboxFixture();
+  const r = await run(policy, argv, { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded });
+  return { ...r, out: r.stdout.toString(), err: r.stderr.toString(), ws: fx.ws };
+}
+
+/** Ward's cgroups under every controller, so a test can show none is left. */
+function wardCgroups(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 6) return;
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e);
+      try {
+        if (!statSync(p).isDirectory()) continue;
+      } catch {
+        continue;
+      }
+      if (new RegExp(`^ward-${process.pid}-\\d+$`).test(e)) found.push(p);
+      walk(p, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
+}
+
+describe('resource limits', () => {
+  it('a sleeper is killed by the wall clock: exit 124, the whole tree gone', async () => {
+    const started = Date.now();
+    const r = await go(limited({ wall_time: '1s' }), ['sh', '-c', 'sleep 30 & sleep 30; echo survived']);
+    assert.equal(r.exitCode, 124);
+    assert.equal(r.reason, 'timeout');
+    assert.match(r.message ?? '', /wall_time/);
+    assert.ok(Date.now() - started < 10_000);
+    assert.doesNotMatch(r.out, /survived/);
+    assert.deepEqual(wardCgroups(), []);
+  });
+
+  it('a CPU spinner is killed at cpu_time: exit 137, cpu_time named', async () => {
+    const r = await go(limited({ cpu_time: '1s', wall_time: '30s' }), ['sh', '-c', 'while :; do :; done']);
+    assert.equal(r.exitCode, 137);
+    assert.equal(r.reason, 'cpu_time');
+    assert.match(r.message ?? '', /cpu_time/);
+  });
+
+  it('a disk filler is stopped at file_size', async () => {
+    const r = await go(limited({ file_size: '1MiB' }), ['sh', '-c', 'head -c 5000000 /dev/zero > big']);
+    assert.equal(r.exitCode, 137);
+    assert.equal(r.reason, 'file_size');
+    assert.ok(statSync(path.join(r.ws, 'big')).size <= 1024 * 1024);
+  });
+
+  it('open_files caps descriptors per process', async () => {
+    const r = await go(limited({ open_files: 32 }), ['sh', '-c', 'ulimit -n']);
+    assert.equal(r.out.trim(), '32');
+  });
+
+  it('output beyond resources.output is dropped and reported', async () => {
+    const r = await go(limited({ output: '1KiB' }), ['sh', '-c', 'head -c 100000 /dev/zero | tr "\\0" x']);
+    assert.equal(r.stdout.length, 1024);
+    assert.equal(r.outputTruncated, true);
+    assert.ok(r.denials.some((d) => d.what === 'output'));
+  });
+
+  if (hasCgroup) {
+    it('a memory hog is killed by the memory limit: exit 137, memory named', async () => {
+      const r = await go(limited({ memory: '64MiB', wall_time: '60s' }), ['python3', '-c', 'a = []\nwhile True: a.append(bytearray(4 << 20))']);
+      assert.equal(r.exitCode, 137, r.err);
+      assert.equal(r.reason, 'memory');
+      assert.match(r.message ?? '', /memory limit/);
+      assert.deepEqual(wardCgroups(), []);
+    });
+
+    it('a fork bomb is held by pids, then stopped by the wall clock; the host keeps working', async () => {
+      const bomb = 'import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)';
+      const r = await go(limited({ pids: 32, wall_time: '3s' }), ['python3', '-c', bomb]);
+      assert.equal(r.exitCode, 124);
+      const pids = r.denials.find((d) => d.what === 'pids');
+      assert.ok(pids, `pids refusals recorded: ${JSON.stringify(r.denials)}`);
+      assert.deepEqual(wardCgroups(), []);
+    });
+
+    it('the launch record names the cgroup and the limits written', async () => {
+      const r = await go(limited({ memory: '256MiB', pids: 100 }), ['true']);
+      assert.equal(r.exitCode, 0);
+      const cg = r.launch.layers.cgroup;
+      assert.ok(cg);
+      assert.ok(cg.applied.some((a) => /memory(\.max|\.limit_in_bytes)=268435456/.test(a)), cg.applied.join(' '));
+      assert.ok(cg.applied.some((a) => /pids\.max=100/.test(a)));
+    });
+
+    it('the sandbox sees its own cgroup as the root (cgroup namespace)', async () => {
+      const r = await go(limited({ pids: 100 }), ['cat', '/proc/self/cgroup']);
+      for (const line of r.out.trim().split('\n')) assert.match(line, /:\/$/, line);
+    });
+  } else {
+    it('without a writable cgroup, resource limits are refused (fail closed), naming the fix', async () => {
+      await assert.rejects(
+        go(limited({ memory: '64MiB' }), ['true'], false),
+        (e: unknown) => e instanceof WardError && /cannot apply the policy's resource limits/.test(e.message) && /systemd-run --user --scope|Delegate/.test(e.fix ?? ''),
+      );
+    });
+
+    it('with --allow-degraded (and a policy that allows it) rlimits stand in, and the record says so', async () => {
+      const r = await go(limited({ memory: '64MiB', pids: 64 }), ['python3', '-c', 'a = []\nwhile True: a.append(bytearray(4 << 20))'], true);
+      assert.notEqual(r.exitCode, 0, 'RLIMIT_DATA stops the hog');
+      assert.match(r.err, /MemoryError/);
+      assert.ok(r.launch.degraded.some((d) => /cgroup/.test(d)));
+      assert.deepEqual(r.launch.layers.rlimits.data, [64 * 1024 * 1024, 64 * 1024 * 1024]);
+    });
+  }
+
+  if (!isRoot) {
+    it('RLIMIT_NPROC holds a fork bomb inside the user namespace for an unprivileged user', async () => {
+      const r = await go(limited({ pids: 20, wall_time: '3s' }), ['sh', '-c', 'for i in $(seq 1 60); do sleep 2 & done 2>&1; wait']);
+      assert.match(r.out + r.err, /Resource temporarily unavailable|Cannot fork|can't fork/i);
+    });
+  }
+
+  it('--allow-degraded is refused when the policy does not allow degraded runs', async () => {
+    await assert.rejects(
+      go({ policy: { extends: ['default'], sandbox: { allow_degraded: false } } }, ['true'], true),
+      (e: unknown) => e instanceof WardError && /does not allow degraded/.test(e.message),
+    );
+  });
+
+  it('leaves no temp files behind in the workspace or /tmp', async () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'keep'), 'x');
+    const before = readdirSync('/tmp').filter((n) => n.startsWith('ward') && !n.startsWith('ward-test') && !n.startsWith('ward-mounts') && !n.startsWith('ward-policy'));
+    await run({ profile: 'default' }, ['sh', '-c', 'echo hi > /tmp/inside'], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup });
+    const after = readdirSync('/tmp').filter((n) => n.startsWith('ward') && !n.startsWith('ward-test') && !n.startsWith('ward-mounts') && !n.startsWith('ward-policy'));
+    assert.deepEqual(after, before);
+    assert.deepEqual(readdirSync(fx.ws), ['keep']);
+    assert.equal(readFileSync(path.join(fx.ws, 'keep'), 'utf8'), 'x');
+  });
+});
