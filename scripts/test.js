@@ -70,7 +70,9 @@ if (process.getuid() === 0 && process.env.WARD_TEST_UNPRIVILEGED !== '0') {
   const home = execFileSync('sh', ['-c', `getent passwd ${user} | cut -d: -f6`], { encoding: 'utf8' }).trim();
   // The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user).
   const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher)\/|^test\/seccomp\/kernel/.test(f));
-  const env = { HOME: home, USER: user, LOGNAME: user, XDG_CACHE_HOME: '', XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', WARD_TEST_AS: 'unprivileged' };
+  // The user's own PATH would not name root's private directories (pyenv shims under /root).
+  const userPath = (process.env.PATH ?? '').split(':').filter((d) => d && !d.startsWith('/root')).join(':');
+  const env = { HOME: home, USER: user, LOGNAME: user, PATH: userPath, XDG_CACHE_HOME: '', XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', WARD_TEST_AS: 'unprivileged' };
 
   // a) no cgroup of its own: Ward must refuse resource limits (tests check the refusal) or degrade when asked.
   runTests(`unprivileged ${user}`, sandboxFiles, (cmd, args) => ['runuser', ['-u', user, '--', cmd, ...args]], { ...env, WARD_TEST_CGROUP: 'none' });

@@ -1,0 +1,85 @@
+/**
+ * "Leaves nothing behind": after the command ends, is killed by a limit, is
+ * aborted, or Ward itself is killed with SIGKILL, no process of the sandbox
+ * survives.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { run, start } from '../../src/index.js';
+import { hasCgroup, ROOT, sandboxFixture } from '../helpers.js';
+
+/** Pids whose command line contains `marker` (the marker is unique per test). */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) found.push(Number(name));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return found;
+}
+
+async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
+
+/** A unique sleep length doubles as the marker: `sleep 300.<pid><n>` is found in /proc by its argv. */
+const mark = (n: number) => `300.${process.pid}${n}`;
+const sleeper = (marker: string) => ['sh', '-c', `sleep ${marker} & sleep ${marker} & wait`];
+
+describe('nothing is left behind', () => {
+  it('background children die with the command when the wall clock kills it', async () => {
+    const fx = sandboxFixture();
+    const marker = mark(1);
+    const r = await run({ policy: { extends: ['default'], resources: { wall_time: '1s' } } }, ['sh', '-c', `sleep ${marker} & sleep ${marker}`], {
+      workspace: fx.ws,
+      env: fx.env,
+      stdin: 'ignore',
+      allowDegraded: !hasCgroup,
+    });
+    assert.equal(r.exitCode, 124);
+    assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
+  });
+
+  it('background children die when the command itself exits', async () => {
+    const fx = sandboxFixture();
+    const marker = mark(2);
+    const r = await run(undefined, ['sh', '-c', `(sleep ${marker} &) ; echo started`], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup });
+    assert.equal(r.exitCode, 0);
+    // bwrap's pid 1 goes when the command ends, and the kernel kills the rest of the pid namespace.
+    assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
+  });
+
+  it('kill() and an AbortSignal end the whole sandbox', async () => {
+    const fx = sandboxFixture();
+    const marker = mark(3);
+    const ac = new AbortController();
+    const h = start(undefined, sleeper(marker), { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, signal: ac.signal });
+    assert.ok(await eventually(() => processesWith(marker).length >= 2), 'the sleepers started');
+    ac.abort();
+    const r = await h.result;
+    assert.equal(r.exitCode, 137);
+    assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
+  });
+
+  it('SIGKILL of Ward itself takes the sandbox down (bwrap --die-with-parent)', async () => {
+    const fx = sandboxFixture();
+    const marker = mark(4);
+    const args = [path.join(ROOT, 'bin/ward.js'), 'run', ...(hasCgroup ? [] : ['--allow-degraded']), '--', ...sleeper(marker)];
+    const ward = spawn(process.execPath, args, { cwd: fx.ws, env: fx.env, stdio: 'ignore' });
+    assert.ok(await eventually(() => processesWith(marker).length >= 2, 15_000), 'the sleepers started');
+    ward.kill('SIGKILL');
+    assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
+  });
+});
