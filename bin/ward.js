@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const built = fileURLToPath(new URL('../dist/ward.mjs', import.meta.url));
 if (!existsSync(built)) {
   process.stderr.write('ward: not built yet\n  fix: run `npm run build` in the Ward checkout\n');
   process.exit(125);

@@ -25,6 +25,7 @@ function sh(cmd, args, opts = {}) {
 
 console.log('# build');
 sh(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
+sh(process.execPath, ['scripts/bundle.js']);
 sh(process.execPath, ['bin/build-launcher.js']);
 
 function testFiles() {

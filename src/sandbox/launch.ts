@@ -254,7 +254,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (cpuWatch) clearInterval(cpuWatch);
     opts.signal?.removeEventListener('abort', onAbort);
     process.removeListener('exit', onExit);
-    await Promise.race([statusDone, new Promise((r) => setTimeout(r, 200))]);
+    // The launcher's status socket closes when the command starts (every holder closes it);
+    // wait briefly for the last bytes, without keeping the event loop alive afterwards.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([statusDone, new Promise<void>((r) => (grace = setTimeout(r, 200)))]);
+    clearTimeout(grace);
     await streamsDone;
 
     let status: LauncherStatus;
