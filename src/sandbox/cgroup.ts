@@ -42,7 +42,8 @@ interface Mount {
 
 const CPU_PERIOD_US = 100_000;
 let counter = 0;
-let staleSwept = false;
+/** Parents already swept for stale cgroups by this process (one sweep per parent is enough). */
+const swept = new Set<string>();
 
 export function needsCgroup(l: CgroupLimits): boolean {
   return l.memory !== null || l.pids !== null || l.cpus !== null;
@@ -296,8 +297,8 @@ function tryRmdir(d: string): boolean {
 
 /** Removes empty cgroups left by Ward processes that died without cleaning up (SIGKILL). */
 function sweepStale(parent: string): void {
-  if (staleSwept) return;
-  staleSwept = true;
+  if (swept.has(parent)) return;
+  swept.add(parent);
   let names: string[] = [];
   try {
     names = readdirSync(parent);

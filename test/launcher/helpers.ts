@@ -5,7 +5,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ensureLauncher, parseLauncherStatus, type LauncherStatus } from '../../src/launcher/launcher.js';
 
 export const BWRAP = '/usr/bin/bwrap';
@@ -83,6 +83,8 @@ export function bwrap(extra: string[] = []): string[] {
     '--dev', '/dev',
     '--proc', '/proc',
     '--tmpfs', '/tmp',
+    // The launcher may live under /tmp (a checkout there, or XDG_CACHE_HOME): keep it visible.
+    '--ro-bind', dirname(launcher()), dirname(launcher()),
     ...extra,
     '--unshare-all',
     '--die-with-parent',

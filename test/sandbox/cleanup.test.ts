@@ -4,7 +4,7 @@
  * survives.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -22,6 +22,27 @@ function processesWith(marker: string): number[] {
       /* exited meanwhile */
     }
   }
+  return found;
+}
+
+/** cgroups named after a Ward process, under every controller. */
+function cgroupsOf(pid: number): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 6) return;
+    let entries: import('node:fs').Dirent[] = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (e.name.startsWith(`ward-${pid}-`)) found.push(path.join(dir, e.name));
+      walk(path.join(dir, e.name), depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
   return found;
 }
 
@@ -81,5 +102,10 @@ describe('nothing is left behind', () => {
     assert.ok(await eventually(() => processesWith(marker).length >= 2, 15_000), 'the sleepers started');
     ward.kill('SIGKILL');
     assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
+    // The dead Ward could not remove its cgroup; the next run sweeps it.
+    const stale = () => cgroupsOf(ward.pid!);
+    const next = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', ...(hasCgroup ? [] : ['--allow-degraded']), '--', 'true'], { cwd: fx.ws, env: fx.env });
+    assert.equal(next.status, 0, String(next.stderr));
+    assert.deepEqual(stale(), [], 'stale cgroups of a killed Ward are removed by the next run');
   });
 });
