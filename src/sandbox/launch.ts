@@ -44,7 +44,18 @@ export interface LaunchOptions {
   /** Run with a missing layer if the policy's sandbox.allow_degraded also allows it. */
   allowDegraded?: boolean;
   signal?: AbortSignal;
+  /**
+   * Receives the run's records in order, as they become known: the launch record,
+   * then one `denial` record per refusal Ward observed, then the `exit` record.
+   * This is the one way out of the launch path for events (the audit log subscribes).
+   */
+  onRecord?: (record: RunRecord) => void;
 }
+
+export type RunRecord =
+  | LaunchRecord
+  | ({ type: 'denial' } & Denial)
+  | { type: 'exit'; exit_code: number; raw_exit_code: number; reason: RunReason; message: string | null; output_truncated: boolean; duration_ms: number };
 
 /** Something the boundary refused or stopped, as Ward observed it. */
 export interface Denial {
@@ -245,37 +256,32 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   const onExit = () => killTree();
   process.once('exit', onExit);
 
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    child.once('exit', (c, s) => resolve([c, s]));
+    child.once('error', () => resolve([null, null]));
+  });
+
   const result = (async (): Promise<RunResult> => {
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-      child.once('exit', (c, s) => resolve([c, s]));
-      child.once('error', () => resolve([null, null]));
-    });
-    if (wall) clearTimeout(wall);
-    if (cpuWatch) clearInterval(cpuWatch);
-    opts.signal?.removeEventListener('abort', onAbort);
-    process.removeListener('exit', onExit);
-    // The launcher's status socket closes when the command starts (every holder closes it);
-    // wait briefly for the last bytes, without keeping the event loop alive afterwards.
+    // The status socket reaches EOF when the command has been exec'd (every holder
+    // has closed it by then) or the launch failed. If the process died first, wait
+    // briefly for the last bytes, without keeping the event loop alive afterwards.
     let grace: NodeJS.Timeout | undefined;
-    await Promise.race([statusDone, new Promise<void>((r) => (grace = setTimeout(r, 200)))]);
+    await Promise.race([statusDone, exited.then(() => new Promise<void>((r) => (grace = setTimeout(r, 200))))]);
     clearTimeout(grace);
-    await streamsDone;
 
     let status: LauncherStatus;
     try {
       status = parseLauncherStatus(Buffer.concat(statusChunks).toString('utf8'));
     } catch (e) {
       // Only Ward's launchers write there; anything malformed means the launch cannot be trusted.
+      killTree();
+      await exited;
       if (cgroup) await cgroup.remove();
       throw new WardError(`the launcher's status report is malformed: ${(e as Error).message}`, { step: 'launcher:status' });
     }
     const failure = status.failure;
     const execFailed = failure?.stage === 'inner' && failure.step === 'exec';
-
-    const oom = cgroup?.oomKilled() ?? false;
-    const pidsRefused = cgroup?.pidsRefused() ?? 0;
-    const cpuUsed = cgroup?.cpuSeconds() ?? null;
-    if (cgroup) await cgroup.remove();
+    if (landlockMode !== 'off' && status.ready?.landlock.status === 'unavailable') degraded.push('landlock: not available on this kernel');
 
     const launchRecord: LaunchRecord = {
       type: 'launch',
@@ -298,6 +304,20 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       degraded,
       notes: plan.notes,
     };
+    // Recorded as the command starts, so a long run is in the log before it ends.
+    if (status.ready) opts.onRecord?.(launchRecord);
+
+    const [code, signal] = await exited;
+    if (wall) clearTimeout(wall);
+    if (cpuWatch) clearInterval(cpuWatch);
+    opts.signal?.removeEventListener('abort', onAbort);
+    process.removeListener('exit', onExit);
+    await streamsDone;
+
+    const oom = cgroup?.oomKilled() ?? false;
+    const pidsRefused = cgroup?.pidsRefused() ?? 0;
+    const cpuUsed = cgroup?.cpuSeconds() ?? null;
+    if (cgroup) await cgroup.remove();
 
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
@@ -318,8 +338,6 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       // bwrap exited before the launcher reported in (a SIGKILL from our own timer is not that).
       throw diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
     }
-    if (landlockMode !== 'off' && status.ready?.landlock.status === 'unavailable') degraded.push('landlock: not available on this kernel');
-
     const raw = code ?? (signal ? 128 + (SIGNALS[signal] ?? 9) : EXIT_WARD_ERROR);
     const denials: Denial[] = [];
     let reason: RunReason = raw > 128 ? 'signal' : 'exit';
@@ -352,6 +370,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
     if (truncated) denials.push({ layer: 'output', what: 'output', verdict: 'truncated', detail: `output beyond ${outputCap} bytes was dropped` });
 
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    if (opts.onRecord) {
+      for (const d of denials) opts.onRecord({ type: 'denial', ...d });
+      opts.onRecord({ type: 'exit', exit_code: exitCode, raw_exit_code: raw, reason, message, output_truncated: truncated, duration_ms: Math.round(durationMs) });
+    }
     return {
       exitCode,
       rawExitCode: raw,
@@ -362,7 +385,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       outputTruncated: truncated,
       denials,
       launch: launchRecord,
-      durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      durationMs,
     };
   })();
   result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between
