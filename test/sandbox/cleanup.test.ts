@@ -100,7 +100,9 @@ describe('nothing is left behind', () => {
     const args = [path.join(ROOT, 'bin/ward.js'), 'run', ...(hasCgroup ? [] : ['--allow-degraded']), '--', ...sleeper(marker)];
     const ward = spawn(process.execPath, args, { cwd: fx.ws, env: fx.env, stdio: 'ignore' });
     assert.ok(await eventually(() => processesWith(marker).length >= 2, 15_000), 'the sleepers started');
+    const gone = new Promise((r) => ward.once('exit', r));
     ward.kill('SIGKILL');
+    await gone; // reaped: a zombie still answers kill(pid, 0), and the sweep would rightly leave its cgroup
     assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
     // The dead Ward could not remove its cgroup; the next run sweeps it.
     const stale = () => cgroupsOf(ward.pid!);
