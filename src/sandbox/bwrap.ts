@@ -42,7 +42,11 @@ export function bwrapArgs(input: BwrapInput): string[] {
   for (const op of input.ops) {
     switch (op.kind) {
       case 'proc':
-        a.push('--proc', op.dest);
+        // Read-only procfs. For a root caller, uid 0 inside is the host's root, and the
+        // kernel's legacy "euid == 0" checks would let it write /proc/sys/kernel/core_pattern
+        // (a host escape), /proc/sysrq-trigger and /proc/PID/mem even with every capability
+        // dropped. Landlock refuses those writes too; this makes it hold without Landlock.
+        a.push('--proc', op.dest, '--remount-ro', op.dest);
         break;
       case 'dev':
         a.push('--dev', op.dest);

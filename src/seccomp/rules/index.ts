@@ -13,6 +13,7 @@ import { rules as namespaces } from './namespaces.js';
 import { rules as perf } from './perf.js';
 import { rules as personality } from './personality.js';
 import { rules as ptrace } from './ptrace.js';
+import { rules as setuid } from './setuid.js';
 import { rules as sockets } from './sockets.js';
 import { rules as tty } from './tty.js';
 import { rules as userfaultfd } from './userfaultfd.js';
@@ -30,6 +31,7 @@ export const RULE_FAMILIES: Readonly<Record<string, readonly SeccompRule[]>> = O
   tty,
   personality,
   sockets,
+  setuid,
 });
 
 export const SECCOMP_RULES: readonly SeccompRule[] = Object.freeze(Object.values(RULE_FAMILIES).flat());
