@@ -13,7 +13,8 @@ import { loadPolicy, loadPolicyObject, type LoadedPolicy } from './policy/load.j
 import type { PolicyFile } from './policy/schema.js';
 import { compilePlan, type Plan } from './plan/compile.js';
 import { homeDir } from './paths.js';
-import { launch, type LaunchOptions, type RunHandle, type RunResult } from './sandbox/launch.js';
+import type { LaunchOptions, RunHandle, RunResult } from './sandbox/launch.js';
+import { launchAudited, openAudit, type AuditOption } from './audit/run-log.js';
 
 /** A policy: a file, a built-in profile, a policy object, or an already loaded policy. */
 export type PolicyInput = { file: string } | { profile: string } | { policy: PolicyFile | Record<string, unknown> } | LoadedPolicy | undefined;
@@ -23,6 +24,14 @@ export interface RunOptions extends LaunchOptions {
   workspace?: string;
   /** The environment `env.pass` takes names from (default: process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Where the run is recorded: a log file, an AuditWriter (src/audit/writer.ts),
+   * or false (not recorded by Ward: for embedders that keep their own record
+   * through onRecord, and for tests). Default: the user's tamper-evident log,
+   * $XDG_STATE_HOME/ward/audit.jsonl (XDG_STATE_HOME and HOME taken from `env`),
+   * signed with the key in $XDG_CONFIG_HOME/ward, created on first use.
+   */
+  audit?: AuditOption;
 }
 
 export function resolveWorkspace(dir: string | undefined): string {
@@ -56,8 +65,8 @@ export function compile(input: PolicyInput, options: { workspace?: string; env?:
 
 /** Starts CMD in a sandbox and returns at once: streams, kill(), and the result promise. */
 export function start(input: PolicyInput, argv: string[], options: RunOptions = {}): RunHandle {
-  const plan = compile(input, options);
-  return launch(plan, argv, options);
+  const audit = openAudit(options.audit, options.env ?? process.env);
+  return launchAudited(audit, argv, () => compile(input, options), () => options);
 }
 
 /** Runs CMD in a sandbox built from the policy and resolves when it has ended. */

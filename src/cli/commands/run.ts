@@ -1,15 +1,23 @@
 import { appendFileSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { compile, type PolicyInput } from '../../api.js';
-import { launch } from '../../sandbox/launch.js';
+import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../../audit/run-log.js';
 import { takeValue } from '../main.js';
 
-/** `ward run [options] [--] COMMAND [ARGS...]` */
+/**
+ * `ward run [options] [--] COMMAND [ARGS...]`
+ *
+ * Every run is recorded in the audit log (--audit-log FILE, default
+ * ~/.local/state/ward/audit.jsonl). There is deliberately no option to run
+ * unrecorded: a command line an agent can influence must not be able to switch
+ * the evidence off, and a log Ward cannot write is a refusal (exit 125).
+ */
 export async function runCommand(args: string[]): Promise<number> {
   let policy: PolicyInput;
   let workspace: string | undefined;
   let allowDegraded = false;
   let record: string | undefined;
+  let auditLog: string | undefined;
   let quiet = false;
   let i = 0;
   for (; i < args.length; i++) {
@@ -39,6 +47,9 @@ export async function runCommand(args: string[]): Promise<number> {
       case '--record':
         record = takeValue(args, i++, a, 'a file');
         break;
+      case '--audit-log':
+        auditLog = takeValue(args, i++, a, 'a file');
+        break;
       case '--quiet':
       case '-q':
         quiet = true;
@@ -50,11 +61,20 @@ export async function runCommand(args: string[]): Promise<number> {
   const argv = args.slice(i);
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
 
+  // The log is opened (and the key made on first use) before anything runs: no log, no run.
+  const logPath = auditLog ?? defaultAuditLog();
+  const audit = openAudit(auditLog, process.env, (k) => {
+    if (!quiet) process.stderr.write(`${keyCreatedNotice(k, logPath)}\n`);
+  });
   // Output goes straight to the terminal (a TTY stays a TTY) unless the policy caps it,
   // which needs Ward in the middle to count.
-  const plan = compile(policy, { workspace });
-  const output = plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr };
-  const r = await launch(plan, argv, { allowDegraded, stdin: 'inherit', output }).result;
+  const handle = launchAudited(
+    audit,
+    argv,
+    () => compile(policy, { workspace }),
+    (plan) => ({ allowDegraded, stdin: 'inherit', output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
+  );
+  const r = await handle.result;
   if (record) {
     appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, duration_ms: Math.round(r.durationMs) })}\n`);
   }

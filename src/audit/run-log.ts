@@ -1,0 +1,169 @@
+/**
+ * The audit log, wired into a run: every record the launch path emits
+ * (launch, denial, exit) is appended with the run's id, a checkpoint closes the
+ * run, and a run Ward refuses is recorded as `launch-failed`.
+ *
+ * Fail closed: a run whose records cannot be written does not go on. If the
+ * log cannot be opened, nothing starts; if the launch record cannot be
+ * appended, the sandbox is killed; if the exit record cannot be appended, the
+ * run reports a Ward error instead of the command's status.
+ */
+import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
+import { WardError } from '../errors.js';
+import type { Plan } from '../plan/compile.js';
+import type { MountOp } from '../plan/mounts.js';
+import { stateDir } from '../paths.js';
+import { isWithin } from '../policy/expand.js';
+import { launch, type LaunchOptions, type RunHandle, type RunRecord } from '../sandbox/launch.js';
+import { WARD_VERSION } from '../version.js';
+import { ensurePrivateDir, shortKeyId, type InitResult } from './keys.js';
+import { AuditWriter } from './writer.js';
+
+/** `audit` in RunOptions: a log file, an open writer, or false (not recorded). Default: the user's log. */
+export type AuditOption = string | false | AuditWriter | undefined;
+
+/** $XDG_STATE_HOME/ward/audit.jsonl (default ~/.local/state/ward/audit.jsonl). */
+export function defaultAuditLog(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(stateDir(env), 'audit.jsonl');
+}
+
+/**
+ * The writer for a run. The default log and key come from the same
+ * environment the policy's mandatory denies are computed from, so the log is
+ * always in a place the sandbox cannot see.
+ */
+export function openAudit(option: AuditOption, env: NodeJS.ProcessEnv = process.env, onKeyCreated?: (r: InitResult) => void): AuditWriter | null {
+  if (option === false) return null;
+  if (option instanceof AuditWriter) return option;
+  if (option === undefined) ensurePrivateDir(stateDir(env));
+  return new AuditWriter({ path: option ?? defaultAuditLog(env), env, onKeyCreated });
+}
+
+/** The notice `ward run` prints once, when it made the key. */
+export function keyCreatedNotice(r: InitResult, log: string): string {
+  return `ward: created the audit signing key ${r.privateKey} (key id ${shortKeyId(r.keyId)}); the checkpoints of ${log} are signed with it. Keep a copy of ${r.publicKey} off this machine to verify the log with \`ward audit verify --pubkey\`.`;
+}
+
+/**
+ * Would the sandbox this plan builds see `file`? The deepest mount operation
+ * covering a path decides: a bind shows the host's file; a mask, a private
+ * tmpfs, or nothing at all (the empty root) does not.
+ */
+export function visibleInSandbox(ops: MountOp[], file: string): boolean {
+  let deepest: MountOp | undefined;
+  for (const op of ops) {
+    if (op.kind === 'symlink' || !isWithin(file, op.dest)) continue;
+    if (!deepest || op.dest.length >= deepest.dest.length) deepest = op;
+  }
+  return deepest?.kind === 'bind';
+}
+
+/** Refuses a log (or its directory, where the head and lock files live) that the sandbox could read or write. */
+export function assertLogHidden(writer: AuditWriter, plan: Plan): void {
+  const dir = path.dirname(writer.path);
+  const places = [realOr(dir), path.join(realOr(dir), path.basename(writer.path)), realOr(writer.path)];
+  const seen = places.find((p) => visibleInSandbox(plan.mounts.ops, p));
+  if (seen !== undefined) {
+    throw new WardError(`the audit log ${writer.path} is inside a path this policy lets the sandbox see (${seen}): the command could read, cut or delete its own record`, {
+      step: 'audit:log',
+      fix: `keep the log outside every granted path: the default ${defaultAuditLog()} is always hidden, or pass --audit-log FILE elsewhere`,
+    });
+  }
+}
+
+function realOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+/**
+ * compile -> check the log is hidden -> launch, with every record appended.
+ * `prepare` compiles the plan (its errors are recorded as launch-failed too);
+ * `options` builds the launch options from the plan.
+ */
+export function launchAudited(writer: AuditWriter | null, argv: string[], prepare: () => Plan, options: (plan: Plan) => LaunchOptions = () => ({})): RunHandle {
+  const runId = randomBytes(8).toString('hex');
+  const recordFailure = (e: unknown, phase: string) => {
+    if (!writer) return;
+    const w = e instanceof WardError ? e : null;
+    try {
+      writer.append(
+        [
+          {
+            type: 'launch-failed',
+            run_id: runId,
+            step: w?.step ?? (w ? phase : 'internal'),
+            message: (e as Error)?.message ?? String(e),
+            fix: w?.fix ?? null,
+            argv,
+            cwd: process.cwd(),
+            ward_version: WARD_VERSION,
+          },
+        ],
+        { checkpoint: true },
+      );
+    } catch {
+      // The refusal stands either way; a log that cannot take it says so on the next run.
+    }
+  };
+
+  writer?.prepare(); // a log that cannot take this run's records stops it before anything runs
+  let plan: Plan;
+  try {
+    plan = prepare();
+    if (writer) assertLogHidden(writer, plan);
+  } catch (e) {
+    recordFailure(e, 'prepare');
+    throw e;
+  }
+
+  const opts = options(plan);
+  let auditError: unknown = null;
+  let killed = false;
+  let handle: RunHandle | undefined;
+  const onRecord = (r: RunRecord) => {
+    if (writer && auditError === null) {
+      try {
+        writer.append([{ ...r, run_id: runId }], { checkpoint: r.type === 'exit' });
+      } catch (e) {
+        auditError = e;
+        if (r.type !== 'exit') {
+          killed = true;
+          handle?.kill(); // a run Ward cannot record does not go on
+        }
+      }
+    }
+    opts.onRecord?.(r);
+  };
+  try {
+    handle = launch(plan, argv, { ...opts, onRecord });
+  } catch (e) {
+    recordFailure(e, 'launch');
+    throw e;
+  }
+  const auditFailure = (exitCode: number) => {
+    const e = auditError as Error;
+    const what = killed ? 'the sandbox was killed' : `the command ended with status ${exitCode}, but that is not recorded`;
+    return new WardError(`the audit log could not be written (${e.message}); ${what}`, {
+      step: 'audit:log',
+      fix: e instanceof WardError && e.fix ? e.fix : 'pass --audit-log FILE with a writable place outside the sandbox',
+    });
+  };
+  const result = handle.result.then(
+    (r) => {
+      if (auditError !== null) throw auditFailure(r.exitCode);
+      return r;
+    },
+    (e: unknown) => {
+      recordFailure(e, 'launch');
+      throw e;
+    },
+  );
+  result.catch(() => {});
+  return { pid: handle.pid, stdin: handle.stdin, kill: handle.kill, result };
+}

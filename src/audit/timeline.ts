@@ -1,0 +1,102 @@
+/**
+ * `ward audit show`: the log as a timeline people can read. Presentation only:
+ * it does not verify anything (that is `ward audit verify`), and it shows
+ * whatever it can parse.
+ */
+import type { AuditRecord } from './format.js';
+import { shortKeyId } from './keys.js';
+
+export type ShownLine = { line: number; record: AuditRecord } | { line: number; error: string };
+
+/** Parses each line of the log; a line that is not a record is kept as an error. */
+export function parseLogLines(text: string): ShownLine[] {
+  const out: ShownLine[] = [];
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  lines.forEach((l, i) => {
+    try {
+      const r = JSON.parse(l) as AuditRecord;
+      if (typeof r !== 'object' || r === null || typeof r.type !== 'string') throw new Error('not a record');
+      out.push({ line: i + 1, record: r });
+    } catch {
+      out.push({ line: i + 1, error: `not a record: ${l.slice(0, 80)}` });
+    }
+  });
+  return out;
+}
+
+const INDENT = ' '.repeat(35);
+
+/** One entry per record, in log order. */
+export function renderTimeline(lines: ShownLine[]): string {
+  const out: string[] = [];
+  const runs = new Set<string>();
+  let refusals = 0;
+  for (const l of lines) {
+    if ('error' in l) {
+      out.push(`${'?'.padEnd(23)}  ${'-'.padEnd(8)}  line ${l.line}: ${l.error}`);
+      continue;
+    }
+    const r = l.record;
+    const time = typeof r.ts === 'string' ? r.ts.replace('T', ' ').replace('Z', '') : '?';
+    const run = typeof r.run_id === 'string' ? r.run_id.slice(0, 8) : '-';
+    if (typeof r.run_id === 'string') runs.add(r.run_id);
+    const head = `${time.padEnd(23)}  ${run.padEnd(8)}  `;
+    switch (r.type) {
+      case 'log-start':
+        out.push(`${head}log started: log ${String(r.log_id).slice(0, 16)}, key ${shortKeyId(String(r.key_id))}, ward ${String(r.ward_version)}`);
+        break;
+      case 'launch':
+        out.push(`${head}launch  ${shellLine(r.argv)}`);
+        out.push(`${INDENT}policy ${String(r.policy_sha256).slice(0, 12)}  plan ${String(r.plan_sha256).slice(0, 12)}  cwd ${String(r.cwd)}`);
+        out.push(`${INDENT}layers: ${layers(r)}`);
+        if (Array.isArray(r.degraded) && r.degraded.length > 0) out.push(`${INDENT}DEGRADED: ${r.degraded.join('; ')}`);
+        break;
+      case 'denial':
+        out.push(`${head}denial  ${String(r.layer)} ${String(r.what)} ${String(r.verdict)}: ${String(r.detail)}`);
+        break;
+      case 'exit': {
+        const limit = r.reason !== 'exit' && r.reason !== 'signal' ? ` (${String(r.reason)})` : r.reason === 'signal' ? ' (signal)' : '';
+        out.push(`${head}exit ${String(r.exit_code)}${limit}  ${String(r.duration_ms)} ms${r.output_truncated ? '  output truncated' : ''}${r.message ? `  ${String(r.message)}` : ''}`);
+        break;
+      }
+      case 'launch-failed':
+        refusals++;
+        out.push(`${head}REFUSED at ${String(r.step)}: ${String(r.message)}`);
+        if (Array.isArray(r.argv)) out.push(`${INDENT}command: ${shellLine(r.argv)}`);
+        break;
+      case 'checkpoint':
+        out.push(`${head}checkpoint: ${String(r.size)} records, head ${String(r.head).slice(0, 16)}, signed by ${shortKeyId(String(r.key_id))}`);
+        break;
+      default:
+        out.push(`${head}${r.type}`);
+    }
+  }
+  const records = lines.filter((l) => 'record' in l).length;
+  out.push('');
+  out.push(`${records} records, ${runs.size} runs${refusals ? `, ${refusals} refused` : ''}. Shown, not verified: check with \`ward audit verify FILE\`.`);
+  return `${out.join('\n')}\n`;
+}
+
+/** What the launcher observed from inside, in the words of /proc/self/status. */
+function layers(r: AuditRecord): string {
+  const parts: string[] = [];
+  const observed = r.observed as { proc_status?: Record<string, string> | null; landlock?: { abi: number; status: string; rules: number } } | null;
+  const ps = observed?.proc_status;
+  if (ps) {
+    for (const k of ['Seccomp', 'NoNewPrivs', 'CapEff']) if (ps[k] !== undefined) parts.push(`${k} ${k === 'CapEff' && /^0+$/.test(ps[k]!) ? '0' : ps[k]}`);
+  } else parts.push('not observed');
+  const ll = observed?.landlock;
+  if (ll) parts.push(ll.status === 'applied' ? `Landlock ABI ${ll.abi} (${ll.rules} rules)` : `Landlock ${ll.status}`);
+  const l = r.layers as { cgroup?: { version: number; applied: string[] } | null; namespaces?: string[] } | undefined;
+  if (l?.cgroup) parts.push(`cgroup v${l.cgroup.version}${l.cgroup.applied.length ? ` (${l.cgroup.applied.map((a) => a.split('/').pop()).join(', ')})` : ''}`);
+  else if (l) parts.push('no cgroup');
+  if (l?.namespaces) parts.push(`ns ${l.namespaces.join(',')}`);
+  return parts.join(', ');
+}
+
+function shellLine(argv: unknown): string {
+  if (!Array.isArray(argv)) return '?';
+  const s = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${String(a).replace(/'/g, `'\\''`)}'`)).join(' ');
+  return s.length > 160 ? `${s.slice(0, 157)}...` : s;
+}

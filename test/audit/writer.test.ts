@@ -1,0 +1,180 @@
+/**
+ * The writer: the record format as specified, checkpoints every N records and
+ * on request, one chain from several processes at once, the lock's stale-lock
+ * recovery, and refusals when the log on disk is not what Ward left.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { WardError } from '../../src/errors.js';
+import { DOMAIN_TAG, ZERO_HASH, type AuditRecord } from '../../src/audit/format.js';
+import { canonicalJson } from '../../src/policy/canonical.js';
+import { loadSigningKey, loadVerifyKey } from '../../src/audit/keys.js';
+import { verifyLogFile } from '../../src/audit/verify.js';
+import { AuditWriter } from '../../src/audit/writer.js';
+import { ROOT } from '../helpers.js';
+import { freshEnv, launchEvent } from './fixture.js';
+
+function setup(checkpointEvery?: number) {
+  const { dir, env } = freshEnv();
+  const key = loadSigningKey({ env, create: true });
+  const file = path.join(dir, 'logs', 'audit.jsonl');
+  const writer = new AuditWriter({ path: file, key, checkpointEvery });
+  const records = () => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+  const verify = () => verifyLogFile(file, loadVerifyKey(undefined, env));
+  return { dir, env, key, file, writer, records, verify };
+}
+
+describe('audit writer', () => {
+  it('writes the format as specified: log-start at seq 0 after 64 zeros, each hash over tag || prev || canonical JSON', () => {
+    const t = setup();
+    t.writer.append([launchEvent(1, 'r1')]);
+    t.writer.append([{ type: 'exit', run_id: 'r1', exit_code: 0 }], { checkpoint: true });
+    const recs = t.records();
+    assert.deepEqual(recs.map((r) => r.type), ['log-start', 'launch', 'checkpoint', 'exit', 'checkpoint']);
+    assert.deepEqual(recs.map((r) => r.seq), [0, 1, 2, 3, 4]);
+    assert.equal(recs[0]!.prev, ZERO_HASH);
+    assert.equal(recs[0]!.key_id, t.key.keyId);
+    assert.match(String(recs[0]!.log_id), /^[0-9a-f]{32}$/);
+    for (const [i, r] of recs.entries()) {
+      const { hash, ...body } = r;
+      assert.equal(hash, createHash('sha256').update(DOMAIN_TAG).update(r.prev).update(canonicalJson(body)).digest('hex'), `record ${i}`);
+      if (i > 0) assert.equal(r.prev, recs[i - 1]!.hash);
+      if (i > 0) assert.ok(r.ts >= recs[i - 1]!.ts);
+    }
+    // The line begins with seq, ts, type, and ends with prev, hash.
+    assert.match(readFileSync(t.file, 'utf8').split('\n')[1]!, /^\{"seq":1,"ts":"[^"]+","type":"launch","argv":.*,"prev":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}$/);
+    const cp = recs[4]!;
+    assert.equal(cp.size, 4);
+    assert.equal(cp.head, recs[3]!.hash);
+    assert.equal(t.verify().ok, true);
+    assert.equal(statSync(t.file).mode & 0o777, 0o600);
+    assert.equal(statSync(path.dirname(t.file)).mode & 0o777, 0o700);
+    assert.equal(statSync(`${t.file}.head`).mode & 0o777, 0o600);
+    assert.equal(existsSync(`${t.file}.lock`), false);
+  });
+
+  it('a checkpoint at least every N records, and none twice in a row', () => {
+    const t = setup(10);
+    for (let i = 0; i < 45; i++) t.writer.append([{ type: 'denial', i }]);
+    t.writer.checkpoint();
+    t.writer.checkpoint();
+    const recs = t.records();
+    const cps = recs.filter((r) => r.type === 'checkpoint').map((r) => r.seq);
+    let last = -1;
+    for (const c of cps) {
+      assert.ok(c - last - 1 <= 10, `${c - last - 1} records before the checkpoint at ${c}`);
+      last = c;
+    }
+    assert.equal(recs.at(-1)!.type, 'checkpoint');
+    assert.notEqual(recs.at(-2)!.type, 'checkpoint');
+    assert.equal(t.verify().ok, true);
+  });
+
+  it('a batch that crosses N: the checkpoint lands inside it, the head file names that checkpoint, the rest is reported unsigned until the next one', () => {
+    const t = setup(10);
+    t.writer.prepare();
+    const written = t.writer.append(Array.from({ length: 15 }, (_, i) => ({ type: 'denial', i })));
+    const cp = written.find((r) => r.type === 'checkpoint')!;
+    const head = JSON.parse(readFileSync(`${t.file}.head`, 'utf8'));
+    assert.deepEqual([head.size, head.head], [cp.seq + 1, cp.hash]);
+    const r = t.verify();
+    assert.equal(r.problem?.kind, 'unsigned-tail', JSON.stringify(r.problem));
+    assert.equal(r.unsigned_tail, written.length - written.indexOf(cp) - 1);
+    t.writer.append([{ type: 'denial', i: 15 }]); // the writer goes on from the head's checkpoint
+    t.writer.checkpoint();
+    assert.equal(t.verify().ok, true);
+  });
+
+  it('refuses events that set the log\'s own fields or types', () => {
+    const t = setup();
+    assert.throws(() => t.writer.append([{ type: 'exit', seq: 5 }]), /cannot set "seq"/);
+    assert.throws(() => t.writer.append([{ type: 'checkpoint' }]), /written by the log itself/);
+  });
+
+  it('4 processes appending 200 records each at once produce one valid chain with every record', async () => {
+    const t = setup();
+    t.writer.prepare();
+    const worker = path.join(ROOT, 'test/audit/append-worker.ts');
+    const procs = ['a', 'b', 'c', 'd'].map((name) => spawn(process.execPath, ['--import', 'tsx', worker, t.file, t.key.file, name, '200'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
+    const said = (p: (typeof procs)[number], word: string) =>
+      new Promise<void>((resolve, reject) => {
+        let out = '';
+        p.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.includes(word)) resolve();
+        });
+        p.once('exit', (code) => (out.includes(word) ? resolve() : reject(new Error(`worker exited ${code} before "${word}"`))));
+      });
+    await Promise.all(procs.map((p) => said(p, 'ready')));
+    for (const p of procs) p.stdin!.write('go\n');
+    await Promise.all(procs.map((p) => said(p, 'done')));
+    const r = t.verify();
+    assert.equal(r.ok, true, JSON.stringify(r.problem));
+    const recs = t.records();
+    for (const name of ['a', 'b', 'c', 'd']) {
+      assert.deepEqual(recs.filter((x) => x.run_id === name).map((x) => x.i), Array.from({ length: 200 }, (_, i) => i), name);
+    }
+    const order = recs.filter((x) => x.type === 'denial').map((x) => x.run_id);
+    const switches = order.filter((x, i) => i > 0 && x !== order[i - 1]).length;
+    assert.ok(switches > 3, `the workers did not interleave (${switches} switches): the test did not test contention`);
+  });
+
+  it('a lock left by a dead process, or by a reused pid, is broken; a live one is waited for, then named', () => {
+    const t = setup();
+    t.writer.prepare();
+    const lock = `${t.file}.lock`;
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    writeFileSync(lock, `${dead} - ${os.hostname()} deadbeef\n`);
+    t.writer.append([{ type: 'denial', what: 'after a dead holder' }], { checkpoint: true });
+    assert.equal(existsSync(lock), false);
+
+    writeFileSync(lock, `${process.pid} 1 ${os.hostname()} reused\n`); // our pid, another start time
+    t.writer.append([{ type: 'denial', what: 'after a reused pid' }], { checkpoint: true });
+
+    const ownStart = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(lock, `${process.pid} ${ownStart} ${os.hostname()} alive\n`);
+    const w = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 300 });
+    assert.throws(() => w.append([{ type: 'denial' }]), (e: unknown) => e instanceof WardError && /locked by process/.test(e.message) && e.fix!.includes(lock));
+    unlinkSync(lock);
+    assert.equal(t.verify().ok, true);
+  });
+
+  it('refuses to sign over a log changed since its last checkpoint, cut short, or without its head', () => {
+    const t = setup();
+    t.writer.append([{ type: 'denial', what: 'x' }], { checkpoint: true });
+    t.writer.append([{ type: 'denial', what: 'unsigned' }]);
+    const text = readFileSync(t.file, 'utf8');
+    writeFileSync(t.file, text.replace('"what":"unsigned"', '"what":"UNSIGNED"'));
+    assert.throws(() => t.writer.append([{ type: 'exit' }], { checkpoint: true }), /changed after its last checkpoint/);
+    writeFileSync(t.file, text);
+
+    const head = readFileSync(`${t.file}.head`);
+    // Keep log-start and the first record: the checkpoint the head names is gone.
+    truncateSync(t.file, text.split('\n').slice(0, 2).join('\n').length + 1);
+    assert.throws(() => t.writer.append([{ type: 'exit' }]), /fewer records than its signed head says/);
+    writeFileSync(t.file, text);
+
+    unlinkSync(`${t.file}.head`);
+    assert.throws(() => t.writer.append([{ type: 'exit' }]), /has no head file/);
+    writeFileSync(`${t.file}.head`, head);
+
+    appendFileSync(t.file, '{"seq":');
+    assert.throws(() => t.writer.append([{ type: 'exit' }]), /incomplete line/);
+    writeFileSync(t.file, text);
+    t.writer.append([{ type: 'exit' }], { checkpoint: true });
+    assert.equal(t.verify().ok, true);
+  });
+
+  it('a log signed with another key is not appended to', () => {
+    const t = setup();
+    t.writer.prepare();
+    const other = freshEnv();
+    const w = new AuditWriter({ path: t.file, key: loadSigningKey({ env: other.env, create: true }) });
+    assert.throws(() => w.append([{ type: 'exit' }]), (e: unknown) => e instanceof WardError && /is signed with key/.test(e.message) && /move/.test(e.fix!));
+  });
+});
