@@ -1,0 +1,193 @@
+/**
+ * Resources: a runaway command is stopped, the limit that stopped it is named,
+ * and Ward records the denial. Each probe sets a small limit through a policy
+ * overlay (the policy under test keeps everything else).
+ *
+ * Without a cgroup (an unprivileged user without delegation, run with
+ * --allow-degraded) rlimits stand in: RLIMIT_DATA for memory, RLIMIT_NPROC for
+ * pids, RLIMIT_CPU for cpu time. The probes then hold if the stand-in refused,
+ * and say so; where no stand-in can work (RLIMIT_NPROC does not bind the
+ * initial root user) they report `skipped` with the reason.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { broken, E, error, held, kv, noResult, py, skipped } from '../lib.js';
+import type { Probe, ProbeRun } from '../types.js';
+
+const group = 'resources' as const;
+
+/** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
+const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
+
+export const probes: Probe[] = [
+  {
+    id: 'res.fork-bomb',
+    group,
+    promise: 'resources',
+    title: 'fork bomb (pids limit 32, wall time 2s)',
+    mechanism: 'cgroup',
+    asi: ['ASI08', 'ASI10'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { pids: 32, wall_time: '2s' } },
+    // Every process forks until refused; the first refusal is recorded in the workspace.
+    program: py(`mark = os.open('refused', os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+first = True
+while True:
+    try:
+        os.fork()
+    except OSError as e:
+        if first:
+            os.write(mark, b'%d\\n' % e.errno)
+            first = False
+        time.sleep(0.01)`),
+    check: (run, ctx) => {
+      const marks = path.join(ctx.ws, 'refused');
+      const errnos = existsSync(marks) ? readFileSync(marks, 'utf8').trim().split('\n').filter(Boolean).map(Number) : [];
+      if (run.reason !== 'timeout') return error(`the bomb ended by ${run.reason} (exit ${run.exitCode}), not the wall clock: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
+      if (hadCgroup(run)) {
+        const d = run.denials.find((x) => x.what === 'pids');
+        if (!d) return broken('the bomb ran until the wall clock without a single fork refused by the pids limit');
+        return held(`${d.detail}; then the wall clock killed the tree (exit 124)`);
+      }
+      if (ctx.isRoot) return skipped('no cgroup: RLIMIT_NPROC does not bind the initial root user, so nothing stands in for the pids limit');
+      if (errnos.length === 0) return broken('no fork was refused (RLIMIT_NPROC did not stand in)');
+      if (!errnos.every((e) => e === E.EAGAIN)) return error(`forks failed with errno ${errnos.join(',')}, not EAGAIN`);
+      return held(`degraded (no cgroup): RLIMIT_NPROC refused forks with EAGAIN; the wall clock killed the tree (exit 124)`);
+    },
+  },
+  {
+    id: 'res.memory-hog',
+    group,
+    promise: 'resources',
+    title: 'allocate memory without end (memory limit 64MiB)',
+    mechanism: 'cgroup',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+    program: py(`blocks = []
+while True:
+    blocks.append(bytearray(4 << 20))
+    if len(blocks) % 32 == 0:
+        say('mib', len(blocks) * 4)`),
+    check: (run) => {
+      const mib = Number(kv(run.stdout).get('mib') ?? '0');
+      if (mib >= 1024) return broken(`allocated ${mib} MiB under a 64 MiB limit`);
+      if (hadCgroup(run)) {
+        if (run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory')) return held(`${run.message} (exit 137, recorded as a cgroup denial)`);
+        return run.reason === 'timeout' ? broken('the hog ran until the wall clock') : error(`the hog ended by ${run.reason} (exit ${run.exitCode}), not the memory limit: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
+      }
+      const data = run.launch.layers.rlimits.data;
+      if (/MemoryError/.test(run.stderr) && data) return held(`degraded (no cgroup): RLIMIT_DATA (${data[0]} bytes) refused the allocation (MemoryError), per process rather than per tree`);
+      return run.exitCode === 0 || run.reason === 'timeout' ? broken('nothing stopped the hog') : error(`the hog failed unexpectedly (exit ${run.exitCode}): ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
+    },
+  },
+  {
+    id: 'res.disk-filler',
+    group,
+    promise: 'resources',
+    title: 'fill the disk with one large file (file_size 1MiB)',
+    mechanism: 'rlimit',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { file_size: '1MiB' } },
+    program: { sh: 'exec head -c 5000000 /dev/zero > big' },
+    check: (run, ctx) => {
+      const big = path.join(ctx.ws, 'big');
+      const size = existsSync(big) ? statSync(big).size : -1;
+      if (size > 1024 * 1024) return broken(`a ${size}-byte file was written under a 1 MiB limit`);
+      if (run.reason === 'file_size' && run.exitCode === 137 && run.denials.some((d) => d.what === 'file_size')) return held(`${run.message}; the file stopped at ${size} bytes`);
+      if (size === -1) return noResult(run, 'the file');
+      // A shell that ignores SIGXFSZ gets EFBIG instead of being killed: refused all the same.
+      if (/File too large/.test(run.stderr)) return held(`write refused with EFBIG at ${size} bytes (RLIMIT_FSIZE)`);
+      return error(`the write stopped at ${size} bytes, but not by file_size (reason ${run.reason}, exit ${run.exitCode})`);
+    },
+  },
+  {
+    id: 'res.cpu-spin',
+    group,
+    promise: 'resources',
+    title: 'spin the CPU forever (cpu_time 1s)',
+    mechanism: 'rlimit',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { cpu_time: '1s', wall_time: '20s' } },
+    program: { sh: 'while :; do :; done' },
+    check: (run) => {
+      if (run.reason === 'cpu_time' && run.exitCode === 137) {
+        const d = run.denials.find((x) => x.what === 'cpu_time');
+        return d ? held(`${run.message} (${d.layer === 'cgroup' ? "Ward's watchdog on the cgroup's CPU accounting" : 'RLIMIT_CPU'})`) : error('killed at cpu_time, but no denial was recorded');
+      }
+      if (run.reason === 'timeout') return broken('the spinner ran until the wall clock: cpu_time did not stop it');
+      return error(`the spinner ended by ${run.reason} (exit ${run.exitCode})`);
+    },
+  },
+  {
+    id: 'res.wall-clock',
+    group,
+    promise: 'resources',
+    title: 'outlive the wall clock with background sleepers (wall_time 1s)',
+    mechanism: 'wall-clock',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { wall_time: '1s' } },
+    program: { sh: 'sleep 30 & sleep 30 & wait; echo survived' },
+    check: (run) => {
+      if (/survived/.test(run.stdout)) return broken('the sleepers finished: the wall clock did not stop them');
+      if (run.exitCode === 124 && run.reason === 'timeout' && run.denials.some((d) => d.what === 'wall_time')) return held(`${run.message} (exit 124) after ${(run.durationMs / 1000).toFixed(1)}s`);
+      return error(`ended by ${run.reason} (exit ${run.exitCode}), not the wall clock`);
+    },
+  },
+  {
+    id: 'res.open-files',
+    group,
+    promise: 'resources',
+    title: 'exhaust file descriptors (open_files 64)',
+    mechanism: 'rlimit',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { open_files: 64 } },
+    program: py(`fds = []
+err = 0
+for i in range(1000):
+    try:
+        fds.append(os.open('/dev/null', os.O_RDONLY))
+    except OSError as e:
+        err = e.errno
+        break
+say('opened', len(fds))
+say('errno', err)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('opened')) return noResult(run, 'the descriptor count');
+      const opened = Number(v.get('opened'));
+      if (opened >= 64) return broken(`${opened} descriptors opened under a limit of 64`);
+      if (v.get('errno') !== String(E.EMFILE)) return error(`stopped after ${opened} with errno ${v.get('errno')}, not EMFILE`);
+      return held(`EMFILE after ${opened} descriptors (RLIMIT_NOFILE 64)`);
+    },
+  },
+  {
+    id: 'res.output-flood',
+    group,
+    promise: 'resources',
+    title: "flood Ward's output capture (output 64KiB)",
+    mechanism: 'output-cap',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'AU-4'],
+    expect: 'refused',
+    policy: { resources: { output: '64KiB' } },
+    program: { sh: "head -c 20000000 /dev/zero | tr '\\0' x" },
+    check: (run) => {
+      const kept = Buffer.byteLength(run.stdout) + Buffer.byteLength(run.stderr);
+      if (kept > 64 * 1024) return broken(`${kept} bytes of output kept under a 64 KiB cap`);
+      const d = run.denials.find((x) => x.what === 'output');
+      if (!d) return error(`no truncation recorded (${kept} bytes kept)`);
+      return held(`${d.detail} (${kept} bytes kept)`);
+    },
+  },
+];

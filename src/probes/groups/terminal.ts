@@ -1,0 +1,112 @@
+/**
+ * Terminal: a sandboxed command must not type into the user's terminal. TIOCSTI
+ * pushes bytes into a terminal's input queue as if typed (`rm -rf ~` for the
+ * shell to run after the command exits); TIOCLINUX does the same on a virtual
+ * console. The probes make a real target: a pseudo-terminal that is the
+ * controlling terminal of a new session, where TIOCSTI would otherwise work.
+ */
+import { broken, E, error, expectErrno, held, kv, noResult, py } from '../lib.js';
+import type { Probe } from '../types.js';
+
+const group = 'terminal' as const;
+
+/** Python: a child in a new session whose controlling terminal is a fresh pty; runs BODY with `fd` open on it. */
+function onControllingPty(body: string): string {
+  return `import tty
+master, slave = os.openpty()
+tty.setraw(slave)  # so one injected byte is readable at once, without a newline
+name = os.ttyname(slave)
+child = os.fork()
+if child == 0:
+    os.setsid()
+    fd = os.open(name, os.O_RDWR)  # a session leader's first tty becomes its controlling terminal
+    c = ctypes.c_char(b'X')
+${body
+  .split('\n')
+  .map((l) => `    ${l}`)
+  .join('\n')}
+    os._exit(0)
+os.waitpid(child, 0)
+# Anything pushed into the input queue is readable from the slave side.
+os.set_blocking(slave, False)
+try:
+    got = os.read(slave, 64)
+except OSError:
+    got = b''
+say('injected', len(got))`;
+}
+
+export const probes: Probe[] = [
+  {
+    id: 'term.tiocsti',
+    group,
+    promise: 'syscalls',
+    title: 'inject keystrokes into a controlling terminal with TIOCSTI',
+    mechanism: 'seccomp',
+    asi: ['ASI09', 'ASI05'],
+    nist: ['SC-39', 'AC-6'],
+    expect: 'refused',
+    program: py(
+      onControllingPty(`r = libc.ioctl(fd, ctypes.c_ulong(0x5412), ctypes.byref(c))
+say('tiocsti', 0 if r == 0 else ctypes.get_errno())`),
+    ),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (Number(v.get('injected') ?? '0') > 0) return broken('a byte pushed with TIOCSTI reached the terminal input queue');
+      return expectErrno({ keys: ['tiocsti'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCSTI)' })(run);
+    },
+  },
+  {
+    id: 'term.tiocsti-high-bits',
+    group,
+    promise: 'syscalls',
+    title: 'TIOCSTI with junk in the upper 32 bits of the request (the kernel ignores them; a naive filter would not)',
+    mechanism: 'seccomp',
+    asi: ['ASI09', 'ASI05'],
+    nist: ['SC-39', 'AC-6'],
+    expect: 'refused',
+    program: py(
+      onControllingPty(`r = libc.ioctl(fd, ctypes.c_ulong(0x100005412), ctypes.byref(c))
+say('tiocsti_high', 0 if r == 0 else ctypes.get_errno())`),
+    ),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (Number(v.get('injected') ?? '0') > 0) return broken('TIOCSTI with high bits set reached the terminal input queue');
+      return expectErrno({ keys: ['tiocsti_high'], refused: [E.EPERM], by: 'seccomp (compares the low 32 bits, as the kernel does)' })(run);
+    },
+  },
+  {
+    id: 'term.tioclinux',
+    group,
+    promise: 'syscalls',
+    title: 'paste a console selection with TIOCLINUX',
+    mechanism: 'seccomp',
+    asi: ['ASI09', 'ASI05'],
+    nist: ['SC-39', 'AC-6'],
+    expect: 'refused',
+    program: py(
+      onControllingPty(`sub = ctypes.c_char(b'\\x03')  # TIOCL_PASTESEL
+r = libc.ioctl(fd, ctypes.c_ulong(0x541c), ctypes.byref(sub))
+say('tioclinux', 0 if r == 0 else ctypes.get_errno())`),
+    ),
+    check: expectErrno({ keys: ['tioclinux'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCLINUX)' }),
+  },
+  {
+    id: 'term.controlling-tty',
+    group,
+    promise: 'syscalls',
+    title: "open the caller's terminal through /dev/tty",
+    mechanism: 'new-session',
+    asi: ['ASI09'],
+    nist: ['SC-39'],
+    expect: 'refused',
+    program: py(`attempt('dev_tty', lambda: os.close(os.open('/dev/tty', os.O_RDWR)))`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('dev_tty')) return noResult(run, '/dev/tty');
+      if (v.get('dev_tty') === '0') return broken('/dev/tty opened: the command shares a controlling terminal with the caller');
+      if (v.get('dev_tty') !== String(E.ENXIO)) return error(`/dev/tty failed with errno ${v.get('dev_tty')}, not ENXIO (no controlling terminal)`);
+      return held('/dev/tty: ENXIO, the command runs in a new session without a controlling terminal');
+    },
+  },
+];
