@@ -1,0 +1,48 @@
+import { WardError } from '../../errors.js';
+import type { PolicyInput } from '../../api.js';
+import { renderDoctor, runDoctor } from '../../doctor/index.js';
+import { takeValue } from '../main.js';
+
+const USAGE = 'ward doctor [--json] [--policy FILE | --profile NAME] [--workspace DIR]';
+
+/**
+ * `ward doctor [--json] [--policy FILE | --profile NAME] [--workspace DIR]`
+ *
+ * Exit 0 when no critical or high check failed, 1 otherwise, 125 on a usage
+ * error (or a policy that cannot be loaded).
+ */
+export async function doctor(args: string[]): Promise<number> {
+  let json = false;
+  let policy: PolicyInput;
+  let workspace: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    switch (a) {
+      case '--json':
+        json = true;
+        break;
+      case '--policy':
+      case '-p':
+        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
+        policy = { file: takeValue(args, i++, a, 'a file') };
+        break;
+      case '--profile':
+        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
+        policy = { profile: takeValue(args, i++, a, 'a name') };
+        break;
+      case '--workspace':
+      case '-w':
+        workspace = takeValue(args, i++, a, 'a directory');
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(`usage: ${USAGE}\n`);
+        return 0;
+      default:
+        throw new WardError(a.startsWith('-') ? `unknown option ${a} for ward doctor` : `unexpected argument "${a}"`, { fix: USAGE });
+    }
+  }
+  const report = await runDoctor({ policy, workspace });
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
+  return report.exit_code;
+}

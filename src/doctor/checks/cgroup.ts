@@ -1,0 +1,71 @@
+/**
+ * Resource limits: can THIS user make a cgroup with memory and pids limits?
+ * The check does what a run does (createCgroup from the sandbox, with small
+ * limits), then removes the cgroup. As root that means the controllers are
+ * mounted; as a user it means systemd (or an administrator) delegated a
+ * subtree with those controllers enabled.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createCgroup } from '../../sandbox/cgroup.js';
+import type { Check } from '../types.js';
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** What is mounted: `v2 at /sys/fs/cgroup (memory pids ...)`, `v1: memory, pids, ...`. */
+export function cgroupInventory(): string {
+  const v1: string[] = [];
+  const v2: string[] = [];
+  for (const line of readOr('/proc/self/mountinfo', '').split('\n')) {
+    const parts = line.split(' ');
+    const sep = parts.indexOf('-');
+    if (sep < 0) continue;
+    const type = parts[sep + 1];
+    const mountpoint = parts[4] ?? '';
+    if (type === 'cgroup2') {
+      const controllers = readOr(path.join(mountpoint, 'cgroup.controllers'), '').trim();
+      v2.push(`v2 at ${mountpoint} (${controllers || 'no controllers'})`);
+    } else if (type === 'cgroup') {
+      const known = (parts[sep + 3] ?? '').split(',').filter((o) => ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer', 'hugetlb', 'net_cls', 'net_prio', 'perf_event', 'rdma', 'misc'].includes(o) || o.startsWith('name='));
+      v1.push(known.join('+'));
+    }
+  }
+  const out = [...v2];
+  if (v1.length) out.push(`v1: ${v1.join(', ')}`);
+  return out.length ? out.join('; ') : 'no cgroup filesystem mounted';
+}
+
+const TEST_LIMITS = { memory: 64 * 1024 * 1024, pids: 64, cpus: null };
+
+export const cgroupCheck: Check = {
+  id: 'host.cgroup',
+  title: 'this user can create a cgroup with memory and pids limits',
+  severity: 'high',
+  async run(ctx) {
+    const inventory = cgroupInventory();
+    const res = ctx.policy.effective.resources;
+    const policyWants = res.memory !== null || res.pids !== null || res.cpus !== null;
+    try {
+      const cg = createCgroup(TEST_LIMITS, { cpuAccounting: false });
+      const where = cg.dirs.join(', ');
+      const applied = cg.applied.join(' ');
+      await cg.remove();
+      return { status: 'pass', evidence: `created and removed a cgroup v${cg.version} (${where}) with ${applied}; mounted: ${inventory}` };
+    } catch (e) {
+      const err = e as Error & { fix?: string };
+      return {
+        status: 'fail',
+        severity: policyWants ? 'high' : 'medium',
+        evidence: `${err.message}; mounted: ${inventory}${policyWants ? '' : '; the policy sets no memory, pids or cpus limit'}`,
+        fix: err.fix ?? 'run Ward in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes ward run ...`',
+        degrades: 'per-tree memory and pids limits (cgroup): runs whose policy sets them are refused, or, with --allow-degraded and sandbox.allow_degraded, per-process rlimits stand in (weaker: RLIMIT_DATA, RLIMIT_NPROC)',
+      };
+    }
+  },
+};
