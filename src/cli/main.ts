@@ -10,9 +10,15 @@ const USAGE = `ward ${WARD_VERSION}: run commands inside a kernel-enforced bound
 
 usage:
   ward run [--policy FILE | --profile NAME] [--workspace DIR] [--allow-degraded]
-           [--record FILE] [--quiet] [--] COMMAND [ARGS...]
+           [--audit-log FILE] [--record FILE] [--quiet] [--] COMMAND [ARGS...]
   ward policy check FILE [--workspace DIR]
   ward policy show [FILE | --profile NAME] [--workspace DIR] [--plan]
+  ward keys init [--force]
+  ward audit verify [FILE] [--pubkey KEY] [--anchor HEAD]... [--json]
+  ward audit show [FILE] [--json]
+  ward probe [--policy FILE | --profile NAME] [--json] [--only GROUP|ID,...]
+             [--allow-degraded] [--audit-log FILE] [--report DIR]
+  ward doctor [--policy FILE | --profile NAME] [--workspace DIR] [--json]
   ward demo
   ward version
 
@@ -32,6 +38,21 @@ export async function main(argv: string[]): Promise<number> {
         if (sub === 'show') return (await import('./commands/policy-show.js')).policyShow(args);
         throw new WardError(`unknown policy subcommand ${sub === undefined ? '(none)' : `"${sub}"`}`, { fix: 'use `ward policy check FILE` or `ward policy show FILE`' });
       }
+      case 'keys': {
+        const [sub, ...args] = rest;
+        if (sub === 'init') return await (await import('./commands/keys-init.js')).keysInit(args);
+        throw new WardError(`unknown keys subcommand ${sub === undefined ? '(none)' : `"${sub}"`}`, { fix: 'use `ward keys init`' });
+      }
+      case 'audit': {
+        const [sub, ...args] = rest;
+        if (sub === 'verify') return await (await import('./commands/audit-verify.js')).auditVerify(args);
+        if (sub === 'show') return await (await import('./commands/audit-show.js')).auditShow(args);
+        throw new WardError(`unknown audit subcommand ${sub === undefined ? '(none)' : `"${sub}"`}`, { fix: 'use `ward audit verify FILE` or `ward audit show FILE`' });
+      }
+      case 'probe':
+        return await (await import('./commands/probe.js')).probe(rest);
+      case 'doctor':
+        return await (await import('./commands/doctor.js')).doctor(rest);
       case 'demo':
         return await (await import('./commands/demo.js')).demo(rest);
       case 'version':
