@@ -5,6 +5,7 @@
  */
 import { EXIT_WARD_ERROR, formatError, WardError } from '../errors.js';
 import { WARD_VERSION } from '../version.js';
+import type { PolicyInput } from '../api.js';
 
 const USAGE = `ward ${WARD_VERSION}: run commands inside a kernel-enforced boundary
 
@@ -79,4 +80,14 @@ export function takeValue(args: string[], i: number, flag: string, what: string)
   const v = args[i + 1];
   if (v === undefined || v.startsWith('--')) throw new WardError(`${flag} needs ${what}`, { fix: `${flag} ${what.toUpperCase().replace(/^AN? /, '')}` });
   return v;
+}
+
+/**
+ * `--policy FILE` / `-p FILE` / `--profile NAME`, shared by every command that builds a
+ * sandbox. `i` is the flag's index; the caller skips the value.
+ */
+export function policyFromFlag(args: string[], i: number, current: PolicyInput, fix: string): PolicyInput {
+  const flag = args[i]!;
+  if (current) throw new WardError('give one of --policy and --profile', { fix });
+  return flag === '--profile' ? { profile: takeValue(args, i, flag, 'a name') } : { file: takeValue(args, i, flag, 'a file') };
 }

@@ -1,7 +1,7 @@
 import { WardError } from '../../errors.js';
 import type { PolicyInput } from '../../api.js';
 import { renderDoctor, runDoctor } from '../../doctor/index.js';
-import { takeValue } from '../main.js';
+import { policyFromFlag, takeValue } from '../main.js';
 
 const USAGE = 'ward doctor [--json] [--policy FILE | --profile NAME] [--workspace DIR]';
 
@@ -23,12 +23,8 @@ export async function doctor(args: string[]): Promise<number> {
         break;
       case '--policy':
       case '-p':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
-        policy = { file: takeValue(args, i++, a, 'a file') };
-        break;
       case '--profile':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
-        policy = { profile: takeValue(args, i++, a, 'a name') };
+        policy = policyFromFlag(args, i++, policy, USAGE);
         break;
       case '--workspace':
       case '-w':

@@ -17,7 +17,7 @@ import { WardError } from '../../errors.js';
 import { runProbes } from '../../probes/run.js';
 import { ALL_PROBES } from '../../probes/suite.js';
 import { PROBE_GROUPS, type ProbeReport, type ProbeStatus } from '../../probes/types.js';
-import { takeValue } from '../main.js';
+import { policyFromFlag, takeValue } from '../main.js';
 
 const USAGE = 'ward probe [--policy FILE | --profile NAME] [--json] [--only GROUP|ID,...] [--allow-degraded] [--audit-log FILE] [--report DIR]';
 
@@ -33,12 +33,8 @@ export async function probe(args: string[]): Promise<number> {
     switch (a) {
       case '--policy':
       case '-p':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
-        policy = { file: takeValue(args, i++, a, 'a file') };
-        break;
       case '--profile':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: USAGE });
-        policy = { profile: takeValue(args, i++, a, 'a name') };
+        policy = policyFromFlag(args, i++, policy, USAGE);
         break;
       case '--json':
         json = true;

@@ -2,7 +2,7 @@ import { appendFileSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { compile, type PolicyInput } from '../../api.js';
 import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../../audit/run-log.js';
-import { takeValue } from '../main.js';
+import { policyFromFlag, takeValue } from '../main.js';
 
 /**
  * `ward run [options] [--] COMMAND [ARGS...]`
@@ -30,12 +30,8 @@ export async function runCommand(args: string[]): Promise<number> {
     switch (a) {
       case '--policy':
       case '-p':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: 'a policy file can `extends: [PROFILE]`' });
-        policy = { file: takeValue(args, i++, a, 'a file') };
-        break;
       case '--profile':
-        if (policy) throw new WardError('give one of --policy and --profile', { fix: 'a policy file can `extends: [PROFILE]`' });
-        policy = { profile: takeValue(args, i++, a, 'a name') };
+        policy = policyFromFlag(args, i++, policy, 'a policy file can `extends: [PROFILE]`');
         break;
       case '--workspace':
       case '-w':
