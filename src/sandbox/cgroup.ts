@@ -239,7 +239,10 @@ function tryV1(mounts: Mount[], self: Map<string, string>, wanted: Set<string>, 
   return {
     version: 1,
     dirs,
-    procsFiles: dirs.map((d) => path.join(d, 'cgroup.procs')),
+    // v1 `tasks`, not `cgroup.procs`: the launcher writes "0" there (itself, a single
+    // thread), which the kernel moves without the global threadgroup lock: ~0.1 ms
+    // instead of 6-25 ms per launch.
+    procsFiles: dirs.map((d) => path.join(d, 'tasks')),
     applied,
     oomKilled: () => {
       if (!memDir) return false;

@@ -266,7 +266,9 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     // has closed it by then) or the launch failed. If the process died first, wait
     // briefly for the last bytes, without keeping the event loop alive afterwards.
     let grace: NodeJS.Timeout | undefined;
-    await Promise.race([statusDone, exited.then(() => new Promise<void>((r) => (grace = setTimeout(r, 200))))]);
+    // unref(): the timer may be armed after the race is already won (the process exits
+    // after the status EOF); it must never hold the event loop open.
+    await Promise.race([statusDone, exited.then(() => new Promise<void>((r) => (grace = setTimeout(r, 200)).unref()))]);
     clearTimeout(grace);
 
     let status: LauncherStatus;
