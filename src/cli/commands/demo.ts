@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { preparePolicy, run } from '../../api.js';
 import { WardError } from '../../errors.js';
+import { defaultAuditLog } from '../../audit/run-log.js';
 
 interface Step {
   title: string;
@@ -56,5 +57,9 @@ export async function demo(args: string[]): Promise<number> {
     rmSync(ws, { recursive: true, force: true });
   }
   process.stdout.write(failed === 0 ? '\nEvery promise held: the work ran, every attack was refused by the kernel.\n' : `\n${failed} promise(s) FAILED.\n`);
+  process.stdout.write(
+    `Each run is in the audit log ${defaultAuditLog(env)}: \`ward audit show\` to read it, \`ward audit verify\` to check it.\n` +
+      'Next: `ward probe` runs ~100 attacks against your policy; `ward doctor` checks this host.\n',
+  );
   return failed === 0 ? 0 : 1;
 }
