@@ -23,6 +23,15 @@ function sh(cmd, args, opts = {}) {
   }
 }
 
+// A fresh checkout: install the Node dependencies; name any missing system tool with its fix.
+if (!existsSync(path.join(root, 'node_modules/typescript'))) sh('npm', ['ci', '--no-audit', '--no-fund']);
+for (const [tool, pkg] of [['bwrap', 'bubblewrap'], ['cc', 'gcc libc6-dev'], ['python3', 'python3']]) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`test: ${tool} is missing; install it with \`sudo apt-get install -y ${pkg}\` (or run ./scripts/quickstart.sh, which does)`);
+    process.exit(1);
+  }
+}
+
 console.log('# build');
 sh(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
 sh(process.execPath, ['scripts/bundle.js']);

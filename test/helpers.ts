@@ -9,11 +9,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createCgroup } from '../src/sandbox/cgroup.js';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const isRoot = process.getuid?.() === 0;
-/** 'none' when this user has no cgroup it may write: resource limits must then be refused (fail closed). */
-export const cgroupMode = (process.env.WARD_TEST_CGROUP ?? (isRoot ? 'root' : 'none')) as 'root' | 'delegated' | 'none';
+/**
+ * 'none' when this user has no cgroup it may write: resource limits must then be refused
+ * (fail closed). scripts/test.js says which; run alone, the tests find out by trying.
+ */
+export const cgroupMode = (process.env.WARD_TEST_CGROUP ?? (isRoot ? 'root' : probeCgroup())) as 'root' | 'delegated' | 'none';
+
+function probeCgroup(): 'delegated' | 'none' {
+  try {
+    const cg = createCgroup({ memory: 64 * 1024 * 1024, pids: 64, cpus: null }, { cpuAccounting: false });
+    void cg.remove();
+    return 'delegated';
+  } catch {
+    return 'none';
+  }
+}
 export const hasCgroup = cgroupMode !== 'none';
 
 const made: string[] = [];
