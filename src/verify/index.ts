@@ -1,0 +1,43 @@
+/**
+ * Translation validation of a compiled Plan: the artefacts that will actually run (the seccomp
+ * program's bytes, the mount ops, the Landlock rules) are interpreted here and compared with
+ * the effective policy they were compiled from. `ok` is true only when nothing disagrees; each
+ * disagreement is a concrete counterexample (a syscall with its arguments, or a path).
+ *
+ * This checks the compiler, not the policy: whether the policy itself is sensible (no secret
+ * readable, W^X, refinement) is a separate question, answered over the policy alone.
+ */
+import type { Plan } from '../plan/compile.js';
+import { SECCOMP_RULES } from '../seccomp/rules/index.js';
+import type { Finding } from './finding.js';
+import { runMountValidation, type MountValidationOptions } from './mounts.js';
+import { runSeccompValidation } from './seccomp.js';
+
+export type { Finding } from './finding.js';
+export { validateSeccomp, argValues, type SeccompExpectation } from './seccomp.js';
+export { validateMounts, resolveInSandbox, landlockRights, type SandboxView, type MountValidationOptions } from './mounts.js';
+
+export interface PlanValidation {
+  ok: boolean;
+  findings: Finding[];
+  checked: { syscalls: number; argCases: number; paths: number };
+  /** Facts that are not failures but that a reviewer should see (e.g. Landlock off). */
+  notes: string[];
+}
+
+export function validatePlan(plan: Plan, options: MountValidationOptions = {}): PlanValidation {
+  const eff = plan.policy.effective;
+  const seccomp = runSeccompValidation(plan.seccomp.program, {
+    rules: SECCOMP_RULES,
+    allowIa32: eff.syscalls.allow_ia32,
+    extraDeny: eff.syscalls.deny,
+  });
+  const mounts = runMountValidation(plan, options);
+  const findings = [...seccomp.findings, ...mounts.findings];
+  return {
+    ok: findings.length === 0,
+    findings,
+    checked: { syscalls: seccomp.syscalls, argCases: seccomp.argCases, paths: mounts.paths },
+    notes: mounts.notes,
+  };
+}
