@@ -12,6 +12,9 @@ await build({
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
+  // z3-solver loads a ~35 MB WebAssembly file relative to its own package: load it from
+  // node_modules at run time (only `ward verify` does), never inline it.
+  external: ['z3-solver'],
   // yaml is CommonJS and calls require(); give the ESM bundle a real one.
   banner: { js: "import { createRequire as __wardCreateRequire } from 'node:module'; const require = __wardCreateRequire(import.meta.url);" },
 });

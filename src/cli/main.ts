@@ -20,6 +20,7 @@ usage:
   ward probe [--policy FILE | --profile NAME] [--json] [--only GROUP|ID,...]
              [--allow-degraded] [--audit-log FILE] [--report DIR]
   ward doctor [--policy FILE | --profile NAME] [--workspace DIR] [--json]
+  ward verify [FILE | --profile NAME] [--refines BASE] [--json] [--timeout-ms N]
   ward demo
   ward version
 
@@ -54,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./commands/probe.js')).probe(rest);
       case 'doctor':
         return await (await import('./commands/doctor.js')).doctor(rest);
+      case 'verify':
+        return await (await import('./commands/verify.js')).verify(rest);
       case 'demo':
         return await (await import('./commands/demo.js')).demo(rest);
       case 'version':

@@ -1,0 +1,282 @@
+/**
+ * `ward verify`: properties of the policy proved with Z3, refinement against a baseline, and
+ * translation validation of the compiled artefacts, each reported as PROVED, VIOLATED (with a
+ * concrete counterexample: a path or a host:port) or UNKNOWN (the solver ran out of budget, or
+ * the artefacts could not be built). Nothing is PROVED unless a check said so.
+ *
+ * Every property is a satisfiability query "exists x. Allowed(x) and Bad(x)" (Zelkova's
+ * shape): unsat is a proof, a model is the counterexample. Each counterexample is re-checked
+ * by a plain TypeScript matcher over the same sets, so an encoding bug shows up as a
+ * disagreement instead of a wrong verdict.
+ */
+import { compile, preparePolicy, type PolicyInput } from '../../api.js';
+import { WardError } from '../../errors.js';
+import { homeDir } from '../../paths.js';
+import { isWithin } from '../../policy/expand.js';
+import type { EffectivePolicy, LoadedPolicy } from '../../policy/load.js';
+import { validatePlan } from '../index.js';
+import { destinations, encoder, type Encoder } from '../smt/encode.js';
+import { check, z3 } from '../smt/z3.js';
+import {
+  ACCESSES,
+  accessSets,
+  appendOnlySet,
+  hostPatterns,
+  isBounded,
+  policySize,
+  secretSet,
+  visibleSet,
+  wardStateSet,
+  type PathPattern,
+  type PathSet,
+} from './model.js';
+
+export type Status = 'PROVED' | 'VIOLATED' | 'UNKNOWN';
+
+export interface PropertyResult {
+  id: string;
+  title: string;
+  status: Status;
+  /** A concrete path or host:port (an access such as "write /x" for refinement). */
+  counterexample?: string;
+  /** Why: the grants behind a counterexample, the solver's reason for UNKNOWN, what was checked. */
+  detail?: string;
+  ms: number;
+}
+
+export interface VerifyReport {
+  policy_sha256: string;
+  /** The compiled plan's hash; null when the policy could not be compiled. */
+  plan_sha256: string | null;
+  base_sha256?: string;
+  properties: PropertyResult[];
+  ok: boolean;
+  ms: { total: number; solver_init: number };
+}
+
+export interface VerifyOptions {
+  workspace?: string;
+  env?: NodeJS.ProcessEnv;
+  /** A baseline: every access the policy allows must be allowed by it. */
+  base?: PolicyInput;
+  /** Solver time per query (default 10 s). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Above this many path and host entries the encoding is refused rather than left to time out. */
+export const MAX_ENTRIES = 2000;
+
+export const PROPERTY_TITLES = {
+  'no-secret-access': 'no secret path (SECRET_PATHS, Ward state, ${WORKSPACE}/**/.env) is readable or writable',
+  'w-xor-x': 'W^X: no path is both writable and executable',
+  'visible-not-readable': 'visible-only paths are never readable',
+  'append-not-writable': 'append-only paths are never writable (only appendable)',
+  'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
+  egress: 'egress: every allowed destination is a declared host with a specific port, wildcards only below a 2+ label domain',
+  refines: 'every access allowed is allowed by the baseline',
+  'compiled-artefacts': 'compiled artefacts (seccomp, mounts, Landlock) match the policy',
+} as const;
+
+export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const env = options.env ?? process.env;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const loaded = preparePolicy(input, { workspace: options.workspace, env });
+  const base = options.base === undefined ? undefined : preparePolicy(options.base, { workspace: options.workspace ?? loaded.effective.workspace, env });
+  for (const p of [loaded, base]) {
+    if (!p) continue;
+    const n = policySize(p.effective);
+    if (n > MAX_ENTRIES) {
+      throw new WardError(`policy too large to verify: ${n} path and host entries after expansion (the limit is ${MAX_ENTRIES})`, {
+        fix: 'grant common parent directories instead of many single paths, or split the policy',
+        step: 'verify',
+      });
+    }
+  }
+  if (base && base.effective.workspace !== loaded.effective.workspace) {
+    throw new WardError('the policy and its baseline were expanded with different workspaces', { step: 'verify' });
+  }
+
+  const tInit = performance.now();
+  const ctx = await z3();
+  const solverInit = performance.now() - tInit;
+  const enc = encoder(ctx);
+  const eff = loaded.effective;
+  const home = homeDir(env);
+  const sets = accessSets(eff);
+  const properties: PropertyResult[] = [];
+  const pathProp = (id: keyof typeof PROPERTY_TITLES, pos: PathSet[]) => pathProperty(enc, eff, id, pos, [], timeoutMs);
+
+  properties.push(await pathProp('no-secret-access', [secretSet(eff, env, home), sets.read]));
+  properties.push(await pathProp('w-xor-x', [sets.write, sets.execute]));
+  properties.push(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]));
+  properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
+  properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
+  properties.push(await egressProperty(enc, eff, timeoutMs));
+  if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs));
+  const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
+  properties.push(compiled.result);
+
+  return {
+    policy_sha256: loaded.sha256,
+    plan_sha256: compiled.planSha256,
+    ...(base ? { base_sha256: base.sha256 } : {}),
+    properties,
+    ok: properties.every((p) => p.status === 'PROVED'),
+    ms: { total: Math.round(performance.now() - t0), solver_init: Math.round(solverInit) },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Path properties
+
+async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof PROPERTY_TITLES, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<PropertyResult> {
+  const t = performance.now();
+  const w = await pathWitness(enc, pos, neg, timeoutMs);
+  const ms = Math.round(performance.now() - t);
+  const title = PROPERTY_TITLES[id];
+  if (w.status === 'unsat') return { id, title, status: 'PROVED', ms };
+  if (w.status === 'unknown') return { id, title, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${w.reason})`, ms };
+  return { id, title, status: 'VIOLATED', counterexample: w.path, detail: explain(eff, w.path), ms };
+}
+
+type Witness = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
+
+/** A canonical path in every `pos` set and in no `neg` set, or a proof there is none. */
+async function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
+  const { ctx } = enc;
+  const p = ctx.String.const('p');
+  const re = enc.intersect(...pos.map(enc.pathSet), ...neg.map((s) => ctx.Complement(enc.pathSet(s))));
+  const r = await check(ctx, ctx.InRe(p, re), timeoutMs);
+  if (r.status !== 'sat') return r;
+  // Ask again for a printable witness (any witness is a valid counterexample; a readable one
+  // is a better one). If that second question has no answer, keep the first model.
+  const nicer = await check(ctx, ctx.InRe(p, ctx.Intersect(re, enc.printable)), Math.min(timeoutMs, 2000));
+  const model = nicer.status === 'sat' ? nicer.model : r.model;
+  const v = model.eval(p, true);
+  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no string value for the path' };
+  const path = v.asString();
+  // Cross-check the solver's witness with the plain matcher: both must agree on every set.
+  if (!pos.every((s) => inSet(path, s)) || neg.some((s) => inSet(path, s))) {
+    return { status: 'unknown', reason: `internal: the solver's witness ${JSON.stringify(path)} is not confirmed by the TypeScript matcher` };
+  }
+  return { status: 'sat', path };
+}
+
+function inPattern(p: string, pat: PathPattern): boolean {
+  if (pat.kind === 'subtree') return isWithin(p, pat.path);
+  const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
+  return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
+}
+
+export function inSet(p: string, s: PathSet): boolean {
+  return s.include.some((i) => inPattern(p, i)) && !s.exclude.some((e) => inPattern(p, e));
+}
+
+/** The policy entries that cover a path: what a reviewer edits to fix a finding. */
+function explain(eff: EffectivePolicy, p: string): string {
+  const covering = (['read', 'write', 'execute', 'append', 'visible'] as const).flatMap((k) =>
+    eff.filesystem[k].filter((e) => isWithin(p, e.path)).map((e) => `${k} ${e.path}`),
+  );
+  return covering.length > 0 ? `granted by: ${covering.join(', ')}; no deny covers it` : 'covered by no grant';
+}
+
+// ---------------------------------------------------------------------------
+// Network
+
+async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: number): Promise<PropertyResult> {
+  const t = performance.now();
+  const { ctx } = enc;
+  const all = hostPatterns(eff);
+  const d = destinations(ctx);
+  const r = await destWitness(enc, d.matching(all).diff(d.matching(all.filter(isBounded))), timeoutMs);
+  const base = { id: 'egress', title: PROPERTY_TITLES.egress, ms: Math.round(performance.now() - t) };
+  if (r.status === 'unsat') return { ...base, status: 'PROVED', ...(all.length > 0 ? { detail: `${all.length} entries; note: Ward refuses to run with network.allow until the egress broker exists` } : {}) };
+  if (r.status === 'unknown') return { ...base, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${r.reason})` };
+  const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map((h) => h.entry);
+  if (culprits.length === 0) return { ...base, status: 'UNKNOWN', detail: `internal: the solver's witness ${r.dest} is not confirmed by the TypeScript matcher` };
+  return { ...base, status: 'VIOLATED', counterexample: r.dest, detail: `allowed by ${culprits.join(', ')}` };
+}
+
+type DestWitness = { status: 'sat'; dest: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
+
+/** A well-formed destination in `bad` (a regex over "host:port"), or a proof there is none. */
+async function destWitness(enc: Encoder, bad: ReturnType<Encoder['pathSet']>, timeoutMs: number): Promise<DestWitness> {
+  const { ctx } = enc;
+  const dst = ctx.String.const('dst');
+  const r = await check(ctx, ctx.InRe(dst, ctx.Intersect(destinations(ctx).wellFormed, bad)), timeoutMs);
+  if (r.status !== 'sat') return r;
+  const v = r.model.eval(dst, true);
+  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no value for the destination' };
+  return { status: 'sat', dest: v.asString() };
+}
+
+function matchesTs(dest: string, h: { host: string; wildcard: boolean; port: number | null }): boolean {
+  const i = dest.lastIndexOf(':');
+  const host = dest.slice(0, i);
+  const port = Number(dest.slice(i + 1));
+  const hostOk = h.wildcard ? host.endsWith(`.${h.host}`) && host.length > h.host.length + 1 : host === h.host;
+  return hostOk && (h.port === null || h.port === port);
+}
+
+// ---------------------------------------------------------------------------
+// Refinement
+
+async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: EffectivePolicy, timeoutMs: number): Promise<PropertyResult> {
+  const t = performance.now();
+  const mine = accessSets(eff);
+  const theirs = accessSets(base);
+  const unknown: string[] = [];
+  const done = (status: Status, extra: Partial<PropertyResult> = {}): PropertyResult => ({
+    id: 'refines',
+    title: PROPERTY_TITLES.refines,
+    status,
+    ...extra,
+    ms: Math.round(performance.now() - t),
+  });
+  for (const access of ACCESSES) {
+    const w = await pathWitness(enc, [mine[access]], [theirs[access]], timeoutMs);
+    if (w.status === 'sat') return done('VIOLATED', { counterexample: `${access} ${w.path}`, detail: `${explain(eff, w.path)}; the baseline does not allow ${access} there` });
+    if (w.status === 'unknown') unknown.push(`${access}: ${w.reason}`);
+  }
+  const { ctx } = enc;
+  const d = destinations(ctx);
+  const mineNet = hostPatterns(eff);
+  const r = await destWitness(enc, d.matching(mineNet).diff(d.matching(hostPatterns(base))), timeoutMs);
+  if (r.status === 'sat') {
+    const by = mineNet.filter((h) => matchesTs(r.dest, h)).map((h) => h.entry);
+    if (by.length === 0 || hostPatterns(base).some((h) => matchesTs(r.dest, h))) {
+      return done('UNKNOWN', { detail: `internal: the solver's witness ${r.dest} is not confirmed by the TypeScript matcher` });
+    }
+    return done('VIOLATED', { counterexample: `connect ${r.dest}`, detail: `allowed by ${by.join(', ')}; the baseline allows no entry matching it` });
+  }
+  if (r.status === 'unknown') unknown.push(`connect: ${r.reason}`);
+  if (unknown.length > 0) return done('UNKNOWN', { detail: `solver gave no answer within ${timeoutMs} ms for ${unknown.join('; ')}` });
+  return done('PROVED');
+}
+
+// ---------------------------------------------------------------------------
+// Translation validation of the compiled plan
+
+function compiledProperty(loaded: LoadedPolicy, workspace: string, env: NodeJS.ProcessEnv): { result: PropertyResult; planSha256: string | null } {
+  const t = performance.now();
+  const base = { id: 'compiled-artefacts', title: PROPERTY_TITLES['compiled-artefacts'] };
+  let plan;
+  try {
+    plan = compile(loaded, { workspace, env });
+  } catch (e) {
+    const why = e instanceof WardError ? e.message : String(e);
+    return { result: { ...base, status: 'UNKNOWN', detail: `not compiled, so nothing to validate: ${why}`, ms: Math.round(performance.now() - t) }, planSha256: null };
+  }
+  const v = validatePlan(plan);
+  const ms = Math.round(performance.now() - t);
+  const checked = `checked ${v.checked.syscalls} syscalls, ${v.checked.argCases} argument cases, ${v.checked.paths} paths`;
+  if (v.ok) return { result: { ...base, status: 'PROVED', detail: checked, ms }, planSha256: plan.sha256 };
+  const f = v.findings[0]!;
+  const more = v.findings.length > 1 ? ` (+${v.findings.length - 1} more findings)` : '';
+  return {
+    result: { ...base, status: 'VIOLATED', counterexample: `${f.layer}: ${f.subject}`, detail: `policy says ${f.expected}, artefact does ${f.actual}${more}; ${checked}`, ms },
+    planSha256: plan.sha256,
+  };
+}

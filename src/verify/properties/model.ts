@@ -1,0 +1,116 @@
+/**
+ * The policy as sets of accesses: plain data, no solver. Each set is "the paths under these
+ * grants, minus the paths under these denies", which is exactly how the loader and the mount
+ * planner read an effective policy (a directory grant covers everything below it; deny wins,
+ * whatever the order). The SMT layer (../smt/encode.ts) turns each set into one regular
+ * expression; keeping this step solver-free lets a reviewer check it against
+ * plan/mounts.ts in one sitting.
+ *
+ * Rights follow the compiled static tier (plan/mounts.ts RIGHTS_OF): read -> r, write -> rw,
+ * execute -> rx, append -> r (mounted read-only; appends need supervised mode). `visible`
+ * paths are neither readable nor writable by themselves: they only make a name exist.
+ */
+import path from 'node:path';
+import { expandPath } from '../../policy/expand.js';
+import type { EffectivePolicy } from '../../policy/load.js';
+import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
+
+/** A regular set of canonical absolute paths. */
+export type PathPattern =
+  /** `path` itself and everything below it. */
+  | { kind: 'subtree'; path: string }
+  /** Any entry called `name` at any depth below `dir` (and everything below that entry). */
+  | { kind: 'named-below'; dir: string; name: string };
+
+export interface PathSet {
+  include: PathPattern[];
+  exclude: PathPattern[];
+}
+
+export type Access = 'read' | 'write' | 'append' | 'execute' | 'see';
+export const ACCESSES: readonly Access[] = ['read', 'write', 'append', 'execute', 'see'];
+
+/** A network destination pattern, parsed from a `network.allow` entry. */
+export interface HostPattern {
+  entry: string;
+  /** The exact host, or for `*.example.com` the suffix `example.com`. */
+  host: string;
+  wildcard: boolean;
+  /** null: any port (`:*`). */
+  port: number | null;
+}
+
+const subtrees = (paths: string[]): PathPattern[] => paths.map((p) => ({ kind: 'subtree', path: p }));
+
+/** What the policy lets a sandboxed process do, per kind of access. */
+export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
+  const fs = eff.filesystem;
+  const of = (...keys: (keyof EffectivePolicy['filesystem'])[]) => keys.flatMap((k) => fs[k].map((e) => e.path));
+  const exclude = subtrees(of('deny'));
+  const set = (...keys: (keyof EffectivePolicy['filesystem'])[]): PathSet => ({ include: subtrees(of(...keys)), exclude });
+  return {
+    read: set('read', 'write', 'execute', 'append'),
+    write: set('write'),
+    // Writing a file includes appending to it.
+    append: set('append', 'write'),
+    execute: set('execute'),
+    // The name exists in the sandbox: any grant at all, visible-only included.
+    see: set('read', 'write', 'execute', 'append', 'visible'),
+  };
+}
+
+/** The paths of `visible` entries (minus deny): names whose bytes must never be readable. */
+export function visibleSet(eff: EffectivePolicy): PathSet {
+  return { include: subtrees(eff.filesystem.visible.map((e) => e.path)), exclude: subtrees(eff.filesystem.deny.map((e) => e.path)) };
+}
+
+/** The paths of `append` entries: files that may grow but never be rewritten. */
+export function appendOnlySet(eff: EffectivePolicy): PathSet {
+  return { include: subtrees(eff.filesystem.append.map((e) => e.path)), exclude: [] };
+}
+
+/** Ward's own state (audit logs), config (signing keys) and cache (launcher), for this user. */
+export function wardStateSet(env: NodeJS.ProcessEnv, home: string): PathSet {
+  return { include: subtrees(wardStatePaths(env, home).map((p) => path.posix.normalize(p))), exclude: [] };
+}
+
+/**
+ * The secrets no policy may expose: Ward's mandatory list (SECRET_PATHS), Ward's own state,
+ * and any file named `.env` at any depth in the workspace. The list is the property's, not the
+ * policy's: a policy that forgets to deny one of these is what the property catches.
+ */
+export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string): PathSet {
+  const ctx = { home, workspace: eff.workspace, nodePrefix: '/' };
+  const paths: string[] = [];
+  for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
+    const r = expandPath(raw, ctx);
+    if (r.ok) paths.push(r.path);
+  }
+  return { include: [...subtrees(paths), { kind: 'named-below', dir: eff.workspace, name: '.env' }], exclude: [] };
+}
+
+/** Parses `network.allow` entries (already validated by the schema and lower-cased by the loader). */
+export function hostPatterns(eff: EffectivePolicy): HostPattern[] {
+  return eff.network.allow.map((entry) => {
+    const i = entry.lastIndexOf(':');
+    const host = entry.slice(0, i);
+    const port = entry.slice(i + 1);
+    const wildcard = host.startsWith('*.');
+    return { entry, host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
+  });
+}
+
+/**
+ * The egress scope a policy may declare without being "broader than declared": a specific
+ * port, and either an exact host or a wildcard below a domain of two or more labels
+ * (`*.github.com:443` is bounded; `*.com:443` and `api.github.com:*` are not).
+ */
+export function isBounded(h: HostPattern): boolean {
+  if (h.port === null) return false;
+  return !h.wildcard || h.host.split('.').filter(Boolean).length >= 2;
+}
+
+/** Number of path and host entries: the size the solver has to reason about. */
+export function policySize(eff: EffectivePolicy): number {
+  return Object.values(eff.filesystem).reduce((n, l) => n + l.length, 0) + eff.network.allow.length;
+}

@@ -1,0 +1,191 @@
+// `ward verify`: the SMT-proved policy properties. The built-in profiles prove what they
+// should, each seeded flaw is caught with a counterexample that shows it, refinement finds
+// the access that widens a baseline, and a spent budget is UNKNOWN (exit 1), never PROVED.
+// Z3 is initialised once for the whole file (src/verify/smt/z3.ts caches it).
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { PolicyInput } from '../../src/api.js';
+import { verify } from '../../src/cli/commands/verify.js';
+import { WardError } from '../../src/errors.js';
+import { isWithin } from '../../src/policy/expand.js';
+import { verifyPolicy, type PropertyResult, type VerifyOptions, type VerifyReport } from '../../src/verify/properties/index.js';
+
+const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-props-')));
+after(() => rmSync(base, { recursive: true, force: true }));
+const ws = path.join(base, 'ws');
+const home = path.join(base, 'home');
+for (const d of [ws, `${ws}/build`, `${ws}/docs`, home]) mkdirSync(d, { recursive: true });
+for (const f of ['secret.txt', 'log.txt', '.env']) writeFileSync(`${ws}/${f}`, 'x\n');
+const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+
+const run = (input: PolicyInput, opts: VerifyOptions = {}): Promise<VerifyReport> => verifyPolicy(input, { workspace: ws, env, ...opts });
+const prop = (r: VerifyReport, id: string): PropertyResult => {
+  const p = r.properties.find((x) => x.id === id);
+  assert.ok(p, `property ${id} reported`);
+  return p;
+};
+const policy = (p: Record<string, unknown>): PolicyInput => ({ policy: { extends: ['minimal'], ...p } });
+const POLICY_PROPS = ['no-secret-access', 'visible-not-readable', 'append-not-writable', 'ward-state-ungranted', 'egress'];
+
+async function cli(args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const code = await verify(args, { write: (s: string) => (out += s) });
+  return { code, out };
+}
+
+describe('built-in profiles', () => {
+  for (const name of ['minimal', 'node', 'python']) {
+    it(`${name}: every property PROVED, compiled artefacts match`, async () => {
+      const r = await run({ profile: name });
+      for (const id of [...POLICY_PROPS, 'w-xor-x', 'compiled-artefacts']) assert.equal(prop(r, id).status, 'PROVED', `${name} ${id}: ${JSON.stringify(prop(r, id))}`);
+      assert.equal(r.ok, true);
+      assert.match(r.policy_sha256, /^[0-9a-f]{64}$/);
+      assert.match(r.plan_sha256 ?? '', /^[0-9a-f]{64}$/);
+    });
+  }
+
+  it('default: W^X VIOLATED by design with the workspace as counterexample; nested .env files are readable', async () => {
+    const r = await run(undefined);
+    const wx = prop(r, 'w-xor-x');
+    assert.equal(wx.status, 'VIOLATED');
+    assert.ok(isWithin(wx.counterexample!, ws), wx.counterexample);
+    // The profile denies ${WORKSPACE}/.env only: a deeper .env is a real finding.
+    const sec = prop(r, 'no-secret-access');
+    assert.equal(sec.status, 'VIOLATED');
+    assert.ok(isWithin(sec.counterexample!, ws) && sec.counterexample!.split('/').includes('.env'), sec.counterexample);
+    assert.notEqual(sec.counterexample, `${ws}/.env`, 'the top-level .env is denied');
+    for (const id of ['visible-not-readable', 'append-not-writable', 'ward-state-ungranted', 'egress', 'compiled-artefacts']) assert.equal(prop(r, id).status, 'PROVED', id);
+    assert.equal(r.ok, false);
+  });
+});
+
+describe('seeded flaws', () => {
+  it('a write grant over the workspace with no .env deny exposes a .env file', async () => {
+    const r = await run(policy({ filesystem: { write: ['${WORKSPACE}'] } }));
+    const p = prop(r, 'no-secret-access');
+    assert.equal(p.status, 'VIOLATED');
+    assert.ok(isWithin(p.counterexample!, ws) && p.counterexample!.split('/').includes('.env'), p.counterexample);
+    assert.match(p.detail!, new RegExp(`write ${ws}`));
+  });
+
+  it('a grant of HOME leaves the mandatory secrets denied', async () => {
+    const r = await run(policy({ filesystem: { read: ['~'] }, sandbox: { home: 'none' } }));
+    assert.equal(prop(r, 'no-secret-access').status, 'PROVED');
+    assert.equal(prop(r, 'ward-state-ungranted').status, 'PROVED');
+  });
+
+  it('an execute grant over a writable directory breaks W^X inside that directory', async () => {
+    const r = await run(policy({ filesystem: { write: ['${WORKSPACE}/build'], execute: ['${WORKSPACE}'] } }));
+    const p = prop(r, 'w-xor-x');
+    assert.equal(p.status, 'VIOLATED');
+    assert.ok(isWithin(p.counterexample!, `${ws}/build`), p.counterexample);
+  });
+
+  it('a visible path under a read grant is readable', async () => {
+    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}'], visible: ['${WORKSPACE}/secret.txt'] } }));
+    const p = prop(r, 'visible-not-readable');
+    assert.equal(p.status, 'VIOLATED');
+    assert.ok(isWithin(p.counterexample!, `${ws}/secret.txt`), p.counterexample);
+  });
+
+  it('an append-only file under a write grant is writable', async () => {
+    const r = await run(policy({ filesystem: { write: ['${WORKSPACE}'], append: ['${WORKSPACE}/log.txt'], deny: ['${WORKSPACE}/.env'] } }));
+    const p = prop(r, 'append-not-writable');
+    assert.equal(p.status, 'VIOLATED');
+    assert.ok(isWithin(p.counterexample!, `${ws}/log.txt`), p.counterexample);
+  });
+
+  it('egress: a TLD wildcard and a port wildcard are broader than declared; a bounded wildcard is not', async () => {
+    const tld = prop(await run(policy({ network: { allow: ['*.com:443'] } })), 'egress');
+    assert.equal(tld.status, 'VIOLATED');
+    assert.match(tld.counterexample!, /^[a-z0-9_.-]+\.com:443$/);
+    const port = prop(await run(policy({ network: { allow: ['api.github.com:*'] } })), 'egress');
+    assert.equal(port.status, 'VIOLATED');
+    assert.match(port.counterexample!, /^api\.github\.com:\d+$/);
+    const ok = await run(policy({ network: { allow: ['*.github.com:443', 'registry.npmjs.org:443'] } }));
+    assert.equal(prop(ok, 'egress').status, 'PROVED');
+    // Ward cannot run a policy with network.allow yet: the artefacts are not built, so UNKNOWN.
+    assert.equal(prop(ok, 'compiled-artefacts').status, 'UNKNOWN');
+    assert.equal(ok.plan_sha256, null);
+    assert.equal(ok.ok, false);
+  });
+});
+
+describe('--refines', () => {
+  it('an extra read grant widens the baseline: the counterexample is a path under it', async () => {
+    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}/docs'] } }), { base: { profile: 'minimal' } });
+    const p = prop(r, 'refines');
+    assert.equal(p.status, 'VIOLATED');
+    const [access, where] = p.counterexample!.split(' ');
+    assert.equal(access, 'read');
+    assert.ok(isWithin(where!, `${ws}/docs`), p.counterexample);
+  });
+
+  it('a wildcard broader than the declared host is the widening access', async () => {
+    const r = await run(policy({ network: { allow: ['*.github.com:443'] } }), { base: policy({ network: { allow: ['api.github.com:443'] } }) });
+    const p = prop(r, 'refines');
+    assert.equal(p.status, 'VIOLATED');
+    const m = /^connect ([a-z0-9_.-]+)\.github\.com:443$/.exec(p.counterexample!);
+    assert.ok(m && m[1] !== 'api', p.counterexample);
+  });
+
+  it('minimal refines default; default does not refine minimal', async () => {
+    assert.equal(prop(await run({ profile: 'minimal' }, { base: { profile: 'default' } }), 'refines').status, 'PROVED');
+    const back = prop(await run(undefined, { base: { profile: 'minimal' } }), 'refines');
+    assert.equal(back.status, 'VIOLATED');
+    assert.ok(isWithin(back.counterexample!.split(' ')[1]!, ws), back.counterexample);
+  });
+});
+
+describe('budgets and limits', () => {
+  it('a 1 ms budget gives UNKNOWN, never PROVED, and exit 1', async () => {
+    const r = await run(undefined, { timeoutMs: 1 });
+    for (const id of ['no-secret-access', 'w-xor-x', 'ward-state-ungranted']) assert.equal(prop(r, id).status, 'UNKNOWN', `${id}: ${JSON.stringify(prop(r, id))}`);
+    assert.equal(r.ok, false);
+    const { code, out } = await cli(['--profile', 'minimal', '-w', ws, '--timeout-ms', '1', '--json']);
+    assert.equal(code, 1);
+    const j = JSON.parse(out) as VerifyReport;
+    assert.equal(j.ok, false);
+    assert.ok(j.properties.some((p) => p.status === 'UNKNOWN'));
+  });
+
+  it('a policy with more than 2000 entries is refused with exit 125', async () => {
+    const read = Array.from({ length: 2001 }, (_, i) => `/opt/many/p${i}`);
+    await assert.rejects(run(policy({ filesystem: { read } })), (e: unknown) => e instanceof WardError && e.exitCode === 125 && /too large/.test(e.message));
+  });
+});
+
+describe('ward verify CLI', () => {
+  it('--json on a proved profile: exit 0, hashes and every property', async () => {
+    const { code, out } = await cli(['--profile', 'minimal', '--workspace', ws, '--json']);
+    assert.equal(code, 0);
+    const j = JSON.parse(out) as VerifyReport;
+    assert.equal(j.ok, true);
+    assert.match(j.policy_sha256, /^[0-9a-f]{64}$/);
+    assert.deepEqual(j.properties.map((p) => p.id), [...POLICY_PROPS.slice(0, 1), 'w-xor-x', ...POLICY_PROPS.slice(1), 'compiled-artefacts']);
+  });
+
+  it('table output for a file with --refines: exit 1 and the widening access', async () => {
+    const file = path.join(base, 'wide.yaml');
+    writeFileSync(file, 'extends: [minimal]\nfilesystem:\n  read: ["${WORKSPACE}/docs"]\n');
+    const { code, out } = await cli([file, '--refines', 'minimal', '-w', ws]);
+    assert.equal(code, 1);
+    assert.match(out, /policy sha256 [0-9a-f]{64}/);
+    assert.match(out, new RegExp(`VIOLATED\\s+refines\\s+read ${ws}/docs`));
+    // The read grant also exposes ${WORKSPACE}/docs/**/.env: a second, real finding.
+    assert.match(out, new RegExp(`VIOLATED\\s+no-secret-access\\s+${ws}/docs/(.+/)?\\.env`));
+    assert.match(out, /not ok: 6 proved, 2 violated, 0 unknown in \d+ ms \(solver start \d+ ms\)/);
+  });
+
+  it('usage errors and invalid policies exit 125', async () => {
+    for (const args of [[], ['--timeout-ms', '0', '--profile', 'minimal'], ['--bogus'], ['a.yaml', 'b.yaml']]) {
+      await assert.rejects(cli(args), (e: unknown) => e instanceof WardError && e.exitCode === 125, args.join(' '));
+    }
+    const bad = path.join(base, 'bad.yaml');
+    writeFileSync(bad, 'filesystem:\n  reed: ["/x"]\n');
+    await assert.rejects(cli([bad, '-w', ws]), (e: unknown) => e instanceof WardError && e.exitCode === 125);
+  });
+});
