@@ -1,6 +1,6 @@
 export { run, start, compile, preparePolicy, resolveWorkspace, type PolicyInput, type RunOptions } from './api.js';
 export { loadPolicy, loadPolicyObject, type EffectivePolicy, type LoadedPolicy } from './policy/load.js';
-export { PolicySchema, type PolicyFile } from './policy/schema.js';
+export { policySchema, type PolicyFile } from './policy/schema.js';
 export { PROFILES, PROFILE_NAMES } from './policy/profiles/index.js';
 export { compilePlan, type Plan } from './plan/compile.js';
 export type { Denial, LaunchRecord, RunHandle, RunResult, RunReason, LaunchOptions } from './sandbox/launch.js';

@@ -17,7 +17,7 @@ import { PolicyError } from '../errors.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { expandPath, type ExpandContext } from './expand.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
-import { FS_KEYS, PolicySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
+import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
 import { SECRET_PATHS, wardStatePaths } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -120,7 +120,9 @@ function collectProfile(name: string, from: string, stack: string[], seen: Set<s
     throw new PolicyError(from, 'extends', `unknown profile "${name}"`, `use one of: ${PROFILE_NAMES.join(', ')}, or a path to a policy file (e.g. ./base.yaml)`);
   }
   const label = `profile:${name}`;
-  collect(label, validate(profile, label, undefined), stack, seen, out, path.dirname(from));
+  // Built-in profiles are typed constants, checked against the schema by the tests: no need
+  // to pay for validation (and the schema's construction) on every `ward run`.
+  collect(label, profile, stack, seen, out, path.dirname(from));
 }
 
 function collectFile(file: string, stack: string[], seen: Set<string>, out: Source[]): void {
@@ -174,7 +176,7 @@ interface DocInfo {
 }
 
 function validate(raw: unknown, file: string, info: DocInfo | undefined): PolicyFile {
-  const r = PolicySchema.safeParse(raw);
+  const r = policySchema().safeParse(raw);
   if (r.success) return r.data;
   const issue = pickIssue(r.error.issues);
   const keyPath = formatKeyPath(issue.path);
@@ -224,7 +226,7 @@ function formatKeyPath(p: readonly PropertyKey[]): string {
 
 /** Walks the schema along a key path, unwrapping optionals, collecting the innermost description. */
 function schemaAt(p: readonly PropertyKey[]): { schema: unknown; description: string | undefined } {
-  let s: any = PolicySchema;
+  let s: any = policySchema();
   let description: string | undefined = s.description;
   for (const seg of p) {
     for (;;) {

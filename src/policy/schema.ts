@@ -6,119 +6,136 @@
  */
 import { z } from 'zod';
 
-/** A path as written in a policy, before `~` and `${...}` are expanded. */
-export const PathString = z
-  .string()
-  .min(1)
-  .describe('an absolute path, or one starting with ~ or ${WORKSPACE} (e.g. "${WORKSPACE}/build", "~/.cache/pip")');
+/**
+ * Built on first use, not at import: constructing the schema costs ~10-15 ms of a cold
+ * start, and `ward run` under a built-in profile never needs it (the profiles are typed
+ * constants, checked against this schema by test/policy/load.test.ts).
+ */
+function build() {
+  /** A path as written in a policy, before `~` and `${...}` are expanded. */
+  const PathString = z
+    .string()
+    .min(1)
+    .describe('an absolute path, or one starting with ~ or ${WORKSPACE} (e.g. "${WORKSPACE}/build", "~/.cache/pip")');
 
-export const PathEntry = z.union([
-  PathString,
-  z.strictObject({
-    path: PathString,
-    optional: z
-      .boolean()
-      .optional()
-      .describe('true: skip the entry when the path does not exist (profiles use it for /lib64 and the like)'),
-  }),
-]);
-export type PathEntry = z.infer<typeof PathEntry>;
+  const PathEntry = z.union([
+    PathString,
+    z.strictObject({
+      path: PathString,
+      optional: z
+        .boolean()
+        .optional()
+        .describe('true: skip the entry when the path does not exist (profiles use it for /lib64 and the like)'),
+    }),
+  ]);
 
-const PathList = z.array(PathEntry).describe('a list of paths');
+  const PathList = z.array(PathEntry).describe('a list of paths');
 
-/** Sizes: a number of bytes, or a string like "512MiB", "2G", "64k". */
-export const Size = z
-  .union([z.number().int().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i), z.literal('unlimited')])
-  .describe('a size in bytes, or a string like "512MiB", "2GiB", "64k", or "unlimited"');
+  /** Sizes: a number of bytes, or a string like "512MiB", "2G", "64k". */
+  const Size = z
+    .union([z.number().int().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i), z.literal('unlimited')])
+    .describe('a size in bytes, or a string like "512MiB", "2GiB", "64k", or "unlimited"');
 
-/** Durations: seconds, or a string like "30s", "10m", "1h", "500ms". */
-export const Duration = z
-  .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/i), z.literal('unlimited')])
-  .describe('a duration in seconds, or a string like "500ms", "30s", "10m", "1h", or "unlimited"');
+  /** Durations: seconds, or a string like "30s", "10m", "1h", "500ms". */
+  const Duration = z
+    .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/i), z.literal('unlimited')])
+    .describe('a duration in seconds, or a string like "500ms", "30s", "10m", "1h", or "unlimited"');
 
-const Count = z
-  .union([z.number().int().positive(), z.literal('unlimited')])
-  .describe('a whole number greater than 0, or "unlimited"');
+  const Count = z
+    .union([z.number().int().positive(), z.literal('unlimited')])
+    .describe('a whole number greater than 0, or "unlimited"');
 
-export const HostPort = z
-  .string()
-  .regex(/^(\*\.)?[A-Za-z0-9_.-]+:(\d{1,5}|\*)$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/)
-  .describe('a "host:port" entry such as "registry.npmjs.org:443" or "*.github.com:443"');
+  const HostPort = z
+    .string()
+    .regex(/^(\*\.)?[A-Za-z0-9_.-]+:(\d{1,5}|\*)$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/)
+    .describe('a "host:port" entry such as "registry.npmjs.org:443" or "*.github.com:443"');
 
-export const EnvName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-  .describe('an environment variable name (letters, digits, underscore; not starting with a digit)');
+  const EnvName = z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .describe('an environment variable name (letters, digits, underscore; not starting with a digit)');
 
-export const PolicySchema = z
-  .strictObject({
-    version: z.literal(1).optional().describe('the policy format version; only 1 exists'),
-    extends: z
-      .array(z.string().min(1))
-      .optional()
-      .describe('built-in profiles (minimal, node, python, default) or policy files (relative to this file), merged in order before this file'),
-    filesystem: z
-      .strictObject({
-        read: PathList.optional().describe('paths the sandbox may read (a directory grants everything below it)'),
-        write: PathList.optional().describe('paths the sandbox may create, change and delete (implies read)'),
-        execute: PathList.optional().describe('paths the sandbox may execute programs from (implies read)'),
-        append: PathList.optional().describe('paths the sandbox may only append to (static tier: mounted read-only)'),
-        visible: PathList.optional().describe('paths whose existence the sandbox may know but never read (static tier: hidden)'),
-        deny: PathList.optional().describe('paths hidden from the sandbox whatever else grants them; deny wins'),
-      })
-      .optional(),
-    network: z
-      .strictObject({
-        allow: z.array(HostPort).optional().describe('host:port destinations the sandbox may connect to; empty means no network'),
-      })
-      .optional(),
-    resources: z
-      .strictObject({
-        memory: Size.optional().describe('memory limit for the whole process tree (cgroup), e.g. "2GiB"'),
-        pids: Count.optional().describe('maximum number of processes and threads at once (cgroup pids, RLIMIT_NPROC)'),
-        cpus: z
-          .union([z.number().positive().max(1024), z.literal('unlimited')])
-          .optional()
-          .describe('CPU bandwidth in cores, e.g. 1.5 (cgroup cpu.max / cfs quota)'),
-        cpu_time: Duration.optional().describe('total CPU time before the command is killed, e.g. "10m"'),
-        wall_time: Duration.optional().describe('wall-clock time before the whole process tree is killed, e.g. "30m"'),
-        file_size: Size.optional().describe('largest file the sandbox may write (RLIMIT_FSIZE), e.g. "1GiB"'),
-        open_files: Count.optional().describe('maximum open file descriptors per process (RLIMIT_NOFILE)'),
-        output: Size.optional().describe('bytes of stdout+stderr kept; the rest is dropped and the run says so'),
-      })
-      .optional(),
-    env: z
-      .strictObject({
-        pass: z.array(EnvName).optional().describe('environment variable names passed through from the caller (PATH, HOME, LANG, TERM always are)'),
-        set: z.record(EnvName, z.string()).optional().describe('environment variables set in the sandbox, as NAME: value'),
-      })
-      .optional(),
-    syscalls: z
-      .strictObject({
-        deny: z.array(z.string().regex(/^[a-z0-9_]+$/)).optional().describe('extra x86_64 syscall names to refuse with EPERM'),
-        allow_ia32: z.boolean().optional().describe('true: allow 32-bit (i386) programs, under the same syscall rules; default false kills them'),
-      })
-      .optional(),
-    sandbox: z
-      .strictObject({
-        landlock: z
-          .enum(['required', 'optional', 'off'])
-          .optional()
-          .describe('Landlock, the second filesystem layer: required (refuse to run without it), optional, or off'),
-        allow_degraded: z
-          .boolean()
-          .optional()
-          .describe('true: `ward run --allow-degraded` may run with a missing layer (recorded); false: never'),
-        home: z
-          .enum(['tmpfs', 'none'])
-          .optional()
-          .describe('tmpfs: $HOME is an empty private directory (granted paths below it are bound in); none: $HOME does not exist'),
-      })
-      .optional(),
-  })
-  .describe('a Ward policy');
+  const PolicySchema = z
+    .strictObject({
+      version: z.literal(1).optional().describe('the policy format version; only 1 exists'),
+      extends: z
+        .array(z.string().min(1))
+        .optional()
+        .describe('built-in profiles (minimal, node, python, default) or policy files (relative to this file), merged in order before this file'),
+      filesystem: z
+        .strictObject({
+          read: PathList.optional().describe('paths the sandbox may read (a directory grants everything below it)'),
+          write: PathList.optional().describe('paths the sandbox may create, change and delete (implies read)'),
+          execute: PathList.optional().describe('paths the sandbox may execute programs from (implies read)'),
+          append: PathList.optional().describe('paths the sandbox may only append to (static tier: mounted read-only)'),
+          visible: PathList.optional().describe('paths whose existence the sandbox may know but never read (static tier: hidden)'),
+          deny: PathList.optional().describe('paths hidden from the sandbox whatever else grants them; deny wins'),
+        })
+        .optional(),
+      network: z
+        .strictObject({
+          allow: z.array(HostPort).optional().describe('host:port destinations the sandbox may connect to; empty means no network'),
+        })
+        .optional(),
+      resources: z
+        .strictObject({
+          memory: Size.optional().describe('memory limit for the whole process tree (cgroup), e.g. "2GiB"'),
+          pids: Count.optional().describe('maximum number of processes and threads at once (cgroup pids, RLIMIT_NPROC)'),
+          cpus: z
+            .union([z.number().positive().max(1024), z.literal('unlimited')])
+            .optional()
+            .describe('CPU bandwidth in cores, e.g. 1.5 (cgroup cpu.max / cfs quota)'),
+          cpu_time: Duration.optional().describe('total CPU time before the command is killed, e.g. "10m"'),
+          wall_time: Duration.optional().describe('wall-clock time before the whole process tree is killed, e.g. "30m"'),
+          file_size: Size.optional().describe('largest file the sandbox may write (RLIMIT_FSIZE), e.g. "1GiB"'),
+          open_files: Count.optional().describe('maximum open file descriptors per process (RLIMIT_NOFILE)'),
+          output: Size.optional().describe('bytes of stdout+stderr kept; the rest is dropped and the run says so'),
+        })
+        .optional(),
+      env: z
+        .strictObject({
+          pass: z.array(EnvName).optional().describe('environment variable names passed through from the caller (PATH, HOME, LANG, TERM always are)'),
+          set: z.record(EnvName, z.string()).optional().describe('environment variables set in the sandbox, as NAME: value'),
+        })
+        .optional(),
+      syscalls: z
+        .strictObject({
+          deny: z.array(z.string().regex(/^[a-z0-9_]+$/)).optional().describe('extra x86_64 syscall names to refuse with EPERM'),
+          allow_ia32: z.boolean().optional().describe('true: allow 32-bit (i386) programs, under the same syscall rules; default false kills them'),
+        })
+        .optional(),
+      sandbox: z
+        .strictObject({
+          landlock: z
+            .enum(['required', 'optional', 'off'])
+            .optional()
+            .describe('Landlock, the second filesystem layer: required (refuse to run without it), optional, or off'),
+          allow_degraded: z
+            .boolean()
+            .optional()
+            .describe('true: `ward run --allow-degraded` may run with a missing layer (recorded); false: never'),
+          home: z
+            .enum(['tmpfs', 'none'])
+            .optional()
+            .describe('tmpfs: $HOME is an empty private directory (granted paths below it are bound in); none: $HOME does not exist'),
+        })
+        .optional(),
+    })
+    .describe('a Ward policy');
+  return { PolicySchema, PathEntry };
+}
 
-export type PolicyFile = z.infer<typeof PolicySchema>;
+let built: ReturnType<typeof build> | undefined;
+
+/** The policy schema (zod), built once. */
+export function policySchema(): ReturnType<typeof build>['PolicySchema'] {
+  built ??= build();
+  return built.PolicySchema;
+}
+
+export type PathEntry = z.infer<ReturnType<typeof build>['PathEntry']>;
+export type PolicyFile = z.infer<ReturnType<typeof build>['PolicySchema']>;
+
 
 /** The permission lists of `filesystem`, in a fixed order used everywhere. */
 export const FS_KEYS = ['read', 'write', 'execute', 'append', 'visible', 'deny'] as const;

@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import { PolicyError } from '../../src/errors.js';
 import { canonicalJson, sha256Hex } from '../../src/policy/canonical.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
-import { PROFILE_NAMES } from '../../src/policy/profiles/index.js';
+import { PROFILE_NAMES, PROFILES } from '../../src/policy/profiles/index.js';
+import { policySchema } from '../../src/policy/schema.js';
 import { parseDuration, parseSize } from '../../src/policy/units.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ward-policy-test-'));
@@ -141,6 +142,9 @@ describe('policy loading', () => {
 
   it('loads every built-in profile, and a policy object', () => {
     for (const name of PROFILE_NAMES) {
+      // Profiles skip validation at load time, so the test is where they meet the schema.
+      const checked = policySchema().safeParse(PROFILES[name]);
+      assert.ok(checked.success, `profile ${name}: ${JSON.stringify(checked.error?.issues)}`);
       const p = loadPolicy({ profile: name, workspace: ws, home, env });
       assert.equal(p.sources.at(-1), `profile:${name}`);
     }
