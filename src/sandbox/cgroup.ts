@@ -33,7 +33,7 @@ export interface Cgroup {
   remove(): Promise<void>;
 }
 
-interface Mount {
+export interface CgroupMount {
   root: string;
   mountpoint: string;
   type: 'cgroup' | 'cgroup2';
@@ -55,7 +55,7 @@ export function needsCgroup(l: CgroupLimits): boolean {
  */
 export function createCgroup(limits: CgroupLimits, opts: { cpuAccounting: boolean }): Cgroup {
   const wanted = controllersFor(limits, opts.cpuAccounting);
-  const mounts = readMounts();
+  const mounts = readCgroupMounts();
   const self = readSelfCgroups();
   const name = `ward-${process.pid}-${++counter}`;
   const reasons: string[] = [];
@@ -92,7 +92,7 @@ function describe(l: CgroupLimits): string {
   return [l.memory !== null && `memory ${l.memory}`, l.pids !== null && `pids ${l.pids}`, l.cpus !== null && `cpus ${l.cpus}`].filter(Boolean).join(', ');
 }
 
-function tryV2(m: Mount, selfPath: string, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
+function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
   // Candidates for the parent: as root, a `ward` cgroup at the top; otherwise the
   // parent of our own cgroup (v2 forbids processes in a cgroup whose children have
   // controllers, so a sibling of our own leaf is where a delegated user can create).
@@ -180,7 +180,7 @@ function enableControllers(parent: string, wanted: Set<string>): void {
   }
 }
 
-function tryV1(mounts: Mount[], self: Map<string, string>, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
+function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
   const need = new Set(wanted);
   if (need.has('cpu')) need.add('cpuacct');
   const dirs: string[] = [];
@@ -324,8 +324,9 @@ function sweepStale(parent: string): void {
   }
 }
 
-function readMounts(): Mount[] {
-  const out: Mount[] = [];
+/** The cgroup (v1) and cgroup2 mounts of this mount namespace, from /proc/self/mountinfo. */
+export function readCgroupMounts(): CgroupMount[] {
+  const out: CgroupMount[] = [];
   for (const line of readOr('/proc/self/mountinfo', '').split('\n')) {
     const parts = line.split(' ');
     const sep = parts.indexOf('-');

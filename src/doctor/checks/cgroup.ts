@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createCgroup } from '../../sandbox/cgroup.js';
+import { createCgroup, readCgroupMounts } from '../../sandbox/cgroup.js';
 import type { Check } from '../types.js';
 
 function readOr(file: string, fallback: string): string {
@@ -22,17 +22,12 @@ function readOr(file: string, fallback: string): string {
 export function cgroupInventory(): string {
   const v1: string[] = [];
   const v2: string[] = [];
-  for (const line of readOr('/proc/self/mountinfo', '').split('\n')) {
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    if (sep < 0) continue;
-    const type = parts[sep + 1];
-    const mountpoint = parts[4] ?? '';
-    if (type === 'cgroup2') {
-      const controllers = readOr(path.join(mountpoint, 'cgroup.controllers'), '').trim();
-      v2.push(`v2 at ${mountpoint} (${controllers || 'no controllers'})`);
-    } else if (type === 'cgroup') {
-      const known = (parts[sep + 3] ?? '').split(',').filter((o) => ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer', 'hugetlb', 'net_cls', 'net_prio', 'perf_event', 'rdma', 'misc'].includes(o) || o.startsWith('name='));
+  for (const m of readCgroupMounts()) {
+    if (m.type === 'cgroup2') {
+      const controllers = readOr(path.join(m.mountpoint, 'cgroup.controllers'), '').trim();
+      v2.push(`v2 at ${m.mountpoint} (${controllers || 'no controllers'})`);
+    } else {
+      const known = m.options.filter((o) => ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer', 'hugetlb', 'net_cls', 'net_prio', 'perf_event', 'rdma', 'misc'].includes(o) || o.startsWith('name='));
       v1.push(known.join('+'));
     }
   }
