@@ -17,6 +17,7 @@
  * so the command cannot write forged status lines into it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
@@ -113,8 +114,7 @@ export interface RunHandle {
   kill(): void;
 }
 
-const SIGXCPU = 24;
-const SIGXFSZ = 25;
+const { SIGXCPU, SIGXFSZ } = osConstants.signals;
 
 export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
@@ -340,7 +340,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       // bwrap exited before the launcher reported in (a SIGKILL from our own timer is not that).
       throw diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
     }
-    const raw = code ?? (signal ? 128 + (SIGNALS[signal] ?? 9) : EXIT_WARD_ERROR);
+    const raw = code ?? (signal ? 128 + osConstants.signals[signal] : EXIT_WARD_ERROR);
     const denials: Denial[] = [];
     let reason: RunReason = raw > 128 ? 'signal' : 'exit';
     let exitCode = raw;
@@ -400,4 +400,3 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   };
 }
 
-const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGSEGV: 11, SIGABRT: 6, SIGXCPU: 24, SIGXFSZ: 25, SIGHUP: 1, SIGPIPE: 13 };
