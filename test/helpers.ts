@@ -4,7 +4,7 @@
  * with or without a delegated cgroup: scripts/test.js sets WARD_TEST_CGROUP).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, type Dirent } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
@@ -77,4 +77,26 @@ export function pySyscall(body: string): string[] {
     '-c',
     `import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n${body}\nprint("errno=%d" % (ctypes.get_errno() if r == -1 else 0))`,
   ];
+}
+
+/** The cgroups a Ward process made (`ward-<pid>-<n>`), under every controller. */
+export function wardCgroupsOf(pid: number = process.pid): string[] {
+  const found: string[] = [];
+  const name = new RegExp(`^ward-${pid}-\\d+$`);
+  const walk = (dir: string, depth: number) => {
+    if (depth > 6) return;
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (name.test(e.name)) found.push(path.join(dir, e.name));
+      walk(path.join(dir, e.name), depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
 }

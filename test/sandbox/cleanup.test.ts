@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, start } from '../../src/index.js';
-import { hasCgroup, ROOT, sandboxFixture } from '../helpers.js';
+import { hasCgroup, ROOT, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 /** Pids whose command line contains `marker` (the marker is unique per test). */
 function processesWith(marker: string): number[] {
@@ -22,27 +22,6 @@ function processesWith(marker: string): number[] {
       /* exited meanwhile */
     }
   }
-  return found;
-}
-
-/** cgroups named after a Ward process, under every controller. */
-function cgroupsOf(pid: number): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    if (depth > 6) return;
-    let entries: import('node:fs').Dirent[] = [];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      if (e.name.startsWith(`ward-${pid}-`)) found.push(path.join(dir, e.name));
-      walk(path.join(dir, e.name), depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 0);
   return found;
 }
 
@@ -105,7 +84,7 @@ describe('nothing is left behind', () => {
     await gone; // reaped: a zombie still answers kill(pid, 0), and the sweep would rightly leave its cgroup
     assert.ok(await eventually(() => processesWith(marker).length === 0), `left: ${processesWith(marker).join(' ')}`);
     // The dead Ward could not remove its cgroup; the next run sweeps it.
-    const stale = () => cgroupsOf(ward.pid!);
+    const stale = () => wardCgroupsOf(ward.pid!);
     const next = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', ...(hasCgroup ? [] : ['--allow-degraded']), '--', 'true'], { cwd: fx.ws, env: fx.env });
     assert.equal(next.status, 0, String(next.stderr));
     assert.deepEqual(stale(), [], 'stale cgroups of a killed Ward are removed by the next run');

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
-import { hasCgroup, isRoot, sandboxFixture } from '../helpers.js';
+import { hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 function limited(resources: Record<string, unknown>): PolicyInput {
   return { policy: { extends: ['default'], resources } };
@@ -20,32 +20,6 @@ async function go(policy: PolicyInput, argv: string[], allowDegraded = !hasCgrou
   return { ...r, out: r.stdout.toString(), err: r.stderr.toString(), ws: fx.ws };
 }
 
-/** Ward's cgroups under every controller, so a test can show none is left. */
-function wardCgroups(): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    if (depth > 6) return;
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e);
-      try {
-        if (!statSync(p).isDirectory()) continue;
-      } catch {
-        continue;
-      }
-      if (new RegExp(`^ward-${process.pid}-\\d+$`).test(e)) found.push(p);
-      walk(p, depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 0);
-  return found;
-}
-
 describe('resource limits', () => {
   it('a sleeper is killed by the wall clock: exit 124, the whole tree gone', async () => {
     const started = Date.now();
@@ -55,7 +29,7 @@ describe('resource limits', () => {
     assert.match(r.message ?? '', /wall_time/);
     assert.ok(Date.now() - started < 10_000);
     assert.doesNotMatch(r.out, /survived/);
-    assert.deepEqual(wardCgroups(), []);
+    assert.deepEqual(wardCgroupsOf(), []);
   });
 
   it('a CPU spinner is killed at cpu_time: exit 137, cpu_time named', async () => {
@@ -90,7 +64,7 @@ describe('resource limits', () => {
       assert.equal(r.exitCode, 137, r.err);
       assert.equal(r.reason, 'memory');
       assert.match(r.message ?? '', /memory limit/);
-      assert.deepEqual(wardCgroups(), []);
+      assert.deepEqual(wardCgroupsOf(), []);
     });
 
     it('a fork bomb is held by pids, then stopped by the wall clock; the host keeps working', async () => {
@@ -99,7 +73,7 @@ describe('resource limits', () => {
       assert.equal(r.exitCode, 124);
       const pids = r.denials.find((d) => d.what === 'pids');
       assert.ok(pids, `pids refusals recorded: ${JSON.stringify(r.denials)}`);
-      assert.deepEqual(wardCgroups(), []);
+      assert.deepEqual(wardCgroupsOf(), []);
     });
 
     it('the launch record names the cgroup and the limits written', async () => {
