@@ -245,6 +245,13 @@ export interface OuterOptions {
   /** cgroup.procs (v2) or tasks/cgroup.procs files (v1, one per hierarchy) to join. */
   cgroupProcs: string[];
   statusFd: number;
+  /**
+   * The watchdog (see ward-launch.c): `lifelineFd` is a socket only Ward holds the
+   * other end of; `infoFd` is the free fd number where bwrap gets its --info-fd.
+   */
+  watchdog?: { lifelineFd: number; infoFd: number };
+  /** Fds bwrap needs besides the status and info fds (its --args and --seccomp); every other fd >= 3 is closed. */
+  keepFds?: number[];
 }
 
 function argError(message: string): never {
@@ -303,6 +310,16 @@ export function innerArgs(opts: InnerOptions): string[] {
 export function outerArgs(opts: OuterOptions): string[] {
   checkStatusFd(opts.statusFd);
   const args = ['outer', '--status-fd', String(opts.statusFd)];
+  if (opts.watchdog) {
+    const { lifelineFd, infoFd } = opts.watchdog;
+    for (const fd of [lifelineFd, infoFd]) checkStatusFd(fd);
+    if (new Set([opts.statusFd, lifelineFd, infoFd]).size !== 3) argError('status, lifeline and info fds must differ');
+    args.push('--lifeline-fd', String(lifelineFd), '--info-fd', String(infoFd));
+  }
+  for (const fd of opts.keepFds ?? []) {
+    checkStatusFd(fd);
+    args.push('--keep-fd', String(fd));
+  }
   for (const file of opts.cgroupProcs) {
     checkPath(file, 'a cgroup procs file');
     args.push('--cgroup-procs', file);

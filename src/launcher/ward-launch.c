@@ -3,11 +3,13 @@
  *
  * Ward runs a command as
  *
- *   ward-launch outer [--cgroup-procs FILE]... [--status-fd N] -- bwrap ARGS... \
+ *   ward-launch outer [--cgroup-procs FILE]... [--status-fd N]
+ *                     [--lifeline-fd L --info-fd I] -- bwrap ARGS... \
  *     -- /path/to/ward-launch inner [options] -- CMD ARGS...
  *
- * "outer" runs before bubblewrap, in the caller's namespaces: it joins the
- * cgroups and execs bwrap. "inner" runs as bwrap's command, inside the
+ * "outer" runs before bubblewrap, in the caller's namespaces: it ties its
+ * life to Ward's (parent-death signal, and with --lifeline-fd a watchdog
+ * process outside the sandbox, see below), joins the cgroups and execs bwrap. "inner" runs as bwrap's command, inside the
  * sandbox (mounts built, bwrap's seccomp filter and no_new_privs in force):
  * it makes sure the command inherits only fds 0-2, applies Landlock, changes
  * directory, sets resource limits, reports what is in force, and execs the
@@ -45,10 +47,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define WARD_LAUNCH_VERSION "0.1.0"
@@ -78,6 +83,12 @@
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
 #endif
 #ifndef PR_SET_NO_NEW_PRIVS
 #define PR_SET_NO_NEW_PRIVS 38
@@ -304,12 +315,263 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
 }
 
 /* ------------------------------------------------------------------------ */
+/* watchdog                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Why a watchdog: Ward (the Node process) may be SIGKILLed at any moment.
+ * bwrap --die-with-parent covers most of that, but not all: a process's
+ * parent-death signal is cleared by fork, and bwrap's sandbox init (pid 1 of
+ * the new pid namespace) sets its own only some time after it is cloned.
+ * If Ward dies inside that window, the bwrap monitor dies with it and the
+ * init, orphaned, goes on to start the command: the sandbox keeps running
+ * with nobody recording it. bwrap has no check for this.
+ *
+ * So "outer" leaves behind one small process that is outside the sandbox
+ * (the agent cannot see or signal it: other pid namespace, Landlock signal
+ * scope), outside the sandbox's cgroup (forked before the join, so it never
+ * keeps the cgroup busy), and holding nothing but two fds:
+ *   fd 0: its end of the lifeline, a socket whose other end only Ward holds.
+ *         EOF on it means Ward closed it or died.
+ *   fd 1: the read end of a pipe that bwrap's --info-fd writes to: bwrap
+ *         reports the sandbox init's pid there ({"child-pid": N}).
+ * On lifeline EOF it SIGKILLs the sandbox init (which takes the whole pid
+ * namespace down) and every process still in the sandbox's cgroups, then
+ * exits. It also exits, doing nothing, as soon as the init is gone.
+ *
+ * If bwrap died before reporting the init's pid (in an unprivileged run the
+ * orphaned init then waits forever for the uid map its parent never wrote),
+ * the init is found as the holder of Ward's status socket, which bwrap
+ * passes down and only the inner launcher closes.
+ */
+static int cgroup_is_empty_after_kill(const char *procs_file)
+{
+	/* v2: cgroup.kill beside cgroup.procs kills the whole subtree at once. */
+	const char *base = strrchr(procs_file, '/');
+	if (base && strcmp(base + 1, "cgroup.procs") == 0) {
+		char kill_file[PATH_MAX];
+		int n = snprintf(kill_file, sizeof kill_file, "%.*s/cgroup.kill",
+				 (int)(base - procs_file), procs_file);
+		if (n > 0 && (size_t)n < sizeof kill_file) {
+			int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				(void)!write(fd, "1", 1);
+				close(fd);
+			}
+		}
+	}
+	/* v1 (and v2 without cgroup.kill): kill each listed task; report whether any was left. */
+	FILE *f = fopen(procs_file, "re");
+	if (!f)
+		return 1; /* removed: Ward cleaned up, so it is empty */
+	int empty = 1;
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+			empty = 0;
+	}
+	fclose(f);
+	return empty;
+}
+
+/*
+ * Kill every process that holds the socket with this inode (Ward's status
+ * socket: only bwrap, its init and the inner launcher before its exec hold
+ * it). For the case where bwrap never told us the init's pid.
+ */
+static void kill_holders_of_socket(unsigned long ino)
+{
+	char want[64], link[64], path[64];
+	snprintf(want, sizeof want, "socket:[%lu]", ino);
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return;
+	struct dirent *e;
+	while ((e = readdir(proc)) != NULL) {
+		uint64_t pid;
+		if (parse_u64(e->d_name, &pid) < 0 || pid == (uint64_t)getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%llu/fd", (unsigned long long)pid);
+		DIR *fds = opendir(path);
+		if (!fds)
+			continue;
+		struct dirent *f;
+		while ((f = readdir(fds)) != NULL) {
+			uint64_t fd;
+			if (parse_u64(f->d_name, &fd) < 0)
+				continue;
+			snprintf(path, sizeof path, "/proc/%llu/fd/%llu", (unsigned long long)pid,
+				 (unsigned long long)fd);
+			ssize_t n = readlink(path, link, sizeof link - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (strcmp(link, want) == 0) {
+				kill((pid_t)pid, SIGKILL);
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+static void watchdog_fire(int pidfd, pid_t init_pid, unsigned long status_ino, char **cgroup_files,
+			  int n_cgroup)
+{
+	if (pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+	else if (init_pid > 0)
+		kill(init_pid, SIGKILL);
+	else if (status_ino)
+		kill_holders_of_socket(status_ino);
+	/* The pid namespace is the containment; the cgroup is the second net. A few rounds
+	 * because a fork may land between reading the list and the kill. */
+	for (int round = 0; round < 50; round++) {
+		int empty = 1;
+		for (int k = 0; k < n_cgroup; k++)
+			empty &= cgroup_is_empty_after_kill(cgroup_files[k]);
+		if (empty)
+			break;
+		usleep(10000);
+	}
+}
+
+__attribute__((noreturn)) static void run_watchdog(int lifeline, int info, char **cgroup_files,
+						   int n_cgroup)
+{
+	struct stat st;
+	unsigned long status_ino = status_fd >= 0 && fstat(status_fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+	/* Keep only the two fds, as 0 and 1, so Ward's output pipes never wait on us. */
+	if (dup2(lifeline, 0) < 0 || dup2(info, 1) < 0)
+		_exit(EXIT_LAUNCHER);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0 && null != 2) {
+		dup2(null, 2);
+		close(null);
+	}
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+	/* Own session: the terminal's ^C for the command's process group is not ours. */
+	setsid();
+	prctl(PR_SET_NAME, "ward-watchdog", 0, 0, 0);
+
+	char buf[512];
+	size_t used = 0;
+	int info_open = 1, pidfd = -1;
+	pid_t init_pid = 0;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = 0, .events = POLLIN },
+				       { .fd = info_open ? 1 : pidfd, .events = POLLIN } };
+		int n = poll(p, p[1].fd >= 0 ? 2 : 1, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents) {
+			char c;
+			ssize_t r = read(0, &c, 1);
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+				/* Ward is gone or done. If bwrap has not told us the init yet,
+				 * wait briefly for it: it writes right after the clone. */
+				if (info_open && init_pid == 0) {
+					struct pollfd q = { .fd = 1, .events = POLLIN };
+					if (poll(&q, 1, 200) > 0) {
+						ssize_t m = read(1, buf + used, sizeof buf - 1 - used);
+						if (m > 0)
+							used += (size_t)m;
+						buf[used] = 0;
+						const char *at = strstr(buf, "\"child-pid\"");
+						if (at && (at = strchr(at, ':')))
+							init_pid = (pid_t)strtol(at + 1, NULL, 10);
+					}
+				}
+				watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+				_exit(0);
+			}
+		}
+		if (p[1].fd >= 0 && p[1].revents) {
+			if (!info_open) {
+				_exit(0); /* the pidfd is readable: the sandbox init exited */
+			}
+			ssize_t m = read(1, buf + used, sizeof buf - 1 - used);
+			if (m > 0) {
+				used += (size_t)m;
+				if (used < sizeof buf - 1)
+					continue;
+			} else if (m < 0 && errno == EINTR) {
+				continue;
+			}
+			/* EOF (or a full buffer): bwrap has said all it will say. */
+			buf[used] = 0;
+			info_open = 0;
+			close(1);
+			const char *at = strstr(buf, "\"child-pid\"");
+			if (at && (at = strchr(at, ':')))
+				init_pid = (pid_t)strtol(at + 1, NULL, 10);
+			if (init_pid > 0) {
+				pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0U);
+				if (pidfd < 0 && errno == ESRCH)
+					_exit(0); /* already gone */
+			}
+			/* No pid: bwrap failed before the clone, or died before telling us
+			 * (then its init may be stuck or running). Keep watching the lifeline. */
+		}
+	}
+	watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+	_exit(0);
+}
+
+/*
+ * Start the watchdog as a grandchild (reparented at once, so bwrap never sees
+ * an unknown child), and put the write end of its info pipe at fd info_fd
+ * for bwrap's --info-fd.
+ */
+static void start_watchdog(int lifeline, int info_fd, char **cgroup_files, int n_cgroup)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fail("watchdog", errno, "pipe", NULL);
+	pid_t child = fork();
+	if (child < 0)
+		fail("watchdog", errno, "fork", NULL);
+	if (child == 0) {
+		pid_t grandchild = fork();
+		if (grandchild == 0) {
+			close(p[1]);
+			run_watchdog(lifeline, p[0], cgroup_files, n_cgroup);
+		}
+		_exit(grandchild < 0 ? EXIT_LAUNCHER : 0);
+	}
+	int st;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			fail("watchdog", errno, "waitpid", NULL);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail("watchdog", EAGAIN, "fork", NULL);
+	close(p[0]);
+	if (p[1] != info_fd) {
+		if (dup2(p[1], info_fd) < 0) /* dup2 leaves the new fd inheritable */
+			fail("watchdog", errno, "dup2", NULL);
+		close(p[1]);
+	} else if (fcntl(info_fd, F_SETFD, 0) < 0) {
+		fail("watchdog", errno, "fcntl", NULL);
+	}
+	/* bwrap and the sandbox must not hold the lifeline. */
+	int flags = fcntl(lifeline, F_GETFD);
+	if (flags < 0 || fcntl(lifeline, F_SETFD, flags | FD_CLOEXEC) < 0)
+		fail("watchdog", errno, "lifeline", NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* outer                                                                     */
 /* ------------------------------------------------------------------------ */
 
 static int run_outer(int argc, char **argv)
 {
-	int i;
+	int i, lifeline = -1, info_fd = -1, n_files = 0, keep[11], n_keep = 0;
 	stage = "outer";
 
 	/* Pass 1: validate every option before doing anything. */
@@ -318,8 +580,31 @@ static int run_outer(int argc, char **argv)
 			const char *file = option_value(argc, argv, &i);
 			if (file[0] != '/')
 				usage_error("option --cgroup-procs: '%s' is not an absolute path", file);
+			if (++n_files > 64)
+				usage_error("option --cgroup-procs: more than 64 files");
 		} else if (strcmp(argv[i], "--status-fd") == 0) {
 			parse_status_fd(argv[i], option_value(argc, argv, &i), 0);
+		} else if (strcmp(argv[i], "--keep-fd") == 0) {
+			const char *value = option_value(argc, argv, &i);
+			uint64_t v;
+			if (parse_u64(value, &v) < 0 || v < 3 || v > INT_MAX || fcntl((int)v, F_GETFD) < 0)
+				usage_error("option --keep-fd: '%s' is not an open fd >= 3", value);
+			if (n_keep == 8)
+				usage_error("option --keep-fd: at most 8");
+			keep[n_keep++] = (int)v;
+		} else if (strcmp(argv[i], "--lifeline-fd") == 0 || strcmp(argv[i], "--info-fd") == 0) {
+			const char *opt = argv[i], *value = option_value(argc, argv, &i);
+			uint64_t v;
+			if (parse_u64(value, &v) < 0 || v < 3 || v > INT_MAX)
+				usage_error("option %s: '%s' is not a file descriptor number >= 3", opt, value);
+			int is_lifeline = opt[2] == 'l';
+			if ((is_lifeline ? lifeline : info_fd) >= 0)
+				usage_error("option %s given twice", opt);
+			if (is_lifeline && fcntl((int)v, F_GETFD) < 0)
+				usage_error("option %s: fd %s is not open", opt, value);
+			if (!is_lifeline && fcntl((int)v, F_GETFD) >= 0)
+				usage_error("option %s: fd %s is already in use", opt, value);
+			*(is_lifeline ? &lifeline : &info_fd) = (int)v;
 		} else if (argv[i][0] != '-') {
 			usage_error("outer: unexpected argument '%s' (the program goes after '--')",
 				    argv[i]);
@@ -332,6 +617,29 @@ static int run_outer(int argc, char **argv)
 	char **prog = argv + i + 1;
 	if (!prog[0])
 		usage_error("outer: missing program after '--'");
+	if ((lifeline < 0) != (info_fd < 0))
+		usage_error("outer: --lifeline-fd and --info-fd go together");
+
+	/*
+	 * Step "parent-death": die with Ward. bwrap sets the same signal for
+	 * itself, but only after it has started; set here, it already holds
+	 * from our exec on (it survives exec of a binary that is not set-id).
+	 * If Ward died before the prctl, our parent has changed: stop now.
+	 */
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fail("parent-death", errno, NULL, NULL);
+	if (getppid() != parent)
+		_exit(EXIT_LAUNCHER);
+
+	/* Step "watchdog": before the cgroup join, so that it stays outside the cgroup. */
+	char *cgroup_files[64];
+	int n_cgroup = 0;
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i += 2)
+		if (strcmp(argv[i], "--cgroup-procs") == 0 && n_cgroup < 64)
+			cgroup_files[n_cgroup++] = argv[i + 1];
+	if (lifeline >= 0)
+		start_watchdog(lifeline, info_fd, cgroup_files, n_cgroup);
 
 	/*
 	 * Step "cgroup-join": move this process into each cgroup (v1: one file
@@ -348,7 +656,7 @@ static int run_outer(int argc, char **argv)
 	int pidlen = snprintf(pid, sizeof pid, "%ld", (long)getpid());
 	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "--cgroup-procs") != 0) {
-			i++; /* --status-fd's value */
+			i++; /* every other option's value */
 			continue;
 		}
 		const char *file = argv[++i];
@@ -364,6 +672,38 @@ static int run_outer(int argc, char **argv)
 		}
 		if (close(fd) < 0)
 			fail("cgroup-join", errno, file, NULL);
+	}
+
+	/*
+	 * Step "close-fds": bwrap gets 0-2, the status fd, the info fd and the fds
+	 * named by --keep-fd (its --args and --seccomp), nothing else: Ward may
+	 * have inherited fds it does not know about, and bwrap passes every
+	 * open fd down to the sandbox's init.
+	 */
+	if (status_fd >= 0)
+		keep[n_keep++] = status_fd;
+	if (info_fd >= 0)
+		keep[n_keep++] = info_fd;
+	for (int full = 1; full;) { /* in rounds of 256: closing while reading the directory is unsafe */
+		DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			fail("close-fds", errno, "/proc/self/fd", NULL);
+		int fds[256], n_fds = 0;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			uint64_t fd;
+			if (parse_u64(e->d_name, &fd) < 0 || fd < 3 || (int)fd == dirfd(d))
+				continue;
+			int kept = 0;
+			for (int k = 0; k < n_keep; k++)
+				kept |= keep[k] == (int)fd;
+			if (!kept && n_fds < 256)
+				fds[n_fds++] = (int)fd;
+		}
+		closedir(d);
+		for (int k = 0; k < n_fds; k++)
+			close(fds[k]);
+		full = n_fds == 256;
 	}
 
 	/* Step "exec": become bwrap (or whatever the caller runs next). */

@@ -20,6 +20,8 @@ export interface BwrapInput {
   launcherPath: string;
   maskFile: string;
   seccompFd: number;
+  /** Where bwrap reports the sandbox init's pid, for the launcher's watchdog. */
+  infoFd?: number;
 }
 
 export function bwrapArgs(input: BwrapInput): string[] {
@@ -74,6 +76,7 @@ export function bwrapArgs(input: BwrapInput): string[] {
   a.push('--remount-ro', '/');
   a.push('--chdir', input.cwd);
   a.push('--seccomp', String(input.seccompFd));
+  if (input.infoFd !== undefined) a.push('--info-fd', String(input.infoFd));
   return a;
 }
 

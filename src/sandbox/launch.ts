@@ -31,6 +31,10 @@ import { WARD_VERSION } from '../version.js';
 const FD_ARGS = 3;
 const FD_STATUS = 4;
 const FD_SECCOMP = 5;
+/** Ward's end of the watchdog's lifeline (see ward-launch.c): closed, or Ward dead, means kill the sandbox. */
+const FD_LIFELINE = 6;
+/** Created by the launcher, not by us: the pipe from bwrap's --info-fd to the watchdog. */
+const FD_INFO = 7;
 
 /** Default cap on captured output when the policy sets none (the library buffers it). */
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
@@ -166,8 +170,9 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     launcherPath: launcher,
     maskFile,
     seccompFd: FD_SECCOMP,
+    infoFd: FD_INFO,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP] }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   const output = opts.output ?? 'capture';
   const capture = output !== 'inherit';
@@ -181,7 +186,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     child = spawn(launcher, outer, {
       argv0: 'ward-launch',
       env: plan.env,
-      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: false,
     });
   } catch (e) {
@@ -194,6 +199,9 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   // Errors on these write ends just mean bwrap already read what it needed, or died (reported below).
   stdio[FD_ARGS]!.on('error', () => {});
   stdio[FD_SECCOMP]!.on('error', () => {});
+  // We never write to the lifeline: its closing (here, or by the kernel when Ward dies) is the message.
+  const lifeline = stdio[FD_LIFELINE]!;
+  lifeline.on('error', () => {});
 
   const statusChunks: Buffer[] = [];
   stdio[FD_STATUS]!.on('data', (c: Buffer) => statusChunks.push(c));
@@ -232,6 +240,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   let timedOut = false;
   let cpuKilled = false;
   const killTree = () => {
+    lifeline.destroy(); // the watchdog then kills the sandbox init, even one bwrap has lost track of
     try {
       child.kill('SIGKILL');
     } catch {
@@ -257,8 +266,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   process.once('exit', onExit);
 
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.once('exit', (c, s) => resolve([c, s]));
-    child.once('error', () => resolve([null, null]));
+    child.once('exit', (c, s) => (lifeline.destroy(), resolve([c, s])));
+    child.once('error', () => (lifeline.destroy(), resolve([null, null])));
   });
 
   const result = (async (): Promise<RunResult> => {

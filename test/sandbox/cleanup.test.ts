@@ -89,4 +89,20 @@ describe('nothing is left behind', () => {
     assert.equal(next.status, 0, String(next.stderr));
     assert.deepEqual(stale(), [], 'stale cgroups of a killed Ward are removed by the next run');
   });
+
+  it('SIGKILL of Ward at any moment of the launch leaves nothing (the launcher\'s watchdog)', async () => {
+    // Killed while bwrap is still setting up, its init has no parent-death signal yet;
+    // without the watchdog about one such kill in ten left a running sandbox behind.
+    const fx = sandboxFixture();
+    for (const [n, threshold] of [1, 1, 2, 2, 3, 3, 4, 4].entries()) {
+      const marker = mark(50 + n);
+      const args = [path.join(ROOT, 'bin/ward.js'), 'run', ...(hasCgroup ? [] : ['--allow-degraded']), '--', ...sleeper(marker)];
+      const ward = spawn(process.execPath, args, { cwd: fx.ws, env: fx.env, stdio: 'ignore' });
+      await eventually(() => processesWith(marker).length >= threshold, 15_000);
+      const gone = new Promise((r) => ward.once('exit', r));
+      ward.kill('SIGKILL');
+      await gone;
+      assert.ok(await eventually(() => processesWith(marker).length === 0), `kill at ${threshold} processes; left: ${processesWith(marker).join(' ')}`);
+    }
+  });
 });
