@@ -252,6 +252,12 @@ export interface OuterOptions {
   watchdog?: { lifelineFd: number; infoFd: number };
   /** Fds bwrap needs besides the status and info fds (its --args and --seccomp); every other fd >= 3 is closed. */
   keepFds?: number[];
+  /**
+   * The network relay (needs `watchdog`): it joins the sandbox's network namespace, listens on
+   * `ports` (and 53) there, carries each connection to the broker's unix `socket`, and releases
+   * bwrap through `blockFd` (bwrap --block-fd) once it listens.
+   */
+  relay?: { socket: string; ports: number[]; blockFd: number };
 }
 
 function argError(message: string): never {
@@ -316,6 +322,18 @@ export function outerArgs(opts: OuterOptions): string[] {
     if (new Set([opts.statusFd, lifelineFd, infoFd]).size !== 3) argError('status, lifeline and info fds must differ');
     args.push('--lifeline-fd', String(lifelineFd), '--info-fd', String(infoFd));
   }
+  if (opts.relay) {
+    if (!opts.watchdog) argError('the relay needs the watchdog');
+    const { socket, ports, blockFd } = opts.relay;
+    checkPath(socket, 'the relay socket');
+    if (Buffer.byteLength(socket) >= 108) argError(`the relay socket path is too long for a unix socket (${socket})`);
+    checkStatusFd(blockFd);
+    args.push('--relay', socket, '--block-fd', String(blockFd));
+    for (const p of ports) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) argError(`relay port ${p} is not a port number`);
+      args.push('--relay-port', String(p));
+    }
+  }
   for (const fd of opts.keepFds ?? []) {
     checkStatusFd(fd);
     args.push('--keep-fd', String(fd));
@@ -360,7 +378,7 @@ const InnerReportSchema = z.object({
 });
 
 const FailureSchema = z.object({
-  stage: z.enum(['outer', 'inner']),
+  stage: z.enum(['outer', 'inner', 'relay']),
   step: z.string(),
   error: z.string(),
   errno: z.number().int(),

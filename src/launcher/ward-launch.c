@@ -47,12 +47,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -315,6 +322,350 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
 }
 
 /* ------------------------------------------------------------------------ */
+/* relay                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Why a relay: the sandbox has its own network namespace holding only
+ * loopback, so nothing it does can reach the host's network. Ward's egress
+ * broker (in the Ward process) decides every connection; the relay is how
+ * bytes get from the sandbox's loopback to the broker, nothing more.
+ *
+ * It is forked by the watchdog once bwrap has reported the sandbox init,
+ * joins the init's user and network namespaces (the caller owns that user
+ * namespace, so it may; this is how rootless container networking attaches
+ * too), and listens there: TCP on 0.0.0.0 for every port the policy names
+ * (any 127.x address, so the synthetic addresses Ward's DNS hands out for
+ * allowed names reach it), TCP and UDP 53 for DNS. It stays in the host's
+ * mount and pid namespaces: the sandbox cannot see it, signal it or trace
+ * it, and it reaches the broker's unix socket, which the sandbox cannot.
+ *
+ * For each accepted connection it opens a new connection to the broker and
+ * sends "tcp <dialed-ip> <dialed-port>\n", then copies bytes both ways. For
+ * each UDP DNS query: "dns\n", the query with a 2-byte length, and the one
+ * framed answer comes back. The relay trusts nothing and decides nothing:
+ * the agent may reach the broker through it with any bytes it likes; the
+ * broker checks them all. If the broker goes away, connections fail: the
+ * sandbox loses network, it never gains any.
+ */
+
+#define RELAY_MAX_PORTS 64
+#define RELAY_MAX_CONNS 1024
+#define RELAY_BUF 65536
+
+struct relay_half {
+	char *buf;
+	size_t off, len;
+	int eof; /* the source has no more to send */
+};
+
+struct relay_conn {
+	int client; /* sandbox side: TCP socket, or -1 for a UDP DNS query */
+	int broker; /* unix socket to the broker */
+	struct relay_half up, down; /* up: client -> broker; down: broker -> client */
+	int client_shut, broker_shut; /* we have done shutdown(SHUT_WR) on that side */
+	struct sockaddr_in peer; /* UDP: where the answer goes */
+};
+
+static const char *relay_socket;
+static int relay_ports[RELAY_MAX_PORTS];
+static int n_relay_ports;
+
+static int relay_listen(int type, int port)
+{
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_ANY) };
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 256) < 0)) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static int relay_dial_broker(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(relay_socket) >= sizeof a.sun_path) {
+		close(fd);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(a.sun_path, relay_socket);
+	/* A unix connect completes at once or fails (EAGAIN: the broker's backlog is full). */
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static struct relay_conn *relay_new_conn(int client, const char *head, size_t head_len)
+{
+	struct relay_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->up.buf = malloc(RELAY_BUF);
+	c->down.buf = malloc(RELAY_BUF);
+	c->broker = relay_dial_broker();
+	if (!c->up.buf || !c->down.buf || c->broker < 0 || head_len > RELAY_BUF) {
+		if (c->broker >= 0)
+			close(c->broker);
+		free(c->up.buf);
+		free(c->down.buf);
+		free(c);
+		return NULL;
+	}
+	c->client = client;
+	memcpy(c->up.buf, head, head_len);
+	c->up.len = head_len;
+	return c;
+}
+
+static void relay_free(struct relay_conn *c)
+{
+	if (c->client >= 0)
+		close(c->client);
+	close(c->broker);
+	free(c->up.buf);
+	free(c->down.buf);
+	free(c);
+}
+
+/* Move bytes from src into h, then from h to dst. Returns -1 when the pair must close. */
+static int relay_pump(int src, int dst, struct relay_half *h, short src_ev, short dst_ev)
+{
+	if ((src_ev & (POLLIN | POLLHUP | POLLERR)) && !h->eof && h->len < RELAY_BUF) {
+		ssize_t n = read(src, h->buf + h->len, RELAY_BUF - h->len);
+		if (n > 0)
+			h->len += (size_t)n;
+		else if (n == 0)
+			h->eof = 1;
+		else if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+	if ((dst_ev & POLLOUT) && h->off < h->len) {
+		ssize_t n = send(dst, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+		if (n > 0)
+			h->off += (size_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (h->off == h->len)
+			h->off = h->len = 0;
+	}
+	if (dst_ev & (POLLERR))
+		return -1;
+	return 0;
+}
+
+/* The DNS answer in c->down, framed: send it to the UDP peer once complete. */
+static void relay_dns_answer(int udp, struct relay_conn *c)
+{
+	if (c->down.len < 2)
+		return;
+	size_t len = ((unsigned char)c->down.buf[0] << 8) | (unsigned char)c->down.buf[1];
+	if (c->down.len < 2 + len)
+		return;
+	sendto(udp, c->down.buf + 2, len, MSG_NOSIGNAL, (struct sockaddr *)&c->peer, sizeof c->peer);
+}
+
+__attribute__((noreturn)) static void relay_loop(int pidfd, int *tcp, int n_tcp, int udp)
+{
+	static struct relay_conn *conns[RELAY_MAX_CONNS];
+	int n_conns = 0;
+	static struct pollfd p[2 + RELAY_MAX_PORTS + 1 + 2 * RELAY_MAX_CONNS];
+	for (;;) {
+		int n = 0;
+		p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN }; /* lifeline */
+		p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		int first_listener = n;
+		for (int k = 0; k < n_tcp; k++)
+			p[n++] = (struct pollfd){ .fd = n_conns < RELAY_MAX_CONNS ? tcp[k] : -1,
+						  .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = n_conns < RELAY_MAX_CONNS ? udp : -1, .events = POLLIN };
+		int first_conn = n;
+		for (int k = 0; k < n_conns; k++) {
+			struct relay_conn *c = conns[k];
+			short cev = 0, bev = 0;
+			if (!c->up.eof && c->up.len < RELAY_BUF)
+				cev |= POLLIN;
+			if (c->down.off < c->down.len && c->client >= 0)
+				cev |= POLLOUT;
+			if (!c->down.eof && c->down.len < RELAY_BUF)
+				bev |= POLLIN;
+			if (c->up.off < c->up.len)
+				bev |= POLLOUT;
+			p[n++] = (struct pollfd){ .fd = c->client, .events = cev };
+			p[n++] = (struct pollfd){ .fd = c->broker, .events = bev };
+		}
+		if (poll(p, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(EXIT_LAUNCHER);
+		}
+		if (p[0].revents) {
+			char ch;
+			ssize_t r = read(0, &ch, 1);
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+				_exit(0); /* Ward is gone or done */
+		}
+		if (p[1].revents)
+			_exit(0); /* the sandbox init exited */
+
+		/* Existing connections first: their pollfd slots refer to this array's order. */
+		for (int k = n_conns - 1; k >= 0; k--) {
+			struct relay_conn *c = conns[k];
+			short cev = p[first_conn + 2 * k].revents, bev = p[first_conn + 2 * k + 1].revents;
+			int bad = 0;
+			if (c->client >= 0) {
+				bad |= relay_pump(c->client, c->broker, &c->up, cev, bev);
+				bad |= relay_pump(c->broker, c->client, &c->down, bev, cev);
+			} else {
+				bad |= relay_pump(-1, c->broker, &c->up, 0, bev);
+				bad |= relay_pump(c->broker, -1, &c->down, bev, 0);
+			}
+			/* Half-close: pass on an EOF once its buffered bytes are through. */
+			if (!bad && c->up.eof && c->up.len == 0 && !c->broker_shut && c->client >= 0) {
+				shutdown(c->broker, SHUT_WR);
+				c->broker_shut = 1;
+			}
+			if (!bad && c->down.eof && c->down.len == 0 && !c->client_shut && c->client >= 0) {
+				shutdown(c->client, SHUT_WR);
+				c->client_shut = 1;
+			}
+			int done = bad || (c->client >= 0 ? c->broker_shut && c->client_shut
+							  : c->down.eof || c->down.len == RELAY_BUF);
+			if (c->client < 0 && (c->down.eof || bad))
+				relay_dns_answer(udp, c);
+			if (done) {
+				relay_free(c);
+				conns[k] = conns[--n_conns];
+			}
+		}
+
+		for (int k = 0; k < n_tcp; k++) {
+			if (!(p[first_listener + k].revents & POLLIN))
+				continue;
+			struct sockaddr_in local;
+			socklen_t ll = sizeof local;
+			int cl = accept4(tcp[k], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+			if (cl < 0)
+				continue;
+			/* We forward what we read at once; Nagle would hold a small write for an ACK (~40 ms). */
+			int one = 1;
+			setsockopt(cl, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			char head[64];
+			if (getsockname(cl, (struct sockaddr *)&local, &ll) < 0 ||
+			    local.sin_family != AF_INET) {
+				close(cl);
+				continue;
+			}
+			char ip[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &local.sin_addr, ip, sizeof ip);
+			int hl = snprintf(head, sizeof head, "tcp %s %u\n", ip, ntohs(local.sin_port));
+			struct relay_conn *c = relay_new_conn(cl, head, (size_t)hl);
+			if (!c) {
+				close(cl); /* no broker: the connection fails, nothing leaks */
+				continue;
+			}
+			conns[n_conns++] = c;
+			if (n_conns == RELAY_MAX_CONNS)
+				break;
+		}
+		if (n_conns < RELAY_MAX_CONNS && (p[first_listener + n_tcp].revents & POLLIN)) {
+			unsigned char q[2 + 4 + 1500];
+			struct sockaddr_in peer;
+			socklen_t pl = sizeof peer;
+			memcpy(q, "dns\n", 4);
+			ssize_t m = recvfrom(udp, q + 6, sizeof q - 6, 0, (struct sockaddr *)&peer, &pl);
+			if (m > 0 && pl == sizeof peer) {
+				q[4] = (unsigned char)(m >> 8);
+				q[5] = (unsigned char)m;
+				struct relay_conn *c = relay_new_conn(-1, (const char *)q, 6 + (size_t)m);
+				if (c) {
+					c->peer = peer;
+					c->up.eof = 1;
+					conns[n_conns++] = c;
+				}
+			}
+		}
+	}
+}
+
+/* Drop every capability we hold in the sandbox's user namespace: binding is done. */
+static int drop_all_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/*
+ * In the relay child: join the sandbox's namespaces, listen, tell the
+ * watchdog's caller (bwrap, blocked on --block-fd) to go on. On any failure
+ * the sandbox init is killed before bwrap is released: the command never
+ * starts without the network the policy asked for.
+ */
+__attribute__((noreturn)) static void run_relay(int pidfd, int block_fd)
+{
+	stage = "relay";
+	prctl(PR_SET_NAME, "ward-relay", 0, 0, 0);
+	if (syscall(SYS_setns, pidfd, CLONE_NEWUSER | CLONE_NEWNET) < 0) {
+		int err = errno;
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+		_exit(report_failure("relay-setns", err, NULL,
+				     "the relay joins the sandbox's user and network namespaces"));
+	}
+	/* Nothing in the sandbox may trace or dump this process (it is in their user namespace now). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	int tcp[RELAY_MAX_PORTS + 1], n_tcp = 0;
+	for (int k = 0; k <= n_relay_ports; k++) {
+		int port = k < n_relay_ports ? relay_ports[k] : 53;
+		int dup = 0;
+		for (int j = 0; j < k; j++)
+			dup |= relay_ports[j] == port;
+		if (dup)
+			continue;
+		int fd = relay_listen(SOCK_STREAM, port);
+		if (fd < 0) {
+			int err = errno;
+			char what[32];
+			snprintf(what, sizeof what, "tcp port %d", port);
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+			_exit(report_failure("relay-listen", err, what, NULL));
+		}
+		tcp[n_tcp++] = fd;
+	}
+	int udp = relay_listen(SOCK_DGRAM, 53);
+	if (udp < 0 || drop_all_caps() < 0) {
+		int err = errno;
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+		_exit(report_failure(udp < 0 ? "relay-listen" : "relay-capset", err,
+				     udp < 0 ? "udp port 53" : NULL, NULL));
+	}
+	/* Ready: release bwrap, and close the status fd so Ward's reader can reach EOF. */
+	if (write_all(block_fd, "1", 1) < 0) {
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+		_exit(EXIT_LAUNCHER);
+	}
+	close(block_fd);
+	close(status_fd);
+	status_fd = -1;
+	relay_loop(pidfd, tcp, n_tcp, udp);
+}
+
+/* ------------------------------------------------------------------------ */
 /* watchdog                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -437,22 +788,39 @@ static void watchdog_fire(int pidfd, pid_t init_pid, unsigned long status_ino, c
 	}
 }
 
-__attribute__((noreturn)) static void run_watchdog(int lifeline, int info, char **cgroup_files,
-						   int n_cgroup)
+__attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int block,
+						   char **cgroup_files, int n_cgroup)
 {
 	struct stat st;
 	unsigned long status_ino = status_fd >= 0 && fstat(status_fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
-	/* Keep only the two fds, as 0 and 1, so Ward's output pipes never wait on us. */
-	if (dup2(lifeline, 0) < 0 || dup2(info, 1) < 0)
+	/*
+	 * Keep only what we need, at fixed numbers, so Ward's output pipes never
+	 * wait on us: 0 lifeline, 1 info; with a relay also 3 the status fd (for
+	 * the relay's failure report) and 4 the write end of bwrap's --block-fd.
+	 */
+	int want[4] = { lifeline, info, relay_socket ? status_fd : -1, relay_socket ? block : -1 };
+	int high[4];
+	for (int k = 0; k < 4; k++)
+		high[k] = want[k] < 0 ? -1 : fcntl(want[k], F_DUPFD_CLOEXEC, 100);
+	if (high[0] < 0 || high[1] < 0 || dup2(high[0], 0) < 0 || dup2(high[1], 1) < 0)
 		_exit(EXIT_LAUNCHER);
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null >= 0 && null != 2) {
 		dup2(null, 2);
 		close(null);
 	}
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-		for (int fd = 3; fd < 1024; fd++)
+	int keep_top = 3;
+	if (relay_socket) {
+		if (high[2] < 0 || high[3] < 0 || dup2(high[2], 3) < 0 || dup2(high[3], 4) < 0)
+			_exit(EXIT_LAUNCHER);
+		status_fd = 3;
+		keep_top = 5;
+	}
+	if (syscall(SYS_close_range, (unsigned)keep_top, ~0U, 0U) != 0)
+		for (int fd = keep_top; fd < 1024; fd++)
 			close(fd);
+	/* The relay is our child; nobody needs its exit status. */
+	signal(SIGCHLD, SIG_IGN);
 	/* Own session: the terminal's ^C for the command's process group is not ours. */
 	setsid();
 	prctl(PR_SET_NAME, "ward-watchdog", 0, 0, 0);
@@ -516,6 +884,27 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, char 
 				if (pidfd < 0 && errno == ESRCH)
 					_exit(0); /* already gone */
 			}
+			if (relay_socket) {
+				/* The relay needs the init's pidfd to join its namespaces; without it
+				 * the command must not start: kill whatever bwrap started. */
+				if (pidfd < 0) {
+					report_failure("relay", errno ? errno : ESRCH, "no sandbox init to attach to", NULL);
+					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+					_exit(EXIT_LAUNCHER);
+				}
+				pid_t relay = fork();
+				if (relay == 0)
+					run_relay(pidfd, 4);
+				if (relay < 0) {
+					report_failure("relay", errno, "fork", NULL);
+					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+					_exit(EXIT_LAUNCHER);
+				}
+				/* Only the relay holds these now: its write or exit releases bwrap and Ward's reader. */
+				close(3);
+				close(4);
+				status_fd = -1;
+			}
 			/* No pid: bwrap failed before the clone, or died before telling us
 			 * (then its init may be stuck or running). Keep watching the lifeline. */
 		}
@@ -529,11 +918,26 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, char 
  * an unknown child), and put the write end of its info pipe at fd info_fd
  * for bwrap's --info-fd.
  */
-static void start_watchdog(int lifeline, int info_fd, char **cgroup_files, int n_cgroup)
+/* A close-on-exec pipe whose ends sit at fd 100 or above, clear of the fd numbers we dup2 onto. */
+static void high_pipe(int p[2])
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
+	int low[2];
+	if (pipe2(low, O_CLOEXEC) < 0)
 		fail("watchdog", errno, "pipe", NULL);
+	for (int k = 0; k < 2; k++) {
+		p[k] = fcntl(low[k], F_DUPFD_CLOEXEC, 100);
+		if (p[k] < 0)
+			fail("watchdog", errno, "fcntl", NULL);
+		close(low[k]);
+	}
+}
+
+static void start_watchdog(int lifeline, int info_fd, int block_fd, char **cgroup_files, int n_cgroup)
+{
+	int p[2], b[2] = { -1, -1 };
+	high_pipe(p);
+	if (relay_socket)
+		high_pipe(b);
 	pid_t child = fork();
 	if (child < 0)
 		fail("watchdog", errno, "fork", NULL);
@@ -541,7 +945,9 @@ static void start_watchdog(int lifeline, int info_fd, char **cgroup_files, int n
 		pid_t grandchild = fork();
 		if (grandchild == 0) {
 			close(p[1]);
-			run_watchdog(lifeline, p[0], cgroup_files, n_cgroup);
+			if (b[0] >= 0)
+				close(b[0]);
+			run_watchdog(lifeline, p[0], b[1], cgroup_files, n_cgroup);
 		}
 		_exit(grandchild < 0 ? EXIT_LAUNCHER : 0);
 	}
@@ -552,12 +958,15 @@ static void start_watchdog(int lifeline, int info_fd, char **cgroup_files, int n
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		fail("watchdog", EAGAIN, "fork", NULL);
 	close(p[0]);
-	if (p[1] != info_fd) {
-		if (dup2(p[1], info_fd) < 0) /* dup2 leaves the new fd inheritable */
+	if (dup2(p[1], info_fd) < 0) /* dup2 leaves the new fd inheritable */
+		fail("watchdog", errno, "dup2", NULL);
+	close(p[1]);
+	if (relay_socket) {
+		/* bwrap waits on the read end (--block-fd) until the relay listens. */
+		close(b[1]);
+		if (dup2(b[0], block_fd) < 0)
 			fail("watchdog", errno, "dup2", NULL);
-		close(p[1]);
-	} else if (fcntl(info_fd, F_SETFD, 0) < 0) {
-		fail("watchdog", errno, "fcntl", NULL);
+		close(b[0]);
 	}
 	/* bwrap and the sandbox must not hold the lifeline. */
 	int flags = fcntl(lifeline, F_GETFD);
@@ -571,7 +980,7 @@ static void start_watchdog(int lifeline, int info_fd, char **cgroup_files, int n
 
 static int run_outer(int argc, char **argv)
 {
-	int i, lifeline = -1, info_fd = -1, n_files = 0, keep[11], n_keep = 0;
+	int i, lifeline = -1, info_fd = -1, block_fd = -1, n_files = 0, keep[12], n_keep = 0;
 	stage = "outer";
 
 	/* Pass 1: validate every option before doing anything. */
@@ -584,6 +993,25 @@ static int run_outer(int argc, char **argv)
 				usage_error("option --cgroup-procs: more than 64 files");
 		} else if (strcmp(argv[i], "--status-fd") == 0) {
 			parse_status_fd(argv[i], option_value(argc, argv, &i), 0);
+		} else if (strcmp(argv[i], "--relay") == 0) {
+			const char *path = option_value(argc, argv, &i);
+			if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+				usage_error("option --relay: '%s' is not an absolute socket path under 108 bytes", path);
+			relay_socket = path;
+		} else if (strcmp(argv[i], "--relay-port") == 0) {
+			const char *value = option_value(argc, argv, &i);
+			uint64_t v;
+			if (parse_u64(value, &v) < 0 || v < 1 || v > 65535)
+				usage_error("option --relay-port: '%s' is not a port number", value);
+			if (n_relay_ports == RELAY_MAX_PORTS)
+				usage_error("option --relay-port: at most %d ports", RELAY_MAX_PORTS);
+			relay_ports[n_relay_ports++] = (int)v;
+		} else if (strcmp(argv[i], "--block-fd") == 0) {
+			const char *value = option_value(argc, argv, &i);
+			uint64_t v;
+			if (parse_u64(value, &v) < 0 || v < 3 || v > INT_MAX || fcntl((int)v, F_GETFD) >= 0)
+				usage_error("option --block-fd: '%s' is not a free fd number >= 3", value);
+			block_fd = (int)v;
 		} else if (strcmp(argv[i], "--keep-fd") == 0) {
 			const char *value = option_value(argc, argv, &i);
 			uint64_t v;
@@ -619,6 +1047,10 @@ static int run_outer(int argc, char **argv)
 		usage_error("outer: missing program after '--'");
 	if ((lifeline < 0) != (info_fd < 0))
 		usage_error("outer: --lifeline-fd and --info-fd go together");
+	if ((relay_socket != NULL) != (block_fd >= 0) || (relay_socket && lifeline < 0))
+		usage_error("outer: --relay needs --block-fd and --lifeline-fd");
+	if (!relay_socket && n_relay_ports > 0)
+		usage_error("outer: --relay-port without --relay");
 
 	/*
 	 * Step "parent-death": die with Ward. bwrap sets the same signal for
@@ -639,7 +1071,7 @@ static int run_outer(int argc, char **argv)
 		if (strcmp(argv[i], "--cgroup-procs") == 0 && n_cgroup < 64)
 			cgroup_files[n_cgroup++] = argv[i + 1];
 	if (lifeline >= 0)
-		start_watchdog(lifeline, info_fd, cgroup_files, n_cgroup);
+		start_watchdog(lifeline, info_fd, block_fd, cgroup_files, n_cgroup);
 
 	/*
 	 * Step "cgroup-join": move this process into each cgroup (v1: one file
@@ -684,6 +1116,8 @@ static int run_outer(int argc, char **argv)
 		keep[n_keep++] = status_fd;
 	if (info_fd >= 0)
 		keep[n_keep++] = info_fd;
+	if (block_fd >= 0)
+		keep[n_keep++] = block_fd;
 	for (int full = 1; full;) { /* in rounds of 256: closing while reading the directory is unsafe */
 		DIR *d = opendir("/proc/self/fd");
 		if (!d)
