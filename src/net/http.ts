@@ -67,23 +67,93 @@ export function headerValues(head: RequestHead, name: string): string[] {
   return head.headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
 }
 
+/** What a client's first bytes are, as far as the scanner has seen. */
+export type Scan = 'incomplete' | 'not-http' | 'malformed' | RequestHead;
+
+const CR = 0x0d;
+const LF = 0x0a;
+
 /**
- * Does a client's first bytes look like an HTTP/1.x request? 'incomplete' while
- * the request line has not ended and could still be one. The test is loose on
- * purpose (a method-like word, a space, and "HTTP/" on the line): whatever it
- * calls HTTP must then parse strictly, so a near-HTTP request a lenient server
- * would accept is refused instead of passed uninspected.
+ * Reads a client's first bytes as they arrive and says whether they are an
+ * HTTP/1.x request, and if so its head. Each call gets everything received so
+ * far (a buffer that only grows) and looks only at bytes it has not examined,
+ * so a head trickled in one byte at a time costs linear time, not quadratic;
+ * the head is parsed once, when its empty line is there.
+ *
+ * "HTTP" is decided loosely on purpose (a method-like word, a space, and
+ * "HTTP/" on the first line; leading empty lines skipped, as servers do): what
+ * is called HTTP must then parse strictly, so a near-HTTP request a lenient
+ * server would accept is 'malformed' instead of passed as not-HTTP. Anything
+ * else ('SSH-2.0-...', 'USER anonymous', TLS) is 'not-http'.
  */
-export function sniffHttp(buf: Buffer): 'http' | 'not-http' | 'incomplete' {
-  let start = 0;
-  while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
-  const nl = buf.indexOf(0x0a, start);
-  const line = buf.toString('latin1', start, nl < 0 ? Math.min(buf.length, start + MAX_HEAD) : nl);
-  if (nl < 0) {
-    if (buf.length - start >= MAX_HEAD) return /^[A-Z_-]{1,20} /.test(line) ? 'http' : 'not-http';
-    return /^[A-Z_-]{0,20}$/.test(line) || /^[A-Z_-]{1,20} /.test(line) ? 'incomplete' : 'not-http';
-  }
-  return /^[A-Z_-]{1,20} .*HTTP\//.test(line) ? 'http' : 'not-http';
+export function requestScanner(max = MAX_HEAD): (buf: Buffer) => Scan {
+  let phase: 'lead' | 'method' | 'line' | 'head' = 'lead';
+  let start = 0; // first byte after leading empty lines
+  let pos = 0; // next byte to examine
+  let result: Scan | null = null;
+  const scan = (buf: Buffer): Scan => {
+    if (phase === 'lead') {
+      while (pos < buf.length && (buf[pos] === CR || buf[pos] === LF)) pos++;
+      if (pos >= max) return 'malformed';
+      if (pos === buf.length) return 'incomplete';
+      start = pos;
+      phase = 'method';
+    }
+    if (phase === 'method') {
+      for (; pos < buf.length; pos++) {
+        const c = buf[pos]!;
+        if ((c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x2d) {
+          if (pos - start >= 20) return 'not-http';
+          continue;
+        }
+        if (c !== 0x20 || pos === start) return 'not-http';
+        phase = 'line';
+        pos++;
+        break;
+      }
+      if (phase === 'method') return 'incomplete';
+    }
+    if (phase === 'line') {
+      const nl = buf.indexOf(LF, pos);
+      if (nl < 0) {
+        pos = buf.length;
+        return buf.length >= max ? 'malformed' : 'incomplete';
+      }
+      if (!buf.toString('latin1', start, nl).includes('HTTP/')) return 'not-http';
+      phase = 'head';
+      pos = nl;
+    }
+    // phase 'head': find a LF followed by an empty line (LF, or CR LF).
+    for (;;) {
+      const nl = buf.indexOf(LF, pos);
+      if (nl < 0 || nl + 1 >= buf.length) {
+        pos = nl < 0 ? buf.length : nl;
+        return buf.length >= max ? 'malformed' : 'incomplete';
+      }
+      let end = -1;
+      if (buf[nl + 1] === LF) end = nl + 2;
+      else if (buf[nl + 1] === CR) {
+        if (nl + 2 >= buf.length) {
+          pos = nl;
+          return buf.length >= max ? 'malformed' : 'incomplete';
+        }
+        if (buf[nl + 2] === LF) end = nl + 3;
+      }
+      if (end < 0) {
+        pos = nl + 1;
+        continue;
+      }
+      if (end > max) return 'malformed';
+      const head = parseRequestHead(buf.subarray(0, end), max);
+      return head === null || head === 'incomplete' ? 'malformed' : head;
+    }
+  };
+  return (buf) => {
+    if (result) return result;
+    const r = scan(buf);
+    if (r !== 'incomplete') result = r;
+    return r;
+  };
 }
 
 export interface Authority {

@@ -49,32 +49,39 @@ export function parseClientHello(buf: Buffer): ClientHello | 'incomplete' | null
 
 function parse(buf: Buffer): ClientHello | 'incomplete' | null {
   const fragments: Buffer[] = [];
-  let have = 0;
+  let have = 0; // bytes of handshake message in `fragments`
   let pos = 0;
   for (;;) {
-    // Is the handshake message complete with what we have reassembled?
-    if (have >= 4) {
-      const hs = Buffer.concat(fragments);
-      if (hs[0] !== HANDSHAKE_CLIENT_HELLO) return null;
-      const len = hs.readUIntBE(1, 3);
-      if (len > MAX_HELLO) return null;
-      if (have >= 4 + len) return parseHello(hs.subarray(4, 4 + len));
-    }
+    let partial: Buffer | null = null;
     if (pos + 5 > buf.length) {
       // Validate what we can of a partial record header, so garbage fails early.
       if (pos < buf.length && buf[pos] !== CONTENT_HANDSHAKE) return null;
       if (pos + 1 < buf.length && buf[pos + 1] !== 3) return null;
-      return 'incomplete';
+      partial = Buffer.alloc(0);
+    } else {
+      if (buf[pos] !== CONTENT_HANDSHAKE || buf[pos + 1] !== 3) return null;
+      const rlen = buf.readUInt16BE(pos + 3);
+      // A zero-length handshake fragment is forbidden (RFC 8446 5.1).
+      if (rlen === 0 || rlen > MAX_RECORD) return null;
+      if (pos + 5 + rlen > buf.length) partial = buf.subarray(pos + 5);
+      else {
+        fragments.push(buf.subarray(pos + 5, pos + 5 + rlen));
+        have += rlen;
+        pos += 5 + rlen;
+      }
     }
-    if (buf[pos] !== CONTENT_HANDSHAKE || buf[pos + 1] !== 3) return null;
-    const rlen = buf.readUInt16BE(pos + 3);
-    // A zero-length handshake fragment is forbidden (RFC 8446 5.1).
-    if (rlen === 0 || rlen > MAX_RECORD) return null;
-    if (pos + 5 + rlen > buf.length) return have + (buf.length - pos - 5) > MAX_HELLO + 4 ? null : 'incomplete';
-    fragments.push(buf.subarray(pos + 5, pos + 5 + rlen));
-    have += rlen;
-    pos += 5 + rlen;
-    if (have > MAX_HELLO + 4 + MAX_RECORD) return null;
+    // The handshake header, from the reassembled bytes plus a partial record's:
+    // enough to refuse a wrong type or a size over the bound early. Fragments are
+    // never empty, so the first four hold it (constant work per record).
+    const lead = fragments.length >= 4 ? fragments.slice(0, 4) : partial ? [...fragments, partial] : fragments;
+    const head = Buffer.concat(lead.map((f) => f.subarray(0, 4))).subarray(0, 4);
+    if (head.length >= 1 && head[0] !== HANDSHAKE_CLIENT_HELLO) return null;
+    if (head.length === 4) {
+      const len = head.readUIntBE(1, 3);
+      if (len > MAX_HELLO) return null;
+      if (!partial && have >= 4 + len) return parseHello(Buffer.concat(fragments).subarray(4, 4 + len));
+    }
+    if (partial) return 'incomplete';
   }
 }
 

@@ -1,0 +1,750 @@
+/**
+ * The egress broker: the one way out of the sandbox's empty network namespace.
+ *
+ * A relay inside the sandbox (C, not ours) accepts the sandbox's TCP
+ * connections and DNS queries on loopback and, for each one, opens a new
+ * connection to this broker's unix socket and says what it caught:
+ *
+ *   tcp <dst-ip> <dst-port>\n   then raw bytes both ways (half-close passed on)
+ *   dns\n                       then one DNS-over-TCP framed query; one framed answer back
+ *
+ * The broker decides each one against the policy's `network.allow` rules and
+ * `network.allow_local` ports, and reports every decision through `onEvent`:
+ *
+ *  - DNS never leaves the machine. An allowed name gets a synthetic address in
+ *    127.100.0.0/16 (one per name, stable for the broker's life); anything else
+ *    is NXDOMAIN. So a TXT query for "secret.evil.com" carries nothing out, and
+ *    a client that ignores proxy variables still reaches allowed names: it
+ *    dials the synthetic address, the relay catches it, and the broker knows
+ *    which name it stands for.
+ *  - A connection to a synthetic address goes to that name's real address if
+ *    (name, port) is allowed. The client's first message is inspected before
+ *    it is forwarded: a TLS ClientHello must not ask for another name (SNI),
+ *    an HTTP request must not name another Host. That is domain fronting: an
+ *    allowed CDN edge serves any site it hosts, chosen by SNI or Host.
+ *  - 127.0.0.1:<proxyPort> is an HTTP proxy (CONNECT and absolute-form), for
+ *    clients that honour HTTP(S)_PROXY; the same rules and checks apply.
+ *  - 127.0.0.1:<port> for a port in allow_local reaches the host's loopback.
+ *
+ * The relay's socket is reachable by the sandboxed agent too, so everything
+ * read from it is hostile: each buffer is bounded, each wait has a timeout (or a
+ * peer that can only hurt itself), and a failure in one connection closes that
+ * connection and nothing else.
+ */
+import { lookup } from 'node:dns/promises';
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
+import {
+  headerValues,
+  isHostname,
+  MAX_HEAD,
+  originRequest,
+  parseAbsoluteTarget,
+  parseAuthority,
+  requestScanner,
+  textResponse,
+  type RequestHead,
+} from './http.js';
+import { looksLikeTls, MAX_HELLO, parseClientHello } from './sni.js';
+
+export interface EgressRule {
+  /** Lowercase; a leading '*.' matches any name with at least one more label. May be an IPv4 literal. */
+  host: string;
+  port: number;
+}
+
+export interface NetEvent {
+  type: 'net';
+  kind: 'dns' | 'connect' | 'proxy';
+  verdict: 'allow' | 'deny';
+  host?: string;
+  port?: number;
+  qtype?: string;
+  reason?: string;
+  rule?: string;
+  bytes_out?: number;
+  bytes_in?: number;
+  duration_ms?: number;
+  /** Something the verdict alone does not say (e.g. cut before its first message was checked). */
+  note?: string;
+}
+
+export interface BrokerOptions {
+  socketPath: string;
+  allow: EgressRule[];
+  allowLocal: number[];
+  proxyPort: number;
+  resolve?: (host: string) => Promise<string>;
+  onEvent: (e: NetEvent) => void;
+  maxConnections?: number;
+}
+
+export interface Broker {
+  close(): Promise<void>;
+  /** name -> synthetic IPv4 handed out so far */
+  names(): Map<string, string>;
+}
+
+/** The relay's first line: "tcp 127.100.0.3 443" is 19 bytes; 256 is generous and still small. */
+const HEADER_MAX = 256;
+/** The relay writes its line at once; a peer that does not is not the relay. */
+const HEADER_TIMEOUT_MS = 10_000;
+/** A proxy client sends its request head right after connecting. */
+const HEAD_TIMEOUT_MS = 30_000;
+const DNS_TIMEOUT_MS = 5_000;
+/** Queries are small (a name of at most 255 bytes, maybe an EDNS OPT); 1 KiB leaves room, bounds the buffer. */
+const DNS_MAX = 1024;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a refused peer gets to read its 403/DNS answer before the socket is destroyed. */
+const GRACE_MS = 5_000;
+const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
+
+export function ruleText(r: EgressRule): string {
+  return `${r.host}:${r.port}`;
+}
+
+/**
+ * The first rule allowing `host` (and `port`, unless undefined: DNS asks about
+ * the name alone). Names are compared lowercased, without a trailing dot;
+ * anything that is not a plain hostname or IPv4 literal matches nothing.
+ */
+export function matchRule(rules: EgressRule[], host: string, port?: number): EgressRule | null {
+  if (!isHostname(host)) return null;
+  const h = host.toLowerCase().replace(/\.$/, '');
+  for (const r of rules) {
+    if (port !== undefined && r.port !== port) continue;
+    const rh = r.host.toLowerCase();
+    if (rh.startsWith('*.')) {
+      const suffix = rh.slice(1); // ".github.com"
+      if (h.length > suffix.length && h.endsWith(suffix)) return r;
+    } else if (rh === h) return r;
+  }
+  return null;
+}
+
+// ===== state =====
+
+interface Ctx {
+  opts: BrokerOptions;
+  resolve: (host: string) => Promise<string>;
+  maxConnections: number;
+  byName: Map<string, string>;
+  byIp: Map<string, string>;
+  nextSynthetic: number;
+  /** Every socket the broker holds (relay side and upstream), so close() can end them all. */
+  sockets: Set<net.Socket>;
+  conns: Set<Conn>;
+  closing: boolean;
+}
+
+/** One connection from the relay, and the upstream connection made for it. */
+interface Conn {
+  ctx: Ctx;
+  down: net.Socket;
+  up: net.Socket | null;
+  upClosed: boolean;
+  downClosed: boolean;
+  started: number;
+  /** What the event will say (filled in as the connection is understood). */
+  ev: Omit<NetEvent, 'type' | 'verdict'>;
+  /** A rule allowed it: the event is 'allow' and is sent when the connection ends. */
+  allowed: boolean;
+  /** Allowed so far, but the first message is still being checked: nothing has been forwarded. */
+  checking?: boolean;
+  reported: boolean;
+  /** Resolves when the relay-side socket has closed. */
+  gone: Promise<void>;
+}
+
+// ===== the server =====
+
+export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  const ctx: Ctx = {
+    opts,
+    resolve: opts.resolve ?? defaultResolve,
+    maxConnections: opts.maxConnections ?? 512,
+    byName: new Map(),
+    byIp: new Map(),
+    nextSynthetic: 1,
+    sockets: new Set(),
+    conns: new Set(),
+    closing: false,
+  };
+  removeStaleSocket(opts.socketPath);
+  // allowHalfOpen: the relay half-closes (shutdown SHUT_WR) when the sandboxed
+  // client does, and the server's answer must still get back.
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => accept(ctx, sock));
+  server.on('error', () => {}); // accept errors (EMFILE) must not take the broker down
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // The parent directory is the real fence (the launcher makes it 0700); 0600
+  // keeps other users out even if it is not.
+  chmodSync(opts.socketPath, 0o600);
+
+  // Once: a second server.close() would wait for a 'close' event that has already been.
+  let closing: Promise<void> | null = null;
+  const close = async () => {
+    ctx.closing = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const gone = [...ctx.conns].map((c) => c.gone);
+    for (const s of ctx.sockets) s.destroy();
+    await Promise.all([closed, ...gone]);
+    rmSync(opts.socketPath, { force: true });
+  };
+  return {
+    names: () => new Map(ctx.byName),
+    close: () => (closing ??= close()),
+  };
+}
+
+function removeStaleSocket(p: string): void {
+  try {
+    // Only a socket left by an earlier broker; anything else at the path is not ours to delete.
+    if (lstatSync(p).isSocket()) rmSync(p);
+  } catch {
+    /* absent */
+  }
+}
+
+function accept(ctx: Ctx, down: net.Socket): void {
+  down.on('error', () => {}); // every error ends in 'close', handled below
+  if (ctx.closing) {
+    down.destroy();
+    return;
+  }
+  if (ctx.conns.size >= ctx.maxConnections) {
+    emit(ctx, { type: 'net', kind: 'connect', verdict: 'deny', reason: 'overload' });
+    down.destroy();
+    return;
+  }
+  let gone!: () => void;
+  const c: Conn = {
+    ctx,
+    down,
+    up: null,
+    upClosed: false,
+    downClosed: false,
+    started: Date.now(),
+    ev: { kind: 'connect' },
+    allowed: false,
+    reported: false,
+    gone: new Promise<void>((r) => (gone = r)),
+  };
+  ctx.conns.add(c);
+  ctx.sockets.add(down);
+  down.on('close', () => {
+    c.downClosed = true;
+    ctx.sockets.delete(down);
+    ctx.conns.delete(c);
+    // Ended cleanly (both directions done): the upstream may still be flushing the
+    // last bytes, leave it. Cut off: cut the upstream too.
+    if (c.up && !(down.readableEnded && !down.errored)) c.up.destroy();
+    finish(c);
+    gone();
+  });
+  handle(c).catch(() => {
+    // Fail closed: whatever went wrong closes this connection only.
+    if (!ctx.closing) deny(c, 'malformed');
+    else destroyBoth(c);
+  });
+}
+
+async function handle(c: Conn): Promise<void> {
+  const { value: header, buf } = await readUntil(c.down, Buffer.alloc(0), HEADER_TIMEOUT_MS, (b, ended) => {
+    const nl = b.indexOf(0x0a);
+    if (nl >= 0 && nl < HEADER_MAX) return { line: b.toString('latin1', 0, nl), rest: nl + 1 };
+    if (nl >= 0 || b.length >= HEADER_MAX || ended) return null;
+    return undefined;
+  });
+  const h = header && parseHeader(header.line);
+  if (!header || !h) return deny(c, 'malformed');
+  const rest = buf.subarray(header.rest);
+  if (h.type === 'dns') return handleDns(c, rest);
+  const { ip, port } = h;
+  const { ctx } = c;
+  if (ip === '127.0.0.1' && port === ctx.opts.proxyPort) return handleProxy(c, rest);
+  if (ip === '127.0.0.1' && ctx.opts.allowLocal.includes(port)) {
+    c.ev = { kind: 'connect', host: '127.0.0.1', port, rule: `127.0.0.1:${port}` };
+    return relay(c, rest, { kind: 'local', host: '127.0.0.1' }, port, false);
+  }
+  if (ip === '127.0.0.1') {
+    c.ev = { kind: 'connect', host: ip, port };
+    return deny(c, 'not-allowed');
+  }
+  const name = ctx.byIp.get(ip);
+  if (name === undefined) {
+    c.ev = { kind: 'connect', host: ip, port };
+    return deny(c, 'unknown-destination');
+  }
+  c.ev = { kind: 'connect', host: name, port };
+  const rule = matchRule(ctx.opts.allow, name, port);
+  if (!rule) return deny(c, 'not-allowed');
+  c.ev.rule = ruleText(rule);
+  return relay(c, rest, { kind: 'name', host: name }, port, true);
+}
+
+type Header = { type: 'dns' } | { type: 'tcp'; ip: string; port: number };
+
+/** The relay's line, exactly as the relay writes it (canonical dotted quad, decimal port); anything else is refused. */
+function parseHeader(line: string): Header | null {
+  if (line === 'dns') return { type: 'dns' };
+  const m = /^tcp (\d{1,3}(?:\.\d{1,3}){3}) (\d{1,5})$/.exec(line);
+  if (!m) return null;
+  const octets = m[1]!.split('.').map(Number);
+  if (octets.some((o) => o > 255) || octets.join('.') !== m[1]) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535 || String(port) !== m[2]) return null;
+  return { type: 'tcp', ip: m[1]!, port };
+}
+
+// ===== DNS =====
+
+async function handleDns(c: Conn, rest: Buffer): Promise<void> {
+  c.ev = { kind: 'dns' };
+  const { value } = await readUntil(c.down, rest, DNS_TIMEOUT_MS, (b, ended) => {
+    if (b.length < 2) return ended ? { msg: null } : undefined;
+    const len = b.readUInt16BE(0);
+    if (len > DNS_MAX) {
+      // Do not buffer it: answer FORMERR to its ID if we have that, else just close.
+      if (b.length >= 4) return { msg: b.subarray(2, 4) };
+      return ended ? { msg: null } : undefined;
+    }
+    if (b.length >= 2 + len) return { msg: b.subarray(2, 2 + len) };
+    return ended ? { msg: b.subarray(2) } : undefined;
+  });
+  if (!value.msg) return deny(c, 'malformed');
+  const q = parseQuery(value.msg);
+  if ('error' in q) {
+    if (q.id === undefined) return deny(c, 'malformed');
+    return denyWith(c, 'malformed', frame(buildError(q.id, q.rd ?? false, q.rcode)));
+  }
+  const { ctx } = c;
+  c.ev = { kind: 'dns', host: q.name, qtype: qtypeName(q.qtype) };
+  const rule = q.name === '' ? null : matchRule(ctx.opts.allow, q.name);
+  if (!rule) return denyWith(c, 'not-allowed', frame(buildResponse(q, { rcode: RCODE_NXDOMAIN })));
+  c.ev.rule = ruleText(rule);
+  if (q.qtype !== TYPE_A) {
+    // NODATA: the name exists, but only as the IPv4 address the relay catches.
+    allowWith(c, frame(buildResponse(q, { rcode: RCODE_NOERROR })));
+    return;
+  }
+  const ip = synthetic(ctx, q.name);
+  if (!ip) return denyWith(c, 'overload', frame(buildResponse(q, { rcode: RCODE_SERVFAIL })));
+  allowWith(c, frame(buildResponse(q, { rcode: RCODE_NOERROR, a: ip })));
+}
+
+function synthetic(ctx: Ctx, name: string): string | null {
+  const known = ctx.byName.get(name);
+  if (known) return known;
+  if (ctx.nextSynthetic > SYNTHETIC_MAX) return null;
+  const n = ctx.nextSynthetic++;
+  const ip = `127.100.${n >> 8}.${n & 255}`;
+  ctx.byName.set(name, ip);
+  ctx.byIp.set(ip, name);
+  return ip;
+}
+
+function frame(msg: Buffer): Buffer {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length);
+  return Buffer.concat([len, msg]);
+}
+
+// ===== the HTTP proxy =====
+
+type Target = { kind: 'local' | 'name' | 'ip'; host: string };
+
+/** Where a proxy request for host:port may go, or why not. */
+function decide(ctx: Ctx, host: string, port: number): { target: Target; rule: string } | { local: boolean } {
+  // Loopback means the host's loopback, granted port by port in allow_local only.
+  if (host === '127.0.0.1' || host === 'localhost') {
+    return ctx.opts.allowLocal.includes(port) ? { target: { kind: 'local', host: '127.0.0.1' }, rule: `127.0.0.1:${port}` } : { local: true };
+  }
+  // A client that resolved through our DNS may name the synthetic address.
+  const name = ctx.byIp.get(host) ?? host;
+  const rule = matchRule(ctx.opts.allow, name, port);
+  if (!rule) return { local: false };
+  return { target: { kind: net.isIPv4(name) ? 'ip' : 'name', host: name }, rule: ruleText(rule) };
+}
+
+function notAllowedBody(host: string, port: number, local: boolean): string {
+  if (local) {
+    return `ward: egress to ${host}:${port} is not allowed by the policy (network.allow_local). To allow it, add ${port} to network.allow_local.\n`;
+  }
+  return `ward: egress to ${host}:${port} is not allowed by the policy (network.allow). To allow it, add "${host}:${port}" to network.allow.\n`;
+}
+
+async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
+  c.ev = { kind: 'proxy' };
+  const scan = requestScanner(MAX_HEAD);
+  const { value: head, buf } = await readUntil(c.down, rest, HEAD_TIMEOUT_MS, (b, ended) => {
+    const h = scan(b);
+    if (h === 'incomplete') return ended ? null : undefined;
+    return typeof h === 'string' ? null : h;
+  });
+  const bad = (why: string) => denyWith(c, 'malformed', textResponse(400, `ward: ${why}\n`));
+  if (!head) return bad('malformed proxy request (expected CONNECT host:port or GET http://host/...)');
+  const after = buf.subarray(head.length);
+  const ctx = c.ctx;
+
+  let host: string;
+  let port: number;
+  let absolute: { path: string; hostHeader: string } | null = null;
+  if (head.method === 'CONNECT') {
+    const a = parseAuthority(head.target);
+    if (!a || a.port === undefined) return bad(`CONNECT needs host:port, got "${printable(head.target)}"`);
+    ({ host, port } = a as { host: string; port: number });
+  } else {
+    const t = parseAbsoluteTarget(head.target);
+    if (!t) return bad(`the proxy expects CONNECT host:port or an absolute http:// URL, got "${printable(head.target)}"`);
+    ({ host, port } = t);
+    absolute = { path: t.path, hostHeader: port === 80 ? host : `${host}:${port}` };
+  }
+  c.ev = { kind: 'proxy', host, port };
+
+  const d = decide(ctx, host, port);
+  if (!('target' in d)) return denyWith(c, 'not-allowed', textResponse(403, notAllowedBody(host, port, d.local)));
+  if (absolute) {
+    // The server routes on Host, not on the URL we checked: they must agree.
+    const hosts = headerValues(head, 'host');
+    if (hosts.length > 1) return bad('more than one Host header');
+    const a = hosts.length === 1 ? parseAuthority(hosts[0]!) : { host };
+    if (!a) return bad('malformed Host header');
+    if (a.host !== host && a.host !== d.target.host) {
+      return denyWith(c, 'host-mismatch', textResponse(403, `ward: the Host header (${a.host}) does not match the requested URL (${host}).\n`));
+    }
+  }
+  c.ev = { kind: 'proxy', host: d.target.host, port, rule: d.rule };
+  c.allowed = true;
+
+  let up: net.Socket;
+  try {
+    up = await openUpstream(c, d.target, port);
+  } catch (err) {
+    const code = errorCode(err);
+    return denyWith(c, `upstream-error: ${code}`, textResponse(502, `ward: could not reach ${d.target.host}:${port} (${code}).\n`));
+  }
+  if (absolute) {
+    up.write(originRequest(head, absolute.hostHeader, absolute.path));
+    up.pipe(c.down);
+    splice(c, up, after, c.down.readableEnded);
+    return;
+  }
+  c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  up.pipe(c.down); // server-first protocols work through CONNECT too
+  if (d.target.kind === 'local') return splice(c, up, after, c.down.readableEnded);
+  c.checking = true;
+  const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host));
+  c.checking = false;
+  if (first.value !== 'pass') return deny(c, first.value);
+  splice(c, up, first.buf, first.ended);
+}
+
+function printable(s: string): string {
+  const t = s.replace(/[^\x20-\x7e]/g, '?');
+  return t.length > 200 ? `${t.slice(0, 200)}...` : t;
+}
+
+// ===== connections to a name or a local port =====
+
+/**
+ * Connects upstream at once (so a server that speaks first is heard at once),
+ * and, if `inspect`, holds the client's bytes until its first message shows
+ * it is not asking the server for another name.
+ */
+async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspect: boolean): Promise<void> {
+  c.allowed = true;
+  const upP = openUpstream(c, target, port).then(
+    (up) => {
+      up.pipe(c.down);
+      return up;
+    },
+    (err) => {
+      deny(c, `upstream-error: ${errorCode(err)}`);
+      return null;
+    },
+  );
+  const first = inspect
+    ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host))).finally(() => (c.checking = false))
+    : { value: 'pass' as const, buf: rest, ended: c.down.readableEnded };
+  if (first.value !== 'pass') return deny(c, first.value);
+  const up = await upP;
+  if (!up || c.downClosed) return;
+  splice(c, up, first.buf, first.ended);
+}
+
+type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed';
+
+/**
+ * Decides on the client's first message to `name` (called with everything
+ * received so far, after each chunk), or undefined to wait for more. A TLS
+ * ClientHello must carry no SNI or this name; an HTTP/1.x request must name
+ * this host (Host header, and the target if absolute-form or CONNECT).
+ * Anything else (SSH, a database protocol) passes: it cannot choose a virtual
+ * host the way TLS and HTTP can. Buffering is bounded by the ClientHello and
+ * request-head limits.
+ */
+function firstMessageCheck(name: string): (buf: Buffer, ended: boolean) => Inspection | undefined {
+  const scan = requestScanner(MAX_HEAD);
+  return (buf, ended) => {
+    if (buf.length === 0) return ended ? 'pass' : undefined;
+    if (looksLikeTls(buf)) {
+      const hello = parseClientHello(buf);
+      if (hello === 'incomplete') return ended || buf.length > MAX_HELLO + 4096 ? 'malformed' : undefined;
+      if (hello === null) return 'malformed';
+      return hello.sni === null || hello.sni === name ? 'pass' : 'sni-mismatch';
+    }
+    const r = scan(buf);
+    if (r === 'incomplete') return ended ? 'malformed' : undefined;
+    if (r === 'not-http') return 'pass';
+    if (r === 'malformed') return 'malformed';
+    return requestNames(r, name) ? 'pass' : 'host-mismatch';
+  };
+}
+
+function requestNames(head: RequestHead, name: string): boolean {
+  const hosts = headerValues(head, 'host');
+  if (hosts.length !== 1) return false;
+  if (parseAuthority(hosts[0]!)?.host !== name) return false;
+  // A server must prefer an absolute-form target's authority over Host (RFC 9112 3.2.2),
+  // and a CONNECT asks the server to go somewhere itself: both must name this host too.
+  if (head.method === 'CONNECT') return parseAuthority(head.target)?.host === name;
+  const abs = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(head.target);
+  if (abs) return !abs[1]!.includes('@') && parseAuthority(abs[1]!)?.host === name;
+  return true;
+}
+
+/** Forwards what was held back, then pipes client -> upstream (upstream -> client is already piped). */
+function splice(c: Conn, up: net.Socket, first: Buffer, ended: boolean): void {
+  if (first.length > 0) up.write(first);
+  if (ended) up.end();
+  else c.down.pipe(up);
+}
+
+async function openUpstream(c: Conn, target: Target, port: number): Promise<net.Socket> {
+  const { ctx } = c;
+  const addr = target.kind === 'local' ? '127.0.0.1' : await timeLimit(ctx.resolve(target.host), CONNECT_TIMEOUT_MS);
+  if (!net.isIP(addr)) throw Object.assign(new Error(`resolver returned "${addr}"`), { code: 'EBADRESOLVE' });
+  if (c.downClosed || ctx.closing) throw Object.assign(new Error('client gone'), { code: 'ECLOSED' });
+  return new Promise<net.Socket>((resolve, reject) => {
+    // noDelay: we forward what the sandbox wrote as soon as it arrives; with Nagle a request
+    // written in two pieces waits ~40 ms for the server's delayed ACK.
+    const up = net.connect({ host: addr, port, allowHalfOpen: true, noDelay: true });
+    ctx.sockets.add(up);
+    let connected = false;
+    const timer = setTimeout(() => up.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+    up.on('error', (err) => {
+      if (!connected) reject(err);
+    });
+    up.on('close', () => {
+      clearTimeout(timer);
+      ctx.sockets.delete(up);
+      if (!connected) {
+        reject(Object.assign(new Error('closed before connecting'), { code: 'ECLOSED' }));
+        return;
+      }
+      c.upClosed = true;
+      // The server cut the connection (no clean end): cut the client too. A clean
+      // end reaches the client through the pipe.
+      if (!up.readableEnded || up.errored) c.down.destroy();
+      finish(c);
+    });
+    up.once('connect', () => {
+      clearTimeout(timer);
+      if (c.downClosed || c.down.destroyed || ctx.closing) {
+        up.destroy();
+        return;
+      }
+      connected = true;
+      c.up = up;
+      resolve(up);
+    });
+  });
+}
+
+/** `p`, or an ETIMEDOUT error after `ms` (a resolver that never answers must not hold a connection forever). */
+function timeLimit<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * dns.lookup, IPv4 first. A *name* that resolves to this host's loopback, to
+ * "this network" or to link-local (cloud metadata at 169.254.169.254) is
+ * refused: allow_local is the only way to the host's loopback, and an allowed
+ * wildcard whose DNS someone else controls must not become one.
+ */
+async function defaultResolve(host: string): Promise<string> {
+  if (net.isIPv4(host)) return host; // a literal in the policy means what it says
+  const all = await lookup(host, { all: true });
+  const pick = all.find((a) => a.family === 4) ?? all[0];
+  if (!pick) throw Object.assign(new Error(`no address for ${host}`), { code: 'ENOTFOUND' });
+  if (isInternal(pick.address)) throw Object.assign(new Error(`${host} resolves to ${pick.address}`), { code: 'EBLOCKED' });
+  return pick.address;
+}
+
+function isInternal(ip: string): boolean {
+  const v4 = net.isIPv4(ip) ? ip : /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  if (v4) {
+    const [a, b] = v4.split('.').map(Number) as [number, number];
+    return a === 127 || a === 0 || (a === 169 && b === 254) || a >= 224;
+  }
+  const l = ip.toLowerCase();
+  return l === '::1' || l === '::' || /^fe[89ab]/.test(l);
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]{1,32}$/.test(code) ? code : 'EUNKNOWN';
+}
+
+// ===== reading, deciding, reporting =====
+
+interface Read<T> {
+  value: T;
+  /** Everything read, including what `value` came from. */
+  buf: Buffer;
+  /** The peer half-closed while we read. */
+  ended: boolean;
+}
+
+/**
+ * Reads from `sock` until `step` returns something other than undefined (it is
+ * asked again after every chunk, and once with ended=true at EOF, when it must
+ * decide). Leaves the socket paused, so bytes after are kept for the next
+ * reader or a pipe. Rejects on close or after `timeoutMs` (0: no timeout).
+ */
+function readUntil<T>(sock: net.Socket, initial: Buffer, timeoutMs: number, step: (buf: Buffer, ended: boolean) => T | undefined): Promise<Read<T>> {
+  return new Promise((resolve, reject) => {
+    // Grown by doubling, so many small chunks cost linear time, not a copy each.
+    let store = initial;
+    let len = initial.length;
+    let buf = initial;
+    let timer: NodeJS.Timeout | undefined;
+    const done = (r: Read<T> | Error) => {
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('close', onClose);
+      if (timer) clearTimeout(timer);
+      sock.pause();
+      if (r instanceof Error) reject(r);
+      else resolve(r);
+    };
+    const decide = (ended: boolean) => {
+      let v: T | undefined;
+      try {
+        v = step(buf, ended);
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+        return true;
+      }
+      if (v !== undefined) done({ value: v, buf, ended });
+      else if (ended) done(new Error('peer ended before a decision'));
+      return v !== undefined || ended;
+    };
+    const onData = (chunk: Buffer) => {
+      if (len + chunk.length > store.length || store === initial) {
+        const bigger = Buffer.allocUnsafe(Math.max(2 * store.length, len + chunk.length, 4096));
+        store.copy(bigger, 0, 0, len);
+        store = bigger;
+      }
+      chunk.copy(store, len);
+      len += chunk.length;
+      buf = store.subarray(0, len);
+      decide(false);
+    };
+    const onEnd = () => decide(true);
+    const onClose = () => done(new Error('closed'));
+    if (decide(sock.readableEnded)) return;
+    if (sock.destroyed) return done(new Error('closed'));
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+    sock.on('close', onClose);
+    if (timeoutMs > 0) timer = setTimeout(() => done(new Error('timed out')), timeoutMs);
+    sock.resume();
+  });
+}
+
+function emit(ctx: Ctx, e: NetEvent): void {
+  try {
+    ctx.opts.onEvent(e);
+  } catch {
+    // The embedder's bug must not become the broker's crash.
+  }
+}
+
+function report(c: Conn, e: NetEvent): void {
+  if (c.reported) return;
+  c.reported = true;
+  emit(c.ctx, e);
+}
+
+function destroyBoth(c: Conn): void {
+  c.down.destroy();
+  c.up?.destroy();
+}
+
+/** Refuses at once: report, cut both sides (a raw connection gets no explanation; the client sees a reset/EOF). */
+function deny(c: Conn, reason: string): void {
+  if (!c.reported) report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
+  destroyBoth(c);
+}
+
+/** Refuses with a message the client can read (a 403, a DNS error), then closes. */
+function denyWith(c: Conn, reason: string, reply: Buffer): void {
+  report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
+  c.up?.destroy();
+  endGracefully(c.down, reply);
+}
+
+/** A DNS answer: the decision is made and reported now; nothing more will flow. */
+function allowWith(c: Conn, reply: Buffer): void {
+  report(c, { type: 'net', ...c.ev, verdict: 'allow' });
+  endGracefully(c.down, reply);
+}
+
+function withoutRule(ev: Conn['ev']): Conn['ev'] {
+  const { rule: _rule, ...rest } = ev;
+  return rest;
+}
+
+function endGracefully(sock: net.Socket, data: Buffer): void {
+  if (sock.destroyed) return;
+  // Keep reading (and discarding): closing with unread data could reset the
+  // connection and lose the reply we just wrote.
+  sock.on('data', () => {});
+  sock.resume();
+  sock.end(data);
+  setTimeout(() => sock.destroy(), GRACE_MS).unref();
+}
+
+/** Called when either side closes: once both are gone, an allowed connection is reported. */
+function finish(c: Conn): void {
+  if (!c.downClosed || (c.up && !c.upClosed)) return;
+  if (c.reported) return;
+  if (c.allowed) {
+    report(c, {
+      // Cut (by the client, or by the end of the run) before its first message was judged:
+      // nothing the sandbox sent went upstream.
+      ...(c.checking ? { note: 'closed before its first message was checked; nothing was forwarded' } : {}),
+      type: 'net',
+      ...c.ev,
+      verdict: 'allow',
+      bytes_out: c.up?.bytesWritten ?? 0,
+      bytes_in: c.up?.bytesRead ?? 0,
+      duration_ms: Date.now() - c.started,
+    });
+  } else if (!c.ctx.closing) {
+    // Closed before anything was decided (no header, half a request head).
+    report(c, { type: 'net', ...c.ev, verdict: 'deny', reason: 'malformed' });
+  }
+}
