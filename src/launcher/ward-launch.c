@@ -49,6 +49,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <linux/capability.h>
+#include <linux/nsfs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -58,6 +59,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -332,9 +334,9 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
  * bytes get from the sandbox's loopback to the broker, nothing more.
  *
  * It is forked by the watchdog once bwrap has reported the sandbox init,
- * joins the init's user and network namespaces (the caller owns that user
- * namespace, so it may; this is how rootless container networking attaches
- * too), and listens there: TCP on 0.0.0.0 for every port the policy names
+ * joins the init's network namespace and the user namespace that owns it
+ * (the caller owns that user namespace, so it may; this is how rootless
+ * container networking attaches too), and listens there: TCP on 0.0.0.0 for every port the policy names
  * (any 127.x address, so the synthetic addresses Ward's DNS hands out for
  * allowed names reach it), TCP and UDP 53 for DNS. It stays in the host's
  * mount and pid namespaces: the sandbox cannot see it, signal it or trace
@@ -617,15 +619,67 @@ static int drop_all_caps(void)
  * the sandbox init is killed before bwrap is released: the command never
  * starts without the network the policy asked for.
  */
-__attribute__((noreturn)) static void run_relay(int pidfd, int block_fd)
+/*
+ * Join the sandbox's network namespace, with the capabilities its *owner*
+ * user namespace grants. That owner is not always the user namespace the
+ * init is in when we look: an unprivileged bwrap that mounts devpts first
+ * maps uid 0, builds the sandbox, then moves into a second, nested user
+ * namespace with the caller's uid. Capabilities in that nested one do not
+ * reach the network namespace (binding port 53 failed with EACCES about one
+ * launch in seven), so we ask the network namespace who owns it
+ * (NS_GET_USERNS) and join that. Returns 0 or an errno; *step names the call.
+ */
+static int join_sandbox_net(int pidfd, pid_t init_pid, const char **step)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/ns/net", (long)init_pid);
+	*step = "relay-open-netns";
+	int netfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (netfd < 0)
+		return errno;
+	/* The pid may have been reused between bwrap's report and the open: the pidfd says. */
+	struct pollfd gone = { .fd = pidfd, .events = POLLIN };
+	if (poll(&gone, 1, 0) != 0) {
+		close(netfd);
+		return ESRCH;
+	}
+	*step = "relay-owner-userns";
+	int userfd = ioctl(netfd, NS_GET_USERNS);
+	if (userfd < 0) {
+		int err = errno;
+		close(netfd);
+		return err;
+	}
+	struct stat mine, owner;
+	int same = stat("/proc/self/ns/user", &mine) == 0 && fstat(userfd, &owner) == 0 &&
+		   mine.st_ino == owner.st_ino && mine.st_dev == owner.st_dev;
+	*step = "relay-setns";
+	if (!same && syscall(SYS_setns, userfd, CLONE_NEWUSER) < 0) {
+		int err = errno;
+		close(userfd);
+		close(netfd);
+		return err;
+	}
+	close(userfd);
+	if (syscall(SYS_setns, netfd, CLONE_NEWNET) < 0) {
+		int err = errno;
+		close(netfd);
+		return err;
+	}
+	close(netfd);
+	return 0;
+}
+
+__attribute__((noreturn)) static void run_relay(int pidfd, pid_t init_pid, int block_fd)
 {
 	stage = "relay";
 	prctl(PR_SET_NAME, "ward-relay", 0, 0, 0);
-	if (syscall(SYS_setns, pidfd, CLONE_NEWUSER | CLONE_NEWNET) < 0) {
-		int err = errno;
+	const char *step = "relay-setns";
+	int err = join_sandbox_net(pidfd, init_pid, &step);
+	if (err) {
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
-		_exit(report_failure("relay-setns", err, NULL,
-				     "the relay joins the sandbox's user and network namespaces"));
+		_exit(report_failure(step, err, NULL,
+				     "the relay joins the sandbox's network namespace (and the user namespace that owns it)"));
 	}
 	/* Nothing in the sandbox may trace or dump this process (it is in their user namespace now). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -894,7 +948,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 				}
 				pid_t relay = fork();
 				if (relay == 0)
-					run_relay(pidfd, 4);
+					run_relay(pidfd, init_pid, 4);
 				if (relay < 0) {
 					report_failure("relay", errno, "fork", NULL);
 					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);

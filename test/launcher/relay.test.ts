@@ -52,9 +52,11 @@ function standInBroker(socketPath: string): Promise<Stand> {
 }
 
 /** Run `python3 -c code` in a bwrap sandbox with a new network namespace, through outer with the relay. */
-async function sandboxed(socketPath: string, ports: number[], code: string): Promise<{ code: number | null; out: string; status: string }> {
+async function sandboxed(socketPath: string, ports: number[], code: string, cmd: string[] = ['python3', '-c', code]): Promise<{ code: number | null; out: string; status: string }> {
   const args = outerArgs({ cgroupProcs: [], statusFd: STATUS, watchdog: { lifelineFd: LIFELINE, infoFd: INFO }, relay: { socket: socketPath, ports, blockFd: BLOCK } });
-  const bwrap = [BWRAP, '--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--info-fd', String(INFO), '--block-fd', String(BLOCK), '--', 'python3', '-c', code];
+  // --dev makes an unprivileged bwrap map uid 0 first and move into a nested user namespace later:
+  // the relay must take the capabilities of the user namespace that owns the network namespace.
+  const bwrap = [BWRAP, '--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--info-fd', String(INFO), '--block-fd', String(BLOCK), '--', ...cmd];
   const child = spawn(launcher(), [...args, ...bwrap], { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'pipe', 'ignore', 'pipe'] });
   let out = '';
   let status = '';
@@ -106,6 +108,21 @@ except OSError as e: print('internet', errno.errorcode.get(e.errno, e.errno))`);
       assert.match(r.out, /^internet ENETUNREACH$/m);
       assert.deepEqual(stand.heads.sort(), ['dns', 'tcp 127.0.0.1 443', 'tcp 127.0.0.1 8080']);
       assert.equal(r.status, '', 'the relay reports nothing when all went well');
+    } finally {
+      stand.server.close();
+    }
+  });
+
+  it('attaches on every launch: 25 in a row bind the privileged DNS port (no race with bwrap\'s nested user namespace)', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const stand = await standInBroker(sock);
+    try {
+      for (let i = 0; i < 25; i++) {
+        const r = await sandboxed(sock, [443], '', ['true']);
+        assert.equal(r.status, '', `launch ${i}: ${r.status}`);
+        assert.equal(r.code, 0, `launch ${i}: ${r.out}`);
+      }
     } finally {
       stand.server.close();
     }
