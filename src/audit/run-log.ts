@@ -126,17 +126,37 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
   let auditError: unknown = null;
   let killed = false;
   let handle: RunHandle | undefined;
-  const onRecord = (r: RunRecord) => {
-    if (writer && auditError === null) {
-      try {
-        writer.append([{ ...r, run_id: runId }], { checkpoint: r.type === 'exit' });
-      } catch (e) {
-        auditError = e;
-        if (r.type !== 'exit') {
-          killed = true;
-          handle?.kill(); // a run Ward cannot record does not go on
-        }
+  const write = (records: RunRecord[]) => {
+    if (!writer || auditError !== null || records.length === 0) return;
+    const last = records.at(-1)!;
+    try {
+      writer.append(
+        records.map((r) => ({ ...r, run_id: runId })),
+        { checkpoint: last.type === 'exit' },
+      );
+    } catch (e) {
+      auditError = e;
+      if (last.type !== 'exit') {
+        killed = true;
+        handle?.kill(); // a run Ward cannot record does not go on
       }
+    }
+  };
+  // Network decisions come in bursts (a DNS answer waits for its record otherwise): they are
+  // written together once per turn of the event loop, in order, before any later record.
+  let netQueue: RunRecord[] = [];
+  const flushNet = () => {
+    const batch = netQueue;
+    netQueue = [];
+    write(batch);
+  };
+  const onRecord = (r: RunRecord) => {
+    if (r.type === 'net') {
+      if (netQueue.length === 0) setImmediate(flushNet);
+      netQueue.push(r);
+    } else {
+      flushNet();
+      write([r]);
     }
     opts.onRecord?.(r);
   };

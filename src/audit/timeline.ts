@@ -55,6 +55,13 @@ export function renderTimeline(lines: ShownLine[]): string {
       case 'denial':
         out.push(`${head}denial  ${String(r.layer)} ${String(r.what)} ${String(r.verdict)}: ${String(r.detail)}`);
         break;
+      case 'net': {
+        const dest = `${String(r.host ?? '?')}${r.port !== undefined ? `:${String(r.port)}` : ''}${r.qtype !== undefined ? ` ${String(r.qtype)}` : ''}`;
+        const why = r.verdict === 'deny' ? `DENIED (${String(r.reason)})` : `allowed by ${String(r.rule)}`;
+        const traffic = r.bytes_out !== undefined ? `  ${String(r.bytes_out)} B out, ${String(r.bytes_in)} B in, ${String(r.duration_ms)} ms` : '';
+        out.push(`${head}net ${String(r.kind).padEnd(7)} ${dest}  ${why}${traffic}`);
+        break;
+      }
       case 'exit': {
         const limit = r.reason !== 'exit' && r.reason !== 'signal' ? ` (${String(r.reason)})` : r.reason === 'signal' ? ' (signal)' : '';
         out.push(`${head}exit ${String(r.exit_code)}${limit}  ${String(r.duration_ms)} ms${r.output_truncated ? '  output truncated' : ''}${r.message ? `  ${String(r.message)}` : ''}`);

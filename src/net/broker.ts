@@ -34,6 +34,9 @@
 import { lookup } from 'node:dns/promises';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import type { RunCa } from './ca.js';
 import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
 import {
   headerValues,
@@ -68,6 +71,24 @@ export interface NetEvent {
   duration_ms?: number;
   /** Something the verdict alone does not say (e.g. cut before its first message was checked). */
   note?: string;
+  /** Brokered credentials this connection carried out (names only; never a value). */
+  secrets?: string[];
+}
+
+/**
+ * A credential the sandbox never sees: inside, `placeholder` stands in for it;
+ * on a connection to one of `hosts` the broker terminates TLS (a leaf from the
+ * run's CA), replaces the placeholder in the request head (only in `header`
+ * when set) with `value`, and forwards over a new TLS connection to the real
+ * host. A placeholder anywhere else (another host, another header) is refused.
+ */
+export interface BrokeredSecret {
+  name: string;
+  placeholder: string;
+  value: string;
+  hosts: EgressRule[];
+  /** Lower-case header name the value may go in, or null for any header. */
+  header: string | null;
 }
 
 export interface BrokerOptions {
@@ -78,6 +99,10 @@ export interface BrokerOptions {
   resolve?: (host: string) => Promise<string>;
   onEvent: (e: NetEvent) => void;
   maxConnections?: number;
+  /** Brokered credentials (needs `tls`). */
+  secrets?: BrokeredSecret[];
+  /** The run's CA (leaves for brokered hosts) and, for tests, the CAs the real hosts are checked against (default: Node's). */
+  tls?: { ca: RunCa; upstreamCa?: string[] };
 }
 
 export interface Broker {
@@ -269,6 +294,8 @@ async function handle(c: Conn): Promise<void> {
   const { ip, port } = h;
   const { ctx } = c;
   if (ip === '127.0.0.1' && port === ctx.opts.proxyPort) return handleProxy(c, rest);
+  // DNS over TCP to the resolver in resolv.conf: the same framing as the relay's "dns" (one query per connection).
+  if (ip === '127.0.0.1' && port === 53) return handleDns(c, rest);
   if (ip === '127.0.0.1' && ctx.opts.allowLocal.includes(port)) {
     c.ev = { kind: 'connect', host: '127.0.0.1', port, rule: `127.0.0.1:${port}` };
     return relay(c, rest, { kind: 'local', host: '127.0.0.1' }, port, false);
@@ -286,6 +313,8 @@ async function handle(c: Conn): Promise<void> {
   const rule = matchRule(ctx.opts.allow, name, port);
   if (!rule) return deny(c, 'not-allowed');
   c.ev.rule = ruleText(rule);
+  const secrets = secretsFor(ctx, name, port);
+  if (secrets.length > 0) return brokered(c, rest, name, port, secrets);
   return relay(c, rest, { kind: 'name', host: name }, port, true);
 }
 
@@ -421,6 +450,16 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
     }
   }
   c.ev = { kind: 'proxy', host: d.target.host, port, rule: d.rule };
+  if (!absolute && d.target.kind === 'name') {
+    const secrets = secretsFor(ctx, d.target.host, port);
+    if (secrets.length > 0) {
+      c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      return brokered(c, after, d.target.host, port, secrets);
+    }
+  }
+  if (absolute && carriesPlaceholder(ctx, buf.subarray(0, head.length))) {
+    return denyWith(c, 'secret-to-other-host', textResponse(403, `ward: this request carries a brokered credential's placeholder, and ${host}:${port} is not a host it may go to.\n`));
+  }
   c.allowed = true;
 
   let up: net.Socket;
@@ -440,7 +479,7 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
   up.pipe(c.down); // server-first protocols work through CONNECT too
   if (d.target.kind === 'local') return splice(c, up, after, c.down.readableEnded);
   c.checking = true;
-  const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host));
+  const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host, ctx));
   c.checking = false;
   if (first.value !== 'pass') return deny(c, first.value);
   splice(c, up, first.buf, first.ended);
@@ -471,7 +510,7 @@ async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspec
     },
   );
   const first = inspect
-    ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host))).finally(() => (c.checking = false))
+    ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host, c.ctx))).finally(() => (c.checking = false))
     : { value: 'pass' as const, buf: rest, ended: c.down.readableEnded };
   if (first.value !== 'pass') return deny(c, first.value);
   const up = await upP;
@@ -479,7 +518,7 @@ async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspec
   splice(c, up, first.buf, first.ended);
 }
 
-type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed';
+type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host';
 
 /**
  * Decides on the client's first message to `name` (called with everything
@@ -490,10 +529,12 @@ type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed';
  * host the way TLS and HTTP can. Buffering is bounded by the ClientHello and
  * request-head limits.
  */
-function firstMessageCheck(name: string): (buf: Buffer, ended: boolean) => Inspection | undefined {
+function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolean) => Inspection | undefined {
   const scan = requestScanner(MAX_HEAD);
   return (buf, ended) => {
     if (buf.length === 0) return ended ? 'pass' : undefined;
+    // In plaintext we can see it: a placeholder going to a host that is not its own.
+    if (ctx && carriesPlaceholder(ctx, buf)) return 'secret-to-other-host';
     if (looksLikeTls(buf)) {
       const hello = parseClientHello(buf);
       if (hello === 'incomplete') return ended || buf.length > MAX_HELLO + 4096 ? 'malformed' : undefined;
@@ -747,4 +788,131 @@ function finish(c: Conn): void {
     // Closed before anything was decided (no header, half a request head).
     report(c, { type: 'net', ...c.ev, verdict: 'deny', reason: 'malformed' });
   }
+}
+
+// ===== brokered credentials =====
+
+function secretsFor(ctx: Ctx, name: string, port: number): BrokeredSecret[] {
+  return (ctx.opts.secrets ?? []).filter((sec) => sec.hosts.some((h) => h.host === name && h.port === port));
+}
+
+function carriesPlaceholder(ctx: Ctx, buf: Buffer): boolean {
+  return (ctx.opts.secrets ?? []).some((sec) => buf.includes(sec.placeholder, 0, 'latin1'));
+}
+
+/** The sandbox side as a plain stream, `first` (already read) in front: TLS is spoken over it. */
+function bridge(c: Conn, first: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      c.down.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (c.down.destroyed) return cb();
+      c.down.write(chunk, () => cb());
+    },
+    final(cb) {
+      c.down.end();
+      cb();
+    },
+    destroy(err, cb) {
+      c.down.destroy();
+      cb(err);
+    },
+  });
+  if (first.length > 0) d.push(first);
+  c.down.on('data', (b: Buffer) => {
+    if (!d.push(b)) c.down.pause();
+  });
+  c.down.on('end', () => d.push(null));
+  c.down.resume();
+  return d;
+}
+
+/** Rewrites the head: placeholders replaced where allowed, one request per connection. Null: a placeholder is misused. */
+function substitute(head: RequestHead, secrets: BrokeredSecret[], all: BrokeredSecret[]): Buffer | null {
+  const lines = [`${head.method} ${head.target} HTTP/${head.version}`];
+  for (const [k, v0] of head.headers) {
+    const key = k.toLowerCase();
+    if (key === 'connection' || key === 'keep-alive' || key === 'proxy-connection') continue;
+    let v = v0;
+    for (const sec of secrets) if (sec.header === null || sec.header === key) v = v.split(sec.placeholder).join(sec.value);
+    lines.push(`${k}: ${v}`);
+  }
+  // Checked on the rewritten head minus the values we put in: any placeholder left is in the wrong place.
+  const leftover = lines.join('\n');
+  if (all.some((sec) => leftover.includes(sec.placeholder))) return null;
+  lines.push('Connection: close');
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+}
+
+/**
+ * A connection to a host with a brokered credential: TLS is terminated here with
+ * a leaf from the run's CA (trusted only inside this run's sandbox), the request
+ * head is checked and rewritten, and a new TLS connection, verified against the
+ * real CAs, carries it to the host. One request per connection (Connection: close):
+ * every request's head passes through substitute().
+ */
+async function brokered(c: Conn, rest: Buffer, name: string, port: number, secrets: BrokeredSecret[]): Promise<void> {
+  const { ctx } = c;
+  c.ev = { ...c.ev, secrets: secrets.map((sec) => sec.name) };
+  const tlsOpts = ctx.opts.tls;
+  if (!tlsOpts) return deny(c, 'malformed'); // a broker configured with secrets but no CA: refuse, never pass through
+  c.allowed = true;
+  c.checking = true;
+  let down: tls.TLSSocket;
+  try {
+    const { certPem, keyPem } = tlsOpts.ca.leaf(name);
+    down = new tls.TLSSocket(bridge(c, rest), { isServer: true, cert: certPem, key: keyPem, ALPNProtocols: ['http/1.1'] });
+  } catch (err) {
+    return deny(c, `tls-error: ${errorCode(err)}`);
+  }
+  down.on('error', () => c.down.destroy());
+  const secured = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), HEAD_TIMEOUT_MS);
+    down.once('secure', () => (clearTimeout(timer), resolve(true)));
+    down.once('error', () => (clearTimeout(timer), resolve(false)));
+    down.once('close', () => (clearTimeout(timer), resolve(false)));
+  });
+  if (!secured) return deny(c, 'tls-error: handshake');
+  const sni = (down as tls.TLSSocket & { servername?: string | false }).servername;
+  if (sni && sni.toLowerCase() !== name) return deny(c, 'sni-mismatch');
+
+  const scan = requestScanner(MAX_HEAD);
+  let got: { value: RequestHead | null; buf: Buffer };
+  try {
+    got = await readUntil(down as net.Socket, Buffer.alloc(0), HEAD_TIMEOUT_MS, (b, ended) => {
+      const h = scan(b);
+      if (h === 'incomplete') return ended ? null : undefined;
+      return typeof h === 'string' ? null : h;
+    });
+  } catch {
+    return deny(c, 'malformed');
+  }
+  const head = got.value;
+  if (!head) return deny(c, 'malformed');
+  if (!requestNames(head, name)) return deny(c, 'host-mismatch');
+  const rewritten = substitute(head, secrets, ctx.opts.secrets ?? []);
+  if (!rewritten) return deny(c, 'secret-misuse');
+
+  let raw: net.Socket;
+  try {
+    raw = await openUpstream(c, { kind: 'name', host: name }, port);
+  } catch (err) {
+    return deny(c, `upstream-error: ${errorCode(err)}`);
+  }
+  const up = tls.connect({ socket: raw, servername: name, ALPNProtocols: ['http/1.1'], ...(tlsOpts.upstreamCa ? { ca: tlsOpts.upstreamCa } : {}) });
+  up.on('error', () => {});
+  const ok = await new Promise<boolean>((resolve) => {
+    up.once('secureConnect', () => resolve(true));
+    up.once('error', () => resolve(false));
+    up.once('close', () => resolve(false));
+  });
+  if (!ok) return deny(c, 'upstream-error: tls');
+  c.checking = false;
+  up.write(rewritten);
+  const body = got.buf.subarray(head.length);
+  if (body.length > 0) up.write(body);
+  down.pipe(up);
+  up.pipe(down);
+  down.resume();
 }

@@ -8,6 +8,7 @@ import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
 import { planMounts, type MountPlan } from './mounts.js';
+import { planNetwork, type NetworkPlan } from '../net/policy.js';
 
 export type RlimitValue = number | 'unlimited';
 export type Rlimits = Record<string, [RlimitValue, RlimitValue]>;
@@ -31,6 +32,8 @@ export interface Plan {
   wallTimeMs: number | null;
   cpuTimeSec: number | null;
   outputBytes: number | null;
+  /** The egress path (broker rules, relay ports); null: no network at all. */
+  network: NetworkPlan | null;
   notes: string[];
   /** SHA-256 over the compiled artefacts (mount ops, Landlock rules, seccomp bytes, limits, env names). */
   sha256: string;
@@ -47,16 +50,7 @@ const seccompCache = new Map<string, Plan['seccomp']>();
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
 
-  if (eff.network.allow.length > 0) {
-    const first = eff.network.allow[0]!;
-    const o = policy.origins.get(`network\0${first}`);
-    throw new PolicyError(
-      o?.file ?? '(policy)',
-      o?.keyPath ?? 'network.allow',
-      `network.allow lists "${first}", but Ward's egress broker is not built yet, so no network can be granted safely`,
-      'remove network.allow (the sandbox then has no network at all); Ward refuses rather than open the network unfiltered',
-    );
-  }
+  const network = planNetwork(policy, ctx.env);
 
   const mounts = planMounts(eff, { home: ctx.home, origins: policy.origins });
 
@@ -94,6 +88,8 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     const v = name === 'HOME' ? ctx.home : ctx.env[name];
     if (v !== undefined) env[name] = v;
   }
+  // Proxy variables first, so that a policy's env.set can still override them.
+  if (network) Object.assign(env, network.env);
   Object.assign(env, eff.env.set);
 
   const plan: Omit<Plan, 'sha256'> = {
@@ -108,6 +104,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     wallTimeMs: r.wall_time === null ? null : Math.round(r.wall_time * 1000),
     cpuTimeSec: r.cpu_time,
     outputBytes: r.output,
+    network,
     notes: mounts.notes,
   };
   const sha256 = sha256Hex(
@@ -120,6 +117,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
       rlimits,
       cgroup: plan.cgroup,
       env: Object.keys(env).sort(),
+      network: network && { ...network, secrets: network.secrets.map(({ read: _read, ...rest }) => rest) },
     }),
   );
   return { ...plan, sha256 };

@@ -31,7 +31,8 @@ export interface EffectivePolicy {
   version: 1;
   workspace: string;
   filesystem: Record<FsKey, FsEntry[]>;
-  network: { allow: string[] };
+  /** allow: lower-cased "host:port" entries; allow_local: host loopback ports. */
+  network: { allow: string[]; allow_local: number[] };
   resources: {
     memory: number | null;
     pids: number | null;
@@ -44,6 +45,8 @@ export interface EffectivePolicy {
   };
   env: { pass: string[]; set: Record<string, string> };
   syscalls: { deny: string[]; allow_ia32: boolean };
+  /** Brokered credentials by variable name (present only when the policy has some): where the value comes from, never the value. */
+  secrets?: Record<string, { from_env?: string; from_file?: string; hosts: string[]; header: string | null }>;
   sandbox: { landlock: 'required' | 'optional' | 'off'; allow_degraded: boolean; home: 'tmpfs' | 'none' };
 }
 
@@ -326,6 +329,8 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   const origins = new Map<string, Origin>();
   const fs = Object.fromEntries(FS_KEYS.map((k) => [k, new Map<string, FsEntry>()])) as Record<FsKey, Map<string, FsEntry>>;
   const network = new Set<string>();
+  const local = new Set<number>();
+  const secrets = new Map<string, NonNullable<EffectivePolicy['secrets']>[string]>();
   const pass = new Set<string>();
   const set: Record<string, string> = {};
   const deny = new Set<string>();
@@ -333,7 +338,7 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
     version: 1,
     workspace: ctx.workspace,
     filesystem: { read: [], write: [], execute: [], append: [], visible: [], deny: [] },
-    network: { allow: [] },
+    network: { allow: [], allow_local: [] },
     resources: { memory: null, pids: null, cpus: null, cpu_time: null, wall_time: null, file_size: null, open_files: null, output: null },
     env: { pass: [], set: {} },
     syscalls: { deny: [], allow_ia32: false },
@@ -358,6 +363,33 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
       network.add(hp.toLowerCase());
       if (!origins.has(`network\0${hp.toLowerCase()}`)) origins.set(`network\0${hp.toLowerCase()}`, { file: label, keyPath: `network.allow[${i}]` });
     });
+    (policy.network?.allow_local ?? []).forEach((entry, i) => {
+      const port = typeof entry === 'number' ? entry : Number(entry.slice(entry.lastIndexOf(':') + 1));
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new PolicyError(label, `network.allow_local[${i}]`, `"${entry}" is not a port between 1 and 65535`, 'write a port number such as 3000 or "127.0.0.1:3000"');
+      }
+      local.add(port);
+    });
+    for (const [name, sec] of Object.entries(policy.secrets ?? {})) {
+      const keyPath = `secrets.${name}`;
+      if ((sec.from_env === undefined) === (sec.from_file === undefined)) {
+        throw new PolicyError(label, keyPath, 'a secret needs exactly one of from_env and from_file', `write "from_env: ${name}" or "from_file: ~/.config/ward/${name.toLowerCase()}"`);
+      }
+      let fromFile: string | undefined;
+      if (sec.from_file !== undefined) {
+        const r = expandPath(sec.from_file, ctx);
+        if (!r.ok) throw new PolicyError(label, `${keyPath}.from_file`, r.problem, r.fix);
+        fromFile = r.path;
+      }
+      // A later source replaces a secret of the same name as a whole.
+      secrets.set(name, {
+        ...(sec.from_env !== undefined ? { from_env: sec.from_env } : {}),
+        ...(fromFile !== undefined ? { from_file: fromFile } : {}),
+        hosts: [...new Set(sec.hosts.map((h) => h.toLowerCase()))].sort(),
+        header: sec.header?.toLowerCase() ?? null,
+      });
+      if (!origins.has(`secrets\0${name}`)) origins.set(`secrets\0${name}`, { file: label, keyPath });
+    }
     const res = policy.resources ?? {};
     for (const k of ['memory', 'file_size', 'output'] as const) if (res[k] !== undefined) eff.resources[k] = parseSize(res[k]);
     for (const k of ['cpu_time', 'wall_time'] as const) if (res[k] !== undefined) eff.resources[k] = parseDuration(res[k]);
@@ -383,6 +415,8 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
 
   for (const key of FS_KEYS) eff.filesystem[key] = [...fs[key].values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   eff.network.allow = [...network].sort();
+  eff.network.allow_local = [...local].sort((a, b) => a - b);
+  if (secrets.size > 0) eff.secrets = Object.fromEntries([...secrets.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
   for (const name of ['PATH', 'HOME', 'LANG', 'TERM']) pass.add(name);
   eff.env.pass = [...pass].sort();
   eff.env.set = Object.fromEntries(Object.entries(set).sort(([a], [b]) => (a < b ? -1 : 1)));

@@ -50,6 +50,10 @@ function build() {
     .regex(/^(\*\.)?[A-Za-z0-9_.-]+:(\d{1,5}|\*)$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/)
     .describe('a "host:port" entry such as "registry.npmjs.org:443" or "*.github.com:443"');
 
+  const LocalPort = z
+    .union([z.number().int().min(1).max(65535), z.string().regex(/^(127\.0\.0\.1|localhost):\d{1,5}$/)])
+    .describe('a port number (1-65535) or "127.0.0.1:PORT" / "localhost:PORT"');
+
   const EnvName = z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
@@ -75,6 +79,10 @@ function build() {
       network: z
         .strictObject({
           allow: z.array(HostPort).optional().describe('host:port destinations the sandbox may connect to; empty means no network'),
+          allow_local: z
+            .array(LocalPort)
+            .optional()
+            .describe('ports of services on the host\'s loopback (127.0.0.1) the sandbox may connect to, e.g. 3000 or "127.0.0.1:3000"'),
         })
         .optional(),
       resources: z
@@ -98,6 +106,24 @@ function build() {
           set: z.record(EnvName, z.string()).optional().describe('environment variables set in the sandbox, as NAME: value'),
         })
         .optional(),
+      secrets: z
+        .record(
+          EnvName,
+          z
+            .strictObject({
+              from_env: EnvName.optional().describe("the variable in Ward's own environment that holds the value"),
+              from_file: z.string().min(1).optional().describe('a file outside the sandbox that holds the value (its first line)'),
+              hosts: z.array(HostPort).min(1).describe('the host:port destinations the credential may be sent to (each also in network.allow)'),
+              header: z
+                .string()
+                .regex(/^[A-Za-z0-9-]+$/)
+                .optional()
+                .describe('the request header the credential may appear in, e.g. "Authorization"; default: any header'),
+            })
+            .describe('a brokered credential: the sandbox sees a placeholder in this variable; Ward adds the value on the way out'),
+        )
+        .optional()
+        .describe('credentials the sandbox may use but never read, keyed by the variable name it sees'),
       syscalls: z
         .strictObject({
           deny: z.array(z.string().regex(/^[a-z0-9_]+$/)).optional().describe('extra x86_64 syscall names to refuse with EPERM'),

@@ -22,6 +22,10 @@ export interface BwrapInput {
   seccompFd: number;
   /** Where bwrap reports the sandbox init's pid, for the launcher's watchdog. */
   infoFd?: number;
+  /** bwrap waits on this fd before it starts the command (the network relay releases it). */
+  blockFd?: number;
+  /** Files Ward generated for this run, bound read-only (e.g. the sandbox's /etc/resolv.conf). */
+  files?: { src: string; dest: string }[];
 }
 
 export function bwrapArgs(input: BwrapInput): string[] {
@@ -71,12 +75,14 @@ export function bwrapArgs(input: BwrapInput): string[] {
         break;
     }
   }
+  for (const f of input.files ?? []) a.push('--ro-bind', f.src, f.dest);
   a.push('--ro-bind', input.launcherPath, LAUNCHER_INSIDE);
   // The root tmpfs itself read-only: nothing can be created beside the bound trees.
   a.push('--remount-ro', '/');
   a.push('--chdir', input.cwd);
   a.push('--seccomp', String(input.seccompFd));
   if (input.infoFd !== undefined) a.push('--info-fd', String(input.infoFd));
+  if (input.blockFd !== undefined) a.push('--block-fd', String(input.blockFd));
   return a;
 }
 

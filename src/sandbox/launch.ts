@@ -12,12 +12,23 @@
  *   4. Ward enforces the wall clock and CPU time, watches the cgroup for kills,
  *      waits, removes the cgroup, and says which limit stopped the command.
  *
+ * With network.allow, Ward also starts the egress broker (src/net/broker.ts) on a
+ * unix socket in a private run directory, and the launcher's relay joins the
+ * sandbox's network namespace and carries connections and DNS queries to it
+ * (bwrap waits on --block-fd until the relay listens). The broker's decisions
+ * become `net` records, between the launch record and the exit record.
+ *
  * fd 4 is a socketpair end (Node's 'pipe'), not a pipe: bwrap's pid 1 keeps a
  * copy, and a socket cannot be reopened through /proc/1/fd the way a pipe can,
  * so the command cannot write forged status lines into it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import path from 'node:path';
+import { startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
+import { createRunCa } from '../net/ca.js';
+import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
@@ -35,6 +46,8 @@ const FD_SECCOMP = 5;
 const FD_LIFELINE = 6;
 /** Created by the launcher, not by us: the pipe from bwrap's --info-fd to the watchdog. */
 const FD_INFO = 7;
+/** Created by the launcher too: bwrap's --block-fd, written by the relay once it listens. */
+const FD_BLOCK = 8;
 
 /** Default cap on captured output when the policy sets none (the library buffers it). */
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
@@ -55,10 +68,13 @@ export interface LaunchOptions {
    * This is the one way out of the launch path for events (the audit log subscribes).
    */
   onRecord?: (record: RunRecord) => void;
+  /** Egress broker settings for tests: where allowed names really go (default: the host's resolver). */
+  egress?: { resolve?: (host: string) => Promise<string>; upstreamCa?: string[] };
 }
 
 export type RunRecord =
   | LaunchRecord
+  | NetEvent
   | ({ type: 'denial' } & Denial)
   | { type: 'exit'; exit_code: number; raw_exit_code: number; reason: RunReason; message: string | null; output_truncated: boolean; duration_ms: number };
 
@@ -86,6 +102,8 @@ export interface LaunchRecord {
     cgroup: { version: 1 | 2; applied: string[] } | null;
     rlimits: Rlimits;
     landlock_mode: string;
+    /** The egress path in force: null means an empty network namespace and nothing else. */
+    network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
   };
   /** What the launcher saw from inside, right before exec (null if it never reported). */
   observed: InnerReport | null;
@@ -106,6 +124,8 @@ export interface RunResult {
   stderr: Buffer;
   outputTruncated: boolean;
   denials: Denial[];
+  /** Every egress decision of the run (DNS queries, connections), in order. */
+  net: NetEvent[];
   launch: LaunchRecord;
   durationMs: number;
 }
@@ -137,6 +157,18 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   const launcher = ensureLauncher();
   const maskFile = ensureMaskFile();
 
+  const childEnv: Record<string, string> = { ...plan.env };
+  // Brokered credentials: values read now, outside (before anything is created that would need
+  // undoing if one is missing); the sandbox gets placeholders only.
+  const brokered: BrokeredSecret[] = (plan.network?.secrets ?? []).map((sec) => ({
+    name: sec.name,
+    placeholder: `ward-secret-${sec.name}-${randomBytes(12).toString('hex')}`,
+    value: sec.read(),
+    hosts: sec.hosts,
+    header: sec.header,
+  }));
+  for (const sec of brokered) childEnv[sec.name] = sec.placeholder;
+
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
   let cgroup: Cgroup | null = null;
@@ -158,10 +190,52 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   let landlockMode = plan.landlock.mode;
   if (landlockMode === 'required' && degradeAllowed) landlockMode = 'optional';
 
+  // 1b. egress: the broker listens before anything can connect (listen() on a path binds at once).
+  const netEvents: NetEvent[] = [];
+  let netLaunched = false; // net records wait for the launch record, so the log reads in order
+  let netPending: NetEvent[] = [];
+  let broker: Promise<Broker> | null = null;
+  let runDir: string | null = null;
+  const files: { src: string; dest: string }[] = [];
+  const landlockRules = [...plan.mounts.landlock];
+  if (plan.network) {
+    runDir = mkdtempSync(path.join(tmpdir(), 'ward-net-'));
+    const resolvConf = path.join(runDir, 'resolv.conf');
+    writeFileSync(resolvConf, '# Ward: DNS inside the sandbox is answered by Ward, for allowed names only\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n', { mode: 0o644 });
+    files.push({ src: resolvConf, dest: '/etc/resolv.conf' });
+    landlockRules.push({ rights: 'r', path: '/etc/resolv.conf' });
+    // The run's CA exists only in this process's memory and in this sandbox's trust store.
+    const ca = brokered.length > 0 ? createRunCa() : null;
+    if (ca) {
+      const bundle = path.join(runDir, 'ca-bundle.pem');
+      const system = '/etc/ssl/certs/ca-certificates.crt';
+      writeFileSync(bundle, `${existsSync(system) ? readFileSync(system, 'utf8').trimEnd() + '\n' : ''}${ca.certPem}`, { mode: 0o644 });
+      files.push({ src: bundle, dest: system });
+      landlockRules.push({ rights: 'r', path: system });
+    }
+    const onEvent = (e: NetEvent) => {
+      netEvents.push(e);
+      if (netLaunched) opts.onRecord?.(e);
+      else netPending.push(e);
+    };
+    broker = startBroker({
+      socketPath: path.join(runDir, 'egress.sock'),
+      allow: plan.network.allow,
+      allowLocal: plan.network.allowLocal,
+      proxyPort: plan.network.proxyPort,
+      ...(opts.egress?.resolve ? { resolve: opts.egress.resolve } : {}),
+      ...(ca ? { secrets: brokered, tls: { ca, ...(opts.egress?.upstreamCa ? { upstreamCa: opts.egress.upstreamCa } : {}) } } : {}),
+      onEvent,
+    });
+  }
+  const removeRunDir = () => {
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+  };
+
   // 2. spawn
   const inner = innerArgs({
     rlimits,
-    landlock: { mode: landlockMode, rules: plan.mounts.landlock, scope: plan.landlock.scope },
+    landlock: { mode: landlockMode, rules: landlockRules, scope: plan.landlock.scope },
     statusFd: FD_STATUS,
   });
   const args = bwrapArgs({
@@ -171,8 +245,10 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     maskFile,
     seccompFd: FD_SECCOMP,
     infoFd: FD_INFO,
+    ...(plan.network ? { blockFd: FD_BLOCK } : {}),
+    files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP] }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   const output = opts.output ?? 'capture';
   const capture = output !== 'inherit';
@@ -185,12 +261,13 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   try {
     child = spawn(launcher, outer, {
       argv0: 'ward-launch',
-      env: plan.env,
+      env: childEnv,
       stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: false,
     });
   } catch (e) {
     void cgroup?.remove();
+    void broker?.then((b) => b.close()).finally(removeRunDir);
     throw new WardError(`cannot start the launcher: ${(e as Error).message}`, { step: 'spawn' });
   }
   const stdio = child.stdio as unknown as (Readable & Writable)[];
@@ -270,7 +347,34 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     child.once('error', () => (lifeline.destroy(), resolve([null, null])));
   });
 
+  // The broker failing to start leaves the sandbox without network: refuse the run rather than
+  // let the command meet a dead network it was promised.
+  let brokerError: Error | null = null;
+  broker?.catch((e: Error) => {
+    brokerError = e;
+    killTree();
+  });
+  let netClosed = false;
+  const closeNet = async () => {
+    if (netClosed) return;
+    netClosed = true;
+    if (broker) await broker.then((b) => b.close()).catch(() => {});
+    removeRunDir();
+  };
+  const flushNet = () => {
+    netLaunched = true;
+    for (const e of netPending) opts.onRecord?.(e);
+    netPending = [];
+  };
+
   const result = (async (): Promise<RunResult> => {
+    try {
+      return await body();
+    } finally {
+      await closeNet();
+    }
+  })();
+  async function body(): Promise<RunResult> {
     // The status socket reaches EOF when the command has been exec'd (every holder
     // has closed it by then) or the launch failed. If the process died first, wait
     // briefly for the last bytes, without keeping the event loop alive afterwards.
@@ -310,6 +414,14 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
         cgroup: cgroup ? { version: cgroup.version, applied: cgroup.applied } : null,
         rlimits,
         landlock_mode: landlockMode,
+        network: plan.network
+          ? {
+              allow: plan.network.allow.map((r) => `${r.host}:${r.port}`),
+              allow_local: plan.network.allowLocal,
+              relay_ports: plan.network.ports,
+              secrets: plan.network.secrets.map((sec) => ({ name: sec.name, hosts: sec.hosts.map((h) => `${h.host}:${h.port}`), source: sec.source })),
+            }
+          : null,
       },
       observed: status.ready,
       degraded,
@@ -317,6 +429,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     };
     // Recorded as the command starts, so a long run is in the log before it ends.
     if (status.ready) opts.onRecord?.(launchRecord);
+    flushNet();
 
     const [code, signal] = await exited;
     if (wall) clearTimeout(wall);
@@ -381,6 +494,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
     if (truncated) denials.push({ layer: 'output', what: 'output', verdict: 'truncated', detail: `output beyond ${outputCap} bytes was dropped` });
 
+    // Connections still open are cut and recorded before the exit record.
+    await closeNet();
+    if (brokerError) {
+      throw new WardError(`the egress broker could not start: ${(brokerError as Error).message}`, { step: 'egress' });
+    }
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
     if (opts.onRecord) {
       for (const d of denials) opts.onRecord({ type: 'denial', ...d });
@@ -395,10 +513,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       stderr: Buffer.concat(err),
       outputTruncated: truncated,
       denials,
+      net: netEvents,
       launch: launchRecord,
       durationMs,
     };
-  })();
+  }
   result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between
 
   return {

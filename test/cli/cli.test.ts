@@ -43,13 +43,26 @@ describe('ward run', () => {
     assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
   });
 
-  it('network.allow fails closed until the egress broker exists', () => {
+  it('a network.allow entry the broker cannot enforce exactly (a wildcard port) is refused with the fix', () => {
     const fx = sandboxFixture();
-    writeFileSync(path.join(fx.ws, 'net.yaml'), 'extends: [default]\nnetwork:\n  allow: ["registry.npmjs.org:443"]\n');
+    writeFileSync(path.join(fx.ws, 'net.yaml'), 'extends: [default]\nnetwork:\n  allow: ["registry.npmjs.org:*"]\n');
     const r = ward(['run', '--policy', 'net.yaml', '--', 'touch', 'ran'], { cwd: fx.ws, env: fx.env });
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /network\.allow.*registry\.npmjs\.org:443.*not built yet/);
+    assert.match(r.stderr, /net\.yaml.*network\.allow\[0\].*wildcard port cannot be enforced/);
+    assert.match(r.stderr, /registry\.npmjs\.org:443/);
     assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+  });
+
+  it('ward run with network.allow: a refused destination is named on stderr with the rule to add', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'net.yaml'), 'extends: [default]\nnetwork:\n  allow: ["registry.npmjs.org:443"]\n');
+    const py = "import socket\ntry: socket.gethostbyname('evil.example.com')\nexcept OSError as e: print('nxdomain')\ns=socket.create_connection(('127.0.0.1',3128));s.sendall(b'CONNECT evil.example.com:443 HTTP/1.1\\r\\n\\r\\n');print(s.recv(12))";
+    const r = ward(['run', ...(hasCgroup ? [] : ['--allow-degraded']), '--policy', 'net.yaml', '--', 'python3', '-c', py], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /nxdomain/);
+    assert.match(r.stdout, /HTTP\/1\.1 403/);
+    assert.match(r.stderr, /ward: network: dns evil\.example\.com refused: not-allowed/);
+    assert.match(r.stderr, /ward: network: proxy evil\.example\.com:443 refused: not-allowed \(to allow it: add "evil\.example\.com:443" to network\.allow\)/);
   });
 
   it('a missing bubblewrap: exit 125 with the install command', () => {

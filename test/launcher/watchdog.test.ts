@@ -59,7 +59,7 @@ function startOuter(script: string, extra: 'pipe' | 'ignore' = 'ignore'): { chil
   let text = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (text += d));
   const out = new Promise<string>((r) => child.stdout!.on('close', () => r(text)));
-  const lifeline = child.stdio[LIFELINE] as Readable;
+  const lifeline = (child.stdio as unknown as Readable[])[LIFELINE]!;
   lifeline.on('error', () => {});
   return { child, lifeline, out };
 }
@@ -110,7 +110,7 @@ describe('outer: the watchdog', () => {
     let text = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (text += d));
     await new Promise((r) => child.stdout!.on('close', r));
-    (child.stdio[LIFELINE] as Readable).destroy(); // the watchdog (no init reported) waits for this
+    ((child.stdio as unknown as Readable[])[LIFELINE]!).destroy(); // the watchdog (no init reported) waits for this
     const fds = text.split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
     // /bin/sh may hold one more fd of its own for `ls` (the pipe it reads is not one), so compare the ones below 10.
     assert.deepEqual(

@@ -78,6 +78,16 @@ export async function runCommand(args: string[]): Promise<number> {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
     if (r.message) process.stderr.write(`ward: ${r.message}\n`);
     for (const d of r.denials) if (d.verdict !== 'killed') process.stderr.write(`ward: ${d.detail}\n`);
+    // One line per destination refused, with the rule that would allow it: the usual next step.
+    const refused = new Map<string, string>();
+    for (const e of r.net) {
+      if (e.verdict !== 'deny' || !e.host) continue;
+      const what = e.port !== undefined ? `${e.host}:${e.port}` : e.host;
+      if (refused.has(what)) continue;
+      const hint = e.reason === 'not-allowed' ? (e.port !== undefined ? ` (to allow it: add "${what}" to network.allow)` : ' (not in network.allow)') : '';
+      refused.set(what, `ward: network: ${e.kind} ${what} refused: ${e.reason}${hint}`);
+    }
+    for (const line of refused.values()) process.stderr.write(`${line}\n`);
   }
   return r.exitCode;
 }

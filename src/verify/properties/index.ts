@@ -192,7 +192,7 @@ async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: num
   const d = destinations(ctx);
   const r = await destWitness(enc, d.matching(all).diff(d.matching(all.filter(isBounded))), timeoutMs);
   const base = { id: 'egress', title: PROPERTY_TITLES.egress, ms: Math.round(performance.now() - t) };
-  if (r.status === 'unsat') return { ...base, status: 'PROVED', ...(all.length > 0 ? { detail: `${all.length} entries; note: Ward refuses to run with network.allow until the egress broker exists` } : {}) };
+  if (r.status === 'unsat') return { ...base, status: 'PROVED', ...(all.length > 0 ? { detail: `${all.length} entries, each enforced per connection by the egress broker` } : {}) };
   if (r.status === 'unknown') return { ...base, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${r.reason})` };
   const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map((h) => h.entry);
   if (culprits.length === 0) return { ...base, status: 'UNKNOWN', detail: `internal: the solver's witness ${r.dest} is not confirmed by the TypeScript matcher` };

