@@ -193,6 +193,7 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
           stdout: r.stdout.toString('utf8'),
           stderr: r.stderr.toString('utf8'),
           denials: r.denials,
+          net: r.net,
           launch: r.launch,
           durationMs: r.durationMs,
         };
@@ -301,6 +302,13 @@ export function withOverlay(input: PolicyInput, overlay: PolicyOverlay | undefin
   }
   if (overlay.resources) merged.resources = { ...obj(base.resources), ...overlay.resources };
   if (overlay.sandbox) merged.sandbox = { ...obj(base.sandbox), ...overlay.sandbox };
+  if (overlay.secrets) merged.secrets = { ...obj(base.secrets), ...overlay.secrets };
+  if (overlay.network) {
+    const netBase = obj(base.network);
+    const out: Record<string, unknown> = { ...netBase };
+    for (const [k, list] of Object.entries(overlay.network)) out[k] = [...((netBase[k] as unknown[] | undefined) ?? []), ...(list as unknown[])];
+    merged.network = out;
+  }
   if (overlay.env) {
     const envBase = obj(base.env);
     merged.env = {

@@ -3,6 +3,7 @@
  * One file per group under groups/; the runner is run.ts, the public face index.ts.
  */
 import { WardError } from '../errors.js';
+import { probes as egress } from './groups/egress.js';
 import { probes as filesystem } from './groups/filesystem.js';
 import { probes as network } from './groups/network.js';
 import { probes as positive } from './groups/positive.js';
@@ -13,7 +14,7 @@ import { probes as secrets } from './groups/secrets.js';
 import { probes as terminal } from './groups/terminal.js';
 import { PROBE_GROUPS, type Probe } from './types.js';
 
-export const ALL_PROBES: readonly Probe[] = Object.freeze([...filesystem, ...processes, ...privileges, ...terminal, ...network, ...resources, ...secrets, ...positive]);
+export const ALL_PROBES: readonly Probe[] = Object.freeze([...filesystem, ...processes, ...privileges, ...terminal, ...network, ...egress, ...resources, ...secrets, ...positive]);
 
 /**
  * The probes named by `only` (group names and probe ids, e.g. ["network",

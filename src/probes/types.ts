@@ -8,6 +8,7 @@
  * The report writer (src/report/) and the CLI (src/cli/commands/probe.ts) consume
  * `ProbeReport` and `ProbeResult`; nothing here depends on how they render it.
  */
+import type { NetEvent } from '../net/broker.js';
 import type { PolicyFile } from '../policy/schema.js';
 import type { Denial, LaunchRecord, RunReason } from '../sandbox/launch.js';
 
@@ -29,6 +30,7 @@ export const MECHANISMS = [
   'user-namespace',
   'pid-namespace',
   'net-namespace',
+  'egress-broker',
   'ipc-namespace',
   'uts-namespace',
   'new-session',
@@ -60,7 +62,7 @@ export interface Verdict {
 export type ProbeProgram = { argv: string[] } | { sh: string } | { python: string } | { node: string };
 
 /** A policy fragment merged over the policy under test (lists are unions, scalars override). */
-export type PolicyOverlay = Pick<PolicyFile, 'filesystem' | 'resources' | 'env' | 'sandbox'>;
+export type PolicyOverlay = Pick<PolicyFile, 'filesystem' | 'resources' | 'env' | 'sandbox' | 'network' | 'secrets'>;
 
 /**
  * Everything a probe may need about its own sandbox and the host, made fresh for
@@ -98,6 +100,8 @@ export interface ProbeRun {
   stdout: string;
   stderr: string;
   denials: Denial[];
+  /** The egress broker's decisions (empty without network.allow). */
+  net: NetEvent[];
   launch: LaunchRecord;
   durationMs: number;
 }

