@@ -170,6 +170,24 @@ describe('audit writer', () => {
     assert.equal(t.verify().ok, true);
   });
 
+  it('an in-place edit between two appends of one writer is caught, even with the size and mtime put back', () => {
+    // The writer skips re-reading a log that is exactly as it left it; "exactly" must include the
+    // inode change time, which an edit cannot put back.
+    const t = setup();
+    t.writer.append([{ type: 'denial', what: 'x' }], { checkpoint: true });
+    t.writer.append([{ type: 'denial', what: 'unsigned' }]);
+    const before = statSync(t.file, { bigint: true });
+    const text = readFileSync(t.file, 'utf8');
+    writeFileSync(t.file, text.replace('"what":"unsigned"', '"what":"UNSIGNED"'));
+    // touch takes nanoseconds (Node's utimes would round them).
+    const ns = before.mtimeNs;
+    spawnSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, t.file]);
+    const after = statSync(t.file, { bigint: true });
+    assert.equal(after.size, before.size);
+    assert.equal(after.mtimeNs, before.mtimeNs, 'size and mtime are as the writer left them');
+    assert.throws(() => t.writer.append([{ type: 'exit' }], { checkpoint: true }), /changed after its last checkpoint/);
+  });
+
   it('a log signed with another key is not appended to', () => {
     const t = setup();
     t.writer.prepare();
