@@ -25,11 +25,14 @@
 //   --srt-dir DIR   where srt is (or gets) installed (default /tmp/ward-bench-srt)
 //   --out FILE      raw samples (default bench/results/latest.json)
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  SRT_DIR, caseRows, commonFlags, die, droppedLines, ensureSrt, firstLine, loadavg, log, machineInfo, mdTable, msSince, now, neverHang,
+  parseOptions, saveRaw, scratchDirs, seededShuffle, shortErr, spawnTimed, srtSettings, stats, targetsTable, treeDirty, withTimeout,
+} from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
@@ -38,46 +41,12 @@ const root = path.dirname(here);
 // Options
 // ---------------------------------------------------------------------------
 
-function parseArgs(argv) {
-  const o = { n: 30, warmup: 3, buildN: 5, gapMs: 100, srt: true, build: true, srtDir: '/tmp/ward-bench-srt', out: path.join(here, 'results', 'latest.json') };
-  const int = (v, flag) => {
-    const x = Number(v);
-    if (!Number.isInteger(x) || x < 0) die(`${flag} needs a whole number, got ${v}`);
-    return x;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--n') o.n = Math.max(1, int(argv[++i], a));
-    else if (a === '--warmup') o.warmup = int(argv[++i], a);
-    else if (a === '--build-n') o.buildN = Math.max(1, int(argv[++i], a));
-    else if (a === '--gap') o.gapMs = int(argv[++i], a);
-    else if (a === '--no-srt') o.srt = false;
-    else if (a === '--no-build') o.build = false;
-    else if (a === '--srt-dir') o.srtDir = path.resolve(argv[++i] ?? die('--srt-dir needs a directory'));
-    else if (a === '--out') o.out = path.resolve(argv[++i] ?? die('--out needs a file'));
-    else if (a === '--help' || a === '-h') {
-      const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
-      console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.slice(3)).join('\n'));
-      process.exit(0);
-    } else die(`unknown option ${a} (see --help)`);
-  }
-  return o;
-}
-
-function die(msg) {
-  console.error(`bench: ${msg}`);
-  process.exit(2);
-}
-
-const opts = parseArgs(process.argv.slice(2));
-
-// Never hang: the whole run has a ceiling, and every step below its own timeout.
-const GLOBAL_TIMEOUT_MS = 40 * 60_000;
-setTimeout(() => {
-  console.error(`bench: gave up after ${GLOBAL_TIMEOUT_MS / 60_000} minutes`);
-  cleanup();
-  process.exit(3);
-}, GLOBAL_TIMEOUT_MS).unref();
+const opts = parseOptions(
+  process.argv.slice(2),
+  { n: 30, warmup: 3, buildN: 5, gapMs: 100, srt: true, build: true, srtDir: SRT_DIR, out: path.join(here, 'results', 'latest.json') },
+  { ...commonFlags, '--build-n': { key: 'buildN', whole: 1 }, '--gap': { key: 'gapMs', whole: 0 }, '--no-build': { key: 'build', set: false } },
+  import.meta.url,
+);
 
 const MICRO_TIMEOUT_MS = 30_000;
 const BUILD_TIMEOUT_MS = 10 * 60_000;
@@ -86,90 +55,21 @@ const BUILD_TIMEOUT_MS = 10 * 60_000;
 // Helpers
 // ---------------------------------------------------------------------------
 
-const now = () => process.hrtime.bigint();
-const msSince = (t0) => Number(now() - t0) / 1e6;
-const log = (s) => process.stderr.write(`bench: ${s}\n`);
-
-const temps = [];
-function tempDir(prefix) {
-  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
+const scratch = scratchDirs();
+const tempDir = (prefix) => scratch.make(prefix);
 let srtWorker = null;
 function cleanup() {
   if (srtWorker && srtWorker.exitCode === null) srtWorker.kill('SIGKILL');
-  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+  scratch.removeAll();
 }
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
+// Never hang: the whole run has a ceiling, and every step below its own timeout.
+neverHang(40 * 60_000, cleanup);
 
-/** Spawn, wait for exit and closed stdio; resolves { ms, code, signal, stderr }. Never hangs. */
-function timedSpawn(cmd, args, { cwd, env, timeoutMs = MICRO_TIMEOUT_MS } = {}) {
-  return new Promise((resolve) => {
-    const t0 = now();
-    let child;
-    try {
-      child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    } catch (e) {
-      resolve({ ms: msSince(t0), code: null, signal: null, stdout: '', stderr: e.message });
-      return;
-    }
-    const out = [];
-    const err = [];
-    let kept = 0;
-    // Keep only the first 64 KiB of stdout (for error messages); drain the rest.
-    child.stdout.on('data', (c) => {
-      if (kept < 65536) out.push(c), (kept += c.length);
-    });
-    child.stderr.on('data', (c) => err.push(c));
-    const done = (code, signal) => resolve({ ms: msSince(t0), code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    child.on('error', (e) => resolve({ ms: msSince(t0), code: null, signal: null, stdout: '', stderr: e.message }));
-    let late;
-    child.on('close', (code, signal) => {
-      clearTimeout(late);
-      done(code, signal);
-    });
-    // Something left holding its stdio must not hang the run: give up on 'close' 5 s after exit.
-    child.on('exit', (code, signal) => (late = setTimeout(() => done(code ?? null, signal ?? 'stdio-held-open'), 5000)).unref());
-  });
-}
+/** Spawn, wait for exit and closed stdio (the sample); stdout only for error messages. Never hangs. */
+const timedSpawn = (cmd, args, { timeoutMs = MICRO_TIMEOUT_MS, ...o } = {}) => spawnTimed(cmd, args, { ...o, timeoutMs, stdoutLimit: 65536 });
 
-/** A promise with a deadline. */
-function withTimeout(p, ms, what) {
-  let timer;
-  return Promise.race([p, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-/** Nearest-rank percentile. */
-function pct(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-function stats(xs) {
-  return { n: xs.length, median: median(xs), p90: pct(xs, 90), min: Math.min(...xs), max: Math.max(...xs) };
-}
 const f1 = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const fx = (x) => `${x.toFixed(2)}×`;
-
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  return r.status === 0 ? `${r.stdout}${r.stderr}`.trim().split('\n')[0] : null;
-}
-
-function shortErr(r) {
-  const text = (r.stderr ?? '').trim();
-  return `exit ${r.code ?? r.signal}${text ? `: ${text.split('\n').slice(-4).join(' / ').slice(0, 600)}` : ''}`;
-}
 
 // ---------------------------------------------------------------------------
 // Preconditions and machine
@@ -183,24 +83,7 @@ const wardBin = path.join(root, 'bin', 'ward.js');
 const node = process.execPath;
 const bwrapBin = firstLine('sh', ['-c', 'command -v bwrap']) ?? die('bwrap is not installed (apt-get install -y bubblewrap)');
 
-/** Uncommitted changes to what dist/ and build/ are made from (dist/ may not be HEAD then). */
-function treeDirty() {
-  const r = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'scripts', 'package.json'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() !== '' : null;
-}
-
-const machine = {
-  date: new Date().toISOString(),
-  nproc: Number(firstLine('nproc', [])) || os.cpus().length,
-  cpu: os.cpus()[0]?.model ?? 'unknown',
-  kernel: os.release(),
-  bwrap: firstLine(bwrapBin, ['--version']),
-  node: process.version,
-  uid: process.getuid?.() ?? null,
-  ward_commit: firstLine('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
-  ward_tree_dirty: treeDirty(),
-  loadavg_start: os.loadavg().map((x) => Number(x.toFixed(2))),
-};
+const machine = machineInfo(root, { bwrap: firstLine(bwrapBin, ['--version']) });
 
 // ---------------------------------------------------------------------------
 // Cases
@@ -291,26 +174,15 @@ const cases = [
 // srt
 // ---------------------------------------------------------------------------
 
-const SRT_PKG = '@anthropic-ai/sandbox-runtime';
 let srt = { available: false, version: null, error: null, initMs: null };
 
 async function setupSrt() {
-  const pkgDir = path.join(opts.srtDir, 'node_modules', ...SRT_PKG.split('/'));
-  if (!existsSync(path.join(pkgDir, 'package.json'))) {
-    log(`installing ${SRT_PKG} into ${opts.srtDir} (outside the repo)`);
-    // Not recursive: the parent must exist (and Node 20's recursive mkdir can spin forever on /proc paths).
-    if (!existsSync(opts.srtDir)) mkdirSync(opts.srtDir);
-    const r = await timedSpawn('npm', ['install', '--prefix', opts.srtDir, '--no-audit', '--no-fund', '--loglevel=error', SRT_PKG], { cwd: opts.srtDir, timeoutMs: 5 * 60_000 });
-    if (r.code !== 0) throw new Error(`npm install --prefix ${opts.srtDir} ${SRT_PKG} failed: ${shortErr(r)}`);
-  }
-  const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
-  srt.version = pkg.version;
-  const bin = path.join(pkgDir, typeof pkg.bin === 'string' ? pkg.bin : pkg.bin.srt);
-  const index = path.join(pkgDir, pkg.main ?? 'dist/index.js');
+  const { version, bin, index } = await ensureSrt(opts.srtDir);
+  srt.version = version;
   // No network, no writes, nothing hidden: srt's most permissive filesystem and most
   // closed network, as measured in shared/design/srt.md (section 5).
   const settings = path.join(tempDir('ward-bench-srtcfg-'), 'srt-settings.json');
-  writeFileSync(settings, JSON.stringify({ network: { allowedDomains: [], deniedDomains: [] }, filesystem: { denyRead: [], allowWrite: [], denyWrite: [] } }));
+  writeFileSync(settings, JSON.stringify(srtSettings([])));
   notes.push(`srt ${srt.version} settings: ${readFileSync(settings, 'utf8')}`);
 
   // The CLI. Arguments are separate words (srt quotes them into one shell word).
@@ -394,16 +266,7 @@ async function sample(c) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // A fixed-seed shuffle per round: no case always follows the same one, and runs are comparable.
-let seed = 0x5eed;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-function shuffled(xs) {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
+const shuffled = seededShuffle();
 
 log(`micro: ${cases.length} cases, ${opts.warmup} warm-ups + ${opts.n} rounds, ${opts.gapMs} ms idle before each sample`);
 for (let w = 0; w < opts.warmup; w++) for (const c of cases) if (live.has(c.key)) await sample(c);
@@ -535,21 +398,10 @@ target('(same, CPU time) `ward run` CLI', buildCpuOverhead('ward_cli'), 5, (v) =
 target('(same, CPU time) library `launch(plan)`', buildCpuOverhead('ward_lib'), 5, (v) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`, 'user+sys median over bare');
 
 const md = [];
-md.push(`### Per call (median of ${opts.n}, after ${opts.warmup} warm-ups, ${opts.gapMs} ms idle before each; ms)`);
-md.push('');
-md.push('| Case | median | p90 | min | × bare `true` | × bare bwrap |');
-md.push('|---|---:|---:|---:|---:|---:|');
-for (const c of cases) {
-  const s = micro[c.key];
-  if (!s) {
-    md.push(`| ${c.label} | — | — | — | — | — |`);
-    continue;
-  }
-  const rt = ratio(s.median, med('true'));
-  const rb = ratio(s.median, bw);
-  md.push(`| ${c.label} | ${f1(s.median)} | ${f1(s.p90)} | ${f1(s.min)} | ${rt === null ? '—' : fx(rt)} | ${rb === null ? '—' : fx(rb)} |`);
-}
-md.push('');
+md.push(`### Per call (median of ${opts.n}, after ${opts.warmup} warm-ups, ${opts.gapMs} ms idle before each; ms)`, '');
+const times = (x) => (x === null ? '—' : fx(x));
+const perCall = (s) => [f1(s.median), f1(s.p90), f1(s.min), times(ratio(s.median, med('true'))), times(ratio(s.median, bw))];
+md.push(...mdTable(['Case', 'median', 'p90', 'min', '× bare `true`', '× bare bwrap'], caseRows(cases, micro, perCall)), '');
 const extra = [];
 if (med('ward_lib_run') !== null && med('srt_lib') !== null) extra.push(`Ward \`run()\` / srt library: ${fx(med('ward_lib_run') / med('srt_lib'))}`);
 if (med('ward_cli') !== null && med('srt_cli') !== null) extra.push(`Ward CLI / srt CLI: ${fx(med('ward_cli') / med('srt_cli'))}`);
@@ -562,49 +414,37 @@ if (srt.initMs !== null) extra.push(`srt \`SandboxManager.initialize()\` (once):
 for (const e of extra) md.push(`- ${e}`);
 if (extra.length) md.push('');
 if (!srt.available) md.push(`srt: not measured: ${srt.error}`, '');
-for (const [k, e] of Object.entries(errors)) md.push(`- dropped \`${k}\`: ${e}`);
-if (Object.keys(errors).length) md.push('');
+md.push(...droppedLines(errors));
 
 if (build) {
   md.push(`### Real build: \`tsc -p tsconfig.build.json\` of Ward (median of ${opts.buildN}, after 1 warm-up; ms)`);
   md.push('');
   if (build.error) md.push(`not measured: ${build.error}`);
   else {
-    md.push('| Case | wall median | wall p90 | wall min | wall overhead (medians) | CPU median (user+sys) | CPU overhead (medians) |');
-    md.push('|---|---:|---:|---:|---:|---:|---:|');
     const labels = { bare: 'bare `node tsc`', ward_cli: '`ward run --profile default -- node tsc` (CLI)', ward_lib: 'Ward library `launch(plan)`' };
     const pc = (v) => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`);
-    for (const [k, l] of Object.entries(labels)) {
+    const header = ['Case', 'wall median', 'wall p90', 'wall min', 'wall overhead (medians)', 'CPU median (user+sys)', 'CPU overhead (medians)'];
+    const row = ([k, l]) => {
       const s = build[k];
-      const cpuMed = s.cpu ? f1(s.cpu.median) : '—';
-      md.push(`| ${l} | ${f1(s.median)} | ${f1(s.p90)} | ${f1(s.min)} | ${k === 'bare' ? '—' : pc(buildOverhead(k))} | ${cpuMed} | ${k === 'bare' ? '—' : pc(buildCpuOverhead(k))} |`);
-    }
+      return [l, f1(s.median), f1(s.p90), f1(s.min), k === 'bare' ? '—' : pc(buildOverhead(k)), s.cpu ? f1(s.cpu.median) : '—', k === 'bare' ? '—' : pc(buildCpuOverhead(k))];
+    };
+    md.push(...mdTable(header, Object.entries(labels).map(row)));
     md.push('');
     md.push('CPU time: of `tsc` alone (sh `times`, run inside the sandbox for Ward), so it shows how much slower the work itself runs in the sandbox; the fixed cost of starting it is in the wall time.');
   }
   md.push('');
 }
 
-md.push('### Targets');
-md.push('');
-md.push('| Target | Measured | Met |');
-md.push('|---|---:|---|');
-for (const t of targets) md.push(`| ${t.name} | ${t.shown} | ${t.met === null ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
-md.push('');
-machine.loadavg_end = os.loadavg().map((x) => Number(x.toFixed(2)));
-machine.ward_tree_dirty = machine.ward_tree_dirty || treeDirty();
+md.push(...targetsTable(targets));
+machine.loadavg_end = loadavg();
+machine.ward_tree_dirty = machine.ward_tree_dirty || treeDirty(root);
 md.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), kernel ${machine.kernel}, ${machine.bwrap}, Node ${machine.node}, uid ${machine.uid}, Ward ${machine.ward_commit}${machine.ward_tree_dirty ? ' (uncommitted changes)' : ''}, srt ${srt.version ?? 'n/a'}; load average (1/5/15 min) ${machine.loadavg_start.join(' ')} at the start, ${machine.loadavg_end.join(' ')} at the end.`);
 const o = observed.ward_lib_launch;
 if (o) md.push(`Ward default profile as observed from inside: Landlock ${o.landlock} (ABI ${o.landlock_abi}, ${o.landlock_rules} rules), cgroup ${o.cgroup ? `v${o.cgroup.version}: ${o.cgroup.applied.join(', ')}` : 'none'}, seccomp ${o.seccomp_instructions} instructions${o.degraded.length ? `, degraded: ${o.degraded.join('; ')}` : ''}.`);
 
 console.log(md.join('\n'));
 
-mkdirSync(path.dirname(opts.out), { recursive: true });
-writeFileSync(
-  opts.out,
-  `${JSON.stringify({ machine, options: { n: opts.n, warmup: opts.warmup, buildN: opts.buildN, gapMs: opts.gapMs }, method: 'wall time from spawn() (or the library call) to exit with stdio closed, process.hrtime.bigint(); each round runs every case once in a shuffled order, with gapMs idle before each sample', srt, micro, build, targets, observed, errors, notes }, null, 2)}\n`,
-);
-log(`raw samples: ${path.relative(process.cwd(), opts.out) || opts.out}`);
+saveRaw(opts.out, { machine, options: { n: opts.n, warmup: opts.warmup, buildN: opts.buildN, gapMs: opts.gapMs }, method: 'wall time from spawn() (or the library call) to exit with stdio closed, process.hrtime.bigint(); each round runs every case once in a shuffled order, with gapMs idle before each sample', srt, micro, build, targets, observed, errors, notes }, 2);
 cleanup();
 // Ward's launch leaves a short timer behind after each result; do not wait for it.
 process.exit(0);
