@@ -179,7 +179,10 @@ interface Conn {
   checking?: boolean;
   reported: boolean;
   /** Resolves when the relay-side socket has closed. */
+  /** Resolves once both sides are closed (and the connection reported): close() waits for it. */
   gone: Promise<void>;
+  /** Called as either side closes: when both are, the connection leaves ctx.conns and `gone` resolves. */
+  settle: () => void;
 }
 
 // ===== the server =====
@@ -260,18 +263,24 @@ function accept(ctx: Ctx, down: net.Socket): void {
     allowed: false,
     reported: false,
     gone: new Promise<void>((r) => (gone = r)),
+    settle: () => {
+      // A client that is done while the upstream still flushes stays here: close() must still
+      // see it, or its record would be lost when the run ends first.
+      if (!c.downClosed || (c.up && !c.upClosed)) return;
+      ctx.conns.delete(c);
+      gone();
+    },
   };
   ctx.conns.add(c);
   ctx.sockets.add(down);
   down.on('close', () => {
     c.downClosed = true;
     ctx.sockets.delete(down);
-    ctx.conns.delete(c);
     // Ended cleanly (both directions done): the upstream may still be flushing the
     // last bytes, leave it. Cut off: cut the upstream too.
     if (c.up && !(down.readableEnded && !down.errored)) c.up.destroy();
     finish(c);
-    gone();
+    c.settle();
   });
   handle(c).catch(() => {
     // Fail closed: whatever went wrong closes this connection only.
@@ -595,6 +604,7 @@ async function openUpstream(c: Conn, target: Target, port: number): Promise<net.
       // end reaches the client through the pipe.
       if (!up.readableEnded || up.errored) c.down.destroy();
       finish(c);
+      c.settle();
     });
     up.once('connect', () => {
       clearTimeout(timer);

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
@@ -397,5 +398,57 @@ for name in ['api.test', 'not-allowed.test']:
       run({ policy: { ...base, secrets: { T: { from_env: 'WARD_UNSET_VARIABLE', hosts: ['api.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env, allowDegraded: !hasCgroup }),
       /\$WARD_UNSET_VARIABLE is not set/,
     );
+  });
+
+  it('npm installs a package from an allowed registry (npm uses the proxy variables)', async () => {
+    // A one-package registry: metadata and a tarball in npm's layout (everything under package/).
+    const src = tempDir();
+    mkdirSync(path.join(src, 'package'));
+    writeFileSync(path.join(src, 'package', 'package.json'), JSON.stringify({ name: 'ward-demo', version: '1.0.0', main: 'index.js' }));
+    writeFileSync(path.join(src, 'package', 'index.js'), "module.exports = 'ward-demo works';\n");
+    const tgzName = 'ward-demo-1.0.0.tgz';
+    execFileSync('tar', ['-czf', tgzName, 'package'], { cwd: src });
+    const tgz = readFileSync(path.join(src, tgzName));
+    const integrity = `sha512-${createHash('sha512').update(tgz).digest('base64')}`;
+    let port = 0;
+    const registry = createHttp((req, res) => {
+      if (req.url === '/ward-demo') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ name: 'ward-demo', 'dist-tags': { latest: '1.0.0' }, versions: { '1.0.0': { name: 'ward-demo', version: '1.0.0', dist: { tarball: `http://npm.test:${port}/ward-demo/-/${tgzName}`, integrity } } } }));
+      } else if (req.url === `/ward-demo/-/${tgzName}`) {
+        res.end(tgz);
+      } else {
+        res.statusCode = 404;
+        res.end('{}');
+      }
+    });
+    port = await listen(registry);
+    const proj = path.join(fx.ws, 'npm-proj');
+    mkdirSync(proj);
+    writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0' }));
+    const r = await run({ policy: { extends: ['default'], network: { allow: [`npm.test:${port}`] } } as PolicyFile }, ['sh', '-c', `cd npm-proj && npm install --registry http://npm.test:${port}/ --no-audit --no-fund --loglevel=error ward-demo && node -e "console.log(require('ward-demo'))"`], {
+      workspace: fx.ws,
+      env: fx.env,
+      stdin: 'ignore',
+      allowDegraded: !hasCgroup,
+      egress: { resolve: async () => '127.0.0.1' },
+    });
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.match(out, /ward-demo works/);
+    assert.ok(r.net.some((e) => e.verdict === 'allow' && e.host === 'npm.test'), JSON.stringify(r.net));
+  });
+
+  it('Java (which ignores the proxy variables) reaches an allowed name through DNS and the relay', { skip: !which('java') && 'java is not installed' }, async () => {
+    writeFileSync(
+      path.join(fx.ws, 'Get.java'),
+      `public class Get { public static void main(String[] a) throws Exception {
+  var c = (java.net.HttpURLConnection) java.net.URI.create(a[0]).toURL().openConnection(java.net.Proxy.NO_PROXY);
+  System.out.println(new String(c.getInputStream().readAllBytes()).trim());
+} }\n`,
+    );
+    const r = await sandboxed(['java', '-Xshare:off', '-XX:TieredStopAtLevel=1', 'Get.java', `http://api.test:${httpPort}/java`]);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /hello \/java/);
   });
 });
