@@ -51,6 +51,11 @@ export function renderTimeline(lines: ShownLine[]): string {
         out.push(`${INDENT}policy ${String(r.policy_sha256).slice(0, 12)}  plan ${String(r.plan_sha256).slice(0, 12)}  cwd ${String(r.cwd)}`);
         out.push(`${INDENT}layers: ${layers(r)}`);
         if (Array.isArray(r.degraded) && r.degraded.length > 0) out.push(`${INDENT}DEGRADED: ${r.degraded.join('; ')}`);
+        if (r.verification && typeof r.verification === 'object') {
+          const v = r.verification as { ok?: boolean; properties?: { id: string; status: string }[] };
+          const notProved = (v.properties ?? []).filter((p) => p.status !== 'PROVED').map((p) => `${p.id} ${p.status}`);
+          out.push(`${INDENT}verified (ward verify, this policy and plan): ${notProved.length === 0 ? `all ${(v.properties ?? []).length} properties PROVED` : notProved.join(', ')}`);
+        }
         break;
       case 'denial':
         out.push(`${head}denial  ${String(r.layer)} ${String(r.what)} ${String(r.verdict)}: ${String(r.detail)}`);

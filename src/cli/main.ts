@@ -11,7 +11,8 @@ const USAGE = `ward ${WARD_VERSION}: run commands inside a kernel-enforced bound
 
 usage:
   ward run [--policy FILE | --profile NAME] [--workspace DIR] [--allow-degraded]
-           [--audit-log FILE] [--record FILE] [--quiet] [--] COMMAND [ARGS...]
+           [--audit-log FILE] [--record FILE] [--quiet] [--verify | --verify-strict]
+           [--] COMMAND [ARGS...]
   ward policy check FILE [--workspace DIR]
   ward policy show [FILE | --profile NAME] [--workspace DIR] [--plan]
   ward keys init [--force]

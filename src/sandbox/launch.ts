@@ -68,8 +68,22 @@ export interface LaunchOptions {
    * This is the one way out of the launch path for events (the audit log subscribes).
    */
   onRecord?: (record: RunRecord) => void;
+  /**
+   * A `ward verify` result for this policy (src/verify/properties): recorded in the launch
+   * record, after checking that it is about exactly the policy and plan that run.
+   */
+  verification?: VerificationSummary;
   /** Egress broker settings for tests: where allowed names really go (default: the host's resolver). */
   egress?: { resolve?: (host: string) => Promise<string>; upstreamCa?: string[] };
+}
+
+/** What the launch record keeps of a verification: enough to re-check it, and no more. */
+export interface VerificationSummary {
+  policy_sha256: string;
+  plan_sha256: string | null;
+  ok: boolean;
+  properties: { id: string; status: string; counterexample?: string }[];
+  ms: number;
 }
 
 export type RunRecord =
@@ -109,6 +123,8 @@ export interface LaunchRecord {
   observed: InnerReport | null;
   degraded: string[];
   notes: string[];
+  /** The `ward verify` result for this very policy and plan, when the run asked for one. */
+  verification?: VerificationSummary;
 }
 
 export type RunReason = 'exit' | 'signal' | 'timeout' | 'memory' | 'cpu_time' | 'file_size' | 'exec-failed';
@@ -151,6 +167,14 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       step: 'preflight',
       fix: 'set `sandbox: { allow_degraded: true }` in the policy if running with fewer layers is acceptable, or drop --allow-degraded',
     });
+  }
+
+  const v = opts.verification;
+  if (v && (v.policy_sha256 !== plan.policy.sha256 || v.plan_sha256 !== plan.sha256)) {
+    throw new WardError(
+      `the verification given is about another policy or plan (verified policy ${v.policy_sha256.slice(0, 12)}, plan ${String(v.plan_sha256).slice(0, 12)}; running policy ${plan.policy.sha256.slice(0, 12)}, plan ${plan.sha256.slice(0, 12)})`,
+      { step: 'verify', fix: 'verify the policy with the same workspace and environment as the run (ward run --verify does both at once)' },
+    );
   }
 
   const bwrap = findBwrap();
@@ -426,6 +450,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       observed: status.ready,
       degraded,
       notes: plan.notes,
+      ...(v ? { verification: v } : {}),
     };
     // Recorded as the command starts, so a long run is in the log before it ends.
     if (status.ready) opts.onRecord?.(launchRecord);

@@ -65,6 +65,30 @@ describe('ward run', () => {
     assert.match(r.stderr, /ward: network: proxy evil\.example\.com:443 refused: not-allowed \(to allow it: add "evil\.example\.com:443" to network\.allow\)/);
   });
 
+  it('--verify records the ward verify result for this very policy and plan in the launch record; --verify-strict refuses unless all PROVED', () => {
+    const fx = sandboxFixture();
+    const log = path.join(fx.ws, '..', 'verify-audit.jsonl');
+    const degraded = hasCgroup ? [] : ['--allow-degraded'];
+    const ok = ward(['run', ...degraded, '--verify', '--audit-log', log, '--', 'true'], { cwd: fx.ws, env: fx.env, timeout: 120_000 });
+    assert.equal(ok.code, 0, ok.stderr);
+    const launch = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.type === 'launch')!;
+    const v = launch.verification as { policy_sha256: string; plan_sha256: string; ok: boolean; properties: { id: string; status: string; counterexample?: string }[] };
+    assert.equal(v.policy_sha256, launch.policy_sha256, 'the verified policy is the one that ran');
+    assert.equal(v.plan_sha256, launch.plan_sha256, 'the verified plan is the one that ran');
+    // The default profile grants the workspace write + execute on purpose: W^X is reported, not hidden.
+    const wx = v.properties.find((p) => p.id === 'w-xor-x')!;
+    assert.equal(wx.status, 'VIOLATED');
+    assert.equal(v.ok, false);
+    assert.match(ward(['audit', 'show', log], { env: fx.env }).stdout, /verified \(ward verify, this policy and plan\): .*w-xor-x VIOLATED/);
+
+    const strict = ward(['run', ...degraded, '--verify-strict', '--audit-log', log, '--', 'touch', 'ran'], { cwd: fx.ws, env: fx.env, timeout: 120_000 });
+    assert.equal(strict.code, 125);
+    assert.match(strict.stderr, /--verify-strict: .*w-xor-x VIOLATED/);
+    assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+    const minimal = ward(['run', ...degraded, '--profile', 'minimal', '--verify-strict', '--audit-log', log, '--', 'true'], { cwd: fx.ws, env: fx.env, timeout: 120_000 });
+    assert.equal(minimal.code, 0, minimal.stderr);
+  });
+
   it('a missing bubblewrap: exit 125 with the install command', () => {
     const fx = sandboxFixture();
     const r = ward(['run', '--', 'true'], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: '/nonexistent/bwrap' } });

@@ -188,3 +188,20 @@ describe('ward verify CLI', () => {
     await assert.rejects(cli([bad, '-w', ws]), (e: unknown) => e instanceof WardError && e.exitCode === 125);
   });
 });
+
+describe('a verification in the launch record', () => {
+  it('run() keeps a verification of this very policy and plan, and refuses one about another', async () => {
+    const { run } = await import('../../src/index.js');
+    const { hasCgroup } = await import('../helpers.js');
+    const minimal: PolicyInput = { profile: 'minimal' };
+    const report = await verifyPolicy(minimal, { workspace: ws });
+    const summary = { policy_sha256: report.policy_sha256, plan_sha256: report.plan_sha256, ok: report.ok, properties: report.properties.map((p) => ({ id: p.id, status: p.status })), ms: 1 };
+    const opts = { workspace: ws, stdin: 'ignore' as const, audit: false as const, allowDegraded: !hasCgroup };
+    const r = await run(minimal, ['true'], { ...opts, verification: summary });
+    assert.equal(r.exitCode, 0);
+    assert.deepEqual(r.launch.verification, summary);
+    assert.equal(r.launch.plan_sha256, report.plan_sha256);
+    // The same verification offered for the default profile: another policy, refused before anything runs.
+    await assert.rejects(run({ profile: 'default' }, ['true'], { ...opts, verification: summary }), /another policy or plan/);
+  });
+});

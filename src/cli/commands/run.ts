@@ -3,6 +3,8 @@ import { WardError } from '../../errors.js';
 import { compile, type PolicyInput } from '../../api.js';
 import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../../audit/run-log.js';
 import { policyFromFlag, takeValue } from '../main.js';
+import type { VerificationSummary } from '../../sandbox/launch.js';
+import { verifyPolicy } from '../../verify/properties/index.js';
 
 /**
  * `ward run [options] [--] COMMAND [ARGS...]`
@@ -19,6 +21,9 @@ export async function runCommand(args: string[]): Promise<number> {
   let record: string | undefined;
   let auditLog: string | undefined;
   let quiet = false;
+  // --verify: prove the policy's properties first (ward verify) and keep the result in the
+  // launch record; --verify-strict: and refuse to run unless every property is PROVED.
+  let verify: 'record' | 'strict' | undefined;
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i]!;
@@ -50,12 +55,37 @@ export async function runCommand(args: string[]): Promise<number> {
       case '-q':
         quiet = true;
         break;
+      case '--verify':
+        verify = verify === 'strict' ? verify : 'record';
+        break;
+      case '--verify-strict':
+        verify = 'strict';
+        break;
       default:
         throw new WardError(`unknown option ${a} for ward run`, { fix: 'see `ward --help`; put `--` before the command if the option is the command\'s' });
     }
   }
   const argv = args.slice(i);
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
+
+  let verification: VerificationSummary | undefined;
+  if (verify) {
+    const report = await verifyPolicy(policy, { workspace });
+    verification = {
+      policy_sha256: report.policy_sha256,
+      plan_sha256: report.plan_sha256,
+      ok: report.ok,
+      properties: report.properties.map((p) => ({ id: p.id, status: p.status, ...(p.counterexample !== undefined ? { counterexample: p.counterexample } : {}) })),
+      ms: Math.round(report.ms.total),
+    };
+    const failed = report.properties.filter((p) => p.status !== 'PROVED');
+    if (verify === 'strict' && failed.length > 0) {
+      throw new WardError(`--verify-strict: ${failed.map((p) => `${p.id} ${p.status}${p.counterexample ? ` (${p.counterexample})` : ''}`).join('; ')}`, {
+        step: 'verify',
+        fix: 'see `ward verify` for each property and its counterexample; fix the policy, or run with --verify to record the result without requiring it',
+      });
+    }
+  }
 
   // The log is opened (and the key made on first use) before anything runs: no log, no run.
   const logPath = auditLog ?? defaultAuditLog();
@@ -68,7 +98,7 @@ export async function runCommand(args: string[]): Promise<number> {
     audit,
     argv,
     () => compile(policy, { workspace }),
-    (plan) => ({ allowDegraded, stdin: 'inherit', output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
+    (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
   );
   const r = await handle.result;
   if (record) {
