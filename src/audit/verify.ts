@@ -134,7 +134,13 @@ export function verifyLog(log: Buffer, headText: string | null, key: VerifyKey, 
     }
     const shape = shapeError(rec);
     if (shape) return problem('malformed', lineNo, seqOf(rec), `line ${lineNo} is not an audit record (${shape}): edited`);
-    const encoded = encodeRecord(rec);
+    let encoded: { line: string; hash: string };
+    try {
+      encoded = encodeRecord(rec);
+    } catch {
+      // A value Ward never writes (e.g. a number edited into 1e999, which parses as Infinity).
+      return problem('edited', lineNo, seqOf(rec), `line ${lineNo} holds a value Ward never writes (such as a number out of range): edited`);
+    }
     if (encoded.line !== text) {
       return problem('edited', lineNo, rec.seq, `line ${lineNo} (seq ${rec.seq}) is not spelled the way Ward writes it: edited`);
     }

@@ -31,7 +31,7 @@ import {
   makeRecord,
   monotonicTs,
   normalizeEvent,
-  recordHash,
+  recordHash as hashOf,
   serializeHead,
   serializeRecord,
   WRITER_TYPES,
@@ -240,6 +240,14 @@ export class AuditWriter {
     const lines = readTailFrom(fd, size, anchorSeq, fail);
     if (lines.length === 0) return fail(`has fewer records than its signed head says (${head.size}): it was truncated`);
     const records = lines.map((l, i) => parseLine(l, i, fail));
+    // A value Ward never writes (a number edited out of range) cannot be hashed: an edit like any other.
+    const recordHash = (r: AuditRecord): string => {
+      try {
+        return hashOf(r);
+      } catch {
+        return fail(`was changed after its last checkpoint (at seq ${String(r.seq)}: a value Ward never writes); Ward will not sign over it`);
+      }
+    };
     const anchor = records[0]!;
     if (anchor.hash !== head.head || recordHash(anchor) !== anchor.hash || serializeRecord(anchor) !== lines[0]) fail(`does not match its signed head at seq ${anchorSeq}: the record was changed or replaced`);
     for (let i = 1; i < records.length; i++) {
