@@ -100,3 +100,13 @@ export function wardCgroupsOf(pid: number = process.pid): string[] {
   walk('/sys/fs/cgroup', 0);
   return found;
 }
+
+/** Polls `check` every 20 ms until it holds or `ms` pass; the last answer decides. */
+export async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
+}

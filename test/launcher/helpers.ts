@@ -170,3 +170,15 @@ export function seccompDeny(nr: number, errno: number, arg?: { index: number; va
 export function seccompDenyLandlock(errno: number): Buffer {
   return seccompDeny(444, errno);
 }
+
+/**
+ * `ward-launch outer OPTS -- /bin/true` for option checks: fd 5 and 6 are open
+ * pipes (an fd "in use", a lifeline), 7 and up are free. Its exit code and stderr.
+ */
+export async function outerUsage(opts: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(launcher(), ['outer', ...opts, '--', '/bin/true'], { stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  return { code, stderr };
+}

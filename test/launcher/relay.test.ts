@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { outerArgs } from '../../src/launcher/launcher.js';
 import { tempDir } from '../helpers.js';
-import { BWRAP, launcher } from './helpers.js';
+import { BWRAP, launcher, outerUsage } from './helpers.js';
 
 const STATUS = 4;
 const LIFELINE = 6;
@@ -184,12 +184,9 @@ tcp(8080)`);
       [['--relay-port', '0'], /not a port number/],
     ];
     for (const [opts, message] of cases) {
-      const child = spawn(launcher(), ['outer', ...opts, '--', '/bin/true'], { stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const code = await new Promise((r) => child.once('close', r));
-      assert.equal(code, 125, opts.join(' '));
-      assert.match(err, message);
+      const r = await outerUsage(opts);
+      assert.equal(r.code, 125, opts.join(' '));
+      assert.match(r.stderr, message);
     }
   });
 });

@@ -10,7 +10,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { outerArgs } from '../../src/launcher/launcher.js';
-import { launcher } from './helpers.js';
+import { eventually } from '../helpers.js';
+import { launcher, outerUsage } from './helpers.js';
 
 const STATUS = 4;
 const LIFELINE = 6;
@@ -26,14 +27,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return check();
-}
 
 /** The `sleep` processes with the marker in their argv (the watchdog's own argv holds it too). */
 function pidsWith(marker: string): number[] {
@@ -126,12 +119,9 @@ describe('outer: the watchdog', () => {
       [['--lifeline-fd', '9', '--info-fd', String(INFO)], /not open/],
     ];
     for (const [opts, message] of cases) {
-      const child = spawn(launcher(), ['outer', ...opts, '--', '/bin/true'], { stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', 'pipe', 'pipe'] });
-      let err = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const code = await new Promise((r) => child.once('close', r));
-      assert.equal(code, 125, opts.join(' '));
-      assert.match(err, message);
+      const r = await outerUsage(opts);
+      assert.equal(r.code, 125, opts.join(' '));
+      assert.match(r.stderr, message);
     }
   });
 });

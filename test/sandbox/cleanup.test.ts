@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, start } from '../../src/index.js';
-import { hasCgroup, ROOT, sandboxFixture, wardCgroupsOf } from '../helpers.js';
+import { eventually, hasCgroup, ROOT, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 /** Pids whose command line contains `marker` (the marker is unique per test). */
 function processesWith(marker: string): number[] {
@@ -25,14 +25,6 @@ function processesWith(marker: string): number[] {
   return found;
 }
 
-async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
 
 /** A unique sleep length doubles as the marker: `sleep 300.<pid><n>` is found in /proc by its argv. */
 const mark = (n: number) => `300.${process.pid}${n}`;
