@@ -151,6 +151,7 @@ _Static_assert(sizeof(struct ll_path_beneath_attr) == 12, "landlock_path_beneath
 
 static const char *stage = "launcher"; /* "outer" or "inner" once known */
 static int status_fd = -1;
+static int close_fds_except(const int *keep, int n);
 
 /* Write all of buf; a pipe may take it in pieces. */
 static int write_all(int fd, const char *buf, size_t len)
@@ -821,6 +822,15 @@ static void kill_holders_of_socket(unsigned long ino)
 	closedir(proc);
 }
 
+/* The "child-pid" bwrap's --info-fd reports, or 0 when it has not (yet). */
+static pid_t child_pid_of(const char *info)
+{
+	const char *at = strstr(info, "\"child-pid\"");
+	if (at && (at = strchr(at, ':')))
+		return (pid_t)strtol(at + 1, NULL, 10);
+	return 0;
+}
+
 static void watchdog_fire(int pidfd, pid_t init_pid, unsigned long status_ino, char **cgroup_files,
 			  int n_cgroup)
 {
@@ -863,15 +873,14 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		dup2(null, 2);
 		close(null);
 	}
-	int keep_top = 3;
+	static const int relay_fds[2] = { 3, 4 };
 	if (relay_socket) {
 		if (high[2] < 0 || high[3] < 0 || dup2(high[2], 3) < 0 || dup2(high[3], 4) < 0)
 			_exit(EXIT_LAUNCHER);
 		status_fd = 3;
-		keep_top = 5;
 	}
-	if (syscall(SYS_close_range, (unsigned)keep_top, ~0U, 0U) != 0)
-		for (int fd = keep_top; fd < 1024; fd++)
+	if (close_fds_except(relay_fds, relay_socket ? 2 : 0) < 0)
+		for (int fd = relay_socket ? 5 : 3; fd < 1024; fd++)
 			close(fd);
 	/* The relay is our child; nobody needs its exit status. */
 	signal(SIGCHLD, SIG_IGN);
@@ -905,9 +914,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 						if (m > 0)
 							used += (size_t)m;
 						buf[used] = 0;
-						const char *at = strstr(buf, "\"child-pid\"");
-						if (at && (at = strchr(at, ':')))
-							init_pid = (pid_t)strtol(at + 1, NULL, 10);
+						init_pid = child_pid_of(buf);
 					}
 				}
 				watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
@@ -930,9 +937,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 			buf[used] = 0;
 			info_open = 0;
 			close(1);
-			const char *at = strstr(buf, "\"child-pid\"");
-			if (at && (at = strchr(at, ':')))
-				init_pid = (pid_t)strtol(at + 1, NULL, 10);
+			init_pid = child_pid_of(buf);
 			if (init_pid > 0) {
 				pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0U);
 				if (pidfd < 0 && errno == ESRCH)
@@ -1172,27 +1177,8 @@ static int run_outer(int argc, char **argv)
 		keep[n_keep++] = info_fd;
 	if (block_fd >= 0)
 		keep[n_keep++] = block_fd;
-	for (int full = 1; full;) { /* in rounds of 256: closing while reading the directory is unsafe */
-		DIR *d = opendir("/proc/self/fd");
-		if (!d)
-			fail("close-fds", errno, "/proc/self/fd", NULL);
-		int fds[256], n_fds = 0;
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			uint64_t fd;
-			if (parse_u64(e->d_name, &fd) < 0 || fd < 3 || (int)fd == dirfd(d))
-				continue;
-			int kept = 0;
-			for (int k = 0; k < n_keep; k++)
-				kept |= keep[k] == (int)fd;
-			if (!kept && n_fds < 256)
-				fds[n_fds++] = (int)fd;
-		}
-		closedir(d);
-		for (int k = 0; k < n_fds; k++)
-			close(fds[k]);
-		full = n_fds == 256;
-	}
+	if (close_fds_except(keep, n_keep) < 0)
+		fail("close-fds", errno, NULL, NULL);
 
 	/* Step "exec": become bwrap (or whatever the caller runs next). */
 	execvp(prog[0], prog);
@@ -1342,20 +1328,30 @@ static int ll_abi(void)
 	return v < 0 ? -errno : (int)v;
 }
 
-/* Close every fd >= 3 except keep; close_range(2) where it exists (5.9),
- * else walk /proc/self/fd. */
-static int close_fds_except(int keep)
+/* Close every fd >= 3 except the n fds in keep (each >= 3, any order); close_range(2)
+ * over the gaps where it exists (5.9), else walk /proc/self/fd. */
+static int close_fds_except(const int *keep, int n)
 {
-	int ok = 1;
-	if (keep < 0) {
-		ok = syscall(SYS_close_range, 3U, ~0U, 0U) == 0;
-	} else {
-		if (keep > 3 && syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) != 0)
-			ok = 0;
-		if (ok && syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) != 0)
-			ok = 0;
+	int sorted[16];
+	if (n < 0 || n > 16) {
+		errno = EINVAL;
+		return -1;
 	}
-	if (ok)
+	for (int i = 0; i < n; i++) { /* insertion sort: a handful of fds */
+		int j = i;
+		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = keep[i];
+	}
+	int ok = 1;
+	unsigned from = 3;
+	for (int i = 0; ok && i < n; i++) {
+		if ((unsigned)sorted[i] > from && syscall(SYS_close_range, from, (unsigned)sorted[i] - 1, 0U) != 0)
+			ok = 0;
+		if ((unsigned)sorted[i] + 1 > from)
+			from = (unsigned)sorted[i] + 1;
+	}
+	if (ok && syscall(SYS_close_range, from, ~0U, 0U) == 0)
 		return 0;
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
@@ -1363,9 +1359,12 @@ static int close_fds_except(int keep)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		uint64_t fd;
-		if (parse_u64(e->d_name, &fd) < 0 || fd < 3 || fd > INT_MAX)
+		if (parse_u64(e->d_name, &fd) < 0 || fd < 3 || fd > INT_MAX || (int)fd == dirfd(d))
 			continue;
-		if ((int)fd != keep && (int)fd != dirfd(d))
+		int kept = 0;
+		for (int k = 0; k < n; k++)
+			kept |= keep[k] == (int)fd;
+		if (!kept)
 			close((int)fd);
 	}
 	closedir(d);
@@ -1509,7 +1508,7 @@ static int run_inner(int argc, char **argv)
 	 * and before Landlock could deny the /proc fallback. The status fd
 	 * stays, close-on-exec.
 	 */
-	if (close_fds_except(status_fd) < 0)
+	if (close_fds_except(&status_fd, status_fd >= 0 ? 1 : 0) < 0)
 		fail("close-fds", errno, "/proc/self/fd", NULL);
 
 	/*
