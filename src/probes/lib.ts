@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import os, { constants as osConstants } from 'node:os';
 import type { ProbeContext, ProbeProgram, ProbeRun, Verdict } from './types.js';
 
 export const E = osConstants.errno;
@@ -131,17 +131,28 @@ export interface HostServer {
   server: Server;
   /** Connections accepted so far: any is a breach. */
   hits: number;
+  /** Bytes received from all of them. */
+  bytes: number;
   close(): Promise<void>;
 }
 
-/** A server on the host (TCP port on 127.0.0.1, or a unix/abstract socket path) that counts connections. */
-export async function startHostServer(listen: { port: 0; host: string } | { path: string }): Promise<HostServer> {
+/**
+ * A server on the host (TCP port, or a unix/abstract socket path) that counts
+ * connections and the bytes they send. `greeting`: 'end' answers HOST-SERVICE
+ * and closes (the default); 'keep-open' answers and stays open; 'silent' waits
+ * for the client to speak first, as a TLS server does.
+ */
+export async function startHostServer(listen: { port: 0; host: string } | { path: string }, greeting: 'end' | 'keep-open' | 'silent' = 'end'): Promise<HostServer> {
   const s: HostServer = {
     server: createServer((sock) => {
       s.hits++;
-      sock.end('HOST-SERVICE\n');
+      sock.on('data', (d: Buffer) => (s.bytes += d.length));
+      sock.on('error', () => {});
+      if (greeting === 'end') sock.end('HOST-SERVICE\n');
+      else if (greeting === 'keep-open') sock.write('HOST-SERVICE\n');
     }),
     hits: 0,
+    bytes: 0,
     close: () => new Promise<void>((r) => s.server.close(() => r())),
   };
   await new Promise<void>((resolve, reject) => {
@@ -149,6 +160,15 @@ export async function startHostServer(listen: { port: 0; host: string } | { path
     s.server.listen(listen, () => resolve());
   });
   return s;
+}
+
+/** The host's own non-loopback IPv4 addresses (a service bound to 0.0.0.0 listens there). */
+export function hostAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined && a.family === 'IPv4' && !a.internal)
+    .map((a) => a.address)
+    .slice(0, 2);
 }
 
 export function serverPort(s: HostServer): number {

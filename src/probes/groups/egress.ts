@@ -8,54 +8,18 @@
  * A probe holds only if the sandbox was refused *and* the broker recorded
  * the refusal (run.net): a denial nobody can show did not happen.
  */
-import { createServer, type Server } from 'node:net';
-import os from 'node:os';
-import { broken, E, expectErrno, held, kv, noResult, py, st } from '../lib.js';
+import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
 const group = 'network' as const;
 /** What every probe here shares: the egress promise, refused by the broker unless it says otherwise. */
 const egressProbe = { group, promise: 'egress', mechanism: 'egress-broker', expect: 'refused' } as const;
 
-/** A host-side TCP server that counts connections and the bytes it received. */
-interface CountingServer {
-  server: Server;
-  port: number;
-  hits: number;
-  bytes: number;
-  close(): Promise<void>;
-}
-
-async function countingServer(host = '127.0.0.1', banner = true): Promise<CountingServer> {
-  const s: CountingServer = {
-    server: createServer((sock) => {
-      s.hits++;
-      sock.on('data', (d: Buffer) => (s.bytes += d.length));
-      sock.on('error', () => {});
-      if (banner) sock.write('HOST-SERVICE\n');
-    }),
-    port: 0,
-    hits: 0,
-    bytes: 0,
-    close: () => new Promise<void>((r) => s.server.close(() => r())),
-  };
-  await new Promise<void>((r) => s.server.listen(0, host, () => r()));
-  s.port = (s.server.address() as { port: number }).port;
-  return s;
-}
-
-/** The host's first non-loopback IPv4 address, if any. */
-function hostAddress(): string | undefined {
-  return Object.values(os.networkInterfaces())
-    .flat()
-    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
-}
-
 const setup = async (ctx: ProbeContext) => {
-  ctx.state.server = await countingServer();
+  ctx.state.server = await startHostServer({ port: 0, host: '127.0.0.1' }, 'keep-open');
 };
-const teardown = (ctx: ProbeContext) => st<CountingServer>(ctx, 'server').close();
-const overlay = (ctx: ProbeContext) => ({ network: { allow: [`allowed.ward-probe.invalid:${st<CountingServer>(ctx, 'server').port}`] } });
+const teardown = (ctx: ProbeContext) => st<HostServer>(ctx, 'server').close();
+const overlay = (ctx: ProbeContext) => ({ network: { allow: [`allowed.ward-probe.invalid:${serverPort(st<HostServer>(ctx, 'server'))}`] } });
 
 /** Python: a DNS query over UDP to the sandbox's resolver; prints `key=rcode` and `key_answers=N`. */
 const DNS = `def dns(key, name, qtype):
@@ -79,7 +43,7 @@ function denials(run: ProbeRun): string[] {
 }
 
 function serverSawNothing(ctx: ProbeContext): Verdict | null {
-  const s = st<CountingServer>(ctx, 'server');
+  const s = st<HostServer>(ctx, 'server');
   return s.bytes > 0 ? broken(`the host-side server received ${s.bytes} bytes from the sandbox`) : null;
 }
 
@@ -125,17 +89,17 @@ except OSError as e:
     // The fronting check needs an upstream the broker will connect to: not loopback (refused for
     // names, uninspected for allow_local), so the server listens on the host's own address and
     // the policy allows that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
-    requires: () => (hostAddress() ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
     setup: async (ctx) => {
       // No banner: a TLS server waits for the ClientHello (and a client closing with unread data
       // would reset the connection, so the relay would drop the ClientHello before the broker saw it).
-      ctx.state.server = await countingServer('0.0.0.0', false);
-      ctx.state.addr = hostAddress();
+      ctx.state.server = await startHostServer({ port: 0, host: '0.0.0.0' }, 'silent');
+      ctx.state.addr = hostAddresses()[0];
     },
-    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${st<CountingServer>(ctx, 'server').port}`] } }),
+    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
     program: (ctx) =>
       py(`import ssl
-port = ${st<CountingServer>(ctx, 'server').port}
+port = ${serverPort(st<HostServer>(ctx, 'server'))}
 addr = '${st<string>(ctx, 'addr')}'
 s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
 s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
@@ -174,7 +138,7 @@ time.sleep(0.5)  # the broker judges the ClientHello as it arrives; let the reco
     teardown,
     policy: overlay,
     program: (ctx) =>
-      py(`s = socket.create_connection(('127.0.0.1', ${st<CountingServer>(ctx, 'server').port}), timeout=5)
+      py(`s = socket.create_connection(('127.0.0.1', ${serverPort(st<HostServer>(ctx, 'server'))}), timeout=5)
 s.sendall(b'ward-probe\\n')
 say('direct', 0 if s.recv(100) else errno.ECONNRESET)`),
     check: (run, ctx) => {

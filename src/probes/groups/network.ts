@@ -7,9 +7,8 @@
  * servers count connections: any is a breach, whatever the probe printed.
  */
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { broken, E, error, expectErrno, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
+import { broken, E, error, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
 const group = 'network' as const;
@@ -55,14 +54,6 @@ function hostNameservers(): string[] {
   }
 }
 
-/** The host's own non-loopback IPv4 addresses (a service bound to 0.0.0.0 listens there). */
-function hostAddresses(): string[] {
-  return Object.values(os.networkInterfaces())
-    .flat()
-    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined && a.family === 'IPv4' && !a.internal)
-    .map((a) => a.address)
-    .slice(0, 2);
-}
 
 export const probes: Probe[] = [
   {
