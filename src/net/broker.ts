@@ -540,10 +540,12 @@ type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'sec
  */
 function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolean) => Inspection | undefined {
   const scan = requestScanner(MAX_HEAD);
+  let searched = 0; // bytes already searched for placeholders: each chunk costs its own length
   return (buf, ended) => {
     if (buf.length === 0) return ended ? 'pass' : undefined;
     // In plaintext we can see it: a placeholder going to a host that is not its own.
-    if (ctx && carriesPlaceholder(ctx, buf)) return 'secret-to-other-host';
+    if (ctx && carriesPlaceholder(ctx, buf, searched)) return 'secret-to-other-host';
+    searched = buf.length;
     if (looksLikeTls(buf)) {
       const hello = parseClientHello(buf);
       if (hello === 'incomplete') return ended || buf.length > MAX_HELLO + 4096 ? 'malformed' : undefined;
@@ -806,8 +808,9 @@ function secretsFor(ctx: Ctx, name: string, port: number): BrokeredSecret[] {
   return (ctx.opts.secrets ?? []).filter((sec) => sec.hosts.some((h) => h.host === name && h.port === port));
 }
 
-function carriesPlaceholder(ctx: Ctx, buf: Buffer): boolean {
-  return (ctx.opts.secrets ?? []).some((sec) => buf.includes(sec.placeholder, 0, 'latin1'));
+/** Whether `buf` holds a placeholder ending after `from` (the bytes before it were searched already). */
+function carriesPlaceholder(ctx: Ctx, buf: Buffer, from = 0): boolean {
+  return (ctx.opts.secrets ?? []).some((sec) => buf.includes(sec.placeholder, Math.max(0, from - sec.placeholder.length + 1), 'latin1'));
 }
 
 /** The sandbox side as a plain stream, `first` (already read) in front: TLS is spoken over it. */

@@ -5,7 +5,7 @@
  * refused here, at compile time, with the fix.
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { isWithin } from '../policy/expand.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyError, WardError } from '../errors.js';
 import { matchRule, type EgressRule } from './broker.js';
@@ -120,9 +120,8 @@ function planSecrets(policy: LoadedPolicy, rules: EgressRule[], env: NodeJS.Proc
     if (sec.from_file !== undefined) {
       const file = sec.from_file;
       // The point is that the sandbox never reads the value: its file must not be granted.
-      const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-      const granted = (['read', 'write', 'execute', 'append'] as const).some((k) => eff.filesystem[k].some((e) => within(file, e.path)));
-      const denied = eff.filesystem.deny.some((e) => within(file, e.path));
+      const granted = (['read', 'write', 'execute', 'append'] as const).some((k) => eff.filesystem[k].some((e) => isWithin(file, e.path)));
+      const denied = eff.filesystem.deny.some((e) => isWithin(file, e.path));
       if (granted && !denied) refuse('.from_file', `${file} is inside a filesystem grant, so the sandbox could read the credential itself`, `add "${file}" to filesystem.deny, or keep the file outside the granted paths`);
     }
     const source = sec.from_env !== undefined ? `env ${sec.from_env}` : `file ${sec.from_file}`;
@@ -133,7 +132,7 @@ function planSecrets(policy: LoadedPolicy, rules: EgressRule[], env: NodeJS.Proc
         if (v === undefined || v === '') throw new WardError(`secret ${name}: $${sec.from_env} is not set in Ward's environment`, { step: 'secrets', fix: `export ${sec.from_env}=... before running Ward, or use from_file` });
       } else {
         try {
-          v = readFileSync(path.resolve(sec.from_file!), 'utf8').split('\n')[0]!.trim();
+          v = readFileSync(sec.from_file!, 'utf8').split('\n')[0]!.trim();
         } catch (e) {
           throw new WardError(`secret ${name}: cannot read ${sec.from_file}: ${(e as Error).message}`, { step: 'secrets', fix: 'create the file (mode 0600) with the value on its first line' });
         }
