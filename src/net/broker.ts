@@ -1,12 +1,33 @@
 /**
  * The egress broker: the one way out of the sandbox's empty network namespace.
  *
- * A relay inside the sandbox (C, not ours) accepts the sandbox's TCP
- * connections and DNS queries on loopback and, for each one, opens a new
- * connection to this broker's unix socket and says what it caught:
+ * The relay (src/launcher/ward-launch.c: in the sandbox's network namespace,
+ * outside everything else of it) accepts the sandbox's TCP connections and DNS
+ * queries on loopback and, for each one, opens a new connection to this
+ * broker's unix socket and says what it caught:
  *
- *   tcp <dst-ip> <dst-port>\n   then raw bytes both ways (half-close passed on)
- *   dns\n                       then one DNS-over-TCP framed query; one framed answer back
+ *   tcp <dst-ip> <dst-port>\n       then raw bytes both ways (half-close passed on)
+ *   tcp <dst-ip> <dst-port> dial\n  the same, from a relay that can dial (below)
+ *   dns\n                           then one DNS-over-TCP framed query; one framed answer back
+ *   done <id> <up> <down> <err>\n   the relay's byte counts for a dialed connection
+ *
+ * A relay that can dial has a dialer in the host's network namespace, so the
+ * bytes of an allowed connection need not pass through Node. To such a relay
+ * the broker's first line says who carries them:
+ *
+ *   pipe\n                           the broker does (what follows is for the client)
+ *   dial <id> <ip> <port>[ connect <host>]\n
+ *                                    the relay connects there and gives the
+ *                                    upstream's bytes to the client (for a
+ *                                    CONNECT, after writing the 200 itself, or
+ *                                    a 502 if the connect fails); the client's
+ *                                    bytes still come here, unforwarded, until
+ *   pass <offset>\n                  the first message passed its check: the
+ *                                    client's bytes from that offset on go
+ *                                    upstream. Closing instead refuses.
+ *
+ * Either way the broker makes every decision and writes every record; the
+ * relay only moves bytes where it is told and counts them ("done").
  *
  * The broker decides each one against the policy's `network.allow` rules and
  * `network.allow_local` ports, and reports every decision through `onEvent`:
@@ -123,6 +144,8 @@ const DNS_MAX = 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long a refused peer gets to read its 403/DNS answer before the socket is destroyed. */
 const GRACE_MS = 5_000;
+/** The relay sends its count just before it closes; this covers the two arriving in either order. */
+const REPORT_WAIT_MS = 1_000;
 const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
 
 export function ruleText(r: EgressRule): string {
@@ -160,6 +183,9 @@ interface Ctx {
   /** Every socket the broker holds (relay side and upstream), so close() can end them all. */
   sockets: Set<net.Socket>;
   conns: Set<Conn>;
+  /** Connections handed to the relay ("dial"), by id, until the relay's "done" or their record. */
+  dialed: Map<number, Conn>;
+  nextId: number;
   closing: boolean;
 }
 
@@ -177,6 +203,16 @@ interface Conn {
   allowed: boolean;
   /** Allowed so far, but the first message is still being checked: nothing has been forwarded. */
   checking?: boolean;
+  /** The relay offered to dial; `mode` says what it was told ('await': nothing yet). */
+  canDial: boolean;
+  mode: 'await' | 'pipe' | 'dial';
+  /** mode 'dial': the relay's count, once its "done" came. */
+  counted?: { up: number; down: number; err: string | null };
+  dialId?: number;
+  /** Closed, waiting for the relay's count: the record is written when it comes, or after REPORT_WAIT_MS. */
+  reportTimer?: NodeJS.Timeout;
+  /** Closed while its first message was being checked (kept for the record written later). */
+  cutWhileChecking?: boolean;
   reported: boolean;
   /** Resolves when the relay-side socket has closed. */
   /** Resolves once both sides are closed (and the connection reported): close() waits for it. */
@@ -197,6 +233,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     nextSynthetic: 1,
     sockets: new Set(),
     conns: new Set(),
+    dialed: new Map(),
+    nextId: 1,
     closing: false,
   };
   removeStaleSocket(opts.socketPath);
@@ -219,6 +257,14 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   let closing: Promise<void> | null = null;
   const close = async () => {
     ctx.closing = true;
+    // Closed connections still waiting for the relay's count: write their records now.
+    for (const c of [...ctx.conns]) {
+      if (!c.reportTimer) continue;
+      clearTimeout(c.reportTimer);
+      c.reportTimer = undefined;
+      finishDialed(c, true);
+      c.settle();
+    }
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const gone = [...ctx.conns].map((c) => c.gone);
     for (const s of ctx.sockets) s.destroy();
@@ -262,11 +308,14 @@ function accept(ctx: Ctx, down: net.Socket): void {
     ev: { kind: 'connect' },
     allowed: false,
     reported: false,
+    canDial: false,
+    mode: 'await',
     gone: new Promise<void>((r) => (gone = r)),
     settle: () => {
       // A client that is done while the upstream still flushes stays here: close() must still
-      // see it, or its record would be lost when the run ends first.
-      if (!c.downClosed || (c.up && !c.upClosed)) return;
+      // see it, or its record would be lost when the run ends first. So does a dialed one
+      // until its record is written (the relay's count may come just after the close).
+      if (!c.downClosed || (c.up && !c.upClosed) || (c.mode === 'dial' && !c.reported)) return;
       ctx.conns.delete(c);
       gone();
     },
@@ -300,6 +349,8 @@ async function handle(c: Conn): Promise<void> {
   if (!header || !h) return deny(c, 'malformed');
   const rest = buf.subarray(header.rest);
   if (h.type === 'dns') return handleDns(c, rest);
+  if (h.type === 'done') return handleDone(c, h);
+  c.canDial = h.dial;
   const { ip, port } = h;
   const { ctx } = c;
   if (ip === '127.0.0.1' && port === ctx.opts.proxyPort) return handleProxy(c, rest);
@@ -327,18 +378,54 @@ async function handle(c: Conn): Promise<void> {
   return relay(c, rest, { kind: 'name', host: name }, port, true);
 }
 
-type Header = { type: 'dns' } | { type: 'tcp'; ip: string; port: number };
+type Header =
+  | { type: 'dns' }
+  | { type: 'tcp'; ip: string; port: number; dial: boolean }
+  | { type: 'done'; id: number; up: number; down: number; err: string | null };
 
-/** The relay's line, exactly as the relay writes it (canonical dotted quad, decimal port); anything else is refused. */
+/** The relay's line, exactly as the relay writes it (canonical dotted quad, decimal numbers); anything else is refused. */
 function parseHeader(line: string): Header | null {
   if (line === 'dns') return { type: 'dns' };
-  const m = /^tcp (\d{1,3}(?:\.\d{1,3}){3}) (\d{1,5})$/.exec(line);
+  const d = /^done (\d{1,15}) (\d{1,20}) (\d{1,20}) (-|E[A-Z0-9]{1,30})$/.exec(line);
+  if (d) {
+    const [id, up, down] = [d[1], d[2], d[3]].map(Number) as [number, number, number];
+    return { type: 'done', id, up, down, err: d[4] === '-' ? null : d[4]! };
+  }
+  const m = /^tcp (\d{1,3}(?:\.\d{1,3}){3}) (\d{1,5})( dial)?$/.exec(line);
   if (!m) return null;
   const octets = m[1]!.split('.').map(Number);
   if (octets.some((o) => o > 255) || octets.join('.') !== m[1]) return null;
   const port = Number(m[2]);
   if (port < 1 || port > 65535 || String(port) !== m[2]) return null;
-  return { type: 'tcp', ip: m[1]!, port };
+  return { type: 'tcp', ip: m[1]!, port, dial: m[3] !== undefined };
+}
+
+/**
+ * The relay's count for a dialed connection. The line comes on a connection of its own, which
+ * is not a connection of the sandbox's and gets no record.
+ */
+function handleDone(c: Conn, h: Extract<Header, { type: 'done' }>): void {
+  c.reported = true;
+  c.down.destroy();
+  const d = c.ctx.dialed.get(h.id);
+  if (!d || d.counted) return;
+  d.counted = { up: h.up, down: h.down, err: h.err };
+  // The relay counts when it is done with the connection: we are done with it too.
+  d.down.destroy();
+  if (d.downClosed) {
+    finish(d);
+    d.settle();
+  }
+}
+
+/**
+ * Tells a relay that can dial that the broker carries this connection's bytes itself. Called
+ * before anything is written to the client; a no-op for a relay that cannot dial.
+ */
+function pipeMode(c: Conn): void {
+  if (!c.canDial || c.mode !== 'await') return;
+  c.mode = 'pipe';
+  c.down.write('pipe\n');
 }
 
 // ===== DNS =====
@@ -462,6 +549,7 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
   if (!absolute && d.target.kind === 'name') {
     const secrets = secretsFor(ctx, d.target.host, port);
     if (secrets.length > 0) {
+      pipeMode(c);
       c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       return brokered(c, after, d.target.host, port, secrets);
     }
@@ -470,6 +558,11 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
     return denyWith(c, 'secret-to-other-host', textResponse(403, `ward: this request carries a brokered credential's placeholder, and ${host}:${port} is not a host it may go to.\n`));
   }
   c.allowed = true;
+  if (!absolute && c.canDial) {
+    // The client's stream: the CONNECT request (head.length bytes), then what goes upstream.
+    return handOff(c, after, head.length, d.target, port, d.target.kind !== 'local', d.target.host);
+  }
+  pipeMode(c);
 
   let up: net.Socket;
   try {
@@ -508,6 +601,7 @@ function printable(s: string): string {
  */
 async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspect: boolean): Promise<void> {
   c.allowed = true;
+  if (c.canDial) return handOff(c, rest, 0, target, port, inspect, null);
   const upP = openUpstream(c, target, port).then(
     (up) => {
       up.pipe(c.down);
@@ -570,6 +664,45 @@ function requestNames(head: RequestHead, name: string): boolean {
   const abs = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(head.target);
   if (abs) return !abs[1]!.includes('@') && parseAuthority(abs[1]!)?.host === name;
   return true;
+}
+
+/**
+ * The relay carries an allowed connection's bytes (see "dial" at the top): we resolve the
+ * name, tell the relay where to connect, check the client's first message as it comes (the
+ * relay forwards none of it until "pass"), then wait for the relay's count. `from` is where
+ * in the client's byte stream forwarding starts (after a CONNECT request: its length).
+ * `connectHost`: the relay answers the CONNECT (200, or 502 naming this host).
+ */
+async function handOff(c: Conn, rest: Buffer, from: number, target: Target, port: number, inspect: boolean, connectHost: string | null): Promise<void> {
+  const { ctx } = c;
+  let addr: string;
+  try {
+    addr = target.kind === 'local' ? '127.0.0.1' : await timeLimit(ctx.resolve(target.host), CONNECT_TIMEOUT_MS);
+    if (!net.isIPv4(addr)) throw Object.assign(new Error(`resolver returned "${addr}"`), { code: 'EBADRESOLVE' });
+  } catch (err) {
+    const code = errorCode(err);
+    if (connectHost === null) return deny(c, `upstream-error: ${code}`);
+    return denyWith(c, `upstream-error: ${code}`, textResponse(502, `ward: could not reach ${connectHost}:${port} (${code}).\n`));
+  }
+  if (c.downClosed || ctx.closing) return;
+  const id = ctx.nextId++;
+  ctx.dialed.set(id, c);
+  c.dialId = id;
+  c.mode = 'dial';
+  c.down.write(`dial ${id} ${addr} ${port}${connectHost === null ? '' : ` connect ${connectHost}`}\n`);
+  if (inspect) {
+    c.checking = true;
+    const first = await readUntil(c.down, rest, 0, firstMessageCheck(target.host, ctx)).finally(() => (c.checking = false));
+    if (first.value !== 'pass') return deny(c, first.value);
+  }
+  if (c.downClosed) return;
+  c.down.write(`pass ${from}\n`);
+  // The relay sends no more, but bytes it sent before our "pass" may still come: drop them.
+  // Its EOF from now on means it is done (after "pass" it half-closes nothing; it closes after
+  // its count): end our side, so the socket closes and the record is written.
+  c.down.on('data', () => {});
+  c.down.on('end', () => c.down.end());
+  c.down.resume();
 }
 
 /** Forwards what was held back, then pipes client -> upstream (upstream -> client is already piped). */
@@ -738,6 +871,8 @@ function emit(ctx: Ctx, e: NetEvent): void {
 function report(c: Conn, e: NetEvent): void {
   if (c.reported) return;
   c.reported = true;
+  if (c.dialId !== undefined) c.ctx.dialed.delete(c.dialId);
+  if (c.reportTimer) clearTimeout(c.reportTimer);
   emit(c.ctx, e);
 }
 
@@ -756,12 +891,14 @@ function deny(c: Conn, reason: string): void {
 function denyWith(c: Conn, reason: string, reply: Buffer): void {
   report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
   c.up?.destroy();
+  pipeMode(c);
   endGracefully(c.down, reply);
 }
 
 /** A DNS answer: the decision is made and reported now; nothing more will flow. */
 function allowWith(c: Conn, reply: Buffer): void {
   report(c, { type: 'net', ...c.ev, verdict: 'allow' });
+  pipeMode(c);
   endGracefully(c.down, reply);
 }
 
@@ -784,6 +921,7 @@ function endGracefully(sock: net.Socket, data: Buffer): void {
 function finish(c: Conn): void {
   if (!c.downClosed || (c.up && !c.upClosed)) return;
   if (c.reported) return;
+  if (c.allowed && c.mode === 'dial') return finishDialed(c);
   if (c.allowed) {
     report(c, {
       // Cut (by the client, or by the end of the run) before its first message was judged:
@@ -800,6 +938,42 @@ function finish(c: Conn): void {
     // Closed before anything was decided (no header, half a request head).
     report(c, { type: 'net', ...c.ev, verdict: 'deny', reason: 'malformed' });
   }
+}
+
+/**
+ * The record of a connection the relay carried, from the relay's count. The count comes on a
+ * connection of its own, just before the relay closes this one: they may arrive in either
+ * order, so a close without a count waits for it (REPORT_WAIT_MS at most; at once when the
+ * broker is closing). No count at all (the relay died) is said in the record.
+ */
+function finishDialed(c: Conn, waited = false): void {
+  c.cutWhileChecking ??= c.checking === true;
+  if (!c.counted && !waited && !c.ctx.closing) {
+    c.reportTimer ??= setTimeout(() => {
+      c.reportTimer = undefined;
+      finishDialed(c, true);
+      c.settle();
+    }, REPORT_WAIT_MS);
+    return;
+  }
+  const k = c.counted;
+  if (k?.err) {
+    report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason: `upstream-error: ${k.err}` });
+    return;
+  }
+  const base = { type: 'net' as const, ...c.ev };
+  const notes = [
+    ...(c.cutWhileChecking ? ['closed before its first message was checked; nothing was forwarded'] : []),
+    ...(k ? [] : ['the relay gave no byte count']),
+  ];
+  report(c, {
+    ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+    ...base,
+    verdict: 'allow',
+    bytes_out: k?.up ?? 0,
+    bytes_in: k?.down ?? 0,
+    duration_ms: Date.now() - c.started,
+  });
 }
 
 // ===== brokered credentials =====
@@ -867,6 +1041,7 @@ function substitute(head: RequestHead, secrets: BrokeredSecret[], all: BrokeredS
  */
 async function brokered(c: Conn, rest: Buffer, name: string, port: number, secrets: BrokeredSecret[]): Promise<void> {
   const { ctx } = c;
+  pipeMode(c);
   c.ev = { ...c.ev, secrets: secrets.map((sec) => sec.name) };
   const tlsOpts = ctx.opts.tls;
   if (!tlsOpts) return deny(c, 'malformed'); // a broker configured with secrets but no CA: refuse, never pass through

@@ -25,30 +25,74 @@ interface Stand {
   server: Server;
   heads: string[];
   sockets: Set<Socket>;
+  /** The relay's "done" lines (its counts for dialed connections). */
+  done: string[];
 }
 
-function standInBroker(socketPath: string): Promise<Stand> {
-  const stand: Stand = { server: createServer(), heads: [], sockets: new Set() };
+/**
+ * What the stand-in broker does with a TCP connection once its first bytes after the header
+ * came: by default it answers through the broker ("pipe"). Returns true when it handled them.
+ */
+type TcpHandler = (c: Socket, head: string, body: Buffer) => boolean;
+
+const pipeAnswer: TcpHandler = (c, head, body) => {
+  if (body.length === 0) return false;
+  c.end(`${head.endsWith(' dial') ? 'pipe\n' : ''}broker saw ${JSON.stringify(body.toString())}\n`);
+  return true;
+};
+
+function standInBroker(socketPath: string, onTcp: TcpHandler = pipeAnswer): Promise<Stand> {
+  // allowHalfOpen, as the real broker: the relay half-closes when the client does, and a broker
+  // that closes its side too cuts the connection (a dialed one included).
+  const stand: Stand = { server: createServer({ allowHalfOpen: true }), heads: [], sockets: new Set(), done: [] };
   stand.server.on('connection', (c) => {
     stand.sockets.add(c);
     c.on('close', () => stand.sockets.delete(c));
     c.on('error', () => {});
     let buf = Buffer.alloc(0);
+    let handled = false;
     c.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       const nl = buf.indexOf(10);
-      if (nl < 0 || stand.heads.length > 100) return;
+      if (nl < 0 || stand.heads.length > 100 || handled) return;
       const head = buf.subarray(0, nl).toString();
+      if (head.startsWith('done ')) {
+        stand.done.push(head);
+        handled = true;
+        return;
+      }
       if (!stand.heads.includes(head)) stand.heads.push(head);
       if (head === 'dns' && buf.length >= nl + 3) {
         const len = buf.readUInt16BE(nl + 1);
         if (buf.length >= nl + 3 + len) c.end(Buffer.from([0, 3, 0xaa, 0xbb, 0xcc]));
-      } else if (head.startsWith('tcp ') && buf.length > nl + 1) {
-        c.end(`broker saw ${JSON.stringify(buf.subarray(nl + 1).toString())}\n`);
+      } else if (head.startsWith('tcp ')) {
+        handled = onTcp(c, head, buf.subarray(nl + 1));
       }
     });
   });
   return new Promise((r) => stand.server.listen(socketPath, () => r(stand)));
+}
+
+/** A server on the host's loopback (outside the sandbox): what it got, and what it answers. */
+async function hostServer(answer: string | null): Promise<{ port: number; got: () => string; close: () => void }> {
+  let got = '';
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    if (answer !== null) s.write(answer);
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return { port, got: () => got, close: () => server.close() };
+}
+
+async function until(cond: () => boolean, what: string | (() => string), ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Run `python3 -c code` in a bwrap sandbox with a new network namespace, through outer with the relay. */
@@ -106,7 +150,8 @@ except OSError as e: print('internet', errno.errorcode.get(e.errno, e.errno))`);
       assert.match(r.out, /^dns aabbcc$/m);
       assert.match(r.out, /^tcp 9999 ECONNREFUSED$/m);
       assert.match(r.out, /^internet ENETUNREACH$/m);
-      assert.deepEqual(stand.heads.sort(), ['dns', 'tcp 127.0.0.1 443', 'tcp 127.0.0.1 8080']);
+      // " dial": the relay has its dialer, and offers it.
+      assert.deepEqual(stand.heads.sort(), ['dns', 'tcp 127.0.0.1 443 dial', 'tcp 127.0.0.1 8080 dial']);
       assert.equal(r.status, '', 'the relay reports nothing when all went well');
     } finally {
       stand.server.close();
@@ -172,6 +217,104 @@ tcp(8080)`);
       assert.match(r.out, /^tcp 8080 (closed|ECONNRESET)$/m, r.out);
     } finally {
       clearInterval(watcher);
+      stand.server.close();
+    }
+  });
+
+  it('dial: the relay connects where the broker says, forwards the client only from "pass F", and counts the bytes', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const server = await hostServer('banner\n');
+    // The broker's part: dial the host server; on the client's first line, pass from after it
+    // (as after a CONNECT request: the broker consumed it, the server must not see it).
+    const dialed = new WeakSet<Socket>();
+    const stand = await standInBroker(sock, (c, _head, body) => {
+      if (!dialed.has(c)) c.write(`dial 7 127.0.0.1 ${server.port}\n`);
+      dialed.add(c);
+      const nl = body.indexOf(10);
+      if (nl < 0) return false;
+      c.write(`pass ${nl + 1}\n`);
+      return true;
+    });
+    try {
+      const r = await sandboxed(sock, [8080], `import socket
+s = socket.create_connection(('127.0.0.1', 8080), timeout=5)
+f = s.makefile('rb')
+print('banner', f.readline().decode().strip())
+s.sendall(b'FOR-THE-BROKER\\nfor the server')
+s.shutdown(socket.SHUT_WR)
+print('rest', repr(f.read().decode()))`);
+      assert.equal(r.code, 0, r.out + r.status);
+      assert.match(r.out, /^banner banner$/m, 'the server spoke first, straight to the client');
+      assert.match(r.out, /^rest ''$/m);
+      await until(() => stand.done.length === 1 && server.got().length > 0, () => `the relay's count and the server's bytes (done ${JSON.stringify(stand.done)}, got ${JSON.stringify(server.got())}, out ${r.out})`);
+      assert.equal(server.got(), 'for the server', 'bytes before the pass offset never reach the server');
+      assert.deepEqual(stand.done, [`done 7 ${'for the server'.length} ${'banner\n'.length} -`]);
+    } finally {
+      server.close();
+      stand.server.close();
+    }
+  });
+
+  it('dial: closing instead of "pass" refuses: nothing reaches the server, the client is cut', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const server = await hostServer(null);
+    const dialed = new WeakSet<Socket>();
+    const stand = await standInBroker(sock, (c, _head, body) => {
+      if (!dialed.has(c)) c.write(`dial 8 127.0.0.1 ${server.port}\n`);
+      dialed.add(c);
+      if (body.length === 0) return false;
+      c.destroy(); // the first message failed the check
+      return true;
+    });
+    try {
+      const r = await sandboxed(sock, [8080], `import socket, errno
+s = socket.create_connection(('127.0.0.1', 8080), timeout=5)
+s.sendall(b'GET / HTTP/1.1\\r\\nHost: elsewhere\\r\\n\\r\\n')
+try:
+    print('got', repr(s.recv(100)))
+except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
+      assert.match(r.out, /^got (b''|ECONNRESET)$/m, r.out);
+      await new Promise((res) => setTimeout(res, 200));
+      assert.equal(server.got(), '', 'the refused request never left');
+    } finally {
+      server.close();
+      stand.server.close();
+    }
+  });
+
+  it('dial with "connect": the relay answers the CONNECT (200, or 502 naming the host) and reports a failed dial', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const server = await hostServer(null);
+    const closed = await hostServer(null);
+    closed.close(); // a port nothing listens on
+    await new Promise((res) => setTimeout(res, 50));
+    let n = 0;
+    const stand = await standInBroker(sock, (c) => {
+      n += 1;
+      const port = n === 1 ? server.port : closed.port;
+      c.write(`dial ${n} 127.0.0.1 ${port} connect example.test\npass 0\n`);
+      return true;
+    });
+    try {
+      const r = await sandboxed(sock, [3128], `import socket
+for i in range(2):
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+    s.sendall(b'x')
+    f = s.makefile('rb')
+    print('answer', i, f.readline().decode().strip())
+    if i == 1: print('body', f.read().decode().strip().splitlines()[-1])
+    s.close()`);
+      assert.match(r.out, /^answer 0 HTTP\/1.1 200 Connection Established$/m, r.out);
+      assert.match(r.out, /^answer 1 HTTP\/1.1 502 Bad Gateway$/m, r.out);
+      assert.match(r.out, /^body ward: could not reach example.test:\d+ \(ECONNREFUSED\).$/m, r.out);
+      await until(() => stand.done.length === 2, 'the relay\'s counts');
+      assert.deepEqual(stand.done.sort(), ['done 1 1 0 -', 'done 2 0 0 ECONNREFUSED']);
+      assert.equal(server.got(), 'x');
+    } finally {
+      server.close();
       stand.server.close();
     }
   });

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { startBroker, type Broker, type BrokerOptions, type NetEvent } from '../../src/net/broker.js';
 import { buildQuery, qtypeNumber } from '../../src/net/dns.js';
 
@@ -317,4 +317,26 @@ export async function udpDnsBridge(socketPath: string): Promise<number> {
   await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
   onCleanup(() => new Promise<void>((resolve) => sock.close(() => resolve())));
   return sock.address().port;
+}
+
+/** The first TLS record a client sends (its ClientHello), read by length from the record header. */
+export async function captureHello(opts: tls.ConnectionOptions): Promise<Buffer> {
+  let got!: (b: Buffer) => void;
+  const hello = new Promise<Buffer>((r) => (got = r));
+  const server = tcpServer((s) => {
+    let buf = Buffer.alloc(0);
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
+        got(buf.subarray(0, 5 + buf.readUInt16BE(3)));
+        s.destroy();
+      }
+    });
+  });
+  const port = await listen(server);
+  const client = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts });
+  client.on('error', () => {});
+  const b = await hello;
+  client.destroy();
+  return b;
 }

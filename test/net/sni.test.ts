@@ -7,29 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { looksLikeTls, parseClientHello } from '../../src/net/sni.js';
-import { listen, tcpServer } from './helpers.js';
-
-/** The first TLS record a client sends (its ClientHello), read by length from the record header. */
-async function captureHello(opts: tls.ConnectionOptions): Promise<Buffer> {
-  let got!: (b: Buffer) => void;
-  const hello = new Promise<Buffer>((r) => (got = r));
-  const server = tcpServer((s) => {
-    let buf = Buffer.alloc(0);
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
-        got(buf.subarray(0, 5 + buf.readUInt16BE(3)));
-        s.destroy();
-      }
-    });
-  });
-  const port = await listen(server);
-  const client = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts });
-  client.on('error', () => {});
-  const b = await hello;
-  client.destroy();
-  return b;
-}
+import { captureHello } from './helpers.js';
 
 /** Re-frames a ClientHello's handshake message as records of at most `size` bytes each. */
 function refragment(record: Buffer, size: number): Buffer {

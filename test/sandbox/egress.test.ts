@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { createServer as createTcp, type AddressInfo } from 'node:net';
@@ -29,6 +29,28 @@ let authPort = 0;
 let testCa = '';
 const authSeen: string[] = []; // the Authorization header (and any X-Other) each request to the credential host carried
 const seen: string[] = []; // "host url" of every request the stand-in internet received
+// Per connection to the banner server: whether this process (Ward, with its broker) holds the
+// connection's client end. null: the socket was not found in /proc/net/tcp.
+const bannerPeers: Array<boolean | null> = [];
+
+/** Whether this process holds the TCP socket 127.0.0.1:from -> 127.0.0.1:to (found by inode). */
+function holdsSocket(from: number, to: number): boolean | null {
+  const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
+  const row = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .find((c) => c[1]?.endsWith(hex(from)) && c[2]?.endsWith(hex(to)));
+  if (!row) return null;
+  const link = `socket:[${row[9]}]`;
+  return readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === link;
+    } catch {
+      return false;
+    }
+  });
+}
 
 const listen = (s: Server) =>
   new Promise<number>((r) => {
@@ -58,7 +80,12 @@ before(async () => {
   );
   httpPort = await listen(createHttp(handler));
   httpsPort = await listen(createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: readFileSync(path.join(certDir, 'cert.pem')) }, handler));
-  bannerPort = await listen(createTcp((s) => s.end('SSH-2.0-stand-in\r\n')) as unknown as Server);
+  bannerPort = await listen(
+    createTcp((s) => {
+      bannerPeers.push(holdsSocket(s.remotePort!, bannerPort));
+      s.end('SSH-2.0-stand-in\r\n');
+    }) as unknown as Server,
+  );
   localPort = await listen(createTcp((s) => s.end('LOCAL-DEV-SERVER\n')) as unknown as Server);
   otherLocalPort = await listen(createTcp((s) => s.end('OTHER-HOST-SERVICE\n')) as unknown as Server);
 });
@@ -109,7 +136,10 @@ print(data.decode().splitlines()[-1])
     const conn = r.net.find((e) => e.kind === 'connect' && e.port === httpPort);
     assert.equal(conn?.verdict, 'allow');
     assert.equal(conn?.host, 'api.test');
-    assert.ok((conn?.bytes_in ?? 0) > 0 && (conn?.bytes_out ?? 0) > 0, JSON.stringify(conn));
+    // The relay's count: exactly the request, and the response.
+    assert.equal(conn?.bytes_out, Buffer.byteLength('GET /raw HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n'), JSON.stringify(conn));
+    assert.ok((conn?.bytes_in ?? 0) > 'hello /raw'.length, JSON.stringify(conn));
+    assert.equal(conn?.note, undefined);
   });
 
   it('curl (proxy variables) and wget work for allowed names, HTTP and HTTPS', { skip: !which('curl') && 'curl is not installed' }, async () => {
@@ -177,6 +207,12 @@ print(s.recv(100).decode().strip())
 `);
     assert.equal(r.exitCode, 0, r.out);
     assert.match(r.out, /SSH-2\.0-stand-in/);
+    // The relay's dialer made the upstream connection and the relay holds it: Ward's process
+    // (Node, the broker) decided it but is not in its data path.
+    assert.equal(bannerPeers.at(-1), false, 'the upstream socket is not held by Ward\'s process');
+    const conn = r.net.find((e) => e.kind === 'connect' && e.port === bannerPort);
+    assert.equal(conn?.bytes_in, 'SSH-2.0-stand-in\r\n'.length, JSON.stringify(conn));
+    assert.equal(conn?.note, undefined);
   });
 
   it('names not allowed get NXDOMAIN, also for TXT (DNS exfiltration); each query is recorded', async () => {

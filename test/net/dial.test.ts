@@ -1,0 +1,171 @@
+/**
+ * The broker's side of "dial": a relay that can dial (header "tcp IP PORT dial") is told where
+ * to connect and when the client's bytes may go there, and the broker writes the record from
+ * the relay's count. The relay here is a fake written in the test (the C one is tested against
+ * a fake broker in test/launcher/relay.test.ts, and both together in test/sandbox/egress.test.ts).
+ */
+import assert from 'node:assert/strict';
+import type net from 'node:net';
+import { describe, it } from 'node:test';
+import { captureHello, dnsQuery, readAll, relay, testBroker, within, type TestBroker } from './helpers.js';
+
+async function addressOf(b: TestBroker, name: string): Promise<string> {
+  const a = (await dnsQuery(b.socketPath, name, 'A'))?.answers[0]?.address;
+  assert.ok(a, `no address for ${name}`);
+  return a;
+}
+
+/** Collects what the broker says to the relay; `line(n)` resolves with its n-th line (0-based). */
+function lines(sock: net.Socket) {
+  let text = '';
+  const waiters: Array<() => void> = [];
+  sock.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+    for (const w of waiters.splice(0)) w();
+  });
+  // The fake relay half-closes like the real one: the broker's close shows as 'end'.
+  const closed = new Promise<void>((r) => {
+    sock.once('end', () => r());
+    sock.once('close', () => r());
+  });
+  return {
+    all: () => text,
+    closed,
+    line: (n: number) =>
+      within(
+        new Promise<string>((resolve) => {
+          const check = () => {
+            const parts = text.split('\n');
+            if (parts.length > n + 1) resolve(parts[n]!);
+            else waiters.push(check);
+          };
+          check();
+        }),
+        `line ${n} from the broker (so far ${JSON.stringify(text)})`,
+      ),
+  };
+}
+
+/** A TLS ClientHello for `servername`, as Node's tls writes it. */
+function clientHello(servername: string): Promise<Buffer> {
+  return captureHello({ servername });
+}
+
+function done(b: TestBroker, id: string, up: number, down: number, err = '-'): Promise<void> {
+  return relay(b.socketPath, `done ${id} ${up} ${down} ${err}\n`).then((s) => {
+    s.end();
+  });
+}
+
+describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () => {
+  it('raw connection: dial at once, pass only after the first message named the right host; the record has the relay\'s counts', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }], resolve: async () => '192.0.2.10' });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
+    const said = lines(sock);
+    const dial = await said.line(0);
+    const m = /^dial (\d+) 192\.0\.2\.10 8080$/.exec(dial);
+    assert.ok(m, dial);
+    // Half a request head: no verdict yet.
+    sock.write('GET / HTTP/1.1\r\nHo');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(said.all(), `${dial}\n`, 'nothing may be forwarded before the first message is checked');
+    sock.write('st: web.test:8080\r\n\r\n');
+    assert.equal(await said.line(1), 'pass 0');
+    await done(b, m[1]!, 123, 4567);
+    sock.end();
+    const e = await b.event((x) => x.kind === 'connect' && x.verdict === 'allow');
+    assert.equal(e.host, 'web.test');
+    assert.equal(e.rule, 'web.test:8080');
+    assert.equal(e.bytes_out, 123);
+    assert.equal(e.bytes_in, 4567);
+    assert.equal(e.note, undefined);
+  });
+
+  it('domain fronting over a dialed connection: no pass, the connection is closed, the record says why', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} 443 dial\n`);
+    const said = lines(sock);
+    assert.match(await said.line(0), /^dial \d+ 127\.0\.0\.1 443$/);
+    sock.write(await clientHello('evil.test'));
+    await within(said.closed, 'the broker closing the connection');
+    assert.doesNotMatch(said.all(), /pass/);
+    const e = await b.event((x) => x.kind === 'connect' && x.verdict === 'deny');
+    assert.equal(e.reason, 'sni-mismatch');
+  });
+
+  it('a refusal with an answer (a proxy 403) says "pipe" first, then the answer', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const sock = await relay(b.socketPath, 'tcp 127.0.0.1 3128 dial\n');
+    sock.write('CONNECT other.test:443 HTTP/1.1\r\nHost: other.test:443\r\n\r\n');
+    const all = (await readAll(sock)).toString('latin1');
+    assert.match(all, /^pipe\nHTTP\/1\.1 403 /);
+    assert.match(all, /add "other\.test:443" to network\.allow/);
+  });
+
+  it('CONNECT: "dial ... connect HOST"; pass from the end of the CONNECT request, after the ClientHello was checked', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const sock = await relay(b.socketPath, 'tcp 127.0.0.1 3128 dial\n');
+    const said = lines(sock);
+    const connect = 'CONNECT web.test:443 HTTP/1.1\r\nHost: web.test:443\r\n\r\n';
+    sock.write(connect);
+    const dial = await said.line(0);
+    const m = /^dial (\d+) 127\.0\.0\.1 443 connect web\.test$/.exec(dial);
+    assert.ok(m, dial);
+    sock.write(await clientHello('web.test'));
+    assert.equal(await said.line(1), `pass ${Buffer.byteLength(connect)}`);
+    await done(b, m[1]!, 10, 20);
+    sock.end();
+    const e = await b.event((x) => x.kind === 'proxy' && x.verdict === 'allow');
+    assert.equal(e.host, 'web.test');
+    assert.equal(e.bytes_in, 20);
+  });
+
+  it('a failed dial is recorded as the upstream error the relay reports', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }] });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
+    const said = lines(sock);
+    const id = /^dial (\d+) /.exec(await said.line(0))![1]!;
+    sock.destroy();
+    await done(b, id, 0, 0, 'ECONNREFUSED');
+    const e = await b.event((x) => x.kind === 'connect');
+    assert.equal(e.verdict, 'deny');
+    assert.equal(e.reason, 'upstream-error: ECONNREFUSED');
+    assert.equal(e.rule, undefined, 'a refusal names no allowing rule');
+  });
+
+  it('no count from the relay: the record is still written, saying so; a count for an unknown id is ignored', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }] });
+    const ip = await addressOf(b, 'web.test');
+    await done(b, '999', 1, 1); // nothing has that id: no record, no crash
+    const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
+    const said = lines(sock);
+    await said.line(0);
+    sock.write('SSH-2.0-client\r\n'); // not HTTP or TLS: passes
+    assert.equal(await said.line(1), 'pass 0');
+    sock.end();
+    sock.destroy();
+    const e = await b.event((x) => x.kind === 'connect', 3000);
+    assert.equal(e.verdict, 'allow');
+    assert.equal(e.note, 'the relay gave no byte count');
+    assert.equal(b.events.filter((x) => x.kind === 'connect').length, 1);
+  });
+
+  it('close() writes the records of connections still waiting for a count at once', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }] });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
+    const said = lines(sock);
+    await said.line(0);
+    sock.write('SSH-2.0-client\r\n');
+    await said.line(1);
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await b.broker.close();
+    assert.ok(Date.now() - t0 < 500, 'close() did not wait out the count');
+    assert.ok(b.events.some((x) => x.kind === 'connect' && x.verdict === 'allow'));
+  });
+});
