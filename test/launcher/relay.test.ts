@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -87,6 +87,23 @@ async function hostServer(answer: string | null): Promise<{ port: number; got: (
   return { port, got: () => got, close: () => server.close() };
 }
 
+/**
+ * The pids of processes called `comm` that were forked from the launcher run with `arg` on its
+ * command line (a fork keeps its parent's; the watchdog is double-forked, so no parent chain).
+ */
+function forksNamed(comm: string, arg: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(arg);
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
 async function until(cond: () => boolean, what: string | (() => string), ms = 5000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
@@ -96,7 +113,12 @@ async function until(cond: () => boolean, what: string | (() => string), ms = 50
 }
 
 /** Run `python3 -c code` in a bwrap sandbox with a new network namespace, through outer with the relay. */
-async function sandboxed(socketPath: string, ports: number[], code: string, cmd: string[] = ['python3', '-c', code]): Promise<{ code: number | null; out: string; status: string }> {
+async function sandboxed(
+  socketPath: string,
+  ports: number[],
+  code: string,
+  cmd: string[] = ['python3', '-c', code],
+): Promise<{ code: number | null; out: string; status: string }> {
   const args = outerArgs({ cgroupProcs: [], statusFd: STATUS, watchdog: { lifelineFd: LIFELINE, infoFd: INFO }, relay: { socket: socketPath, ports, blockFd: BLOCK } });
   // --dev makes an unprivileged bwrap map uid 0 first and move into a nested user namespace later:
   // the relay must take the capabilities of the user namespace that owns the network namespace.
@@ -315,6 +337,51 @@ for i in range(2):
       assert.equal(server.got(), 'x');
     } finally {
       server.close();
+      stand.server.close();
+    }
+  });
+
+  it('the dialer holds no capability; when it dies, the relay stops offering "dial" and carries new connections through the broker', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const stand = await standInBroker(sock);
+    const flag = path.join(dir, 'dialer-killed');
+    let killed = 0;
+    const caps: string[] = [];
+    const watcher = setInterval(() => {
+      if (stand.heads.length === 0) return;
+      const dialers = forksNamed('ward-dialer', sock);
+      for (const pid of dialers) {
+        caps.push(/^CapEff:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?');
+        process.kill(pid, 'SIGKILL');
+      }
+      killed += dialers.length;
+      if (killed > 0 && dialers.length === 0) {
+        clearInterval(watcher);
+        writeFileSync(flag, '');
+      }
+    }, 20);
+    try {
+      const r = await sandboxed(
+        sock,
+        [8080],
+        `${PY_CONNECT}
+import os, time
+tcp(8080, b'one')
+for _ in range(250):
+    if os.path.exists(${JSON.stringify(flag)}): break
+    time.sleep(0.02)
+time.sleep(0.1)
+tcp(8080, b'two')`,
+      );
+      assert.equal(r.code, 0, r.out + r.status);
+      assert.equal(killed, 1, 'one dialer, ours, was found and killed');
+      assert.deepEqual(caps, ['0000000000000000'], 'the dialer holds no capability (also when Ward runs as root)');
+      assert.match(r.out, /^tcp 8080 'broker saw "one"\\n'$/m);
+      assert.match(r.out, /^tcp 8080 'broker saw "two"\\n'$/m);
+      assert.deepEqual(stand.heads, ['tcp 127.0.0.1 8080 dial', 'tcp 127.0.0.1 8080']);
+    } finally {
+      clearInterval(watcher);
       stand.server.close();
     }
   });
