@@ -386,6 +386,52 @@ tcp(8080, b'two')`,
     }
   });
 
+  it('all the relay\'s buffers together stay bounded: 400 stalled connections of 1 MiB each do not grow it past its cap', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    // A broker that accepts and never reads: everything the clients send piles up in the relay.
+    const stand = await standInBroker(sock, (c) => {
+      c.pause();
+      return true;
+    });
+    // The relay's resident size, sampled while the clients push.
+    let rssKiB = -1;
+    const watcher = setInterval(() => {
+      for (const relay of forksNamed('ward-relay', sock)) {
+        try {
+          rssKiB = Math.max(rssKiB, Number(/^VmRSS:\s*(\d+)/m.exec(readFileSync(`/proc/${relay}/status`, 'utf8'))?.[1] ?? -1));
+        } catch {
+          /* gone */
+        }
+      }
+    }, 25);
+    try {
+      const r = await sandboxed(sock, [8080], `import socket, time
+socks = []
+for i in range(400):
+    s = socket.create_connection(('127.0.0.1', 8080), timeout=5)
+    s.setblocking(False)
+    socks.append(s)
+chunk = b'x' * 65536
+sent = 0
+for _ in range(16):
+    for s in socks:
+        try: sent += s.send(chunk)
+        except BlockingIOError: pass
+time.sleep(1)
+print('sent MiB', sent >> 20)`);
+      assert.equal(r.code, 0, r.out + r.status);
+      const sent = Number(/^sent MiB (\d+)$/m.exec(r.out)?.[1]);
+      assert.ok(sent >= 100, `the clients pushed more than the cap (${r.out})`);
+      assert.ok(rssKiB > 0, 'the relay was measured');
+      // 64 MiB of buffers, plus the program and the connection table.
+      assert.ok(rssKiB < 80 * 1024, `relay RSS ${rssKiB} KiB with ${sent} MiB pushed at it`);
+    } finally {
+      clearInterval(watcher);
+      stand.server.close();
+    }
+  });
+
   it('--relay without --block-fd, a relative socket path, --relay-port without --relay: usage errors', async () => {
     const cases: [string[], RegExp][] = [
       [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--relay', '/tmp/x.sock'], /--relay needs --block-fd/],
