@@ -440,17 +440,24 @@ static void half_free(struct relay_half *h)
 	h->buf = NULL;
 }
 
+/* Double h's buffer if it may grow (a read filled it: more is waiting, bigger reads move it faster). */
+static void half_grow(struct relay_half *h)
+{
+	if (h->cap >= RELAY_BUF || relay_mem + h->cap > RELAY_MEM_MAX)
+		return;
+	char *b = realloc(h->buf, h->cap * 2);
+	if (!b)
+		return;
+	h->buf = b;
+	relay_mem += h->cap;
+	h->cap *= 2;
+}
+
 /* Whether h can take more bytes, growing it if it is full and may grow. */
 static int half_room(struct relay_half *h)
 {
-	if (h->len == h->cap && h->cap < RELAY_BUF && relay_mem + h->cap <= RELAY_MEM_MAX) {
-		char *b = realloc(h->buf, h->cap * 2);
-		if (b) {
-			h->buf = b;
-			relay_mem += h->cap;
-			h->cap *= 2;
-		}
-	}
+	if (h->len == h->cap)
+		half_grow(h);
 	return h->len < h->cap;
 }
 
@@ -603,6 +610,8 @@ static int relay_pump(int src, int dst, struct relay_half *h, short src_ev, shor
 				if (got)
 					*got += (unsigned long long)n;
 				progress = 1;
+				if (h->len == h->cap)
+					half_grow(h);
 			} else if (n == 0)
 				h->eof = 1;
 			else if (errno == EAGAIN || errno == EINTR)
