@@ -27,9 +27,11 @@ import {
   secretSet,
   visibleSet,
   wardStateSet,
-  type PathPattern,
   type PathSet,
 } from './model.js';
+import { decidePaths, type Witness } from './decide.js';
+
+export { inSet } from './model.js';
 
 export type Status = 'PROVED' | 'VIOLATED' | 'UNKNOWN';
 
@@ -141,37 +143,9 @@ async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof
   return { id, title, status: 'VIOLATED', counterexample: w.path, detail: explain(eff, w.path), ms };
 }
 
-type Witness = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
-
-/** A canonical path in every `pos` set and in no `neg` set, or a proof there is none. */
-async function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
-  const { ctx } = enc;
-  const p = ctx.String.const('p');
-  const re = enc.intersect(...pos.map(enc.pathSet), ...neg.map((s) => ctx.Complement(enc.pathSet(s))));
-  const r = await check(ctx, ctx.InRe(p, re), timeoutMs);
-  if (r.status !== 'sat') return r;
-  // Ask again for a printable witness (any witness is a valid counterexample; a readable one
-  // is a better one). If that second question has no answer, keep the first model.
-  const nicer = await check(ctx, ctx.InRe(p, ctx.Intersect(re, enc.printable)), Math.min(timeoutMs, 2000));
-  const model = nicer.status === 'sat' ? nicer.model : r.model;
-  const v = model.eval(p, true);
-  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no string value for the path' };
-  const path = v.asString();
-  // Cross-check the solver's witness with the plain matcher: both must agree on every set.
-  if (!pos.every((s) => inSet(path, s)) || neg.some((s) => inSet(path, s))) {
-    return { status: 'unknown', reason: `internal: the solver's witness ${JSON.stringify(path)} is not confirmed by the TypeScript matcher` };
-  }
-  return { status: 'sat', path };
-}
-
-function inPattern(p: string, pat: PathPattern): boolean {
-  if (pat.kind === 'subtree') return isWithin(p, pat.path);
-  const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
-  return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
-}
-
-export function inSet(p: string, s: PathSet): boolean {
-  return s.include.some((i) => inPattern(p, i)) && !s.exclude.some((e) => inPattern(p, e));
+/** A canonical path in every `pos` set and in no `neg` set, or a proof there is none (./decide.ts). */
+function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
+  return decidePaths(enc, pos, neg, timeoutMs);
 }
 
 /** The policy entries that cover a path: what a reviewer edits to fix a finding. */
