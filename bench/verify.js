@@ -32,13 +32,22 @@ const big = {
 const bigFile = path.join(ws, 'policy-200.json');
 writeFileSync(bigFile, JSON.stringify(big));
 const rules = big.filesystem.read.length + big.filesystem.write.length + big.filesystem.deny.length;
+// The same shape outside the workspace (a tree next to it): no grant covers a `.env` the
+// no-secret-access property looks for, so every property is a proof, not a counterexample.
+const tree = mkdtempSync(path.join(os.tmpdir(), 'ward-bench-tree-'));
+const outside = JSON.parse(JSON.stringify(big).split(ws).join(tree));
+for (const d of [...outside.filesystem.read, ...outside.filesystem.write]) mkdirSync(d, { recursive: true });
+for (const f of outside.filesystem.deny) writeFileSync(f, 'x');
+const outsideFile = path.join(ws, 'policy-200-outside.json');
+writeFileSync(outsideFile, JSON.stringify(outside));
 
 const cases = [
   ['profile minimal', ['--profile', 'minimal']],
   ['profile node', ['--profile', 'node']],
   ['profile python', ['--profile', 'python']],
   ['profile default', ['--profile', 'default']],
-  [`policy with ${rules} rules`, [bigFile]],
+  [`policy with ${rules} rules in the workspace`, [bigFile]],
+  [`policy with ${rules} rules outside the workspace`, [outsideFile]],
 ];
 
 const { verifyPolicy } = await import(path.join(root, 'dist/verify/properties/index.js'));
@@ -64,6 +73,7 @@ for (const [label, args] of cases) {
   rows.push({ label, cold: median(cold), warm: median(warm), statuses });
 }
 rmSync(ws, { recursive: true, force: true });
+rmSync(tree, { recursive: true, force: true });
 
 console.log(`### \`ward verify\` (median of ${N}; ms)\n`);
 console.log('| Policy | cold (new process) | warm (same process) | properties (P proved, V violated, U unknown) |');
