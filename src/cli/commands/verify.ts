@@ -89,6 +89,8 @@ function render(r: VerifyReport, label: string): string {
   ];
   for (const p of r.properties) {
     out.push(line([p.status, p.id, p.counterexample ?? '-']));
+    // An invariant's title is the user's own text: show it, so the row says what was proved.
+    if (p.id.startsWith('invariant:')) out.push(`  ${''.padEnd(w0)}  ${''.padEnd(w1)}  "${p.title}"`);
     if (p.status !== 'PROVED' && p.detail) out.push(`  ${''.padEnd(w0)}  ${''.padEnd(w1)}  ${p.detail}`);
   }
   const count = (s: string) => r.properties.filter((p) => p.status === s).length;

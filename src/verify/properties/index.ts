@@ -30,6 +30,7 @@ import {
   type PathSet,
 } from './model.js';
 import { decidePaths, type Witness } from './decide.js';
+import { checkInvariant, dynamicModel, rulesOnlyRevoke } from './dynamic.js';
 
 export { inSet } from './model.js';
 
@@ -76,6 +77,7 @@ export const PROPERTY_TITLES = {
   'append-not-writable': 'append-only paths are never writable (only appendable)',
   'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
   egress: 'egress: every allowed destination is a declared host with a specific port, wildcards only below a 2+ label domain',
+  'rules-only-revoke': 'dynamic rules only ever remove permissions: after any sequence of events, what is allowed is a subset of what was allowed before',
   refines: 'every access allowed is allowed by the baseline',
   'compiled-artefacts': 'compiled artefacts (seccomp, mounts, Landlock) match the policy',
 } as const;
@@ -116,6 +118,19 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
   properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
   properties.push(await egressProperty(enc, eff, timeoutMs));
+  // Dynamic rules and invariants: reported only for policies that have them, so the report of
+  // every other policy is what it was.
+  if ((eff.rules?.length ?? 0) > 0) {
+    const t = performance.now();
+    const o = await rulesOnlyRevoke(enc, eff, sets, timeoutMs);
+    properties.push({ id: 'rules-only-revoke', title: PROPERTY_TITLES['rules-only-revoke'], ...o, ms: Math.round(performance.now() - t) });
+  }
+  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, eff, sets, timeoutMs) : undefined;
+  for (const [i, inv] of (eff.invariants ?? []).entries()) {
+    const t = performance.now();
+    const o = await checkInvariant(model!, inv, (p) => explain(eff, p));
+    properties.push({ id: `invariant:${i + 1}`, title: inv.text, ...o, ms: Math.round(performance.now() - t) });
+  }
   if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs));
   const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   properties.push(compiled.result);
