@@ -41,6 +41,30 @@ for (const f of outside.filesystem.deny) writeFileSync(f, 'x');
 const outsideFile = path.join(ws, 'policy-200-outside.json');
 writeFileSync(outsideFile, JSON.stringify(outside));
 
+// Dynamic rules and invariants (rules-only-revoke and each invariant explore the rules' states).
+for (const d of ['secrets', 'src']) mkdirSync(path.join(ws, d), { recursive: true });
+const dynamicFile = path.join(ws, 'policy-rules.json');
+writeFileSync(
+  dynamicFile,
+  JSON.stringify({
+    extends: ['minimal'],
+    filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/src'] },
+    network: { allow: ['api.github.com:443', '*.untrusted.example:443'] },
+    rules: [
+      { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },
+      { after: ['read ${WORKSPACE}/secrets', 'connect *.untrusted.example:443'], revoke: 'write ${WORKSPACE}/src' },
+    ],
+    invariants: [
+      'never connect * after read ${WORKSPACE}/secrets/**',
+      'never write ${WORKSPACE}/src after connect *.untrusted.example:443',
+      'never read ${WORKSPACE}/**/.env',
+      'never see ~/.ssh',
+      'never connect *.untrusted.example:443',
+      'never connect * after read ${WORKSPACE}/src',
+    ],
+  }),
+);
+
 const cases = [
   ['profile minimal', ['--profile', 'minimal']],
   ['profile node', ['--profile', 'node']],
@@ -48,6 +72,7 @@ const cases = [
   ['profile default', ['--profile', 'default']],
   [`policy with ${rules} rules in the workspace`, [bigFile]],
   [`policy with ${rules} rules outside the workspace`, [outsideFile]],
+  ['policy with 2 dynamic rules and 6 invariants', [dynamicFile]],
 ];
 
 const { verifyPolicy } = await import(path.join(root, 'dist/verify/properties/index.js'));
