@@ -159,3 +159,17 @@ describe('invariants', () => {
     }
   });
 });
+
+describe('ward verify CLI with invariants', () => {
+  it('shows each invariant as invariant:N with its text, and exits 1 when one is violated', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { verify } = await import('../../src/cli/commands/verify.js');
+    const file = path.join(base, 'inv.yaml');
+    writeFileSync(file, 'extends: [minimal]\nfilesystem:\n  read: ["${WORKSPACE}"]\ninvariants:\n  - never see ~/.ssh\n  - never read ${WORKSPACE}/secrets/**\n');
+    let out = '';
+    const code = await verify([file, '-w', ws], { write: (s: string) => (out += s) });
+    assert.equal(code, 1);
+    assert.match(out, /PROVED\s+invariant:1\s+-\n\s+"never see ~\/\.ssh"/);
+    assert.match(out, new RegExp(`VIOLATED\\s+invariant:2\\s+read ${ws}/secrets(/\\S*)?\\n\\s+"never read \\$\\{WORKSPACE\\}/secrets/\\*\\*"\\n\\s+granted by: read ${ws}`));
+  });
+});

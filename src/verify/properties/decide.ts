@@ -104,7 +104,7 @@ function relevantExcludes(cell: Cell): PathPattern[] {
   return cell.exclude.filter((e) => isWithin(rootOf(e), cell.root) || isWithin(cell.root, rootOf(e)));
 }
 
-/** Asks Z3 whether one cell (or, with `whole`, the unsplit question) is empty. */
+/** Asks Z3 for a canonical path in every `include` set and in no `exclude` set. */
 async function solve(enc: Encoder, include: PathSet[], exclude: PathSet[], timeoutMs: number): Promise<Witness> {
   const { ctx } = enc;
   const p = ctx.String.const('p');
