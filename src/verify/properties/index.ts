@@ -5,9 +5,12 @@
  * the artefacts could not be built). Nothing is PROVED unless a check said so.
  *
  * Every property is a satisfiability query "exists x. Allowed(x) and Bad(x)" (Zelkova's
- * shape): unsat is a proof, a model is the counterexample. Each counterexample is re-checked
- * by a plain TypeScript matcher over the same sets, so an encoding bug shows up as a
- * disagreement instead of a wrong verdict.
+ * shape): unsat is a proof, a witness is the counterexample. Path questions are split into
+ * small cells (./decide.ts): prefix reasoning settles the cells where it is exact (checked
+ * against Z3 on random policies by test/verify/decide.test.ts), Z3 the rest. Each
+ * counterexample is re-checked by a plain TypeScript matcher over the same sets, so an
+ * encoding bug shows up as a disagreement instead of a wrong verdict. Dynamic rules and
+ * invariants are in ./dynamic.ts.
  */
 import { compile, preparePolicy, type PolicyInput } from '../../api.js';
 import { WardError } from '../../errors.js';
