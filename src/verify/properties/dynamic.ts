@@ -97,6 +97,8 @@ interface Ctx {
   timeoutMs: number;
   apply: ApplyEvent;
   unknown: string[];
+  /** Answers by question (the revocation lists involved), shared by transitions and states that ask the same. */
+  cache: Map<string, Promise<Answer>>;
 }
 
 const subset = (m: Match): PathSet => ({ include: [pathShape(m.target)], exclude: [] });
@@ -165,23 +167,39 @@ async function allEvents(c: Ctx): Promise<Event[]> {
 }
 
 function makeCtx(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number, apply: ApplyEvent): Ctx {
-  return { enc, eff, sets, allowed: hostPatterns(eff).map((h) => h.entry), timeoutMs, apply, unknown: [] };
+  return { enc, eff, sets, allowed: hostPatterns(eff).map((h) => h.entry), timeoutMs, apply, unknown: [], cache: new Map() };
 }
 
+/** A question's answer: a witness, none (a proof), or no answer (the reason). */
+type Answer = { found: string } | { none: true } | { unknown: string };
+
+/** Looks an answer up by its question (shared by transitions and states that ask the same), noting an unanswered one in this context. */
+async function cached(c: Ctx, k: string, ask: () => Promise<Answer>): Promise<string | null> {
+  if (!c.cache.has(k)) c.cache.set(k, ask());
+  const a = await c.cache.get(k)!;
+  if ('unknown' in a) c.unknown.push(a.unknown);
+  return 'found' in a ? a.found : null;
+}
+
+const fromPaths = (w: Witness): Answer => (w.status === 'sat' ? { found: w.path } : w.status === 'unsat' ? { none: true } : { unknown: w.reason });
+const fromDests = (w: DestWitness): Answer => (w.status === 'sat' ? { found: w.dest } : w.status === 'unsat' ? { none: true } : { unknown: w.reason });
+
 /** Is some x allowed in `after` that is not allowed in `before`, for access `a`? (the static part is the same) */
-async function grows(c: Ctx, before: RuleState, after: RuleState, a: Access): Promise<{ target: string } | null> {
-  if (a === 'connect') {
-    const was = revokedDests(before);
-    if (was.length === 0) return null;
-    const w = await destQuestion(c.enc, [c.allowed, was], [revokedDests(after)], c.timeoutMs);
-    if (w.status === 'unknown') c.unknown.push(`connect: ${w.reason}`);
-    return w.status === 'sat' ? { target: w.dest } : null;
-  }
-  const was = revokedPaths(before, a);
-  if (was.include.length === 0) return null;
-  const w = await decidePaths(c.enc, [c.sets[staticKey(a)], was], [revokedPaths(after, a)], c.timeoutMs);
-  if (w.status === 'unknown') c.unknown.push(`${a}: ${w.reason}`);
-  return w.status === 'sat' ? { target: w.path } : null;
+function grows(c: Ctx, before: RuleState, after: RuleState, a: Access): Promise<string | null> {
+  // The question depends only on the revocations that bear on `a`, before and after: many
+  // transitions share it. (No syntactic shortcut such as "the list only grew": the sets are
+  // compared by the decision procedure, so a revocation replaced by a narrower one is caught.)
+  const bearing = (s: RuleState) => (a === 'connect' ? revokedDests(s) : revokedPaths(s, a).include);
+  return cached(c, JSON.stringify(['grows', a, bearing(before), bearing(after)]), async () => {
+    if (a === 'connect') {
+      const w = revokedDests(before);
+      if (w.length === 0) return { none: true };
+      return fromDests(await destQuestion(c.enc, [c.allowed, w], [revokedDests(after)], c.timeoutMs));
+    }
+    const w = revokedPaths(before, a);
+    if (w.include.length === 0) return { none: true };
+    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(a)], w], [revokedPaths(after, a)], c.timeoutMs));
+  });
 }
 
 /**
@@ -200,14 +218,14 @@ export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: 
     for (const [a, e, b] of edges) {
       for (const access of ACCESS_KINDS) {
         const g = await grows(c, a.state, b.state, access);
-        if (!g) continue;
+        if (g === null) continue;
         // Re-check with the runtime's own isAllowed: allowed after the step, not before it.
-        if (!isAllowed(b.state, access, g.target) || isAllowed(a.state, access, g.target)) {
-          return { status: 'UNKNOWN', detail: `internal: ${access} ${g.target} is not confirmed by isAllowed` };
+        if (!isAllowed(b.state, access, g) || isAllowed(a.state, access, g)) {
+          return { status: 'UNKNOWN', detail: `internal: ${access} ${g} is not confirmed by isAllowed` };
         }
         return {
           status: 'VIOLATED',
-          counterexample: `${access} ${g.target} after ${showSeq(b.seq)}`,
+          counterexample: `${access} ${g} after ${showSeq(b.seq)}`,
           detail: `revoked after ${showSeq(a.seq)}, allowed again after the next event (${e.access} ${e.target})`,
         };
       }
@@ -221,15 +239,12 @@ export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: 
 }
 
 /** Is some x in `target` allowed (static policy minus revocations) for `access` in state `s`? */
-async function allowedIn(c: Ctx, s: RuleState, access: InvariantAccess, target: string): Promise<string | null> {
-  if (access === 'connect') {
-    const w = await destQuestion(c.enc, [c.allowed, [target]], [revokedDests(s)], c.timeoutMs);
-    if (w.status === 'unknown') c.unknown.push(w.reason);
-    return w.status === 'sat' ? w.dest : null;
-  }
-  const w = await decidePaths(c.enc, [c.sets[staticKey(access)], { include: [pathShape(target)], exclude: [] }], [revokedPaths(s, access)], c.timeoutMs);
-  if (w.status === 'unknown') c.unknown.push(w.reason);
-  return w.status === 'sat' ? w.path : null;
+function allowedIn(c: Ctx, s: RuleState, access: InvariantAccess, target: string): Promise<string | null> {
+  // The answer depends on the revocations in force only, not on what else was seen.
+  return cached(c, JSON.stringify(['allowed', access, target, access === 'connect' ? revokedDests(s) : revokedPaths(s, access).include]), async () => {
+    if (access === 'connect') return fromDests(await destQuestion(c.enc, [c.allowed, [target]], [revokedDests(s)], c.timeoutMs));
+    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(access)], { include: [pathShape(target)], exclude: [] }], [revokedPaths(s, access)], c.timeoutMs));
+  });
 }
 
 /** The reachable states under the real semantics, shared by every invariant of a policy. */
@@ -255,7 +270,7 @@ export async function dynamicModel(enc: Encoder, eff: EffectivePolicy, sets: Set
 export async function checkInvariant(model: DynamicModel | { tooLarge: string }, inv: Invariant, explain: (p: string) => string): Promise<DynOutcome> {
   if ('tooLarge' in model) return { status: 'UNKNOWN', detail: `too many to explore: ${model.tooLarge}` };
   const { events, reachable } = model;
-  // A fresh context per invariant: its own list of unanswered questions.
+  // A fresh list of unanswered questions per invariant (the caches are shared: same questions).
   const c: Ctx = { ...model.c, unknown: [] };
   const rules = c.eff.rules ?? [];
   const sets = c.sets;
