@@ -80,6 +80,17 @@ describe('rules-only-revoke', () => {
     assert.match((o as { counterexample: string }).counterexample, / after .*, then connect /);
   });
 
+  it('too many distinct trigger patterns to explore: UNKNOWN with the reason and the fix, never PROVED', async () => {
+    const many = Array.from({ length: 11 }, (_, i) => ({ after: `read \${WORKSPACE}/secrets/k${i}`, revoke: 'network' }));
+    const r = await run(policy({ rules: many, invariants: ['never connect * after read ${WORKSPACE}/secrets/k0'] }));
+    for (const id of ['rules-only-revoke', 'invariant:1']) {
+      const p = prop(r, id);
+      assert.equal(p.status, 'UNKNOWN', JSON.stringify(p));
+      assert.match(p.detail!, /too many to explore: 11 distinct "after read" patterns \(at most 10\)/);
+    }
+    assert.match(prop(r, 'rules-only-revoke').detail!, /fewer distinct patterns/);
+  });
+
   it('the real applyEvent passed explicitly is PROVED (the injection point is the only difference)', async () => {
     assert.equal((await withBroken(applyEvent)).status, 'PROVED');
   });
