@@ -143,11 +143,11 @@ describe('budgets and limits', () => {
   it('a 1 ms budget never gives PROVED where the solver has to answer, and exits 1', async () => {
     // Questions settled by prefix reasoning alone (src/verify/properties/decide.ts) need no
     // solver time. This policy's no-secret-access does: the workspace is readable and the
-    // easy witnesses for "a .env below it" (${WORKSPACE}/.env, ${WORKSPACE}/ward-witness/.env)
+    // easy witnesses for "a .env below it" (${WORKSPACE}/.env, ${WORKSPACE}/sub/.env)
     // are denied, so only Z3 can say whether another one exists. Z3 checks its timeout only
     // now and then, so a small query may still be answered within 1 ms: UNKNOWN or the real
     // answer, never PROVED.
-    const p = policy({ filesystem: { read: ['${WORKSPACE}'], deny: ['${WORKSPACE}/.env', { path: '${WORKSPACE}/ward-witness', optional: true }] } });
+    const p = policy({ filesystem: { read: ['${WORKSPACE}'], deny: ['${WORKSPACE}/.env', { path: '${WORKSPACE}/sub', optional: true }] } });
     const r = await run(p, { timeoutMs: 1 });
     const tight = prop(r, 'no-secret-access');
     assert.ok(tight.status === 'UNKNOWN' || tight.status === 'VIOLATED', JSON.stringify(tight));

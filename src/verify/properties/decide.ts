@@ -91,7 +91,7 @@ const join = (dir: string, ...segs: string[]): string => (dir === '/' ? '' : dir
 /** Decides a cell without the solver where prefix reasoning is exact; `open` otherwise. */
 export function decideCell(cell: Cell): CellDecision {
   const names = [...new Set(cell.include.flatMap((i) => (i.kind === 'named-below' ? [i.name] : [])))];
-  const candidates = [cell.root, ...(names.length > 0 ? [join(cell.root, ...names), join(cell.root, 'ward-witness', ...names)] : [])];
+  const candidates = [cell.root, ...(names.length > 0 ? [join(cell.root, ...names), join(cell.root, 'sub', ...names)] : [])];
   for (const c of candidates) if (inCell(c, cell)) return { status: 'sat', path: c };
   // All subtrees: the cell is subtree(root) minus the excludes, and root is out, so (every
   // exclude being closed downwards) the whole subtree is out.
