@@ -65,6 +65,22 @@ writeFileSync(
   }),
 );
 
+// Eight independent rules: 256 reachable permission states for rules-only-revoke to walk.
+const eightFile = path.join(ws, 'policy-8-rules.json');
+writeFileSync(
+  eightFile,
+  JSON.stringify({
+    extends: ['minimal'],
+    filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}'] },
+    network: { allow: ['*.example.com:443'] },
+    rules: Array.from({ length: 8 }, (_, i) => ({
+      after: i % 3 === 2 ? `connect h${i}.example.com:443` : `read \${WORKSPACE}/s${i}/**`,
+      revoke: i % 2 ? 'network' : `write \${WORKSPACE}/w${i}`,
+    })),
+    invariants: ['never connect * after read ${WORKSPACE}/s1/**', 'never write ${WORKSPACE}/w0 after read ${WORKSPACE}/s0'],
+  }),
+);
+
 const cases = [
   ['profile minimal', ['--profile', 'minimal']],
   ['profile node', ['--profile', 'node']],
@@ -73,6 +89,7 @@ const cases = [
   [`policy with ${rules} rules in the workspace`, [bigFile]],
   [`policy with ${rules} rules outside the workspace`, [outsideFile]],
   ['policy with 2 dynamic rules and 6 invariants', [dynamicFile]],
+  ['policy with 8 dynamic rules (256 states) and 2 invariants', [eightFile]],
 ];
 
 const { verifyPolicy } = await import(path.join(root, 'dist/verify/properties/index.js'));

@@ -110,20 +110,32 @@ const subset = (m: Match): PathSet => ({ include: [pathShape(m.target)], exclude
 async function eventClasses(c: Ctx, kind: EventKind, within?: Match): Promise<Event[]> {
   const patterns = [...new Map(c.eff.rules!.flatMap((r) => r.after).filter((m) => m.access === kind).map((m) => [m.target, m] as const)).values()];
   if (patterns.length > MAX_PATTERNS_PER_KIND) throw new TooLarge(`${patterns.length} distinct "after ${kind}" patterns (at most ${MAX_PATTERNS_PER_KIND})`);
-  const out: Event[] = [];
-  for (let mask = 0; mask < 1 << patterns.length; mask++) {
-    const inS = patterns.filter((_, i) => mask & (1 << i));
-    const outS = patterns.filter((_, i) => !(mask & (1 << i)));
+  // Is there an allowed event in every pattern of `inS` (and `within`) and in none of `outS`?
+  const ask = async (inS: Match[], outS: Match[]): Promise<string | null> => {
     if (kind === 'connect') {
       const w = await destQuestion(c.enc, [c.allowed, ...inS.map((m) => [m.target]), ...(within ? [[within.target]] : [])], outS.map((m) => [m.target]), c.timeoutMs);
-      if (w.status === 'sat') out.push({ access: kind, target: w.dest });
       if (w.status === 'unknown') c.unknown.push(`event class of connect: ${w.reason}`);
-    } else {
-      const w: Witness = await decidePaths(c.enc, [c.sets[staticKey(kind)], ...inS.map(subset), ...(within ? [subset(within)] : [])], outS.map(subset), c.timeoutMs);
-      if (w.status === 'sat') out.push({ access: kind, target: w.path });
-      if (w.status === 'unknown') c.unknown.push(`event class of ${kind}: ${w.reason}`);
+      return w.status === 'sat' ? w.dest : null;
     }
-  }
+    const w: Witness = await decidePaths(c.enc, [c.sets[staticKey(kind)], ...inS.map(subset), ...(within ? [subset(within)] : [])], outS.map(subset), c.timeoutMs);
+    if (w.status === 'unknown') c.unknown.push(`event class of ${kind}: ${w.reason}`);
+    return w.status === 'sat' ? w.path : null;
+  };
+  // Decide pattern by pattern whether the class is in it or not, dropping a branch as soon as
+  // its constraints so far have no event: adding constraints never brings one back, so every
+  // class with an event is still reached, with far fewer questions than 2^n.
+  const out: Event[] = [];
+  const walk = async (i: number, inS: Match[], outS: Match[]): Promise<void> => {
+    const w = await ask(inS, outS);
+    if (w === null) return;
+    if (i === patterns.length) {
+      out.push({ access: kind, target: w });
+      return;
+    }
+    await walk(i + 1, [...inS, patterns[i]!], outS);
+    await walk(i + 1, inS, [...outS, patterns[i]!]);
+  };
+  await walk(0, [], []);
   return out;
 }
 
