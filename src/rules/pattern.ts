@@ -24,7 +24,7 @@ export function parsePathPattern(raw: string, ctx: ExpandContext): ParseResult {
   const i = raw.indexOf(NAMED);
   if (i >= 0) {
     const name = raw.slice(i + NAMED.length);
-    if (name === '' || name.includes('/') || /[*?[\]{}]/.test(name) || name === '.' || name === '..') {
+    if (name === '' || name.includes('/') || /[*?[\]{}\u0000-\u001f]/.test(name) || name === '.' || name === '..') {
       return { ok: false, problem: `"${raw}": after "/**/" comes one plain name (such as .env)`, fix: 'write DIR/**/NAME, e.g. "${WORKSPACE}/**/.env", or DIR/** for everything below DIR' };
     }
     const dir = expandPath(raw.slice(0, i) || '/', ctx);
