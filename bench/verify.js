@@ -32,13 +32,64 @@ const big = {
 const bigFile = path.join(ws, 'policy-200.json');
 writeFileSync(bigFile, JSON.stringify(big));
 const rules = big.filesystem.read.length + big.filesystem.write.length + big.filesystem.deny.length;
+// The same shape outside the workspace (a tree next to it): no grant covers a `.env` the
+// no-secret-access property looks for, so every property is a proof, not a counterexample.
+const tree = mkdtempSync(path.join(os.tmpdir(), 'ward-bench-tree-'));
+const outside = JSON.parse(JSON.stringify(big).split(ws).join(tree));
+for (const d of [...outside.filesystem.read, ...outside.filesystem.write]) mkdirSync(d, { recursive: true });
+for (const f of outside.filesystem.deny) writeFileSync(f, 'x');
+const outsideFile = path.join(ws, 'policy-200-outside.json');
+writeFileSync(outsideFile, JSON.stringify(outside));
+
+// Dynamic rules and invariants (rules-only-revoke and each invariant explore the rules' states).
+for (const d of ['secrets', 'src']) mkdirSync(path.join(ws, d), { recursive: true });
+const dynamicFile = path.join(ws, 'policy-rules.json');
+writeFileSync(
+  dynamicFile,
+  JSON.stringify({
+    extends: ['minimal'],
+    filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/src'] },
+    network: { allow: ['api.github.com:443', '*.untrusted.example:443'] },
+    rules: [
+      { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },
+      { after: ['read ${WORKSPACE}/secrets', 'connect *.untrusted.example:443'], revoke: 'write ${WORKSPACE}/src' },
+    ],
+    invariants: [
+      'never connect * after read ${WORKSPACE}/secrets/**',
+      'never write ${WORKSPACE}/src after connect *.untrusted.example:443',
+      'never read ${WORKSPACE}/**/.env',
+      'never see ~/.ssh',
+      'never connect *.untrusted.example:443',
+      'never connect * after read ${WORKSPACE}/src',
+    ],
+  }),
+);
+
+// Eight independent rules: 256 reachable permission states for rules-only-revoke to walk.
+const eightFile = path.join(ws, 'policy-8-rules.json');
+writeFileSync(
+  eightFile,
+  JSON.stringify({
+    extends: ['minimal'],
+    filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}'] },
+    network: { allow: ['*.example.com:443'] },
+    rules: Array.from({ length: 8 }, (_, i) => ({
+      after: i % 3 === 2 ? `connect h${i}.example.com:443` : `read \${WORKSPACE}/s${i}/**`,
+      revoke: i % 2 ? 'network' : `write \${WORKSPACE}/w${i}`,
+    })),
+    invariants: ['never connect * after read ${WORKSPACE}/s1/**', 'never write ${WORKSPACE}/w0 after read ${WORKSPACE}/s0'],
+  }),
+);
 
 const cases = [
   ['profile minimal', ['--profile', 'minimal']],
   ['profile node', ['--profile', 'node']],
   ['profile python', ['--profile', 'python']],
   ['profile default', ['--profile', 'default']],
-  [`policy with ${rules} rules`, [bigFile]],
+  [`policy with ${rules} rules in the workspace`, [bigFile]],
+  [`policy with ${rules} rules outside the workspace`, [outsideFile]],
+  ['policy with 2 dynamic rules and 6 invariants', [dynamicFile]],
+  ['policy with 8 dynamic rules (256 states) and 2 invariants', [eightFile]],
 ];
 
 const { verifyPolicy } = await import(path.join(root, 'dist/verify/properties/index.js'));
@@ -64,6 +115,7 @@ for (const [label, args] of cases) {
   rows.push({ label, cold: median(cold), warm: median(warm), statuses });
 }
 rmSync(ws, { recursive: true, force: true });
+rmSync(tree, { recursive: true, force: true });
 
 console.log(`### \`ward verify\` (median of ${N}; ms)\n`);
 console.log('| Policy | cold (new process) | warm (same process) | properties (P proved, V violated, U unknown) |');

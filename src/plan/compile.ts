@@ -47,8 +47,27 @@ export interface CompileContext {
 
 const seccompCache = new Map<string, Plan['seccomp']>();
 
+/**
+ * Fail closed on `rules:`. Dynamic rules are decided by a supervisor (seccomp user
+ * notification, issue 6) that this build does not have; a static sandbox would run the
+ * command with none of the rule's revocations, i.e. with more than the policy allows after
+ * its trigger. So a plan is never made for such a policy: every way to run (CLI, run(),
+ * start()) goes through here. `ward policy check` and `ward verify` still read the rules.
+ */
+export function assertNoDynamicRules(policy: LoadedPolicy): void {
+  const n = policy.effective.rules?.length ?? 0;
+  if (n === 0) return;
+  throw new PolicyError(
+    policy.sources.at(-1) ?? '(policy)',
+    'rules',
+    `dynamic rules need supervised mode, which this build does not have (the policy has ${n} rule${n === 1 ? '' : 's'}; running without them would allow what they revoke)`,
+    'remove `rules:` from the policy (and every policy it extends) to run it in the static sandbox; `ward policy check` and `ward verify` still read it',
+  );
+}
+
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
+  assertNoDynamicRules(policy);
 
   const network = planNetwork(policy, ctx.env);
 

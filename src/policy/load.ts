@@ -20,6 +20,8 @@ import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
 import { SECRET_PATHS, wardStatePaths } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
+import type { Match, Rule } from '../rules/index.js';
+import { parseAfter, parseInvariant, parseRevoke, type Invariant, type Parsed } from '../rules/parse.js';
 
 export interface FsEntry {
   path: string;
@@ -48,6 +50,10 @@ export interface EffectivePolicy {
   /** Brokered credentials by variable name (present only when the policy has some): where the value comes from, never the value. */
   secrets?: Record<string, { from_env?: string; from_file?: string; hosts: string[]; header: string | null }>;
   sandbox: { landlock: 'required' | 'optional' | 'off'; allow_degraded: boolean; home: 'tmpfs' | 'none' };
+  /** Dynamic rules (present only when the policy has some, so other policies keep their hash). */
+  rules?: Rule[];
+  /** User-declared properties for `ward verify` (present only when the policy has some). */
+  invariants?: Invariant[];
 }
 
 /** Where an entry came from, so a later check can point at the line a user wrote. */
@@ -334,6 +340,9 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   const pass = new Set<string>();
   const set: Record<string, string> = {};
   const deny = new Set<string>();
+  // Rules and invariants: the union over all sources, in merge order, each once.
+  const rules = new Map<string, Rule>();
+  const invariants = new Map<string, Invariant>();
   const eff: EffectivePolicy = {
     version: 1,
     workspace: ctx.workspace,
@@ -390,6 +399,25 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
       });
       if (!origins.has(`secrets\0${name}`)) origins.set(`secrets\0${name}`, { file: label, keyPath });
     }
+    (policy.rules ?? []).forEach((rule, i) => {
+      const keyPath = `rules[${i}]`;
+      const list = (v: string | string[]) => (typeof v === 'string' ? [v] : v);
+      const parseAll = (key: 'after' | 'revoke', parse: (t: string, c: ExpandContext) => Parsed<Match>): Match[] =>
+        list(rule[key]).map((text, j) => {
+          const r = parse(text, ctx);
+          if (!r.ok) throw new PolicyError(label, `${keyPath}.${key}${typeof rule[key] === 'string' ? '' : `[${j}]`}`, `"${text}", column ${r.column}: ${r.problem}`, r.fix);
+          return r.value;
+        });
+      const parsed: Rule = { after: parseAll('after', parseAfter), revoke: parseAll('revoke', parseRevoke) };
+      const key = canonicalJson(parsed);
+      if (!rules.has(key)) rules.set(key, parsed);
+    });
+    (policy.invariants ?? []).forEach((text, i) => {
+      const r = parseInvariant(text, ctx);
+      if (!r.ok) throw new PolicyError(label, `invariants[${i}]`, `invariant ${i + 1} "${text}", column ${r.column}: ${r.problem}`, r.fix);
+      const key = canonicalJson(r.value);
+      if (!invariants.has(key)) invariants.set(key, r.value);
+    });
     const res = policy.resources ?? {};
     for (const k of ['memory', 'file_size', 'output'] as const) if (res[k] !== undefined) eff.resources[k] = parseSize(res[k]);
     for (const k of ['cpu_time', 'wall_time'] as const) if (res[k] !== undefined) eff.resources[k] = parseDuration(res[k]);
@@ -421,6 +449,8 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   eff.env.pass = [...pass].sort();
   eff.env.set = Object.fromEntries(Object.entries(set).sort(([a], [b]) => (a < b ? -1 : 1)));
   eff.syscalls.deny = [...deny].sort();
+  if (rules.size > 0) eff.rules = [...rules.values()];
+  if (invariants.size > 0) eff.invariants = [...invariants.values()];
 
   checkContradictions(eff, origins, lastLabel);
   const canonical = canonicalJson(eff);

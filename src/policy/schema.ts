@@ -130,6 +130,25 @@ function build() {
           allow_ia32: z.boolean().optional().describe('true: allow 32-bit (i386) programs, under the same syscall rules; default false kills them'),
         })
         .optional(),
+      rules: z
+        .array(
+          z
+            .strictObject({
+              after: z
+                .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+                .describe('the event that triggers the rule, "read|write|exec|connect PATTERN" (e.g. "read ${WORKSPACE}/secrets/**"), or a list of events that must all have happened'),
+              revoke: z
+                .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+                .describe('what is taken away from then on: "network", or "read|write|exec|append PATH-PATTERN", or "connect HOST:PORT", or a list of them'),
+            })
+            .describe('a dynamic rule: after EVENT, revoke ACCESS (rules only ever take permissions away)'),
+        )
+        .optional()
+        .describe('dynamic rules, e.g. [{after: "read ~/secrets/**", revoke: network}]; they need supervised mode to run'),
+      invariants: z
+        .array(z.string().min(1).describe('an invariant such as "never read ~/secrets/**" or "never connect * after read ${WORKSPACE}/secrets/**"'))
+        .optional()
+        .describe('properties `ward verify` proves about this policy (see "Invariants" in docs/policy.md)'),
       sandbox: z
         .strictObject({
           landlock: z

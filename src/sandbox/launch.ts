@@ -32,7 +32,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
-import type { Plan, Rlimits } from '../plan/compile.js';
+import { assertNoDynamicRules, type Plan, type Rlimits } from '../plan/compile.js';
 import { ensureMaskFile } from '../paths.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
@@ -160,6 +160,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
   const started = process.hrtime.bigint();
   const eff = plan.policy.effective;
+  // A Plan built by hand around a policy with rules: refused here too (see compilePlan).
+  assertNoDynamicRules(plan.policy);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {

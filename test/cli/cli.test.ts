@@ -85,6 +85,12 @@ describe('ward run', () => {
     assert.equal(strict.code, 125);
     assert.match(strict.stderr, /--verify-strict: .*w-xor-x VIOLATED/);
     assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+    // The refusal is in the audit log, with the failed properties and the policy's hash.
+    const refused = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.type === 'launch-failed').at(-1)!;
+    assert.equal(refused.step, 'verify');
+    assert.match(String(refused.message), new RegExp(`--verify-strict: .*w-xor-x VIOLATED.*\\(policy sha256 ${launch.policy_sha256}\\)`));
+    assert.deepEqual(refused.argv, ['touch', 'ran']);
+    assert.equal(ward(['audit', 'verify', log], { env: fx.env }).code, 0, 'the log with the refusal still verifies');
     // minimal sets no limits that need a cgroup (and does not allow degraded runs).
     const minimal = ward(['run', '--profile', 'minimal', '--verify-strict', '--audit-log', log, '--', 'true'], { cwd: fx.ws, env: fx.env, timeout: 120_000 });
     assert.equal(minimal.code, 0, minimal.stderr);

@@ -1,14 +1,30 @@
 import { WardError } from '../../errors.js';
 import { compile, preparePolicy } from '../../api.js';
+import { showMatch } from '../../rules/index.js';
 import { takeValue } from '../main.js';
 
-/** `ward policy check FILE [--workspace DIR]`: validates and compiles, runs nothing. */
+/**
+ * `ward policy check FILE [--workspace DIR]`: validates and compiles, runs nothing.
+ *
+ * A policy with dynamic rules (`rules:`) is accepted here and its rules are listed, but
+ * `ward run` refuses it in this build (no supervised mode: src/plan/compile.ts). The static
+ * part is still compiled, as a copy without the rules, so every other mistake shows now; the
+ * plan hash printed for it is marked as the static part's: no run of this policy has it.
+ */
 export function policyCheck(args: string[]): number {
   const { file, workspace } = parse(args);
   const loaded = preparePolicy({ file }, { workspace });
-  const plan = compile(loaded, { workspace });
-  process.stdout.write(`ok: ${file}\n  policy sha256 ${loaded.sha256}\n  plan sha256   ${plan.sha256}\n`);
-  for (const n of plan.notes) process.stdout.write(`  note: ${n}\n`);
+  const rules = loaded.effective.rules ?? [];
+  const { rules: _omit, ...staticPart } = loaded.effective;
+  const plan = compile(rules.length === 0 ? loaded : { ...loaded, effective: staticPart }, { workspace });
+  const out = [`ok: ${file}`, `  policy sha256 ${loaded.sha256}`, `  plan sha256   ${plan.sha256}${rules.length > 0 ? ' (static part)' : ''}`];
+  for (const n of plan.notes) out.push(`  note: ${n}`);
+  if (rules.length > 0) {
+    out.push(`  rules (${rules.length}; \`ward run\` refuses them: dynamic rules need supervised mode, which this build does not have):`);
+    for (const r of rules) out.push(`    after ${r.after.map(showMatch).join(' and ')} -> revoke ${r.revoke.map(showMatch).join(', ')}`);
+  }
+  for (const [i, inv] of (loaded.effective.invariants ?? []).entries()) out.push(`  invariant:${i + 1} ${inv.text} (\`ward verify\` proves it)`);
+  process.stdout.write(`${out.join('\n')}\n`);
   return 0;
 }
 

@@ -68,7 +68,15 @@ export async function runCommand(args: string[]): Promise<number> {
   const argv = args.slice(i);
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
 
+  // The log is opened (and the key made on first use) before anything else: no log, no run,
+  // and a refusal (a --verify-strict failure included) is recorded in it as launch-failed.
+  const logPath = auditLog ?? defaultAuditLog();
+  const audit = openAudit(auditLog, process.env, (k) => {
+    if (!quiet) process.stderr.write(`${keyCreatedNotice(k, logPath)}\n`);
+  });
+
   let verification: VerificationSummary | undefined;
+  let refusal: WardError | undefined;
   if (verify) {
     const report = await verifyPolicy(policy, { workspace });
     verification = {
@@ -80,24 +88,23 @@ export async function runCommand(args: string[]): Promise<number> {
     };
     const failed = report.properties.filter((p) => p.status !== 'PROVED');
     if (verify === 'strict' && failed.length > 0) {
-      throw new WardError(`--verify-strict: ${failed.map((p) => `${p.id} ${p.status}${p.counterexample ? ` (${p.counterexample})` : ''}`).join('; ')}`, {
+      refusal = new WardError(`--verify-strict: ${failed.map((p) => `${p.id} ${p.status}${p.counterexample ? ` (${p.counterexample})` : ''}`).join('; ')} (policy sha256 ${report.policy_sha256})`, {
         step: 'verify',
         fix: 'see `ward verify` for each property and its counterexample; fix the policy, or run with --verify to record the result without requiring it',
       });
     }
   }
 
-  // The log is opened (and the key made on first use) before anything runs: no log, no run.
-  const logPath = auditLog ?? defaultAuditLog();
-  const audit = openAudit(auditLog, process.env, (k) => {
-    if (!quiet) process.stderr.write(`${keyCreatedNotice(k, logPath)}\n`);
-  });
   // Output goes straight to the terminal (a TTY stays a TTY) unless the policy caps it,
   // which needs Ward in the middle to count.
   const handle = launchAudited(
     audit,
     argv,
-    () => compile(policy, { workspace }),
+    () => {
+      // Thrown inside launchAudited so that the refusal is written to the audit log.
+      if (refusal) throw refusal;
+      return compile(policy, { workspace });
+    },
     (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
   );
   const r = await handle.result;

@@ -4,7 +4,10 @@
  * Proves the built-in properties of a policy with Z3, checks that it refines a baseline, and
  * validates the compiled artefacts against it (src/verify/properties). Each property is
  * PROVED, VIOLATED (with a counterexample: a path, a host:port, or an access) or UNKNOWN
- * (solver budget spent, or the policy could not be compiled).
+ * (solver budget spent, or the policy could not be compiled). A policy with `rules:` also gets
+ * `rules-only-revoke`, and each of its `invariants:` is a property `invariant:N` whose title is
+ * the invariant's text (shown under its row). `--timeout-ms` is the solver's budget per query;
+ * questions settled by prefix reasoning need none.
  *
  * Exit status: 0 when every property is PROVED; 1 when any is VIOLATED or UNKNOWN; 125 for
  * usage errors, an invalid policy, or a policy too large to verify.
@@ -89,6 +92,8 @@ function render(r: VerifyReport, label: string): string {
   ];
   for (const p of r.properties) {
     out.push(line([p.status, p.id, p.counterexample ?? '-']));
+    // An invariant's title is the user's own text: show it, so the row says what was proved.
+    if (p.id.startsWith('invariant:')) out.push(`  ${''.padEnd(w0)}  ${''.padEnd(w1)}  "${p.title}"`);
     if (p.status !== 'PROVED' && p.detail) out.push(`  ${''.padEnd(w0)}  ${''.padEnd(w1)}  ${p.detail}`);
   }
   const count = (s: string) => r.properties.filter((p) => p.status === s).length;

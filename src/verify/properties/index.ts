@@ -5,9 +5,12 @@
  * the artefacts could not be built). Nothing is PROVED unless a check said so.
  *
  * Every property is a satisfiability query "exists x. Allowed(x) and Bad(x)" (Zelkova's
- * shape): unsat is a proof, a model is the counterexample. Each counterexample is re-checked
- * by a plain TypeScript matcher over the same sets, so an encoding bug shows up as a
- * disagreement instead of a wrong verdict.
+ * shape): unsat is a proof, a witness is the counterexample. Path questions are split into
+ * small cells (./decide.ts): prefix reasoning settles the cells where it is exact (checked
+ * against Z3 on random policies by test/verify/decide.test.ts), Z3 the rest. Each
+ * counterexample is re-checked by a plain TypeScript matcher over the same sets, so an
+ * encoding bug shows up as a disagreement instead of a wrong verdict. Dynamic rules and
+ * invariants are in ./dynamic.ts.
  */
 import { compile, preparePolicy, type PolicyInput } from '../../api.js';
 import { WardError } from '../../errors.js';
@@ -27,9 +30,12 @@ import {
   secretSet,
   visibleSet,
   wardStateSet,
-  type PathPattern,
   type PathSet,
 } from './model.js';
+import { decidePaths, type Witness } from './decide.js';
+import { checkInvariant, dynamicModel, rulesOnlyRevoke } from './dynamic.js';
+
+export { inSet } from './model.js';
 
 export type Status = 'PROVED' | 'VIOLATED' | 'UNKNOWN';
 
@@ -74,6 +80,7 @@ export const PROPERTY_TITLES = {
   'append-not-writable': 'append-only paths are never writable (only appendable)',
   'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
   egress: 'egress: every allowed destination is a declared host with a specific port, wildcards only below a 2+ label domain',
+  'rules-only-revoke': 'dynamic rules only ever remove permissions: after any sequence of events, what is allowed is a subset of what was allowed before',
   refines: 'every access allowed is allowed by the baseline',
   'compiled-artefacts': 'compiled artefacts (seccomp, mounts, Landlock) match the policy',
 } as const;
@@ -114,6 +121,19 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
   properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
   properties.push(await egressProperty(enc, eff, timeoutMs));
+  // Dynamic rules and invariants: reported only for policies that have them, so the report of
+  // every other policy is what it was.
+  if ((eff.rules?.length ?? 0) > 0) {
+    const t = performance.now();
+    const o = await rulesOnlyRevoke(enc, eff, sets, timeoutMs);
+    properties.push({ id: 'rules-only-revoke', title: PROPERTY_TITLES['rules-only-revoke'], ...o, ms: Math.round(performance.now() - t) });
+  }
+  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, eff, sets, timeoutMs) : undefined;
+  for (const [i, inv] of (eff.invariants ?? []).entries()) {
+    const t = performance.now();
+    const o = await checkInvariant(model!, inv, (p) => explain(eff, p));
+    properties.push({ id: `invariant:${i + 1}`, title: inv.text, ...o, ms: Math.round(performance.now() - t) });
+  }
   if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs));
   const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   properties.push(compiled.result);
@@ -141,37 +161,9 @@ async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof
   return { id, title, status: 'VIOLATED', counterexample: w.path, detail: explain(eff, w.path), ms };
 }
 
-type Witness = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
-
-/** A canonical path in every `pos` set and in no `neg` set, or a proof there is none. */
-async function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
-  const { ctx } = enc;
-  const p = ctx.String.const('p');
-  const re = enc.intersect(...pos.map(enc.pathSet), ...neg.map((s) => ctx.Complement(enc.pathSet(s))));
-  const r = await check(ctx, ctx.InRe(p, re), timeoutMs);
-  if (r.status !== 'sat') return r;
-  // Ask again for a printable witness (any witness is a valid counterexample; a readable one
-  // is a better one). If that second question has no answer, keep the first model.
-  const nicer = await check(ctx, ctx.InRe(p, ctx.Intersect(re, enc.printable)), Math.min(timeoutMs, 2000));
-  const model = nicer.status === 'sat' ? nicer.model : r.model;
-  const v = model.eval(p, true);
-  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no string value for the path' };
-  const path = v.asString();
-  // Cross-check the solver's witness with the plain matcher: both must agree on every set.
-  if (!pos.every((s) => inSet(path, s)) || neg.some((s) => inSet(path, s))) {
-    return { status: 'unknown', reason: `internal: the solver's witness ${JSON.stringify(path)} is not confirmed by the TypeScript matcher` };
-  }
-  return { status: 'sat', path };
-}
-
-function inPattern(p: string, pat: PathPattern): boolean {
-  if (pat.kind === 'subtree') return isWithin(p, pat.path);
-  const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
-  return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
-}
-
-export function inSet(p: string, s: PathSet): boolean {
-  return s.include.some((i) => inPattern(p, i)) && !s.exclude.some((e) => inPattern(p, e));
+/** A canonical path in every `pos` set and in no `neg` set, or a proof there is none (./decide.ts). */
+function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
+  return decidePaths(enc, pos, neg, timeoutMs);
 }
 
 /** The policy entries that cover a path: what a reviewer edits to fix a finding. */

@@ -11,7 +11,7 @@
  * paths are neither readable nor writable by themselves: they only make a name exist.
  */
 import path from 'node:path';
-import { expandPath } from '../../policy/expand.js';
+import { expandPath, isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy } from '../../policy/load.js';
 import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
 
@@ -87,6 +87,18 @@ export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: st
     if (r.ok) paths.push(r.path);
   }
   return { include: [...subtrees(paths), { kind: 'named-below', dir: eff.workspace, name: '.env' }], exclude: [] };
+}
+
+/** Is the canonical path `p` in the pattern? (The plain matcher every solver answer is checked against.) */
+export function inPattern(p: string, pat: PathPattern): boolean {
+  if (pat.kind === 'subtree') return isWithin(p, pat.path);
+  const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
+  return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
+}
+
+/** Is the canonical path `p` in the set (in an include, in no exclude)? */
+export function inSet(p: string, s: PathSet): boolean {
+  return s.include.some((i) => inPattern(p, i)) && !s.exclude.some((e) => inPattern(p, e));
 }
 
 /** Parses `network.allow` entries (already validated by the schema and lower-cased by the loader). */

@@ -73,7 +73,9 @@ export function destinations(ctx: Z3Context): Destinations {
   const lit = (s: string): R => ctx.Re.toRe(s);
   const reSort = ctx.Re.sort(ctx.String.sort());
   const digit = ctx.Range('0', '9');
-  const label = ctx.Plus(ctx.Union(ctx.Range('a', 'z'), digit, lit('-'), lit('_')));
+  // A label starts with a letter, digit or underscore (never "-"), so counterexamples read as
+  // names a resolver would accept.
+  const label = ctx.ReConcat(ctx.Union(ctx.Range('a', 'z'), digit, lit('_')), ctx.Star(ctx.Union(ctx.Range('a', 'z'), digit, lit('-'), lit('_'))));
   const dnsName = ctx.ReConcat(label, ctx.Star(ctx.ReConcat(lit('.'), label)));
   const ipv6 = ctx.ReConcat(lit('['), ctx.Plus(ctx.Union(digit, ctx.Range('a', 'f'), lit(':'))), lit(']'));
   // 1..65535 without leading zeros.

@@ -1,0 +1,105 @@
+/**
+ * Dynamic rules (policy key `rules:`): their data and their pure semantics. No I/O, no clock,
+ * no globals: the supervisor (supervised mode, issue 6) and the verifier
+ * (src/verify/properties/dynamic.ts) run exactly these functions.
+ *
+ * The whole API:
+ *
+ *   initialState(rules)                 -> RuleState   nothing seen, nothing revoked
+ *   applyEvent(state, event)            -> { state, fired }
+ *                                          an event that happened (the access was allowed and
+ *                                          done); rules whose every `after` pattern has now
+ *                                          been seen fire, once, and their revocations hold
+ *                                          from then on. Never mutates `state`.
+ *   isAllowed(state, access, target)    -> boolean     false when a fired rule revoked it
+ *   revocations(state)                  -> Match[]     what the fired rules revoked
+ *   matchEvent(match, event)            -> boolean
+ *
+ * `isAllowed` answers for the dynamic part only: the static policy (mounts, Landlock,
+ * seccomp, the egress broker) still decides first, so an access happens only when both allow
+ * it. Rules only ever take permissions away; `ward verify` proves that of these functions for
+ * the policy's actual rules (property `rules-only-revoke`).
+ *
+ * Targets are canonical paths (absolute, no `.`/`..`, symlinks resolved) or "host:port"
+ * destinations; patterns are parsed by ./pattern.ts. A revocation of `write` also revokes
+ * `append` (appending is writing); `read`, `exec` and `append` revoke only themselves;
+ * `network` is `connect *`.
+ */
+import { matchDest, matchPath } from './pattern.js';
+
+/** What an event can be: an access that happened. */
+export type EventKind = 'read' | 'write' | 'exec' | 'connect';
+/** What a rule can revoke. */
+export type Access = EventKind | 'append';
+export const EVENT_KINDS: readonly EventKind[] = ['read', 'write', 'exec', 'connect'];
+export const ACCESS_KINDS: readonly Access[] = ['read', 'write', 'exec', 'append', 'connect'];
+
+/** An access kind and a pattern: an expanded path pattern, or a destination pattern for connect. */
+export interface Match {
+  access: Access;
+  target: string;
+}
+
+/** One rule: once every `after` pattern has been matched by some event (in any order), `revoke` holds. */
+export interface Rule {
+  after: Match[];
+  revoke: Match[];
+}
+
+/** A concrete event: a canonical path, or "host:port" for connect. */
+export interface Event {
+  access: EventKind;
+  target: string;
+}
+
+export interface RuleState {
+  readonly rules: readonly Rule[];
+  /** seen[r][i]: rule r's i-th `after` pattern has been matched. */
+  readonly seen: readonly (readonly boolean[])[];
+  /** fired[r]: rule r's revocations are in force. */
+  readonly fired: readonly boolean[];
+}
+
+export function initialState(rules: readonly Rule[]): RuleState {
+  return { rules, seen: rules.map((r) => r.after.map(() => false)), fired: rules.map(() => false) };
+}
+
+function matchTarget(m: Match, target: string): boolean {
+  return m.access === 'connect' ? matchDest(m.target, target) : matchPath(m.target, target);
+}
+
+export function matchEvent(m: Match, e: Event): boolean {
+  return m.access === e.access && matchTarget(m, e.target);
+}
+
+export function applyEvent(state: RuleState, event: Event): { state: RuleState; fired: number[] } {
+  const fired: number[] = [];
+  const seen = state.rules.map((rule, r) => rule.after.map((m, i) => state.seen[r]![i]! || matchEvent(m, event)));
+  const nowFired = state.rules.map((_, r) => {
+    if (state.fired[r]) return true;
+    if (seen[r]!.every(Boolean)) {
+      fired.push(r);
+      return true;
+    }
+    return false;
+  });
+  return { state: { rules: state.rules, seen, fired: nowFired }, fired };
+}
+
+export function revocations(state: RuleState): Match[] {
+  return state.rules.flatMap((rule, r) => (state.fired[r] ? rule.revoke : []));
+}
+
+/** Does a revocation of `m.access` cover `access`? (revoking write revokes append too.) */
+export function revokes(m: Match, access: Access): boolean {
+  return m.access === access || (m.access === 'write' && access === 'append');
+}
+
+export function isAllowed(state: RuleState, access: Access, target: string): boolean {
+  return !revocations(state).some((m) => revokes(m, access) && matchTarget(m, target));
+}
+
+/** A rule pattern as policy text ("read /x", "connect *"): for messages and `ward policy check`. */
+export function showMatch(m: Match): string {
+  return `${m.access} ${m.target}`;
+}

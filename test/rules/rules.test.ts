@@ -1,0 +1,202 @@
+// Dynamic rules as data: parsing (src/rules/parse.ts via the loader), their pure semantics
+// (src/rules/index.ts), and the fail-closed refusal to run them without supervised mode.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { compile } from '../../src/api.js';
+import { PolicyError } from '../../src/errors.js';
+import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
+import { applyEvent, initialState, isAllowed, matchEvent, revocations, type Rule } from '../../src/rules/index.js';
+import { matchDest, matchPath } from '../../src/rules/pattern.js';
+
+const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-rules-')));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const ws = path.join(dir, 'ws');
+const home = path.join(dir, 'home');
+for (const d of [ws, `${ws}/secrets`, `${ws}/src`, home]) mkdirSync(d, { recursive: true });
+const env = { HOME: home, PATH: '/usr/bin:/bin' };
+const obj = (p: Record<string, unknown>) => loadPolicyObject({ extends: ['minimal'], ...p }, { workspace: ws, home, env });
+function policyError(fn: () => unknown): PolicyError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PolicyError, `expected PolicyError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a PolicyError');
+}
+
+describe('rules: loading', () => {
+  it('parses after/revoke, expands ${WORKSPACE} and ~, keeps the trifecta list, and normalises network to connect *', () => {
+    const p = obj({
+      rules: [
+        { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },
+        { after: ['read ~/private/**', 'connect *.example.com:443'], revoke: ['connect *', 'write ${WORKSPACE}/src'] },
+        { after: 'exec ${WORKSPACE}/**/.git', revoke: 'execute ${WORKSPACE}' },
+      ],
+    });
+    assert.deepEqual(p.effective.rules, [
+      { after: [{ access: 'read', target: `${ws}/secrets` }], revoke: [{ access: 'connect', target: '*' }] },
+      {
+        after: [
+          { access: 'read', target: `${home}/private` },
+          { access: 'connect', target: '*.example.com:443' },
+        ],
+        revoke: [
+          { access: 'connect', target: '*' },
+          { access: 'write', target: `${ws}/src` },
+        ],
+      },
+      { after: [{ access: 'exec', target: `${ws}/**/.git` }], revoke: [{ access: 'exec', target: ws }] },
+    ]);
+    // The rules are part of what is hashed.
+    assert.match(p.canonical, /"rules":\[/);
+  });
+
+  it('a policy without rules or invariants has no such keys, so its hash is what it was', () => {
+    const p = obj({ rules: [], invariants: [] });
+    assert.equal('rules' in p.effective, false);
+    assert.equal('invariants' in p.effective, false);
+    assert.equal(p.sha256, obj({}).sha256);
+  });
+
+  it('rules from extended files are merged (union, each once)', () => {
+    const base = path.join(dir, 'base.yaml');
+    writeFileSync(base, 'extends: [minimal]\nrules:\n  - after: read ${WORKSPACE}/secrets/**\n    revoke: network\n');
+    const top = path.join(dir, 'top.yaml');
+    writeFileSync(top, 'extends: [./base.yaml]\nrules:\n  - after: read ${WORKSPACE}/secrets\n    revoke: network\n  - after: connect *\n    revoke: write ${WORKSPACE}/src\n');
+    const p = loadPolicy({ file: top, workspace: ws, home, env });
+    assert.equal(p.effective.rules?.length, 2);
+  });
+
+  it('bad events, bad patterns and unknown keys are errors naming the entry, the column and the fix', () => {
+    let e = policyError(() => obj({ rules: [{ after: 'raed ${WORKSPACE}/secrets', revoke: 'network' }] }));
+    assert.equal(e.keyPath, 'rules[0].after');
+    assert.match(e.message, /column 1: unknown event kind "raed"/);
+    assert.match(e.fix!, /read, write, exec, connect/);
+    e = policyError(() => obj({ rules: [{ after: 'read', revoke: 'network' }] }));
+    assert.match(e.message, /"read" needs a pattern/);
+    e = policyError(() => obj({ rules: [{ after: 'read ${WORKSPACE}/secrets', revoke: ['network', 'write src/**'] }] }));
+    assert.equal(e.keyPath, 'rules[0].revoke[1]');
+    assert.match(e.message, /column 7: .*relative path/);
+    e = policyError(() => obj({ rules: [{ after: 'connect example.com', revoke: 'network' }] }));
+    assert.match(e.message, /not a destination pattern/);
+    e = policyError(() => obj({ rules: [{ after: 'append /x', revoke: 'network' }] }));
+    assert.match(e.message, /unknown event kind "append"/);
+    e = policyError(() => obj({ rules: [{ after: 'read /x/**/a/b', revoke: 'network' }] }));
+    assert.match(e.message, /one plain name/);
+    e = policyError(() => obj({ rules: [{ after: 'read /x', revoke: 'network', grant: 'write /' }] }));
+    assert.match(e.message, /unknown key "grant"/);
+    e = policyError(() => obj({ rules: [{ after: 'read /x', revoke: 'network now' }] }));
+    assert.match(e.message, /column 9: unexpected "now"/);
+  });
+});
+
+describe('rules: semantics', () => {
+  const rules: Rule[] = [
+    { after: [{ access: 'read', target: '/w/secrets' }], revoke: [{ access: 'connect', target: '*' }] },
+    {
+      after: [
+        { access: 'read', target: '/home/u/private' },
+        { access: 'connect', target: '*.untrusted.example:443' },
+      ],
+      revoke: [{ access: 'write', target: '/w/src' }],
+    },
+  ];
+
+  it('matchEvent: subtree, named-below, destination patterns', () => {
+    assert.equal(matchEvent({ access: 'read', target: '/w/secrets' }, { access: 'read', target: '/w/secrets/k' }), true);
+    assert.equal(matchEvent({ access: 'read', target: '/w/secrets' }, { access: 'read', target: '/w/secrets2' }), false);
+    assert.equal(matchEvent({ access: 'read', target: '/w/secrets' }, { access: 'write', target: '/w/secrets/k' }), false);
+    assert.equal(matchPath('/w/**/.env', '/w/a/b/.env'), true);
+    assert.equal(matchPath('/w/**/.env', '/w/a/.env/x'), true);
+    assert.equal(matchPath('/w/**/.env', '/w/.envx'), false);
+    assert.equal(matchPath('/w/**/.env', '/x/.env'), false);
+    assert.equal(matchDest('*.example.com:443', 'a.b.example.com:443'), true);
+    assert.equal(matchDest('*.example.com:443', 'example.com:443'), false);
+    assert.equal(matchDest('*.example.com:443', 'evilexample.com:443'), false);
+    assert.equal(matchDest('*.example.com:443', 'a.example.com:80'), false);
+    assert.equal(matchDest('api.example.com:*', 'api.example.com:8443'), true);
+    assert.equal(matchDest('*', 'anything:1'), true);
+  });
+
+  it('read of a secret revokes the network, for good; other events change nothing', () => {
+    let s = initialState(rules);
+    assert.equal(isAllowed(s, 'connect', 'api.github.com:443'), true);
+    let r = applyEvent(s, { access: 'read', target: '/w/README' });
+    assert.deepEqual(r.fired, []);
+    assert.equal(isAllowed(r.state, 'connect', 'api.github.com:443'), true);
+    r = applyEvent(r.state, { access: 'read', target: '/w/secrets/token' });
+    assert.deepEqual(r.fired, [0]);
+    s = r.state;
+    assert.equal(isAllowed(s, 'connect', 'api.github.com:443'), false);
+    assert.equal(isAllowed(s, 'read', '/w/secrets/token'), true, 'only the network is revoked');
+    // Firing again reports nothing new; the revocation stays.
+    r = applyEvent(s, { access: 'read', target: '/w/secrets/other' });
+    assert.deepEqual(r.fired, []);
+    assert.equal(isAllowed(r.state, 'connect', 'x:1'), false);
+  });
+
+  it('the trifecta rule fires only once both events have happened, in either order; write revocation covers append', () => {
+    for (const order of [
+      [{ access: 'read' as const, target: '/home/u/private/notes' }, { access: 'connect' as const, target: 'evil.untrusted.example:443' }],
+      [{ access: 'connect' as const, target: 'evil.untrusted.example:443' }, { access: 'read' as const, target: '/home/u/private/notes' }],
+    ]) {
+      const s0 = initialState(rules);
+      const r1 = applyEvent(s0, order[0]!);
+      assert.deepEqual(r1.fired, []);
+      assert.equal(isAllowed(r1.state, 'write', '/w/src/main.c'), true);
+      const r2 = applyEvent(r1.state, order[1]!);
+      assert.deepEqual(r2.fired, [1]);
+      assert.equal(isAllowed(r2.state, 'write', '/w/src/main.c'), false);
+      assert.equal(isAllowed(r2.state, 'append', '/w/src/log'), false);
+      assert.equal(isAllowed(r2.state, 'read', '/w/src/main.c'), true);
+      assert.equal(isAllowed(r2.state, 'write', '/w/docs/a'), true);
+      assert.deepEqual(revocations(r2.state), [{ access: 'write', target: '/w/src' }]);
+      // applyEvent is pure: the earlier states are unchanged.
+      assert.deepEqual(s0, initialState(rules));
+      assert.deepEqual(r1.state.fired, [false, false]);
+    }
+  });
+});
+
+describe('rules: fail closed without supervised mode', () => {
+  it('compile (every way to run) refuses a policy with rules, naming the fix', () => {
+    const p = obj({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] });
+    const e = policyError(() => compile(p, { workspace: ws, env }));
+    assert.match(e.message, /dynamic rules need supervised mode, which this build does not have/);
+    assert.match(e.fix!, /remove `rules:`/);
+    assert.equal(e.exitCode, 125);
+    // The same policy without its rules compiles.
+    assert.ok(compile(obj({}), { workspace: ws, env }).sha256);
+  });
+
+  it('run() refuses it before anything starts, and launch() refuses a hand-made plan around it', async () => {
+    const { run } = await import('../../src/index.js');
+    const { launch } = await import('../../src/sandbox/launch.js');
+    const p = obj({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] });
+    await assert.rejects(run(p, ['true'], { workspace: ws, env, audit: false, stdin: 'ignore' }), /dynamic rules need supervised mode/);
+    const plan = compile(obj({}), { workspace: ws, env });
+    assert.throws(() => launch({ ...plan, policy: p }, ['true']), /dynamic rules need supervised mode/);
+  });
+});
+
+describe('rules: the CLI', () => {
+  it('`ward run` exits 125 with the supervised-mode error; `ward policy check` accepts the policy and lists its rules', async () => {
+    const { ward } = await import('../helpers.js');
+    const file = path.join(dir, 'dynamic.yaml');
+    writeFileSync(file, 'extends: [minimal]\nrules:\n  - after: read ${WORKSPACE}/secrets/**\n    revoke: network\ninvariants:\n  - never connect * after read ${WORKSPACE}/secrets/**\n');
+    const audit = path.join(dir, 'audit.jsonl');
+    const r = ward(['run', '--policy', file, '-w', ws, '--audit-log', audit, '--', 'true'], { env: { ...process.env, ...env } });
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /dynamic rules need supervised mode, which this build does not have/);
+    assert.match(r.stderr, /fix: remove `rules:`/);
+    const c = ward(['policy', 'check', file, '-w', ws], { env: { ...process.env, ...env } });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /plan sha256 +[0-9a-f]{64} \(static part\)/);
+    assert.match(c.stdout, new RegExp(`after read ${ws}/secrets -> revoke connect \\*`));
+    assert.match(c.stdout, /invariant:1 never connect \* after read/);
+  });
+});

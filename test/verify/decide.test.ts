@@ -1,0 +1,90 @@
+// The split path decision (src/verify/properties/decide.ts) against Z3, on random policies.
+// Every cell the prefix reasoning decides alone is re-asked to Z3 and must get the same
+// answer; the split's overall answer must be the unsplit query's. The trees are small and the
+// names collide on purpose (a, b, .env at several depths), so nested grants, denies above and
+// below, and named-below patterns meet often.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideCell, decidePaths, inCell, solveCell, solveWhole, splitCells } from '../../src/verify/properties/decide.js';
+import { inSet, type PathPattern, type PathSet } from '../../src/verify/properties/model.js';
+import { encoder } from '../../src/verify/smt/encode.js';
+import { z3 } from '../../src/verify/smt/z3.js';
+
+/** A small deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEGS = ['a', 'b', '.env', 'c'];
+function randomPath(r: () => number): string {
+  const depth = Math.floor(r() * 4); // 0..3 below /r
+  let p = '/r';
+  for (let i = 0; i < depth; i++) p += `/${SEGS[Math.floor(r() * SEGS.length)]}`;
+  return r() < 0.05 ? '/' : p;
+}
+function randomPattern(r: () => number, namedRate: number): PathPattern {
+  if (r() < namedRate) return { kind: 'named-below', dir: randomPath(r), name: r() < 0.6 ? '.env' : 'b' };
+  return { kind: 'subtree', path: randomPath(r) };
+}
+function randomSet(r: () => number, namedRate: number): PathSet {
+  const n = 1 + Math.floor(r() * 4);
+  const m = Math.floor(r() * 4);
+  return { include: Array.from({ length: n }, () => randomPattern(r, namedRate)), exclude: Array.from({ length: m }, () => randomPattern(r, namedRate)) };
+}
+
+describe('split path decision vs Z3 (differential)', () => {
+  it('every cell decided by prefix reasoning agrees with Z3, and the overall answers agree, on 150 random questions', async () => {
+    const enc = encoder(await z3());
+    let decidedCells = 0;
+    let openCells = 0;
+    let sat = 0;
+    for (let seed = 1; seed <= 150; seed++) {
+      const r = prng(seed);
+      const namedRate = seed % 3 === 0 ? 0 : 0.3; // a third of the questions use subtrees only
+      const pos = Array.from({ length: 1 + Math.floor(r() * 2) }, () => randomSet(r, namedRate));
+      const neg = Array.from({ length: Math.floor(r() * 2) }, () => randomSet(r, namedRate));
+      const where = `seed ${seed}: pos ${JSON.stringify(pos)} neg ${JSON.stringify(neg)}`;
+      for (const cell of splitCells(pos, neg)) {
+        const d = decideCell(cell);
+        if (d.status === 'open') {
+          openCells++;
+          continue;
+        }
+        decidedCells++;
+        const z = await solveCell(enc, cell, 10_000);
+        assert.notEqual(z.status, 'unknown', where);
+        assert.equal(d.status, z.status, `${where}: cell ${JSON.stringify(cell)} decided ${JSON.stringify(d)}, Z3 says ${JSON.stringify(z)}`);
+        if (d.status === 'sat') assert.ok(inCell(d.path, cell), where);
+      }
+      const split = await decidePaths(enc, pos, neg, 10_000);
+      const whole = await solveWhole(enc, pos, neg, 10_000);
+      assert.notEqual(whole.status, 'unknown', where);
+      assert.equal(split.status, whole.status, `${where}: split ${JSON.stringify(split)}, whole ${JSON.stringify(whole)}`);
+      if (split.status === 'sat') {
+        sat++;
+        assert.ok(pos.every((s) => inSet(split.path, s)) && !neg.some((s) => inSet(split.path, s)), `${where}: witness ${split.path}`);
+      }
+    }
+    // The random questions exercised both answers and both deciders.
+    assert.ok(decidedCells > 150 && openCells > 0 && sat > 20 && sat < 140, `decided ${decidedCells}, open ${openCells}, sat ${sat}`);
+  });
+
+  it('the two facts it rests on: disjoint roots give no cell; an exclude holding the root empties the cell', () => {
+    const sub = (path: string): PathPattern => ({ kind: 'subtree', path });
+    assert.deepEqual([...splitCells([{ include: [sub('/a')], exclude: [] }, { include: [sub('/b')], exclude: [] }], [])], []);
+    assert.deepEqual([...splitCells([{ include: [sub('/a/b')], exclude: [sub('/a')] }], [])], []);
+    // A named-below exclude holding the root: /r/.env/x is inside `any .env below /r`, and so is all below it.
+    assert.deepEqual([...splitCells([{ include: [sub('/r/.env/x')], exclude: [{ kind: 'named-below', dir: '/r', name: '.env' }] }], [])], []);
+    // An exclude below the root leaves the root itself as the witness.
+    const cells = [...splitCells([{ include: [sub('/a')], exclude: [sub('/a/b')] }], [])];
+    assert.equal(cells.length, 1);
+    assert.deepEqual(decideCell(cells[0]!), { status: 'sat', path: '/a' });
+  });
+});
