@@ -77,6 +77,21 @@ describe('seeded flaws', () => {
     assert.equal(prop(r, 'ward-state-ungranted').status, 'PROVED');
   });
 
+  it('seeded flaw: a write grant over HOME with the mandatory ~/.ssh deny dropped is caught, with a path under ~/.ssh', async () => {
+    // The loader always adds the mandatory denies, so the flaw is seeded after loading: the
+    // property must not rely on the loader having done its job.
+    const { preparePolicy } = await import('../../src/api.js');
+    const loaded = preparePolicy(policy({ filesystem: { write: ['~'] }, sandbox: { home: 'none' } }), { workspace: ws, env });
+    const ssh = path.join(home, '.ssh');
+    const deny = loaded.effective.filesystem.deny.filter((e) => e.path !== ssh);
+    assert.ok(deny.length < loaded.effective.filesystem.deny.length, 'the mandatory deny of ~/.ssh was there to drop');
+    const flawed = { ...loaded, effective: { ...loaded.effective, filesystem: { ...loaded.effective.filesystem, deny } } };
+    const p = prop(await run(flawed), 'no-secret-access');
+    assert.equal(p.status, 'VIOLATED');
+    assert.ok(isWithin(p.counterexample!, ssh), p.counterexample);
+    assert.match(p.detail!, new RegExp(`write ${home}`));
+  });
+
   it('an execute grant over a writable directory breaks W^X inside that directory', async () => {
     const r = await run(policy({ filesystem: { write: ['${WORKSPACE}/build'], execute: ['${WORKSPACE}'] } }));
     const p = prop(r, 'w-xor-x');
