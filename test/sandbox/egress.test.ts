@@ -27,6 +27,7 @@ let localPort = 0;
 let otherLocalPort = 0;
 let authPort = 0;
 let testCa = '';
+let testKey = '';
 const authSeen: string[] = []; // the Authorization header (and any X-Other) each request to the credential host carried
 const seen: string[] = []; // "host url" of every request the stand-in internet received
 // Per connection to the banner server: whether this process (Ward, with its broker) holds the
@@ -72,6 +73,7 @@ before(async () => {
     res.end(`hello ${req.url}\n`);
   };
   testCa = readFileSync(path.join(certDir, 'cert.pem'), 'utf8');
+  testKey = readFileSync(path.join(certDir, 'key.pem'), 'utf8');
   authPort = await listen(
     createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: testCa }, (req, res) => {
       authSeen.push(`${req.headers.authorization ?? '-'} ${req.headers['x-other'] ?? '-'}`);
@@ -113,6 +115,16 @@ async function sandboxed(argv: string[]) {
 }
 
 const py = (code: string) => sandboxed(['python3', '-c', code]);
+
+/** Whether the python3 on PATH has pip (Debian splits it into python3-pip). */
+function pipWorks(): boolean {
+  try {
+    execFileSync('python3', ['-m', 'pip', '--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const denied = (events: NetEvent[]) => events.filter((e) => e.verdict === 'deny');
 
 describe('egress through the broker, in a real sandbox', () => {
@@ -473,6 +485,52 @@ for name in ['api.test', 'not-allowed.test']:
     assert.equal(r.exitCode, 0, out);
     assert.match(out, /ward-demo works/);
     assert.ok(r.net.some((e) => e.verdict === 'allow' && e.host === 'npm.test'), JSON.stringify(r.net));
+  });
+
+  it('pip installs a wheel from an allowed HTTPS index (pip uses the proxy variables: CONNECT, carried by the relay)', { skip: !pipWorks() && 'python3 -m pip is not available' }, async () => {
+    // A one-package "simple" index (PEP 503) and a pure-Python wheel built here, with its RECORD.
+    const src = tempDir();
+    const wheelName = 'wardprobe-1.0-py3-none-any.whl';
+    execFileSync('python3', ['-c', `
+import base64, hashlib, zipfile, sys
+files = {
+  'wardprobe/__init__.py': b"MESSAGE = 'wardprobe works'\\n",
+  'wardprobe-1.0.dist-info/METADATA': b'Metadata-Version: 2.1\\nName: wardprobe\\nVersion: 1.0\\n',
+  'wardprobe-1.0.dist-info/WHEEL': b'Wheel-Version: 1.0\\nGenerator: ward-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n',
+}
+record = ''.join('%s,sha256=%s,%d\\n' % (n, base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode(), len(d)) for n, d in files.items())
+files['wardprobe-1.0.dist-info/RECORD'] = (record + 'wardprobe-1.0.dist-info/RECORD,,\\n').encode()
+with zipfile.ZipFile(sys.argv[1], 'w') as z:
+    for n, d in files.items(): z.writestr(n, d)
+`, path.join(src, wheelName)]);
+    const wheel = readFileSync(path.join(src, wheelName));
+    const sha = createHash('sha256').update(wheel).digest('hex');
+    // The test certificate names api.test: the index is served there, over TLS, as PyPI is.
+    const index = createHttps({ key: testKey, cert: testCa }, (req, res) => {
+      if (req.url === '/simple/wardprobe/') {
+        res.setHeader('content-type', 'text/html');
+        res.end(`<!DOCTYPE html><html><body><a href="/files/${wheelName}#sha256=${sha}">${wheelName}</a></body></html>`);
+      } else if (req.url === `/files/${wheelName}`) {
+        res.end(wheel);
+      } else {
+        res.statusCode = 404;
+        res.end('not here');
+      }
+    });
+    const port = await listen(index);
+    const r = await run({ policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile }, ['sh', '-c', `python3 -m pip install --disable-pip-version-check --no-cache-dir --quiet --cert ca.pem --target pip-target --index-url https://api.test:${port}/simple/ wardprobe && PYTHONPATH=pip-target python3 -c "import wardprobe; print(wardprobe.MESSAGE)"`], {
+      workspace: fx.ws,
+      env: fx.env,
+      stdin: 'ignore',
+      allowDegraded: !hasCgroup,
+      egress: { resolve: async () => '127.0.0.1' },
+    });
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.match(out, /wardprobe works/);
+    // pip went through the proxy (CONNECT): an allowed proxy record with the relay's byte count.
+    const conn = r.net.find((e) => e.kind === 'proxy' && e.verdict === 'allow' && e.host === 'api.test' && e.port === port);
+    assert.ok(conn && (conn.bytes_in ?? 0) > wheel.length && conn.note === undefined, JSON.stringify(r.net));
   });
 
   it('Java (which ignores the proxy variables) reaches an allowed name through DNS and the relay', { skip: !which('java') && 'java is not installed' }, async () => {
