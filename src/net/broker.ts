@@ -146,6 +146,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const GRACE_MS = 5_000;
 /** The relay sends its count just before it closes; this covers the two arriving in either order. */
 const REPORT_WAIT_MS = 1_000;
+/** How long close() waits for the counts of connections the relay still carries. */
+const COUNT_GRACE_MS = 500;
 const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
 
 export function ruleText(r: EgressRule): string {
@@ -256,6 +258,12 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   // Once: a second server.close() would wait for a 'close' event that has already been.
   let closing: Promise<void> | null = null;
   const close = async () => {
+    // The relay counts each connection it carried as it ends them, which it does as the sandbox
+    // ends, just before Ward closes us: wait a moment for those counts before refusing them.
+    const t0 = Date.now();
+    while ([...ctx.dialed.values()].some((c) => !c.counted) && Date.now() - t0 < COUNT_GRACE_MS) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     ctx.closing = true;
     // Closed connections still waiting for the relay's count: write their records now.
     for (const c of [...ctx.conns]) {

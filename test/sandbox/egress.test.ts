@@ -533,6 +533,54 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
     assert.ok(conn && (conn.bytes_in ?? 0) > wheel.length && conn.note === undefined, JSON.stringify(r.net));
   });
 
+  it('Go: a raw client (no proxy, pure-Go DNS) and the default client (proxy variables) reach an allowed name; another name does not resolve', { skip: !which('go') && 'go is not installed' }, async () => {
+    const src = tempDir();
+    writeFileSync(
+      path.join(src, 'main.go'),
+      `package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+)
+
+func get(name string, c *http.Client, url string) {
+	r, err := c.Get(url)
+	if err != nil {
+		fmt.Println(name, "error", err)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	fmt.Println(name, string(b))
+}
+
+func main() {
+	get("raw", &http.Client{Transport: &http.Transport{Proxy: nil}}, os.Args[1])
+	get("proxy", http.DefaultClient, os.Args[2])
+	if _, err := net.Dial("tcp", os.Args[3]); err != nil {
+		fmt.Println("other", err)
+	} else {
+		fmt.Println("other CONNECTED")
+	}
+}
+`,
+    );
+    // Built outside (the sandbox has no Go cache to write); CGO off: Go's own resolver, which
+    // reads /etc/resolv.conf and asks the DNS server itself, as a static Go binary does.
+    execFileSync('go', ['build', '-o', path.join(fx.ws, 'goget'), 'main.go'], { cwd: src, stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0', GOCACHE: path.join(src, 'cache'), GOPATH: path.join(src, 'gopath'), HOME: src, GO111MODULE: 'off' } });
+    const r = await sandboxed(['./goget', `http://api.test:${httpPort}/go-raw`, `http://api.test:${httpPort}/go-proxy`, `evil.test:${httpPort}`]);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /^raw hello \/go-raw$/m);
+    assert.match(r.out, /^proxy hello \/go-proxy$/m);
+    assert.match(r.out, /^other .*no such host/m);
+    assert.ok(r.net.some((e) => e.kind === 'connect' && e.verdict === 'allow' && e.host === 'api.test' && e.port === httpPort), 'the raw request went through DNS and the relay');
+    assert.ok(r.net.some((e) => e.kind === 'proxy' && e.verdict === 'allow' && e.host === 'api.test' && e.port === httpPort), 'the default client used the proxy');
+    assert.ok(r.net.some((e) => e.kind === 'dns' && e.verdict === 'deny' && e.host === 'evil.test'), JSON.stringify(r.net));
+  });
+
   it('Java (which ignores the proxy variables) reaches an allowed name through DNS and the relay', { skip: !which('java') && 'java is not installed' }, async () => {
     writeFileSync(
       path.join(fx.ws, 'Get.java'),
