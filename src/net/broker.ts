@@ -141,6 +141,8 @@ const HEAD_TIMEOUT_MS = 30_000;
 const DNS_TIMEOUT_MS = 5_000;
 /** Queries are small (a name of at most 255 bytes, maybe an EDNS OPT); 1 KiB leaves room, bounds the buffer. */
 const DNS_MAX = 1024;
+/** Queries one TCP connection to port 53 may ask (each is recorded): enough for any resolver's retries. */
+const DNS_TCP_MAX = 64;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long a refused peer gets to read its 403/DNS answer before the socket is destroyed. */
 const GRACE_MS = 5_000;
@@ -362,8 +364,8 @@ async function handle(c: Conn): Promise<void> {
   const { ip, port } = h;
   const { ctx } = c;
   if (ip === '127.0.0.1' && port === ctx.opts.proxyPort) return handleProxy(c, rest);
-  // DNS over TCP to the resolver in resolv.conf: the same framing as the relay's "dns" (one query per connection).
-  if (ip === '127.0.0.1' && port === 53) return handleDns(c, rest);
+  // DNS over TCP to the resolver in resolv.conf: the same framing as the relay's "dns", several queries per connection.
+  if (ip === '127.0.0.1' && port === 53) return handleDns(c, rest, true);
   if (ip === '127.0.0.1' && ctx.opts.allowLocal.includes(port)) {
     c.ev = { kind: 'connect', host: '127.0.0.1', port, rule: `127.0.0.1:${port}` };
     return relay(c, rest, { kind: 'local', host: '127.0.0.1' }, port, false);
@@ -438,38 +440,67 @@ function pipeMode(c: Conn): void {
 
 // ===== DNS =====
 
-async function handleDns(c: Conn, rest: Buffer): Promise<void> {
+/**
+ * DNS, framed as over TCP (a 2-byte length, then the message). From the relay's "dns" (one UDP
+ * query) there is one message; on a TCP connection to port 53 a client may send several, one
+ * after another (RFC 7766): each is answered and recorded, until the client ends, stays idle
+ * for DNS_TIMEOUT_MS, or has sent DNS_TCP_MAX.
+ */
+async function handleDns(c: Conn, rest: Buffer, many = false): Promise<void> {
   c.ev = { kind: 'dns' };
-  const { value } = await readUntil(c.down, rest, DNS_TIMEOUT_MS, (b, ended) => {
-    if (b.length < 2) return ended ? { msg: null } : undefined;
-    const len = b.readUInt16BE(0);
-    if (len > DNS_MAX) {
-      // Do not buffer it: answer FORMERR to its ID if we have that, else just close.
-      if (b.length >= 4) return { msg: b.subarray(2, 4) };
-      return ended ? { msg: null } : undefined;
-    }
-    if (b.length >= 2 + len) return { msg: b.subarray(2, 2 + len) };
-    return ended ? { msg: b.subarray(2) } : undefined;
-  });
-  if (!value.msg) return deny(c, 'malformed');
-  const q = parseQuery(value.msg);
-  if ('error' in q) {
-    if (q.id === undefined) return deny(c, 'malformed');
-    return denyWith(c, 'malformed', frame(buildError(q.id, q.rd ?? false, q.rcode)));
-  }
   const { ctx } = c;
-  c.ev = { kind: 'dns', host: q.name, qtype: qtypeName(q.qtype) };
-  const rule = q.name === '' ? null : matchRule(ctx.opts.allow, q.name);
-  if (!rule) return denyWith(c, 'not-allowed', frame(buildResponse(q, { rcode: RCODE_NXDOMAIN })));
-  c.ev.rule = ruleText(rule);
-  if (q.qtype !== TYPE_A) {
-    // NODATA: the name exists, but only as the IPv4 address the relay catches.
-    allowWith(c, frame(buildResponse(q, { rcode: RCODE_NOERROR })));
-    return;
+  let buf = rest;
+  for (let n = 0; ; n++) {
+    let read: Read<{ msg: Buffer | null; used: number }>;
+    try {
+      read = await readUntil(c.down, buf, DNS_TIMEOUT_MS, (b, ended) => {
+        if (b.length < 2) return ended ? { msg: null, used: b.length } : undefined;
+        const len = b.readUInt16BE(0);
+        if (len > DNS_MAX) {
+          // Do not buffer it: answer FORMERR to its ID if we have that, else just close.
+          if (b.length >= 4) return { msg: b.subarray(2, 4), used: b.length };
+          return ended ? { msg: null, used: b.length } : undefined;
+        }
+        if (b.length >= 2 + len) return { msg: b.subarray(2, 2 + len), used: 2 + len };
+        return ended ? { msg: b.subarray(2), used: b.length } : undefined;
+      });
+    } catch (e) {
+      if (n === 0) throw e; // nothing at all: refused as malformed by the caller
+      return closeDns(c); // idle or gone after its queries
+    }
+    if (!read.value.msg) return n === 0 ? deny(c, 'malformed') : closeDns(c);
+    const { reply, event } = answerDns(ctx, read.value.msg);
+    emit(ctx, event);
+    c.reported = true; // each query has its own record; the connection has none
+    if (!reply) return destroyBoth(c);
+    pipeMode(c);
+    const more = many && event.reason !== 'malformed' && !read.ended && n + 1 < DNS_TCP_MAX;
+    if (!more) return endGracefully(c.down, reply);
+    c.down.write(reply);
+    buf = read.buf.subarray(read.value.used);
   }
+}
+
+function closeDns(c: Conn): void {
+  endGracefully(c.down, Buffer.alloc(0));
+}
+
+/** One query's answer (framed; null: not even an ID to answer to) and its record. */
+function answerDns(ctx: Ctx, msg: Buffer): { reply: Buffer | null; event: NetEvent } {
+  const q = parseQuery(msg);
+  if ('error' in q) {
+    const event: NetEvent = { type: 'net', kind: 'dns', verdict: 'deny', reason: 'malformed' };
+    return { reply: q.id === undefined ? null : frame(buildError(q.id, q.rd ?? false, q.rcode)), event };
+  }
+  const base = { type: 'net' as const, kind: 'dns' as const, host: q.name, qtype: qtypeName(q.qtype) };
+  const rule = q.name === '' ? null : matchRule(ctx.opts.allow, q.name);
+  if (!rule) return { reply: frame(buildResponse(q, { rcode: RCODE_NXDOMAIN })), event: { ...base, verdict: 'deny', reason: 'not-allowed' } };
+  const allowed: NetEvent = { ...base, rule: ruleText(rule), verdict: 'allow' };
+  // NODATA for other types: the name exists, but only as the IPv4 address the relay catches.
+  if (q.qtype !== TYPE_A) return { reply: frame(buildResponse(q, { rcode: RCODE_NOERROR })), event: allowed };
   const ip = synthetic(ctx, q.name);
-  if (!ip) return denyWith(c, 'overload', frame(buildResponse(q, { rcode: RCODE_SERVFAIL })));
-  allowWith(c, frame(buildResponse(q, { rcode: RCODE_NOERROR, a: ip })));
+  if (!ip) return { reply: frame(buildResponse(q, { rcode: RCODE_SERVFAIL })), event: { ...base, verdict: 'deny', reason: 'overload' } };
+  return { reply: frame(buildResponse(q, { rcode: RCODE_NOERROR, a: ip })), event: allowed };
 }
 
 function synthetic(ctx: Ctx, name: string): string | null {
@@ -899,13 +930,6 @@ function deny(c: Conn, reason: string): void {
 function denyWith(c: Conn, reason: string, reply: Buffer): void {
   report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
   c.up?.destroy();
-  pipeMode(c);
-  endGracefully(c.down, reply);
-}
-
-/** A DNS answer: the decision is made and reported now; nothing more will flow. */
-function allowWith(c: Conn, reply: Buffer): void {
-  report(c, { type: 'net', ...c.ev, verdict: 'allow' });
   pipeMode(c);
   endGracefully(c.down, reply);
 }

@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { matchRule, ruleText, startBroker, type NetEvent } from '../../src/net/broker.js';
+import { buildQuery, qtypeNumber } from '../../src/net/dns.js';
 import { closedWithin, dnsQuery, firstData, listen, onCleanup, readAll, relay, relayTcp, tcpServer, tempDir, testBroker, within } from './helpers.js';
 
 describe('matchRule / ruleText', { timeout: 20_000 }, () => {
@@ -165,5 +166,52 @@ describe('the broker socket', { timeout: 20_000 }, () => {
       await readAll(sock, 2000); // every kind of connection ends: refused, answered, or piped and closed
     }
     assert.equal((await dnsQuery(b.socketPath, 'api.test', 'A'))?.answers[0]?.address, ip);
+  });
+});
+
+describe('DNS over TCP (port 53)', { timeout: 20_000 }, () => {
+  it('answers several queries on one connection, in order, each recorded; then closes when the client ends', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const sock = await relay(b.socketPath, 'tcp 127.0.0.1 53 dial\n');
+    const framed = (id: number, name: string, qtype: string) => {
+      const q = buildQuery(id, name, qtypeNumber(qtype)!);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(q.length);
+      return Buffer.concat([len, q]);
+    };
+    // Three queries in one write, as a resolver that pipelines sends them.
+    sock.write(Buffer.concat([framed(1, 'web.test', 'A'), framed(2, 'web.test', 'AAAA'), framed(3, 'evil.test', 'A')]));
+    const reply = await within(
+      new Promise<Buffer>((resolve) => {
+        let got = Buffer.alloc(0);
+        sock.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          // "pipe\n", then three framed answers.
+          let p = 5;
+          for (let i = 0; i < 3 && p + 2 <= got.length; i++) p += 2 + got.readUInt16BE(p);
+          if (got.length >= p && got.subarray(0, 5).toString() === 'pipe\n' && b.events.length >= 3) resolve(got);
+        });
+      }),
+      'three answers',
+    );
+    const answers: Array<{ id: number; rcode: number; an: number }> = [];
+    for (let p = 5; p < reply.length; ) {
+      const len = reply.readUInt16BE(p);
+      const m = reply.subarray(p + 2, p + 2 + len);
+      answers.push({ id: m.readUInt16BE(0), rcode: m.readUInt16BE(2) & 0xf, an: m.readUInt16BE(6) });
+      p += 2 + len;
+    }
+    assert.deepEqual(answers, [
+      { id: 1, rcode: 0, an: 1 },
+      { id: 2, rcode: 0, an: 0 },
+      { id: 3, rcode: 3, an: 0 },
+    ]);
+    assert.deepEqual(
+      b.events.map((e) => `${e.kind} ${e.host} ${e.qtype} ${e.verdict}`),
+      ['dns web.test A allow', 'dns web.test AAAA allow', 'dns evil.test A deny'],
+    );
+    sock.end();
+    await closedWithin(sock, 2000);
+    assert.equal(b.events.length, 3, 'the connection itself adds no record');
   });
 });
