@@ -14,6 +14,8 @@ export interface TestRules {
   revoke?: string[];
   /** Exec of these paths refused. */
   denyExec?: string[];
+  /** Throw (a crashing decision function, i.e. a dying supervisor) once this path is opened. */
+  throwAfter?: string;
 }
 
 const under = (p: string, roots: string[]) => roots.some((r) => p === r || p.startsWith(r.endsWith('/') ? r : r + '/'));
@@ -22,6 +24,7 @@ export function createDecider(data: TestRules): Decide {
   let revoked = false;
   return (e: SupervisedEvent) => {
     if (e.kind === 'exec') return under(e.path, data.denyExec ?? []) ? { errno: 13, reason: 'exec refused by the test rules' } : { allow: true };
+    if (e.path === data.throwAfter) throw new Error('the test decider crashes on purpose');
     if (under(e.path, data.deny ?? [])) return { errno: 13, reason: 'denied by the test rules' };
     if (revoked && under(e.path, data.revoke ?? [])) return { errno: 1, reason: `revoked after ${data.revokeAfter}` };
     if (data.revokeAfter && e.path === data.revokeAfter) revoked = true;
