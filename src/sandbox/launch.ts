@@ -131,7 +131,7 @@ export interface LaunchRecord {
     /** The egress path in force: null means an empty network namespace and nothing else. */
     network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
     /** Supervised mode: the syscalls decided at run time and the notify filter's size (absent: not supervised). */
-    supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean };
+    supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean; sync_wake_up: boolean };
   };
   /** What the launcher saw from inside, right before exec (null if it never reported). */
   observed: InnerReport | null;
@@ -514,7 +514,10 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
                 syscalls: [...new Set(opts.supervise!.syscalls)],
                 notified: [...notifyFilter.names.values()],
                 instructions: notifyFilter.instructions,
-                caps_dropped: (await supervisor.ready.catch(() => null))?.capsDropped ?? false,
+                ...(await supervisor.ready.then(
+                  (r) => ({ caps_dropped: r.capsDropped, sync_wake_up: r.syncWakeUp }),
+                  () => ({ caps_dropped: false, sync_wake_up: false }),
+                )),
               },
             }
           : {}),

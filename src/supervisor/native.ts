@@ -74,6 +74,8 @@ type Koffi = typeof import('koffi');
 
 export interface Native {
   ioctl(fd: number, req: number, arg: Buffer): number;
+  /** An ioctl whose argument is a value, not a pointer (SECCOMP_IOCTL_NOTIF_SET_FLAGS). */
+  ioctlValue(fd: number, req: number, arg: number): number;
   pread(fd: number, buf: Buffer, len: number, offset: number): number;
   openat2(dirfd: number, path: string, how: Buffer): number;
   open(path: string, flags: number): number;
@@ -114,6 +116,7 @@ export function loadNative(): Native {
   const sysCapset = libc.func('syscall', 'long', ['long', 'void *', 'void *']);
   const sysUnshare = libc.func('syscall', 'long', ['long', 'long']);
   const ioctl = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+  const ioctlValue = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
   const pread = libc.func('pread64', 'long', ['int', 'void *', 'size_t', 'int64_t']);
   const open = libc.func('open', 'int', ['str', 'int']);
   const close = libc.func('close', 'int', ['int']);
@@ -131,6 +134,7 @@ export function loadNative(): Native {
   const pollBuf = Buffer.alloc(8);
   cached = {
     ioctl: (fd, req, arg) => (ioctl(fd, req, arg) < 0 ? fail() : 0),
+    ioctlValue: (fd, req, arg) => (ioctlValue(fd, req, arg) < 0 ? fail() : 0),
     pread: (fd, buf, len, offset) => {
       const n = Number(pread(fd, buf, len, offset));
       return n < 0 ? fail() : n;

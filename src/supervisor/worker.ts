@@ -98,9 +98,8 @@ async function main(): Promise<void> {
   if (fd < 0) throw new Error(`the launcher did not pass the seccomp listener (errno ${-fd}); its status report says why`);
   listener = fd;
   // Optional (6.6+): the notifying thread hands its CPU to us instead of a plain wake-up.
-  const idb = Buffer.alloc(8);
-  idb.writeBigUInt64LE(BigInt(N.NOTIF_FD_SYNC_WAKE_UP));
-  const syncWakeUp = n.ioctl(listener, N.NOTIF_SET_FLAGS, idb) === 0;
+  // (The flag is the ioctl's value argument, not a pointer.)
+  const syncWakeUp = n.ioctlValue(listener, N.NOTIF_SET_FLAGS, N.NOTIF_FD_SYNC_WAKE_UP) === 0;
   const ack = n.send(input.sockFd, Buffer.from('G'));
   if (ack < 0) throw new Error(`cannot release the launcher (errno ${-ack})`);
   post({ type: 'ready', capsDropped, syncWakeUp });
