@@ -221,6 +221,37 @@ function loop(decide: Decide): void {
     return m ? parseInt(m[1]!, 8) : 0o022;
   };
 
+  /** The caller's thread group and thread ids as the sandbox sees them (its pid namespace). */
+  const nsIdsOf = (pid: number): { tgid: number; tid: number } | null => {
+    const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
+    if (fd < 0) return null;
+    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
+    n.close(fd);
+    const text = got > 0 ? pathBuf.toString('latin1', 0, got) : '';
+    const last = (field: string) => Number(new RegExp(`^${field}:[\\t ]*([\\d\\t ]+)$`, 'm').exec(text)?.[1]?.trim().split(/[\t ]+/).at(-1));
+    const tgid = last('NStgid');
+    const tid = last('NSpid');
+    return Number.isInteger(tgid) && Number.isInteger(tid) ? { tgid, tid } : null;
+  };
+
+  /**
+   * The names that mean "the caller itself" (/proc/self, /dev/stdin, /dev/fd/N) resolve by who
+   * asks; resolved by Ward they would name Ward, which the sandbox's /proc does not know. So
+   * they are rewritten to the caller's own pid in the sandbox's pid namespace first.
+   */
+  const selfPath = (pid: number, full: string): string | null => {
+    let p = full;
+    const std = /^\/dev\/(stdin|stdout|stderr)$/.exec(p);
+    if (std) p = `/proc/self/fd/${['stdin', 'stdout', 'stderr'].indexOf(std[1]!)}`;
+    const devfd = /^\/dev\/fd(\/.*)?$/.exec(p);
+    if (devfd) p = `/proc/self/fd${devfd[1] ?? ''}`;
+    const self = /^\/proc\/(self|thread-self)(\/.*)?$/.exec(p);
+    if (!self) return p === full ? null : p;
+    const ids = nsIdsOf(pid);
+    if (!ids) return null;
+    return `/proc/${self[1] === 'self' ? ids.tgid : `${ids.tgid}/task/${ids.tid}`}${self[2] ?? ''}`;
+  };
+
   const accessOf = (flags: number): Access => {
     if (flags & N.O_PATH) return 'path';
     const acc = flags & N.O_ACCMODE;
@@ -305,6 +336,31 @@ function loop(decide: Decide): void {
       const base = basePath(pid, dirfd);
       if (typeof base === 'number') return refuse(id, -base);
       full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+    }
+    const rewritten = full.startsWith('/proc/') || full.startsWith('/dev/') ? selfPath(pid, full) : null;
+    if (rewritten !== null) full = rewritten;
+    // /proc/N/fd/M (what /dev/stdin and /dev/fd/M lead to) is a magic link, refused below.
+    // For the caller's *own* descriptors it is emulated as the kernel does it: a reopen of the
+    // object the caller already holds, through Ward's view of that descriptor.
+    const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/fd\/(\d+)$/.exec(full);
+    if (own && !(flags & N.O_CREAT && flags & N.O_EXCL)) {
+      const ids = nsIdsOf(pid);
+      if (!ids || Number(own[1]) !== ids.tgid) return refuse(id, EACCES);
+      const fd = n.open(`/proc/${pid}/fd/${own[2]}`, (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY);
+      if (fd < 0) return refuse(id, -fd);
+      const link = n.readlink(`/proc/self/fd/${fd}`);
+      const what = typeof link === 'string' ? link : `fd ${own[2]}`;
+      // A pipe, socket or anonymous inode has no path a rule could name: the caller holds it already.
+      const errno = judge(id, { pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags });
+      if (errno) {
+        n.close(fd);
+        return refuse(id, errno);
+      }
+      if (!(flags & N.O_NONBLOCK) && n.setFlags(fd, flags & ~(N.O_NONBLOCK | N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC | N.O_NOCTTY)) < 0) {
+        n.close(fd);
+        return refuse(id, EACCES);
+      }
+      return inject(id, fd, (flags & N.O_CLOEXEC) !== 0);
     }
     if (rootFd < 0) {
       // Every process of the sandbox has the same root (chroot needs a capability nobody there has).

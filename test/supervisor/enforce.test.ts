@@ -83,6 +83,13 @@ describe('supervised mode: opens decided outside the sandbox', () => {
     assert.doesNotMatch(r.out, /PRIVATE\n/);
   });
 
+  it("names that mean the caller itself still work: /proc/self, /dev/stdin, /dev/fd/N; another process's fds do not", async () => {
+    const t = setup({});
+    writeFileSync(path.join(t.ws, 'ok.txt'), 'fine\n');
+    const r = await t.sh('head -1 /proc/self/status; echo piped | cat /dev/stdin; exec 7<ok.txt; cat /dev/fd/7; cat /proc/self/fd/7; cat /proc/1/fd/1 2>&1 >/dev/null | head -1');
+    assert.equal(r.out, 'Name:\thead\npiped\nfine\nfine\ncat: /proc/1/fd/1: Permission denied\n', r.err);
+  });
+
   it('the static policy still holds for what the supervisor opens: a file Landlock does not grant stays refused', async () => {
     // /etc/hostname is bound read-only in the default profile? Not granted to Landlock: only
     // the listed system paths are. The supervisor opens with Ward's rights and must say no too.
