@@ -53,6 +53,13 @@ export const O_CLOEXEC = 0o2000000;
 export const O_PATH = 0o10000000;
 export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
 export const AT_FDCWD = -100;
+/**
+ * The flags open(2) knows (the kernel's VALID_OPEN_FLAGS). openat() ignores other bits, openat2()
+ * refuses them with EINVAL: the supervisor masks them so an emulated openat behaves like one.
+ */
+export const VALID_OPEN_FLAGS =
+  O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | 0o4010000 /* O_SYNC, O_DSYNC */ | 0o20000 /* FASYNC */ | 0o40000 /* O_DIRECT */ |
+  0o100000 /* O_LARGEFILE */ | O_DIRECTORY | O_NOFOLLOW | 0o1000000 /* O_NOATIME */ | O_CLOEXEC | O_PATH | O_TMPFILE;
 
 const SYS_openat2 = 437;
 const SYS_capset = 126;

@@ -324,6 +324,8 @@ function loop(decide: Decide): void {
       flags = Number(args[1]! & 0xffffffffn);
       mode = Number(args[2]! & 0o7777n);
     }
+    // openat2's caller gets openat2's strictness; openat's caller gets openat's leniency.
+    if (name !== 'openat2') flags &= N.VALID_OPEN_FLAGS;
     const asked = readString(pid, Number(pathArg));
     // Check after reading: the pid could have died and been reused while we read its memory.
     if (!stillValid(id)) return;
