@@ -256,11 +256,14 @@ function loop(decide: Decide): void {
     if (flags & N.O_PATH) return 'path';
     const acc = flags & N.O_ACCMODE;
     if (acc === N.O_RDWR) return 'read-write';
-    if (acc === N.O_WRONLY || flags & N.O_TRUNC || flags & N.O_CREAT) return acc === N.O_WRONLY ? 'write' : 'read-write';
-    return 'read';
+    if (acc === N.O_WRONLY) return 'write';
+    // O_TRUNC cuts the file even when opened read-only: a write, as Landlock counts it (TRUNCATE).
+    // O_CREAT on a file that exists is no write: creation is decided on its own path below.
+    return flags & N.O_TRUNC ? 'read-write' : 'read';
   };
 
-  const judge = (id: bigint, event: SupervisedEvent): number => {
+  /** 0 to go ahead, or the errno to answer: the static policy first, then the decision function. */
+  const judge = (event: SupervisedEvent): number => {
     if (event.access !== 'exec' && !staticAllows(input.rules, event.path, event.access)) {
       post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
       return EACCES;
@@ -270,7 +273,6 @@ function loop(decide: Decide): void {
     if ('allow' in d && d.allow === true) return 0;
     const errno = 'errno' in d && Number.isInteger(d.errno) && d.errno > 0 && d.errno < 4096 ? d.errno : EPERM;
     post({ type: 'denial', event, errno, reason: ('reason' in d && d.reason) || 'refused by the decision function' });
-    void id;
     return errno;
   };
 
@@ -353,7 +355,7 @@ function loop(decide: Decide): void {
       const link = n.readlink(`/proc/self/fd/${fd}`);
       const what = typeof link === 'string' ? link : `fd ${own[2]}`;
       // A pipe, socket or anonymous inode has no path a rule could name: the caller holds it already.
-      const errno = judge(id, { pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags });
       if (errno) {
         n.close(fd);
         return refuse(id, errno);
@@ -407,7 +409,7 @@ function loop(decide: Decide): void {
       }
       target = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
       create = true;
-      const errno = judge(id, { pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags });
       if (errno) {
         n.close(dir);
         return refuse(id, errno);
@@ -422,9 +424,9 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, cloexec);
     } else {
-      return refuse(id, fd === -40 ? 40 : -fd);
+      return refuse(id, -fd);
     }
-    const errno = judge(id, { pid, syscall: name, kind: 'open', path: target, access, create, flags });
+    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags });
     if (errno) {
       n.close(fd);
       return refuse(id, errno);
@@ -459,7 +461,7 @@ function loop(decide: Decide): void {
       if (typeof base === 'number') return refuse(id, -base);
       full = base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
-    const errno = judge(id, { pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0 });
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0 });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
