@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type RunOptions } from '../../src/index.js';
@@ -54,6 +54,20 @@ describe('supervised mode: opens decided outside the sandbox', () => {
     assert.equal(types[0], 'launch');
     assert.equal(types.at(-1), 'exit');
     assert.ok(types.includes('denial:supervisor'));
+  });
+
+  it('the refusal reaches the audit log, between the launch and the exit record', async () => {
+    const t = setup((ws) => ({ deny: [path.join(ws, 'secret.txt')] }));
+    writeFileSync(path.join(t.ws, 'secret.txt'), 'TOPSECRET\n');
+    const log = path.join(path.dirname(t.ws), 'audit.jsonl');
+    const r = await run({ profile: 'default' }, ['cat', 'secret.txt'], { ...t.options, audit: log });
+    assert.equal(r.exitCode, 1);
+    const recs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; layer?: string; what?: string });
+    const kinds = recs.filter((x) => ['launch', 'denial', 'exit'].includes(x.type)).map((x) => x.type);
+    assert.deepEqual(kinds, ['launch', 'denial', 'exit']);
+    const d = recs.find((x) => x.type === 'denial');
+    assert.equal(d?.layer, 'supervisor');
+    assert.equal(d?.what, `openat ${path.join(t.ws, 'secret.txt')}`);
   });
 
   it('created files get the mode asked for under the program\'s umask, and O_TRUNC waits for the decision', async () => {
