@@ -12,6 +12,11 @@
 // The report gives, per mode, the median over rounds of each round's p50 (and p90, p99),
 // and the difference: the cost the supervisor adds to one intercepted call.
 //
+// Then real work, wall time of the whole run() (launch to exit), median over the rounds,
+// static vs supervised (openat, open and execve supervised, allow all):
+//   python   python3 -c 'import json, email.mime.text, http.client, decimal, sqlite3'
+//   git      git status in a repository of 200 committed files
+//
 // Options:
 //   --n N        openat calls per round and mode (default 20000)
 //   --rounds N   rounds (default 5)
@@ -67,6 +72,29 @@ execFileSync('cc', ['-O2', '-o', path.join(ws, 'openloop'), path.join(ws, 'openl
 const env = { ...process.env, HOME: home };
 const isRoot = process.getuid() === 0;
 let supervisorInfo = null;
+const WORKLOADS = {
+  python: ['python3', '-c', 'import json, email.mime.text, http.client, decimal, sqlite3'],
+  git: ['git', '-C', 'repo', 'status', '--short'],
+};
+mkdirSync(path.join(ws, 'repo'));
+for (let i = 0; i < 200; i++) writeFileSync(path.join(ws, 'repo', `f${i}.txt`), `file ${i}\n`);
+execFileSync('sh', ['-c', 'git init -q && git add . && git -c user.name=b -c user.email=b@e.invalid commit -qm init'], { cwd: path.join(ws, 'repo') });
+
+async function timed(mode, argv) {
+  const t0 = process.hrtime.bigint();
+  const r = await run({ profile: 'default' }, argv, {
+    workspace: ws,
+    env,
+    stdin: 'ignore',
+    audit: false,
+    allowDegraded: !isRoot,
+    ...(mode === 'supervised' ? { supervise: { syscalls: ['openat', 'open', 'execve'], decider: { module: path.join(here, 'supervisor-decider.js') } } } : {}),
+  });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.exitCode !== 0) die(`${mode} ${argv[0]}: failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+  return ms;
+}
+
 async function once(mode) {
   const r = await run({ profile: 'default' }, ['./openloop', String(o.n)], {
     workspace: ws,
@@ -88,6 +116,13 @@ for (let i = 0; i < o.rounds; i++) {
   for (const mode of order) samples[mode].push(await once(mode));
   log(`round ${i + 1}/${o.rounds}: static p50 ${samples.static.at(-1).p50} ns, supervised p50 ${samples.supervised.at(-1).p50} ns`);
 }
+const work = Object.fromEntries(Object.keys(WORKLOADS).map((w) => [w, { static: [], supervised: [] }]));
+for (let i = 0; i < o.rounds; i++) {
+  for (const [w, argv] of Object.entries(WORKLOADS)) {
+    const order = i % 2 === 0 ? ['static', 'supervised'] : ['supervised', 'static'];
+    for (const mode of order) work[w][mode].push(await timed(mode, argv));
+  }
+}
 scratch.removeAll();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -95,9 +130,19 @@ const us = (ns) => (ns / 1000).toFixed(2);
 const summary = Object.fromEntries(Object.entries(samples).map(([m, xs]) => [m, { p50: median(xs.map((x) => x.p50)), p90: median(xs.map((x) => x.p90)), p99: median(xs.map((x) => x.p99)) }]));
 const added = summary.supervised.p50 - summary.static.p50;
 const machine = machineInfo(root, { user: isRoot ? 'root' : `uid ${process.getuid()}` });
-saveRaw(o.out, { machine, options: o, samples, summary, supervisor: supervisorInfo }, 1);
+saveRaw(o.out, { machine, options: o, samples, summary, work, supervisor: supervisorInfo }, 1);
 
 console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), kernel ${machine.kernel}, ${machine.user}, ${machine.date}`);
 console.log(`${o.rounds} rounds x ${o.n} openat calls per mode, interleaved; per-call latency measured inside the sandbox.\n`);
 console.log(mdTable(['mode', 'p50 (us)', 'p90 (us)', 'p99 (us)'], Object.entries(summary).map(([m, s]) => [m, us(s.p50), us(s.p90), us(s.p99)])).join('\n'));
-console.log(`\nAdded per intercepted openat (p50): ${us(added)} us; target <= 10 us: ${summary.supervised.p50 <= 10_000 ? 'met' : 'NOT met'}.`);
+console.log(`\nAdded per intercepted openat (p50): ${us(added)} us; target <= 10 us: ${summary.supervised.p50 <= 10_000 ? 'met' : 'NOT met'}.\n`);
+console.log(
+  mdTable(
+    ['real work (whole run, median ms)', 'static', 'supervised', 'slower by'],
+    Object.entries(work).map(([w, m]) => {
+      const a = median(m.static);
+      const b = median(m.supervised);
+      return [w, a.toFixed(0), b.toFixed(0), `${(((b - a) / a) * 100).toFixed(0)}%`];
+    }),
+  ).join('\n'),
+);
