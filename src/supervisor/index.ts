@@ -21,6 +21,7 @@ export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type Notify
 export type { Decide, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
 export { staticAllows } from './static.js';
 
+
 export interface SuperviseOptions {
   /** The syscalls decided at run time (see SUPERVISABLE). */
   syscalls: string[];
@@ -51,11 +52,40 @@ export interface Supervisor {
  * The worker thread: worker.js once built. Under tsx (the tests run the sources), a worker does
  * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
  */
-function newWorker(input: WorkerInput): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
+function newWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url));
   const api = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
-  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true, workerData: input });
+  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
+}
+
+/**
+ * One supervisor thread started ahead of time. Starting a worker and loading koffi costs tens of
+ * milliseconds, and the launcher waits for the supervisor before it execs: a spare thread takes
+ * that off the next run's start. It is unref'd (it never keeps Ward alive), holds no fd and no
+ * run state, and is used for one run only. A plain cache, like the launcher path in
+ * launcher.ts: nothing depends on it being there.
+ */
+let spare: Worker | null = null;
+
+/** Start the spare thread now (e.g. when an agent session begins), so the first run is fast too. */
+export function prewarmSupervisor(): void {
+  if (spare) return;
+  const w = newWorker();
+  w.unref();
+  const drop = () => {
+    if (spare === w) spare = null;
+  };
+  w.once('exit', drop);
+  w.once('error', drop);
+  spare = w;
+}
+
+function takeWorker(): Worker {
+  const w = spare ?? newWorker();
+  spare = null;
+  w.ref();
+  return w;
 }
 
 export function validateSupervise(opts: SuperviseOptions): NotifyFilter {
@@ -80,7 +110,8 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
   };
   let worker: Worker;
   try {
-    worker = newWorker(input);
+    worker = takeWorker();
+    worker.postMessage(input);
   } catch (e) {
     closeSync(ours);
     closeSync(theirs);
@@ -135,6 +166,8 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
       finished = true;
       Atomics.store(new Int32Array(stopFlag), 0, 1);
       await exited;
+      // A run just ended: another is likely to follow (an agent's next command).
+      prewarmSupervisor();
       return { notifications };
     },
   };

@@ -5,7 +5,7 @@
  * syscalls with no event-loop turn in between.
  *
  * Start-up (the launcher side is supervise_handshake in ward-launch.c):
- *   load the decision module; make this thread's umask private and drop this thread's
+ *   load koffi; wait for the run's parameters (one message); load the decision module; make this thread's umask private and drop this thread's
  *   capabilities (see static.ts); send the notify filter to the inner launcher; receive the
  *   listener fd (SCM_RIGHTS); answer 'G'; tell the main thread 'ready'; loop.
  *
@@ -24,7 +24,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
@@ -61,9 +61,11 @@ const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
 const PATH_MAX = 4096;
 
-const input = workerData as WorkerInput;
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+// koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
+// "spare") has done the slow part when its run arrives.
 const n = N.loadNative();
+const input = await new Promise<WorkerInput>((resolve) => parentPort!.once('message', resolve));
 
 let listener = -1;
 try {
