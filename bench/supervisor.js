@@ -14,6 +14,7 @@
 //
 // Then real work, wall time of the whole run() (launch to exit), median over the rounds,
 // static vs supervised (openat, open and execve supervised, allow all):
+//   true     /bin/true: the supervisor's fixed start-up cost per run
 //   python   python3 -c 'import json, email.mime.text, http.client, decimal, sqlite3'
 //   git      git status in a repository of 200 committed files
 //
@@ -73,6 +74,8 @@ const env = { ...process.env, HOME: home };
 const isRoot = process.getuid() === 0;
 let supervisorInfo = null;
 const WORKLOADS = {
+  // Nothing to intercept but the exec: the fixed cost of starting the supervisor thread per run.
+  true: ['true'],
   python: ['python3', '-c', 'import json, email.mime.text, http.client, decimal, sqlite3'],
   git: ['git', '-C', 'repo', 'status', '--short'],
 };
