@@ -14,7 +14,10 @@
  * it makes sure the command inherits only fds 0-2, applies Landlock, changes
  * directory, sets resource limits, reports what is in force, and execs the
  * command. (bwrap's seccomp filter must therefore allow what these steps
- * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve.)
+ * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve, and
+ * for supervised mode seccomp, recv and sendmsg.) With --supervise-fd N,
+ * inner also installs the supervisor's notify filter and hands its listener
+ * to Ward before the exec (see supervise_handshake).
  *
  * This file is a trust root. It is written to be read top to bottom in one
  * sitting: a flat sequence of steps, each with the reason for it, each
