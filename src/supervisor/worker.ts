@@ -471,39 +471,43 @@ function loop(decide: Decide): void {
 
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
   let why = 'the sandbox ended';
-  for (;;) {
-    if (Atomics.load(stop, 0) === 1) {
-      why = 'stopped by Ward';
-      break;
+  // fds are the process's, not the thread's: whatever ends the loop, ours are closed.
+  try {
+    for (;;) {
+      if (Atomics.load(stop, 0) === 1) {
+        why = 'stopped by Ward';
+        break;
+      }
+      const ev = n.pollIn(listener, 250);
+      if (ev < 0) {
+        if (ev === -EINTR) continue;
+        throw new Error(`poll on the seccomp listener failed (errno ${-ev})`);
+      }
+      if (ev === 0) continue;
+      if (!(ev & 1)) break; // POLLHUP without POLLIN: no process uses the filter any more
+      notif.fill(0);
+      const r = n.ioctl(listener, N.NOTIF_RECV, notif);
+      if (r < 0) {
+        // ENOENT: the caller was killed or interrupted between poll and recv.
+        if (r === -ENOENT || r === -EINTR) continue;
+        throw new Error(`SECCOMP_IOCTL_NOTIF_RECV failed (errno ${-r})`);
+      }
+      count++;
+      const id = notif.readBigUInt64LE(0);
+      const pid = notif.readUInt32LE(8);
+      const nr = notif.readInt32LE(16);
+      for (let i = 0; i < 6; i++) args[i] = notif.readBigUInt64LE(32 + 8 * i);
+      const name = names.get(nr);
+      if (name === undefined) {
+        refuse(id, EPERM);
+        continue;
+      }
+      if (name === 'execve' || name === 'execveat') handleExec(id, pid, name, args);
+      else handleOpen(id, pid, name, args);
     }
-    const ev = n.pollIn(listener, 250);
-    if (ev < 0) {
-      if (ev === -EINTR) continue;
-      throw new Error(`poll on the seccomp listener failed (errno ${-ev})`);
-    }
-    if (ev === 0) continue;
-    if (!(ev & 1)) break; // POLLHUP without POLLIN: no process uses the filter any more
-    notif.fill(0);
-    const r = n.ioctl(listener, N.NOTIF_RECV, notif);
-    if (r < 0) {
-      // ENOENT: the caller was killed or interrupted between poll and recv.
-      if (r === -ENOENT || r === -EINTR) continue;
-      throw new Error(`SECCOMP_IOCTL_NOTIF_RECV failed (errno ${-r})`);
-    }
-    count++;
-    const id = notif.readBigUInt64LE(0);
-    const pid = notif.readUInt32LE(8);
-    const nr = notif.readInt32LE(16);
-    for (let i = 0; i < 6; i++) args[i] = notif.readBigUInt64LE(32 + 8 * i);
-    const name = names.get(nr);
-    if (name === undefined) {
-      refuse(id, EPERM);
-      continue;
-    }
-    if (name === 'execve' || name === 'execveat') handleExec(id, pid, name, args);
-    else handleOpen(id, pid, name, args);
+  } finally {
+    for (const fd of memFds.values()) n.close(fd);
+    if (rootFd >= 0) n.close(rootFd);
   }
-  for (const fd of memFds.values()) n.close(fd);
-  if (rootFd >= 0) n.close(rootFd);
   post({ type: 'done', notifications: count, reason: why });
 }
