@@ -159,6 +159,45 @@ int main(void) {
     assert.ok(allowed > 0 && refused > 0, r.out);
   });
 
+  it('paths are read across page boundaries, up to an unmapped page, and a bad pointer is EFAULT', { skip: !which('cc') && 'no C compiler' }, async () => {
+    const t = setup({});
+    writeFileSync(path.join(t.ws, 'straddle.txt'), 'straddled\n');
+    writeFileSync(
+      path.join(t.ws, 'pages.c'),
+      `#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+static void show(const char *what, int fd) {
+  char b[32] = {0};
+  if (fd < 0) { printf("%s: errno %d\\n", what, errno); return; }
+  read(fd, b, sizeof b - 1); close(fd); printf("%s: %s", what, b);
+}
+int main(void) {
+  long pg = sysconf(_SC_PAGESIZE);
+  char *m = mmap(0, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  munmap(m + 2 * pg, pg); /* the third page is unmapped */
+  const char *name = "straddle.txt";
+  size_t n = strlen(name) + 1;
+  char *a = m + pg - 5; memcpy(a, name, n);            /* crosses from page 1 into page 2 */
+  show("across", openat(AT_FDCWD, a, O_RDONLY));
+  char *b = m + 2 * pg - n; memcpy(b, name, n);         /* its NUL is the last byte before the hole */
+  show("at-end", openat(AT_FDCWD, b, O_RDONLY));
+  char *c = m + 2 * pg - 4; memcpy(c, "stra", 4);       /* no NUL before the hole */
+  show("unterminated", openat(AT_FDCWD, c, O_RDONLY));
+  show("null", openat(AT_FDCWD, (char *)0, O_RDONLY));
+  return 0;
+}
+`,
+    );
+    execFileSync('cc', ['-O1', '-o', path.join(t.ws, 'pages'), path.join(t.ws, 'pages.c')]);
+    const r = await t.exec(['./pages']);
+    assert.equal(r.out, 'across: straddled\nat-end: straddled\nunterminated: errno 14\nnull: errno 14\n', r.err);
+  });
+
   it('symlinks and .. cannot lead the supervisor out of the sandbox root', async () => {
     const t = setup({});
     const outside = path.join(path.dirname(t.ws), 'outside.txt'); // on the host, beside the workspace, not bound in
