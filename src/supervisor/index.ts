@@ -9,7 +9,7 @@
  *   failed             -> launch kills the sandbox: a supervised command never runs unguarded
  *   stop()             -> after the sandbox has exited
  */
-import { closeSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { LandlockRule } from '../launcher/launcher.js';
 import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyFilter } from './filter.js';
@@ -49,11 +49,15 @@ export interface Supervisor {
 }
 
 /**
- * The worker thread: worker.js once built. Under tsx (the tests run the sources), a worker does
+ * The worker thread: dist/supervisor/worker.js once built. Under tsx (the tests run the sources), a worker does
  * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
  */
 function newWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url));
+  if (!import.meta.url.endsWith('.ts')) {
+    // dist/supervisor/index.js has it beside it; the CLI bundle (dist/ward.mjs) one folder down.
+    const beside = new URL('./worker.js', import.meta.url);
+    return new Worker(existsSync(beside) ? beside : new URL('./supervisor/worker.js', import.meta.url));
+  }
   const api = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
   return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
