@@ -295,7 +295,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       const code = Object.entries(osConstants.errno).find(([, v]) => v === d.errno)?.[0] ?? `errno ${d.errno}`;
       const denial: Denial = {
         layer: 'supervisor',
-        what: `${d.event.syscall} ${d.event.path}`,
+        what: d.event.path === null ? d.event.syscall : `${d.event.syscall} ${d.event.path}`,
         verdict: 'refused',
         detail: `${d.reason} (${d.event.access}${d.event.create ? ', create' : ''}; answered ${code})`,
       };

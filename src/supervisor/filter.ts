@@ -25,16 +25,19 @@ import { assemble, encode, jeq, jge, label, ldAbs, ret, type AsmItem } from '../
 
 /**
  * The syscalls the supervisor can decide without trusting memory the sandbox can change after
- * the decision: opens are performed by the supervisor itself and the fd injected; exec is
- * decided on the path read and allowed with CONTINUE (see SECURITY-MODEL.md for what that
- * leaves open). connect, unlink and rename need emulation that is not built yet: asking for
- * them is refused rather than answered with CONTINUE.
+ * the decision:
+ *   - opens are performed by the supervisor itself and the fd injected (decided on the path of
+ *     what was actually opened);
+ *   - exec is decided on the path read and allowed with CONTINUE (see SECURITY-MODEL.md for
+ *     what that leaves open);
+ *   - BLIND ones are decided without reading their arguments at all: the event has no path or
+ *     address, a refusal is an errno, an allowance is CONTINUE, safe because nothing in memory
+ *     was decided on. That is what a revocation ("after X, no more connect/unlink/rename") needs;
+ *     a decision on *which* address or path (emulating connect, unlink, rename) is not built.
  */
-export const SUPERVISABLE = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat'] as const;
+export const BLIND = ['connect', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2'] as const;
+export const SUPERVISABLE = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat', ...BLIND] as const;
 export type SupervisedSyscall = (typeof SUPERVISABLE)[number];
-
-/** Not built yet, named so the error can say so rather than "unknown". */
-const PLANNED = ['connect', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2'];
 
 /**
  * Always notified, whatever was asked: an exec replaces the process's memory, and the
@@ -57,10 +60,10 @@ export function checkSupervisedSyscalls(syscalls: readonly string[]): Supervised
   if (syscalls.length === 0) throw new Error('supervise: no syscalls given; name at least one of ' + SUPERVISABLE.join(', '));
   for (const s of syscalls) {
     if ((SUPERVISABLE as readonly string[]).includes(s)) continue;
-    if (PLANNED.includes(s)) {
-      throw new Error(`supervise: '${s}' cannot be supervised yet (its decision depends on memory the sandbox can change, and emulating it is not built); supervise only ${SUPERVISABLE.join(', ')}`);
-    }
-    throw new Error(`supervise: '${s}' is not a syscall the supervisor knows; supervise only ${SUPERVISABLE.join(', ')}`);
+    const known = syscallNumber(X86_64_SYSCALLS, s) !== undefined;
+    throw new Error(
+      `supervise: '${s}' ${known ? 'cannot be supervised (no safe way to decide it is built)' : 'is not a syscall the supervisor knows'}; supervise only ${SUPERVISABLE.join(', ')}`,
+    );
   }
   return [...new Set(syscalls as SupervisedSyscall[])];
 }

@@ -10,15 +10,17 @@ export interface SupervisedEvent {
   /** The calling thread, in Ward's pid namespace. */
   pid: number;
   syscall: SupervisedSyscall;
-  kind: 'open' | 'exec';
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename';
   /**
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
    * file about to be created, its resolved parent directory plus the new name. For an exec: the
    * path as the program gave it, made absolute against its working directory (not resolved).
+   * null for the blind syscalls (connect, unlink, rename...; filter.ts BLIND): their arguments
+   * are not read, so the decision can only be about the call itself.
    */
-  path: string;
-  access: Access | 'exec';
+  path: string | null;
+  access: Access | 'exec' | 'connect';
   /** The open would create the file (O_CREAT and it did not exist). */
   create: boolean;
   /** The open flags as the program gave them (0 for exec). */

@@ -60,6 +60,14 @@ const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
 const PATH_MAX = 4096;
+const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename'>([
+  ['connect', 'connect'],
+  ['unlink', 'unlink'],
+  ['unlinkat', 'unlink'],
+  ['rename', 'rename'],
+  ['renameat', 'rename'],
+  ['renameat2', 'rename'],
+]);
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 // koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
@@ -266,7 +274,7 @@ function loop(decide: Decide): void {
 
   /** 0 to go ahead, or the errno to answer: the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
-    if (event.access !== 'exec' && !staticAllows(input.rules, event.path, event.access)) {
+    if (event.path !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, event.path, event.access)) {
       post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
       return EACCES;
     }
@@ -469,6 +477,18 @@ function loop(decide: Decide): void {
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };
 
+  /**
+   * connect, unlink, rename...: decided without reading memory (filter.ts, BLIND). An allowance
+   * is CONTINUE: the kernel then does exactly what the program asked, which the decision did not
+   * look at, so there is nothing a racing thread could swap under it.
+   */
+  const handleBlind = (id: bigint, pid: number, name: SupervisedSyscall): void => {
+    const kind = BLIND_KIND.get(name)!;
+    const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0 });
+    if (errno) return refuse(id, errno);
+    respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+  };
+
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
   let why = 'the sandbox ended';
   // fds are the process's, not the thread's: whatever ends the loop, ours are closed.
@@ -503,6 +523,7 @@ function loop(decide: Decide): void {
         continue;
       }
       if (name === 'execve' || name === 'execveat') handleExec(id, pid, name, args);
+      else if (BLIND_KIND.has(name)) handleBlind(id, pid, name);
       else handleOpen(id, pid, name, args);
     }
   } finally {

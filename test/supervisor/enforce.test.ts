@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type RunOptions } from '../../src/index.js';
@@ -228,6 +228,35 @@ int main(void) {
     assert.equal(revoked.length, 3, JSON.stringify(r.denials));
   });
 
+  it('blind decisions: after the trigger, connect and unlink are refused whatever their arguments (revoke network, revoke write)', { skip: !which('python3') && 'python3 missing' }, async () => {
+    const t = setup((ws) => ({ revokeAfter: path.join(ws, 'secrets.txt'), revokeCalls: ['connect', 'unlink', 'unlinkat'] }), [...OPENS, 'connect', 'unlink', 'unlinkat']);
+    writeFileSync(path.join(t.ws, 'secrets.txt'), 'sensitive\n');
+    writeFileSync(path.join(t.ws, 'a'), '');
+    writeFileSync(path.join(t.ws, 'b'), '');
+    writeFileSync(
+      path.join(t.ws, 'net.py'),
+      `import os, socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4)
+port = srv.getsockname()[1]
+def attempt(what, f):
+    try:
+        f(); print(what, "ok")
+    except PermissionError:
+        print(what, "refused")
+attempt("connect-before", lambda: socket.create_connection(("127.0.0.1", port)).close())
+attempt("unlink-before", lambda: os.unlink("a"))
+open("secrets.txt").read()
+attempt("connect-after", lambda: socket.create_connection(("127.0.0.1", port)).close())
+attempt("unlink-after", lambda: os.unlink("b"))
+`,
+    );
+    const r = await t.exec(['python3', 'net.py']);
+    assert.equal(r.out, 'connect-before ok\nunlink-before ok\nconnect-after refused\nunlink-after refused\n', r.err);
+    assert.ok(!existsSync(path.join(t.ws, 'a')) && existsSync(path.join(t.ws, 'b')), 'b survived the refused unlink');
+    const blind = r.denials.filter((d) => d.layer === 'supervisor' && /revoked after/.test(d.detail));
+    assert.deepEqual(blind.map((d) => d.what).sort(), ['connect', 'unlink'].sort());
+  });
+
   it('exec is decided too: a refused program cannot be started', async () => {
     const t = setup({ denyExec: ['/usr/bin/id'] }, ['openat', 'execve', 'execveat']);
     const r = await t.sh('/usr/bin/id; echo "rc=$?"; /usr/bin/true && echo true-ran');
@@ -269,8 +298,8 @@ describe('supervised mode fails closed', () => {
   it('syscalls whose decision cannot be made safely are refused up front, naming the fix', async () => {
     const fx = sandboxFixture();
     await assert.rejects(
-      run({ profile: 'default' }, ['true'], { workspace: fx.ws, env: fx.env, audit: false, allowDegraded: !hasCgroup, supervise: { syscalls: ['connect'], decider: { module: DECIDER } } }),
-      (e: unknown) => e instanceof WardError && /'connect' cannot be supervised yet/.test(e.message) && /supervise only open, openat/.test(e.message),
+      run({ profile: 'default' }, ['true'], { workspace: fx.ws, env: fx.env, audit: false, allowDegraded: !hasCgroup, supervise: { syscalls: ['sendto'], decider: { module: DECIDER } } }),
+      (e: unknown) => e instanceof WardError && /'sendto' cannot be supervised/.test(e.message) && /supervise only open, openat/.test(e.message),
     );
   });
 });

@@ -27,6 +27,12 @@ describe('the notify filter', () => {
     assert.deepEqual(new Set(f.names.values()), notified);
   });
 
+  it('the blind syscalls (connect, unlink, rename family) are notified when asked for', () => {
+    const f = compileNotifyFilter(['connect', 'unlinkat', 'renameat2']);
+    for (const name of ['connect', 'unlinkat', 'renameat2']) assert.equal(runFilter(f.program, { nr: X86_64_SYSCALLS[name]!, arch: AUDIT_ARCH_X86_64 }).action, 'user_notif', name);
+    assert.equal(runFilter(f.program, { nr: X86_64_SYSCALLS['unlink']!, arch: AUDIT_ARCH_X86_64 }).action, 'allow', 'only what was asked for');
+  });
+
   it('checks the architecture first: i386, x32 and unknown ABIs are killed, not passed unsupervised', () => {
     const f = compileNotifyFilter(['openat']);
     assert.equal(runFilter(f.program, { nr: I386_SYSCALLS['open']!, arch: AUDIT_ARCH_I386 }).action, 'kill_process');
@@ -53,8 +59,8 @@ describe('the notify filter', () => {
   });
 
   it('refuses syscalls it cannot decide safely, and unknown names, with the fix', () => {
-    assert.throws(() => compileNotifyFilter(['connect']), /'connect' cannot be supervised yet .*supervise only open, openat, openat2, creat, execve, execveat/);
-    assert.throws(() => compileNotifyFilter(['renameat2']), /cannot be supervised yet/);
+    assert.throws(() => compileNotifyFilter(['sendto']), /'sendto' cannot be supervised .*supervise only open, openat, openat2, creat, execve, execveat, connect/);
+    assert.throws(() => compileNotifyFilter(['link']), /cannot be supervised/);
     assert.throws(() => compileNotifyFilter(['frobnicate']), /'frobnicate' is not a syscall the supervisor knows/);
     assert.throws(() => compileNotifyFilter([]), /no syscalls given/);
   });
