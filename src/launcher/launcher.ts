@@ -239,6 +239,12 @@ export interface InnerOptions {
   landlock: { mode: LandlockMode; rules: LandlockRule[]; scope?: boolean };
   chdir?: string;
   statusFd: number;
+  /**
+   * Supervised mode: the fd of a SOCK_SEQPACKET socket to Ward's supervisor. inner receives the
+   * notify filter on it, installs it, sends the listener back (SCM_RIGHTS) and waits for the
+   * supervisor's go-ahead before it execs (src/supervisor/).
+   */
+  superviseFd?: number;
 }
 
 export interface OuterOptions {
@@ -307,6 +313,11 @@ export function innerArgs(opts: InnerOptions): string[] {
   if (opts.chdir !== undefined) {
     if (!opts.chdir || opts.chdir.includes('\0')) argError(`chdir must be a non-empty path, got '${opts.chdir}'`);
     args.push('--chdir', opts.chdir);
+  }
+  if (opts.superviseFd !== undefined) {
+    checkStatusFd(opts.superviseFd);
+    if (opts.superviseFd === opts.statusFd) argError('the supervise and status fds must differ');
+    args.push('--supervise-fd', String(opts.superviseFd));
   }
   args.push('--');
   return args;

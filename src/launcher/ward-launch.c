@@ -14,7 +14,10 @@
  * it makes sure the command inherits only fds 0-2, applies Landlock, changes
  * directory, sets resource limits, reports what is in force, and execs the
  * command. (bwrap's seccomp filter must therefore allow what these steps
- * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve.)
+ * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve, and
+ * for supervised mode seccomp, recv and sendmsg.) With --supervise-fd N,
+ * inner also installs the supervisor's notify filter and hands its listener
+ * to Ward before the exec (see supervise_handshake).
  *
  * This file is a trust root. It is written to be read top to bottom in one
  * sitting: a flat sequence of steps, each with the reason for it, each
@@ -1989,6 +1992,101 @@ static void json_limit(FILE *f, rlim_t v)
 		fprintf(f, "%llu", (unsigned long long)v);
 }
 
+/*
+ * Supervised mode (src/supervisor/): --supervise-fd N names a SOCK_SEQPACKET
+ * unix socket whose other end is held by Ward's supervisor, outside the
+ * sandbox. Over it, in this order:
+ *   1. Ward sends one message: a classic BPF program (struct sock_filter[]),
+ *      compiled in TypeScript (src/supervisor/filter.ts), that answers
+ *      SECCOMP_RET_USER_NOTIF for the syscalls Ward decides at run time;
+ *   2. we install it with SECCOMP_FILTER_FLAG_NEW_LISTENER and send the
+ *      listener fd back with SCM_RIGHTS (not pidfd_getfd: that needs ptrace
+ *      rights Yama may refuse, SCM_RIGHTS needs none);
+ *   3. Ward answers one byte once its loop runs; only then do we go on to exec.
+ * Any failure is fatal: a command that was to run supervised never runs
+ * unsupervised. The filter is installed after Landlock and chdir, so our own
+ * setup is not intercepted; the command's exec is the first notified call.
+ * Both filters run on every syscall and the kernel takes the most restrictive
+ * answer (KILL > ERRNO > USER_NOTIF > ALLOW), so bwrap's static denials stay
+ * static: the supervisor never sees a call the static filter refuses.
+ */
+#ifndef SECCOMP_SET_MODE_FILTER
+#define SECCOMP_SET_MODE_FILTER 1
+#endif
+#define WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#define SUPERVISE_MAX_INSNS 4096 /* BPF_MAXINSNS */
+
+struct ward_sock_filter {
+	uint16_t code;
+	uint8_t jt;
+	uint8_t jf;
+	uint32_t k;
+};
+struct ward_sock_fprog {
+	unsigned short len;
+	struct ward_sock_filter *filter;
+};
+
+static void supervise_handshake(int sfd)
+{
+	static struct ward_sock_filter insns[SUPERVISE_MAX_INSNS];
+	ssize_t n;
+	do
+		n = recv(sfd, insns, sizeof insns, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail("supervise-filter", errno, "receiving the filter from Ward", NULL);
+	if (n == 0)
+		fail("supervise-filter", EPIPE, "Ward's supervisor closed its socket before sending the filter",
+		     "the supervisor failed to start; Ward reports why");
+	if ((size_t)n > sizeof insns || n % (ssize_t)sizeof insns[0] != 0)
+		fail("supervise-filter", EINVAL, "the filter is not a whole number of instructions (at most 4096)",
+		     NULL);
+
+	/* seccomp(2) requires no_new_privs (or CAP_SYS_ADMIN); bwrap set it, set it again to stand alone. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail("no-new-privs", errno, NULL, NULL);
+	struct ward_sock_fprog prog = { (unsigned short)(n / (ssize_t)sizeof insns[0]), insns };
+	int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+				    WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (listener < 0)
+		fail("supervise-install", errno, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)",
+		     errno == EBUSY ? "another filter of this process already has a listener" : NULL);
+
+	char byte = 'L';
+	struct iovec iov = { &byte, 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct msghdr msg = { 0 };
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof ctl.buf;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &listener, sizeof(int));
+	do
+		n = sendmsg(sfd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		fail("supervise-send", n < 0 ? errno : EIO, "passing the listener fd to Ward", NULL);
+	/* Our copy goes now: only Ward's copy keeps the filter's notifications answerable. */
+	close(listener);
+
+	do
+		n = recv(sfd, &byte, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || byte != 'G')
+		fail("supervise-ack", n < 0 ? errno : EPIPE, "Ward's supervisor did not confirm it is running",
+		     NULL);
+	close(sfd);
+}
+
 static int run_inner(int argc, char **argv)
 {
 	int i;
@@ -2002,6 +2100,7 @@ static int run_inner(int argc, char **argv)
 	enum ll_mode mode = LL_UNSET;
 	int scope = 0;
 	const char *chdir_to = NULL;
+	int supervise_fd = -1;
 	if (!rules)
 		fail("parse", ENOMEM, NULL, NULL);
 
@@ -2041,6 +2140,14 @@ static int run_inner(int argc, char **argv)
 				usage_error("option --chdir: empty directory");
 		} else if (strcmp(opt, "--status-fd") == 0) {
 			parse_status_fd(opt, option_value(argc, argv, &i), 1);
+		} else if (strcmp(opt, "--supervise-fd") == 0) {
+			const char *v = option_value(argc, argv, &i);
+			uint64_t fd;
+			if (supervise_fd >= 0)
+				usage_error("option --supervise-fd given twice");
+			if (parse_u64(v, &fd) < 0 || fd < 3 || fd > INT_MAX)
+				usage_error("option --supervise-fd: '%s' is not an fd number >= 3", v);
+			supervise_fd = (int)fd;
 		} else if (opt[0] != '-') {
 			usage_error("inner: unexpected argument '%s' (the command goes after '--')", opt);
 		} else {
@@ -2065,7 +2172,12 @@ static int run_inner(int argc, char **argv)
 	 * and before Landlock could deny the /proc fallback. The status fd
 	 * stays, close-on-exec.
 	 */
-	if (close_fds_except(&status_fd, status_fd >= 0 ? 1 : 0) < 0)
+	int keep[2], n_keep = 0;
+	if (status_fd >= 0)
+		keep[n_keep++] = status_fd;
+	if (supervise_fd >= 0)
+		keep[n_keep++] = supervise_fd;
+	if (close_fds_except(keep, n_keep) < 0)
 		fail("close-fds", errno, "/proc/self/fd", NULL);
 
 	/*
@@ -2173,6 +2285,10 @@ static int run_inner(int argc, char **argv)
 	/* Step "chdir": after Landlock, so the policy applies from the first access. */
 	if (chdir_to && chdir(chdir_to) < 0)
 		fail("chdir", errno, chdir_to, NULL);
+
+	/* Step "supervise": the notify filter and its listener (see supervise_handshake). */
+	if (supervise_fd >= 0)
+		supervise_handshake(supervise_fd);
 
 	/*
 	 * Step "rlimit": here, inside the sandbox's user namespace, because

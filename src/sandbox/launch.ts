@@ -38,6 +38,7 @@ import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
+import { startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -48,6 +49,10 @@ const FD_LIFELINE = 6;
 const FD_INFO = 7;
 /** Created by the launcher too: bwrap's --block-fd, written by the relay once it listens. */
 const FD_BLOCK = 8;
+/** Supervised mode: the socket the inner launcher passes its seccomp listener over (src/supervisor/). */
+const FD_SUPERVISE = 9;
+/** Refusals recorded one by one per run; beyond this they are counted in one closing record. */
+const MAX_SUPERVISOR_RECORDS = 1000;
 
 /** Default cap on captured output when the policy sets none (the library buffers it). */
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
@@ -75,6 +80,13 @@ export interface LaunchOptions {
   verification?: VerificationSummary;
   /** Egress broker settings for tests: where allowed names really go (default: the host's resolver). */
   egress?: { resolve?: (host: string) => Promise<string>; upstreamCa?: string[] };
+  /**
+   * Supervised mode (internal; not reachable from a policy yet): the listed syscalls are decided
+   * at run time by `decider`, in Ward's supervisor thread (src/supervisor/). Each refusal becomes
+   * a `denial` record (layer 'supervisor'). If the supervisor cannot start or dies, the sandbox
+   * is killed: a supervised command never runs unguarded.
+   */
+  supervise?: SuperviseOptions;
 }
 
 /** What the launch record keeps of a verification: enough to re-check it, and no more. */
@@ -94,7 +106,7 @@ export type RunRecord =
 
 /** Something the boundary refused or stopped, as Ward observed it. */
 export interface Denial {
-  layer: 'cgroup' | 'rlimit' | 'timeout' | 'seccomp' | 'landlock' | 'output';
+  layer: 'cgroup' | 'rlimit' | 'timeout' | 'seccomp' | 'landlock' | 'output' | 'supervisor';
   what: string;
   verdict: 'killed' | 'refused' | 'truncated';
   detail: string;
@@ -118,6 +130,8 @@ export interface LaunchRecord {
     landlock_mode: string;
     /** The egress path in force: null means an empty network namespace and nothing else. */
     network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
+    /** Supervised mode: the syscalls decided at run time and the notify filter's size (absent: not supervised). */
+    supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean; sync_wake_up: boolean };
   };
   /** What the launcher saw from inside, right before exec (null if it never reported). */
   observed: InnerReport | null;
@@ -177,6 +191,15 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       `the verification given is about another policy or plan (verified policy ${v.policy_sha256.slice(0, 12)}, plan ${String(v.plan_sha256).slice(0, 12)}; running policy ${plan.policy.sha256.slice(0, 12)}, plan ${plan.sha256.slice(0, 12)})`,
       { step: 'verify', fix: 'verify the policy with the same workspace and environment as the run (ward run --verify does both at once)' },
     );
+  }
+
+  let notifyFilter: NotifyFilter | null = null;
+  if (opts.supervise) {
+    try {
+      notifyFilter = validateSupervise(opts.supervise);
+    } catch (e) {
+      throw new WardError((e as Error).message, { step: 'supervise' });
+    }
   }
 
   const bwrap = findBwrap();
@@ -258,11 +281,53 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (runDir) rmSync(runDir, { recursive: true, force: true });
   };
 
+  // 1c. supervised mode: the worker thread that will answer the notify filter's calls. Its
+  // refusals become denial records as they happen (after the launch record, like net records).
+  const supDenials: Denial[] = [];
+  let supPending: Denial[] = [];
+  let supDropped = 0;
+  let supervisorError: string | null = null;
+  let supervisor: Supervisor | null = null;
+  if (opts.supervise && notifyFilter) {
+    const onDenial = (d: SupervisorDenial) => {
+      if (supDenials.length >= MAX_SUPERVISOR_RECORDS) {
+        supDropped++;
+        return;
+      }
+      const code = Object.entries(osConstants.errno).find(([, v]) => v === d.errno)?.[0] ?? `errno ${d.errno}`;
+      const denial: Denial = {
+        layer: 'supervisor',
+        what: d.event.path === null ? d.event.syscall : `${d.event.syscall} ${d.event.path}`,
+        verdict: 'refused',
+        detail: `${d.reason} (${d.event.access}${d.event.create ? ', create' : ''}; answered ${code})`,
+      };
+      supDenials.push(denial);
+      if (netLaunched) opts.onRecord?.({ type: 'denial', ...denial });
+      else supPending.push(denial);
+    };
+    try {
+      supervisor = startSupervisor(opts.supervise, {
+        filter: notifyFilter,
+        rules: landlockMode === 'off' ? null : landlockRules,
+        onDenial,
+        onFailure: (message) => {
+          supervisorError = message;
+          killTree(); // runs from a worker event, always after killTree below is defined
+        },
+      });
+    } catch (e) {
+      void cgroup?.remove();
+      void broker?.then((b) => b.close()).finally(removeRunDir);
+      throw new WardError(`cannot start the supervisor: ${(e as Error).message}`, { step: 'supervise' });
+    }
+  }
+
   // 2. spawn
   const inner = innerArgs({
     rlimits,
     landlock: { mode: landlockMode, rules: landlockRules, scope: plan.landlock.scope },
     statusFd: FD_STATUS,
+    ...(supervisor ? { superviseFd: FD_SUPERVISE } : {}),
   });
   const args = bwrapArgs({
     ops: plan.mounts.ops,
@@ -274,7 +339,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     ...(plan.network ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: supervisor ? [FD_ARGS, FD_SECCOMP, FD_SUPERVISE] : [FD_ARGS, FD_SECCOMP], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   const output = opts.output ?? 'capture';
   const capture = output !== 'inherit';
@@ -288,10 +353,13 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     child = spawn(launcher, outer, {
       argv0: 'ward-launch',
       env: childEnv,
-      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe', 'pipe', ...(supervisor ? (['ignore', 'ignore', supervisor.childFd] as const) : [])],
       detached: false,
     });
+    supervisor?.closeChildFd();
   } catch (e) {
+    supervisor?.closeChildFd();
+    void supervisor?.stop();
     void cgroup?.remove();
     void broker?.then((b) => b.close()).finally(removeRunDir);
     throw new WardError(`cannot start the launcher: ${(e as Error).message}`, { step: 'spawn' });
@@ -391,6 +459,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     netLaunched = true;
     for (const e of netPending) opts.onRecord?.(e);
     netPending = [];
+    for (const d of supPending) opts.onRecord?.({ type: 'denial', ...d });
+    supPending = [];
   };
 
   const result = (async (): Promise<RunResult> => {
@@ -440,6 +510,19 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
         cgroup: cgroup ? { version: cgroup.version, applied: cgroup.applied } : null,
         rlimits,
         landlock_mode: landlockMode,
+        ...(supervisor && notifyFilter
+          ? {
+              supervisor: {
+                syscalls: [...new Set(opts.supervise!.syscalls)],
+                notified: [...notifyFilter.names.values()],
+                instructions: notifyFilter.instructions,
+                ...(await supervisor.ready.then(
+                  (r) => ({ caps_dropped: r.capsDropped, sync_wake_up: r.syncWakeUp }),
+                  () => ({ caps_dropped: false, sync_wake_up: false }),
+                )),
+              },
+            }
+          : {}),
         network: plan.network
           ? {
               allow: plan.network.allow.map((r) => `${r.host}:${r.port}`),
@@ -459,6 +542,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     flushNet();
 
     const [code, signal] = await exited;
+    // The loop ends by itself once no process uses the filter; stop() is the backstop.
+    await supervisor?.stop();
     if (wall) clearTimeout(wall);
     if (cpuWatch) clearInterval(cpuWatch);
     opts.signal?.removeEventListener('abort', onAbort);
@@ -470,6 +555,9 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     const cpuUsed = cgroup?.cpuSeconds() ?? null;
     if (cgroup) await cgroup.remove();
 
+    if (supervisorError) {
+      throw new WardError(`${supervisorError as string}; the sandbox was killed so that nothing ran unsupervised`, { step: 'supervise' });
+    }
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
         step: `launcher:${failure.step}`,
@@ -519,6 +607,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: 'a process in the sandbox was killed by the OOM killer (the command itself survived)' });
     }
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
+    if (supDropped > 0) denials.push({ layer: 'supervisor', what: 'more refusals', verdict: 'refused', detail: `${supDropped} more refusals by the supervisor were not recorded one by one` });
     if (truncated) denials.push({ layer: 'output', what: 'output', verdict: 'truncated', detail: `output beyond ${outputCap} bytes was dropped` });
 
     // Connections still open are cut and recorded before the exit record.
@@ -539,7 +628,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       stdout: Buffer.concat(out),
       stderr: Buffer.concat(err),
       outputTruncated: truncated,
-      denials,
+      denials: [...supDenials, ...denials],
       net: netEvents,
       launch: launchRecord,
       durationMs,

@@ -1,0 +1,178 @@
+/**
+ * Supervised mode, the part that runs in Ward's main thread: compile the notify filter, make
+ * the socket the inner launcher hands its listener over, and start the worker thread that
+ * answers notifications (worker.ts). launch() (src/sandbox/launch.ts) wires it in:
+ *
+ *   startSupervisor()  -> childFd goes to the launcher as fd 9 (`inner --supervise-fd 9`)
+ *   worker             -> sends the filter, receives the listener, releases the launcher
+ *   ready / onDenial   -> the launch record, then one denial record per refusal
+ *   failed             -> launch kills the sandbox: a supervised command never runs unguarded
+ *   stop()             -> after the sandbox has exited
+ */
+import { closeSync, existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { LandlockRule } from '../launcher/launcher.js';
+import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyFilter } from './filter.js';
+import { seqpacketPair } from './native.js';
+import type { DeciderSpec, SupervisorDenial } from './types.js';
+import type { WorkerInput, WorkerMessage } from './worker.js';
+
+export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type NotifyFilter, type SupervisedSyscall } from './filter.js';
+export type { Decide, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
+export { staticAllows } from './static.js';
+
+
+export interface SuperviseOptions {
+  /** The syscalls decided at run time (see SUPERVISABLE). */
+  syscalls: string[];
+  /** The module holding the decision function (loaded in the supervisor's thread). */
+  decider: DeciderSpec;
+}
+
+export interface SupervisorStart {
+  filter: NotifyFilter;
+  /** Landlock's rule list for this run, or null when Landlock is not in force (static.ts). */
+  rules: LandlockRule[] | null;
+  onDenial(d: SupervisorDenial): void;
+  /** Called once if the supervisor fails after it was started; the caller kills the sandbox. */
+  onFailure(message: string): void;
+}
+
+export interface Supervisor {
+  /** The launcher's end of the handshake socket: pass it to the child, then call closeChildFd(). */
+  childFd: number;
+  closeChildFd(): void;
+  /** Resolves once the launcher holds the filter and the loop runs. */
+  ready: Promise<{ capsDropped: boolean; syncWakeUp: boolean }>;
+  /** Ends the loop (if the sandbox's exit has not already) and waits for the thread. */
+  stop(): Promise<{ notifications: number }>;
+}
+
+/**
+ * The worker thread: dist/supervisor/worker.js once built. Under tsx (the tests run the sources), a worker does
+ * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
+ */
+function newWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    // dist/supervisor/index.js has it beside it; the CLI bundle (dist/ward.mjs) one folder down.
+    const beside = new URL('./worker.js', import.meta.url);
+    return new Worker(existsSync(beside) ? beside : new URL('./supervisor/worker.js', import.meta.url));
+  }
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
+}
+
+/**
+ * One supervisor thread started ahead of time. Starting a worker and loading koffi costs tens of
+ * milliseconds, and the launcher waits for the supervisor before it execs: a spare thread takes
+ * that off the next run's start. It is unref'd (it never keeps Ward alive), holds no fd and no
+ * run state, and is used for one run only. A plain cache, like the launcher path in
+ * launcher.ts: nothing depends on it being there.
+ */
+let spare: Worker | null = null;
+
+/** Start the spare thread now (e.g. when an agent session begins), so the first run is fast too. */
+export function prewarmSupervisor(): void {
+  if (spare) return;
+  const w = newWorker();
+  w.unref();
+  const drop = () => {
+    if (spare === w) spare = null;
+  };
+  w.once('exit', drop);
+  w.once('error', drop);
+  spare = w;
+}
+
+function takeWorker(): Worker {
+  const w = spare ?? newWorker();
+  spare = null;
+  w.ref();
+  return w;
+}
+
+export function validateSupervise(opts: SuperviseOptions): NotifyFilter {
+  checkSupervisedSyscalls(opts.syscalls);
+  if (!opts.decider || typeof opts.decider.module !== 'string' || opts.decider.module === '') {
+    throw new Error('supervise: decider.module must name the module that exports createDecider(data)');
+  }
+  return compileNotifyFilter(opts.syscalls);
+}
+
+export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart): Supervisor {
+  const [ours, theirs] = seqpacketPair();
+  const stopFlag = new SharedArrayBuffer(4);
+  const input: WorkerInput = {
+    sockFd: ours,
+    program: new Uint8Array(start.filter.program),
+    names: [...start.filter.names],
+    decided: checkSupervisedSyscalls(opts.syscalls),
+    rules: start.rules,
+    decider: opts.decider,
+    stop: stopFlag,
+  };
+  let worker: Worker;
+  try {
+    worker = takeWorker();
+    worker.postMessage(input);
+  } catch (e) {
+    closeSync(ours);
+    closeSync(theirs);
+    throw e;
+  }
+  let childOpen = true;
+  let notifications = 0;
+  let finished = false;
+  let failedOnce = false;
+  const fail = (message: string) => {
+    if (finished || failedOnce) return;
+    failedOnce = true;
+    start.onFailure(message);
+  };
+  let readyResolve!: (v: { capsDropped: boolean; syncWakeUp: boolean }) => void;
+  let readyReject!: (e: Error) => void;
+  const ready = new Promise<{ capsDropped: boolean; syncWakeUp: boolean }>((res, rej) => ((readyResolve = res), (readyReject = rej)));
+  ready.catch(() => {});
+  worker.on('message', (m: WorkerMessage) => {
+    if (m.type === 'ready') readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
+    else if (m.type === 'denial') start.onDenial({ event: m.event, errno: m.errno, reason: m.reason });
+    else if (m.type === 'done') {
+      // The loop ended because no process uses the filter any more: the sandbox is gone.
+      notifications = m.notifications;
+      finished = true;
+    }
+    else if (m.type === 'error') {
+      readyReject(new Error(m.message));
+      fail(`the supervisor failed: ${m.message}`);
+    }
+  });
+  worker.on('error', (e) => {
+    readyReject(e);
+    fail(`the supervisor thread crashed: ${e.message}`);
+  });
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      readyReject(new Error('the supervisor thread exited before it was ready'));
+      // An exit while the sandbox may still run (nobody called stop) is a failure.
+      fail('the supervisor thread exited while the sandbox was running');
+      resolve();
+    }),
+  );
+  return {
+    childFd: theirs,
+    closeChildFd: () => {
+      if (childOpen) closeSync(theirs);
+      childOpen = false;
+    },
+    ready,
+    async stop() {
+      finished = true;
+      Atomics.store(new Int32Array(stopFlag), 0, 1);
+      await exited;
+      // A run just ended: another is likely to follow (an agent's next command).
+      prewarmSupervisor();
+      return { notifications };
+    },
+  };
+}

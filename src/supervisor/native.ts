@@ -1,0 +1,229 @@
+/**
+ * The few libc calls the supervisor needs and Node lacks (seccomp's ioctls, openat2, sendmsg
+ * with SCM_RIGHTS, poll on a raw fd, capset and unshare for one thread), through koffi. Every
+ * call is synchronous: the supervisor loop runs in its own worker thread, where blocking is the
+ * point, and a synchronous koffi call costs well under a microsecond where an async one costs
+ * tens. Each function returns the raw result, and a negative errno on failure (never throws on
+ * a failed syscall), so the loop can pass errnos straight on to the sandbox.
+ *
+ * Constants and layouts are x86_64 kernel ABI (include/uapi/linux/seccomp.h, openat2.h).
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+// seccomp user notification (ioctl numbers: _IOWR('!', 0, struct seccomp_notif) and friends).
+export const NOTIF_RECV = 0xc0502100;
+export const NOTIF_SEND = 0xc0182101;
+export const NOTIF_ID_VALID = 0x40082102;
+export const NOTIF_ADDFD = 0x40182103;
+export const NOTIF_SET_FLAGS = 0x40082104;
+/** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (6.6): wake the supervisor on the notifying CPU's terms. */
+export const NOTIF_FD_SYNC_WAKE_UP = 1;
+export const USER_NOTIF_FLAG_CONTINUE = 1;
+/** SECCOMP_ADDFD_FLAG_SEND (5.14): install the fd and answer the syscall with it, atomically. */
+export const ADDFD_FLAG_SEND = 2;
+/** struct seccomp_notif: id u64, pid u32, flags u32, data { nr i32, arch u32, ip u64, args u64[6] }. */
+export const NOTIF_SIZE = 80;
+/** struct seccomp_notif_resp: id u64, val i64, error i32, flags u32. */
+export const RESP_SIZE = 24;
+/** struct seccomp_notif_addfd: id u64, flags u32, srcfd u32, newfd u32, newfd_flags u32. */
+export const ADDFD_SIZE = 24;
+
+// openat2's struct open_how { u64 flags; u64 mode; u64 resolve; } and its resolve flags.
+export const OPEN_HOW_SIZE = 24;
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
+export const O_ACCMODE = 0o3;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NOCTTY = 0o400;
+export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
+export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
+export const AT_FDCWD = -100;
+/**
+ * The flags open(2) knows (the kernel's VALID_OPEN_FLAGS). openat() ignores other bits, openat2()
+ * refuses them with EINVAL: the supervisor masks them so an emulated openat behaves like one.
+ */
+export const VALID_OPEN_FLAGS =
+  O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | 0o4010000 /* O_SYNC, O_DSYNC */ | 0o20000 /* FASYNC */ | 0o40000 /* O_DIRECT */ |
+  0o100000 /* O_LARGEFILE */ | O_DIRECTORY | O_NOFOLLOW | 0o1000000 /* O_NOATIME */ | O_CLOEXEC | O_PATH | O_TMPFILE;
+
+const SYS_openat2 = 437;
+const SYS_capset = 126;
+const SYS_unshare = 272;
+const CLONE_FS = 0x200;
+const F_SETFL = 4;
+const POLLIN = 1;
+export const POLLHUP = 0x10;
+
+export const AF_UNIX = 1;
+export const SOCK_SEQPACKET = 5;
+export const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+type Koffi = typeof import('koffi');
+
+export interface Native {
+  ioctl(fd: number, req: number, arg: Buffer): number;
+  /** An ioctl whose argument is a value, not a pointer (SECCOMP_IOCTL_NOTIF_SET_FLAGS). */
+  ioctlValue(fd: number, req: number, arg: number): number;
+  pread(fd: number, buf: Buffer, len: number, offset: number): number;
+  openat2(dirfd: number, path: string, how: Buffer): number;
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  readlink(path: string): string | number;
+  setFlags(fd: number, flags: number): number;
+  ftruncate(fd: number): number;
+  pollIn(fd: number, timeoutMs: number): number;
+  send(fd: number, data: Buffer): number;
+  /** Receives one message with one fd in SCM_RIGHTS: the fd, or a negative errno (-EPIPE at EOF). */
+  recvFd(fd: number): number;
+  recvByte(fd: number): number;
+  socketpair(): [number, number] | number;
+  /** Drops every capability of the calling thread only (capset with pid 0). */
+  dropThreadCaps(): number;
+  /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
+  privateUmask(): number;
+  errno(): number;
+}
+
+let cached: Native | null = null;
+
+export function loadNative(): Native {
+  if (cached) return cached;
+  let koffi: Koffi;
+  try {
+    koffi = require('koffi') as Koffi;
+  } catch (e) {
+    throw new Error(`supervised mode needs the koffi package (${(e as Error).message}); install Ward's dependencies with \`npm install\``);
+  }
+  const libc = koffi.load('libc.so.6');
+  // koffi keeps the errno of the last native call (its own work in between could clobber libc's).
+  const errno = (): number => koffi.errno();
+  const fail = (): number => -errno();
+  // syscall() is variadic in C; declaring fixed prototypes is fine on x86_64 for integer and
+  // pointer arguments, and much faster through koffi than its variadic path.
+  const sysOpenat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
+  const sysCapset = libc.func('syscall', 'long', ['long', 'void *', 'void *']);
+  const sysUnshare = libc.func('syscall', 'long', ['long', 'long']);
+  const ioctl = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+  const ioctlValue = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+  const pread = libc.func('pread64', 'long', ['int', 'void *', 'size_t', 'int64_t']);
+  const open = libc.func('open', 'int', ['str', 'int']);
+  const close = libc.func('close', 'int', ['int']);
+  const readlink = libc.func('readlink', 'long', ['str', 'void *', 'size_t']);
+  const fcntl = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+  const ftruncate = libc.func('ftruncate', 'int', ['int', 'int64_t']);
+  const poll = libc.func('poll', 'int', ['void *', 'unsigned long', 'int']);
+  const send = libc.func('send', 'long', ['int', 'void *', 'size_t', 'int']);
+  const recv = libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']);
+  const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
+  const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
+  const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
+
+  const linkBuf = Buffer.alloc(4096);
+  const pollBuf = Buffer.alloc(8);
+  cached = {
+    ioctl: (fd, req, arg) => (ioctl(fd, req, arg) < 0 ? fail() : 0),
+    ioctlValue: (fd, req, arg) => (ioctlValue(fd, req, arg) < 0 ? fail() : 0),
+    pread: (fd, buf, len, offset) => {
+      const n = Number(pread(fd, buf, len, offset));
+      return n < 0 ? fail() : n;
+    },
+    openat2: (dirfd, path, how) => {
+      const r = Number(sysOpenat2(SYS_openat2, dirfd, path, how, OPEN_HOW_SIZE));
+      return r < 0 ? fail() : r;
+    },
+    open: (path, flags) => {
+      const r = open(path, flags) as number;
+      return r < 0 ? fail() : r;
+    },
+    close: (fd) => void close(fd),
+    readlink: (path) => {
+      const n = Number(readlink(path, linkBuf, linkBuf.length));
+      return n < 0 ? fail() : linkBuf.toString('utf8', 0, n);
+    },
+    setFlags: (fd, flags) => (fcntl(fd, F_SETFL, flags) < 0 ? fail() : 0),
+    ftruncate: (fd) => (ftruncate(fd, 0) < 0 ? fail() : 0),
+    pollIn: (fd, timeoutMs) => {
+      pollBuf.writeInt32LE(fd, 0);
+      pollBuf.writeInt16LE(POLLIN, 4);
+      pollBuf.writeInt16LE(0, 6);
+      const r = poll(pollBuf, 1, timeoutMs) as number;
+      return r < 0 ? fail() : r === 0 ? 0 : pollBuf.readInt16LE(6);
+    },
+    send: (fd, data) => {
+      const n = Number(send(fd, data, data.length, MSG_NOSIGNAL));
+      return n < 0 ? fail() : n;
+    },
+    recvFd: (fd) => {
+      // struct msghdr (56 bytes): name, namelen, iov, iovlen, control, controllen, flags.
+      const byte = Buffer.alloc(1);
+      const iov = Buffer.alloc(16);
+      const control = Buffer.alloc(24); // CMSG_SPACE(sizeof(int))
+      const msg = Buffer.alloc(56);
+      iov.writeBigUInt64LE(koffi.address(byte), 0);
+      iov.writeBigUInt64LE(1n, 8);
+      msg.writeBigUInt64LE(koffi.address(iov), 16);
+      msg.writeBigUInt64LE(1n, 24);
+      msg.writeBigUInt64LE(koffi.address(control), 32);
+      msg.writeBigUInt64LE(BigInt(control.length), 40);
+      let n: number;
+      do n = Number(recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+      while (n < 0 && errno() === 4);
+      if (n < 0) return fail();
+      if (n === 0) return -32; // EPIPE: the launcher closed its end
+      // struct cmsghdr: len u64, level i32, type i32, data.
+      if (msg.readBigUInt64LE(40) < 20n || control.readInt32LE(8) !== SOL_SOCKET || control.readInt32LE(12) !== SCM_RIGHTS) return -71; // EPROTO
+      return control.readInt32LE(16);
+    },
+    recvByte: (fd) => {
+      const b = Buffer.alloc(1);
+      let n: number;
+      do n = Number(recv(fd, b, 1, 0));
+      while (n < 0 && errno() === 4);
+      return n < 0 ? fail() : n === 0 ? -32 : b[0]!;
+    },
+    socketpair: () => {
+      const fds = Buffer.alloc(8);
+      return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0 ? fail() : [fds.readInt32LE(0), fds.readInt32LE(4)];
+    },
+    dropThreadCaps: () => {
+      // struct __user_cap_header_struct { u32 version = _LINUX_CAPABILITY_VERSION_3; int pid = 0 (this thread) }
+      const hdr = Buffer.alloc(8);
+      hdr.writeUInt32LE(0x20080522, 0);
+      const data = Buffer.alloc(24); // two __user_cap_data_struct { effective, permitted, inheritable }, all zero
+      return Number(sysCapset(SYS_capset, hdr, data)) < 0 ? fail() : 0;
+    },
+    privateUmask: () => {
+      if (Number(sysUnshare(SYS_unshare, CLONE_FS)) < 0) return fail();
+      umask(0);
+      return 0;
+    },
+    errno,
+  };
+  return cached;
+}
+
+/** A SOCK_SEQPACKET socketpair (close-on-exec) for the launcher handshake, from the main thread. */
+export function seqpacketPair(): [number, number] {
+  const r = loadNative().socketpair();
+  if (typeof r === 'number') throw new Error(`supervise: socketpair failed (errno ${-r})`);
+  return r;
+}

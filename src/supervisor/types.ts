@@ -1,0 +1,52 @@
+/**
+ * What the supervisor hands a decision function, and what it expects back. Plain data both
+ * ways: the decision function runs in the supervisor's worker thread, on every notification,
+ * so it must be cheap and synchronous.
+ */
+import type { Access } from './static.js';
+import type { SupervisedSyscall } from './filter.js';
+
+export interface SupervisedEvent {
+  /** The calling thread, in Ward's pid namespace. */
+  pid: number;
+  syscall: SupervisedSyscall;
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename';
+  /**
+   * The path in the sandbox's view. For an open: the file actually opened, read back from the
+   * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
+   * file about to be created, its resolved parent directory plus the new name. For an exec: the
+   * path as the program gave it, made absolute against its working directory (not resolved).
+   * null for the blind syscalls (connect, unlink, rename...; filter.ts BLIND): their arguments
+   * are not read, so the decision can only be about the call itself.
+   */
+  path: string | null;
+  access: Access | 'exec' | 'connect';
+  /** The open would create the file (O_CREAT and it did not exist). */
+  create: boolean;
+  /** The open flags as the program gave them (0 for exec). */
+  flags: number;
+}
+
+export type Decision = { allow: true } | { errno: number; reason?: string };
+
+export type Decide = (event: SupervisedEvent) => Decision;
+
+/**
+ * The decision function is given as a module (it has to be loaded inside the worker thread; a
+ * function cannot cross threads): an ES module exporting `createDecider(data) => decide`, where
+ * `data` is structured-cloned from the caller. State that should evolve during the run (a
+ * revocation) lives in the closure.
+ */
+export interface DeciderSpec {
+  /** Absolute path or file: URL of the module. */
+  module: string;
+  data?: unknown;
+}
+
+/** A refusal the supervisor answered, as it reaches Ward's records. */
+export interface SupervisorDenial {
+  event: SupervisedEvent;
+  errno: number;
+  /** 'static policy' (a Landlock rule is missing) or the decision's reason. */
+  reason: string;
+}
