@@ -8,8 +8,10 @@
 //   direct       the client on the host, to 127.0.0.1:PORT (the baseline)
 //   ward_raw     inside Ward, connect() to bench.test:PORT: Ward's DNS answers a
 //                synthetic 127.100.x.y, the relay (ward-launch.c) catches the
-//                connection and carries it over a unix socket to the broker
-//                (src/net/broker.ts, in this process), which dials the server
+//                connection and asks the broker (src/net/broker.ts, in this
+//                process), which decides, has the relay's dialer connect to the
+//                server and checks the first message; then the relay carries the
+//                bytes (Node is not in the data path)
 //   ward_proxy   inside Ward, HTTP CONNECT bench.test:PORT through $HTTPS_PROXY
 //                (127.0.0.1:3128 inside: the same relay, the broker's proxy)
 //   ward_raw_noaudit  ward_raw with run(..., {audit: false}) (diagnostic: the
@@ -527,7 +529,7 @@ async function main() {
 
   const cases = [
     { key: 'direct', label: 'direct (host client -> 127.0.0.1)', fn: hostCase('direct', node, (r) => clientArgs('direct', '127.0.0.1', r)) },
-    { key: 'ward_raw', label: 'Ward raw `connect()` (DNS -> relay -> broker)', fn: wardCase('ward_raw', 'raw', auditLog) },
+    { key: 'ward_raw', label: 'Ward raw `connect()` (DNS, relay; broker decides)', fn: wardCase('ward_raw', 'raw', auditLog) },
     { key: 'ward_proxy', label: 'Ward HTTP CONNECT via 127.0.0.1:3128', fn: wardCase('ward_proxy', 'proxy', auditLog) },
     { key: 'ward_raw_noaudit', label: 'Ward raw, audit log off (diagnostic)', fn: wardCase('ward_raw_noaudit', 'raw', false) },
   ];
