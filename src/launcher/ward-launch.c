@@ -180,6 +180,32 @@ static int write_all(int fd, const char *buf, size_t len)
  * decoder replaces the stray bytes while the JSON structure (all ASCII) stays
  * intact.
  */
+/* Send `len` bytes on a unix socket with `fd` attached (SCM_RIGHTS), or none when fd < 0. */
+static ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof ctl.buf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 static void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -709,25 +735,7 @@ __attribute__((noreturn)) static void run_dialer(int fd)
 				s = -1;
 			}
 		}
-		struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-		if (s >= 0) {
-			m.msg_control = u.buf;
-			m.msg_controllen = sizeof u.buf;
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &s, sizeof s);
-		}
-		ssize_t w;
-		do
-			w = sendmsg(fd, &m, MSG_NOSIGNAL);
-		while (w < 0 && errno == EINTR);
+		ssize_t w = send_with_fd(fd, &r, sizeof r, s);
 		if (s >= 0)
 			close(s);
 		if (w < 0)
@@ -2054,25 +2062,7 @@ static void supervise_handshake(int sfd)
 		     errno == EBUSY ? "another filter of this process already has a listener" : NULL);
 
 	char byte = 'L';
-	struct iovec iov = { &byte, 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	memset(&ctl, 0, sizeof ctl);
-	struct msghdr msg = { 0 };
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof ctl.buf;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &listener, sizeof(int));
-	do
-		n = sendmsg(sfd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	n = send_with_fd(sfd, &byte, 1, listener);
 	if (n != 1)
 		fail("supervise-send", n < 0 ? errno : EIO, "passing the listener fd to Ward", NULL);
 	/* Our copy goes now: only Ward's copy keeps the filter's notifications answerable. */

@@ -109,14 +109,4 @@ export function fromLines(lines: Buffer[]): Buffer {
   return Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')]));
 }
 
-/** A seeded PRNG (mulberry32), so a failure can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers.js';

@@ -103,8 +103,9 @@ function policy(): PolicyFile {
   } as PolicyFile;
 }
 
-async function sandboxed(argv: string[]) {
-  const r = await run({ policy: policy() }, argv, {
+/** Runs argv in the workspace under `p` (default: this file's policy); every name resolves to the stand-in internet. */
+async function sandboxed(argv: string[], p: PolicyFile = policy()) {
+  const r = await run({ policy: p }, argv, {
     workspace: fx.ws,
     env: fx.env,
     stdin: 'ignore',
@@ -360,14 +361,8 @@ for name in ['api.test', 'not-allowed.test']:
       }
     });
     const port = await listen(files);
-    const r = await run({ policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile }, ['git', 'clone', '-q', `http://api.test:${port}/r.git`, 'cloned'], {
-      workspace: fx.ws,
-      env: fx.env,
-      stdin: 'ignore',
-      allowDegraded: !hasCgroup,
-      egress: { resolve: async () => '127.0.0.1' },
-    });
-    assert.equal(r.exitCode, 0, r.stderr.toString());
+    const r = await sandboxed(['git', 'clone', '-q', `http://api.test:${port}/r.git`, 'cloned'], { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile);
+    assert.equal(r.exitCode, 0, r.out);
     assert.match(execFileSync('git', ['-C', path.join(fx.ws, 'cloned'), 'log', '--format=%s']).toString(), /one/);
   });
 
@@ -474,14 +469,8 @@ for name in ['api.test', 'not-allowed.test']:
     const proj = path.join(fx.ws, 'npm-proj');
     mkdirSync(proj);
     writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0' }));
-    const r = await run({ policy: { extends: ['default'], network: { allow: [`npm.test:${port}`] } } as PolicyFile }, ['sh', '-c', `cd npm-proj && npm install --registry http://npm.test:${port}/ --no-audit --no-fund --loglevel=error ward-demo && node -e "console.log(require('ward-demo'))"`], {
-      workspace: fx.ws,
-      env: fx.env,
-      stdin: 'ignore',
-      allowDegraded: !hasCgroup,
-      egress: { resolve: async () => '127.0.0.1' },
-    });
-    const out = r.stdout.toString() + r.stderr.toString();
+    const r = await sandboxed(['sh', '-c', `cd npm-proj && npm install --registry http://npm.test:${port}/ --no-audit --no-fund --loglevel=error ward-demo && node -e "console.log(require('ward-demo'))"`], { extends: ['default'], network: { allow: [`npm.test:${port}`] } } as PolicyFile);
+    const out = r.out;
     assert.equal(r.exitCode, 0, out);
     assert.match(out, /ward-demo works/);
     assert.ok(r.net.some((e) => e.verdict === 'allow' && e.host === 'npm.test'), JSON.stringify(r.net));
@@ -518,14 +507,8 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
       }
     });
     const port = await listen(index);
-    const r = await run({ policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile }, ['sh', '-c', `python3 -m pip install --disable-pip-version-check --no-cache-dir --quiet --cert ca.pem --target pip-target --index-url https://api.test:${port}/simple/ wardprobe && PYTHONPATH=pip-target python3 -c "import wardprobe; print(wardprobe.MESSAGE)"`], {
-      workspace: fx.ws,
-      env: fx.env,
-      stdin: 'ignore',
-      allowDegraded: !hasCgroup,
-      egress: { resolve: async () => '127.0.0.1' },
-    });
-    const out = r.stdout.toString() + r.stderr.toString();
+    const r = await sandboxed(['sh', '-c', `python3 -m pip install --disable-pip-version-check --no-cache-dir --quiet --cert ca.pem --target pip-target --index-url https://api.test:${port}/simple/ wardprobe && PYTHONPATH=pip-target python3 -c "import wardprobe; print(wardprobe.MESSAGE)"`], { extends: ['default'], network: { allow: [`api.test:${port}`] } } as PolicyFile);
+    const out = r.out;
     assert.equal(r.exitCode, 0, out);
     assert.match(out, /wardprobe works/);
     // pip went through the proxy (CONNECT): an allowed proxy record with the relay's byte count.

@@ -9,18 +9,7 @@ import { decideCell, decidePaths, inCell, solveCell, solveWhole, splitCells } fr
 import { inSet, type PathPattern, type PathSet } from '../../src/verify/properties/model.js';
 import { encoder } from '../../src/verify/smt/encode.js';
 import { z3 } from '../../src/verify/smt/z3.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers.js';
 
 const SEGS = ['a', 'b', '.env', 'c'];
 function randomPath(r: () => number): string {
@@ -46,7 +35,7 @@ describe('split path decision vs Z3 (differential)', () => {
     let openCells = 0;
     let sat = 0;
     for (let seed = 1; seed <= 150; seed++) {
-      const r = prng(seed);
+      const r = rng(seed);
       const namedRate = seed % 3 === 0 ? 0 : 0.3; // a third of the questions use subtrees only
       const pos = Array.from({ length: 1 + Math.floor(r() * 2) }, () => randomSet(r, namedRate));
       const neg = Array.from({ length: Math.floor(r() * 2) }, () => randomSet(r, namedRate));

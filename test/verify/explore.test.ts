@@ -15,21 +15,11 @@ import { dynamicModel } from '../../src/verify/properties/dynamic.js';
 import { accessSets, inSet } from '../../src/verify/properties/model.js';
 import { encoder } from '../../src/verify/smt/encode.js';
 import { z3 } from '../../src/verify/smt/z3.js';
+import { rng } from '../helpers.js';
 
 const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-explore-')));
 after(() => rmSync(dir, { recursive: true, force: true }));
 mkdirSync(path.join(dir, 'ws'));
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEGS = ['a', 'b', '.env'];
 const PATHS: string[] = ['/r'];
@@ -58,7 +48,7 @@ describe('event classes reach every reachable state (brute force)', () => {
     const template = preparePolicy({ policy: { extends: ['minimal'] } }, { workspace: path.join(dir, 'ws') }).effective;
     let total = 0;
     for (let seed = 1; seed <= 40; seed++) {
-      const r = prng(seed);
+      const r = rng(seed);
       const rules: Rule[] = Array.from({ length: 1 + Math.floor(r() * 3) }, () => ({
         after: Array.from({ length: 1 + Math.floor(r() * 2) }, () => randomMatch(r, ['read', 'write', 'exec', 'connect'])),
         revoke: [randomMatch(r, ['read', 'write', 'exec', 'append', 'connect'])],
