@@ -32,8 +32,16 @@ export type Decision = { allow: true } | { errno: number; reason?: string };
 export type Decide = (event: SupervisedEvent) => Decision;
 
 /**
+ * Given to createDecider beside its data: `report` sends plain data to Ward's main thread
+ * (launch()'s onReport), in order with the refusals, e.g. a rule that fired and what it revoked.
+ */
+export interface DeciderContext {
+  report(data: unknown): void;
+}
+
+/**
  * The decision function is given as a module (it has to be loaded inside the worker thread; a
- * function cannot cross threads): an ES module exporting `createDecider(data) => decide`, where
+ * function cannot cross threads): an ES module exporting `createDecider(data, ctx) => decide`, where
  * `data` is structured-cloned from the caller. State that should evolve during the run (a
  * revocation) lives in the closure.
  */

@@ -29,7 +29,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
-import type { Decide, DeciderSpec, SupervisedEvent } from './types.js';
+import type { Decide, DeciderContext, DeciderSpec, SupervisedEvent } from './types.js';
 
 export interface WorkerInput {
   sockFd: number;
@@ -46,6 +46,7 @@ export interface WorkerInput {
 export type WorkerMessage =
   | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean }
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
+  | { type: 'report'; data: unknown }
   | { type: 'done'; notifications: number; reason: string }
   | { type: 'error'; message: string };
 
@@ -87,9 +88,10 @@ try {
 }
 
 async function main(): Promise<void> {
-  const mod = (await import(isAbsolute(input.decider.module) ? pathToFileURL(input.decider.module).href : input.decider.module)) as { createDecider?: (data: unknown) => Decide };
+  const mod = (await import(isAbsolute(input.decider.module) ? pathToFileURL(input.decider.module).href : input.decider.module)) as { createDecider?: (data: unknown, ctx: DeciderContext) => Decide };
   if (typeof mod.createDecider !== 'function') throw new Error(`the decision module ${input.decider.module} does not export createDecider(data)`);
-  const decide = mod.createDecider(input.decider.data);
+  // Reports go out on the same port as refusals, so Ward sees them in the order they happened.
+  const decide = mod.createDecider(input.decider.data, { report: (data) => post({ type: 'report', data }) });
 
   // Created files get the mode the sandboxed program asked for, masked by *its* umask (applied
   // below), not Ward's: a private umask of 0 for this thread only.
