@@ -43,6 +43,7 @@ import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem } from '../supervisor/preflight.js';
+import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { applyShared, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 
 const FD_ARGS = 3;
@@ -205,9 +206,20 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).
   const ruleCells = dyn ? new Int32Array(newSharedRuleState(dyn.rules)) : null;
+  let aliases: Aliases = [];
+  if (dyn && dyn.syscalls.length > 0) {
+    const found = ruleFileAliases(dyn.rules);
+    if ('tooMany' in found) {
+      throw new WardError(`the rule pattern ${found.tooMany} covers more than ${MAX_ALIAS_WALK} files; Ward must know each file a rule names (a hard link or a rename would otherwise hide it from the rule)`, {
+        step: 'supervise',
+        fix: 'narrow the pattern to the files the rule is about (e.g. ${WORKSPACE}/secrets/** rather than ${WORKSPACE}/**)',
+      });
+    }
+    aliases = found.aliases;
+  }
   const supervise: SuperviseOptions | undefined =
     opts.supervise ??
-    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer } } } : undefined);
+    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {

@@ -35,6 +35,8 @@ export interface RulesDeciderData {
   rules: Rule[];
   /** newSharedRuleState(rules): shared with the egress broker in Ward's main thread. */
   cells: SharedArrayBuffer;
+  /** The files the rules' patterns named at launch, by identity (rules-aliases.ts). */
+  aliases?: [string, string[]][];
 }
 
 const EACCES = 13;
@@ -64,6 +66,7 @@ function openAccesses(e: SupervisedEvent): { check: Access[]; events: EventKind[
 export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Decide {
   const { rules } = data;
   const cells = new Int32Array(data.cells);
+  const aliases = new Map(data.aliases ?? []);
   const happened = (pid: number, syscall: string, event: Event) => {
     for (const r of applyShared(rules, cells, event)) ctx?.report(revocationReport(rules, r, event, pid, syscall));
   };
@@ -85,14 +88,21 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       return { errno: EACCES, reason: `${why(r, `write (${r === null ? '' : rules[r]!.revoke.filter((m) => revokes(m, 'write')).map((m) => m.target).join(', ')})`)}; ${e.kind} is decided without its path, so every ${e.kind} is refused` };
     }
     if (e.path === null) return ALLOW;
-    const path = e.path;
+    // The file by every name the rules know it by: the one it was opened as, and the ones it had
+    // at launch (a hard link or a rename since then changes its name, not what it holds).
+    const known = e.file === null ? undefined : aliases.get(e.file);
+    const paths = known ? [e.path, ...known.filter((p) => p !== e.path)] : [e.path];
     const { check, events }: { check: Access[]; events: EventKind[] } = e.kind === 'exec' ? { check: ['exec'], events: ['exec'] } : openAccesses(e);
     for (const a of check) {
-      if (isAllowed(state, a, path)) continue;
-      const r = revokedBy(state, (m) => revokes(m, a) && matchEvent(m, { access: m.access as EventKind, target: path }));
-      return { errno: EACCES, reason: why(r, a) };
+      for (const path of paths) {
+        if (isAllowed(state, a, path)) continue;
+        const r = revokedBy(state, (m) => revokes(m, a) && matchEvent(m, { access: m.access as EventKind, target: path }));
+        return { errno: EACCES, reason: `${why(r, a)}${path === e.path ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
+      }
     }
-    for (const access of events) happened(e.pid, e.syscall, { access, target: path });
+    for (const access of events) {
+      for (const path of paths) happened(e.pid, path === e.path ? e.syscall : `${e.syscall} of ${e.path}, the same file`, { access, target: path });
+    }
     return ALLOW;
   };
 }

@@ -25,6 +25,12 @@ export interface SupervisedEvent {
   create: boolean;
   /** The open flags as the program gave them (0 for exec). */
   flags: number;
+  /**
+   * For an open of an existing file: "dev:ino" of what was opened (fstat on the supervisor's
+   * fd), so a decision can know the file under another name (a hard link, a rename). null
+   * otherwise (exec, blind calls, a file being created).
+   */
+  file: string | null;
 }
 
 export type Decision = { allow: true } | { errno: number; reason?: string };

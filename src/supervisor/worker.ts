@@ -367,7 +367,7 @@ function loop(decide: Decide): void {
       const link = n.readlink(`/proc/self/fd/${fd}`);
       const what = typeof link === 'string' ? link : `fd ${own[2]}`;
       // A pipe, socket or anonymous inode has no path a rule could name: the caller holds it already.
-      const errno = judge({ pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags, file: what.startsWith('/') ? n.fileId(fd) : null });
       if (errno) {
         n.close(fd);
         return refuse(id, errno);
@@ -421,7 +421,7 @@ function loop(decide: Decide): void {
       }
       target = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
       create = true;
-      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags, file: null });
       if (errno) {
         n.close(dir);
         return refuse(id, errno);
@@ -438,7 +438,7 @@ function loop(decide: Decide): void {
     } else {
       return refuse(id, -fd);
     }
-    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags });
+    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
     if (errno) {
       n.close(fd);
       return refuse(id, errno);
@@ -473,7 +473,7 @@ function loop(decide: Decide): void {
       if (typeof base === 'number') return refuse(id, -base);
       full = base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0 });
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
@@ -486,7 +486,7 @@ function loop(decide: Decide): void {
    */
   const handleBlind = (id: bigint, pid: number, name: SupervisedSyscall): void => {
     const kind = BLIND_KIND.get(name)!;
-    const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0 });
+    const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };

@@ -139,6 +139,28 @@ except OSError as e:
     assert.deepEqual(r.launch.layers.supervisor?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
   });
 
+  it('a hard link or a rename does not hide the secret: reading it under another name fires the rule', async () => {
+    const t = setup(RULES);
+    writeFileSync(path.join(t.ws, 'secrets', 'other.txt'), 'MORE\n');
+    const r = await t.py(`
+os.link('secrets/key.txt', 'innocent.txt')
+os.rename('secrets', 'notes')
+get('renamed-before')
+open('innocent.txt').read()
+get('after-link')
+`);
+    assert.match(r.out, /^renamed-before ok\nafter-link refused errno=13$/m, r.out);
+    assert.equal(r.revocations[0]?.trigger, `read ${path.join(t.ws, 'secrets', 'key.txt')}`);
+    assert.match(r.revocations[0]!.by, /innocent\.txt, the same file/);
+    const t2 = setup(RULES);
+    const r2 = await t2.py(`
+os.rename('secrets', 'notes')
+open('notes/key.txt').read()
+get('after-rename')
+`);
+    assert.match(r2.out, /^after-rename refused errno=13$/m, r2.out);
+  });
+
   it('a rule whose trigger never happens changes nothing: every connection and write works, no revocation, no refusal', async () => {
     const t = setup(RULES);
     const r = await t.py(`
@@ -197,6 +219,20 @@ attempt('write-elsewhere', lambda: open('notes.txt', 'w').write('fine'))
     assert.ok(supDenials(r).some((d) => d.what === `openat ${path.join(t.ws, 'src', 'main.c')}` && /write revoked by rules\[0\] \(after connect api\.test/.test(d.detail)));
     // connect is not intercepted for this rule: the event comes from the broker.
     assert.ok(!r.launch.layers.supervisor?.syscalls.includes('connect'));
+  });
+
+  it('a hard link made before the trigger does not keep a way to write the revoked file', async () => {
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    const r = await t.py(`
+os.link('src/main.c', 'alias.c')
+open('secrets/key.txt').read()
+try:
+    open('alias.c', 'w').write('pwned'); print('alias ok')
+except OSError as e:
+    print('alias refused errno=%s' % e.errno)
+`);
+    assert.match(r.out, /^alias refused errno=13$/m, r.out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
   });
 
   it('a revocation of one destination is the broker\'s: other destinations still work', async () => {
