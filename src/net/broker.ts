@@ -134,6 +134,12 @@ export interface BrokerOptions {
 
 export interface Broker {
   close(): Promise<void>;
+  /**
+   * Cuts every open allowed connection for which `why(host, port)` gives a reason (a dynamic
+   * rule revoked its destination after it was opened); the reason goes into its record's note.
+   * Returns how many were cut.
+   */
+  cut(why: (host: string, port: number) => string | null): number;
   /** name -> synthetic IPv4 handed out so far */
   names(): Map<string, string>;
 }
@@ -289,6 +295,18 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   };
   return {
     names: () => new Map(ctx.byName),
+    cut: (why) => {
+      let n = 0;
+      for (const c of ctx.conns) {
+        if (!c.allowed || c.downClosed || c.ev.host === undefined || c.ev.port === undefined) continue;
+        const reason = why(c.ev.host, c.ev.port);
+        if (reason === null) continue;
+        c.ev.note = `cut: ${reason}`;
+        destroyBoth(c);
+        n++;
+      }
+      return n;
+    },
     close: () => (closing ??= close()),
   };
 }

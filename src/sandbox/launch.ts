@@ -299,6 +299,19 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     const rec: RevocationRecord = { type: 'revocation', ...rest };
     revocations.push(rec);
     live(rec);
+    // A revoked destination is revoked for connections already open too: the broker cuts them
+    // (a connection opened before the secret was read must not carry it out afterwards).
+    if (dyn && dyn.rules[rep.rule]!.revoke.some((m) => m.access === 'connect')) {
+      void broker?.then((b) => b.cut((host, port) => refusedConnect(host, port))).catch(() => {});
+    }
+  };
+  /** Why a connection to host:port is revoked now, or null if it is not. */
+  const refusedConnect = (host: string, port: number): string | null => {
+    const target = `${host}:${port}`;
+    const state = loadRuleState(dyn!.rules, ruleCells!);
+    if (isAllowed(state, 'connect', target)) return null;
+    const r = revokedBy(state, (m) => revokes(m, 'connect') && matchEvent(m, { access: 'connect', target }));
+    return `revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${dyn!.rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;
   };
   /**
    * The broker's side of the dynamic rules: a connection to host:port is refused when a fired
@@ -307,15 +320,15 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
    */
   const admit = dyn
     ? (host: string, port: number): string | null => {
-        const target = `${host}:${port}`;
-        const state = loadRuleState(dyn.rules, ruleCells!);
-        if (!isAllowed(state, 'connect', target)) {
-          const r = revokedBy(state, (m) => revokes(m, 'connect') && matchEvent(m, { access: 'connect', target }));
-          return `revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${dyn.rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;
-        }
-        const event: Event = { access: 'connect', target };
+        const refused = refusedConnect(host, port);
+        if (refused !== null) return refused;
+        const event: Event = { access: 'connect', target: `${host}:${port}` };
         for (const r of applyShared(dyn.rules, ruleCells!, event)) onRevocation(revocationReport(dyn.rules, r, event, null, 'egress broker'));
-        return null;
+        // The connection that completes a rule revoking its own destination (the trifecta's
+        // last step) is a way out opened after the rule's other events: refused at once, as
+        // every open connection to it is cut.
+        const now = refusedConnect(host, port);
+        return now === null ? null : `${now}; this connection completed the rule`;
       }
     : undefined;
   let broker: Promise<Broker> | null = null;

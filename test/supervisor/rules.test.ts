@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compile, run, type RunOptions } from '../../src/index.js';
@@ -21,6 +21,9 @@ let server: Server;
 let port = 0;
 let otherPort = 0;
 let other: Server;
+let echo: NetServer;
+let echoPort = 0;
+let echoedAfter = 0; // bytes the echo server received after the test's marker
 const hits: string[] = [];
 
 before(async () => {
@@ -32,10 +35,24 @@ before(async () => {
   other = createServer((req, res) => res.end(`other ${req.url}\n`));
   port = await listen(server);
   otherPort = await listen(other);
+  // Echoes; counts what arrives once the client has said "after:" (what a cut must stop).
+  echo = createTcp((sock) => {
+    let after = false;
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      if (after || d.includes('after:')) {
+        after = true;
+        echoedAfter += d.length;
+      }
+      sock.write(d);
+    });
+  });
+  echoPort = await new Promise<number>((r) => echo.listen(0, '127.0.0.1', () => r((echo.address() as AddressInfo).port)));
 });
 after(() => {
   server.close();
   other.close();
+  echo.close();
 });
 
 /** Python that GETs api.test:PORT/NAME by a raw connect and prints "NAME ok" or "NAME refused errno=N". */
@@ -69,7 +86,7 @@ function setup(rules: unknown[], extra: Record<string, unknown> = {}) {
   writeFileSync(path.join(fx.ws, 'src', 'main.c'), 'int main(){}\n');
   writeFileSync(path.join(fx.ws, 'src', 'old.c'), 'old\n');
   const records: RunRecord[] = [];
-  const policy = { extends: ['default'], network: { allow: [`api.test:${port}`, `api.test:${otherPort}`] }, rules, ...extra };
+  const policy = { extends: ['default'], network: { allow: [`api.test:${port}`, `api.test:${otherPort}`, `api.test:${echoPort}`] }, rules, ...extra };
   const options: RunOptions = {
     workspace: fx.ws,
     env: fx.env,
@@ -159,6 +176,30 @@ open('notes/key.txt').read()
 get('after-rename')
 `);
     assert.match(r2.out, /^after-rename refused errno=13$/m, r2.out);
+  });
+
+  it('a connection opened before the read is cut when the rule fires: it cannot carry the secret out', async () => {
+    const t = setup(RULES);
+    echoedAfter = 0;
+    const r = await t.py(`
+import time
+s = socket.create_connection((IP, ${echoPort}), timeout=5)
+s.sendall(b'before')
+print('echo', s.recv(100).decode())
+secret = open('secrets/key.txt').read()
+time.sleep(0.5)
+try:
+    s.sendall(('after:' + secret).encode())
+    got = s.recv(100)
+    print('old connection', 'open' if got else 'cut')
+except OSError as e:
+    print('old connection cut errno=%s' % e.errno)
+`);
+    assert.match(r.out, /^echo before$/m, r.out);
+    assert.match(r.out, /^old connection cut/m, r.out);
+    assert.equal(echoedAfter, 0, 'nothing sent after the read reached the server');
+    const rec = r.net.find((e) => e.kind === 'connect' && e.port === echoPort);
+    assert.match(rec?.note ?? '', /^cut: revoked by rules\[0\]/, JSON.stringify(r.net));
   });
 
   it('a rule whose trigger never happens changes nothing: every connection and write works, no revocation, no refusal', async () => {
@@ -257,12 +298,18 @@ describe('dynamic rules: the two-event "trifecta"', { skip }, () => {
     const t = setup(TRIFECTA());
     const r = await t.py(`
 open('private/notes.txt').read()
-get('only-private')
+get('alone', ${otherPort})
+get('completing')
 get('both')
 open('src/x.c', 'w')
 `);
-    // The first connect completed the pair: it went through (the event is the access that happened), the next did not.
-    assert.match(r.out, /^only-private ok$/m, r.out);
+    // The read alone revokes nothing (a connection elsewhere works). After it, the connection that completes the
+    // pair is the way out the rule is about: it is refused (closed before any byte went up),
+    // and every later one is refused by the supervisor.
+    assert.match(r.out, /^alone ok$/m, r.out);
+    assert.match(r.out, /^completing (closed|refused errno=\d+)$/m, r.out);
+    assert.ok(!hits.includes('/completing'));
+    assert.match(r.net.find((e) => e.verdict === "deny" && e.port === port)?.reason ?? "", /revoked by rules\[0\] .*this connection completed the rule/, JSON.stringify(r.net));
     assert.match(r.out, /^both refused errno=13$/m, r.out);
     assert.match(r.out, /PermissionError/);
     assert.equal(r.revocations.length, 1);
@@ -277,6 +324,8 @@ get('again')
 open('private/notes.txt').read()
 get('after-both')
 `);
+    // Here the first connect was one of the two events (it went through: an event is an access
+    // that happened); the read completes the rule, and the next connect is refused.
     assert.match(r2.out, /^first ok\nagain ok\nafter-both refused errno=13$/m, r2.out);
     assert.equal(r2.revocations[0]!.trigger, `read ${path.join(t2.ws, 'private', 'notes.txt')}`);
   });
