@@ -354,6 +354,8 @@ describe('dynamic rules: the CLI and the audit log', { skip }, () => {
     assert.match(recs.find((x) => x.type === 'revocation')!.trigger!, /^read .*secrets\/key\.txt$/);
     const v = ward(['audit', 'verify', log], { env: fx.env });
     assert.equal(v.code, 0, v.stdout + v.stderr);
+    const shown = ward(['audit', 'show', log], { env: fx.env });
+    assert.match(shown.stdout, /revoke +rules\[0\] fired on read .*secrets\/key\.txt \(pid \d+, openat\): write .*\/src revoked/);
   });
 });
 
