@@ -219,5 +219,10 @@ describe('rules: the CLI', () => {
     assert.match(c.stdout, /rules \(1; enforced in supervised mode, intercepting connect, creat, open, openat, openat2\)/);
     assert.match(c.stdout, new RegExp(`after read ${ws}/secrets -> revoke connect \\*`));
     assert.match(c.stdout, /invariant:1 never connect \* after read/);
+    const shown = ward(['policy', 'show', file, '-w', ws, '--plan'], { env: { ...process.env, ...env } });
+    assert.equal(shown.code, 0, shown.stderr);
+    const planView = JSON.parse(shown.stdout.trim().split('\n').at(-1)!) as { sha256: string; rules?: { syscalls: string[] } };
+    assert.deepEqual(planView.rules?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
+    assert.match(c.stdout, new RegExp(`plan sha256 +${planView.sha256}`), 'policy check and policy show name the same plan');
   });
 });
