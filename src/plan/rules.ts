@@ -10,8 +10,9 @@
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
  *   revoke read|append P                opens                            supervisor
- *   revoke write P                      opens + unlink, unlinkat,        supervisor (unlink/rename
- *                                       rename, renameat, renameat2      blind: see rules-decider.ts)
+ *   revoke write P                      opens + unlink(at), rename(at,   supervisor (the path writes
+ *                                       at2), truncate, link(at),        blind: see rules-decider.ts)
+ *                                       symlink(at)
  *   revoke exec P                       execve, execveat                 supervisor
  *   revoke network (connect *)          connect                          supervisor (blind) + broker
  *   revoke connect D (D not *)          none                             egress broker
@@ -34,7 +35,8 @@ export interface RulesPlan {
 
 const OPENS: SupervisedSyscall[] = ['open', 'openat', 'openat2', 'creat'];
 const EXECS: SupervisedSyscall[] = ['execve', 'execveat'];
-const REMOVALS: SupervisedSyscall[] = ['unlink', 'unlinkat', 'rename', 'renameat', 'renameat2'];
+/** Writes by path that are not opens: decided blind (filter.ts), so refused wholesale once a write is revoked. */
+const PATH_WRITES: SupervisedSyscall[] = ['unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'truncate', 'link', 'linkat', 'symlink', 'symlinkat'];
 
 export function planRules(rules: readonly Rule[]): RulesPlan | null {
   if (rules.length === 0) return null;
@@ -46,7 +48,7 @@ export function planRules(rules: readonly Rule[]): RulesPlan | null {
     }
     for (const m of rule.revoke) {
       if (m.access === 'read' || m.access === 'append') OPENS.forEach((s) => need.add(s));
-      else if (m.access === 'write') [...OPENS, ...REMOVALS].forEach((s) => need.add(s));
+      else if (m.access === 'write') [...OPENS, ...PATH_WRITES].forEach((s) => need.add(s));
       else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
       else if (m.access === 'connect' && m.target === '*') need.add('connect');
     }

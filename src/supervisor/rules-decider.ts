@@ -16,7 +16,7 @@
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees
  *     the name (launch.ts wires it to the same shared state).
- *   unlink, unlinkat, rename, renameat, renameat2 (blind: the path is not read)
+ *   unlink(at), rename(at, at2), truncate, link(at), symlink(at) (blind: the path is not read)
  *     refused (EACCES) once a fired rule revoked writing anywhere: without the path the
  *     supervisor cannot tell which file, so it refuses them all (stricter than the rule, never
  *     looser).
@@ -81,7 +81,7 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       if (!all) return ALLOW;
       return { errno: EACCES, reason: why(revokedBy(state, (m) => revokes(m, 'connect') && m.target === '*'), 'network') };
     }
-    if (e.kind === 'unlink' || e.kind === 'rename') {
+    if (e.kind === 'unlink' || e.kind === 'rename' || e.kind === 'truncate' || e.kind === 'link') {
       const any = revocations(state).some((m) => revokes(m, 'write'));
       if (!any) return ALLOW;
       const r = revokedBy(state, (m) => revokes(m, 'write'));

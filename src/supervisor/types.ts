@@ -10,7 +10,7 @@ export interface SupervisedEvent {
   /** The calling thread, in Ward's pid namespace. */
   pid: number;
   syscall: SupervisedSyscall;
-  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename';
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link';
   /**
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a

@@ -61,13 +61,18 @@ const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
 const PATH_MAX = 4096;
-const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename'>([
+const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 'truncate' | 'link'>([
   ['connect', 'connect'],
   ['unlink', 'unlink'],
   ['unlinkat', 'unlink'],
   ['rename', 'rename'],
   ['renameat', 'rename'],
   ['renameat2', 'rename'],
+  ['truncate', 'truncate'],
+  ['link', 'link'],
+  ['linkat', 'link'],
+  ['symlink', 'link'],
+  ['symlinkat', 'link'],
 ]);
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);

@@ -181,7 +181,7 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
   it('only what the rules need is intercepted: exec events and revocations, write revocations (with unlink/rename), connect events (none: the broker)', () => {
     const sys = (rules: unknown[]) => compile(obj({ rules }), { workspace: ws, env }).rules?.syscalls;
     assert.deepEqual(sys([{ after: 'exec ${WORKSPACE}/src', revoke: 'exec ${WORKSPACE}' }]), ['execve', 'execveat']);
-    assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2', 'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat']);
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), ['creat', 'link', 'linkat', 'open', 'openat', 'openat2', 'rename', 'renameat', 'renameat2', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat']);
     assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2']);
   });

@@ -5,7 +5,7 @@
  * loopback stands in for the internet: the broker maps the allowed name api.test to 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
 import path from 'node:path';
@@ -229,8 +229,9 @@ get('two')
 });
 
 describe('dynamic rules: after connect, revoke write', { skip }, () => {
-  it('after a connection to api.test, writes under src/ are refused (open, create, unlink, rename), writes elsewhere and reads still work', async () => {
+  it('after a connection to api.test, writes under src/ are refused (open, create, unlink, rename, truncate, link, symlink), writes elsewhere and reads still work', async () => {
     const t = setup([{ after: `connect api.test:${port}`, revoke: 'write ${WORKSPACE}/src/**' }]);
+    writeFileSync(path.join(t.ws, 'notes-in.txt'), 'planted\n');
     const r = await t.py(`
 def attempt(name, f):
     try:
@@ -243,14 +244,18 @@ attempt('write-after', lambda: open('src/main.c', 'w').write('pwned'))
 attempt('create-after', lambda: open('src/evil.c', 'x').write('pwned'))
 attempt('unlink-after', lambda: os.unlink('src/old.c'))
 attempt('rename-after', lambda: os.rename('src/old.c', 'src/gone.c'))
+attempt('truncate-after', lambda: os.truncate('src/main.c', 0))
+attempt('link-after', lambda: os.link('notes-in.txt', 'src/planted.c'))
+attempt('symlink-after', lambda: os.symlink('/tmp/x', 'src/planted-link.c'))
 attempt('read-after', lambda: open('src/main.c').read())
 attempt('write-elsewhere', lambda: open('notes.txt', 'w').write('fine'))
 `);
     assert.equal(r.exitCode, 0, r.out);
     for (const ok of ['write-before', 'fetch', 'read-after', 'write-elsewhere']) assert.match(r.out, new RegExp(`^${ok} ok$`, 'm'), r.out);
-    for (const no of ['write-after', 'create-after', 'unlink-after', 'rename-after']) assert.match(r.out, new RegExp(`^${no} refused errno=13$`, 'm'), r.out);
+    for (const no of ['write-after', 'create-after', 'unlink-after', 'rename-after', 'truncate-after', 'link-after', 'symlink-after']) assert.match(r.out, new RegExp(`^${no} refused errno=13$`, 'm'), r.out);
     assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n// before\n');
     assert.equal(readFileSync(path.join(t.ws, 'src', 'old.c'), 'utf8'), 'old\n');
+    assert.ok(!existsSync(path.join(t.ws, 'src', 'planted.c')) && !existsSync(path.join(t.ws, 'src', 'planted-link.c')));
     assert.equal(readFileSync(path.join(t.ws, 'notes.txt'), 'utf8'), 'fine');
     // The trigger was a connection: the broker saw it by name.
     assert.equal(r.revocations.length, 1);

@@ -159,7 +159,7 @@ out('after-rename', b)`),
   {
     id: 'rule.write-after-untrusted',
     ...ruleProbe,
-    title: 'after fetching untrusted content, change the sources: overwrite, create, delete and rename under src/',
+    title: 'after fetching untrusted content, change the sources: overwrite, create, delete, rename, truncate and plant a symlink under src/',
     asi: ['ASI01', 'ASI05'],
     nist: ['AC-3(8)', 'SI-7'],
     setup,
@@ -172,9 +172,11 @@ out('fetch')
 attempt('overwrite', lambda: open('src/main.c', 'w').write('pwned'))
 attempt('create', lambda: open('src/evil.c', 'x').write('pwned'))
 attempt('delete', lambda: os.unlink('src/util.c'))
-attempt('rename', lambda: os.rename('src/main.c', 'src/old.c'))`),
+attempt('rename', lambda: os.rename('src/main.c', 'src/old.c'))
+attempt('truncate', lambda: os.truncate('src/main.c', 0))
+attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
     check: (run, ctx) => {
-      const v = workedBefore(run, 'before') ?? workedBefore(run, 'fetch') ?? refusedWith(run, ['overwrite', 'create', 'delete', 'rename'], E.EACCES, 'the sources were changed after untrusted content came in');
+      const v = workedBefore(run, 'before') ?? workedBefore(run, 'fetch') ?? refusedWith(run, ['overwrite', 'create', 'delete', 'rename', 'truncate', 'plant-link'], E.EACCES, 'the sources were changed after untrusted content came in');
       if (v) return v;
       const main = readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8');
       if (main !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
