@@ -15,7 +15,9 @@ export interface SupervisedEvent {
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
    * file about to be created, its resolved parent directory plus the new name. For an exec: the
-   * path as the program gave it, made absolute against its working directory (not resolved).
+   * program the path resolves to from the sandbox's root (symlinks, `..`, the caller's own
+   * /proc/self/exe and /proc/self/fd/N followed), or the path as given, made absolute, when it
+   * does not resolve (the kernel then fails the exec itself).
    * null for the blind syscalls (connect, unlink, rename...; filter.ts BLIND): their arguments
    * are not read, so the decision can only be about the call itself.
    */

@@ -316,6 +316,42 @@ function loop(decide: Decide): void {
     if (!addfdSend) respond(id, r, 0, 0);
   };
 
+  const openRoot = (pid: number, id: bigint): void => {
+    if (rootFd >= 0) return;
+    // Every process of the sandbox has the same root (chroot needs a capability nobody there has).
+    rootFd = n.open(`/proc/${pid}/root`, N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC);
+    if (rootFd < 0 || !stillValid(id)) {
+      const err = rootFd;
+      if (rootFd >= 0) n.close(rootFd);
+      rootFd = -1;
+      throw new Error(`cannot open the sandbox's root through /proc/${pid}/root (errno ${-err})`);
+    }
+  };
+
+  /**
+   * The program an exec names, resolved the way the kernel will resolve it (symlinks, `..`,
+   * /proc/self/exe and /proc/self/fd/N of the caller), in the sandbox's view; the path as given
+   * when it does not resolve (the kernel will then fail the exec itself). A decision on the
+   * resolved path is what stops a symlink's name from getting around a rule on the program; the
+   * kernel still reads the path again after CONTINUE (the exec race, SECURITY-MODEL.md).
+   */
+  const execTarget = (pid: number, id: bigint, full: string): string => {
+    const self = full.startsWith('/proc/') || full.startsWith('/dev/') ? (selfPath(pid, full) ?? full) : full;
+    const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(exe|fd\/\d+)$/.exec(self);
+    if (own) {
+      const ids = nsIdsOf(pid);
+      if (!ids || Number(own[1]) !== ids.tgid) return full;
+      const link = n.readlink(`/proc/${pid}/${own[2]}`);
+      return typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full;
+    }
+    openRoot(pid, id);
+    const fd = n.openat2(rootFd, self, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+    if (fd < 0) return full;
+    const real = fdPath(fd);
+    n.close(fd);
+    return real ?? full;
+  };
+
   const handleOpen = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
     let dirfd = N.AT_FDCWD;
     let pathArg: bigint;
@@ -383,15 +419,7 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, (flags & N.O_CLOEXEC) !== 0);
     }
-    if (rootFd < 0) {
-      // Every process of the sandbox has the same root (chroot needs a capability nobody there has).
-      rootFd = n.open(`/proc/${pid}/root`, N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC);
-      if (rootFd < 0 || !stillValid(id)) {
-        if (rootFd >= 0) n.close(rootFd);
-        rootFd = -1;
-        throw new Error(`cannot open the sandbox's root through /proc/${pid}/root (errno ${-rootFd})`);
-      }
-    }
+    openRoot(pid, id);
     const cloexec = (flags & N.O_CLOEXEC) !== 0;
     const nonblock = (flags & N.O_NONBLOCK) !== 0;
     const access = accessOf(flags);
@@ -473,11 +501,13 @@ function loop(decide: Decide): void {
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     let full = asked;
-    if (!asked.startsWith('/') && asked !== '') {
+    if (!asked.startsWith('/')) {
+      // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: basePath gives its path.
       const base = basePath(pid, dirfd);
       if (typeof base === 'number') return refuse(id, -base);
-      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+      full = asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
+    full = execTarget(pid, id, full);
     const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.

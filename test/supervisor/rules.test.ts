@@ -5,7 +5,8 @@
  * loopback stands in for the internet: the broker maps the allowed name api.test to 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
 import path from 'node:path';
@@ -333,6 +334,23 @@ get('after-both')
     // that happened); the read completes the rule, and the next connect is refused.
     assert.match(r2.out, /^first ok\nagain ok\nafter-both refused errno=13$/m, r2.out);
     assert.equal(r2.revocations[0]!.trigger, `read ${path.join(t2.ws, 'private', 'notes.txt')}`);
+  });
+});
+
+describe('dynamic rules: exec', { skip }, () => {
+  it('after the trigger, a revoked program cannot be run, by its path, through a symlink to it or through /bin; an exec event is the resolved program', async () => {
+    const id = realpathSync(execFileSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).trim());
+    const t = setup([
+      { after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${id}` },
+      { after: `exec ${id}`, revoke: 'write ${WORKSPACE}/src/**' },
+    ]);
+    symlinkSync(id, path.join(t.ws, 'myid'));
+    const r = await run({ policy: t.policy }, ['sh', '-c', `./myid -u >/dev/null && echo before-ok; echo x > src/a.c; echo "write=$?"; cat secrets/key.txt >/dev/null; ./myid -u; echo "link=$?"; ${id} -u; echo "direct=$?"; /bin/id -u; echo "bin=$?"`], t.options);
+    const out = r.stdout.toString();
+    assert.match(out, /^before-ok\nwrite=[12]\nlink=126\ndirect=126\nbin=126\n$/, out + r.stderr.toString());
+    // The exec through the symlink was the event "exec <the real program>": it fired rules[1].
+    assert.deepEqual(r.revocations.map((x) => [x.rule, x.trigger]), [[1, `exec ${id}`], [0, `read ${path.join(t.ws, 'secrets', 'key.txt')}`]]);
+    assert.equal(supDenials(r).filter((d) => d.what.startsWith('execve') && /exec revoked by rules\[0\]/.test(d.detail)).length, 3, JSON.stringify(r.denials));
   });
 });
 
