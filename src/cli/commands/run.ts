@@ -109,7 +109,7 @@ export async function runCommand(args: string[]): Promise<number> {
   );
   const r = await handle.result;
   if (record) {
-    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, duration_ms: Math.round(r.durationMs) })}\n`);
+    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, revocations: r.revocations, duration_ms: Math.round(r.durationMs) })}\n`);
   }
   if (!quiet) {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
