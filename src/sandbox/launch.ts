@@ -644,7 +644,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (cgroup) await cgroup.remove();
 
     if (supervisorError) {
-      throw new WardError(`${supervisorError as string}; the sandbox was killed so that nothing ran unsupervised`, { step: 'supervise' });
+      throw new WardError(`${supervisorError as string}; the sandbox was killed so that nothing ran unsupervised`, {
+        step: 'supervise',
+        // A policy's rules cannot run without the supervisor: say how to find out why, and the way out.
+        ...(dyn ? { fix: '`ward doctor` checks supervised mode on this host (host.seccomp-notify); a container whose seccomp profile refuses user notification must allow it; or remove `rules:` from the policy to run without its revocations' } : {}),
+      });
     }
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
