@@ -42,7 +42,7 @@ import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
-import { supervisedModeProblem } from '../supervisor/preflight.js';
+import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { applyShared, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 
@@ -94,6 +94,11 @@ export interface LaunchOptions {
    * is killed: a supervised command never runs unguarded.
    */
   supervise?: SuperviseOptions;
+  /**
+   * For tests: the host facts supervised mode's preflight reads (default: this host's). It can
+   * only add a refusal: a host that cannot run supervised mode fails the launch later anyway.
+   */
+  supervisedHost?: SupervisedHost;
 }
 
 /** What the launch record keeps of a verification: enough to re-check it, and no more. */
@@ -199,7 +204,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     throw new WardError('this policy has dynamic rules, which Ward supervises itself; a caller\'s own supervise option cannot be combined with them', { step: 'supervise' });
   }
   if (dyn) {
-    const p = supervisedModeProblem();
+    const p = supervisedModeProblem(opts.supervisedHost);
     if (p) {
       throw new WardError(`the policy has dynamic rules (\`rules:\`), which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run the rules unenforced`, { step: 'supervise', fix: p.fix });
     }

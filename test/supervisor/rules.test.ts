@@ -397,6 +397,24 @@ describe('dynamic rules fail closed', () => {
     assert.match(supervisedModeProblem({ ...host, arch: 'arm64' })!.problem, /x86_64 system calls only; this is arm64/);
   });
 
+  it('run() refuses a policy with rules on a host without user notification: exit 125, the cause and the fix, a launch-failed record, nothing run', async () => {
+    const fx = sandboxFixture();
+    const log = path.join(path.dirname(fx.ws), 'audit.jsonl');
+    const marker = path.join(fx.ws, 'ran');
+    const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] };
+    const err = await run({ policy }, ['touch', marker], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, audit: log, supervisedHost: { ...host, seccompActions: 'kill_process errno allow' } }).then(
+      () => assert.fail('the run was not refused'),
+      (e: unknown) => e as { message: string; fix?: string; exitCode?: number },
+    );
+    assert.match(err.message, /dynamic rules .* supervised mode cannot run here: this kernel has no seccomp user notification.*refusing to run the rules unenforced/);
+    assert.match(err.fix ?? '', /Linux >= 5\.9.*or remove `rules:`/);
+    assert.equal(err.exitCode, 125);
+    assert.ok(!existsSync(marker), 'the command did not run');
+    const recs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; message?: string });
+    assert.ok(recs.some((x) => x.type === 'launch-failed' && /no seccomp user notification/.test(x.message ?? '')), JSON.stringify(recs));
+    assert.ok(!recs.some((x) => x.type === 'launch'));
+  });
+
   it('launch() refuses a plan whose rules are not the policy\'s (dropped or edited after compilation)', () => {
     const fx = sandboxFixture();
     mkdirSync(path.join(fx.ws, 'secrets'));
