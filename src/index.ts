@@ -3,7 +3,7 @@ export { loadPolicy, loadPolicyObject, type EffectivePolicy, type LoadedPolicy }
 export { policySchema, type PolicyFile } from './policy/schema.js';
 export { PROFILES, PROFILE_NAMES } from './policy/profiles/index.js';
 export { compilePlan, type Plan } from './plan/compile.js';
-export type { Denial, LaunchRecord, RunHandle, RunResult, RunReason, LaunchOptions } from './sandbox/launch.js';
+export type { Denial, LaunchRecord, RevocationRecord, RunHandle, RunResult, RunReason, LaunchOptions } from './sandbox/launch.js';
 export { WardError, PolicyError, EXIT_WARD_ERROR, EXIT_TIMEOUT, EXIT_LIMIT_KILLED } from './errors.js';
 export { WARD_VERSION } from './version.js';
 export { runProbes, ALL_PROBES, type ProbeReport, type ProbeResult } from './probes/index.js';

@@ -60,6 +60,12 @@ export function renderTimeline(lines: ShownLine[]): string {
       case 'denial':
         out.push(`${head}denial  ${String(r.layer)} ${String(r.what)} ${String(r.verdict)}: ${String(r.detail)}`);
         break;
+      case 'revocation': {
+        // A dynamic rule fired: what triggered it (and who), and what is refused from now on.
+        const who = r.pid !== null && r.pid !== undefined ? `pid ${String(r.pid)}, ${String(r.by)}` : String(r.by);
+        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked`);
+        break;
+      }
       case 'net': {
         const dest = `${String(r.host ?? '?')}${r.port !== undefined ? `:${String(r.port)}` : ''}${r.qtype !== undefined ? ` ${String(r.qtype)}` : ''}`;
         const why = r.verdict === 'deny' ? `DENIED (${String(r.reason)})` : `allowed by ${String(r.rule)}`;

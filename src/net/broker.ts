@@ -122,12 +122,24 @@ export interface BrokerOptions {
   maxConnections?: number;
   /** Brokered credentials (needs `tls`). */
   secrets?: BrokeredSecret[];
+  /**
+   * Dynamic rules (launch.ts): asked for every connection the static rules allow, with the
+   * destination's name. null admits it (and counts it as having happened); a string refuses it,
+   * and is the record's reason. Absent: the static rules alone decide.
+   */
+  admit?: (host: string, port: number) => string | null;
   /** The run's CA (leaves for brokered hosts) and, for tests, the CAs the real hosts are checked against (default: Node's). */
   tls?: { ca: RunCa; upstreamCa?: string[] };
 }
 
 export interface Broker {
   close(): Promise<void>;
+  /**
+   * Cuts every open allowed connection for which `why(host, port)` gives a reason (a dynamic
+   * rule revoked its destination after it was opened); the reason goes into its record's note.
+   * Returns how many were cut.
+   */
+  cut(why: (host: string, port: number) => string | null): number;
   /** name -> synthetic IPv4 handed out so far */
   names(): Map<string, string>;
 }
@@ -283,6 +295,18 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   };
   return {
     names: () => new Map(ctx.byName),
+    cut: (why) => {
+      let n = 0;
+      for (const c of ctx.conns) {
+        if (!c.allowed || c.downClosed || c.ev.host === undefined || c.ev.port === undefined) continue;
+        const reason = why(c.ev.host, c.ev.port);
+        if (reason === null) continue;
+        c.ev.note = `cut: ${reason}`;
+        destroyBoth(c);
+        n++;
+      }
+      return n;
+    },
     close: () => (closing ??= close()),
   };
 }
@@ -368,6 +392,8 @@ async function handle(c: Conn): Promise<void> {
   if (ip === '127.0.0.1' && port === 53) return handleDns(c, rest, true);
   if (ip === '127.0.0.1' && ctx.opts.allowLocal.includes(port)) {
     c.ev = { kind: 'connect', host: '127.0.0.1', port, rule: `127.0.0.1:${port}` };
+    const revoked = ctx.opts.admit?.('127.0.0.1', port);
+    if (revoked) return deny(c, revoked);
     return relay(c, rest, { kind: 'local', host: '127.0.0.1' }, port, false);
   }
   if (ip === '127.0.0.1') {
@@ -383,6 +409,8 @@ async function handle(c: Conn): Promise<void> {
   const rule = matchRule(ctx.opts.allow, name, port);
   if (!rule) return deny(c, 'not-allowed');
   c.ev.rule = ruleText(rule);
+  const revoked = ctx.opts.admit?.(name, port);
+  if (revoked) return deny(c, revoked);
   const secrets = secretsFor(ctx, name, port);
   if (secrets.length > 0) return brokered(c, rest, name, port, secrets);
   return relay(c, rest, { kind: 'name', host: name }, port, true);
@@ -574,6 +602,8 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
 
   const d = decide(ctx, host, port);
   if (!('target' in d)) return denyWith(c, 'not-allowed', textResponse(403, notAllowedBody(host, port, d.local)));
+  const revoked = ctx.opts.admit?.(d.target.host, port);
+  if (revoked) return denyWith(c, revoked, textResponse(403, `ward: egress to ${d.target.host}:${port} was allowed, and is no more: ${revoked}.\n`));
   if (absolute) {
     // The server routes on Host, not on the URL we checked: they must agree.
     const hosts = headerValues(head, 'host');

@@ -4,6 +4,7 @@
  * --plan`, and later `ward verify`) without running anything.
  */
 import { PolicyError } from '../errors.js';
+import { planRules, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
@@ -34,6 +35,12 @@ export interface Plan {
   outputBytes: number | null;
   /** The egress path (broker rules, relay ports); null: no network at all. */
   network: NetworkPlan | null;
+  /**
+   * Dynamic rules (`rules:`) and the syscalls supervised mode intercepts for them (./rules.ts);
+   * null: no rules, no supervisor. A plan with rules is only ever run supervised: launch()
+   * refuses it when supervised mode cannot run here, never runs it with the rules unenforced.
+   */
+  rules: RulesPlan | null;
   notes: string[];
   /** SHA-256 over the compiled artefacts (mount ops, Landlock rules, seccomp bytes, limits, env names). */
   sha256: string;
@@ -47,27 +54,9 @@ export interface CompileContext {
 
 const seccompCache = new Map<string, Plan['seccomp']>();
 
-/**
- * Fail closed on `rules:`. Dynamic rules are decided by a supervisor (seccomp user
- * notification, issue 6) that this build does not have; a static sandbox would run the
- * command with none of the rule's revocations, i.e. with more than the policy allows after
- * its trigger. So a plan is never made for such a policy: every way to run (CLI, run(),
- * start()) goes through here. `ward policy check` and `ward verify` still read the rules.
- */
-export function assertNoDynamicRules(policy: LoadedPolicy): void {
-  const n = policy.effective.rules?.length ?? 0;
-  if (n === 0) return;
-  throw new PolicyError(
-    policy.sources.at(-1) ?? '(policy)',
-    'rules',
-    `dynamic rules need supervised mode, which this build does not have (the policy has ${n} rule${n === 1 ? '' : 's'}; running without them would allow what they revoke)`,
-    'remove `rules:` from the policy (and every policy it extends) to run it in the static sandbox; `ward policy check` and `ward verify` still read it',
-  );
-}
-
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
-  assertNoDynamicRules(policy);
+  const rules = planRules(eff.rules ?? []);
 
   const network = planNetwork(policy, ctx.env);
 
@@ -124,6 +113,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     cpuTimeSec: r.cpu_time,
     outputBytes: r.output,
     network,
+    rules,
     notes: mounts.notes,
   };
   const sha256 = sha256Hex(
@@ -137,6 +127,8 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
       cgroup: plan.cgroup,
       env: Object.keys(env).sort(),
       network: network && { ...network, secrets: network.secrets.map(({ read: _read, ...rest }) => rest) },
+      // Only when there are rules, so every other plan keeps the hash it had.
+      ...(rules ? { rules } : {}),
     }),
   );
   return { ...plan, sha256 };

@@ -309,6 +309,8 @@ export function withOverlay(input: PolicyInput, overlay: PolicyOverlay | undefin
     for (const [k, list] of Object.entries(overlay.network)) out[k] = [...((netBase[k] as unknown[] | undefined) ?? []), ...(list as unknown[])];
     merged.network = out;
   }
+  // Rules are a union, as extends merges them: a probe's rule is added to the policy's own.
+  if (overlay.rules) merged.rules = [...((base.rules as unknown[] | undefined) ?? []), ...overlay.rules];
   if (overlay.env) {
     const envBase = obj(base.env);
     merged.env = {

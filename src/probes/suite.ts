@@ -11,10 +11,11 @@ import { probes as privileges } from './groups/privileges.js';
 import { probes as processes } from './groups/processes.js';
 import { probes as resources } from './groups/resources.js';
 import { probes as secrets } from './groups/secrets.js';
+import { probes as supervised } from './groups/supervised.js';
 import { probes as terminal } from './groups/terminal.js';
 import { PROBE_GROUPS, type Probe } from './types.js';
 
-export const ALL_PROBES: readonly Probe[] = Object.freeze([...filesystem, ...processes, ...privileges, ...terminal, ...network, ...egress, ...resources, ...secrets, ...positive]);
+export const ALL_PROBES: readonly Probe[] = Object.freeze([...filesystem, ...processes, ...privileges, ...terminal, ...network, ...egress, ...resources, ...secrets, ...supervised, ...positive]);
 
 /**
  * The probes named by `only` (group names and probe ids, e.g. ["network",

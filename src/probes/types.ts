@@ -13,11 +13,11 @@ import type { PolicyFile } from '../policy/schema.js';
 import type { Denial, LaunchRecord, RunReason } from '../sandbox/launch.js';
 
 /** One file per group under src/probes/groups/, in this order. */
-export const PROBE_GROUPS = ['filesystem', 'processes', 'privileges', 'terminal', 'network', 'resources', 'secrets', 'positive'] as const;
+export const PROBE_GROUPS = ['filesystem', 'processes', 'privileges', 'terminal', 'network', 'resources', 'secrets', 'supervised', 'positive'] as const;
 export type ProbeGroup = (typeof PROBE_GROUPS)[number];
 
 /** The napkin's rows (README "The security model in three minutes"), plus usability for positive probes. */
-export const PROBE_PROMISES = ['filesystem', 'syscalls', 'egress', 'resources', 'escalation', 'secrets', 'usability'] as const;
+export const PROBE_PROMISES = ['filesystem', 'syscalls', 'egress', 'resources', 'escalation', 'secrets', 'dynamic-rules', 'usability'] as const;
 export type ProbePromise = (typeof PROBE_PROMISES)[number];
 
 /** What is expected to say no (or, for positive probes, what must let the work through). */
@@ -41,6 +41,7 @@ export const MECHANISMS = [
   'env-scrub',
   'launcher',
   'sandbox',
+  'supervisor',
 ] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
 
@@ -62,7 +63,7 @@ export interface Verdict {
 export type ProbeProgram = { argv: string[] } | { sh: string } | { python: string } | { node: string };
 
 /** A policy fragment merged over the policy under test (lists are unions, scalars override). */
-export type PolicyOverlay = Pick<PolicyFile, 'filesystem' | 'resources' | 'env' | 'sandbox' | 'network' | 'secrets'>;
+export type PolicyOverlay = Pick<PolicyFile, 'filesystem' | 'resources' | 'env' | 'sandbox' | 'network' | 'secrets' | 'rules'>;
 
 /**
  * Everything a probe may need about its own sandbox and the host, made fresh for

@@ -72,6 +72,7 @@ export const PROMISES: readonly { key: string; text: string; says_no: string }[]
   { key: 'resources', text: 'hard resource limits', says_no: "a cgroup per run (v2, v1 fallback) + rlimits + Ward's own clocks, SIGKILL of the whole tree" },
   { key: 'escalation', text: 'cannot escalate', says_no: 'user namespace, all capabilities dropped, no_new_privs, no nested namespaces' },
   { key: 'secrets', text: 'secrets never enter', says_no: "environment scrubbed to a list of names; secret files masked; Ward's own state never grantable" },
+  { key: 'dynamic-rules', text: 'decisions that change at run time (rules:) hold', says_no: "Ward's supervisor (seccomp user notification: opens emulated, connect/unlink/rename/exec decided) and the egress broker, on the rules' shared state" },
   { key: 'usability', text: 'legitimate work succeeds under the same policy', says_no: 'nothing may: a sandbox that blocks everything does not pass' },
 ];
 
@@ -95,4 +96,5 @@ export const MECHANISM_NAMES: Readonly<Record<string, string>> = {
   'env-scrub': 'environment rebuilt from env.pass',
   launcher: "Ward's launcher",
   sandbox: 'the sandbox as a whole',
+  supervisor: "Ward's supervisor (supervised mode)",
 };

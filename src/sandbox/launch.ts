@@ -32,13 +32,19 @@ import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
-import { assertNoDynamicRules, type Plan, type Rlimits } from '../plan/compile.js';
+import type { Plan, Rlimits } from '../plan/compile.js';
+import { planRules } from '../plan/rules.js';
+import { canonicalJson } from '../policy/canonical.js';
+import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
-import { startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
+import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
+import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
+import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
+import { applyShared, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -81,12 +87,18 @@ export interface LaunchOptions {
   /** Egress broker settings for tests: where allowed names really go (default: the host's resolver). */
   egress?: { resolve?: (host: string) => Promise<string>; upstreamCa?: string[] };
   /**
-   * Supervised mode (internal; not reachable from a policy yet): the listed syscalls are decided
+   * Supervised mode with a decision module of the caller's (internal: tests and benchmarks; a
+   * policy's `rules:` are supervised by launch() itself, see plan.rules): the listed syscalls are decided
    * at run time by `decider`, in Ward's supervisor thread (src/supervisor/). Each refusal becomes
    * a `denial` record (layer 'supervisor'). If the supervisor cannot start or dies, the sandbox
    * is killed: a supervised command never runs unguarded.
    */
   supervise?: SuperviseOptions;
+  /**
+   * For tests: the host facts supervised mode's preflight reads (default: this host's). It can
+   * only add a refusal: a host that cannot run supervised mode fails the launch later anyway.
+   */
+  supervisedHost?: SupervisedHost;
 }
 
 /** What the launch record keeps of a verification: enough to re-check it, and no more. */
@@ -102,7 +114,11 @@ export type RunRecord =
   | LaunchRecord
   | NetEvent
   | ({ type: 'denial' } & Denial)
+  | RevocationRecord
   | { type: 'exit'; exit_code: number; raw_exit_code: number; reason: RunReason; message: string | null; output_truncated: boolean; duration_ms: number };
+
+/** A dynamic rule fired: from now on, what it revokes is refused (src/supervisor/rules-state.ts). */
+export type RevocationRecord = { type: 'revocation' } & Omit<RevocationReport, 'kind'>;
 
 /** Something the boundary refused or stopped, as Ward observed it. */
 export interface Denial {
@@ -132,6 +148,8 @@ export interface LaunchRecord {
     network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
     /** Supervised mode: the syscalls decided at run time and the notify filter's size (absent: not supervised). */
     supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean; sync_wake_up: boolean };
+    /** The dynamic rules in force (policy text), each enforced until the sandbox ends. */
+    rules?: string[];
   };
   /** What the launcher saw from inside, right before exec (null if it never reported). */
   observed: InnerReport | null;
@@ -156,6 +174,8 @@ export interface RunResult {
   denials: Denial[];
   /** Every egress decision of the run (DNS queries, connections), in order. */
   net: NetEvent[];
+  /** The dynamic rules that fired, in order, with what triggered them. */
+  revocations: RevocationRecord[];
   launch: LaunchRecord;
   durationMs: number;
 }
@@ -174,8 +194,37 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
   const started = process.hrtime.bigint();
   const eff = plan.policy.effective;
-  // A Plan built by hand around a policy with rules: refused here too (see compilePlan).
-  assertNoDynamicRules(plan.policy);
+  // Dynamic rules run supervised or not at all. A plan whose rules are not exactly the
+  // policy's (built by hand, or edited after compilation) is refused: it would enforce less.
+  const dyn = plan.rules;
+  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? []))) {
+    throw new WardError('the plan\'s dynamic rules are not the policy\'s (a plan must be compiled from its policy)', { step: 'supervise', fix: 'compile the plan with compile()/compilePlan() from the policy that runs' });
+  }
+  if (dyn && opts.supervise) {
+    throw new WardError('this policy has dynamic rules, which Ward supervises itself; a caller\'s own supervise option cannot be combined with them', { step: 'supervise' });
+  }
+  if (dyn) {
+    const p = supervisedModeProblem(opts.supervisedHost);
+    if (p) {
+      throw new WardError(`the policy has dynamic rules (\`rules:\`), which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run the rules unenforced`, { step: 'supervise', fix: p.fix });
+    }
+  }
+  // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).
+  const ruleCells = dyn ? new Int32Array(newSharedRuleState(dyn.rules)) : null;
+  let aliases: Aliases = [];
+  if (dyn && dyn.syscalls.length > 0) {
+    const found = ruleFileAliases(dyn.rules);
+    if ('tooMany' in found) {
+      throw new WardError(`the rule pattern ${found.tooMany} covers more than ${MAX_ALIAS_WALK} files; Ward must know each file a rule names (a hard link or a rename would otherwise hide it from the rule)`, {
+        step: 'supervise',
+        fix: 'narrow the pattern to the files the rule is about (e.g. ${WORKSPACE}/secrets/** rather than ${WORKSPACE}/**)',
+      });
+    }
+    aliases = found.aliases;
+  }
+  const supervise: SuperviseOptions | undefined =
+    opts.supervise ??
+    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {
@@ -194,9 +243,9 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
 
   let notifyFilter: NotifyFilter | null = null;
-  if (opts.supervise) {
+  if (supervise) {
     try {
-      notifyFilter = validateSupervise(opts.supervise);
+      notifyFilter = validateSupervise(supervise);
     } catch (e) {
       throw new WardError((e as Error).message, { step: 'supervise' });
     }
@@ -241,8 +290,52 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
 
   // 1b. egress: the broker listens before anything can connect (listen() on a path binds at once).
   const netEvents: NetEvent[] = [];
-  let netLaunched = false; // net records wait for the launch record, so the log reads in order
-  let netPending: NetEvent[] = [];
+  // Records made while the command runs (net, revocations, supervisor refusals) wait for the
+  // launch record, so the log reads in order; after it, they go out as they happen.
+  let netLaunched = false;
+  let pending: RunRecord[] = [];
+  const live = (r: RunRecord) => {
+    if (netLaunched) opts.onRecord?.(r);
+    else pending.push(r);
+  };
+  const revocations: RevocationRecord[] = [];
+  const onRevocation = (rep: RevocationReport) => {
+    const { kind: _kind, ...rest } = rep;
+    const rec: RevocationRecord = { type: 'revocation', ...rest };
+    revocations.push(rec);
+    live(rec);
+    // A revoked destination is revoked for connections already open too: the broker cuts them
+    // (a connection opened before the secret was read must not carry it out afterwards).
+    if (dyn && dyn.rules[rep.rule]!.revoke.some((m) => m.access === 'connect')) {
+      void broker?.then((b) => b.cut((host, port) => refusedConnect(host, port))).catch(() => {});
+    }
+  };
+  /** Why a connection to host:port is revoked now, or null if it is not. */
+  const refusedConnect = (host: string, port: number): string | null => {
+    const target = `${host}:${port}`;
+    const state = loadRuleState(dyn!.rules, ruleCells!);
+    if (isAllowed(state, 'connect', target)) return null;
+    const r = revokedBy(state, (m) => revokes(m, 'connect') && matchEvent(m, { access: 'connect', target }));
+    return `revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${dyn!.rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;
+  };
+  /**
+   * The broker's side of the dynamic rules: a connection to host:port is refused when a fired
+   * rule revoked it, and otherwise is the event "connect host:port" (it may fire rules). The
+   * broker is the one place that knows the destination's name (connect is supervised blind).
+   */
+  const admit = dyn
+    ? (host: string, port: number): string | null => {
+        const refused = refusedConnect(host, port);
+        if (refused !== null) return refused;
+        const event: Event = { access: 'connect', target: `${host}:${port}` };
+        for (const r of applyShared(dyn.rules, ruleCells!, event)) onRevocation(revocationReport(dyn.rules, r, event, null, 'egress broker'));
+        // The connection that completes a rule revoking its own destination (the trifecta's
+        // last step) is a way out opened after the rule's other events: refused at once, as
+        // every open connection to it is cut.
+        const now = refusedConnect(host, port);
+        return now === null ? null : `${now}; this connection completed the rule`;
+      }
+    : undefined;
   let broker: Promise<Broker> | null = null;
   let runDir: string | null = null;
   const files: { src: string; dest: string }[] = [];
@@ -264,8 +357,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     }
     const onEvent = (e: NetEvent) => {
       netEvents.push(e);
-      if (netLaunched) opts.onRecord?.(e);
-      else netPending.push(e);
+      live(e);
     };
     broker = startBroker({
       socketPath: path.join(runDir, 'egress.sock'),
@@ -274,6 +366,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       proxyPort: plan.network.proxyPort,
       ...(opts.egress?.resolve ? { resolve: opts.egress.resolve } : {}),
       ...(ca ? { secrets: brokered, tls: { ca, ...(opts.egress?.upstreamCa ? { upstreamCa: opts.egress.upstreamCa } : {}) } } : {}),
+      ...(admit ? { admit } : {}),
       onEvent,
     });
   }
@@ -284,11 +377,10 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   // 1c. supervised mode: the worker thread that will answer the notify filter's calls. Its
   // refusals become denial records as they happen (after the launch record, like net records).
   const supDenials: Denial[] = [];
-  let supPending: Denial[] = [];
   let supDropped = 0;
   let supervisorError: string | null = null;
   let supervisor: Supervisor | null = null;
-  if (opts.supervise && notifyFilter) {
+  if (supervise && notifyFilter) {
     const onDenial = (d: SupervisorDenial) => {
       if (supDenials.length >= MAX_SUPERVISOR_RECORDS) {
         supDropped++;
@@ -302,14 +394,16 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
         detail: `${d.reason} (${d.event.access}${d.event.create ? ', create' : ''}; answered ${code})`,
       };
       supDenials.push(denial);
-      if (netLaunched) opts.onRecord?.({ type: 'denial', ...denial });
-      else supPending.push(denial);
+      live({ type: 'denial', ...denial });
     };
     try {
-      supervisor = startSupervisor(opts.supervise, {
+      supervisor = startSupervisor(supervise, {
         filter: notifyFilter,
         rules: landlockMode === 'off' ? null : landlockRules,
         onDenial,
+        onReport: (data) => {
+          if ((data as RevocationReport | null)?.kind === 'revocation') onRevocation(data as RevocationReport);
+        },
         onFailure: (message) => {
           supervisorError = message;
           killTree(); // runs from a worker event, always after killTree below is defined
@@ -457,10 +551,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   };
   const flushNet = () => {
     netLaunched = true;
-    for (const e of netPending) opts.onRecord?.(e);
-    netPending = [];
-    for (const d of supPending) opts.onRecord?.({ type: 'denial', ...d });
-    supPending = [];
+    for (const r of pending) opts.onRecord?.(r);
+    pending = [];
   };
 
   const result = (async (): Promise<RunResult> => {
@@ -510,10 +602,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
         cgroup: cgroup ? { version: cgroup.version, applied: cgroup.applied } : null,
         rlimits,
         landlock_mode: landlockMode,
+        ...(dyn ? { rules: dyn.rules.map((r) => `after ${r.after.map((m) => `${m.access} ${m.target}`).join(' and ')} -> revoke ${r.revoke.map((m) => `${m.access} ${m.target}`).join(', ')}`) } : {}),
         ...(supervisor && notifyFilter
           ? {
               supervisor: {
-                syscalls: [...new Set(opts.supervise!.syscalls)],
+                syscalls: [...new Set(supervise!.syscalls)],
                 notified: [...notifyFilter.names.values()],
                 instructions: notifyFilter.instructions,
                 ...(await supervisor.ready.then(
@@ -556,7 +649,11 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (cgroup) await cgroup.remove();
 
     if (supervisorError) {
-      throw new WardError(`${supervisorError as string}; the sandbox was killed so that nothing ran unsupervised`, { step: 'supervise' });
+      throw new WardError(`${supervisorError as string}; the sandbox was killed so that nothing ran unsupervised`, {
+        step: 'supervise',
+        // A policy's rules cannot run without the supervisor: say how to find out why, and the way out.
+        ...(dyn ? { fix: '`ward doctor` checks supervised mode on this host (host.seccomp-notify); a container whose seccomp profile refuses user notification must allow it; or remove `rules:` from the policy to run without its revocations' } : {}),
+      });
     }
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
@@ -630,6 +727,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       outputTruncated: truncated,
       denials: [...supDenials, ...denials],
       net: netEvents,
+      revocations,
       launch: launchRecord,
       durationMs,
     };

@@ -35,7 +35,7 @@ import { assemble, encode, jeq, jge, label, ldAbs, ret, type AsmItem } from '../
  *     was decided on. That is what a revocation ("after X, no more connect/unlink/rename") needs;
  *     a decision on *which* address or path (emulating connect, unlink, rename) is not built.
  */
-export const BLIND = ['connect', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2'] as const;
+export const BLIND = ['connect', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'truncate', 'link', 'linkat', 'symlink', 'symlinkat'] as const;
 export const SUPERVISABLE = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat', ...BLIND] as const;
 export type SupervisedSyscall = (typeof SUPERVISABLE)[number];
 

@@ -10,6 +10,7 @@
  *   stop()             -> after the sandbox has exited
  */
 import { closeSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LandlockRule } from '../launcher/launcher.js';
 import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyFilter } from './filter.js';
@@ -18,7 +19,7 @@ import type { DeciderSpec, SupervisorDenial } from './types.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
 export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type NotifyFilter, type SupervisedSyscall } from './filter.js';
-export type { Decide, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
+export type { Decide, DeciderContext, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
 export { staticAllows } from './static.js';
 
 
@@ -34,6 +35,8 @@ export interface SupervisorStart {
   /** Landlock's rule list for this run, or null when Landlock is not in force (static.ts). */
   rules: LandlockRule[] | null;
   onDenial(d: SupervisorDenial): void;
+  /** What the decision module reported (DeciderContext.report), in order with the refusals. */
+  onReport?(data: unknown): void;
   /** Called once if the supervisor fails after it was started; the caller kills the sandbox. */
   onFailure(message: string): void;
 }
@@ -61,6 +64,13 @@ function newWorker(): Worker {
   const api = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
   return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
+}
+
+/** The rules engine's decision module (rules-decider), found the way the worker file is. */
+export function rulesDeciderModule(): string {
+  if (import.meta.url.endsWith('.ts')) return fileURLToPath(new URL('./rules-decider.ts', import.meta.url));
+  const beside = new URL('./rules-decider.js', import.meta.url);
+  return fileURLToPath(existsSync(beside) ? beside : new URL('./supervisor/rules-decider.js', import.meta.url));
 }
 
 /**
@@ -137,6 +147,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
   worker.on('message', (m: WorkerMessage) => {
     if (m.type === 'ready') readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
     else if (m.type === 'denial') start.onDenial({ event: m.event, errno: m.errno, reason: m.reason });
+    else if (m.type === 'report') start.onReport?.(m.data);
     else if (m.type === 'done') {
       // The loop ended because no process uses the filter any more: the sandbox is gone.
       notifications = m.notifications;

@@ -64,6 +64,7 @@ export const VALID_OPEN_FLAGS =
 const SYS_openat2 = 437;
 const SYS_capset = 126;
 const SYS_unshare = 272;
+const SYS_fstat = 5;
 const CLONE_FS = 0x200;
 const F_SETFL = 4;
 const POLLIN = 1;
@@ -98,6 +99,8 @@ export interface Native {
   socketpair(): [number, number] | number;
   /** Drops every capability of the calling thread only (capset with pid 0). */
   dropThreadCaps(): number;
+  /** "dev:ino" of an open file (fstat), or null: which file it is, whatever name it was opened by. */
+  fileId(fd: number): string | null;
   /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
   privateUmask(): number;
   errno(): number;
@@ -122,6 +125,7 @@ export function loadNative(): Native {
   const sysOpenat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
   const sysCapset = libc.func('syscall', 'long', ['long', 'void *', 'void *']);
   const sysUnshare = libc.func('syscall', 'long', ['long', 'long']);
+  const sysFstat = libc.func('syscall', 'long', ['long', 'int', 'void *']);
   const ioctl = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
   const ioctlValue = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
   const pread = libc.func('pread64', 'long', ['int', 'void *', 'size_t', 'int64_t']);
@@ -138,6 +142,7 @@ export function loadNative(): Native {
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
 
   const linkBuf = Buffer.alloc(4096);
+  const statBuf = Buffer.alloc(144); // x86_64 struct stat: st_dev u64 at 0, st_ino u64 at 8
   const pollBuf = Buffer.alloc(8);
   cached = {
     ioctl: (fd, req, arg) => (ioctl(fd, req, arg) < 0 ? fail() : 0),
@@ -216,6 +221,7 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
+    fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
     errno,
   };
   return cached;

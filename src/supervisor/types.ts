@@ -10,12 +10,14 @@ export interface SupervisedEvent {
   /** The calling thread, in Ward's pid namespace. */
   pid: number;
   syscall: SupervisedSyscall;
-  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename';
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link';
   /**
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
    * file about to be created, its resolved parent directory plus the new name. For an exec: the
-   * path as the program gave it, made absolute against its working directory (not resolved).
+   * program the path resolves to from the sandbox's root (symlinks, `..`, the caller's own
+   * /proc/self/exe and /proc/self/fd/N followed), or the path as given, made absolute, when it
+   * does not resolve (the kernel then fails the exec itself).
    * null for the blind syscalls (connect, unlink, rename...; filter.ts BLIND): their arguments
    * are not read, so the decision can only be about the call itself.
    */
@@ -25,6 +27,12 @@ export interface SupervisedEvent {
   create: boolean;
   /** The open flags as the program gave them (0 for exec). */
   flags: number;
+  /**
+   * For an open of an existing file: "dev:ino" of what was opened (fstat on the supervisor's
+   * fd), so a decision can know the file under another name (a hard link, a rename). null
+   * otherwise (exec, blind calls, a file being created).
+   */
+  file: string | null;
 }
 
 export type Decision = { allow: true } | { errno: number; reason?: string };
@@ -32,8 +40,16 @@ export type Decision = { allow: true } | { errno: number; reason?: string };
 export type Decide = (event: SupervisedEvent) => Decision;
 
 /**
+ * Given to createDecider beside its data: `report` sends plain data to Ward's main thread
+ * (launch()'s onReport), in order with the refusals, e.g. a rule that fired and what it revoked.
+ */
+export interface DeciderContext {
+  report(data: unknown): void;
+}
+
+/**
  * The decision function is given as a module (it has to be loaded inside the worker thread; a
- * function cannot cross threads): an ES module exporting `createDecider(data) => decide`, where
+ * function cannot cross threads): an ES module exporting `createDecider(data, ctx) => decide`, where
  * `data` is structured-cloned from the caller. State that should evolve during the run (a
  * revocation) lives in the closure.
  */

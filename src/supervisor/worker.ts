@@ -29,7 +29,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
-import type { Decide, DeciderSpec, SupervisedEvent } from './types.js';
+import type { Decide, DeciderContext, DeciderSpec, SupervisedEvent } from './types.js';
 
 export interface WorkerInput {
   sockFd: number;
@@ -46,6 +46,7 @@ export interface WorkerInput {
 export type WorkerMessage =
   | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean }
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
+  | { type: 'report'; data: unknown }
   | { type: 'done'; notifications: number; reason: string }
   | { type: 'error'; message: string };
 
@@ -60,13 +61,18 @@ const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
 const PATH_MAX = 4096;
-const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename'>([
+const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 'truncate' | 'link'>([
   ['connect', 'connect'],
   ['unlink', 'unlink'],
   ['unlinkat', 'unlink'],
   ['rename', 'rename'],
   ['renameat', 'rename'],
   ['renameat2', 'rename'],
+  ['truncate', 'truncate'],
+  ['link', 'link'],
+  ['linkat', 'link'],
+  ['symlink', 'link'],
+  ['symlinkat', 'link'],
 ]);
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -87,9 +93,10 @@ try {
 }
 
 async function main(): Promise<void> {
-  const mod = (await import(isAbsolute(input.decider.module) ? pathToFileURL(input.decider.module).href : input.decider.module)) as { createDecider?: (data: unknown) => Decide };
+  const mod = (await import(isAbsolute(input.decider.module) ? pathToFileURL(input.decider.module).href : input.decider.module)) as { createDecider?: (data: unknown, ctx: DeciderContext) => Decide };
   if (typeof mod.createDecider !== 'function') throw new Error(`the decision module ${input.decider.module} does not export createDecider(data)`);
-  const decide = mod.createDecider(input.decider.data);
+  // Reports go out on the same port as refusals, so Ward sees them in the order they happened.
+  const decide = mod.createDecider(input.decider.data, { report: (data) => post({ type: 'report', data }) });
 
   // Created files get the mode the sandboxed program asked for, masked by *its* umask (applied
   // below), not Ward's: a private umask of 0 for this thread only.
@@ -309,6 +316,42 @@ function loop(decide: Decide): void {
     if (!addfdSend) respond(id, r, 0, 0);
   };
 
+  const openRoot = (pid: number, id: bigint): void => {
+    if (rootFd >= 0) return;
+    // Every process of the sandbox has the same root (chroot needs a capability nobody there has).
+    rootFd = n.open(`/proc/${pid}/root`, N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC);
+    if (rootFd < 0 || !stillValid(id)) {
+      const err = rootFd;
+      if (rootFd >= 0) n.close(rootFd);
+      rootFd = -1;
+      throw new Error(`cannot open the sandbox's root through /proc/${pid}/root (errno ${-err})`);
+    }
+  };
+
+  /**
+   * The program an exec names, resolved the way the kernel will resolve it (symlinks, `..`,
+   * /proc/self/exe and /proc/self/fd/N of the caller), in the sandbox's view; the path as given
+   * when it does not resolve (the kernel will then fail the exec itself). A decision on the
+   * resolved path is what stops a symlink's name from getting around a rule on the program; the
+   * kernel still reads the path again after CONTINUE (the exec race, SECURITY-MODEL.md).
+   */
+  const execTarget = (pid: number, id: bigint, full: string): string => {
+    const self = full.startsWith('/proc/') || full.startsWith('/dev/') ? (selfPath(pid, full) ?? full) : full;
+    const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(exe|fd\/\d+)$/.exec(self);
+    if (own) {
+      const ids = nsIdsOf(pid);
+      if (!ids || Number(own[1]) !== ids.tgid) return full;
+      const link = n.readlink(`/proc/${pid}/${own[2]}`);
+      return typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full;
+    }
+    openRoot(pid, id);
+    const fd = n.openat2(rootFd, self, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+    if (fd < 0) return full;
+    const real = fdPath(fd);
+    n.close(fd);
+    return real ?? full;
+  };
+
   const handleOpen = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
     let dirfd = N.AT_FDCWD;
     let pathArg: bigint;
@@ -365,7 +408,7 @@ function loop(decide: Decide): void {
       const link = n.readlink(`/proc/self/fd/${fd}`);
       const what = typeof link === 'string' ? link : `fd ${own[2]}`;
       // A pipe, socket or anonymous inode has no path a rule could name: the caller holds it already.
-      const errno = judge({ pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: what, access: what.startsWith('/') ? accessOf(flags) : 'path', create: false, flags, file: what.startsWith('/') ? n.fileId(fd) : null });
       if (errno) {
         n.close(fd);
         return refuse(id, errno);
@@ -376,15 +419,7 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, (flags & N.O_CLOEXEC) !== 0);
     }
-    if (rootFd < 0) {
-      // Every process of the sandbox has the same root (chroot needs a capability nobody there has).
-      rootFd = n.open(`/proc/${pid}/root`, N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC);
-      if (rootFd < 0 || !stillValid(id)) {
-        if (rootFd >= 0) n.close(rootFd);
-        rootFd = -1;
-        throw new Error(`cannot open the sandbox's root through /proc/${pid}/root (errno ${-rootFd})`);
-      }
-    }
+    openRoot(pid, id);
     const cloexec = (flags & N.O_CLOEXEC) !== 0;
     const nonblock = (flags & N.O_NONBLOCK) !== 0;
     const access = accessOf(flags);
@@ -419,7 +454,7 @@ function loop(decide: Decide): void {
       }
       target = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
       create = true;
-      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags });
+      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags, file: null });
       if (errno) {
         n.close(dir);
         return refuse(id, errno);
@@ -436,7 +471,7 @@ function loop(decide: Decide): void {
     } else {
       return refuse(id, -fd);
     }
-    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags });
+    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
     if (errno) {
       n.close(fd);
       return refuse(id, errno);
@@ -466,12 +501,14 @@ function loop(decide: Decide): void {
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     let full = asked;
-    if (!asked.startsWith('/') && asked !== '') {
+    if (!asked.startsWith('/')) {
+      // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: basePath gives its path.
       const base = basePath(pid, dirfd);
       if (typeof base === 'number') return refuse(id, -base);
-      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+      full = asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0 });
+    full = execTarget(pid, id, full);
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
@@ -484,7 +521,7 @@ function loop(decide: Decide): void {
    */
   const handleBlind = (id: bigint, pid: number, name: SupervisedSyscall): void => {
     const kind = BLIND_KIND.get(name)!;
-    const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0 });
+    const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };

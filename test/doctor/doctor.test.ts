@@ -65,6 +65,8 @@ describe('ward doctor on this machine', () => {
     assert.match(userns.evidence, /user\.max_user_namespaces=\d+/);
     assert.equal(find(r, 'host.seccomp').status, 'pass');
     assert.match(find(r, 'host.seccomp-notify').evidence, /user_notif/);
+    // The check `ward run` makes before a policy with rules, made by the doctor too.
+    assert.match(find(r, 'host.seccomp-notify').evidence, /supervised mode can run here/);
     assert.match(find(r, 'host.landlock').evidence, /^ABI \d+/);
     const cg = find(r, 'host.cgroup');
     if (process.getuid?.() === 0) {

@@ -15,7 +15,7 @@ import { ALL_PROBES, MECHANISMS, NIST_ID, PROBE_GROUPS, PROBE_PROMISES, runProbe
 import { hasCgroup, isRoot, tempDir } from '../helpers.js';
 import { ALLOWED_BROKEN } from './known-gaps.js';
 
-const PREFIX: Record<string, string> = { filesystem: 'fs.', processes: 'proc.', privileges: 'priv.', terminal: 'term.', network: 'net.', resources: 'res.', secrets: 'sec.', positive: 'ok.' };
+const PREFIX: Record<string, string> = { filesystem: 'fs.', processes: 'proc.', privileges: 'priv.', terminal: 'term.', network: 'net.', resources: 'res.', secrets: 'sec.', supervised: 'rule.', positive: 'ok.' };
 
 /** The policy the default profile is, minus its deny list: .env and friends in the workspace become readable. */
 const WEAK_POLICY = { extends: ['minimal', 'node', 'python'], filesystem: { write: ['${WORKSPACE}'], execute: ['${WORKSPACE}'] } };

@@ -1,7 +1,7 @@
 // Dynamic rules as data: parsing (src/rules/parse.ts via the loader), their pure semantics
-// (src/rules/index.ts), and the fail-closed refusal to run them without supervised mode.
+// (src/rules/index.ts), and their compilation into a supervised plan (enforced: test/supervisor/rules.test.ts).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -162,41 +162,67 @@ describe('rules: semantics', () => {
   });
 });
 
-describe('rules: fail closed without supervised mode', () => {
-  it('compile (every way to run) refuses a policy with rules, naming the fix', () => {
+describe('rules: compiled into a supervised plan (no longer refused)', () => {
+  it('compile makes a plan with the rules as data and the syscalls they need, both in the plan hash', () => {
     const p = obj({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] });
-    const e = policyError(() => compile(p, { workspace: ws, env }));
-    assert.match(e.message, /dynamic rules need supervised mode, which this build does not have/);
-    assert.match(e.fix!, /remove `rules:`/);
-    assert.equal(e.exitCode, 125);
-    // The same policy without its rules compiles.
-    assert.ok(compile(obj({}), { workspace: ws, env }).sha256);
+    const plan = compile(p, { workspace: ws, env });
+    // A read event needs the opens; revoking the network needs connect; nothing else.
+    assert.deepEqual(plan.rules?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
+    assert.deepEqual(plan.rules?.rules, p.effective.rules);
+    const none = compile(obj({}), { workspace: ws, env });
+    assert.equal(none.rules, null);
+    assert.notEqual(plan.sha256, none.sha256, 'the rules are in the plan hash');
+    const other = compile(obj({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src' }] }), { workspace: ws, env });
+    assert.notEqual(other.sha256, plan.sha256);
+    // `rules: []` is no rules: the same plan, the same hash as before rules existed.
+    assert.equal(compile(obj({ rules: [] }), { workspace: ws, env }).sha256, none.sha256);
   });
 
-  it('run() refuses it before anything starts, and launch() refuses a hand-made plan around it', async () => {
+  it('only what the rules need is intercepted: exec events and revocations, write revocations (with unlink/rename), connect events (none: the broker)', () => {
+    const sys = (rules: unknown[]) => compile(obj({ rules }), { workspace: ws, env }).rules?.syscalls;
+    assert.deepEqual(sys([{ after: 'exec ${WORKSPACE}/src', revoke: 'exec ${WORKSPACE}' }]), ['execve', 'execveat']);
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), ['creat', 'link', 'linkat', 'open', 'openat', 'openat2', 'rename', 'renameat', 'renameat2', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat']);
+    assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2']);
+  });
+
+  it('run() enforces them (a write refused after the trigger), and launch() refuses a hand-made plan without them', async () => {
     const { run } = await import('../../src/index.js');
     const { launch } = await import('../../src/sandbox/launch.js');
-    const p = obj({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] });
-    await assert.rejects(run(p, ['true'], { workspace: ws, env, audit: false, stdin: 'ignore' }), /dynamic rules need supervised mode/);
+    const { hasCgroup } = await import('../helpers.js');
+    const p = loadPolicyObject({ extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }] }, { workspace: ws, home, env });
+    writeFileSync(path.join(ws, 'secrets', 'k'), 'K\n');
+    const r = await run(p, ['sh', '-c', 'echo a > src/f; cat secrets/k; echo b > src/f; echo "rc=$?"'], { workspace: ws, env, audit: false, stdin: 'ignore', allowDegraded: !hasCgroup });
+    assert.match(r.stdout.toString(), /^K\nrc=2\n$/, r.stderr.toString());
+    assert.equal(readFileSync(path.join(ws, 'src', 'f'), 'utf8'), 'a\n');
+    assert.equal(r.revocations.length, 1);
+    assert.ok(r.denials.some((d) => d.layer === 'supervisor' && d.what.endsWith(' ' + path.join(ws, 'src', 'f'))), JSON.stringify(r.denials));
     const plan = compile(obj({}), { workspace: ws, env });
-    assert.throws(() => launch({ ...plan, policy: p }, ['true']), /dynamic rules need supervised mode/);
+    assert.throws(() => launch({ ...plan, policy: p }, ['true']), /dynamic rules are not the policy's/);
   });
 });
 
 describe('rules: the CLI', () => {
-  it('`ward run` exits 125 with the supervised-mode error; `ward policy check` accepts the policy and lists its rules', async () => {
-    const { ward } = await import('../helpers.js');
+  it('`ward run` runs a policy with rules (supervised; the rules in the launch record); `ward policy check` lists the rules and what they intercept', async () => {
+    const { ward, hasCgroup } = await import('../helpers.js');
     const file = path.join(dir, 'dynamic.yaml');
     writeFileSync(file, 'extends: [minimal]\nrules:\n  - after: read ${WORKSPACE}/secrets/**\n    revoke: network\ninvariants:\n  - never connect * after read ${WORKSPACE}/secrets/**\n');
     const audit = path.join(dir, 'audit.jsonl');
-    const r = ward(['run', '--policy', file, '-w', ws, '--audit-log', audit, '--', 'true'], { env: { ...process.env, ...env } });
-    assert.equal(r.code, 125, r.stderr);
-    assert.match(r.stderr, /dynamic rules need supervised mode, which this build does not have/);
-    assert.match(r.stderr, /fix: remove `rules:`/);
+    const r = ward(['run', '--policy', file, '-w', ws, '--audit-log', audit, ...(hasCgroup ? [] : ['--allow-degraded']), '--', 'true'], { env: { ...process.env, ...env } });
+    assert.equal(r.code, 0, r.stderr);
+    const launchRec = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; layers?: { rules?: string[]; supervisor?: { syscalls: string[] } } }).find((x) => x.type === 'launch');
+    assert.deepEqual(launchRec?.layers?.rules, [`after read ${ws}/secrets -> revoke connect *`]);
+    assert.deepEqual(launchRec?.layers?.supervisor?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
     const c = ward(['policy', 'check', file, '-w', ws], { env: { ...process.env, ...env } });
     assert.equal(c.code, 0, c.stderr);
-    assert.match(c.stdout, /plan sha256 +[0-9a-f]{64} \(static part\)/);
+    assert.match(c.stdout, /plan sha256 +[0-9a-f]{64}\n/);
+    assert.match(c.stdout, /rules \(1; enforced in supervised mode, intercepting connect, creat, open, openat, openat2\)/);
     assert.match(c.stdout, new RegExp(`after read ${ws}/secrets -> revoke connect \\*`));
     assert.match(c.stdout, /invariant:1 never connect \* after read/);
+    const shown = ward(['policy', 'show', file, '-w', ws, '--plan'], { env: { ...process.env, ...env } });
+    assert.equal(shown.code, 0, shown.stderr);
+    const planView = JSON.parse(shown.stdout.trim().split('\n').at(-1)!) as { sha256: string; rules?: { syscalls: string[] } };
+    assert.deepEqual(planView.rules?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
+    assert.match(c.stdout, new RegExp(`plan sha256 +${planView.sha256}`), 'policy check and policy show name the same plan');
   });
 });

@@ -6,21 +6,19 @@ import { takeValue } from '../main.js';
 /**
  * `ward policy check FILE [--workspace DIR]`: validates and compiles, runs nothing.
  *
- * A policy with dynamic rules (`rules:`) is accepted here and its rules are listed, but
- * `ward run` refuses it in this build (no supervised mode: src/plan/compile.ts). The static
- * part is still compiled, as a copy without the rules, so every other mistake shows now; the
- * plan hash printed for it is marked as the static part's: no run of this policy has it.
+ * A policy with dynamic rules (`rules:`) lists them, and the syscalls supervised mode will
+ * intercept to enforce them (src/plan/rules.ts); the plan hash covers both.
  */
 export function policyCheck(args: string[]): number {
   const { file, workspace } = parse(args);
   const loaded = preparePolicy({ file }, { workspace });
   const rules = loaded.effective.rules ?? [];
-  const { rules: _omit, ...staticPart } = loaded.effective;
-  const plan = compile(rules.length === 0 ? loaded : { ...loaded, effective: staticPart }, { workspace });
-  const out = [`ok: ${file}`, `  policy sha256 ${loaded.sha256}`, `  plan sha256   ${plan.sha256}${rules.length > 0 ? ' (static part)' : ''}`];
+  const plan = compile(loaded, { workspace });
+  const out = [`ok: ${file}`, `  policy sha256 ${loaded.sha256}`, `  plan sha256   ${plan.sha256}`];
   for (const n of plan.notes) out.push(`  note: ${n}`);
   if (rules.length > 0) {
-    out.push(`  rules (${rules.length}; \`ward run\` refuses them: dynamic rules need supervised mode, which this build does not have):`);
+    const sys = plan.rules?.syscalls ?? [];
+    out.push(`  rules (${rules.length}; enforced in supervised mode, intercepting ${sys.length > 0 ? sys.join(', ') : 'no syscall (the egress broker decides)'}):`);
     for (const r of rules) out.push(`    after ${r.after.map(showMatch).join(' and ')} -> revoke ${r.revoke.map(showMatch).join(', ')}`);
   }
   for (const [i, inv] of (loaded.effective.invariants ?? []).entries()) out.push(`  invariant:${i + 1} ${inv.text} (\`ward verify\` proves it)`);

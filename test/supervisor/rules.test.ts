@@ -1,0 +1,426 @@
+/**
+ * A policy's dynamic rules (`rules:`) enforced by supervised mode in real sandboxes, through
+ * run() and the CLI with a policy file. Each promise is shown by an attack that fails after its
+ * trigger (and works before it, so the failure is the rule's doing). A server on the host's
+ * loopback stands in for the internet: the broker maps the allowed name api.test to 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { compile, run, type RunOptions } from '../../src/index.js';
+import type { RunRecord, RunResult } from '../../src/sandbox/launch.js';
+import { launch } from '../../src/sandbox/launch.js';
+import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
+import { hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
+
+const skip = !which('python3') && 'python3 missing';
+let server: Server;
+let port = 0;
+let otherPort = 0;
+let other: Server;
+let echo: NetServer;
+let echoPort = 0;
+let echoedAfter = 0; // bytes the echo server received after the test's marker
+const hits: string[] = [];
+
+before(async () => {
+  const listen = (s: Server) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
+  server = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.end(`hello ${req.url}\n`);
+  });
+  other = createServer((req, res) => res.end(`other ${req.url}\n`));
+  port = await listen(server);
+  otherPort = await listen(other);
+  // Echoes; counts what arrives once the client has said "after:" (what a cut must stop).
+  echo = createTcp((sock) => {
+    let after = false;
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      if (after || d.includes('after:')) {
+        after = true;
+        echoedAfter += d.length;
+      }
+      sock.write(d);
+    });
+  });
+  echoPort = await new Promise<number>((r) => echo.listen(0, '127.0.0.1', () => r((echo.address() as AddressInfo).port)));
+});
+after(() => {
+  server.close();
+  other.close();
+  echo.close();
+});
+
+/** Python that GETs api.test:PORT/NAME by a raw connect and prints "NAME ok" or "NAME refused errno=N". */
+const GET = (p: number) => `
+import os, socket, sys
+# Resolved once, before any rule fires: after \`revoke: network\` a lookup fails too (glibc
+# connect()s its DNS socket), and the point here is the refused connect itself.
+IP = socket.gethostbyname('api.test')
+def get(name, port=${p}):
+    try:
+        s = socket.create_connection((IP, port), timeout=5)
+        s.sendall(('GET /' + name + ' HTTP/1.1\\r\\nHost: api.test\\r\\nConnection: close\\r\\n\\r\\n').encode())
+        data = b''
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            data += c
+        print(name, 'ok' if b'hello /' + name.encode() in data or b'other /' + name.encode() in data else 'closed')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+`;
+
+function setup(rules: unknown[], extra: Record<string, unknown> = {}) {
+  const fx = sandboxFixture();
+  mkdirSync(path.join(fx.ws, 'secrets'));
+  mkdirSync(path.join(fx.ws, 'private'));
+  mkdirSync(path.join(fx.ws, 'src'));
+  writeFileSync(path.join(fx.ws, 'secrets', 'key.txt'), 'TOPSECRET\n');
+  writeFileSync(path.join(fx.ws, 'private', 'notes.txt'), 'private notes\n');
+  writeFileSync(path.join(fx.ws, 'src', 'main.c'), 'int main(){}\n');
+  writeFileSync(path.join(fx.ws, 'src', 'old.c'), 'old\n');
+  const records: RunRecord[] = [];
+  const policy = { extends: ['default'], network: { allow: [`api.test:${port}`, `api.test:${otherPort}`, `api.test:${echoPort}`] }, rules, ...extra };
+  const options: RunOptions = {
+    workspace: fx.ws,
+    env: fx.env,
+    stdin: 'ignore',
+    allowDegraded: !hasCgroup,
+    audit: false,
+    onRecord: (r) => records.push(r),
+    egress: { resolve: async () => '127.0.0.1' },
+  };
+  const py = async (code: string): Promise<RunResult & { out: string }> => {
+    const r = await run({ policy }, ['python3', '-c', GET(port) + code], options);
+    return { ...r, out: r.stdout.toString() + r.stderr.toString() };
+  };
+  return { ...fx, policy, records, options, py };
+}
+
+const supDenials = (r: RunResult) => r.denials.filter((d) => d.layer === 'supervisor');
+
+describe('dynamic rules in a real sandbox: after read secrets, revoke network', { skip }, () => {
+  const RULES = [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }];
+
+  it('a connection works before the read and is refused (EACCES) after it, for the process, a forked child and an exec\'d program', async () => {
+    const t = setup(RULES);
+    const r = await t.py(`
+get('before')
+open('secrets/key.txt').read()
+get('after')
+pid = os.fork()
+if pid == 0:
+    get('forked')
+    os._exit(0)
+os.waitpid(pid, 0)
+sys.stdout.flush()
+os.system('''python3 -c "import socket
+try:
+    socket.create_connection(('IPADDR', ${port}), timeout=5); print('execd ok')
+except OSError as e:
+    print('execd refused errno=%s' % e.errno)"'''.replace('IPADDR', IP))
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /^before ok$/m);
+    assert.match(r.out, /^after refused errno=13$/m);
+    assert.match(r.out, /^forked refused errno=13$/m);
+    assert.match(r.out, /^execd refused errno=13$/m);
+    assert.ok(hits.includes('/before'));
+    assert.ok(!hits.includes('/after') && !hits.includes('/forked'), 'nothing reached the server after the read');
+
+    // The revocation: its trigger (what was read, by which pid) and what it revoked.
+    assert.equal(r.revocations.length, 1, JSON.stringify(r.revocations));
+    const rv = r.revocations[0]!;
+    assert.equal(rv.rule, 0);
+    assert.equal(rv.trigger, `read ${path.join(t.ws, 'secrets', 'key.txt')}`);
+    assert.deepEqual(rv.revoked, ['connect *']);
+    assert.ok(Number.isInteger(rv.pid) && rv.pid! > 0);
+    // Three refused connects, each a record naming the rule.
+    const refused = supDenials(r).filter((d) => d.what === 'connect');
+    assert.equal(refused.length, 3, JSON.stringify(r.denials));
+    for (const d of refused) assert.match(d.detail, /network revoked by rules\[0\] \(after read .*secrets\).*EACCES/);
+    // In order: launch, the allowed connection, the revocation, then the refusals, exit.
+    const kinds = t.records.map((x) => (x.type === 'net' ? `net:${x.verdict}` : x.type));
+    assert.equal(kinds[0], 'launch');
+    assert.equal(kinds.at(-1), 'exit');
+    const iRev = kinds.indexOf('revocation');
+    assert.ok(kinds.indexOf('net:allow') < iRev && iRev < kinds.indexOf('denial'), kinds.join(' '));
+    assert.deepEqual(r.launch.layers.rules, [`after read ${path.join(t.ws, 'secrets')} -> revoke connect *`]);
+    // Only what the rule needs is intercepted: opens (the event) and connect (the revocation).
+    assert.deepEqual(r.launch.layers.supervisor?.syscalls, ['connect', 'creat', 'open', 'openat', 'openat2']);
+  });
+
+  it('a hard link or a rename does not hide the secret: reading it under another name fires the rule', async () => {
+    const t = setup(RULES);
+    writeFileSync(path.join(t.ws, 'secrets', 'other.txt'), 'MORE\n');
+    const r = await t.py(`
+os.link('secrets/key.txt', 'innocent.txt')
+os.rename('secrets', 'notes')
+get('renamed-before')
+open('innocent.txt').read()
+get('after-link')
+`);
+    assert.match(r.out, /^renamed-before ok\nafter-link refused errno=13$/m, r.out);
+    assert.equal(r.revocations[0]?.trigger, `read ${path.join(t.ws, 'secrets', 'key.txt')}`);
+    assert.match(r.revocations[0]!.by, /innocent\.txt, the same file/);
+    const t2 = setup(RULES);
+    const r2 = await t2.py(`
+os.rename('secrets', 'notes')
+open('notes/key.txt').read()
+get('after-rename')
+`);
+    assert.match(r2.out, /^after-rename refused errno=13$/m, r2.out);
+  });
+
+  it('a connection opened before the read is cut when the rule fires: it cannot carry the secret out', async () => {
+    const t = setup(RULES);
+    echoedAfter = 0;
+    const r = await t.py(`
+import time
+s = socket.create_connection((IP, ${echoPort}), timeout=5)
+s.sendall(b'before')
+print('echo', s.recv(100).decode())
+secret = open('secrets/key.txt').read()
+time.sleep(0.5)
+try:
+    s.sendall(('after:' + secret).encode())
+    got = s.recv(100)
+    print('old connection', 'open' if got else 'cut')
+except OSError as e:
+    print('old connection cut errno=%s' % e.errno)
+`);
+    assert.match(r.out, /^echo before$/m, r.out);
+    assert.match(r.out, /^old connection cut/m, r.out);
+    assert.equal(echoedAfter, 0, 'nothing sent after the read reached the server');
+    const rec = r.net.find((e) => e.kind === 'connect' && e.port === echoPort);
+    assert.match(rec?.note ?? '', /^cut: revoked by rules\[0\]/, JSON.stringify(r.net));
+  });
+
+  it('a rule whose trigger never happens changes nothing: every connection and write works, no revocation, no refusal', async () => {
+    const t = setup(RULES);
+    const r = await t.py(`
+get('one')
+open('private/notes.txt').read()
+open('src/new.c', 'w').write('x')
+get('two')
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /^one ok\ntwo ok$/m);
+    assert.deepEqual(r.revocations, []);
+    assert.deepEqual(supDenials(r), []);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'new.c'), 'utf8'), 'x');
+  });
+
+  it('the proxy is a connection too: curl through HTTP_PROXY works before the read and fails after it', { skip: !which('curl') && 'curl missing' }, async () => {
+    const t = setup(RULES);
+    const r = await run({ policy: t.policy }, ['sh', '-c', `curl -sS http://api.test:${port}/p1; cat secrets/key.txt >/dev/null; curl -sS http://api.test:${port}/p2; echo "curl=$?"`], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.match(out, /hello \/p1/);
+    assert.doesNotMatch(out, /hello \/p2/);
+    assert.match(out, /curl=7/); // curl: failed to connect (to the proxy)
+    assert.ok(supDenials(r).some((d) => d.what === 'connect' && /network revoked/.test(d.detail)));
+  });
+});
+
+describe('dynamic rules: after connect, revoke write', { skip }, () => {
+  it('after a connection to api.test, writes under src/ are refused (open, create, unlink, rename, truncate, link, symlink), writes elsewhere and reads still work', async () => {
+    const t = setup([{ after: `connect api.test:${port}`, revoke: 'write ${WORKSPACE}/src/**' }]);
+    writeFileSync(path.join(t.ws, 'notes-in.txt'), 'planted\n');
+    const r = await t.py(`
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+attempt('write-before', lambda: open('src/main.c', 'a').write('// before\\n'))
+get('fetch')
+attempt('write-after', lambda: open('src/main.c', 'w').write('pwned'))
+attempt('create-after', lambda: open('src/evil.c', 'x').write('pwned'))
+attempt('unlink-after', lambda: os.unlink('src/old.c'))
+attempt('rename-after', lambda: os.rename('src/old.c', 'src/gone.c'))
+attempt('truncate-after', lambda: os.truncate('src/main.c', 0))
+attempt('link-after', lambda: os.link('notes-in.txt', 'src/planted.c'))
+attempt('symlink-after', lambda: os.symlink('/tmp/x', 'src/planted-link.c'))
+attempt('read-after', lambda: open('src/main.c').read())
+attempt('write-elsewhere', lambda: open('notes.txt', 'w').write('fine'))
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    for (const ok of ['write-before', 'fetch', 'read-after', 'write-elsewhere']) assert.match(r.out, new RegExp(`^${ok} ok$`, 'm'), r.out);
+    for (const no of ['write-after', 'create-after', 'unlink-after', 'rename-after', 'truncate-after', 'link-after', 'symlink-after']) assert.match(r.out, new RegExp(`^${no} refused errno=13$`, 'm'), r.out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n// before\n');
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'old.c'), 'utf8'), 'old\n');
+    assert.ok(!existsSync(path.join(t.ws, 'src', 'planted.c')) && !existsSync(path.join(t.ws, 'src', 'planted-link.c')));
+    assert.equal(readFileSync(path.join(t.ws, 'notes.txt'), 'utf8'), 'fine');
+    // The trigger was a connection: the broker saw it by name.
+    assert.equal(r.revocations.length, 1);
+    assert.equal(r.revocations[0]!.trigger, `connect api.test:${port}`);
+    assert.equal(r.revocations[0]!.by, 'egress broker');
+    assert.deepEqual(r.revocations[0]!.revoked, [`write ${path.join(t.ws, 'src')}`]);
+    assert.ok(supDenials(r).some((d) => d.what === `openat ${path.join(t.ws, 'src', 'main.c')}` && /write revoked by rules\[0\] \(after connect api\.test/.test(d.detail)));
+    // connect is not intercepted for this rule: the event comes from the broker.
+    assert.ok(!r.launch.layers.supervisor?.syscalls.includes('connect'));
+  });
+
+  it('a hard link made before the trigger does not keep a way to write the revoked file', async () => {
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    const r = await t.py(`
+os.link('src/main.c', 'alias.c')
+open('secrets/key.txt').read()
+try:
+    open('alias.c', 'w').write('pwned'); print('alias ok')
+except OSError as e:
+    print('alias refused errno=%s' % e.errno)
+`);
+    assert.match(r.out, /^alias refused errno=13$/m, r.out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+  });
+
+  it('a revocation of one destination is the broker\'s: other destinations still work', async () => {
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: `connect api.test:${port}` }]);
+    const r = await t.py(`
+open('secrets/key.txt').read()
+get('revoked')
+get('still', ${otherPort})
+`);
+    assert.match(r.out, /^revoked (refused errno=\d+|closed)$/m, r.out);
+    assert.match(r.out, /^still ok$/m, r.out);
+    assert.ok(!hits.includes('/revoked'));
+    const refused = r.net.find((e) => e.verdict === 'deny' && e.port === port);
+    assert.match(refused?.reason ?? '', /^revoked by rules\[0\] \(after read .*secrets\)$/, JSON.stringify(r.net));
+  });
+});
+
+describe('dynamic rules: the two-event "trifecta"', { skip }, () => {
+  const TRIFECTA = () => [{ after: ['read ${WORKSPACE}/private/**', `connect api.test:${port}`], revoke: ['network', 'write ${WORKSPACE}/src/**'] }];
+
+  it('one event alone revokes nothing; once both happened (in either order) network and src writes are gone', async () => {
+    const t = setup(TRIFECTA());
+    const r = await t.py(`
+open('private/notes.txt').read()
+get('alone', ${otherPort})
+get('completing')
+get('both')
+open('src/x.c', 'w')
+`);
+    // The read alone revokes nothing (a connection elsewhere works). After it, the connection that completes the
+    // pair is the way out the rule is about: it is refused (closed before any byte went up),
+    // and every later one is refused by the supervisor.
+    assert.match(r.out, /^alone ok$/m, r.out);
+    assert.match(r.out, /^completing (closed|refused errno=\d+)$/m, r.out);
+    assert.ok(!hits.includes('/completing'));
+    assert.match(r.net.find((e) => e.verdict === "deny" && e.port === port)?.reason ?? "", /revoked by rules\[0\] .*this connection completed the rule/, JSON.stringify(r.net));
+    assert.match(r.out, /^both refused errno=13$/m, r.out);
+    assert.match(r.out, /PermissionError/);
+    assert.equal(r.revocations.length, 1);
+    assert.deepEqual(r.revocations[0]!.after, [`read ${path.join(t.ws, 'private')}`, `connect api.test:${port}`]);
+    assert.equal(r.revocations[0]!.trigger, `connect api.test:${port}`);
+
+    // The other order: connect first, then the read completes the rule.
+    const t2 = setup(TRIFECTA());
+    const r2 = await t2.py(`
+get('first')
+get('again')
+open('private/notes.txt').read()
+get('after-both')
+`);
+    // Here the first connect was one of the two events (it went through: an event is an access
+    // that happened); the read completes the rule, and the next connect is refused.
+    assert.match(r2.out, /^first ok\nagain ok\nafter-both refused errno=13$/m, r2.out);
+    assert.equal(r2.revocations[0]!.trigger, `read ${path.join(t2.ws, 'private', 'notes.txt')}`);
+  });
+});
+
+describe('dynamic rules: exec', { skip }, () => {
+  it('after the trigger, a revoked program cannot be run, by its path, through a symlink to it or through /bin; an exec event is the resolved program', async () => {
+    const id = realpathSync(execFileSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).trim());
+    const t = setup([
+      { after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${id}` },
+      { after: `exec ${id}`, revoke: 'write ${WORKSPACE}/src/**' },
+    ]);
+    symlinkSync(id, path.join(t.ws, 'myid'));
+    const r = await run({ policy: t.policy }, ['sh', '-c', `./myid -u >/dev/null && echo before-ok; echo x > src/a.c; echo "write=$?"; cat secrets/key.txt >/dev/null; ./myid -u; echo "link=$?"; ${id} -u; echo "direct=$?"; /bin/id -u; echo "bin=$?"`], t.options);
+    const out = r.stdout.toString();
+    assert.match(out, /^before-ok\nwrite=[12]\nlink=126\ndirect=126\nbin=126\n$/, out + r.stderr.toString());
+    // The exec through the symlink was the event "exec <the real program>": it fired rules[1].
+    assert.deepEqual(r.revocations.map((x) => [x.rule, x.trigger]), [[1, `exec ${id}`], [0, `read ${path.join(t.ws, 'secrets', 'key.txt')}`]]);
+    assert.equal(supDenials(r).filter((d) => d.what.startsWith('execve') && /exec revoked by rules\[0\]/.test(d.detail)).length, 3, JSON.stringify(r.denials));
+  });
+});
+
+describe('dynamic rules: the CLI and the audit log', { skip }, () => {
+  it('`ward run --policy` enforces the rules, prints one line per refusal kind, and the log holds the revocation and the refusals in order; `ward audit verify` passes', () => {
+    const fx = sandboxFixture();
+    mkdirSync(path.join(fx.ws, 'secrets'));
+    mkdirSync(path.join(fx.ws, 'src'));
+    writeFileSync(path.join(fx.ws, 'secrets', 'key.txt'), 'TOPSECRET\n');
+    const file = path.join(path.dirname(fx.ws), 'rules.yaml');
+    writeFileSync(file, 'extends: [default]\nrules:\n  - after: read ${WORKSPACE}/secrets/**\n    revoke: write ${WORKSPACE}/src/**\n');
+    const log = path.join(path.dirname(fx.ws), 'audit.jsonl');
+    const r = ward(['run', '--policy', file, '-w', fx.ws, '--audit-log', log, ...(hasCgroup ? [] : ['--allow-degraded']), '--', 'sh', '-c', 'echo ok > src/a.c; cat secrets/key.txt >/dev/null; for i in 1 2 3; do echo x > src/a.c; done; echo "a=$(cat src/a.c)"'], { env: fx.env, cwd: fx.ws });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /a=ok/);
+    assert.match(r.stderr, /ward: rules\[0\] fired on read .*secrets\/key\.txt \(pid \d+, openat\): write .*\/src revoked for the rest of the run/);
+    // Three refusals of one kind: one line.
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('ward: refused'));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /refused openat .*src\/a\.c \(and 2 more like it\): write revoked by rules\[0\]/);
+    const recs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; trigger?: string });
+    const kinds = recs.map((x) => x.type).filter((k) => ['launch', 'revocation', 'denial', 'exit'].includes(k));
+    assert.deepEqual(kinds, ['launch', 'revocation', 'denial', 'denial', 'denial', 'exit']);
+    assert.match(recs.find((x) => x.type === 'revocation')!.trigger!, /^read .*secrets\/key\.txt$/);
+    const v = ward(['audit', 'verify', log], { env: fx.env });
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    const shown = ward(['audit', 'show', log], { env: fx.env });
+    assert.match(shown.stdout, /revoke +rules\[0\] fired on read .*secrets\/key\.txt \(pid \d+, openat\): write .*\/src revoked/);
+  });
+});
+
+describe('dynamic rules fail closed', () => {
+  const host = { arch: 'x64', seccompActions: 'kill_process kill_thread trap errno user_notif trace log allow', loadNative: () => {} };
+
+  it('names the cause and the fix when supervised mode cannot run: no user notification, no koffi, another arch', () => {
+    assert.equal(supervisedModeProblem(host), null);
+    const noNotif = supervisedModeProblem({ ...host, seccompActions: 'kill_process errno allow' });
+    assert.match(noNotif!.problem, /no seccomp user notification/);
+    assert.match(noNotif!.fix, /Linux >= 5\.9.*or remove `rules:`/);
+    assert.match(supervisedModeProblem({ ...host, seccompActions: null })!.problem, /actions_avail is unreadable/);
+    const noKoffi = supervisedModeProblem({ ...host, loadNative: () => { throw new Error("Cannot find module 'koffi'"); } });
+    assert.match(noKoffi!.problem, /cannot load its native calls: Cannot find module 'koffi'/);
+    assert.match(noKoffi!.fix, /npm install/);
+    assert.match(supervisedModeProblem({ ...host, arch: 'arm64' })!.problem, /x86_64 system calls only; this is arm64/);
+  });
+
+  it('run() refuses a policy with rules on a host without user notification: exit 125, the cause and the fix, a launch-failed record, nothing run', async () => {
+    const fx = sandboxFixture();
+    const log = path.join(path.dirname(fx.ws), 'audit.jsonl');
+    const marker = path.join(fx.ws, 'ran');
+    const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] };
+    const err = await run({ policy }, ['touch', marker], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, audit: log, supervisedHost: { ...host, seccompActions: 'kill_process errno allow' } }).then(
+      () => assert.fail('the run was not refused'),
+      (e: unknown) => e as { message: string; fix?: string; exitCode?: number },
+    );
+    assert.match(err.message, /dynamic rules .* supervised mode cannot run here: this kernel has no seccomp user notification.*refusing to run the rules unenforced/);
+    assert.match(err.fix ?? '', /Linux >= 5\.9.*or remove `rules:`/);
+    assert.equal(err.exitCode, 125);
+    assert.ok(!existsSync(marker), 'the command did not run');
+    const recs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; message?: string });
+    assert.ok(recs.some((x) => x.type === 'launch-failed' && /no seccomp user notification/.test(x.message ?? '')), JSON.stringify(recs));
+    assert.ok(!recs.some((x) => x.type === 'launch'));
+  });
+
+  it('launch() refuses a plan whose rules are not the policy\'s (dropped or edited after compilation)', () => {
+    const fx = sandboxFixture();
+    mkdirSync(path.join(fx.ws, 'secrets'));
+    const plan = compile({ policy: { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] } }, { workspace: fx.ws, env: fx.env });
+    assert.ok(plan.rules);
+    assert.throws(() => launch({ ...plan, rules: null }, ['true']), /dynamic rules are not the policy's/);
+    assert.throws(() => launch({ ...plan, rules: { ...plan.rules!, syscalls: ['openat'] } }, ['true']), /dynamic rules are not the policy's/);
+  });
+});
