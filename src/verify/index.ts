@@ -11,10 +11,13 @@ import type { Plan } from '../plan/compile.js';
 import { SECCOMP_RULES } from '../seccomp/rules/index.js';
 import type { Finding } from './finding.js';
 import { runMountValidation, type MountValidationOptions } from './mounts.js';
+import { validateNotifyFilter } from './notify.js';
 import { runSeccompValidation } from './seccomp.js';
+import { compileNotifyFilter } from '../supervisor/filter.js';
 
 export type { Finding } from './finding.js';
 export { validateSeccomp, argValues, type SeccompExpectation } from './seccomp.js';
+export { validateNotifyFilter } from './notify.js';
 export { validateMounts, resolveInSandbox, landlockRights, type SandboxView, type MountValidationOptions } from './mounts.js';
 
 export interface PlanValidation {
@@ -33,11 +36,14 @@ export function validatePlan(plan: Plan, options: MountValidationOptions = {}): 
     extraDeny: eff.syscalls.deny,
   });
   const mounts = runMountValidation(plan, options);
-  const findings = [...seccomp.findings, ...mounts.findings];
+  // Supervised mode's notify filter, compiled from the plan exactly as launch() compiles it.
+  const supervised = plan.rules?.syscalls ?? [];
+  const notify = supervised.length > 0 ? validateNotifyFilter(compileNotifyFilter(supervised).program, supervised) : { findings: [], syscalls: 0 };
+  const findings = [...seccomp.findings, ...notify.findings, ...mounts.findings];
   return {
     ok: findings.length === 0,
     findings,
-    checked: { syscalls: seccomp.syscalls, argCases: seccomp.argCases, paths: mounts.paths },
+    checked: { syscalls: seccomp.syscalls + notify.syscalls, argCases: seccomp.argCases, paths: mounts.paths },
     notes: mounts.notes,
   };
 }
