@@ -12,7 +12,7 @@ const USAGE = `ward ${WARD_VERSION}: run commands inside a kernel-enforced bound
 usage:
   ward run [--policy FILE | --profile NAME] [--workspace DIR] [--allow-degraded]
            [--audit-log FILE] [--record FILE] [--quiet] [--verify | --verify-strict]
-           [--] COMMAND [ARGS...]
+           [--session NAME] [--] COMMAND [ARGS...]
   ward policy check FILE [--workspace DIR]
   ward policy show [FILE | --profile NAME] [--workspace DIR] [--plan]
   ward keys init [--force]

@@ -44,7 +44,8 @@ import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
-import { applyShared, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
+import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
+import { joinSession, saveSession } from '../supervisor/session.js';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -99,6 +100,13 @@ export interface LaunchOptions {
    * only add a refusal: a host that cannot run supervised mode fails the launch later anyway.
    */
   supervisedHost?: SupervisedHost;
+  /**
+   * An agent session (src/supervisor/session.ts): the dynamic rules' state starts from what the
+   * session's earlier commands did and what this one does is added to it. Needs `rules:`.
+   */
+  session?: string;
+  /** Where Ward's state is (sessions): XDG_STATE_HOME and HOME are read from it (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** What the launch record keeps of a verification: enough to re-check it, and no more. */
@@ -157,6 +165,8 @@ export interface LaunchRecord {
   notes: string[];
   /** The `ward verify` result for this very policy and plan, when the run asked for one. */
   verification?: VerificationSummary;
+  /** The agent session this command joined, and the rules (by index) that had fired in it before. */
+  session?: { name: string; fired_before: number[] };
 }
 
 export type RunReason = 'exit' | 'signal' | 'timeout' | 'memory' | 'cpu_time' | 'file_size' | 'exec-failed';
@@ -211,6 +221,23 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).
   const ruleCells = dyn ? new Int32Array(newSharedRuleState(dyn.rules)) : null;
+  if (opts.session !== undefined && !dyn) {
+    throw new WardError('--session needs a policy with dynamic rules (`rules:`): a session carries their state from one command to the next', {
+      step: 'session',
+      fix: 'add `rules:` to the policy, or run without --session',
+    });
+  }
+  // Before the supervisor or the broker decides anything: this command starts where its session is.
+  const session = dyn && opts.session !== undefined ? joinSession(opts.session, opts.env ?? process.env, dyn.rules, ruleCells!) : null;
+  let sessionError: unknown = null;
+  const saveToSession = () => {
+    if (!session) return;
+    try {
+      saveSession(session, dyn!.rules, ruleCells!);
+    } catch (e) {
+      sessionError ??= e;
+    }
+  };
   let aliases: Aliases = [];
   if (dyn && dyn.syscalls.length > 0) {
     const found = ruleFileAliases(dyn.rules);
@@ -304,6 +331,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     const rec: RevocationRecord = { type: 'revocation', ...rest };
     revocations.push(rec);
     live(rec);
+    // At once, not only at the end: a command of the session started meanwhile starts revoked.
+    saveToSession();
     // A revoked destination is revoked for connections already open too: the broker cuts them
     // (a connection opened before the secret was read must not carry it out afterwards).
     if (dyn && dyn.rules[rep.rule]!.revoke.some((m) => m.access === 'connect')) {
@@ -629,6 +658,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       degraded,
       notes: plan.notes,
       ...(v ? { verification: v } : {}),
+      ...(session ? { session: { name: session.name, fired_before: firedIn(dyn!.rules, session.initial) } } : {}),
     };
     // Recorded as the command starts, so a long run is in the log before it ends.
     if (status.ready) opts.onRecord?.(launchRecord);
@@ -709,6 +739,14 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
 
     // Connections still open are cut and recorded before the exit record.
     await closeNet();
+    // What this command added to its session (a rule's first half included) is kept for the next.
+    saveToSession();
+    if (sessionError) {
+      throw new WardError(`the state of session '${session!.name}' could not be saved (${(sessionError as Error).message}): later commands of the session would run without this command's revocations`, {
+        step: 'session',
+        fix: `check that ${path.dirname(session!.file)} is writable by this user; until it is, do not run further commands in this session`,
+      });
+    }
     if (brokerError) {
       throw new WardError(`the egress broker could not start: ${(brokerError as Error).message}`, { step: 'egress' });
     }

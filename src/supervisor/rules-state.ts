@@ -52,6 +52,12 @@ export function applyShared(rules: readonly Rule[], cells: Int32Array, event: Ev
   return fired.filter((r) => Atomics.compareExchange(cells, base + r, 0, 1) === 0);
 }
 
+/** The rules (indices) whose "fired" cell is set in `cells` (a plain copy of the shared state). */
+export function firedIn(rules: readonly Rule[], cells: readonly number[]): number[] {
+  const base = seenCells(rules);
+  return rules.map((_, r) => r).filter((r) => cells[base + r] === 1);
+}
+
 /** A rule that fired: what triggered it and what it revoked. Becomes a `revocation` record. */
 export interface RevocationReport {
   kind: 'revocation';

@@ -21,6 +21,7 @@ export async function runCommand(args: string[]): Promise<number> {
   let record: string | undefined;
   let auditLog: string | undefined;
   let quiet = false;
+  let session: string | undefined;
   // --verify: prove the policy's properties first (ward verify) and keep the result in the
   // launch record; --verify-strict: and refuse to run unless every property is PROVED.
   let verify: 'record' | 'strict' | undefined;
@@ -60,6 +61,9 @@ export async function runCommand(args: string[]): Promise<number> {
         break;
       case '--verify-strict':
         verify = 'strict';
+        break;
+      case '--session':
+        session = takeValue(args, i++, a, 'a session name');
         break;
       default:
         throw new WardError(`unknown option ${a} for ward run`, { fix: 'see `ward --help`; put `--` before the command if the option is the command\'s' });
@@ -105,7 +109,7 @@ export async function runCommand(args: string[]): Promise<number> {
       if (refusal) throw refusal;
       return compile(policy, { workspace });
     },
-    (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
+    (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), ...(session !== undefined ? { session } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
   );
   const r = await handle.result;
   if (record) {
