@@ -10,6 +10,10 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createCgroup } from '../src/sandbox/cgroup.js';
+import type { RunRecord } from '../src/sandbox/launch.js';
+import type { RunOptions } from '../src/api.js';
+import { PolicyError } from '../src/errors.js';
+import assert from 'node:assert/strict';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const isRoot = process.getuid?.() === 0;
@@ -121,4 +125,24 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Calls fn and returns the PolicyError it throws (failing the test if it throws nothing or something else). */
+export function policyError(fn: () => unknown): PolicyError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PolicyError, `expected PolicyError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a PolicyError');
+}
+
+/**
+ * run() options for a test in a sandbox fixture: the fixture's workspace and environment, no
+ * stdin, degraded only where the host has no cgroup, no audit log, records collected into
+ * `records`; `extra` adds or overrides.
+ */
+export function fixtureRunOptions(fx: { ws: string; env: NodeJS.ProcessEnv }, records: RunRecord[], extra: Partial<RunOptions> = {}): RunOptions {
+  return { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, audit: false, onRecord: (r) => records.push(r), ...extra };
 }

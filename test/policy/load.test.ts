@@ -3,12 +3,12 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { PolicyError } from '../../src/errors.js';
 import { canonicalJson, sha256Hex } from '../../src/policy/canonical.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
 import { PROFILE_NAMES, PROFILES } from '../../src/policy/profiles/index.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { parseDuration, parseSize } from '../../src/policy/units.js';
+import { policyError } from '../helpers.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ward-policy-test-'));
 const ws = path.join(dir, 'ws');
@@ -24,15 +24,6 @@ function write(name: string, text: string): string {
 }
 function load(text: string, name = `p-${Math.random().toString(36).slice(2)}.yaml`) {
   return loadPolicy({ file: write(name, text), workspace: ws, home, env });
-}
-function policyError(fn: () => unknown): PolicyError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof PolicyError, `expected PolicyError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a PolicyError');
 }
 
 describe('policy loading', () => {

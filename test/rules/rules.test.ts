@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { compile } from '../../src/api.js';
-import { PolicyError } from '../../src/errors.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
 import { applyEvent, initialState, isAllowed, matchEvent, revocations, type Rule } from '../../src/rules/index.js';
 import { matchDest, matchPath } from '../../src/rules/pattern.js';
+import { policyError } from '../helpers.js';
 
 const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-rules-')));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,15 +18,6 @@ const home = path.join(dir, 'home');
 for (const d of [ws, `${ws}/secrets`, `${ws}/src`, home]) mkdirSync(d, { recursive: true });
 const env = { HOME: home, PATH: '/usr/bin:/bin' };
 const obj = (p: Record<string, unknown>) => loadPolicyObject({ extends: ['minimal'], ...p }, { workspace: ws, home, env });
-function policyError(fn: () => unknown): PolicyError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof PolicyError, `expected PolicyError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a PolicyError');
-}
 
 describe('rules: loading', () => {
   it('parses after/revoke, expands ${WORKSPACE} and ~, keeps the trifecta list, and normalises network to connect *', () => {

@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { run, WardError, type RunOptions } from '../../src/index.js';
+import { run, WardError } from '../../src/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
-import { hasCgroup, ROOT, sandboxFixture, which } from '../helpers.js';
+import { ROOT, fixtureRunOptions, hasCgroup, sandboxFixture, which } from '../helpers.js';
 import type { TestRules } from './decider.js';
 
 const DECIDER = path.join(ROOT, 'test/supervisor/decider.ts');
@@ -20,15 +20,7 @@ function setup(rules: TestRules | ((ws: string) => TestRules), syscalls: string[
   const fx = sandboxFixture();
   const records: RunRecord[] = [];
   const data = typeof rules === 'function' ? rules(fx.ws) : rules;
-  const options: RunOptions = {
-    workspace: fx.ws,
-    env: fx.env,
-    stdin: 'ignore',
-    allowDegraded: !hasCgroup,
-    audit: false,
-    onRecord: (r) => records.push(r),
-    supervise: { syscalls, decider: { module: DECIDER, data } },
-  };
+  const options = fixtureRunOptions(fx, records, { supervise: { syscalls, decider: { module: DECIDER, data } } });
   const exec = async (argv: string[]) => {
     const r = await run({ profile: 'default' }, argv, options);
     return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };

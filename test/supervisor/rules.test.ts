@@ -11,11 +11,11 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { compile, run, type RunOptions } from '../../src/index.js';
+import { compile, run } from '../../src/index.js';
 import type { RunRecord, RunResult } from '../../src/sandbox/launch.js';
 import { launch } from '../../src/sandbox/launch.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
-import { hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
+import { fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
 
 const skip = !which('python3') && 'python3 missing';
 let server: Server;
@@ -88,15 +88,7 @@ function setup(rules: unknown[], extra: Record<string, unknown> = {}) {
   writeFileSync(path.join(fx.ws, 'src', 'old.c'), 'old\n');
   const records: RunRecord[] = [];
   const policy = { extends: ['default'], network: { allow: [`api.test:${port}`, `api.test:${otherPort}`, `api.test:${echoPort}`] }, rules, ...extra };
-  const options: RunOptions = {
-    workspace: fx.ws,
-    env: fx.env,
-    stdin: 'ignore',
-    allowDegraded: !hasCgroup,
-    audit: false,
-    onRecord: (r) => records.push(r),
-    egress: { resolve: async () => '127.0.0.1' },
-  };
+  const options = fixtureRunOptions(fx, records, { egress: { resolve: async () => '127.0.0.1' } });
   const py = async (code: string): Promise<RunResult & { out: string }> => {
     const r = await run({ policy }, ['python3', '-c', GET(port) + code], options);
     return { ...r, out: r.stdout.toString() + r.stderr.toString() };
