@@ -550,7 +550,6 @@ static struct relay_conn *relay_new_conn(int client, const char *head, size_t he
 		return NULL;
 	}
 	c->client = client;
-	c->up_shut = 0;
 	c->target = -1;
 	c->can_dial = can_dial;
 	c->mode = can_dial ? MODE_AWAIT : MODE_PIPE;

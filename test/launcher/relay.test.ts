@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { outerArgs } from '../../src/launcher/launcher.js';
-import { tempDir } from '../helpers.js';
+import { eventually, tempDir } from '../helpers.js';
 import { BWRAP, launcher, outerUsage } from './helpers.js';
 
 const STATUS = 4;
@@ -102,14 +102,6 @@ function forksNamed(comm: string, arg: string): number[] {
       }
     })
     .map(Number);
-}
-
-async function until(cond: () => boolean, what: string | (() => string), ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Run `python3 -c code` in a bwrap sandbox with a new network namespace, through outer with the relay. */
@@ -269,7 +261,10 @@ print('rest', repr(f.read().decode()))`);
       assert.equal(r.code, 0, r.out + r.status);
       assert.match(r.out, /^banner banner$/m, 'the server spoke first, straight to the client');
       assert.match(r.out, /^rest ''$/m);
-      await until(() => stand.done.length === 1 && server.got().length > 0, () => `the relay's count and the server's bytes (done ${JSON.stringify(stand.done)}, got ${JSON.stringify(server.got())}, out ${r.out})`);
+      assert.ok(
+        await eventually(() => stand.done.length === 1 && server.got().length > 0),
+        `the relay's count and the server's bytes (done ${JSON.stringify(stand.done)}, got ${JSON.stringify(server.got())}, out ${r.out})`,
+      );
       assert.equal(server.got(), 'for the server', 'bytes before the pass offset never reach the server');
       assert.deepEqual(stand.done, [`done 7 ${'for the server'.length} ${'banner\n'.length} -`]);
     } finally {
@@ -332,7 +327,7 @@ for i in range(2):
       assert.match(r.out, /^answer 0 HTTP\/1.1 200 Connection Established$/m, r.out);
       assert.match(r.out, /^answer 1 HTTP\/1.1 502 Bad Gateway$/m, r.out);
       assert.match(r.out, /^body ward: could not reach example.test:\d+ \(ECONNREFUSED\).$/m, r.out);
-      await until(() => stand.done.length === 2, 'the relay\'s counts');
+      assert.ok(await eventually(() => stand.done.length === 2), `the relay's counts (done ${JSON.stringify(stand.done)})`);
       assert.deepEqual(stand.done.sort(), ['done 1 1 0 -', 'done 2 0 0 ECONNREFUSED']);
       assert.equal(server.got(), 'x');
     } finally {

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
-import { closedWithin, dnsQuery, firstData, handshake, listen, readAll, relayTcp, tcpServer, testBroker, testCert, tlsOutcome, within, type TestBroker } from './helpers.js';
+import { addressOf, closedWithin, firstData, handshake, listen, readAll, relayTcp, tcpServer, testBroker, testCert, tlsOutcome, within } from './helpers.js';
 
 /** An HTTP server answering "hello <Host>" that counts requests and records its sockets' byte counts. */
 async function webServer() {
@@ -30,13 +30,6 @@ async function webServer() {
   return { port, seen, server };
 }
 
-/** Asks the broker's DNS for `name` and returns the synthetic address. */
-async function addressOf(b: TestBroker, name: string): Promise<string> {
-  const r = await dnsQuery(b.socketPath, name, 'A');
-  const a = r?.answers[0]?.address;
-  assert.ok(a, `no address for ${name}`);
-  return a;
-}
 
 function get(sock: net.Socket, host: string, port: number, path = '/'): Promise<{ status: number; body: string }> {
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {

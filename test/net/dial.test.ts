@@ -7,13 +7,8 @@
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { describe, it } from 'node:test';
-import { captureHello, dnsQuery, readAll, relay, testBroker, within, type TestBroker } from './helpers.js';
+import { addressOf, captureHello, readAll, relay, type TestBroker, testBroker, within } from './helpers.js';
 
-async function addressOf(b: TestBroker, name: string): Promise<string> {
-  const a = (await dnsQuery(b.socketPath, name, 'A'))?.answers[0]?.address;
-  assert.ok(a, `no address for ${name}`);
-  return a;
-}
 
 /** Collects what the broker says to the relay; `line(n)` resolves with its n-th line (0-based). */
 function lines(sock: net.Socket) {

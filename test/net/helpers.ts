@@ -340,3 +340,10 @@ export async function captureHello(opts: tls.ConnectionOptions): Promise<Buffer>
   client.destroy();
   return b;
 }
+
+/** Asks the broker's DNS for `name` and returns the synthetic address it hands out. */
+export async function addressOf(b: TestBroker, name: string): Promise<string> {
+  const a = (await dnsQuery(b.socketPath, name, 'A'))?.answers[0]?.address;
+  if (!a) throw new Error(`no address for ${name}`);
+  return a;
+}
