@@ -12,11 +12,18 @@
 // The report gives, per mode, the median over rounds of each round's p50 (and p90, p99),
 // and the difference: the cost the supervisor adds to one intercepted call.
 //
-// Then real work, wall time of the whole run() (launch to exit), median over the rounds,
-// static vs supervised (openat, open and execve supervised, allow all):
-//   true     /bin/true: the supervisor's fixed start-up cost per run
-//   python   python3 -c 'import json, email.mime.text, http.client, decimal, sqlite3'
-//   git      git status in a repository of 200 committed files
+// Then real work, wall time of the whole run() (launch to exit), median over the rounds, in
+// three modes interleaved round by round:
+//   static      no supervisor
+//   supervised  openat, open and execve notified, an allow-all decide(): the mechanism's cost
+//   rules       what `ward run` does with a policy that has dynamic rules (RULES below): only
+//               the syscalls those rules need are notified, decided by the real rule engine
+// Workloads:
+//   true       /bin/true: the supervisor's fixed start-up cost per run
+//   python     python3 -c 'import json, email.mime.text, http.client, decimal, sqlite3'
+//   git        git status in a repository of 200 committed files
+//   git-clone  git clone --no-local of that repository (objects copied, files checked out)
+//   npm-test   `npm test` of a small project: npm starts, node --test runs 3 test files
 //
 // Options:
 //   --n N        openat calls per round and mode (default 20000)
@@ -78,14 +85,30 @@ const WORKLOADS = {
   true: ['true'],
   python: ['python3', '-c', 'import json, email.mime.text, http.client, decimal, sqlite3'],
   git: ['git', '-C', 'repo', 'status', '--short'],
+  // Into the sandbox's private /tmp, so every round clones afresh and the workspace stays as it was.
+  'git-clone': ['git', 'clone', '-q', '--no-local', 'repo', '/tmp/clone'],
+  'npm-test': ['npm', '--prefix', 'proj', 'test', '--silent'],
 };
+// A rule of the shape users write: reading secrets takes away writing the sources. Its events
+// (read) and revocation (write) make the supervisor watch opens and the unlink/rename family.
+const RULES = [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }];
+mkdirSync(path.join(ws, 'secrets'));
+mkdirSync(path.join(ws, 'src'));
+mkdirSync(path.join(ws, 'proj', 'test'), { recursive: true });
+writeFileSync(path.join(ws, 'proj', 'package.json'), JSON.stringify({ name: 'proj', version: '1.0.0', type: 'module', scripts: { test: 'node --test' } }));
+for (let i = 1; i <= 3; i++) {
+  writeFileSync(
+    path.join(ws, 'proj', 'test', `t${i}.test.js`),
+    `import assert from 'node:assert/strict';\nimport { test } from 'node:test';\nimport { createHash } from 'node:crypto';\ntest('t${i}', () => assert.equal(createHash('sha256').update('${i}').digest('hex').length, 64));\n`,
+  );
+}
 mkdirSync(path.join(ws, 'repo'));
 for (let i = 0; i < 200; i++) writeFileSync(path.join(ws, 'repo', `f${i}.txt`), `file ${i}\n`);
 execFileSync('sh', ['-c', 'git init -q && git add . && git -c user.name=b -c user.email=b@e.invalid commit -qm init'], { cwd: path.join(ws, 'repo') });
 
 async function timed(mode, argv) {
   const t0 = process.hrtime.bigint();
-  const r = await run({ profile: 'default' }, argv, {
+  const r = await run(mode === 'rules' ? { policy: { extends: ['default'], rules: RULES } } : { profile: 'default' }, argv, {
     workspace: ws,
     env,
     stdin: 'ignore',
@@ -95,6 +118,7 @@ async function timed(mode, argv) {
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.exitCode !== 0) die(`${mode} ${argv[0]}: failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+  if (mode === 'rules' && !r.launch.layers.supervisor) die('rules: the run was not supervised');
   return ms;
 }
 
@@ -119,12 +143,15 @@ for (let i = 0; i < o.rounds; i++) {
   for (const mode of order) samples[mode].push(await once(mode));
   log(`round ${i + 1}/${o.rounds}: static p50 ${samples.static.at(-1).p50} ns, supervised p50 ${samples.supervised.at(-1).p50} ns`);
 }
-const work = Object.fromEntries(Object.keys(WORKLOADS).map((w) => [w, { static: [], supervised: [] }]));
+const MODES = ['static', 'supervised', 'rules'];
+const work = Object.fromEntries(Object.keys(WORKLOADS).map((w) => [w, { static: [], supervised: [], rules: [] }]));
 for (let i = 0; i < o.rounds; i++) {
   for (const [w, argv] of Object.entries(WORKLOADS)) {
-    const order = i % 2 === 0 ? ['static', 'supervised'] : ['supervised', 'static'];
+    // Rotate the order so no mode always runs first (a cold cache) or last.
+    const order = MODES.map((_, k) => MODES[(k + i) % MODES.length]);
     for (const mode of order) work[w][mode].push(await timed(mode, argv));
   }
+  log(`work round ${i + 1}/${o.rounds} done`);
 }
 scratch.removeAll();
 
@@ -139,13 +166,15 @@ console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), kernel ${machine.k
 console.log(`${o.rounds} rounds x ${o.n} openat calls per mode, interleaved; per-call latency measured inside the sandbox.\n`);
 console.log(mdTable(['mode', 'p50 (us)', 'p90 (us)', 'p99 (us)'], Object.entries(summary).map(([m, s]) => [m, us(s.p50), us(s.p90), us(s.p99)])).join('\n'));
 console.log(`\nAdded per intercepted openat (p50): ${us(added)} us; target <= 10 us: ${summary.supervised.p50 <= 10_000 ? 'met' : 'NOT met'}.\n`);
+const slower = (a, b) => `${(((b - a) / a) * 100).toFixed(0)}%`;
 console.log(
   mdTable(
-    ['real work (whole run, median ms)', 'static', 'supervised', 'slower by'],
+    ['real work (whole run, median ms)', 'static', 'supervised (allow all)', 'slower by', 'rules policy', 'slower by'],
     Object.entries(work).map(([w, m]) => {
       const a = median(m.static);
       const b = median(m.supervised);
-      return [w, a.toFixed(0), b.toFixed(0), `${(((b - a) / a) * 100).toFixed(0)}%`];
+      const c = median(m.rules);
+      return [w, a.toFixed(0), b.toFixed(0), slower(a, b), c.toFixed(0), slower(a, c)];
     }),
   ).join('\n'),
 );
