@@ -397,17 +397,6 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
 #define RELAY_BUF (256 * 1024)
 #define RELAY_MEM_MAX ((size_t)64 * 1024 * 1024)
 #define RELAY_CTL_MAX 512
-/*
- * A direct half (client <-> upstream, Node out of the path) that has moved
- * RELAY_SPLICE_AFTER bytes is a bulk transfer: it switches from the copy loop
- * to splice(2) through a pipe of RELAY_PIPE bytes, so its bytes never enter
- * the relay's memory (the copy loop costs two copies per byte: ~0.6 ms of CPU
- * per MiB here, about half of it spent copying). Short connections stay on the
- * copy loop: two pipes (four fds, five syscalls) would cost them more than
- * they save. The pipe's size is counted in relay_mem like a buffer.
- */
-#define RELAY_SPLICE_AFTER (64 * 1024)
-#define RELAY_PIPE (256 * 1024)
 /* The broker's CONNECT_TIMEOUT_MS: a dial that takes longer fails with ETIMEDOUT. */
 #define RELAY_DIAL_TIMEOUT_MS 10000
 
@@ -416,11 +405,6 @@ struct relay_half {
 	size_t cap, off, len;
 	int eof;  /* the source has no more to send */
 	int keep; /* never compact: bytes before `off` may still have to go upstream (see "pass") */
-	unsigned long long seen; /* bytes read from the source so far (the splice threshold) */
-	/* Spliced (pipe[0] >= 0): buf is freed; the bytes wait in the pipe, not in our memory. */
-	int pipe[2];
-	size_t pipe_cap, in_pipe;
-	int pipe_full; /* the last splice into the pipe found no room (or no data) with bytes in it */
 };
 
 /*
@@ -473,25 +457,16 @@ static int half_init(struct relay_half *h)
 		return -1;
 	h->cap = RELAY_BUF_MIN;
 	relay_mem += h->cap;
-	h->pipe[0] = h->pipe[1] = -1;
 	return 0;
 }
 
 static void half_free(struct relay_half *h)
 {
-	if (h->pipe[0] >= 0) {
-		close(h->pipe[0]);
-		close(h->pipe[1]);
-		h->pipe[0] = h->pipe[1] = -1;
-		relay_mem -= h->pipe_cap;
-		h->pipe_cap = 0;
-	}
 	if (!h->buf)
 		return;
 	relay_mem -= h->cap;
 	free(h->buf);
 	h->buf = NULL;
-	h->cap = 0;
 }
 
 /* Double h's buffer if it may grow (a read filled it: more is waiting, bigger reads move it faster). */
@@ -510,52 +485,9 @@ static void half_grow(struct relay_half *h)
 /* Whether h can take more bytes, growing it if it is full and may grow. */
 static int half_room(struct relay_half *h)
 {
-	if (h->pipe[0] >= 0)
-		return !h->pipe_full;
 	if (h->len == h->cap)
 		half_grow(h);
 	return h->len < h->cap;
-}
-
-/* Whether h holds bytes its destination has not taken yet. */
-static int half_pending(const struct relay_half *h)
-{
-	return h->off < h->len || h->in_pipe > 0;
-}
-
-/*
- * Switch a direct half to splice: only once its buffer is drained (bytes keep
- * their order) and it has carried enough to be a bulk transfer. If a pipe
- * cannot be had (fd limit, memory cap), the half stays on the copy loop.
- */
-static void half_try_splice(struct relay_half *h)
-{
-	if (h->pipe[0] >= 0 || h->keep || h->off != h->len || h->seen < RELAY_SPLICE_AFTER)
-		return;
-	if (relay_mem - h->cap + RELAY_PIPE > RELAY_MEM_MAX)
-		return;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return;
-	/* An unprivileged user past its pipe quota keeps the default size (or less): slower, not wrong. */
-	int sz = fcntl(p[1], F_SETPIPE_SZ, RELAY_PIPE);
-	if (sz < 0)
-		sz = fcntl(p[1], F_GETPIPE_SZ);
-	if (sz <= 0) {
-		close(p[0]);
-		close(p[1]);
-		return;
-	}
-	relay_mem -= h->cap;
-	free(h->buf);
-	h->buf = NULL;
-	h->cap = h->off = h->len = 0;
-	h->pipe[0] = p[0];
-	h->pipe[1] = p[1];
-	h->pipe_cap = (size_t)sz;
-	relay_mem += h->pipe_cap;
-	h->in_pipe = 0;
-	h->pipe_full = 0;
 }
 
 static long long now_ms(void)
@@ -692,62 +624,9 @@ static void relay_free(struct relay_conn *c)
  * *moved what reached dst (either may be NULL). Returns -1 when the pair
  * must close.
  */
-/*
- * relay_pump for a spliced half: socket -> pipe -> socket, the bytes stay in
- * the kernel. A splice into the pipe that finds no room says EAGAIN, as does
- * an empty socket: with bytes in the pipe we take it as "full" (pipe_full),
- * stop polling the source and try again once some bytes went out.
- */
-static int relay_splice_pump(int src, int dst, struct relay_half *h, short src_ev, short dst_ev,
-			     unsigned long long *got, unsigned long long *moved)
-{
-	int can_read = (src_ev & (POLLIN | POLLHUP | POLLERR)) != 0;
-	int can_write = (dst_ev & POLLOUT) != 0;
-	for (int round = 0; round < 8; round++) {
-		int progress = 0;
-		if (can_read && !h->eof && !h->pipe_full) {
-			ssize_t n = splice(src, NULL, h->pipe[1], NULL, h->pipe_cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				h->in_pipe += (size_t)n;
-				h->seen += (unsigned long long)n;
-				if (got)
-					*got += (unsigned long long)n;
-				progress = 1;
-			} else if (n == 0)
-				h->eof = 1;
-			else if (errno == EAGAIN || errno == EINTR) {
-				can_read = 0;
-				if (errno == EAGAIN && h->in_pipe > 0)
-					h->pipe_full = 1;
-			} else
-				return -1;
-		}
-		if (can_write && h->in_pipe > 0) {
-			ssize_t n = splice(h->pipe[0], NULL, dst, NULL, h->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				h->in_pipe -= (size_t)n;
-				h->pipe_full = 0;
-				if (moved)
-					*moved += (unsigned long long)n;
-				progress = 1;
-			} else if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				can_write = 0;
-			else
-				return -1; /* n == 0 cannot happen with bytes in the pipe */
-		}
-		if (!progress)
-			break;
-	}
-	if (dst_ev & POLLERR)
-		return -1;
-	return 0;
-}
-
 static int relay_pump(int src, int dst, struct relay_half *h, short src_ev, short dst_ev,
 		      unsigned long long *got, unsigned long long *moved)
 {
-	if (h->pipe[0] >= 0)
-		return relay_splice_pump(src, dst, h, src_ev, dst_ev, got, moved);
 	int can_read = (src_ev & (POLLIN | POLLHUP | POLLERR)) != 0;
 	int can_write = (dst_ev & POLLOUT) != 0;
 	for (int round = 0; round < 8; round++) {
@@ -756,7 +635,6 @@ static int relay_pump(int src, int dst, struct relay_half *h, short src_ev, shor
 			ssize_t n = read(src, h->buf + h->len, h->cap - h->len);
 			if (n > 0) {
 				h->len += (size_t)n;
-				h->seen += (unsigned long long)n;
 				if (got)
 					*got += (unsigned long long)n;
 				progress = 1;
@@ -1084,7 +962,7 @@ static void relay_events(struct relay_conn *c, struct pollfd *p)
 	int direct_up = c->mode == MODE_DIAL && c->passed;
 	if (!c->up.eof && half_room(&c->up))
 		cev |= POLLIN;
-	if (half_pending(&c->down) && c->client >= 0)
+	if (c->down.off < c->down.len && c->client >= 0)
 		cev |= POLLOUT;
 	if (c->mode == MODE_PIPE) {
 		if (!c->down.eof && half_room(&c->down))
@@ -1099,7 +977,7 @@ static void relay_events(struct relay_conn *c, struct pollfd *p)
 		else {
 			if (!c->down.eof && half_room(&c->down))
 				uev |= POLLIN;
-			if (direct_up && half_pending(&c->up))
+			if (direct_up && c->up.off < c->up.len)
 				uev |= POLLOUT;
 		}
 	}
@@ -1148,9 +1026,8 @@ static int relay_step(struct relay_conn *c, struct pollfd *p, int udp, long long
 			c->broker_shut = 1;
 		}
 	} else if (c->connected) {
-		half_try_splice(&c->up);
 		bad |= relay_pump(c->client, c->target, &c->up, cev, uev, NULL, &c->bytes_up);
-		if (!bad && c->up.eof && !half_pending(&c->up) && !c->up_shut) {
+		if (!bad && c->up.eof && c->up.off == c->up.len && !c->up_shut) {
 			shutdown(c->target, SHUT_WR);
 			c->up_shut = 1;
 		}
@@ -1160,15 +1037,14 @@ static int relay_step(struct relay_conn *c, struct pollfd *p, int udp, long long
 	}
 	if (c->mode == MODE_PIPE)
 		bad |= relay_pump(c->broker, c->client, &c->down, bev, cev, NULL, NULL);
-	else if (c->mode == MODE_DIAL && c->connected) {
-		half_try_splice(&c->down);
+	else if (c->mode == MODE_DIAL && c->connected)
 		bad |= relay_pump(c->target, c->client, &c->down, uev, cev, &c->bytes_down, NULL);
-	} else if (c->down.off < c->down.len)
+	else if (c->down.off < c->down.len)
 		bad |= relay_pump(-1, c->client, &c->down, 0, cev, NULL, NULL);
 	if (bad)
 		return 1;
 	/* Half-close: pass on an EOF once its buffered bytes are through. */
-	if (c->down.eof && !half_pending(&c->down) && !c->client_shut) {
+	if (c->down.eof && c->down.off == c->down.len && !c->client_shut) {
 		shutdown(c->client, SHUT_WR);
 		c->client_shut = 1;
 	}
