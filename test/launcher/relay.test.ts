@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -118,23 +118,10 @@ async function bulkServer(order: 'server-first' | 'client-first') {
   return { port, got, sent: createHash('sha256').update(data).digest('hex'), close: () => server.close() };
 }
 
-/** The pipes a process holds (the relay's splice pipes, and whatever else it has open). */
-function pipesOf(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('pipe:')) n += 1;
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return n;
-}
-
 /**
  * The sandboxed client of a bulk transfer: the broker's first line, then BULK random bytes up
  * (and EOF) while it reads everything down, pausing half a second after the first MiB so the
- * relay holds bytes in flight. Prints the hashes and counts of both directions.
+ * relay's buffers fill and grow. Prints the hashes and counts of both directions.
  */
 const PY_BULK = (order: string) => `import socket, hashlib, random, threading, time
 s = socket.create_connection(('127.0.0.1', 8080), timeout=30)
@@ -380,7 +367,7 @@ except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
   });
 
   for (const order of ['server-first', 'client-first'] as const) {
-    it(`dial, bulk (${order === 'server-first' ? 'the server half-closes first' : 'the client half-closes first'}): 8 MiB each way by splice arrive whole, in order, with exact counts`, async () => {
+    it(`dial, bulk (${order === 'server-first' ? 'the server half-closes first' : 'the client half-closes first'}): 8 MiB each way arrive whole, in order, with exact counts`, async () => {
       const dir = tempDir();
       const sock = path.join(dir, 'b.sock');
       const server = await bulkServer(order);
@@ -393,20 +380,6 @@ except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
         c.write(`pass ${nl + 1}\n`);
         return true;
       });
-      // The relay's pipes, sampled while the bytes flow: a bulk transfer must take the splice path.
-      let fewest = Infinity;
-      let most = 0;
-      const watcher = setInterval(() => {
-        for (const relay of forksNamed('ward-relay', sock)) {
-          try {
-            const n = pipesOf(relay);
-            fewest = Math.min(fewest, n);
-            most = Math.max(most, n);
-          } catch {
-            /* gone */
-          }
-        }
-      }, 10);
       try {
         const r = await sandboxed(sock, [8080], PY_BULK(order));
         assert.equal(r.code, 0, r.out + r.status);
@@ -419,9 +392,7 @@ except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
         assert.equal(server.got.bytes, BULK, 'every byte up after the pass offset, and no more');
         assert.equal(server.got.hash, up, 'the upload arrived unchanged and in order');
         assert.deepEqual(stand.done, [`done 9 ${BULK} ${BULK} -`]);
-        assert.ok(most >= fewest + 2, `the relay spliced through a pipe (pipes held: ${fewest} to ${most})`);
       } finally {
-        clearInterval(watcher);
         server.close();
         stand.server.close();
       }
