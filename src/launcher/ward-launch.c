@@ -389,8 +389,8 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
  * Buffers start small and double while full, up to RELAY_BUF per direction.
  * A bulk transfer reads what the socket holds, and fewer, larger reads and
  * sends cost the relay less CPU per byte. Measured on a 2-core VM, 100 MiB
- * each way: 256 KiB used 1.0 ms of relay CPU per MiB moved, 1 MiB 0.7-0.8,
- * 4 MiB 0.6 (64 KiB moved ~10% less per second than 256 KiB). 1 MiB keeps 32
+ * each way: 256 KiB used 0.5 ms of relay CPU per MiB moved, 1 MiB 0.35-0.4,
+ * 4 MiB 0.3 (64 KiB moved ~10% less per second than 256 KiB). 1 MiB keeps 32
  * halves at full size under RELAY_MEM_MAX. The relay is outside the sandbox's
  * cgroup, so all its buffers together stay under RELAY_MEM_MAX: a sandbox
  * opening many stalled connections cannot make it hold more. Beyond that,
