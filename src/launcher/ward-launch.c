@@ -398,7 +398,7 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
  *
  * splice(2) through a pipe was tried (and measured) instead of this copy
  * loop: it cut the relay's own CPU by ~40% but the receiving process then
- * paid ~0.4 ms/MiB more (why is not understood), and
+ * paid ~0.2 ms per MiB more (why is not understood), and
  * downloads moved ~25% less. See BENCHMARKS.md, Egress.
  */
 #define RELAY_BUF_MIN (16 * 1024)
