@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
@@ -86,6 +87,70 @@ async function hostServer(answer: string | null): Promise<{ port: number; got: (
   const port = (server.address() as { port: number }).port;
   return { port, got: () => got, close: () => server.close() };
 }
+
+const BULK = 8 << 20;
+
+/**
+ * A host server for bulk transfers both ways: it sends BULK random bytes and hashes what it gets.
+ * 'server-first': it sends at once and half-closes while the client is still sending;
+ * 'client-first': it sends only after the client's EOF (the relay must carry the client's
+ * half-close upstream and keep carrying the other direction).
+ */
+async function bulkServer(order: 'server-first' | 'client-first') {
+  const data = randomBytes(BULK);
+  const got = { hash: '', bytes: 0, ended: false };
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    const h = createHash('sha256');
+    s.on('data', (d: Buffer) => {
+      h.update(d);
+      got.bytes += d.length;
+    });
+    s.on('end', () => {
+      got.hash = h.digest('hex');
+      got.ended = true;
+      if (order === 'client-first') s.end(data);
+    });
+    if (order === 'server-first') s.end(data);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return { port, got, sent: createHash('sha256').update(data).digest('hex'), close: () => server.close() };
+}
+
+/**
+ * The sandboxed client of a bulk transfer: the broker's first line, then BULK random bytes up
+ * (and EOF) while it reads everything down, pausing half a second after the first MiB so the
+ * relay's buffers fill and grow. Prints the hashes and counts of both directions.
+ */
+const PY_BULK = (order: string) => `import socket, hashlib, random, threading, time
+s = socket.create_connection(('127.0.0.1', 8080), timeout=30)
+s.sendall(b'FOR-THE-BROKER\\n')
+up = hashlib.sha256()
+rnd = random.Random(7)
+def send():
+    for i in range(${BULK} // 65536):
+        chunk = rnd.randbytes(65536)
+        up.update(chunk)
+        s.sendall(chunk)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+if '${order}' == 'server-first': t.start()
+else: send()
+down = hashlib.sha256()
+n = 0
+paused = False
+while True:
+    d = s.recv(1 << 20)
+    if not d: break
+    down.update(d)
+    n += len(d)
+    if n >= 1 << 20 and not paused:
+        time.sleep(0.5)
+        paused = True
+if '${order}' == 'server-first': t.join()
+print('up', up.hexdigest())
+print('down', down.hexdigest(), n)`;
 
 /**
  * The pids of processes called `comm` that were forked from the launcher run with `arg` on its
@@ -300,6 +365,39 @@ except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
       stand.server.close();
     }
   });
+
+  for (const order of ['server-first', 'client-first'] as const) {
+    it(`dial, bulk (${order === 'server-first' ? 'the server half-closes first' : 'the client half-closes first'}): 8 MiB each way arrive whole, in order, with exact counts`, async () => {
+      const dir = tempDir();
+      const sock = path.join(dir, 'b.sock');
+      const server = await bulkServer(order);
+      const dialed = new WeakSet<Socket>();
+      const stand = await standInBroker(sock, (c, _head, body) => {
+        if (!dialed.has(c)) c.write(`dial 9 127.0.0.1 ${server.port}\n`);
+        dialed.add(c);
+        const nl = body.indexOf(10);
+        if (nl < 0) return false;
+        c.write(`pass ${nl + 1}\n`);
+        return true;
+      });
+      try {
+        const r = await sandboxed(sock, [8080], PY_BULK(order));
+        assert.equal(r.code, 0, r.out + r.status);
+        const up = /^up ([0-9a-f]{64})$/m.exec(r.out)?.[1];
+        const down = /^down ([0-9a-f]{64}) (\d+)$/m.exec(r.out);
+        assert.ok(up && down, r.out);
+        assert.ok(await eventually(() => server.got.ended && stand.done.length === 1, 10_000), `the server's EOF and the relay's count (done ${JSON.stringify(stand.done)})`);
+        assert.equal(Number(down[2]), BULK, 'every byte down, and no more');
+        assert.equal(down[1], server.sent, 'the download arrived unchanged and in order');
+        assert.equal(server.got.bytes, BULK, 'every byte up after the pass offset, and no more');
+        assert.equal(server.got.hash, up, 'the upload arrived unchanged and in order');
+        assert.deepEqual(stand.done, [`done 9 ${BULK} ${BULK} -`]);
+      } finally {
+        server.close();
+        stand.server.close();
+      }
+    });
+  }
 
   it('dial with "connect": the relay answers the CONNECT (200, or 502 naming the host) and reports a failed dial', async () => {
     const dir = tempDir();
