@@ -2091,8 +2091,12 @@ static void supervise_handshake(int sfd)
  * directory, the limits and every restriction were fixed by the policy
  * before it could arrive, so nothing in it can change them. EOF (the pool
  * closed or discarded this sandbox) or a malformed message ends the
- * launcher without exec (fail closed), with a status line naming why. The
- * fd is closed before the exec: the command never holds it.
+ * launcher without exec (fail closed), with a status line naming why.
+ * Having read it, inner answers one byte 'A' ("taken"): Ward then knows the
+ * command started here, and that a sandbox which died before the byte never
+ * ran it (the pool gives the command to another one). The channel is a
+ * socket (Node's pipes are socketpairs); it is made one-way after the byte,
+ * and closed before the exec: the command never holds it.
  */
 #define ARGV_MSG_MAX (1U << 20)  /* 1 MiB: above what Ward sends (src/pool/message.ts) */
 #define ARGV_MSG_MAX_ARGS 65536
@@ -2118,13 +2122,6 @@ static int read_exact(int fd, void *buf, size_t len, size_t *got)
 
 static char **read_argv(int fd)
 {
-	/*
-	 * Nothing may be written back to Ward through this channel: a socket
-	 * (Node's pipes are socketpairs) is made one-way before we wait on it.
-	 * Not a socket (ENOTSOCK: a real pipe) is one-way already.
-	 */
-	if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTSOCK)
-		fail("argv-read", errno, "shutdown of the argv channel's sandbox end", NULL);
 	uint32_t len;
 	size_t got;
 	if (read_exact(fd, &len, sizeof len, &got) < 0)
@@ -2156,6 +2153,16 @@ static char **read_argv(int fd)
 		cmd[k] = p;
 		p += strlen(p) + 1;
 	}
+	/* No ack, no exec: Ward would take a command it cannot see start for one that never ran. */
+	ssize_t sent;
+	do
+		sent = send(fd, "A", 1, MSG_NOSIGNAL); /* EPIPE, not SIGPIPE: the failure is reported */
+	while (sent < 0 && errno == EINTR);
+	if (sent != 1)
+		fail("argv-ack", errno, "answering Ward that the command was taken", NULL);
+	/* Nothing more goes back to Ward this way, whoever else holds this socket (bwrap's init). */
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("argv-ack", errno, "shutdown of the argv channel's sandbox end", NULL);
 	if (close(fd) < 0)
 		fail("argv-read", errno, "closing the argv channel", NULL);
 	return cmd;
