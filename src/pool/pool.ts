@@ -50,8 +50,8 @@ export interface Pool {
 
 /** Warm starts that fail in a row before waiting callers get the error rather than wait on. */
 const FAILURES_BEFORE_GIVING_UP = 3;
-/** How long after a hand-out the replacement starts (see startOnce). */
-const REFILL_DELAY_MS = 20;
+/** How long after a hand-out the replacement starts if the command is still running (see startOnce). */
+const REFILL_DELAY_MS = 250;
 /** A command whose sandbox died before taking it is given to another this many times more. */
 const UNTAKEN_RETRIES = 2;
 
@@ -152,7 +152,8 @@ export function createPool(input: PoolOptions): Pool {
         warm.splice(i, 1);
         lost++;
       }
-      fill();
+      // After the caller has its result (a macrotask later): the spawn blocks this thread.
+      setImmediate(fill);
     });
   }
 
@@ -184,9 +185,10 @@ export function createPool(input: PoolOptions): Pool {
         audit.failed(e);
         throw e;
       } finally {
-        // Its replacement starts a moment later: building a sandbox (a synchronous spawn in this
-        // thread, then bwrap) competes with the command's start on a small machine. A command
-        // that ends first refills at its end (sb.ended).
+        // Its replacement starts when the command ends (sb.ended), or REFILL_DELAY_MS after the
+        // hand-out if it runs longer: building a sandbox (a synchronous spawn in this thread,
+        // then bwrap) would otherwise compete with this command's start and end on a small
+        // machine, and delay the caller's result.
         setTimeout(fill, REFILL_DELAY_MS);
       }
       slot.handedOut = true;
