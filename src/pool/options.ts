@@ -55,12 +55,9 @@ export function checkPoolOptions(opts: unknown): PoolOptions {
  * never run with less: each named feature is either in force in a pooled sandbox or refused.
  */
 export function unpoolable(plan: Plan): { feature: string; why: string } | null {
-  if (plan.rules) {
-    return {
-      feature: 'dynamic rules (`rules:`)',
-      why: 'their supervisor and the files a rule names (hard links, renames) are set up when the sandbox starts; pooled sandboxes do not carry that over the warm time yet',
-    };
-  }
+  // Dynamic rules are pooled: each warm sandbox has its own supervisor and fresh rule state, set
+  // up (with the notify filter installed) before "ready", exactly as an unpooled run without a
+  // session. Sessions are refused at hand-out options (there is no `session` option).
   if (plan.network) {
     return {
       feature: 'network.allow (the egress broker)',

@@ -196,6 +196,15 @@ export function createPool(input: PoolOptions): Pool {
     }
   };
 
+  // Warm from the start. A policy that cannot start here at all (a refused cgroup, supervised mode
+  // missing) fails now, with launch()'s error, rather than at the first command.
+  fill();
+  if (lastError !== null && starting.size === 0) {
+    closed = true;
+    if (refillTimer) clearTimeout(refillTimer);
+    throw lastError;
+  }
+
   return {
     async start(argv, ro) {
       const o = checkRunOptions(ro, false);

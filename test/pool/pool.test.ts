@@ -5,11 +5,12 @@
  * nothing behind, and bad input is refused with the problem named.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createPool, run, WardError, type PolicyInput, type Pool, type RunResult } from '../../src/index.js';
-import { eventually, hasCgroup, pySyscall, sandboxFixture, tempDir, wardCgroupsOf } from '../helpers.js';
+import { eventually, hasCgroup, pySyscall, sandboxFixture, tempDir, wardCgroupsOf, which } from '../helpers.js';
+import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
 
 const pools: Pool[] = [];
 after(async () => {
@@ -146,6 +147,40 @@ describe('pool: the same walls as an unpooled run', () => {
   });
 });
 
+describe('pool: dynamic rules (supervised mode) in pooled sandboxes', { skip: (!!supervisedModeProblem() || !which('python3')) && 'supervised mode or python3 unavailable here' }, () => {
+  it('after reading secrets, writes under src/ are refused, in that sandbox only; each command starts with fresh rule state', async () => {
+    const fx = sandboxFixture();
+    mkdirSync(path.join(fx.ws, 'secrets'));
+    mkdirSync(path.join(fx.ws, 'src'));
+    writeFileSync(path.join(fx.ws, 'secrets', 'key.txt'), 'TOPSECRET\n');
+    writeFileSync(path.join(fx.ws, 'src', 'main.c'), 'int main(){}\n');
+    const policy = { policy: { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }] } };
+    const pool = createPool({ policy, size: 1, workspace: fx.ws, env: fx.env, audit: false, allowDegraded: !hasCgroup });
+    pools.push(pool);
+    const probe = `
+def w(tag):
+    try:
+        open('src/main.c', 'a').write('//' + tag + '\\n'); print(tag, 'ok')
+    except OSError as e:
+        print(tag, 'refused errno=%s' % e.errno)
+w('before')
+open('secrets/key.txt').read()
+w('after')
+`;
+    const r = await pool.run(['python3', '-c', probe]);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.match(out, /^before ok$/m, out);
+    assert.match(out, /^after refused errno=13$/m, out);
+    assert.equal(r.revocations.length, 1);
+    assert.ok(r.launch.layers.supervisor, 'the launch record names the supervisor');
+    assert.ok(r.denials.some((d) => d.layer === 'supervisor'));
+    // The next command gets a sandbox of its own with its own, untriggered rules.
+    const r2 = await pool.run(['python3', '-c', "open('src/main.c', 'a').write('//next\\n'); print('next ok')"]);
+    assert.equal(r2.stdout.toString(), 'next ok\n', r2.stderr.toString());
+    assert.equal(readFileSync(path.join(fx.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n//before\n//next\n');
+  });
+});
+
 describe('pool: one sandbox, one command', () => {
   it('a file one command leaves in /tmp is absent for every next one', async () => {
     const t = setup({ profile: 'default' }, 2);
@@ -244,8 +279,9 @@ describe('pool: close() and bad input', () => {
   it('refuses policy features it cannot pool rather than run them with less', () => {
     const fx = sandboxFixture();
     const base = { workspace: fx.ws, env: fx.env, audit: false as const, size: 1 };
-    assert.throws(() => createPool({ ...base, policy: { policy: { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] } } }), /cannot run in a pool: dynamic rules \(`rules:`\)/);
     assert.throws(() => createPool({ ...base, policy: { policy: { extends: ['default'], network: { allow: ['example.com:443'] } } } }), /cannot run in a pool: network\.allow \(the egress broker\)/);
+    // A sandbox that cannot start at all fails createPool() itself, with launch()'s own error.
+    assert.throws(() => createPool({ ...base, allowDegraded: true, policy: { policy: { extends: ['default'], sandbox: { allow_degraded: false } } } }), /does not allow degraded runs/);
   });
 
   it('refuses bad run input before spending a sandbox on it', async () => {
