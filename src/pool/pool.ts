@@ -196,12 +196,24 @@ export function createPool(input: PoolOptions): Pool {
     }
   };
 
+  // Each live sandbox holds one process 'exit' listener (launch.ts kills it if Ward exits): a pool
+  // legitimately holds up to 2 × size (warm ones and running ones being replaced), which is no leak.
+  const extraListeners = process.getMaxListeners() === 0 ? 0 : 2 * opts.size;
+  process.setMaxListeners(process.getMaxListeners() + extraListeners);
+  let listenersReturned = false;
+  const returnListeners = () => {
+    if (listenersReturned || extraListeners === 0) return;
+    listenersReturned = true;
+    process.setMaxListeners(Math.max(1, process.getMaxListeners() - extraListeners));
+  };
+
   // Warm from the start. A policy that cannot start here at all (a refused cgroup, supervised mode
   // missing) fails now, with launch()'s error, rather than at the first command.
   fill();
   if (lastError !== null && starting.size === 0) {
     closed = true;
     if (refillTimer) clearTimeout(refillTimer);
+    returnListeners();
     throw lastError;
   }
 
@@ -248,6 +260,7 @@ export function createPool(input: PoolOptions): Pool {
       const slots = [...all];
       // Warm ones are discarded; running commands are killed too, so that nothing outlives the pool.
       await Promise.all(slots.map((s) => s.sb.discard()));
+      returnListeners();
     },
   };
 }

@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test';
 import { createPool, run, WardError, type PolicyInput, type Pool, type RunResult } from '../../src/index.js';
 import { eventually, hasCgroup, pySyscall, sandboxFixture, tempDir, wardCgroupsOf, which } from '../helpers.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
+import { LAUNCHER_INSIDE } from '../../src/sandbox/bwrap.js';
 
 const pools: Pool[] = [];
 after(async () => {
@@ -210,7 +211,8 @@ describe('pool: one sandbox, one command', () => {
     const t = setup();
     await t.pool.ready();
     const warmPid = t.pool.stats().warmPids[0]!;
-    const inner = descendants(warmPid).find((p) => p.cmd.includes('launch inner'));
+    // The launcher itself (bwrap's own command lines name it too, after "--": not those).
+    const inner = descendants(warmPid).find((p) => p.cmd.startsWith(`${LAUNCHER_INSIDE} inner `));
     assert.ok(inner, `the warm launcher is found under ${warmPid}`);
     process.kill(inner.pid, 'SIGKILL');
     // Asked for at once: the pool must not give the command to the dying sandbox (or, if it
