@@ -61,7 +61,7 @@ export function unpoolable(plan: Plan): { feature: string; why: string } | null 
   if (plan.network) {
     return {
       feature: 'network.allow (the egress broker)',
-      why: "the broker's credentials and DNS answers are fixed when the sandbox starts; pooled sandboxes do not support the broker yet",
+      why: 'the broker, its relay and the run CA are started with each sandbox and brokered credentials are read then; pooling them is not built or tested yet',
     };
   }
   return null;
