@@ -233,7 +233,7 @@ export interface WarmSandbox {
   usable(): boolean;
   /** Sends the command; limits and the wall clock start now. Throws if the sandbox is not usable. */
   handOut(argv: string[], opts?: HandOutOptions): RunHandle;
-  /** Kills an unused sandbox; resolves once it is gone and its cgroup and run directory are removed. */
+  /** Kills the sandbox (unused, or running its command); resolves once it is gone and cleaned up. */
   discard(): Promise<void>;
 }
 
