@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { WardError } from '../errors.js';
 import type { PolicyInput } from '../api.js';
 import type { AuditOption } from '../audit/run-log.js';
-import type { VerificationSummary } from '../sandbox/launch.js';
+import type { LaunchOptions, VerificationSummary } from '../sandbox/launch.js';
 import type { Plan } from '../plan/compile.js';
 
 /** More warm sandboxes than this would mostly hold memory on the small machines Ward targets. */
@@ -27,9 +27,11 @@ export interface PoolOptions {
   allowDegraded?: boolean;
   /** A `ward verify` result for this policy, recorded in each launch record (as in run()). */
   verification?: VerificationSummary;
+  /** For tests, as LaunchOptions.egress: where allowed names really go (default: the host's resolver). */
+  egress?: LaunchOptions['egress'];
 }
 
-const KNOWN = ['policy', 'size', 'workspace', 'env', 'audit', 'allowDegraded', 'verification'] as const;
+const KNOWN = ['policy', 'size', 'workspace', 'env', 'audit', 'allowDegraded', 'verification', 'egress'] as const;
 
 export function checkPoolOptions(opts: unknown): PoolOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
@@ -58,10 +60,14 @@ export function unpoolable(plan: Plan): { feature: string; why: string } | null 
   // Dynamic rules are pooled: each warm sandbox has its own supervisor and fresh rule state, set
   // up (with the notify filter installed) before "ready", exactly as an unpooled run without a
   // session. Sessions are refused at hand-out options (there is no `session` option).
-  if (plan.network) {
+  // network.allow is pooled: each warm sandbox has its own broker, relay and run directory, up
+  // before "ready" (bwrap waits for the relay). Brokered credentials are not: their values would
+  // be read when the sandbox is built and kept in Ward's memory for the warm time, and a
+  // credential rotated meanwhile would go out stale.
+  if (plan.network && plan.network.secrets.length > 0) {
     return {
-      feature: 'network.allow (the egress broker)',
-      why: 'the broker, its relay and the run CA are started with each sandbox and brokered credentials are read then; pooling them is not built or tested yet',
+      feature: 'brokered credentials (`secrets:`)',
+      why: 'a warm sandbox would read their values when it is built, not when its command runs; pooling them is not built yet',
     };
   }
   return null;

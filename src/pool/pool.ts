@@ -119,6 +119,7 @@ export function createPool(input: PoolOptions): Pool {
         onRecord: (r) => slot.forward?.(r),
         ...(opts.allowDegraded !== undefined ? { allowDegraded: opts.allowDegraded } : {}),
         ...(opts.verification !== undefined ? { verification: opts.verification } : {}),
+        ...(opts.egress !== undefined ? { egress: opts.egress } : {}),
         env,
       });
     } catch (e) {

@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { createPool, run, WardError, type PolicyInput, type Pool, type RunResult } from '../../src/index.js';
 import { eventually, hasCgroup, pySyscall, sandboxFixture, tempDir, wardCgroupsOf, which } from '../helpers.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
@@ -182,6 +184,72 @@ w('after')
   });
 });
 
+describe('pool: egress (network.allow) in pooled sandboxes', { skip: !which('python3') && 'python3 missing' }, () => {
+  let server: Server;
+  let port = 0;
+  before(async () => {
+    server = createServer((req, res) => res.end(`hello ${req.url}\n`));
+    port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  });
+  after(() => server.close());
+
+  it('the allowed name works, any other is refused, and each decision is recorded after the launch record', async () => {
+    const fx = sandboxFixture();
+    const log = path.join(tempDir('ward-pool-audit-'), 'audit.jsonl');
+    // The brokers' run directories go to a temporary directory of this test's own, to be checked.
+    const runDirs = tempDir('ward-pool-tmp-');
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = runDirs;
+    const policy = { policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } };
+    let pool: Pool;
+    try {
+      pool = createPool({ policy, size: 1, workspace: fx.ws, env: fx.env, audit: log, allowDegraded: !hasCgroup, egress: { resolve: async () => '127.0.0.1' } });
+      await pool.ready();
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
+    pools.push(pool);
+    assert.equal(readdirSync(runDirs).filter((d) => d.startsWith('ward-net-')).length, 1, 'the warm sandbox has its broker up');
+    const code = `
+import socket
+def get(host):
+    try:
+        ip = socket.gethostbyname(host)
+        s = socket.create_connection((ip, ${port}), timeout=5)
+        s.sendall(('GET /x HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' % host).encode())
+        data = b''
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            data += c
+        print(host, 'ok' if b'hello /x' in data else 'closed')
+    except OSError as e:
+        print(host, 'refused', type(e).__name__)
+get('api.test')
+get('evil.test')
+try:
+    socket.create_connection(('1.1.1.1', 443), timeout=3); print('direct ok')
+except OSError as e:
+    print('direct refused errno=%s' % e.errno)
+`;
+    const r = await pool.run(['python3', '-c', code]);
+    const out = r.stdout.toString();
+    assert.match(out, /^api\.test ok$/m, out + r.stderr.toString());
+    assert.match(out, /^evil\.test refused/m);
+    assert.match(out, /^direct refused errno=\d+$/m);
+    assert.ok(r.net.some((e) => JSON.stringify(e).includes('evil.test')), 'the refused lookup is recorded');
+    assert.ok(r.launch.layers.network, 'the launch record names the egress path');
+    const types = readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    assert.ok(types.includes('net'));
+    assert.ok(types.indexOf('launch') >= 0 && types.indexOf('launch') < types.indexOf('net'), types.join(' '));
+    assert.ok(types.lastIndexOf('net') < types.indexOf('exit'), types.join(' '));
+    // Every broker and run directory (the used sandbox's and its warm replacement's) goes with close().
+    await pool.close();
+    assert.deepEqual(readdirSync(runDirs), []);
+  });
+});
+
 describe('pool: one sandbox, one command', () => {
   it('a file one command leaves in /tmp is absent for every next one', async () => {
     const t = setup({ profile: 'default' }, 2);
@@ -281,7 +349,10 @@ describe('pool: close() and bad input', () => {
   it('refuses policy features it cannot pool rather than run them with less', () => {
     const fx = sandboxFixture();
     const base = { workspace: fx.ws, env: fx.env, audit: false as const, size: 1 };
-    assert.throws(() => createPool({ ...base, policy: { policy: { extends: ['default'], network: { allow: ['example.com:443'] } } } }), /cannot run in a pool: network\.allow \(the egress broker\)/);
+    assert.throws(
+      () => createPool({ ...base, env: { ...fx.env, TOKEN: 'x' }, policy: { policy: { extends: ['default'], network: { allow: ['api.test:443'] }, secrets: { TOKEN: { from_env: 'TOKEN', hosts: ['api.test:443'] } } } } }),
+      /cannot run in a pool: brokered credentials \(`secrets:`\)/,
+    );
     // A sandbox that cannot start at all fails createPool() itself, with launch()'s own error.
     assert.throws(() => createPool({ ...base, allowDegraded: true, policy: { policy: { extends: ['default'], sandbox: { allow_degraded: false } } } }), /does not allow degraded runs/);
   });
