@@ -5,7 +5,8 @@
 // call) to the end of the process (exit + stdio closed), for:
 //   bare /bin/true, bare bwrap with Ward's namespaces, `ward run true` (CLI),
 //   Ward's library (run() with a prepared policy; launch() with a compiled plan),
-//   the same with Landlock off (what the layer costs), and
+//   the same with Landlock off (what the layer costs), a warm pool's pool.run() (src/pool/;
+//   the pool refilled before each sample, not counted: bench/pool.js measures it in depth), and
 //   @anthropic-ai/sandbox-runtime (srt) CLI and library, installed under /tmp;
 // then a real build (tsc of Ward itself) bare vs inside Ward.
 //
@@ -58,7 +59,9 @@ const BUILD_TIMEOUT_MS = 10 * 60_000;
 const scratch = scratchDirs();
 const tempDir = (prefix) => scratch.make(prefix);
 let srtWorker = null;
+let pool = null; // the warm pool of the ward_pool_run case
 function cleanup() {
+  void pool?.close();
   if (srtWorker && srtWorker.exitCode === null) srtWorker.kill('SIGKILL');
   scratch.removeAll();
 }
@@ -170,6 +173,24 @@ const cases = [
   { key: 'ward_cli_exit_at_result', label: 'Ward CLI, exiting at the result (diagnostic)', group: 'ward', fn: spawnCase(node, ['-e', cliExitAtResult, 'run', '--profile', 'default', ...cliAudit, '--workspace', ws, '--', 'true']) },
 ];
 
+// A warm pool (issue #6): the sandbox is built before the command is asked for.
+pool = typeof ward.createPool === 'function' ? ward.createPool({ policy: prepared, size: 2, workspace: ws, audit: auditLog }) : null;
+if (pool) {
+  cases.push({
+    key: 'ward_pool_run',
+    label: 'Ward `pool.run()`, warm pool of 2, per call',
+    group: 'ward',
+    fn: async () => {
+      await withTimeout(pool.ready(), MICRO_TIMEOUT_MS, 'pool refill'); // not counted: see bench/pool.js
+      const t0 = now();
+      const r = await withTimeout(pool.run(['true']), MICRO_TIMEOUT_MS, 'pool.run');
+      const ms = msSince(t0);
+      checkWard('ward_pool_run', r, true);
+      return ms;
+    },
+  });
+}
+
 // ---------------------------------------------------------------------------
 // srt
 // ---------------------------------------------------------------------------
@@ -280,6 +301,7 @@ for (let round = 0; round < opts.n; round++) {
   if ((round + 1) % 10 === 0) log(`micro: round ${round + 1}/${opts.n}`);
 }
 await stopSrt();
+await pool?.close();
 
 const micro = {};
 for (const c of cases) if (live.has(c.key) && samples[c.key].length) micro[c.key] = { label: c.label, ...stats(samples[c.key]), samples: samples[c.key] };

@@ -79,7 +79,7 @@ if (process.getuid() === 0 && process.env.WARD_TEST_UNPRIVILEGED !== '0') {
   const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
   const home = execFileSync('sh', ['-c', `getent passwd ${user} | cut -d: -f6`], { encoding: 'utf8' }).trim();
   // The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user).
-  const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor)\/|^test\/seccomp\/kernel/.test(f));
+  const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor|pool)\/|^test\/seccomp\/kernel/.test(f));
   // The user's own PATH would not name root's private directories (pyenv shims under /root).
   const userPath = (process.env.PATH ?? '').split(':').filter((d) => d && !d.startsWith('/root')).join(':');
   const env = { HOME: home, USER: user, LOGNAME: user, PATH: userPath, XDG_CACHE_HOME: '', XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', WARD_TEST_AS: 'unprivileged' };

@@ -13,3 +13,4 @@ export { AuditWriter } from './audit/writer.js';
 export { verifyLogFile } from './audit/verify.js';
 export { initKeys } from './audit/keys.js';
 export { defaultAuditLog, type AuditOption } from './audit/run-log.js';
+export { createPool, MAX_POOL_SIZE, type Pool, type PoolOptions, type PoolRunOptions, type PoolStats } from './pool/index.js';

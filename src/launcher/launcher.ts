@@ -245,6 +245,12 @@ export interface InnerOptions {
    * supervisor's go-ahead before it execs (src/supervisor/).
    */
   superviseFd?: number;
+  /**
+   * Pooled sandboxes (src/pool/): inner does every step up to "ready", then reads the command's
+   * argv from this fd (one length-prefixed message, see ward-launch.c read_argv) and execs it.
+   * The command is then not given on the command line: nothing follows the final '--'.
+   */
+  argvFd?: number;
 }
 
 export interface OuterOptions {
@@ -318,6 +324,11 @@ export function innerArgs(opts: InnerOptions): string[] {
     checkStatusFd(opts.superviseFd);
     if (opts.superviseFd === opts.statusFd) argError('the supervise and status fds must differ');
     args.push('--supervise-fd', String(opts.superviseFd));
+  }
+  if (opts.argvFd !== undefined) {
+    checkStatusFd(opts.argvFd);
+    if (opts.argvFd === opts.statusFd || opts.argvFd === opts.superviseFd) argError('the argv fd must differ from the status and supervise fds');
+    args.push('--argv-fd', String(opts.argvFd));
   }
   args.push('--');
   return args;

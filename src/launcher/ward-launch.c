@@ -17,7 +17,11 @@
  * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve, and
  * for supervised mode seccomp, recv and sendmsg.) With --supervise-fd N,
  * inner also installs the supervisor's notify filter and hands its listener
- * to Ward before the exec (see supervise_handshake).
+ * to Ward before the exec (see supervise_handshake). With --argv-fd N
+ * (pooled, "warm" sandboxes, src/pool/), inner does every step up to and
+ * including "ready" with no command yet, then waits for the command on fd N
+ * (see read_argv) and execs it: "inner [options] --argv-fd N --" with
+ * nothing after the "--".
  *
  * This file is a trust root. It is written to be read top to bottom in one
  * sitting: a flat sequence of steps, each with the reason for it, each
@@ -2084,6 +2088,94 @@ static void supervise_handshake(int sfd)
 	close(sfd);
 }
 
+/*
+ * Pooled sandboxes (src/pool/): --argv-fd N names the read end of a channel
+ * whose write end only Ward holds, outside the sandbox. After "ready", with
+ * every restriction in force, inner blocks reading exactly one message:
+ *
+ *   u32 LEN (host byte order) | LEN bytes: ARG0 NUL ARG1 NUL ... ARGn NUL
+ *
+ * The message is the command's argv and nothing else: the environment, the
+ * directory, the limits and every restriction were fixed by the policy
+ * before it could arrive, so nothing in it can change them. EOF (the pool
+ * closed or discarded this sandbox) or a malformed message ends the
+ * launcher without exec (fail closed), with a status line naming why.
+ * Having read it, inner answers one byte 'A' ("taken"): Ward then knows the
+ * command started here, and that a sandbox which died before the byte never
+ * ran it (the pool gives the command to another one). The channel is a
+ * socket (Node's pipes are socketpairs); it is made one-way after the byte,
+ * and closed before the exec: the command never holds it.
+ */
+#define ARGV_MSG_MAX (1U << 20)  /* 1 MiB: above what Ward sends (src/pool/message.ts) */
+#define ARGV_MSG_MAX_ARGS 65536
+
+/* Reads len bytes; returns 0, or -1 with errno (EPIPE at EOF, with *got the bytes read). */
+static int read_exact(int fd, void *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = read(fd, (char *)buf + *got, len - *got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+static char **read_argv(int fd)
+{
+	uint32_t len;
+	size_t got;
+	if (read_exact(fd, &len, sizeof len, &got) < 0)
+		fail("argv-read", errno,
+		     got == 0 && errno == EPIPE ? "no command was handed out: Ward closed the argv channel"
+						: "reading the length of the argv message",
+		     NULL);
+	if (len < 2 || len > ARGV_MSG_MAX)
+		fail("argv-message", EINVAL, "the argv message's length is out of range (2 bytes to 1 MiB)", NULL);
+	char *buf = malloc(len);
+	if (!buf)
+		fail("argv-read", ENOMEM, "the argv message", NULL);
+	if (read_exact(fd, buf, len, &got) < 0)
+		fail("argv-read", errno, "the argv message ended early", NULL);
+	if (buf[len - 1] != '\0')
+		fail("argv-message", EINVAL, "the argv message does not end with NUL", NULL);
+	if (buf[0] == '\0')
+		fail("argv-message", EINVAL, "the command (argv[0]) is empty", NULL);
+	size_t n_args = 0;
+	for (uint32_t k = 0; k < len; k++)
+		n_args += buf[k] == '\0';
+	if (n_args > ARGV_MSG_MAX_ARGS)
+		fail("argv-message", E2BIG, "more than 65536 arguments", NULL);
+	char **cmd = calloc(n_args + 1, sizeof *cmd);
+	if (!cmd)
+		fail("argv-read", ENOMEM, "the argv array", NULL);
+	char *p = buf;
+	for (size_t k = 0; k < n_args; k++) {
+		cmd[k] = p;
+		p += strlen(p) + 1;
+	}
+	/* No ack, no exec: Ward would take a command it cannot see start for one that never ran. */
+	ssize_t sent;
+	do
+		sent = send(fd, "A", 1, MSG_NOSIGNAL); /* EPIPE, not SIGPIPE: the failure is reported */
+	while (sent < 0 && errno == EINTR);
+	if (sent != 1)
+		fail("argv-ack", errno, "answering Ward that the command was taken", NULL);
+	/* Nothing more goes back to Ward this way, whoever else holds this socket (bwrap's init). */
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("argv-ack", errno, "shutdown of the argv channel's sandbox end", NULL);
+	if (close(fd) < 0)
+		fail("argv-read", errno, "closing the argv channel", NULL);
+	return cmd;
+}
+
 static int run_inner(int argc, char **argv)
 {
 	int i;
@@ -2098,6 +2190,7 @@ static int run_inner(int argc, char **argv)
 	int scope = 0;
 	const char *chdir_to = NULL;
 	int supervise_fd = -1;
+	int argv_fd = -1;
 	if (!rules)
 		fail("parse", ENOMEM, NULL, NULL);
 
@@ -2145,6 +2238,14 @@ static int run_inner(int argc, char **argv)
 			if (parse_u64(v, &fd) < 0 || fd < 3 || fd > INT_MAX)
 				usage_error("option --supervise-fd: '%s' is not an fd number >= 3", v);
 			supervise_fd = (int)fd;
+		} else if (strcmp(opt, "--argv-fd") == 0) {
+			const char *v = option_value(argc, argv, &i);
+			uint64_t fd;
+			if (argv_fd >= 0)
+				usage_error("option --argv-fd given twice");
+			if (parse_u64(v, &fd) < 0 || fd < 3 || fd > INT_MAX || fcntl((int)fd, F_GETFD) < 0)
+				usage_error("option --argv-fd: '%s' is not an open fd >= 3", v);
+			argv_fd = (int)fd;
 		} else if (opt[0] != '-') {
 			usage_error("inner: unexpected argument '%s' (the command goes after '--')", opt);
 		} else {
@@ -2154,8 +2255,12 @@ static int run_inner(int argc, char **argv)
 	if (i >= argc)
 		usage_error("inner: missing '--' before the command");
 	char **cmd = argv + i + 1;
-	if (!cmd[0])
+	if (argv_fd >= 0 && cmd[0])
+		usage_error("inner: with --argv-fd the command comes from that fd: nothing may follow '--'");
+	if (argv_fd < 0 && !cmd[0])
 		usage_error("inner: missing command after '--'");
+	if (argv_fd >= 0 && (argv_fd == status_fd || argv_fd == supervise_fd))
+		usage_error("option --argv-fd: fd %d is already the status or supervise fd", argv_fd);
 	/* Landlock is never left to a default: the caller says what it wants. */
 	if (mode == LL_UNSET)
 		usage_error("inner: --landlock required|optional|off must be given");
@@ -2169,11 +2274,13 @@ static int run_inner(int argc, char **argv)
 	 * and before Landlock could deny the /proc fallback. The status fd
 	 * stays, close-on-exec.
 	 */
-	int keep[2], n_keep = 0;
+	int keep[3], n_keep = 0;
 	if (status_fd >= 0)
 		keep[n_keep++] = status_fd;
 	if (supervise_fd >= 0)
 		keep[n_keep++] = supervise_fd;
+	if (argv_fd >= 0)
+		keep[n_keep++] = argv_fd;
 	if (close_fds_except(keep, n_keep) < 0)
 		fail("close-fds", errno, "/proc/self/fd", NULL);
 
@@ -2354,6 +2461,10 @@ static int run_inner(int argc, char **argv)
 	if (proc_fd >= 0)
 		close(proc_fd);
 	free(rules);
+
+	/* Step "argv" (pooled): everything is in force; wait for the command (see read_argv). */
+	if (argv_fd >= 0)
+		cmd = read_argv(argv_fd);
 
 	/* Step "exec": the command. Errors as a shell reports them: 127 not found, else 126. */
 	execvp(cmd[0], cmd);

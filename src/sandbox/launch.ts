@@ -46,6 +46,7 @@ import { supervisedModeProblem, type SupervisedHost } from '../supervisor/prefli
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession } from '../supervisor/session.js';
+import { encodeArgvMessage } from '../pool/message.js';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -58,6 +59,8 @@ const FD_INFO = 7;
 const FD_BLOCK = 8;
 /** Supervised mode: the socket the inner launcher passes its seccomp listener over (src/supervisor/). */
 const FD_SUPERVISE = 9;
+/** Pooled (warm) sandboxes only: the channel inner reads the command's argv from (src/pool/). */
+const FD_ARGV = 10;
 /** Refusals recorded one by one per run; beyond this they are counted in one closing record. */
 const MAX_SUPERVISOR_RECORDS = 1000;
 
@@ -167,6 +170,8 @@ export interface LaunchRecord {
   verification?: VerificationSummary;
   /** The agent session this command joined, and the rules (by index) that had fired in it before. */
   session?: { name: string; fired_before: number[] };
+  /** Ran in a pooled sandbox (src/pool/): built before the command was known, warm for this long. */
+  pooled?: { warm_ms: number };
 }
 
 export type RunReason = 'exit' | 'signal' | 'timeout' | 'memory' | 'cpu_time' | 'file_size' | 'exec-failed';
@@ -202,7 +207,56 @@ const { SIGXCPU, SIGXFSZ } = osConstants.signals;
 
 export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
-  const started = process.hrtime.bigint();
+  return launchSandbox(plan, argv, opts).handle;
+}
+
+/** What a pooled command chooses at hand-out; everything else was fixed when the sandbox was built. */
+export interface HandOutOptions {
+  /** 'pipe': the handle's stdin writes to the command; 'ignore' (default): it reads EOF. */
+  stdin?: 'pipe' | 'ignore';
+  /** 'capture' (default) or forwarded streams; both honour resources.output. */
+  output?: 'capture' | { stdout: Writable; stderr: Writable };
+  signal?: AbortSignal;
+}
+
+/**
+ * A sandbox built in full before its command is known (src/pool/): every layer in force, the
+ * inner launcher blocked on its argv channel. It runs exactly one command (handOut), or none.
+ */
+export interface WarmSandbox {
+  pid: number;
+  /** Resolves when the inner launcher reported "ready"; rejects with the launch's error if it ended first. */
+  ready: Promise<void>;
+  /** Resolves when the sandbox has ended and is cleaned up (used or not, whatever the outcome). */
+  ended: Promise<void>;
+  /** False once the sandbox has ended or been handed out: such a sandbox must not be handed out. */
+  usable(): boolean;
+  /** Sends the command; limits and the wall clock start now. Throws if the sandbox is not usable. */
+  handOut(argv: string[], opts?: HandOutOptions): RunHandle;
+  /** Kills the sandbox (unused, or running its command); resolves once it is gone and cleaned up. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Builds a sandbox for `plan` with no command yet (inner --argv-fd): see WarmSandbox.
+ * `opts` are the sandbox's (records, degraded mode, verification); stdio and the abort signal
+ * are the command's, given at hand-out. Sessions are refused: a session's rule state is read
+ * when the sandbox starts, and would be stale by the time the command runs.
+ */
+export function launchWarm(plan: Plan, opts: Omit<LaunchOptions, 'stdin' | 'output' | 'signal'> = {}): WarmSandbox {
+  if (opts.session !== undefined) {
+    throw new WardError('a pooled sandbox cannot join an agent session: the session\'s rule state is read when the sandbox starts, before the command is known', { step: 'pool', fix: 'run session commands with run()/start(), not from a pool' });
+  }
+  return launchSandbox(plan, null, opts).warm!;
+}
+
+function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions): { handle: RunHandle; warm: WarmSandbox | null } {
+  // argvIn null: a warm sandbox (launchWarm); the command, the clock and stdio come at hand-out.
+  const isWarm = argvIn === null;
+  let argv: string[] = argvIn ?? [];
+  let started = process.hrtime.bigint();
+  const warmSince = started;
+  let handedAt: bigint | null = null;
   const eff = plan.policy.effective;
   // Dynamic rules run supervised or not at all. A plan whose rules are not exactly the
   // policy's (built by hand, or edited after compilation) is refused: it would enforce less.
@@ -451,6 +505,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     landlock: { mode: landlockMode, rules: landlockRules, scope: plan.landlock.scope },
     statusFd: FD_STATUS,
     ...(supervisor ? { superviseFd: FD_SUPERVISE } : {}),
+    ...(isWarm ? { argvFd: FD_ARGV } : {}),
   });
   const args = bwrapArgs({
     ops: plan.mounts.ops,
@@ -462,21 +517,32 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     ...(plan.network ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: supervisor ? [FD_ARGS, FD_SECCOMP, FD_SUPERVISE] : [FD_ARGS, FD_SECCOMP], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
-  const output = opts.output ?? 'capture';
+  // A warm sandbox's output is piped; hand-out decides whether it is kept or forwarded.
+  const output = isWarm ? 'capture' : (opts.output ?? 'capture');
   const capture = output !== 'inherit';
   if (output === 'inherit' && plan.outputBytes !== null) {
     throw new Error('launch: resources.output needs captured or forwarded output');
   }
-  const outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
+  let outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
 
   let child: ChildProcess;
   try {
     child = spawn(launcher, outer, {
       argv0: 'ward-launch',
       env: childEnv,
-      stdio: [opts.stdin ?? 'inherit', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit', 'pipe', 'pipe', 'pipe', 'pipe', ...(supervisor ? (['ignore', 'ignore', supervisor.childFd] as const) : [])],
+      stdio: [
+        isWarm ? 'pipe' : (opts.stdin ?? 'inherit'),
+        capture ? 'pipe' : 'inherit',
+        capture ? 'pipe' : 'inherit',
+        'pipe',
+        'pipe',
+        'pipe',
+        'pipe',
+        ...(supervisor || isWarm ? (['ignore', 'ignore', supervisor ? supervisor.childFd : 'ignore'] as const) : []),
+        ...(isWarm ? (['pipe'] as const) : []),
+      ],
       detached: false,
     });
     supervisor?.closeChildFd();
@@ -523,9 +589,12 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     if (forward) forward.write(chunk);
     else into.push(chunk);
   };
-  const fwd = typeof output === 'object' ? output : undefined;
-  child.stdout?.on('data', sink(out, fwd?.stdout));
-  child.stderr?.on('data', sink(err, fwd?.stderr));
+  let fwd = typeof output === 'object' ? output : undefined;
+  // Through fwd at each chunk, not bound now: a warm sandbox learns where its output goes at hand-out.
+  const outSink = sink(out, undefined);
+  const errSink = sink(err, undefined);
+  child.stdout?.on('data', (c: Buffer) => (fwd ? sink(out, fwd.stdout)(c) : outSink(c)));
+  child.stderr?.on('data', (c: Buffer) => (fwd ? sink(err, fwd.stderr)(c) : errSink(c)));
   const streamsDone = Promise.all(
     [child.stdout, child.stderr].filter((s): s is Readable => s !== null).map((s) => new Promise<void>((r) => s.on('close', () => r()))),
   );
@@ -542,26 +611,47 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     }
     cgroup?.killAll();
   };
-  const wall = plan.wallTimeMs !== null ? setTimeout(() => ((timedOut = true), killTree()), plan.wallTimeMs) : null;
-  const cpuWatch =
-    plan.cpuTimeSec !== null && cgroup && cgroup.cpuSeconds() !== null
-      ? setInterval(() => {
-          const used = cgroup!.cpuSeconds();
-          if (used !== null && used >= plan.cpuTimeSec!) {
-            cpuKilled = true;
-            killTree();
-          }
-        }, 100)
-      : null;
+  // Armed at the start of the command: at once, or for a warm sandbox at hand-out.
+  let wall: NodeJS.Timeout | null = null;
+  let cpuWatch: NodeJS.Timeout | null = null;
+  let abortSignal = opts.signal;
   const onAbort = () => killTree();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const armLimits = () => {
+    wall = plan.wallTimeMs !== null ? setTimeout(() => ((timedOut = true), killTree()), plan.wallTimeMs) : null;
+    cpuWatch =
+      plan.cpuTimeSec !== null && cgroup && cgroup.cpuSeconds() !== null
+        ? setInterval(() => {
+            const used = cgroup!.cpuSeconds();
+            if (used !== null && used >= plan.cpuTimeSec!) {
+              cpuKilled = true;
+              killTree();
+            }
+          }, 100)
+        : null;
+    abortSignal?.addEventListener('abort', onAbort, { once: true });
+    if (abortSignal?.aborted) killTree();
+  };
+  if (!isWarm) armLimits();
   // If Ward itself is told to stop, the sandbox goes with it (bwrap --die-with-parent covers SIGKILL of Ward).
   const onExit = () => killTree();
   process.once('exit', onExit);
 
+  let ended = false;
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.once('exit', (c, s) => (lifeline.destroy(), resolve([c, s])));
-    child.once('error', () => (lifeline.destroy(), resolve([null, null])));
+    child.once('exit', (c, s) => ((ended = true), lifeline.destroy(), resolve([c, s])));
+    child.once('error', () => ((ended = true), lifeline.destroy(), resolve([null, null])));
+  });
+  let markHandedOut = () => {};
+  const handedOut = new Promise<void>((r) => (markHandedOut = r));
+  // A warm sandbox's inner launcher answers one byte once it has taken its command (before exec).
+  let taken = false;
+  const takenP = new Promise<void>((r) => {
+    if (!isWarm) return;
+    const ch = stdio[FD_ARGV]!;
+    ch.on('error', () => {});
+    ch.on('data', (c: Buffer) => {
+      if (c.length > 0 && c[0] === 0x41) ((taken = true), r());
+    });
   });
 
   // The broker failing to start leaves the sandbox without network: refuse the run rather than
@@ -592,6 +682,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     }
   })();
   async function body(): Promise<RunResult> {
+    // A warm sandbox waits here for its command (or its end: then it reports why below).
+    if (isWarm) await Promise.race([handedOut, exited]);
     // The status socket reaches EOF when the command has been exec'd (every holder
     // has closed it by then) or the launch failed. If the process died first, wait
     // briefly for the last bytes, without keeping the event loop alive afterwards.
@@ -600,6 +692,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     // after the status EOF); it must never hold the event loop open.
     await Promise.race([statusDone, exited.then(() => new Promise<void>((r) => (grace = setTimeout(r, 200)).unref()))]);
     clearTimeout(grace);
+    // The byte is sent before the exec that ended the status stream: already here, or never.
+    if (isWarm && handedAt !== null) await Promise.race([takenP, exited]);
 
     let status: LauncherStatus;
     try {
@@ -659,9 +753,10 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
       notes: plan.notes,
       ...(v ? { verification: v } : {}),
       ...(session ? { session: { name: session.name, fired_before: firedIn(dyn!.rules, session.initial) } } : {}),
+      ...(handedAt !== null ? { pooled: { warm_ms: Math.round(Number(handedAt - warmSince) / 1e6) } } : {}),
     };
     // Recorded as the command starts, so a long run is in the log before it ends.
-    if (status.ready) opts.onRecord?.(launchRecord);
+    if (status.ready && (!isWarm || taken)) opts.onRecord?.(launchRecord);
     flushNet();
 
     const [code, signal] = await exited;
@@ -669,7 +764,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     await supervisor?.stop();
     if (wall) clearTimeout(wall);
     if (cpuWatch) clearInterval(cpuWatch);
-    opts.signal?.removeEventListener('abort', onAbort);
+    abortSignal?.removeEventListener('abort', onAbort);
     process.removeListener('exit', onExit);
     await streamsDone;
 
@@ -700,9 +795,13 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
             : undefined),
       });
     }
-    if (!status.ready && !(signal === 'SIGKILL' && (timedOut || opts.signal?.aborted))) {
+    if (!status.ready && !(signal === 'SIGKILL' && (timedOut || abortSignal?.aborted))) {
       // bwrap exited before the launcher reported in (a SIGKILL from our own timer is not that).
       throw diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
+    }
+    if (isWarm && !taken) {
+      // Killed or discarded while it waited: nothing ran in it, and nothing is recorded.
+      throw new WardError(`the warm sandbox ended before it took a command (${signal ? `signal ${signal}` : `exit status ${code}`})`, { step: handedAt === null ? 'pool:warm' : 'pool:untaken' });
     }
     const raw = code ?? (signal ? 128 + osConstants.signals[signal] : EXIT_WARD_ERROR);
     const denials: Denial[] = [];
@@ -772,11 +871,68 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between
 
-  return {
-    pid: child.pid ?? -1,
-    stdin: child.stdin,
-    result,
-    kill: killTree,
+  const handle: RunHandle = { pid: child.pid ?? -1, stdin: child.stdin, result, kill: killTree };
+  if (!isWarm) return { handle, warm: null };
+
+  // The first status line is "ready" (every layer in force, inner waiting on FD_ARGV), or a failure.
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      const text = Buffer.concat(statusChunks).toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      stdio[FD_STATUS]!.off('data', onData);
+      try {
+        const first = JSON.parse(text.slice(0, nl)) as { step?: unknown; landlock?: unknown };
+        if (first.step === undefined && first.landlock !== undefined) resolve();
+      } catch {
+        /* malformed: the result reports it */
+      }
+    };
+    stdio[FD_STATUS]!.on('data', onData);
+    result.then(
+      () => reject(new WardError('the warm sandbox ended before it was ready', { step: 'pool:warm' })),
+      (e: unknown) => reject(e),
+    );
+  });
+  ready.catch(() => {});
+  const argvChannel = stdio[FD_ARGV]!;
+  argvChannel.on('error', () => {});
+  const warm: WarmSandbox = {
+    pid: handle.pid,
+    ready,
+    ended: result.then(
+      () => {},
+      () => {},
+    ),
+    usable: () => handedAt === null && !ended && child.exitCode === null && child.signalCode === null,
+    handOut(cmd, h = {}) {
+      if (!warm.usable()) throw new WardError('this warm sandbox has ended or was handed out already: a sandbox runs one command', { step: 'pool:handout' });
+      const message = encodeArgvMessage(cmd);
+      argv = [...cmd];
+      handedAt = process.hrtime.bigint();
+      started = handedAt;
+      if (typeof h.output === 'object') {
+        fwd = h.output;
+        // Forwarded output keeps no copy: only the policy's resources.output caps it.
+        outputCap = plan.outputBytes;
+      }
+      if (h.stdin !== 'pipe') child.stdin?.end();
+      abortSignal = h.signal;
+      armLimits();
+      argvChannel.end(message);
+      markHandedOut();
+      return { pid: handle.pid, stdin: h.stdin === 'pipe' ? child.stdin : null, result, kill: killTree };
+    },
+    async discard() {
+      // Closing the channel alone would end inner (argv-read, EOF); killing is quicker and certain.
+      argvChannel.destroy();
+      killTree();
+      await result.then(
+        () => {},
+        () => {},
+      );
+    },
   };
+  return { handle, warm };
 }
 
