@@ -61,14 +61,22 @@ interface Grant {
   real: string;
   rights: Set<string>;
   isDir: boolean;
+  /**
+   * filesystem.append: bound writable (for the supervisor) and always bound on its own, even
+   * inside another bind, so the kernel refuses to unlink, rename or replace it (EBUSY: a mount
+   * point) or to hard-link it elsewhere (EXDEV), whoever asks.
+   */
+  append?: boolean;
 }
 
 const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
   read: 'r',
   write: 'rw',
   execute: 'rx',
-  // The static tier cannot say "append only" to the kernel: the path is read-only
-  // (stricter than asked, never wider). Supervised mode enforces append for real.
+  // Landlock cannot say "append only": the sandbox itself gets read only, and every write
+  // open goes to the supervisor (a policy with append entries always runs supervised, see
+  // plan/rules.ts), which opens with O_APPEND and injects the fd. The bind is writable so that
+  // the supervisor's open (from the sandbox's root) can write at all (see `append` below).
   append: 'r',
 };
 
@@ -91,11 +99,14 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
         notes.push(`skipped ${entry.path}: it resolves into ${special}, which the sandbox has its own of`);
         continue;
       }
-      if (key === 'append') notes.push(`append-only ${entry.path} is mounted read-only in the static tier (supervised mode is needed to allow appends)`);
       const g = grants.get(resolved.real);
       const rights = RIGHTS_OF[key];
       if (g) for (const c of rights) g.rights.add(c);
       else grants.set(resolved.real, { literal: entry.path, real: resolved.real, rights: new Set(rights), isDir: resolved.stat.isDirectory() });
+      if (key === 'append') {
+        grants.get(resolved.real)!.append = true;
+        notes.push(`append-only ${entry.path}: the run is supervised, and only O_APPEND writes are given (no truncate, rename, unlink, link)`);
+      }
     }
   }
 
@@ -132,9 +143,9 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const binds: { dest: string; writable: boolean }[] = [];
   const sorted = [...grants.values()].sort((a, b) => depth(a.real) - depth(b.real) || cmp(a.real, b.real));
   for (const g of sorted) {
-    const writable = g.rights.has('w');
+    const writable = g.rights.has('w') || g.append === true;
     const parent = nearest(binds, g.real);
-    if (parent && (parent.writable || !writable)) continue; // covered by a bind with the same or more rights
+    if (parent && !g.append && (parent.writable || !writable)) continue; // covered by a bind with the same or more rights
     binds.push({ dest: g.real, writable });
     ops.push({ kind: 'bind', src: g.real, dest: g.real, writable });
   }

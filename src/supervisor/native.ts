@@ -65,6 +65,12 @@ const SYS_openat2 = 437;
 const SYS_capset = 126;
 const SYS_unshare = 272;
 const SYS_fstat = 5;
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+const SYS_renameat2 = 316;
+const SYS_newfstatat = 262;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const F_GETFL = 3;
 const CLONE_FS = 0x200;
 const F_SETFL = 4;
 const POLLIN = 1;
@@ -101,6 +107,21 @@ export interface Native {
   dropThreadCaps(): number;
   /** "dev:ino" of an open file (fstat), or null: which file it is, whatever name it was opened by. */
   fileId(fd: number): string | null;
+  /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
+  pidfdOpen(pid: number): number;
+  /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
+  pidfdGetfd(pidfd: number, fd: number): number;
+  getFlags(fd: number): number;
+  ftruncateTo(fd: number, length: bigint): number;
+  fallocate(fd: number, mode: number, offset: bigint, len: bigint): number;
+  unlinkat(dirfd: number, name: string, flags: number): number;
+  renameat2(olddir: number, oldname: string, newdir: number, newname: string, flags: number): number;
+  linkat(olddir: number, oldname: string, newdir: number, newname: string, flags: number): number;
+  symlinkat(target: string, dirfd: number, name: string): number;
+  mkdirat(dirfd: number, name: string, mode: number): number;
+  mknodat(dirfd: number, name: string, mode: number, dev: bigint): number;
+  /** "dev:ino" and the st_mode of `name` in `dirfd`, not following a last symlink; -errno. */
+  statAt(dirfd: number, name: string): { id: string; mode: number } | number;
   /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
   privateUmask(): number;
   errno(): number;
@@ -140,6 +161,16 @@ export function loadNative(): Native {
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
+  const sys2 = libc.func('syscall', 'long', ['long', 'long', 'long']);
+  const sys3 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long']);
+  const fallocate = libc.func('fallocate', 'int', ['int', 'int', 'int64_t', 'int64_t']);
+  const unlinkat = libc.func('unlinkat', 'int', ['int', 'str', 'int']);
+  const renameat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'int', 'str', 'unsigned int']);
+  const linkat = libc.func('linkat', 'int', ['int', 'str', 'int', 'str', 'int']);
+  const symlinkat = libc.func('symlinkat', 'int', ['str', 'int', 'str']);
+  const mkdirat = libc.func('mkdirat', 'int', ['int', 'str', 'uint32_t']);
+  const mknodat = libc.func('mknodat', 'int', ['int', 'str', 'uint32_t', 'uint64_t']);
+  const sysNewfstatat = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'int']);
 
   const linkBuf = Buffer.alloc(4096);
   const statBuf = Buffer.alloc(144); // x86_64 struct stat: st_dev u64 at 0, st_ino u64 at 8
@@ -221,6 +252,30 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
+    pidfdOpen: (pid) => {
+      const r = Number(sys2(SYS_pidfd_open, pid, 0));
+      return r < 0 ? fail() : r;
+    },
+    pidfdGetfd: (pidfd, fd) => {
+      const r = Number(sys3(SYS_pidfd_getfd, pidfd, fd, 0));
+      return r < 0 ? fail() : r;
+    },
+    getFlags: (fd) => {
+      const r = fcntl(fd, F_GETFL, 0) as number;
+      return r < 0 ? fail() : r;
+    },
+    ftruncateTo: (fd, length) => (ftruncate(fd, length) < 0 ? fail() : 0),
+    fallocate: (fd, mode, offset, len) => (fallocate(fd, mode, offset, len) < 0 ? fail() : 0),
+    unlinkat: (dirfd, name, flags) => (unlinkat(dirfd, name, flags) < 0 ? fail() : 0),
+    renameat2: (od, on, nd, nn, flags) => (Number(renameat2(SYS_renameat2, od, on, nd, nn, flags)) < 0 ? fail() : 0),
+    linkat: (od, on, nd, nn, flags) => (linkat(od, on, nd, nn, flags) < 0 ? fail() : 0),
+    symlinkat: (target, dirfd, name) => (symlinkat(target, dirfd, name) < 0 ? fail() : 0),
+    mkdirat: (dirfd, name, mode) => (mkdirat(dirfd, name, mode) < 0 ? fail() : 0),
+    mknodat: (dirfd, name, mode, dev) => (mknodat(dirfd, name, mode, dev) < 0 ? fail() : 0),
+    statAt: (dirfd, name) =>
+      Number(sysNewfstatat(SYS_newfstatat, dirfd, name, statBuf, AT_SYMLINK_NOFOLLOW)) < 0
+        ? fail()
+        : { id: `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`, mode: statBuf.readUInt32LE(24) },
     fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
     errno,
   };

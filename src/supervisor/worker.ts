@@ -38,6 +38,11 @@ export interface WorkerInput {
   /** Syscalls asked for (exec may be notified only for bookkeeping). */
   decided: SupervisedSyscall[];
   rules: LandlockRule[] | null;
+  /**
+   * filesystem.append as paths in the sandbox's view (real paths: binds keep them). A file there
+   * is written only through O_APPEND (appendErrno below); nothing else may change it.
+   */
+  append: string[];
   decider: DeciderSpec;
   /** Int32Array over it: [0] = 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
@@ -60,11 +65,24 @@ const EISDIR = 21;
 const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
+const ESRCH = 3;
 const PATH_MAX = 4096;
-const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 'truncate' | 'link'>([
-  ['connect', 'connect'],
+const EBADF = 9;
+const ENOSYS = 38;
+const EBUSY = 16;
+const EFBIG = 27;
+const ELOOP = 40;
+const AT_REMOVEDIR = 0x200;
+const AT_SYMLINK_FOLLOW = 0x400;
+const AT_EMPTY_PATH = 0x1000;
+const RWF_NOAPPEND = 0x20;
+const FALLOC_FL_KEEP_SIZE = 1;
+const F_SETFL = 4;
+const BLIND_KIND = new Map<SupervisedSyscall, 'connect'>([['connect', 'connect']]);
+const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
   ['unlink', 'unlink'],
   ['unlinkat', 'unlink'],
+  ['rmdir', 'unlink'],
   ['rename', 'rename'],
   ['renameat', 'rename'],
   ['renameat2', 'rename'],
@@ -73,9 +91,15 @@ const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 
   ['linkat', 'link'],
   ['symlink', 'link'],
   ['symlinkat', 'link'],
+  ['mkdir', 'mkdir'],
+  ['mkdirat', 'mkdir'],
+  ['mknod', 'mkdir'],
+  ['mknodat', 'mkdir'],
 ]);
+const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
 // koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
 // "spare") has done the slow part when its run arrives.
 const n = N.loadNative();
@@ -279,9 +303,64 @@ function loop(decide: Decide): void {
     return flags & N.O_TRUNC ? 'read-write' : 'read';
   };
 
-  /** 0 to go ahead, or the errno to answer: the static policy first, then the decision function. */
+  /**
+   * Append-only files (filesystem.append). The identities ("dev:ino") of the files named there,
+   * read once from the sandbox's root: a hard link or a /proc/self/fd reopen names the same file
+   * under another path. A file entry is its own bind mount (mounts.ts), so it cannot be unlinked,
+   * renamed or replaced (EBUSY) nor linked elsewhere (EXDEV) by the kernel itself.
+   */
+  let appendIds: Set<string> | null = null;
+  const appendIdSet = (): Set<string> => {
+    if (appendIds) return appendIds;
+    appendIds = new Set();
+    for (const p of input.append) {
+      const fd = n.openat2(rootFd, p, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (fd < 0) continue;
+      const fid = n.fileId(fd);
+      if (fid) appendIds.add(fid);
+      n.close(fd);
+    }
+    return appendIds;
+  };
+  const inAppend = (p: string | null | undefined): boolean =>
+    !!p && input.append.some((a) => p === a || p.startsWith(a.endsWith('/') ? a : `${a}/`));
+  const isAppendFile = (p: string | null | undefined, fid: string | null): boolean =>
+    input.append.length > 0 && (inAppend(p) || (fid !== null && rootFd >= 0 && appendIdSet().has(fid)));
+
+  /**
+   * The append-only verdict on an event: 0 (not an append-only file, or an allowed append),
+   * 'append' (an allowed append: Landlock's 'r' rule on it must not refuse it), or an errno.
+   * Allowed: reading, and opening for writing with O_APPEND, without O_TRUNC and without
+   * O_RDWR (an O_RDWR fd could be mapped MAP_SHARED|PROT_WRITE and overwritten). Refused: every
+   * other write, every write by path (unlink, rename, link, truncate, mkdir... on it or inside
+   * an append-only directory) and every fd call that could rewrite (handleFdOp).
+   */
+  const appendVerdict = (event: SupervisedEvent): number | 'append' => {
+    if (input.append.length === 0) return 0;
+    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2);
+    if (!hit) return 0;
+    if (event.kind === 'open') {
+      if (event.access === 'read' || event.access === 'path') return 0;
+      if (event.access === 'write' && event.flags & N.O_APPEND && !(event.flags & N.O_TRUNC)) return 'append';
+      return EACCES;
+    }
+    return event.kind === 'exec' ? 0 : EACCES;
+  };
+
+  /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
-    if (event.path !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, event.path, event.access)) {
+    const ap = appendVerdict(event);
+    if (typeof ap === 'number' && ap !== 0) {
+      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
+      return ap;
+    }
+    const staticPath = event.kind === 'open' || event.kind === 'truncate' ? event.path : event.path === null ? null : parentOf(event.path);
+    if (ap !== 'append' && staticPath !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, staticPath, event.access)) {
+      post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
+      return EACCES;
+    }
+    // The second name of a rename or link is made in its own directory: Landlock checks both.
+    if (event.path2 && !staticAllows(input.rules, parentOf(event.path2), 'write')) {
       post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
       return EACCES;
     }
@@ -403,6 +482,7 @@ function loop(decide: Decide): void {
     if (own && !(flags & N.O_CREAT && flags & N.O_EXCL)) {
       const ids = nsIdsOf(pid);
       if (!ids || Number(own[1]) !== ids.tgid) return refuse(id, EACCES);
+      openRoot(pid, id);
       const fd = n.open(`/proc/${pid}/fd/${own[2]}`, (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY);
       if (fd < 0) return refuse(id, -fd);
       const link = n.readlink(`/proc/self/fd/${fd}`);
@@ -526,6 +606,241 @@ function loop(decide: Decide): void {
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };
 
+  /** The caller's thread group leader in Ward's pid namespace (fds belong to the process). */
+  const tgidOf = (pid: number): number => {
+    const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
+    if (fd < 0) return fd;
+    const got = n.pread(fd, pathBuf, 1024, 0);
+    n.close(fd);
+    const m = got > 0 ? /^Tgid:\s*(\d+)$/m.exec(pathBuf.toString('latin1', 0, got)) : null;
+    return m ? Number(m[1]) : -ESRCH;
+  };
+
+  /** RLIMIT_FSIZE of the caller (bytes), null when unlimited: a call Ward performs for it must not lift it. */
+  const fsizeLimit = (pid: number): bigint | null => {
+    const fd = n.open(`/proc/${pid}/limits`, N.O_CLOEXEC);
+    if (fd < 0) return 0n; // unreadable: allow nothing to grow
+    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
+    n.close(fd);
+    const m = got > 0 ? /^Max file size\s+(\S+)/m.exec(pathBuf.toString('latin1', 0, got)) : null;
+    if (!m) return 0n;
+    return m[1] === 'unlimited' ? null : BigInt(m[1]!);
+  };
+
+  /**
+   * Our own fd for the caller's fd `fd`: the same open file description (pidfd_getfd), so the
+   * decision and the operation are on one file whatever another thread does to the fd table
+   * meanwhile. -errno when it cannot be had (EBADF: no such fd).
+   */
+  const callerFile = (id: bigint, pid: number, fd: number): number => {
+    const tgid = tgidOf(pid);
+    if (tgid < 0) return tgid;
+    const pidfd = n.pidfdOpen(tgid);
+    if (pidfd < 0) return pidfd;
+    // The notification still pending means the thread, so its process, is the one that asked.
+    if (!stillValid(id)) {
+      n.close(pidfd);
+      return -ENOENT;
+    }
+    const got = fd < 0 ? -EBADF : n.pidfdGetfd(pidfd, fd);
+    n.close(pidfd);
+    return got;
+  };
+
+  /**
+   * ftruncate, fallocate, fcntl(F_SETFL), pwritev2, io_setup: supervised only when the policy has
+   * append-only files. Decided on the caller's open file (callerFile) and performed by Ward on it:
+   *   fcntl F_SETFL   refused (EPERM, as for a chattr +a file) when it would clear O_APPEND on an
+   *                   append-only file; otherwise Ward sets the flags on the shared description;
+   *   ftruncate       refused on an append-only file; otherwise performed (within the caller's
+   *   fallocate       RLIMIT_FSIZE: EFBIG beyond it, without the kernel's SIGXFSZ);
+   *   pwritev2        RWF_NOAPPEND refused (EOPNOTSUPP, everywhere: deciding which fd it writes
+   *                   would need the write performed by Ward); otherwise CONTINUE, a decision on
+   *                   a register only;
+   *   io_setup        refused (ENOSYS, "no Linux AIO"): an AIO request carries RWF_NOAPPEND in
+   *                   memory submitted later, out of the supervisor's sight.
+   */
+  const handleFdOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    const ev = (path: string | null, file: string | null): SupervisedEvent => ({ pid, syscall: name, kind: 'fd', path, access: 'write', create: false, flags: 0, file });
+    if (name === 'io_setup') {
+      post({ type: 'denial', event: ev(null, null), errno: ENOSYS, reason: 'append-only files are enforced: Linux AIO (io_setup) could write past O_APPEND (RWF_NOAPPEND)' });
+      return refuse(id, ENOSYS);
+    }
+    if (name === 'pwritev2') {
+      if (Number(args[5]! & 0xffffffffn) & RWF_NOAPPEND) {
+        post({ type: 'denial', event: ev(null, null), errno: EOPNOTSUPP, reason: 'append-only files are enforced: pwritev2 with RWF_NOAPPEND is refused' });
+        return refuse(id, EOPNOTSUPP);
+      }
+      return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    }
+    // Another fcntl command than F_SETFL: decided on registers only, so CONTINUE is safe.
+    if (name === 'fcntl' && Number(args[1]! & 0xffffffffn) !== F_SETFL) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    const ours = callerFile(id, pid, Number(BigInt.asIntN(32, args[0]!)));
+    if (ours < 0) return ours === -ENOENT ? undefined : refuse(id, -ours);
+    try {
+      openRoot(pid, id);
+      const path = fdPath(ours);
+      const file = n.fileId(ours);
+      const append = isAppendFile(path, file);
+      if (name === 'fcntl') {
+        const flags = Number(args[2]! & 0xffffffffn);
+        if (append && !(flags & N.O_APPEND)) {
+          post({ type: 'denial', event: { ...ev(path, file), flags }, errno: EPERM, reason: 'append-only (filesystem.append): O_APPEND cannot be cleared' });
+          return refuse(id, EPERM);
+        }
+        const r = n.setFlags(ours, flags);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      }
+      if (append) {
+        post({ type: 'denial', event: ev(path, file), errno: EPERM, reason: `append-only (filesystem.append): no ${name}` });
+        return refuse(id, EPERM);
+      }
+      const limit = fsizeLimit(pid);
+      if (name === 'ftruncate') {
+        const length = BigInt.asIntN(64, args[1]!);
+        if (length < 0n) return refuse(id, EINVAL);
+        if (limit !== null && length > limit) return refuse(id, EFBIG);
+        const r = n.ftruncateTo(ours, length);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      }
+      const mode = Number(args[1]! & 0xffffffffn);
+      const offset = BigInt.asIntN(64, args[2]!);
+      const len = BigInt.asIntN(64, args[3]!);
+      if (limit !== null && !(mode & FALLOC_FL_KEEP_SIZE) && offset + len > limit) return refuse(id, EFBIG);
+      const r = n.fallocate(ours, mode, offset, len);
+      return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+    } finally {
+      n.close(ours);
+    }
+  };
+
+  /**
+   * A name resolved the way the kernel resolves the last component of an unlink, rename, mkdir...:
+   * its parent directory opened beneath the sandbox's root (RESOLVE_IN_ROOT: symlinks and `..`
+   * stay inside; RESOLVE_NO_MAGICLINKS: no /proc/PID/fd jumps), the last component not followed.
+   * The caller must close `dir`.
+   */
+  const resolveName = (pid: number, id: bigint, dirfd: number, asked: string): { dir: number; name: string; path: string } | number => {
+    if (asked === '') return -ENOENT;
+    let full = asked;
+    if (!asked.startsWith('/')) {
+      const base = basePath(pid, dirfd);
+      if (typeof base === 'number') return base;
+      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+    }
+    const trimmed = full.replace(/\/+$/, '');
+    if (trimmed === '') return -EBUSY; // the root itself
+    const slash = trimmed.lastIndexOf('/');
+    const name = trimmed.slice(slash + 1);
+    if (name === '.' || name === '..') return -EINVAL;
+    openRoot(pid, id);
+    const dir = n.openat2(rootFd, trimmed.slice(0, slash) || '/', openHow(N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+    if (dir < 0) return dir;
+    const parent = fdPath(dir);
+    if (parent === null) {
+      n.close(dir);
+      return -ENOENT;
+    }
+    return { dir, name, path: parent === '/' ? `/${name}` : `${parent}/${name}` };
+  };
+
+  /**
+   * unlink, rmdir, rename, link, symlink, mkdir, mknod and truncate by path (filter.ts PATH_OPS):
+   * performed by Ward, never CONTINUE. The names are resolved (resolveName), the decision is on
+   * the resolved paths (append-only, the static policy, the rules), and the call is made
+   * relative to the very directory fds the decision was on, so a racing thread that swaps the
+   * path buffer or a symlink in the parent chain changes nothing the decision saw. The kernel
+   * still applies everything else to Ward's call: the sandbox's mounts (read-only binds: EROFS;
+   * a mount point: EBUSY; across binds: EXDEV) and permission bits (the thread has no
+   * capabilities).
+   */
+  const handlePathOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    const kind = PATH_KIND.get(name)!;
+    const a = (i: number) => args[i]!;
+    const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
+    // [dirfd, path pointer] of the first and second names, the symlink text, flags, mode.
+    let first: [number, bigint];
+    let second: [number, bigint] | null = null;
+    let text: bigint | null = null;
+    let flags = 0;
+    let mode = 0;
+    let dev = 0n;
+    switch (name) {
+      case 'unlink': first = [N.AT_FDCWD, a(0)]; break;
+      case 'rmdir': first = [N.AT_FDCWD, a(0)]; flags = AT_REMOVEDIR; break;
+      case 'unlinkat': first = [fdArg(0), a(1)]; flags = Number(a(2) & 0xffffffffn); break;
+      case 'rename': case 'link': first = [N.AT_FDCWD, a(0)]; second = [N.AT_FDCWD, a(1)]; break;
+      case 'renameat': first = [fdArg(0), a(1)]; second = [fdArg(2), a(3)]; break;
+      case 'renameat2': case 'linkat': first = [fdArg(0), a(1)]; second = [fdArg(2), a(3)]; flags = Number(a(4) & 0xffffffffn); break;
+      case 'symlink': text = a(0); first = [N.AT_FDCWD, a(1)]; break;
+      case 'symlinkat': text = a(0); first = [fdArg(1), a(2)]; break;
+      case 'mkdir': first = [N.AT_FDCWD, a(0)]; mode = Number(a(1) & 0o7777n); break;
+      case 'mkdirat': first = [fdArg(0), a(1)]; mode = Number(a(2) & 0o7777n); break;
+      case 'mknod': first = [N.AT_FDCWD, a(0)]; mode = Number(a(1) & 0xffffffffn); dev = a(2); break;
+      case 'mknodat': first = [fdArg(0), a(1)]; mode = Number(a(2) & 0xffffffffn); dev = a(3); break;
+      default: first = [N.AT_FDCWD, a(0)]; break; // truncate
+    }
+    const s1 = readString(pid, Number(first[1]));
+    const s2 = second ? readString(pid, Number(second[1])) : null;
+    const st = text !== null ? readString(pid, Number(text)) : null;
+    if (!stillValid(id)) return;
+    for (const v of [s1, s2, st]) if (typeof v === 'number') return refuse(id, -v);
+    if (name === 'linkat' && flags & AT_EMPTY_PATH) return refuse(id, ENOENT); // needs CAP_DAC_READ_SEARCH, which nothing in the sandbox has
+    if ((name === 'unlinkat' && flags & ~AT_REMOVEDIR) || (name === 'linkat' && flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return refuse(id, EINVAL);
+
+    if (name === 'truncate') {
+      if (s1 === '') return refuse(id, ENOENT);
+      let full = s1 as string;
+      if (!full.startsWith('/')) {
+        const base = basePath(pid, N.AT_FDCWD);
+        if (typeof base === 'number') return refuse(id, -base);
+        full = base === '/' ? `/${full}` : `${base}/${full}`;
+      }
+      openRoot(pid, id);
+      const fd = n.openat2(rootFd, full, openHow(N.O_WRONLY | N.O_NONBLOCK | N.O_NOCTTY | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (fd < 0) return refuse(id, fd === -6 /* ENXIO: a FIFO */ ? EINVAL : -fd);
+      try {
+        const path = fdPath(fd);
+        if (path === null) return refuse(id, EACCES);
+        const errno = judge({ pid, syscall: name, kind, path, access: 'write', create: false, flags: 0, file: n.fileId(fd) });
+        if (errno) return refuse(id, errno);
+        const length = BigInt.asIntN(64, a(1));
+        if (length < 0n) return refuse(id, EINVAL);
+        const limit = fsizeLimit(pid);
+        if (limit !== null && length > limit) return refuse(id, EFBIG);
+        const r = n.ftruncateTo(fd, length);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      } finally {
+        n.close(fd);
+      }
+    }
+
+    const r1 = resolveName(pid, id, first[0], s1 as string);
+    if (typeof r1 === 'number') return refuse(id, -r1);
+    const r2 = second ? resolveName(pid, id, second[0], s2 as string) : null;
+    try {
+      if (typeof r2 === 'number') return refuse(id, -r2);
+      const existing = n.statAt(r1.dir, r1.name);
+      const file = typeof existing === 'number' ? null : existing.id;
+      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file });
+      if (errno) return refuse(id, errno);
+      let r: number;
+      const um = kind === 'mkdir' ? umaskOf(pid) : 0;
+      switch (name) {
+        case 'unlink': case 'rmdir': case 'unlinkat': r = n.unlinkat(r1.dir, r1.name, flags & AT_REMOVEDIR); break;
+        case 'rename': case 'renameat': case 'renameat2': r = n.renameat2(r1.dir, r1.name, r2!.dir, r2!.name, flags); break;
+        case 'link': case 'linkat': r = n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, flags & AT_SYMLINK_FOLLOW); break;
+        case 'symlink': case 'symlinkat': r = n.symlinkat(st as string, r1.dir, r1.name); break;
+        case 'mkdir': case 'mkdirat': r = n.mkdirat(r1.dir, r1.name, mode & ~um); break;
+        default: r = n.mknodat(r1.dir, r1.name, (mode & ~0o7777) | (mode & 0o7777 & ~um), dev); break;
+      }
+      return r < 0 ? refuse(id, r === -ELOOP ? ELOOP : -r) : respond(id, 0, 0, 0);
+    } finally {
+      n.close(r1.dir);
+      if (r2 && typeof r2 !== 'number') n.close(r2.dir);
+    }
+  };
+
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
   let why = 'the sandbox ended';
   // fds are the process's, not the thread's: whatever ends the loop, ours are closed.
@@ -561,7 +876,10 @@ function loop(decide: Decide): void {
       }
       if (name === 'execve' || name === 'execveat') handleExec(id, pid, name, args);
       else if (BLIND_KIND.has(name)) handleBlind(id, pid, name);
-      else handleOpen(id, pid, name, args);
+      else if (PATH_KIND.has(name)) handlePathOp(id, pid, name, args);
+      else if (FD_KIND.has(name)) handleFdOp(id, pid, name, args);
+      else if (name === 'open' || name === 'openat' || name === 'openat2' || name === 'creat') handleOpen(id, pid, name, args);
+      else refuse(id, EPERM); // notified but with no handler: fail closed
     }
   } finally {
     for (const fd of memFds.values()) n.close(fd);
