@@ -44,6 +44,8 @@ export const BLIND = ['connect'] as const;
 export const PATH_OPS = [
   'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'truncate',
   'mkdir', 'mkdirat', 'mknod', 'mknodat',
+  'chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat',
+  'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat',
 ] as const;
 /**
  * Calls on an fd that append-only files need decided (worker.ts, handleFdOp): the supervisor takes

@@ -69,6 +69,7 @@ const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 const SYS_renameat2 = 316;
 const SYS_newfstatat = 262;
+const SYS_fchmodat = 268;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const F_GETFL = 3;
 const CLONE_FS = 0x200;
@@ -122,6 +123,13 @@ export interface Native {
   mknodat(dirfd: number, name: string, mode: number, dev: bigint): number;
   /** "dev:ino" and the st_mode of `name` in `dirfd`, not following a last symlink; -errno. */
   statAt(dirfd: number, name: string): { id: string; mode: number } | number;
+  chmod(path: string, mode: number): number;
+  fchmodat(dirfd: number, name: string, mode: number, flags: number): number;
+  fchownat(dirfd: number, name: string, uid: number, gid: number, flags: number): number;
+  /** utimensat with `times` a struct timespec[2] (32 bytes) or null for "now". */
+  utimensat(dirfd: number, name: string, times: Buffer | null, flags: number): number;
+  setxattr(path: string, name: string, value: Buffer, flags: number, follow: boolean): number;
+  removexattr(path: string, name: string, follow: boolean): number;
   /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
   privateUmask(): number;
   errno(): number;
@@ -170,6 +178,14 @@ export function loadNative(): Native {
   const symlinkat = libc.func('symlinkat', 'int', ['str', 'int', 'str']);
   const mkdirat = libc.func('mkdirat', 'int', ['int', 'str', 'uint32_t']);
   const mknodat = libc.func('mknodat', 'int', ['int', 'str', 'uint32_t', 'uint64_t']);
+  const chmod = libc.func('chmod', 'int', ['str', 'uint32_t']);
+  const fchmodat = libc.func('syscall', 'long', ['long', 'int', 'str', 'uint32_t']);
+  const fchownat = libc.func('fchownat', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'int']);
+  const utimensat = libc.func('utimensat', 'int', ['int', 'str', 'void *', 'int']);
+  const setxattr = libc.func('setxattr', 'int', ['str', 'str', 'void *', 'size_t', 'int']);
+  const lsetxattr = libc.func('lsetxattr', 'int', ['str', 'str', 'void *', 'size_t', 'int']);
+  const removexattr = libc.func('removexattr', 'int', ['str', 'str']);
+  const lremovexattr = libc.func('lremovexattr', 'int', ['str', 'str']);
   const sysNewfstatat = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'int']);
 
   const linkBuf = Buffer.alloc(4096);
@@ -272,6 +288,13 @@ export function loadNative(): Native {
     symlinkat: (target, dirfd, name) => (symlinkat(target, dirfd, name) < 0 ? fail() : 0),
     mkdirat: (dirfd, name, mode) => (mkdirat(dirfd, name, mode) < 0 ? fail() : 0),
     mknodat: (dirfd, name, mode, dev) => (mknodat(dirfd, name, mode, dev) < 0 ? fail() : 0),
+    chmod: (path, mode) => (chmod(path, mode) < 0 ? fail() : 0),
+    // The raw syscall: glibc's fchmodat emulates AT_SYMLINK_NOFOLLOW; without flags the kernel's is exact.
+    fchmodat: (dirfd, name, mode, flags) => (flags !== 0 ? -22 : Number(fchmodat(SYS_fchmodat, dirfd, name, mode)) < 0 ? fail() : 0),
+    fchownat: (dirfd, name, uid, gid, flags) => (fchownat(dirfd, name, uid >>> 0, gid >>> 0, flags) < 0 ? fail() : 0),
+    utimensat: (dirfd, name, times, flags) => (utimensat(dirfd, name, times, flags) < 0 ? fail() : 0),
+    setxattr: (path, name, value, flags, follow) => ((follow ? setxattr : lsetxattr)(path, name, value, value.length, flags) < 0 ? fail() : 0),
+    removexattr: (path, name, follow) => ((follow ? removexattr : lremovexattr)(path, name) < 0 ? fail() : 0),
     statAt: (dirfd, name) =>
       Number(sysNewfstatat(SYS_newfstatat, dirfd, name, statBuf, AT_SYMLINK_NOFOLLOW)) < 0
         ? fail()

@@ -12,10 +12,11 @@ export interface SupervisedEvent {
   syscall: SupervisedSyscall;
   /**
    * unlink: unlink, unlinkat, rmdir; rename: rename(at, at2); link: link(at), symlink(at);
-   * mkdir: mkdir(at), mknod(at); truncate: truncate by path; fd: ftruncate, fallocate, fcntl
+   * mkdir: mkdir(at), mknod(at); truncate: truncate by path; attr: chmod, chown, utime(s),
+   * utimensat, setxattr, removexattr and variants (on the file the path resolves to); fd: ftruncate, fallocate, fcntl
    * F_SETFL, pwritev2, io_setup (decided on the caller's open file, only for append-only files).
    */
-  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link' | 'mkdir' | 'fd';
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link' | 'mkdir' | 'attr' | 'fd';
   /**
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a

@@ -66,6 +66,7 @@ const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
 const ESRCH = 3;
+const E2BIG = 7;
 const PATH_MAX = 4096;
 const EBADF = 9;
 const ENOSYS = 38;
@@ -97,6 +98,9 @@ const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
   ['mknodat', 'mkdir'],
 ]);
 const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
+const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat']);
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const XATTR_SIZE_MAX = 65536;
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
@@ -354,7 +358,8 @@ function loop(decide: Decide): void {
       post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
       return ap;
     }
-    const staticPath = event.kind === 'open' || event.kind === 'truncate' ? event.path : event.path === null ? null : parentOf(event.path);
+    // Landlock has no right for chmod, chown, utimes or xattrs: those are the mount layer's and the permission bits'.
+    const staticPath = event.kind === 'attr' ? null : event.kind === 'open' || event.kind === 'truncate' ? event.path : event.path === null ? null : parentOf(event.path);
     if (ap !== 'append' && staticPath !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, staticPath, event.access)) {
       post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
       return EACCES;
@@ -841,6 +846,142 @@ function loop(decide: Decide): void {
     }
   };
 
+  /** `len` bytes of the caller's memory at `addr`, or -errno. */
+  const readBytes = (pid: number, addr: number, len: number): Buffer | number => {
+    if (addr === 0) return -EFAULT;
+    const fd = memFd(pid);
+    if (fd < 0) return fd;
+    const buf = Buffer.alloc(len);
+    return len === 0 || n.pread(fd, buf, len, addr) === len ? buf : -EFAULT;
+  };
+
+  /**
+   * chmod, chown, utime(s), utimensat, setxattr, removexattr and their variants (filter.ts
+   * PATH_OPS): metadata writes by path, performed by Ward on the file the path resolves to.
+   * Following a last symlink: the file is opened O_PATH beneath the sandbox's root (IN_ROOT:
+   * an absolute symlink resolves in the sandbox, never on the host) and the call made through
+   * Ward's own /proc/self/fd/N, i.e. on that very inode. Not following: the parent directory is
+   * resolved (resolveName) and the call made on the name in it. An fd (utimensat with a NULL
+   * path, AT_EMPTY_PATH) is taken with pidfd_getfd. fchmodat2, setxattrat and removexattrat
+   * (newer ways to say the same) answer ENOSYS: libc falls back to the ones above.
+   */
+  const handleAttrOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    if (name === 'fchmodat2' || name === 'setxattrat' || name === 'removexattrat') return refuse(id, ENOSYS);
+    const a = (i: number) => args[i]!;
+    const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
+    const u32 = (i: number) => Number(a(i) & 0xffffffffn);
+    let dirfd = N.AT_FDCWD;
+    let pathPtr: bigint;
+    let follow = true;
+    let flags = 0;
+    switch (name) {
+      case 'fchmodat': case 'futimesat': dirfd = fdArg(0); pathPtr = a(1); break;
+      case 'fchownat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(4); break;
+      case 'utimensat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(3); break;
+      case 'lchown': case 'lsetxattr': case 'lremovexattr': pathPtr = a(0); follow = false; break;
+      default: pathPtr = a(0);
+    }
+    if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return refuse(id, EINVAL);
+    if (flags & AT_SYMLINK_NOFOLLOW) follow = false;
+    // The path; null means "the fd itself" (utimensat's NULL path, or "" with AT_EMPTY_PATH).
+    let asked: string | null = null;
+    if (!(name === 'utimensat' && pathPtr === 0n)) {
+      const got = readString(pid, Number(pathPtr));
+      if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
+      asked = got === '' && flags & AT_EMPTY_PATH ? null : got;
+      if (asked === '') return stillValid(id) ? refuse(id, ENOENT) : undefined;
+    }
+    // The call's data, read before any decision: times, xattr name and value.
+    let times: Buffer | null = null;
+    const timesArg = name === 'utime' || name === 'utimes' ? a(1) : name === 'futimesat' || name === 'utimensat' ? a(2) : 0n;
+    if (timesArg !== 0n) {
+      const raw = readBytes(pid, Number(timesArg), name === 'utime' ? 16 : name === 'utimensat' ? 32 : 32);
+      if (typeof raw === 'number') return stillValid(id) ? refuse(id, -raw) : undefined;
+      times = Buffer.alloc(32);
+      for (let k = 0; k < 2; k++) {
+        if (name === 'utimensat') raw.copy(times, 16 * k, 16 * k, 16 * k + 16);
+        else if (name === 'utime') times.writeBigInt64LE(raw.readBigInt64LE(8 * k), 16 * k); // utimbuf: seconds only
+        else {
+          times.writeBigInt64LE(raw.readBigInt64LE(16 * k), 16 * k);
+          const usec = raw.readBigInt64LE(16 * k + 8);
+          if (usec < 0n || usec >= 1000000n) return stillValid(id) ? refuse(id, EINVAL) : undefined;
+          times.writeBigInt64LE(usec * 1000n, 16 * k + 8);
+        }
+      }
+    }
+    let xname = '';
+    let xvalue: Buffer = Buffer.alloc(0);
+    let xflags = 0;
+    if (name.endsWith('xattr')) {
+      const got = readString(pid, Number(a(1)));
+      if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
+      xname = got;
+      if (name === 'setxattr' || name === 'lsetxattr') {
+        const size = Number(a(3));
+        if (size > XATTR_SIZE_MAX) return stillValid(id) ? refuse(id, E2BIG) : undefined;
+        const v = size === 0 ? Buffer.alloc(0) : readBytes(pid, Number(a(2)), size);
+        if (typeof v === 'number') return stillValid(id) ? refuse(id, -v) : undefined;
+        xvalue = v;
+        xflags = u32(4);
+      }
+    }
+    if (!stillValid(id)) return;
+
+    // The file: [our fd, the path to call through, its path for the decision, its identity].
+    let own = -1;
+    let dir = -1;
+    let target: string;
+    let decidedPath: string | null;
+    let file: string | null = null;
+    if (asked === null) {
+      own = callerFile(id, pid, dirfd);
+      if (own < 0) return own === -ENOENT ? undefined : refuse(id, -own);
+      target = `/proc/self/fd/${own}`;
+      decidedPath = fdPath(own);
+      file = n.fileId(own);
+    } else if (follow) {
+      let full = asked;
+      if (!asked.startsWith('/')) {
+        const base = basePath(pid, dirfd);
+        if (typeof base === 'number') return refuse(id, -base);
+        full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+      }
+      openRoot(pid, id);
+      own = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (own < 0) return refuse(id, -own);
+      target = `/proc/self/fd/${own}`;
+      decidedPath = fdPath(own);
+      file = n.fileId(own);
+    } else {
+      const r = resolveName(pid, id, dirfd, asked);
+      if (typeof r === 'number') return refuse(id, -r);
+      dir = r.dir;
+      target = `/proc/self/fd/${dir}/${r.name}`;
+      decidedPath = r.path;
+      const st = n.statAt(dir, r.name);
+      file = typeof st === 'number' ? null : st.id;
+    }
+    try {
+      if (decidedPath === null) return refuse(id, EACCES); // an fd with no path in the sandbox (a pipe...): nothing a rule names
+      const errno = judge({ pid, syscall: name, kind: 'attr', path: decidedPath, access: 'write', create: false, flags, file });
+      if (errno) return refuse(id, errno);
+      let r: number;
+      const nofollow = follow ? 0 : AT_SYMLINK_NOFOLLOW;
+      switch (name) {
+        case 'chmod': case 'fchmodat': r = n.chmod(target, u32(name === 'chmod' ? 1 : 2) & 0o7777); break;
+        case 'chown': case 'lchown': r = n.fchownat(N.AT_FDCWD, target, u32(1), u32(2), nofollow); break;
+        case 'fchownat': r = n.fchownat(N.AT_FDCWD, target, u32(2), u32(3), nofollow); break;
+        case 'setxattr': case 'lsetxattr': r = n.setxattr(target, xname, xvalue, xflags, follow); break;
+        case 'removexattr': case 'lremovexattr': r = n.removexattr(target, xname, follow); break;
+        default: r = n.utimensat(N.AT_FDCWD, target, times, nofollow); break; // utime, utimes, futimesat, utimensat
+      }
+      return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+    } finally {
+      if (own >= 0) n.close(own);
+      if (dir >= 0) n.close(dir);
+    }
+  };
+
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
   let why = 'the sandbox ended';
   // fds are the process's, not the thread's: whatever ends the loop, ours are closed.
@@ -878,6 +1019,7 @@ function loop(decide: Decide): void {
       else if (BLIND_KIND.has(name)) handleBlind(id, pid, name);
       else if (PATH_KIND.has(name)) handlePathOp(id, pid, name, args);
       else if (FD_KIND.has(name)) handleFdOp(id, pid, name, args);
+      else if (ATTR_KIND.has(name)) handleAttrOp(id, pid, name, args);
       else if (name === 'open' || name === 'openat' || name === 'openat2' || name === 'creat') handleOpen(id, pid, name, args);
       else refuse(id, EPERM); // notified but with no handler: fail closed
     }
