@@ -110,8 +110,11 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     }
   }
 
-  // Denied places, on both the name written and the real path it resolves to.
+  // Denied places, on both the name written and the real path it resolves to. Visible-only
+  // places are collected apart: they are bound read-only (stat shows the real file) with no
+  // Landlock rule of their own, and the supervisor refuses every open and exec of them.
   const denied: { path: string; isDir: boolean; nlink: number }[] = [];
+  const visible: { path: string; isDir: boolean }[] = [];
   for (const entry of [...eff.filesystem.deny, ...eff.filesystem.visible]) {
     const st = lstatOrNull(entry.path);
     if (!st) continue;
@@ -124,15 +127,17 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     }
     const rst = lstatOrNull(real);
     if (!rst) continue;
-    denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
     if (eff.filesystem.visible.some((v) => v.path === entry.path)) {
-      notes.push(`visible-only ${entry.path} is hidden in the static tier (supervised mode is needed to allow stat without open)`);
-    }
+      visible.push({ path: real, isDir: rst.isDirectory() });
+      notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
+    } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
   }
+  // Deny wins over visible too: a visible path inside a denied one stays hidden.
+  const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
 
-  // Deny wins: drop every grant at or below a denied path.
+  // Deny wins: drop every grant at or below a denied (or visible-only) path.
   for (const [real, g] of grants) {
-    const d = denied.find((x) => isWithin(real, x.path));
+    const d = [...denied, ...shown].find((x) => isWithin(real, x.path));
     if (d) {
       grants.delete(real);
       notes.push(`grant ${g.literal} is inside denied ${d.path} and was dropped (deny wins)`);
@@ -149,6 +154,11 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     binds.push({ dest: g.real, writable });
     ops.push({ kind: 'bind', src: g.real, dest: g.real, writable });
   }
+
+  // Visible-only: its own read-only bind, wherever it is (inside a grant or not), so the
+  // sandbox sees the real metadata and can change nothing (EROFS), rename or unlink nothing
+  // (EBUSY) and link it nowhere (EXDEV).
+  for (const v of shown) ops.push({ kind: 'bind', src: v.path, dest: v.path, writable: false });
 
   // Private, empty, writable places every program expects, unless a grant already covers them.
   const tmpfs: [string, string][] = [['/tmp', 'private /tmp']];

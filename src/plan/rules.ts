@@ -24,6 +24,12 @@
  *   openat2 and creat always), fcntl F_SETFL only (.setfl), the PATH_OPS, and ftruncate,
  *   fallocate, pwritev2, io_setup (FD_OPS). Read-only opens stay in the kernel (Landlock 'r').
  *
+ *
+ * filesystem.visible: every open and exec (opens, execs): the supervisor refuses any open but
+ *   O_PATH, and any exec, of a visible-only file, by path and by identity. Landlock gives the
+ *   file no right of its own (planMounts binds it read-only with no rule), but a grant on a
+ *   directory above it would: Landlock cannot subtract, so the supervisor must see the opens.
+ *
  * connect is decided blind (its address is not read), so a connect *event* can only come from
  * the broker, which sees the destination's name, and a revocation of some destinations only
  * can only be enforced there. Every way out of the sandbox's network namespace goes through the
@@ -44,6 +50,14 @@ export interface RulesPlan {
   conditions?: NotifyConditions;
   /** filesystem.append, real paths: enforced by the supervisor; absent when there are none. */
   append?: string[];
+  /** filesystem.visible, real paths: every open and exec of them refused by the supervisor; absent when none. */
+  visible?: string[];
+}
+
+/** The files whose mode only the supervisor can enforce (append-only, visible-only), as real paths. */
+export interface SupervisedFiles {
+  append?: readonly string[];
+  visible?: readonly string[];
 }
 
 const OPENS: SupervisedSyscall[] = ['open', 'openat', 'openat2', 'creat'];
@@ -56,9 +70,13 @@ const PATH_WRITES: SupervisedSyscall[] = [...PATH_OPS];
  * supervisor compares the kernel's own path of what it opened). Missing optional entries are
  * left out, as planMounts leaves them out.
  */
-export function appendPaths(eff: EffectivePolicy): string[] {
+export function supervisedFiles(eff: EffectivePolicy): SupervisedFiles {
+  return { append: realPaths(eff.filesystem.append), visible: realPaths(eff.filesystem.visible) };
+}
+
+function realPaths(entries: readonly { path: string }[]): string[] {
   const out: string[] = [];
-  for (const e of eff.filesystem.append) {
+  for (const e of entries) {
     try {
       out.push(realpathSync(e.path));
     } catch {
@@ -68,8 +86,10 @@ export function appendPaths(eff: EffectivePolicy): string[] {
   return [...new Set(out)].sort();
 }
 
-export function planRules(rules: readonly Rule[], append: readonly string[] = []): RulesPlan | null {
-  if (rules.length === 0 && append.length === 0) return null;
+export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): RulesPlan | null {
+  const append = files.append ?? [];
+  const visible = files.visible ?? [];
+  if (rules.length === 0 && append.length === 0 && visible.length === 0) return null;
   const need = new Set<SupervisedSyscall>();
   // fcntl only under its condition (F_SETFL): never the whole call, every program uses it.
   if (append.length > 0) ['openat2', 'creat', ...PATH_WRITES, ...FD_OPS.filter((s) => s !== 'fcntl')].forEach((s) => need.add(s as SupervisedSyscall));
@@ -85,10 +105,13 @@ export function planRules(rules: readonly Rule[], append: readonly string[] = []
       else if (m.access === 'connect' && m.target === '*') need.add('connect');
     }
   }
+  // Visible-only: every open (a read-only one too) and every exec, whatever the flags.
+  if (visible.length > 0) [...OPENS, ...EXECS].forEach((s) => need.add(s));
   const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
   if (append.length > 0) {
     plan.conditions = { writeOpens: true, setfl: true };
     plan.append = [...append];
   }
+  if (visible.length > 0) plan.visible = [...visible];
   return plan;
 }

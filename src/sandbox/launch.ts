@@ -33,7 +33,7 @@ import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
 import type { Plan, Rlimits } from '../plan/compile.js';
-import { appendPaths, planRules } from '../plan/rules.js';
+import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
@@ -207,7 +207,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   // Dynamic rules run supervised or not at all. A plan whose rules are not exactly the
   // policy's (built by hand, or edited after compilation) is refused: it would enforce less.
   const dyn = plan.rules;
-  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? [], appendPaths(eff)))) {
+  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? [], supervisedFiles(eff)))) {
     throw new WardError('the plan\'s dynamic rules are not the policy\'s (a plan must be compiled from its policy)', { step: 'supervise', fix: 'compile the plan with compile()/compilePlan() from the policy that runs' });
   }
   if (dyn && opts.supervise) {
@@ -251,7 +251,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   const supervise: SuperviseOptions | undefined =
     opts.supervise ??
-    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, ...(dyn.conditions ? { conditions: dyn.conditions } : {}), ...(dyn.append ? { append: dyn.append } : {}), decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
+    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, ...(dyn.conditions ? { conditions: dyn.conditions } : {}), ...(dyn.append ? { append: dyn.append } : {}), ...(dyn.visible ? { visible: dyn.visible } : {}), decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {

@@ -32,6 +32,8 @@ export interface SuperviseOptions {
   conditions?: NotifyConditions;
   /** filesystem.append, real paths: append-only files the supervisor enforces (worker.ts). */
   append?: string[];
+  /** filesystem.visible, real paths: visible-only files, never opened nor exec'd (worker.ts). */
+  visible?: string[];
 }
 
 export interface SupervisorStart {
@@ -124,6 +126,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     decided: checkSupervisedSyscalls(opts.syscalls),
     rules: start.rules,
     append: opts.append ?? [],
+    visible: opts.visible ?? [],
     decider: opts.decider,
     stop: stopFlag,
   };

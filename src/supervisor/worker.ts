@@ -43,6 +43,8 @@ export interface WorkerInput {
    * is written only through O_APPEND (appendErrno below); nothing else may change it.
    */
   append: string[];
+  /** filesystem.visible, real paths: stat shows them; no open but O_PATH, no exec (visibleErrno below). */
+  visible: string[];
   decider: DeciderSpec;
   /** Int32Array over it: [0] = 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
@@ -351,8 +353,39 @@ function loop(decide: Decide): void {
     return event.kind === 'exec' ? 0 : EACCES;
   };
 
+  /**
+   * Visible-only files (filesystem.visible): their identities, read once like the append-only
+   * ones, so a hard link made on the host, a symlink or a /proc/self/fd reopen names the same
+   * file. Refused: every open but O_PATH (which gives no access to the contents; its reopen
+   * through /proc/self/fd is an open, refused here) and every exec. stat needs no open.
+   */
+  let visibleIds: Set<string> | null = null;
+  const inVisible = (p: string | null): boolean => !!p && input.visible.some((v) => p === v || p.startsWith(v.endsWith('/') ? v : `${v}/`));
+  const isVisibleFile = (p: string | null, fid: string | null): boolean => {
+    if (input.visible.length === 0) return false;
+    if (inVisible(p)) return true;
+    if (fid === null || rootFd < 0) return false;
+    if (!visibleIds) {
+      visibleIds = new Set();
+      for (const v of input.visible) {
+        const fd = n.openat2(rootFd, v, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+        if (fd < 0) continue;
+        const id = n.fileId(fd);
+        if (id) visibleIds.add(id);
+        n.close(fd);
+      }
+    }
+    return visibleIds.has(fid);
+  };
+
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
+    if ((event.kind === 'open' && event.access !== 'path') || event.kind === 'exec') {
+      if (isVisibleFile(event.path, event.file)) {
+        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
+        return EACCES;
+      }
+    }
     const ap = appendVerdict(event);
     if (typeof ap === 'number' && ap !== 0) {
       post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
@@ -419,21 +452,25 @@ function loop(decide: Decide): void {
    * resolved path is what stops a symlink's name from getting around a rule on the program; the
    * kernel still reads the path again after CONTINUE (the exec race, SECURITY-MODEL.md).
    */
-  const execTarget = (pid: number, id: bigint, full: string): string => {
+  const execTarget = (pid: number, id: bigint, full: string): { path: string; file: string | null } => {
     const self = full.startsWith('/proc/') || full.startsWith('/dev/') ? (selfPath(pid, full) ?? full) : full;
     const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(exe|fd\/\d+)$/.exec(self);
     if (own) {
       const ids = nsIdsOf(pid);
-      if (!ids || Number(own[1]) !== ids.tgid) return full;
+      if (!ids || Number(own[1]) !== ids.tgid) return { path: full, file: null };
       const link = n.readlink(`/proc/${pid}/${own[2]}`);
-      return typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full;
+      const ofd = n.open(`/proc/${pid}/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
+      const file = ofd >= 0 ? n.fileId(ofd) : null;
+      if (ofd >= 0) n.close(ofd);
+      return { path: typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full, file };
     }
     openRoot(pid, id);
     const fd = n.openat2(rootFd, self, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
-    if (fd < 0) return full;
+    if (fd < 0) return { path: full, file: null };
     const real = fdPath(fd);
+    const file = n.fileId(fd);
     n.close(fd);
-    return real ?? full;
+    return { path: real ?? full, file };
   };
 
   const handleOpen = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
@@ -470,6 +507,11 @@ function loop(decide: Decide): void {
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     if (asked === '') return refuse(id, ENOENT);
+    // O_PATH gives no access to the contents, and no check (static, visible-only, rules) refuses
+    // it: there is nothing to decide, so CONTINUE decides nothing on memory. (It also could not be
+    // injected: ADDFD refuses O_PATH files, EBADF.) Every use of such an fd that reaches contents
+    // is decided again: a /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec.
+    if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
     // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
     if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
     let full = asked;
@@ -489,6 +531,13 @@ function loop(decide: Decide): void {
       if (!ids || Number(own[1]) !== ids.tgid) return refuse(id, EACCES);
       openRoot(pid, id);
       const fd = n.open(`/proc/${pid}/fd/${own[2]}`, (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY);
+      if (fd < 0 && input.visible.length > 0) {
+        // As below for a path: a visible-only file reads EACCES, not the EROFS of its bind.
+        const probe = n.open(`/proc/${pid}/fd/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
+        const visibleOne = probe >= 0 && isVisibleFile(fdPath(probe), n.fileId(probe));
+        if (probe >= 0) n.close(probe);
+        if (visibleOne) return refuse(id, EACCES);
+      }
       if (fd < 0) return refuse(id, -fd);
       const link = n.readlink(`/proc/self/fd/${fd}`);
       const what = typeof link === 'string' ? link : `fd ${own[2]}`;
@@ -513,7 +562,8 @@ function loop(decide: Decide): void {
     const resolveFlags = N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS | (resolve & (N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_XDEV));
     // Opened non-blocking (a FIFO must not stall the loop), without O_TRUNC (nothing is cut
     // before the decision) and without O_CREAT (nothing is made before the decision).
-    const base = (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
+    // O_PATH takes only O_DIRECTORY and O_NOFOLLOW beside it: openat ignores the rest, openat2 refuses it (EINVAL).
+    const base = flags & N.O_PATH ? (flags & (N.O_PATH | N.O_DIRECTORY | N.O_NOFOLLOW)) | N.O_CLOEXEC : (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
     let fd = -ENOENT;
     if (!((flags & N.O_CREAT) && (flags & N.O_EXCL))) fd = n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
     let create = false;
@@ -554,6 +604,20 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, cloexec);
     } else {
+      // A visible-only file is refused as such (EACCES) even when Ward's own open failed for
+      // another reason first (EROFS: its bind is read-only), so every open of it reads the same.
+      if (input.visible.length > 0 && !(flags & N.O_PATH)) {
+        const probe = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC | (flags & N.O_NOFOLLOW), 0, resolveFlags));
+        if (probe >= 0) {
+          const seen = fdPath(probe);
+          const fid = n.fileId(probe);
+          n.close(probe);
+          if (isVisibleFile(seen, fid)) {
+            post({ type: 'denial', event: { pid, syscall: name, kind: 'open', path: seen, access, create: false, flags, file: fid }, errno: EACCES, reason: "visible-only (filesystem.visible): it may be listed and stat'ed, never opened" });
+            return refuse(id, EACCES);
+          }
+        }
+      }
       return refuse(id, -fd);
     }
     const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
@@ -592,8 +656,9 @@ function loop(decide: Decide): void {
       if (typeof base === 'number') return refuse(id, -base);
       full = asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
-    full = execTarget(pid, id, full);
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null });
+    const resolved = execTarget(pid, id, full);
+    // The decision function sees no identity for an exec (as before); the visible-only check does.
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: null, ...(input.visible.length > 0 ? { file: resolved.file } : {}) });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
