@@ -45,7 +45,7 @@ import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilt
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
-import { joinSession, saveSession } from '../supervisor/session.js';
+import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -471,6 +471,15 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   const outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
 
+  // Side by side with other commands of the session: their revocations reach this one while it runs.
+  const stopWatch = session
+    ? watchSession(session, dyn!.rules, ruleCells!, (fired) => {
+        for (const r of fired) {
+          const m = (x: { access: string; target: string }) => `${x.access} ${x.target}`;
+          onRevocation({ kind: 'revocation', rule: r, after: dyn!.rules[r]!.after.map(m), revoked: dyn!.rules[r]!.revoke.map(m), trigger: `session ${session.name}: its events, seen by another command running beside this one`, pid: null, by: 'session' });
+        }
+      })
+    : null;
   let child: ChildProcess;
   try {
     child = spawn(launcher, outer, {
@@ -481,6 +490,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     });
     supervisor?.closeChildFd();
   } catch (e) {
+    stopWatch?.();
     supervisor?.closeChildFd();
     void supervisor?.stop();
     void cgroup?.remove();
@@ -588,6 +598,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
     try {
       return await body();
     } finally {
+      stopWatch?.();
       await closeNet();
     }
   })();
