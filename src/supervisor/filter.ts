@@ -10,7 +10,9 @@
  *     ld [nr]
  *     jge X32_SYSCALL_BIT ? KILL            x32: same arch token, another table
  *     jeq NR_1 ? NOTIFY ...                 one test per supervised number, sorted
+ *     jeq NR_C ? IF_C ...                   conditional ones (NotifyConditions)
  *     ret ALLOW
+ *   IF_C: ld [args[i] low]; jset/jeq K ? NOTIFY : ALLOW
  *   NOTIFY: ret USER_NOTIF
  *   KILL:   ret KILL_PROCESS
  *
@@ -30,10 +32,11 @@ import { assemble, encode, jeq, jge, jset, label, ldAbs, ret, type AsmItem } fro
  *     what was actually opened);
  *   - exec is decided on the path read and allowed with CONTINUE (see SECURITY-MODEL.md for
  *     what that leaves open);
- *   - BLIND ones are decided without reading their arguments at all: the event has no path or
- *     address, a refusal is an errno, an allowance is CONTINUE, safe because nothing in memory
- *     was decided on. That is what a revocation ("after X, no more connect/unlink/rename") needs;
- *     a decision on *which* address or path (emulating connect, unlink, rename) is not built.
+ *   - PATH_OPS (writes by path) are performed by the supervisor on the resolved names;
+ *   - FD_OPS are decided on the caller's own open file (pidfd_getfd) and performed on it;
+ *   - BLIND ones (connect) are decided without reading their arguments at all: a refusal is an
+ *     errno, an allowance is CONTINUE, safe because nothing in memory was decided on. A decision
+ *     on *which* address (emulating connect) is not built.
  */
 export const BLIND = ['connect'] as const;
 /**

@@ -18,6 +18,12 @@
  *     which file is *given*: the decision is on the given one.
  *   execve, execveat: an exec cannot be emulated; a refusal is an errno, an allowed exec is
  *     CONTINUE (the kernel then reads the path again: see SECURITY-MODEL.md, supervised mode).
+ *   unlink, rename, link, mkdir, truncate, chmod, utimensat, setxattr... (filter.ts PATH_OPS):
+ *     performed by the supervisor on the resolved names (handlePathOp, handleAttrOp).
+ *   ftruncate, fallocate, fcntl F_SETFL (FD_OPS): decided and performed on the caller's own
+ *     open file (pidfd_getfd), for append-only files (handleFdOp).
+ *   connect: decided blind, CONTINUE when allowed (nothing in memory was decided on).
+ *   O_PATH opens: CONTINUE (nothing refuses them; ADDFD cannot inject them).
  *
  * Fail closed: any unexpected error ends the loop and closes the listener; the kernel then
  * fails every notified syscall (ENOSYS) and the main thread kills the sandbox.
