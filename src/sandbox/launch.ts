@@ -216,7 +216,8 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   if (dyn) {
     const p = supervisedModeProblem(opts.supervisedHost);
     if (p) {
-      throw new WardError(`the policy has dynamic rules (\`rules:\`), which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run the rules unenforced`, { step: 'supervise', fix: p.fix });
+      const what = dyn.rules.length > 0 ? ['dynamic rules (`rules:`)', 'the rules'] : ['append-only or visible-only files (`filesystem.append`, `filesystem.visible`)', 'them'];
+      throw new WardError(`the policy has ${what[0]}, which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run ${what[1]} unenforced`, { step: 'supervise', fix: p.fix });
     }
   }
   // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).

@@ -10,10 +10,11 @@
  * the way), and ext/audit.log outside every write grant (Landlock gives the sandbox read only).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { run } from '../../src/index.js';
+import { compile, run } from '../../src/index.js';
+import { launch } from '../../src/sandbox/launch.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
 
@@ -165,4 +166,24 @@ attempt('elsewhere-setfl', lambda: fcntl.fcntl(w, fcntl.F_SETFL, os.O_NONBLOCK))
     assert.ok(r.launch.layers.supervisor, 'the run is supervised');
     assert.ok(!r.launch.layers.supervisor!.syscalls.includes('openat'), 'openat is notified only for writes');
   });
+
+  it('fails closed: refused with exit 125 where supervised mode cannot run, and a plan whose append list was dropped is refused', async () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'log.txt'), 'x\n');
+    const policy = { extends: ['default'], filesystem: { append: ['${WORKSPACE}/log.txt'], visible: ['${WORKSPACE}/log.txt.sig'] } };
+    writeFileSync(path.join(fx.ws, 'log.txt.sig'), 'sig\n');
+    const host = { arch: 'x64', seccompActions: 'kill_process errno allow', loadNative: () => {} };
+    const err = await run({ policy }, ['sh', '-c', 'echo overwritten > log.txt'], { ...fixtureRunOptions(fx, []), supervisedHost: host }).then(
+      () => assert.fail('the run was not refused'),
+      (e: unknown) => e as { message: string; exitCode?: number },
+    );
+    assert.match(err.message, /append-only or visible-only files .* supervised mode cannot run here: .*refusing to run them unenforced/);
+    assert.equal(err.exitCode, 125);
+    assert.equal(readFileSync(path.join(fx.ws, 'log.txt'), 'utf8'), 'x\n');
+    const plan = compile({ policy }, { workspace: fx.ws, env: fx.env });
+    assert.deepEqual(plan.rules?.append, [path.join(realpathSync(fx.ws), 'log.txt')]);
+    assert.deepEqual(plan.rules?.visible, [path.join(realpathSync(fx.ws), 'log.txt.sig')]);
+    assert.throws(() => launch({ ...plan, rules: { ...plan.rules!, append: [] } }, ['true']), /dynamic rules are not the policy's/);
+  });
 });
+
