@@ -346,6 +346,23 @@ function loop(decide: Decide): void {
    * O_RDWR (an O_RDWR fd could be mapped MAP_SHARED|PROT_WRITE and overwritten). Refused: every
    * other write, every write by path (unlink, rename, link, truncate, mkdir... on it or inside
    * an append-only directory) and every fd call that could rewrite (handleFdOp).
+   *
+   * Every other way to rewrite the bytes, and who stops it:
+   *   mmap MAP_SHARED|PROT_WRITE      needs an fd open for reading and writing: never given
+   *   pwrite / lseek + write          the kernel appends on an O_APPEND fd
+   *   pwritev2 RWF_NOAPPEND           EOPNOTSUPP (handleFdOp); Linux AIO: io_setup ENOSYS
+   *   io_uring                        refused by the static seccomp filter (io_uring_setup)
+   *   copy_file_range, sendfile,      the kernel refuses an O_APPEND destination (EBADF,
+   *   splice                          EINVAL)
+   *   /proc/self/fd/N, /dev/fd/N      an open like any other (the own-fd path in handleOpen),
+   *     reopen, O_PATH then reopen    judged here by identity
+   *   openat(O_PATH fd, "")           openat has no AT_EMPTY_PATH: ENOENT
+   *   hard link, symlink              linkat: the entry is its own bind (EXDEV) and a write by
+   *                                   path (EACCES); a symlink resolves to the file: judged here
+   *   unlink / rename over it         its bind is a mount point (EBUSY); EACCES here
+   *   chmod, utimes, xattrs by path   EACCES here (handleAttrOp); by fd (fchmod): not intercepted
+   *   F_SETFL clearing O_APPEND,      EPERM on the caller's own open file (pidfd_getfd,
+   *   ftruncate, fallocate            handleFdOp)
    */
   const appendVerdict = (event: SupervisedEvent): number | 'append' => {
     if (input.append.length === 0) return 0;
