@@ -222,7 +222,7 @@ export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): Ru
   }
   // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).
   const ruleCells = dyn ? new Int32Array(newSharedRuleState(dyn.rules)) : null;
-  if (opts.session !== undefined && !dyn) {
+  if (opts.session !== undefined && (!dyn || dyn.rules.length === 0)) {
     throw new WardError('--session needs a policy with dynamic rules (`rules:`): a session carries their state from one command to the next', {
       step: 'session',
       fix: 'add `rules:` to the policy, or run without --session',
