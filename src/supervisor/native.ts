@@ -199,8 +199,17 @@ export function loadNative(): Native {
       return n < 0 ? fail() : n;
     },
     openat2: (dirfd, path, how) => {
-      const r = Number(sysOpenat2(SYS_openat2, dirfd, path, how, OPEN_HOW_SIZE));
-      return r < 0 ? fail() : r;
+      // EAGAIN: a `..` was resolved while a rename or mount happened anywhere on the system, and
+      // RESOLVE_IN_ROOT / RESOLVE_BENEATH could not prove it stayed inside; openat2(2) says to
+      // retry. Under load (sandboxes starting: mounts) a plain `a/../b` hit it and the sandbox
+      // got EAGAIN from an open. Bounded: a steady stream of renames still gets EAGAIN, never
+      // an unchecked open.
+      for (let tries = 0; ; tries++) {
+        const r = Number(sysOpenat2(SYS_openat2, dirfd, path, how, OPEN_HOW_SIZE));
+        if (r >= 0) return r;
+        const e = errno();
+        if (e !== 11 || tries >= 64) return -e;
+      }
     },
     open: (path, flags) => {
       const r = open(path, flags) as number;

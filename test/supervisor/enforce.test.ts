@@ -104,6 +104,31 @@ describe('supervised mode: opens decided outside the sandbox', () => {
     assert.match(r.out, /usr-ok\nls-root=[12]\nwrite-usr=[12]\n/, r.err);
     assert.ok(r.denials.some((d) => d.layer === 'supervisor' && /static policy/.test(d.detail)), JSON.stringify(r.denials));
   });
+  it('a `..` resolved while renames happen elsewhere is retried, never answered EAGAIN (openat2 asks its caller to retry)', { skip: !which('python3') && 'python3 missing' }, async () => {
+    const t = setup({});
+    mkdirSync(path.join(t.ws, 'sub'));
+    writeFileSync(path.join(t.ws, 'data.txt'), 'd');
+    // A thread renaming in a loop makes the kernel's rename seqcount move under every `..`.
+    const r = await t.exec(['python3', '-c', `
+import os, threading
+stop = False
+def churn():
+    i = 0
+    open('r0', 'w').close()
+    while not stop:
+        os.rename('r%d' % i, 'r%d' % (i + 1)); i += 1
+t = threading.Thread(target=churn); t.start()
+bad = 0
+for i in range(20000):
+    try:
+        os.close(os.open('sub/../data.txt', os.O_RDONLY))
+    except BlockingIOError:
+        bad += 1
+stop = True; t.join()
+print('eagain', bad)
+`]);
+    assert.equal(r.out, 'eagain 0\n', r.err);
+  });
 });
 
 describe('supervised mode: attacks on the supervisor', () => {
