@@ -49,6 +49,8 @@ export const PATH_OPS = [
   'mkdir', 'mkdirat', 'mknod', 'mknodat',
   'chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat',
   'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat',
+  // The same metadata writes on an fd: decided on the caller's open file (pidfd_getfd).
+  'fchmod', 'fchown', 'fsetxattr', 'fremovexattr',
 ] as const;
 /**
  * Calls on an fd that append-only files need decided (worker.ts, handleFdOp): the supervisor takes

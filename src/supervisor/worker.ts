@@ -106,7 +106,9 @@ const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
   ['mknodat', 'mkdir'],
 ]);
 const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
-const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat']);
+const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat', 'fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
+/** The metadata calls on an fd (no path argument). */
+const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const XATTR_SIZE_MAX = 65536;
 
@@ -360,7 +362,7 @@ function loop(decide: Decide): void {
    *   hard link, symlink              linkat: the entry is its own bind (EXDEV) and a write by
    *                                   path (EACCES); a symlink resolves to the file: judged here
    *   unlink / rename over it         its bind is a mount point (EBUSY); EACCES here
-   *   chmod, utimes, xattrs by path   EACCES here (handleAttrOp); by fd (fchmod): not intercepted
+   *   chmod, utimes, xattrs           EACCES here (handleAttrOp), by path and by fd
    *   F_SETFL clearing O_APPEND,      EPERM on the caller's own open file (pidfd_getfd,
    *   ftruncate, fallocate            handleFdOp)
    */
@@ -967,13 +969,14 @@ function loop(decide: Decide): void {
       case 'fchownat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(4); break;
       case 'utimensat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(3); break;
       case 'lchown': case 'lsetxattr': case 'lremovexattr': pathPtr = a(0); follow = false; break;
+      case 'fchmod': case 'fchown': case 'fsetxattr': case 'fremovexattr': dirfd = fdArg(0); pathPtr = 0n; break;
       default: pathPtr = a(0);
     }
     if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return refuse(id, EINVAL);
     if (flags & AT_SYMLINK_NOFOLLOW) follow = false;
     // The path; null means "the fd itself" (utimensat's NULL path, or "" with AT_EMPTY_PATH).
     let asked: string | null = null;
-    if (!(name === 'utimensat' && pathPtr === 0n)) {
+    if (!(name === 'utimensat' && pathPtr === 0n) && !ATTR_ON_FD.has(name)) {
       const got = readString(pid, Number(pathPtr));
       if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
       asked = got === '' && flags & AT_EMPTY_PATH ? null : got;
@@ -1001,10 +1004,11 @@ function loop(decide: Decide): void {
     let xvalue: Buffer = Buffer.alloc(0);
     let xflags = 0;
     if (name.endsWith('xattr')) {
+      // setxattr(path, name, value, size, flags) and fsetxattr(fd, name, ...): the same argument slots.
       const got = readString(pid, Number(a(1)));
       if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
       xname = got;
-      if (name === 'setxattr' || name === 'lsetxattr') {
+      if (name === 'setxattr' || name === 'lsetxattr' || name === 'fsetxattr') {
         const size = Number(a(3));
         if (size > XATTR_SIZE_MAX) return stillValid(id) ? refuse(id, E2BIG) : undefined;
         const v = size === 0 ? Buffer.alloc(0) : readBytes(pid, Number(a(2)), size);
@@ -1050,17 +1054,21 @@ function loop(decide: Decide): void {
       file = typeof st === 'number' ? null : st.id;
     }
     try {
-      if (decidedPath === null) return refuse(id, EACCES); // an fd with no path in the sandbox (a pipe...): nothing a rule names
-      const errno = judge({ pid, syscall: name, kind: 'attr', path: decidedPath, access: 'write', create: false, flags, file });
-      if (errno) return refuse(id, errno);
+      if (decidedPath === null && asked !== null) return refuse(id, EACCES);
+      // An fd with no path in the sandbox (a pipe, a socket, a memfd): nothing a rule or an
+      // append-only entry can name, so nothing to refuse; the call is made on it all the same.
+      if (decidedPath !== null) {
+        const errno = judge({ pid, syscall: name, kind: 'attr', path: decidedPath, access: 'write', create: false, flags, file });
+        if (errno) return refuse(id, errno);
+      }
       let r: number;
       const nofollow = follow ? 0 : AT_SYMLINK_NOFOLLOW;
       switch (name) {
-        case 'chmod': case 'fchmodat': r = n.chmod(target, u32(name === 'chmod' ? 1 : 2) & 0o7777); break;
-        case 'chown': case 'lchown': r = n.fchownat(N.AT_FDCWD, target, u32(1), u32(2), nofollow); break;
+        case 'chmod': case 'fchmod': case 'fchmodat': r = n.chmod(target, u32(name === 'fchmodat' ? 2 : 1) & 0o7777); break;
+        case 'chown': case 'fchown': case 'lchown': r = n.fchownat(N.AT_FDCWD, target, u32(1), u32(2), nofollow); break;
         case 'fchownat': r = n.fchownat(N.AT_FDCWD, target, u32(2), u32(3), nofollow); break;
-        case 'setxattr': case 'lsetxattr': r = n.setxattr(target, xname, xvalue, xflags, follow); break;
-        case 'removexattr': case 'lremovexattr': r = n.removexattr(target, xname, follow); break;
+        case 'setxattr': case 'lsetxattr': case 'fsetxattr': r = n.setxattr(target, xname, xvalue, xflags, follow); break;
+        case 'removexattr': case 'lremovexattr': case 'fremovexattr': r = n.removexattr(target, xname, follow); break;
         default: r = n.utimensat(N.AT_FDCWD, target, times, nofollow); break; // utime, utimes, futimesat, utimensat
       }
       return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);

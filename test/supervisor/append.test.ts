@@ -111,6 +111,8 @@ attempt('proc-fd-append', lambda: os.write(os.open('/proc/self/fd/%d' % ro, O), 
 p = os.open('log.txt', os.O_PATH)
 attempt('opath-reopen-w', lambda: os.open('/dev/fd/%d' % p, os.O_WRONLY))
 attempt('mmap-shared-write', lambda: mmap.mmap(ro, 0, mmap.MAP_SHARED, mmap.PROT_WRITE))
+attempt('fchmod', lambda: os.fchmod(ro, 0o777))
+attempt('utime', lambda: os.utime('log.txt', (1, 1)))
 # Replace or remove it.
 attempt('unlink', lambda: os.unlink('log.txt'))
 attempt('rename-over', lambda: os.rename('other.txt', 'log.txt'))
@@ -138,7 +140,7 @@ attempt('elsewhere-setfl', lambda: fcntl.fcntl(w, fcntl.F_SETFL, os.O_NONBLOCK))
     for (const k of ok) assert.equal(got[k], 'ok', `${k}: ${r.out}`);
     const refused = ['open-w', 'open-w-ext', 'open-rplus', 'open-aplus', 'wronly', 'append-trunc', 'creat', 'openat2-trunc', 'setfl-clear-append', 'pwritev2-noappend',
       'ftruncate', 'fallocate-punch', 'posix-fallocate', 'truncate', 'truncate-ext', 'io-setup', 'copy-file-range', 'sendfile', 'link',
-      'open-soft-w', 'proc-fd-w', 'proc-fd-rw', 'opath-reopen-w', 'mmap-shared-write', 'unlink', 'rename-over', 'rename-away',
+      'open-soft-w', 'proc-fd-w', 'proc-fd-rw', 'opath-reopen-w', 'mmap-shared-write', 'fchmod', 'utime', 'unlink', 'rename-over', 'rename-away',
       'dir-open-w', 'dir-unlink', 'dir-rename', 'dir-rename-in', 'dir-mkdir'];
     for (const k of refused) assert.match(got[k] ?? 'missing', /^refused errno=\d+$/, `${k}: ${r.out}`);
     // The errnos a program can understand: EACCES for a refused open, EPERM where the kernel says

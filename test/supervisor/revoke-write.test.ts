@@ -63,6 +63,13 @@ attempt('utime-nofollow', lambda: os.utime('src/main.c', (1, 1), follow_symlinks
 attempt('utime-fd', lambda: os.utime(os.open('src/main.c', os.O_RDONLY), (1, 1)))
 attempt('setxattr', lambda: os.setxattr('src/main.c', 'user.x', b'1'))
 attempt('open-w', lambda: open('src/main.c', 'w'))
+# The same metadata writes on an fd opened for reading (allowed: reading is not revoked).
+ro = os.open('src/main.c', os.O_RDONLY)
+attempt('fchmod', lambda: os.fchmod(ro, 0o777))
+attempt('fchown', lambda: os.fchown(ro, os.getuid(), os.getgid()))
+attempt('fsetxattr', lambda: os.setxattr(ro, 'user.y', b'1'))
+attempt('out-fchmod', lambda: os.fchmod(os.open('outside.txt', os.O_RDONLY), 0o640))
+attempt('pipe-fchmod', lambda: os.fchmod(os.pipe()[0], 0o600))
 # Outside the pattern the same calls work.
 attempt('out-mkdir', lambda: os.mkdir('build'))
 attempt('out-create', lambda: open('build/a', 'w').write('a'))
@@ -78,8 +85,8 @@ attempt('out-rmdir', lambda: os.rmdir('build'))
 `;
 
 const REFUSED = ['unlink', 'unlink-via-symlink', 'unlinkat-dirfd', 'unlink-dotdot', 'rmdir', 'rename-out', 'rename-in', 'link-out', 'link-in', 'symlink-in', 'mkdir', 'mknod', 'truncate',
-  'truncate-via-symlink', 'chmod', 'chmod-via-symlink', 'chown', 'lchown', 'utime', 'utime-nofollow', 'utime-fd', 'setxattr', 'open-w'];
-const ALLOWED = ['out-mkdir', 'out-create', 'out-rename', 'out-link', 'out-symlink', 'out-truncate', 'out-chmod', 'out-utime', 'out-mknod', 'out-unlink', 'out-rmdir'];
+  'truncate-via-symlink', 'chmod', 'chmod-via-symlink', 'chown', 'lchown', 'utime', 'utime-nofollow', 'utime-fd', 'setxattr', 'open-w', 'fchmod', 'fchown', 'fsetxattr'];
+const ALLOWED = ['out-fchmod', 'pipe-fchmod', 'out-mkdir', 'out-create', 'out-rename', 'out-link', 'out-symlink', 'out-truncate', 'out-chmod', 'out-utime', 'out-mknod', 'out-unlink', 'out-rmdir'];
 
 describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
   it('after the revocation every write by path inside the pattern fails with EACCES and is recorded; outside it works', async () => {
@@ -100,10 +107,11 @@ describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
     for (const n of ['planted.c', 'planted-link', 'newdir', 'fifo']) assert.ok(!existsSync(path.join(t.ws, 'src', n)), n);
     assert.ok(!existsSync(path.join(t.ws, 'stolen.c')) && !existsSync(path.join(t.ws, 'alias.c')));
     assert.ok(existsSync(path.join(t.ws, 'outside.txt')));
+    assert.equal(statSync(path.join(t.ws, 'outside.txt')).mode & 0o777, 0o640, 'fchmod outside the pattern was performed');
     // Each refusal is a record naming the resolved path and the rule.
     const sup = r.denials.filter((d) => d.layer === 'supervisor');
     const main2 = `${path.join(t.ws, 'src', 'main.c')}`;
-    for (const call of ['unlink', 'unlinkat', 'truncate', 'chmod', 'utimensat', 'setxattr']) {
+    for (const call of ['unlink', 'unlinkat', 'truncate', 'chmod', 'utimensat', 'setxattr', 'fchmod', 'fsetxattr']) {
       assert.ok(sup.some((d) => d.what.startsWith(`${call} `) && d.what.includes(main2) && /write revoked by rules\[0\]/.test(d.detail)), `${call}: ${JSON.stringify(sup.map((d) => d.what))}`);
     }
     assert.ok(sup.some((d) => d.what === `rmdir ${path.join(t.ws, 'src', 'empty')}`), JSON.stringify(sup.map((d) => d.what)));
