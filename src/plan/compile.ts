@@ -4,7 +4,7 @@
  * --plan`, and later `ward verify`) without running anything.
  */
 import { PolicyError } from '../errors.js';
-import { planRules, type RulesPlan } from './rules.js';
+import { planRules, supervisedFiles, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
@@ -56,7 +56,7 @@ const seccompCache = new Map<string, Plan['seccomp']>();
 
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
-  const rules = planRules(eff.rules ?? []);
+  const rules = planRules(eff.rules ?? [], supervisedFiles(eff));
 
   const network = planNetwork(policy, ctx.env);
 

@@ -61,14 +61,22 @@ interface Grant {
   real: string;
   rights: Set<string>;
   isDir: boolean;
+  /**
+   * filesystem.append: bound writable (for the supervisor) and always bound on its own, even
+   * inside another bind, so the kernel refuses to unlink, rename or replace it (EBUSY: a mount
+   * point) or to hard-link it elsewhere (EXDEV), whoever asks.
+   */
+  append?: boolean;
 }
 
 const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
   read: 'r',
   write: 'rw',
   execute: 'rx',
-  // The static tier cannot say "append only" to the kernel: the path is read-only
-  // (stricter than asked, never wider). Supervised mode enforces append for real.
+  // Landlock cannot say "append only": the sandbox itself gets read only, and every write
+  // open goes to the supervisor (a policy with append entries always runs supervised, see
+  // plan/rules.ts), which opens with O_APPEND and injects the fd. The bind is writable so that
+  // the supervisor's open (from the sandbox's root) can write at all (see `append` below).
   append: 'r',
 };
 
@@ -91,16 +99,22 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
         notes.push(`skipped ${entry.path}: it resolves into ${special}, which the sandbox has its own of`);
         continue;
       }
-      if (key === 'append') notes.push(`append-only ${entry.path} is mounted read-only in the static tier (supervised mode is needed to allow appends)`);
       const g = grants.get(resolved.real);
       const rights = RIGHTS_OF[key];
       if (g) for (const c of rights) g.rights.add(c);
       else grants.set(resolved.real, { literal: entry.path, real: resolved.real, rights: new Set(rights), isDir: resolved.stat.isDirectory() });
+      if (key === 'append') {
+        grants.get(resolved.real)!.append = true;
+        notes.push(`append-only ${entry.path}: the run is supervised, and only O_APPEND writes are given (no truncate, rename, unlink, link)`);
+      }
     }
   }
 
-  // Denied places, on both the name written and the real path it resolves to.
+  // Denied places, on both the name written and the real path it resolves to. Visible-only
+  // places are collected apart: they are bound read-only (stat shows the real file) with no
+  // Landlock rule of their own, and the supervisor refuses every open and exec of them.
   const denied: { path: string; isDir: boolean; nlink: number }[] = [];
+  const visible: { path: string; isDir: boolean }[] = [];
   for (const entry of [...eff.filesystem.deny, ...eff.filesystem.visible]) {
     const st = lstatOrNull(entry.path);
     if (!st) continue;
@@ -113,15 +127,17 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     }
     const rst = lstatOrNull(real);
     if (!rst) continue;
-    denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
     if (eff.filesystem.visible.some((v) => v.path === entry.path)) {
-      notes.push(`visible-only ${entry.path} is hidden in the static tier (supervised mode is needed to allow stat without open)`);
-    }
+      visible.push({ path: real, isDir: rst.isDirectory() });
+      notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
+    } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
   }
+  // Deny wins over visible too: a visible path inside a denied one stays hidden.
+  const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
 
-  // Deny wins: drop every grant at or below a denied path.
+  // Deny wins: drop every grant at or below a denied (or visible-only) path.
   for (const [real, g] of grants) {
-    const d = denied.find((x) => isWithin(real, x.path));
+    const d = [...denied, ...shown].find((x) => isWithin(real, x.path));
     if (d) {
       grants.delete(real);
       notes.push(`grant ${g.literal} is inside denied ${d.path} and was dropped (deny wins)`);
@@ -132,12 +148,17 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const binds: { dest: string; writable: boolean }[] = [];
   const sorted = [...grants.values()].sort((a, b) => depth(a.real) - depth(b.real) || cmp(a.real, b.real));
   for (const g of sorted) {
-    const writable = g.rights.has('w');
+    const writable = g.rights.has('w') || g.append === true;
     const parent = nearest(binds, g.real);
-    if (parent && (parent.writable || !writable)) continue; // covered by a bind with the same or more rights
+    if (parent && !g.append && (parent.writable || !writable)) continue; // covered by a bind with the same or more rights
     binds.push({ dest: g.real, writable });
     ops.push({ kind: 'bind', src: g.real, dest: g.real, writable });
   }
+
+  // Visible-only: its own read-only bind, wherever it is (inside a grant or not), so the
+  // sandbox sees the real metadata and can change nothing (EROFS), rename or unlink nothing
+  // (EBUSY) and link it nowhere (EXDEV).
+  for (const v of shown) ops.push({ kind: 'bind', src: v.path, dest: v.path, writable: false });
 
   // Private, empty, writable places every program expects, unless a grant already covers them.
   const tmpfs: [string, string][] = [['/tmp', 'private /tmp']];

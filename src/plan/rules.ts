@@ -10,12 +10,25 @@
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
  *   revoke read|append P                opens                            supervisor
- *   revoke write P                      opens + unlink(at), rename(at,   supervisor (the path writes
- *                                       at2), truncate, link(at),        blind: see rules-decider.ts)
- *                                       symlink(at)
+ *   revoke write P                      opens + PATH_OPS: unlink(at),    supervisor (each performed by
+ *                                       rmdir, rename(at, at2), link(at), Ward on the resolved names:
+ *                                       symlink(at), mkdir(at),          worker.ts handlePathOp)
+ *                                       mknod(at), truncate
  *   revoke exec P                       execve, execveat                 supervisor
  *   revoke network (connect *)          connect                          supervisor (blind) + broker
  *   revoke connect D (D not *)          none                             egress broker
+ *
+ *
+ * filesystem.append (no rule needed: a policy with append-only files always runs supervised):
+ *   write opens only (open/openat when the flags could write, NotifyConditions.writeOpens;
+ *   openat2 and creat always), fcntl F_SETFL only (.setfl), the PATH_OPS, and ftruncate,
+ *   fallocate, pwritev2, io_setup (FD_OPS). Read-only opens stay in the kernel (Landlock 'r').
+ *
+ *
+ * filesystem.visible: every open and exec (opens, execs): the supervisor refuses any open but
+ *   O_PATH, and any exec, of a visible-only file, by path and by identity. Landlock gives the
+ *   file no right of its own (planMounts binds it read-only with no rule), but a grant on a
+ *   directory above it would: Landlock cannot subtract, so the supervisor must see the opens.
  *
  * connect is decided blind (its address is not read), so a connect *event* can only come from
  * the broker, which sees the destination's name, and a revocation of some destinations only
@@ -24,23 +37,62 @@
  * `revoke: network`.
  */
 import type { Rule } from '../rules/index.js';
-import type { SupervisedSyscall } from '../supervisor/filter.js';
+import { realpathSync } from 'node:fs';
+import type { EffectivePolicy } from '../policy/load.js';
+import { FD_OPS, PATH_OPS, type NotifyConditions, type SupervisedSyscall } from '../supervisor/filter.js';
 
 export interface RulesPlan {
   /** The effective policy's rules, as data (the supervisor and the broker run src/rules on them). */
   rules: Rule[];
   /** The syscalls the notify filter hands to the supervisor (sorted; may be empty: broker only). */
   syscalls: SupervisedSyscall[];
+  /** Calls notified only under argument conditions (filter.ts); absent when there are none. */
+  conditions?: NotifyConditions;
+  /** filesystem.append, real paths: enforced by the supervisor; absent when there are none. */
+  append?: string[];
+  /** filesystem.visible, real paths: every open and exec of them refused by the supervisor; absent when none. */
+  visible?: string[];
+}
+
+/** The files whose mode only the supervisor can enforce (append-only, visible-only), as real paths. */
+export interface SupervisedFiles {
+  append?: readonly string[];
+  visible?: readonly string[];
 }
 
 const OPENS: SupervisedSyscall[] = ['open', 'openat', 'openat2', 'creat'];
 const EXECS: SupervisedSyscall[] = ['execve', 'execveat'];
-/** Writes by path that are not opens: decided blind (filter.ts), so refused wholesale once a write is revoked. */
-const PATH_WRITES: SupervisedSyscall[] = ['unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'truncate', 'link', 'linkat', 'symlink', 'symlinkat'];
+/** Writes by path that are not opens, performed by the supervisor on resolved names (filter.ts PATH_OPS). */
+const PATH_WRITES: SupervisedSyscall[] = [...PATH_OPS];
 
-export function planRules(rules: readonly Rule[]): RulesPlan | null {
-  if (rules.length === 0) return null;
+/**
+ * The append-only paths of a policy, as real paths (the binds keep real paths, and the
+ * supervisor compares the kernel's own path of what it opened). Missing optional entries are
+ * left out, as planMounts leaves them out.
+ */
+export function supervisedFiles(eff: EffectivePolicy): SupervisedFiles {
+  return { append: realPaths(eff.filesystem.append), visible: realPaths(eff.filesystem.visible) };
+}
+
+function realPaths(entries: readonly { path: string }[]): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    try {
+      out.push(realpathSync(e.path));
+    } catch {
+      /* missing: planMounts refuses it, or skips it when optional */
+    }
+  }
+  return [...new Set(out)].sort();
+}
+
+export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): RulesPlan | null {
+  const append = files.append ?? [];
+  const visible = files.visible ?? [];
+  if (rules.length === 0 && append.length === 0 && visible.length === 0) return null;
   const need = new Set<SupervisedSyscall>();
+  // fcntl only under its condition (F_SETFL): never the whole call, every program uses it.
+  if (append.length > 0) ['openat2', 'creat', ...PATH_WRITES, ...FD_OPS.filter((s) => s !== 'fcntl')].forEach((s) => need.add(s as SupervisedSyscall));
   for (const rule of rules) {
     for (const m of rule.after) {
       if (m.access === 'read' || m.access === 'write') OPENS.forEach((s) => need.add(s));
@@ -53,5 +105,13 @@ export function planRules(rules: readonly Rule[]): RulesPlan | null {
       else if (m.access === 'connect' && m.target === '*') need.add('connect');
     }
   }
-  return { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
+  // Visible-only: every open (a read-only one too) and every exec, whatever the flags.
+  if (visible.length > 0) [...OPENS, ...EXECS].forEach((s) => need.add(s));
+  const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
+  if (append.length > 0) {
+    plan.conditions = { writeOpens: true, setfl: true };
+    plan.append = [...append];
+  }
+  if (visible.length > 0) plan.visible = [...visible];
+  return plan;
 }

@@ -33,7 +33,7 @@ import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
 import type { Plan, Rlimits } from '../plan/compile.js';
-import { planRules } from '../plan/rules.js';
+import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
@@ -45,7 +45,7 @@ import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilt
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
-import { joinSession, saveSession } from '../supervisor/session.js';
+import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
 
 const FD_ARGS = 3;
@@ -261,7 +261,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   // Dynamic rules run supervised or not at all. A plan whose rules are not exactly the
   // policy's (built by hand, or edited after compilation) is refused: it would enforce less.
   const dyn = plan.rules;
-  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? []))) {
+  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? [], supervisedFiles(eff)))) {
     throw new WardError('the plan\'s dynamic rules are not the policy\'s (a plan must be compiled from its policy)', { step: 'supervise', fix: 'compile the plan with compile()/compilePlan() from the policy that runs' });
   }
   if (dyn && opts.supervise) {
@@ -270,12 +270,13 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   if (dyn) {
     const p = supervisedModeProblem(opts.supervisedHost);
     if (p) {
-      throw new WardError(`the policy has dynamic rules (\`rules:\`), which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run the rules unenforced`, { step: 'supervise', fix: p.fix });
+      const what = dyn.rules.length > 0 ? ['dynamic rules (`rules:`)', 'the rules'] : ['append-only or visible-only files (`filesystem.append`, `filesystem.visible`)', 'them'];
+      throw new WardError(`the policy has ${what[0]}, which only supervised mode enforces, and supervised mode cannot run here: ${p.problem}; refusing to run ${what[1]} unenforced`, { step: 'supervise', fix: p.fix });
     }
   }
   // The rules' state, shared by the supervisor thread and the egress broker (rules-state.ts).
   const ruleCells = dyn ? new Int32Array(newSharedRuleState(dyn.rules)) : null;
-  if (opts.session !== undefined && !dyn) {
+  if (opts.session !== undefined && (!dyn || dyn.rules.length === 0)) {
     throw new WardError('--session needs a policy with dynamic rules (`rules:`): a session carries their state from one command to the next', {
       step: 'session',
       fix: 'add `rules:` to the policy, or run without --session',
@@ -305,7 +306,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }
   const supervise: SuperviseOptions | undefined =
     opts.supervise ??
-    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
+    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, ...(dyn.conditions ? { conditions: dyn.conditions } : {}), ...(dyn.append ? { append: dyn.append } : {}), ...(dyn.visible ? { visible: dyn.visible } : {}), decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {
@@ -527,6 +528,15 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }
   let outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
 
+  // Side by side with other commands of the session: their revocations reach this one while it runs.
+  const stopWatch = session
+    ? watchSession(session, dyn!.rules, ruleCells!, (fired) => {
+        for (const r of fired) {
+          const m = (x: { access: string; target: string }) => `${x.access} ${x.target}`;
+          onRevocation({ kind: 'revocation', rule: r, after: dyn!.rules[r]!.after.map(m), revoked: dyn!.rules[r]!.revoke.map(m), trigger: `session ${session.name}: its events, seen by another command running beside this one`, pid: null, by: 'session' });
+        }
+      })
+    : null;
   let child: ChildProcess;
   try {
     child = spawn(launcher, outer, {
@@ -547,6 +557,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     });
     supervisor?.closeChildFd();
   } catch (e) {
+    stopWatch?.();
     supervisor?.closeChildFd();
     void supervisor?.stop();
     void cgroup?.remove();
@@ -678,6 +689,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     try {
       return await body();
     } finally {
+      stopWatch?.();
       await closeNet();
     }
   })();

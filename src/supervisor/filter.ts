@@ -10,7 +10,9 @@
  *     ld [nr]
  *     jge X32_SYSCALL_BIT ? KILL            x32: same arch token, another table
  *     jeq NR_1 ? NOTIFY ...                 one test per supervised number, sorted
+ *     jeq NR_C ? IF_C ...                   conditional ones (NotifyConditions)
  *     ret ALLOW
+ *   IF_C: ld [args[i] low]; jset/jeq K ? NOTIFY : ALLOW
  *   NOTIFY: ret USER_NOTIF
  *   KILL:   ret KILL_PROCESS
  *
@@ -18,10 +20,10 @@
  * ERRNO > USER_NOTIF > ALLOW), so a call the static filter refuses is refused without a
  * notification: this filter can only add decisions, never lift one.
  */
-import { AUDIT_ARCH_X86_64, OFFSET_ARCH, OFFSET_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT } from '../seccomp/abi.js';
+import { argOffset, AUDIT_ARCH_X86_64, OFFSET_ARCH, OFFSET_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT } from '../seccomp/abi.js';
 import { X86_64_SYSCALLS } from '../seccomp/arch/x86_64.js';
 import { syscallNumber } from '../seccomp/compile.js';
-import { assemble, encode, jeq, jge, label, ldAbs, ret, type AsmItem } from '../seccomp/bpf.js';
+import { assemble, encode, jeq, jge, jset, label, ldAbs, ret, type AsmItem } from '../seccomp/bpf.js';
 
 /**
  * The syscalls the supervisor can decide without trusting memory the sandbox can change after
@@ -30,13 +32,35 @@ import { assemble, encode, jeq, jge, label, ldAbs, ret, type AsmItem } from '../
  *     what was actually opened);
  *   - exec is decided on the path read and allowed with CONTINUE (see SECURITY-MODEL.md for
  *     what that leaves open);
- *   - BLIND ones are decided without reading their arguments at all: the event has no path or
- *     address, a refusal is an errno, an allowance is CONTINUE, safe because nothing in memory
- *     was decided on. That is what a revocation ("after X, no more connect/unlink/rename") needs;
- *     a decision on *which* address or path (emulating connect, unlink, rename) is not built.
+ *   - PATH_OPS (writes by path) are performed by the supervisor on the resolved names;
+ *   - FD_OPS are decided on the caller's own open file (pidfd_getfd) and performed on it;
+ *   - BLIND ones (connect) are decided without reading their arguments at all: a refusal is an
+ *     errno, an allowance is CONTINUE, safe because nothing in memory was decided on. A decision
+ *     on *which* address (emulating connect) is not built.
  */
-export const BLIND = ['connect', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'truncate', 'link', 'linkat', 'symlink', 'symlinkat'] as const;
-export const SUPERVISABLE = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat', ...BLIND] as const;
+export const BLIND = ['connect'] as const;
+/**
+ * Writes by path that are not opens. Each is performed by the supervisor itself (worker.ts,
+ * handlePathOp): it resolves the parent directory beneath the sandbox's root, decides on the
+ * resolved path and runs the call relative to that directory fd; it never CONTINUEs.
+ */
+export const PATH_OPS = [
+  'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'truncate',
+  'mkdir', 'mkdirat', 'mknod', 'mknodat',
+  'chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat',
+  'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat',
+  // The same metadata writes on an fd: decided on the caller's open file (pidfd_getfd).
+  'fchmod', 'fchown', 'fsetxattr', 'fremovexattr',
+] as const;
+/**
+ * Calls on an fd that append-only files need decided (worker.ts, handleFdOp): the supervisor takes
+ * the caller's open file itself (pidfd_getfd: the same open file description, so a racing dup2
+ * cannot swap it after the decision), decides on what it is, and performs the call on it.
+ * pwritev2 is decided on its flags register only (RWF_NOAPPEND), io_setup is refused (Linux AIO
+ * takes RWF_NOAPPEND in memory the supervisor cannot pin).
+ */
+export const FD_OPS = ['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup'] as const;
+export const SUPERVISABLE = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat', ...BLIND, ...PATH_OPS, ...FD_OPS] as const;
 export type SupervisedSyscall = (typeof SUPERVISABLE)[number];
 
 /**
@@ -46,6 +70,25 @@ export type SupervisedSyscall = (typeof SUPERVISABLE)[number];
  * with CONTINUE at once, a decision that reads no memory.
  */
 export const ALWAYS_NOTIFIED: readonly SupervisedSyscall[] = ['execve', 'execveat'];
+
+/**
+ * Syscalls notified only when their (register) arguments say so, so the common case stays in the
+ * kernel: `writeOpens` hands open/openat to the supervisor only when the flags could write
+ * (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC): read-only opens are left to Landlock; `setfl` hands
+ * fcntl over only for F_SETFL (the one command that can clear O_APPEND). A syscall also listed
+ * unconditionally is always notified.
+ *
+ * Translation validation (src/verify/notify.ts) checks the unconditional list only: these
+ * conditions are NOT yet validated there (it runs every number with zero arguments, which both
+ * conditions answer ALLOW, as it expects for an unlisted call).
+ */
+export interface NotifyConditions {
+  writeOpens?: boolean;
+  setfl?: boolean;
+}
+/** The open flags that make open/openat a possible write (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC). */
+export const WRITE_OPEN_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000;
+const F_SETFL = 4;
 
 export interface NotifyFilter {
   /** The raw `struct sock_filter` array the inner launcher installs. */
@@ -68,20 +111,40 @@ export function checkSupervisedSyscalls(syscalls: readonly string[]): Supervised
   return [...new Set(syscalls as SupervisedSyscall[])];
 }
 
-export function compileNotifyFilter(syscalls: readonly string[]): NotifyFilter {
+export function compileNotifyFilter(syscalls: readonly string[], conditions: NotifyConditions = {}): NotifyFilter {
   const wanted = new Set([...checkSupervisedSyscalls(syscalls), ...ALWAYS_NOTIFIED]);
+  // name, argument index, and the test that sends it to the supervisor.
+  const conditional: [SupervisedSyscall, number, 'jset' | 'jeq', number][] = [];
+  if (conditions.writeOpens) {
+    if (!wanted.has('open')) conditional.push(['open', 1, 'jset', WRITE_OPEN_FLAGS]);
+    if (!wanted.has('openat')) conditional.push(['openat', 2, 'jset', WRITE_OPEN_FLAGS]);
+  }
+  if (conditions.setfl && !wanted.has('fcntl')) conditional.push(['fcntl', 1, 'jeq', F_SETFL]);
   const names = new Map<number, SupervisedSyscall>();
   for (const name of wanted) {
     const nr = syscallNumber(X86_64_SYSCALLS, name);
     if (nr === undefined) throw new Error(`supervise: '${name}' has no x86_64 number`);
     names.set(nr, name);
   }
+  const condItems: AsmItem[] = [];
+  const condBodies: AsmItem[] = [];
+  for (const [name, arg, op, k] of conditional) {
+    const nr = syscallNumber(X86_64_SYSCALLS, name)!;
+    names.set(nr, name);
+    condItems.push(jeq(nr, `if-${name}`, null));
+    // The low 32 bits: open flags and fcntl commands are ints.
+    condBodies.push(label(`if-${name}`), ldAbs(argOffset(arg)), op === 'jset' ? jset(k, 'notify', 'allow') : jeq(k, 'notify', 'allow'));
+  }
   const items: AsmItem[] = [
     ldAbs(OFFSET_ARCH),
     jeq(AUDIT_ARCH_X86_64, null, 'kill'),
     ldAbs(OFFSET_NR),
     jge(X32_SYSCALL_BIT, 'kill', null),
-    ...[...names.keys()].sort((a, b) => a - b).map((nr) => jeq(nr, 'notify', null)),
+    ...[...wanted].map((s) => syscallNumber(X86_64_SYSCALLS, s)!).sort((a, b) => a - b).map((nr) => jeq(nr, 'notify', null)),
+    ...condItems,
+    ret(SECCOMP_RET_ALLOW),
+    ...condBodies,
+    label('allow'),
     ret(SECCOMP_RET_ALLOW),
     label('notify'),
     ret(SECCOMP_RET_USER_NOTIF),

@@ -13,12 +13,12 @@ import { closeSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LandlockRule } from '../launcher/launcher.js';
-import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyFilter } from './filter.js';
+import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyConditions, type NotifyFilter } from './filter.js';
 import { seqpacketPair } from './native.js';
 import type { DeciderSpec, SupervisorDenial } from './types.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
-export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type NotifyFilter, type SupervisedSyscall } from './filter.js';
+export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type NotifyConditions, type NotifyFilter, type SupervisedSyscall } from './filter.js';
 export type { Decide, DeciderContext, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
 export { staticAllows } from './static.js';
 
@@ -28,6 +28,12 @@ export interface SuperviseOptions {
   syscalls: string[];
   /** The module holding the decision function (loaded in the supervisor's thread). */
   decider: DeciderSpec;
+  /** Calls notified only under argument conditions (filter.ts NotifyConditions). */
+  conditions?: NotifyConditions;
+  /** filesystem.append, real paths: append-only files the supervisor enforces (worker.ts). */
+  append?: string[];
+  /** filesystem.visible, real paths: visible-only files, never opened nor exec'd (worker.ts). */
+  visible?: string[];
 }
 
 export interface SupervisorStart {
@@ -107,7 +113,7 @@ export function validateSupervise(opts: SuperviseOptions): NotifyFilter {
   if (!opts.decider || typeof opts.decider.module !== 'string' || opts.decider.module === '') {
     throw new Error('supervise: decider.module must name the module that exports createDecider(data)');
   }
-  return compileNotifyFilter(opts.syscalls);
+  return compileNotifyFilter(opts.syscalls, opts.conditions ?? {});
 }
 
 export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart): Supervisor {
@@ -119,6 +125,8 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     names: [...start.filter.names],
     decided: checkSupervisedSyscalls(opts.syscalls),
     rules: start.rules,
+    append: opts.append ?? [],
+    visible: opts.visible ?? [],
     decider: opts.decider,
     stop: stopFlag,
   };

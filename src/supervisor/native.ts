@@ -65,6 +65,13 @@ const SYS_openat2 = 437;
 const SYS_capset = 126;
 const SYS_unshare = 272;
 const SYS_fstat = 5;
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+const SYS_renameat2 = 316;
+const SYS_newfstatat = 262;
+const SYS_fchmodat = 268;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const F_GETFL = 3;
 const CLONE_FS = 0x200;
 const F_SETFL = 4;
 const POLLIN = 1;
@@ -101,6 +108,28 @@ export interface Native {
   dropThreadCaps(): number;
   /** "dev:ino" of an open file (fstat), or null: which file it is, whatever name it was opened by. */
   fileId(fd: number): string | null;
+  /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
+  pidfdOpen(pid: number): number;
+  /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
+  pidfdGetfd(pidfd: number, fd: number): number;
+  getFlags(fd: number): number;
+  ftruncateTo(fd: number, length: bigint): number;
+  fallocate(fd: number, mode: number, offset: bigint, len: bigint): number;
+  unlinkat(dirfd: number, name: string, flags: number): number;
+  renameat2(olddir: number, oldname: string, newdir: number, newname: string, flags: number): number;
+  linkat(olddir: number, oldname: string, newdir: number, newname: string, flags: number): number;
+  symlinkat(target: string, dirfd: number, name: string): number;
+  mkdirat(dirfd: number, name: string, mode: number): number;
+  mknodat(dirfd: number, name: string, mode: number, dev: bigint): number;
+  /** "dev:ino" and the st_mode of `name` in `dirfd`, not following a last symlink; -errno. */
+  statAt(dirfd: number, name: string): { id: string; mode: number } | number;
+  chmod(path: string, mode: number): number;
+  fchmodat(dirfd: number, name: string, mode: number, flags: number): number;
+  fchownat(dirfd: number, name: string, uid: number, gid: number, flags: number): number;
+  /** utimensat with `times` a struct timespec[2] (32 bytes) or null for "now". */
+  utimensat(dirfd: number, name: string, times: Buffer | null, flags: number): number;
+  setxattr(path: string, name: string, value: Buffer, flags: number, follow: boolean): number;
+  removexattr(path: string, name: string, follow: boolean): number;
   /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
   privateUmask(): number;
   errno(): number;
@@ -140,6 +169,24 @@ export function loadNative(): Native {
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
+  const sys2 = libc.func('syscall', 'long', ['long', 'long', 'long']);
+  const sys3 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long']);
+  const fallocate = libc.func('fallocate', 'int', ['int', 'int', 'int64_t', 'int64_t']);
+  const unlinkat = libc.func('unlinkat', 'int', ['int', 'str', 'int']);
+  const renameat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'int', 'str', 'unsigned int']);
+  const linkat = libc.func('linkat', 'int', ['int', 'str', 'int', 'str', 'int']);
+  const symlinkat = libc.func('symlinkat', 'int', ['str', 'int', 'str']);
+  const mkdirat = libc.func('mkdirat', 'int', ['int', 'str', 'uint32_t']);
+  const mknodat = libc.func('mknodat', 'int', ['int', 'str', 'uint32_t', 'uint64_t']);
+  const chmod = libc.func('chmod', 'int', ['str', 'uint32_t']);
+  const fchmodat = libc.func('syscall', 'long', ['long', 'int', 'str', 'uint32_t']);
+  const fchownat = libc.func('fchownat', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'int']);
+  const utimensat = libc.func('utimensat', 'int', ['int', 'str', 'void *', 'int']);
+  const setxattr = libc.func('setxattr', 'int', ['str', 'str', 'void *', 'size_t', 'int']);
+  const lsetxattr = libc.func('lsetxattr', 'int', ['str', 'str', 'void *', 'size_t', 'int']);
+  const removexattr = libc.func('removexattr', 'int', ['str', 'str']);
+  const lremovexattr = libc.func('lremovexattr', 'int', ['str', 'str']);
+  const sysNewfstatat = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'int']);
 
   const linkBuf = Buffer.alloc(4096);
   const statBuf = Buffer.alloc(144); // x86_64 struct stat: st_dev u64 at 0, st_ino u64 at 8
@@ -152,8 +199,17 @@ export function loadNative(): Native {
       return n < 0 ? fail() : n;
     },
     openat2: (dirfd, path, how) => {
-      const r = Number(sysOpenat2(SYS_openat2, dirfd, path, how, OPEN_HOW_SIZE));
-      return r < 0 ? fail() : r;
+      // EAGAIN: a `..` was resolved while a rename or mount happened anywhere on the system, and
+      // RESOLVE_IN_ROOT / RESOLVE_BENEATH could not prove it stayed inside; openat2(2) says to
+      // retry. Under load (sandboxes starting: mounts) a plain `a/../b` hit it and the sandbox
+      // got EAGAIN from an open. Bounded: a steady stream of renames still gets EAGAIN, never
+      // an unchecked open.
+      for (let tries = 0; ; tries++) {
+        const r = Number(sysOpenat2(SYS_openat2, dirfd, path, how, OPEN_HOW_SIZE));
+        if (r >= 0) return r;
+        const e = errno();
+        if (e !== 11 || tries >= 64) return -e;
+      }
     },
     open: (path, flags) => {
       const r = open(path, flags) as number;
@@ -221,6 +277,37 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
+    pidfdOpen: (pid) => {
+      const r = Number(sys2(SYS_pidfd_open, pid, 0));
+      return r < 0 ? fail() : r;
+    },
+    pidfdGetfd: (pidfd, fd) => {
+      const r = Number(sys3(SYS_pidfd_getfd, pidfd, fd, 0));
+      return r < 0 ? fail() : r;
+    },
+    getFlags: (fd) => {
+      const r = fcntl(fd, F_GETFL, 0) as number;
+      return r < 0 ? fail() : r;
+    },
+    ftruncateTo: (fd, length) => (ftruncate(fd, length) < 0 ? fail() : 0),
+    fallocate: (fd, mode, offset, len) => (fallocate(fd, mode, offset, len) < 0 ? fail() : 0),
+    unlinkat: (dirfd, name, flags) => (unlinkat(dirfd, name, flags) < 0 ? fail() : 0),
+    renameat2: (od, on, nd, nn, flags) => (Number(renameat2(SYS_renameat2, od, on, nd, nn, flags)) < 0 ? fail() : 0),
+    linkat: (od, on, nd, nn, flags) => (linkat(od, on, nd, nn, flags) < 0 ? fail() : 0),
+    symlinkat: (target, dirfd, name) => (symlinkat(target, dirfd, name) < 0 ? fail() : 0),
+    mkdirat: (dirfd, name, mode) => (mkdirat(dirfd, name, mode) < 0 ? fail() : 0),
+    mknodat: (dirfd, name, mode, dev) => (mknodat(dirfd, name, mode, dev) < 0 ? fail() : 0),
+    chmod: (path, mode) => (chmod(path, mode) < 0 ? fail() : 0),
+    // The raw syscall: glibc's fchmodat emulates AT_SYMLINK_NOFOLLOW; without flags the kernel's is exact.
+    fchmodat: (dirfd, name, mode, flags) => (flags !== 0 ? -22 : Number(fchmodat(SYS_fchmodat, dirfd, name, mode)) < 0 ? fail() : 0),
+    fchownat: (dirfd, name, uid, gid, flags) => (fchownat(dirfd, name, uid >>> 0, gid >>> 0, flags) < 0 ? fail() : 0),
+    utimensat: (dirfd, name, times, flags) => (utimensat(dirfd, name, times, flags) < 0 ? fail() : 0),
+    setxattr: (path, name, value, flags, follow) => ((follow ? setxattr : lsetxattr)(path, name, value, value.length, flags) < 0 ? fail() : 0),
+    removexattr: (path, name, follow) => ((follow ? removexattr : lremovexattr)(path, name) < 0 ? fail() : 0),
+    statAt: (dirfd, name) =>
+      Number(sysNewfstatat(SYS_newfstatat, dirfd, name, statBuf, AT_SYMLINK_NOFOLLOW)) < 0
+        ? fail()
+        : { id: `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`, mode: statBuf.readUInt32LE(24) },
     fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
     errno,
   };

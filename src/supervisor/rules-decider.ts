@@ -16,10 +16,12 @@
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees
  *     the name (launch.ts wires it to the same shared state).
- *   unlink(at), rename(at, at2), truncate, link(at), symlink(at) (blind: the path is not read)
- *     refused (EACCES) once a fired rule revoked writing anywhere: without the path the
- *     supervisor cannot tell which file, so it refuses them all (stricter than the rule, never
- *     looser).
+ *   unlink(at), rmdir, rename(at, at2), link(at), symlink(at), mkdir(at), mknod(at), truncate
+ *     (performed by the supervisor on the resolved names, worker.ts handlePathOp)
+ *     refused (EACCES) when writing any name they touch is revoked: the name removed, replaced
+ *     or made, the old and new names of a rename or link, and the names the file had at launch
+ *     (a hard link to a revoked file is refused too); otherwise each name is the event
+ *     "write P". Elsewhere they work, so git and npm keep working after a revocation.
  *
  * Errno: EACCES for everything, connect included ("Permission denied": a local rule said no;
  * ECONNREFUSED would read as "nobody listens" and invite retries).
@@ -81,11 +83,18 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       if (!all) return ALLOW;
       return { errno: EACCES, reason: why(revokedBy(state, (m) => revokes(m, 'connect') && m.target === '*'), 'network') };
     }
-    if (e.kind === 'unlink' || e.kind === 'rename' || e.kind === 'truncate' || e.kind === 'link') {
-      const any = revocations(state).some((m) => revokes(m, 'write'));
-      if (!any) return ALLOW;
-      const r = revokedBy(state, (m) => revokes(m, 'write'));
-      return { errno: EACCES, reason: `${why(r, `write (${r === null ? '' : rules[r]!.revoke.filter((m) => revokes(m, 'write')).map((m) => m.target).join(', ')})`)}; ${e.kind} is decided without its path, so every ${e.kind} is refused` };
+    if (e.kind !== 'open' && e.kind !== 'exec') {
+      // Writes by path, decided on the resolved names (worker.ts handlePathOp); fd calls (no path) are not the rules' business.
+      if (e.path === null) return ALLOW;
+      const known = e.file === null ? undefined : aliases.get(e.file);
+      const names = [e.path, ...(known ?? []).filter((p) => p !== e.path), ...(e.path2 ? [e.path2] : [])];
+      for (const path of names) {
+        if (isAllowed(state, 'write', path)) continue;
+        const r = revokedBy(state, (m) => revokes(m, 'write') && matchEvent(m, { access: 'write', target: path }));
+        return { errno: EACCES, reason: `${e.kind} of ${path}: ${why(r, 'write')}${path === e.path || path === e.path2 ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
+      }
+      for (const path of [e.path, ...(e.path2 ? [e.path2] : [])]) happened(e.pid, e.syscall, { access: 'write', target: path });
+      return ALLOW;
     }
     if (e.path === null) return ALLOW;
     // The file by every name the rules know it by: the one it was opened as, and the ones it had

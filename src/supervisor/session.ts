@@ -10,14 +10,18 @@
  * 1), kept in Ward's state directory, which no sandbox can see (a mandatory deny), as
  * `$XDG_STATE_HOME/ward/sessions/NAME.json`. Saving merges with what is on disk (a cell set
  * by any command stays set) under a lock, so commands of one session may run one after
- * another or side by side; side by side, a revocation reaches the other commands when they
- * next start, not while they run (see SECURITY-MODEL.md).
+ * another or side by side. Side by side, a revocation reaches the other running commands
+ * through watchSession: the command that fired it saves the session at once, and every other
+ * running command of the session watches the file and merges its set cells into its own shared
+ * cells, which its supervisor and broker read on every decision. Bound: within
+ * SESSION_POLL_MS (50 ms) of that save, plus the watcher's event-loop latency; usually a few ms
+ * (inotify). Until then the other command is not yet revoked (see SECURITY-MODEL.md).
  *
  * A session is bound to its rules: a command whose policy has other rules cannot join it
  * (refused with the fix), since cells only mean something for the rules they were set by.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { acquireLock } from '../audit/lock.js';
 import { WardError } from '../errors.js';
@@ -123,4 +127,78 @@ export function saveSession(session: Session, rules: readonly Rule[], cells: Int
   } finally {
     lock.release();
   }
+}
+
+/** The longest a running command waits to look at its session's file again (a timer, beside inotify). */
+export const SESSION_POLL_MS = 50;
+
+/**
+ * Keeps a running command's rule cells up to date with its session: whenever another command of
+ * the session saves a cell (a seen event, a fired rule), it is set here too (cells only go from
+ * 0 to 1, so a merge can only take permissions away). `onFired` gets the rules that fired
+ * elsewhere and reach this command by the merge (each once: the fired cell is claimed with
+ * compareExchange, as applyShared does). Returns the function that stops watching.
+ *
+ * A state file that cannot be read mid-run is skipped here and looked at again on the next
+ * tick; the command's own save at its end reads it under the lock and fails loudly then.
+ */
+export function watchSession(session: Session, rules: readonly Rule[], cells: Int32Array, onFired: (rules: number[]) => void): () => void {
+  const sha = rulesSha256(rules);
+  const base = rules.reduce((n, r) => n + r.after.length, 0);
+  let stopped = false;
+  const merge = () => {
+    if (stopped) return;
+    let s: SessionFile | null;
+    try {
+      s = read(session.file, session.name);
+    } catch {
+      return;
+    }
+    if (s && (s.rules_sha256 !== sha || s.cells.length !== cells.length)) return;
+    const fired: number[] = [];
+    s?.cells.forEach((v, i) => {
+      if (v !== 1) return;
+      if (i >= base) {
+        if (Atomics.compareExchange(cells, i, 0, 1) === 0) fired.push(i - base);
+      } else Atomics.store(cells, i, 1);
+    });
+    // A rule whose events happened in two running commands (one each) is complete only here.
+    let k = 0;
+    rules.forEach((r, i) => {
+      const all = r.after.every((_, j) => Atomics.load(cells, k + j) === 1);
+      const split = r.after.some((_, j) => s?.cells[k + j] === 1) && r.after.some((_, j) => s?.cells[k + j] !== 1);
+      k += r.after.length;
+      if (all && split && Atomics.compareExchange(cells, base + i, 0, 1) === 0) fired.push(i);
+    });
+    if (fired.length > 0) onFired(fired);
+    // What this command has seen and the file lacks (a rule's first half) goes out now, not only
+    // at the end, so a command running beside it can complete the rule. (A fired rule is saved
+    // by launch at once.) A failed save here is retried next tick; the final save reports it.
+    if (Array.from(cells).some((v, i) => v === 1 && s?.cells[i] !== 1)) {
+      try {
+        saveSession(session, rules, cells);
+      } catch {
+        /* next tick */
+      }
+    }
+  };
+  let watcher: FSWatcher | null = null;
+  try {
+    mkdirSync(path.dirname(session.file), { recursive: true, mode: 0o700 });
+    // The directory, not the file: a save replaces the file (rename), which a watch on it would miss.
+    watcher = watch(path.dirname(session.file), { persistent: false }, (_event, name) => {
+      if (name === null || name === path.basename(session.file)) merge();
+    });
+    watcher.on('error', () => {});
+  } catch {
+    watcher = null; // no inotify here: the timer alone keeps the bound
+  }
+  const timer = setInterval(merge, SESSION_POLL_MS);
+  timer.unref();
+  merge();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    watcher?.close();
+  };
 }

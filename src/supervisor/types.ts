@@ -10,7 +10,13 @@ export interface SupervisedEvent {
   /** The calling thread, in Ward's pid namespace. */
   pid: number;
   syscall: SupervisedSyscall;
-  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link';
+  /**
+   * unlink: unlink, unlinkat, rmdir; rename: rename(at, at2); link: link(at), symlink(at);
+   * mkdir: mkdir(at), mknod(at); truncate: truncate by path; attr: chmod, chown, utime(s),
+   * utimensat, setxattr, removexattr and variants (on the file the path resolves to); fd: ftruncate, fallocate, fcntl
+   * F_SETFL, pwritev2, io_setup (decided on the caller's open file, only for append-only files).
+   */
+  kind: 'open' | 'exec' | 'connect' | 'unlink' | 'rename' | 'truncate' | 'link' | 'mkdir' | 'attr' | 'fd';
   /**
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
@@ -18,10 +24,14 @@ export interface SupervisedEvent {
    * program the path resolves to from the sandbox's root (symlinks, `..`, the caller's own
    * /proc/self/exe and /proc/self/fd/N followed), or the path as given, made absolute, when it
    * does not resolve (the kernel then fails the exec itself).
-   * null for the blind syscalls (connect, unlink, rename...; filter.ts BLIND): their arguments
-   * are not read, so the decision can only be about the call itself.
+   * For a write by path (filter.ts PATH_OPS): the name it removes, replaces, truncates or makes,
+   * as its resolved parent directory plus the last component (for rename, the old name; for
+   * link, the existing file's name).
+   * null for connect (its address is not read) and the fd calls.
    */
   path: string | null;
+  /** rename: the new name; link and symlink: the name made. null otherwise. */
+  path2?: string | null;
   access: Access | 'exec' | 'connect';
   /** The open would create the file (O_CREAT and it did not exist). */
   create: boolean;

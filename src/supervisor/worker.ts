@@ -18,6 +18,12 @@
  *     which file is *given*: the decision is on the given one.
  *   execve, execveat: an exec cannot be emulated; a refusal is an errno, an allowed exec is
  *     CONTINUE (the kernel then reads the path again: see SECURITY-MODEL.md, supervised mode).
+ *   unlink, rename, link, mkdir, truncate, chmod, utimensat, setxattr... (filter.ts PATH_OPS):
+ *     performed by the supervisor on the resolved names (handlePathOp, handleAttrOp).
+ *   ftruncate, fallocate, fcntl F_SETFL (FD_OPS): decided and performed on the caller's own
+ *     open file (pidfd_getfd), for append-only files (handleFdOp).
+ *   connect: decided blind, CONTINUE when allowed (nothing in memory was decided on).
+ *   O_PATH opens: CONTINUE (nothing refuses them; ADDFD cannot inject them).
  *
  * Fail closed: any unexpected error ends the loop and closes the listener; the kernel then
  * fails every notified syscall (ENOSYS) and the main thread kills the sandbox.
@@ -38,6 +44,13 @@ export interface WorkerInput {
   /** Syscalls asked for (exec may be notified only for bookkeeping). */
   decided: SupervisedSyscall[];
   rules: LandlockRule[] | null;
+  /**
+   * filesystem.append as paths in the sandbox's view (real paths: binds keep them). A file there
+   * is written only through O_APPEND (appendErrno below); nothing else may change it.
+   */
+  append: string[];
+  /** filesystem.visible, real paths: stat shows them; no open but O_PATH, no exec (visibleErrno below). */
+  visible: string[];
   decider: DeciderSpec;
   /** Int32Array over it: [0] = 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
@@ -60,11 +73,25 @@ const EISDIR = 21;
 const EINVAL = 22;
 const ENAMETOOLONG = 36;
 const EOPNOTSUPP = 95;
+const ESRCH = 3;
+const E2BIG = 7;
 const PATH_MAX = 4096;
-const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 'truncate' | 'link'>([
-  ['connect', 'connect'],
+const EBADF = 9;
+const ENOSYS = 38;
+const EBUSY = 16;
+const EFBIG = 27;
+const ELOOP = 40;
+const AT_REMOVEDIR = 0x200;
+const AT_SYMLINK_FOLLOW = 0x400;
+const AT_EMPTY_PATH = 0x1000;
+const RWF_NOAPPEND = 0x20;
+const FALLOC_FL_KEEP_SIZE = 1;
+const F_SETFL = 4;
+const BLIND_KIND = new Map<SupervisedSyscall, 'connect'>([['connect', 'connect']]);
+const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
   ['unlink', 'unlink'],
   ['unlinkat', 'unlink'],
+  ['rmdir', 'unlink'],
   ['rename', 'rename'],
   ['renameat', 'rename'],
   ['renameat2', 'rename'],
@@ -73,9 +100,20 @@ const BLIND_KIND = new Map<SupervisedSyscall, 'connect' | 'unlink' | 'rename' | 
   ['linkat', 'link'],
   ['symlink', 'link'],
   ['symlinkat', 'link'],
+  ['mkdir', 'mkdir'],
+  ['mkdirat', 'mkdir'],
+  ['mknod', 'mkdir'],
+  ['mknodat', 'mkdir'],
 ]);
+const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
+const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat', 'fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
+/** The metadata calls on an fd (no path argument). */
+const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const XATTR_SIZE_MAX = 65536;
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
 // koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
 // "spare") has done the slow part when its run arrives.
 const n = N.loadNative();
@@ -279,9 +317,113 @@ function loop(decide: Decide): void {
     return flags & N.O_TRUNC ? 'read-write' : 'read';
   };
 
-  /** 0 to go ahead, or the errno to answer: the static policy first, then the decision function. */
+  /**
+   * Append-only files (filesystem.append). The identities ("dev:ino") of the files named there,
+   * read once from the sandbox's root: a hard link or a /proc/self/fd reopen names the same file
+   * under another path. A file entry is its own bind mount (mounts.ts), so it cannot be unlinked,
+   * renamed or replaced (EBUSY) nor linked elsewhere (EXDEV) by the kernel itself.
+   */
+  let appendIds: Set<string> | null = null;
+  const appendIdSet = (): Set<string> => {
+    if (appendIds) return appendIds;
+    appendIds = new Set();
+    for (const p of input.append) {
+      const fd = n.openat2(rootFd, p, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (fd < 0) continue;
+      const fid = n.fileId(fd);
+      if (fid) appendIds.add(fid);
+      n.close(fd);
+    }
+    return appendIds;
+  };
+  const inAppend = (p: string | null | undefined): boolean =>
+    !!p && input.append.some((a) => p === a || p.startsWith(a.endsWith('/') ? a : `${a}/`));
+  const isAppendFile = (p: string | null | undefined, fid: string | null): boolean =>
+    input.append.length > 0 && (inAppend(p) || (fid !== null && rootFd >= 0 && appendIdSet().has(fid)));
+
+  /**
+   * The append-only verdict on an event: 0 (not an append-only file, or an allowed append),
+   * 'append' (an allowed append: Landlock's 'r' rule on it must not refuse it), or an errno.
+   * Allowed: reading, and opening for writing with O_APPEND, without O_TRUNC and without
+   * O_RDWR (an O_RDWR fd could be mapped MAP_SHARED|PROT_WRITE and overwritten). Refused: every
+   * other write, every write by path (unlink, rename, link, truncate, mkdir... on it or inside
+   * an append-only directory) and every fd call that could rewrite (handleFdOp).
+   *
+   * Every other way to rewrite the bytes, and who stops it:
+   *   mmap MAP_SHARED|PROT_WRITE      needs an fd open for reading and writing: never given
+   *   pwrite / lseek + write          the kernel appends on an O_APPEND fd
+   *   pwritev2 RWF_NOAPPEND           EOPNOTSUPP (handleFdOp); Linux AIO: io_setup ENOSYS
+   *   io_uring                        refused by the static seccomp filter (io_uring_setup)
+   *   copy_file_range, sendfile,      the kernel refuses an O_APPEND destination (EBADF,
+   *   splice                          EINVAL)
+   *   /proc/self/fd/N, /dev/fd/N      an open like any other (the own-fd path in handleOpen),
+   *     reopen, O_PATH then reopen    judged here by identity
+   *   openat(O_PATH fd, "")           openat has no AT_EMPTY_PATH: ENOENT
+   *   hard link, symlink              linkat: the entry is its own bind (EXDEV) and a write by
+   *                                   path (EACCES); a symlink resolves to the file: judged here
+   *   unlink / rename over it         its bind is a mount point (EBUSY); EACCES here
+   *   chmod, utimes, xattrs           EACCES here (handleAttrOp), by path and by fd
+   *   F_SETFL clearing O_APPEND,      EPERM on the caller's own open file (pidfd_getfd,
+   *   ftruncate, fallocate            handleFdOp)
+   */
+  const appendVerdict = (event: SupervisedEvent): number | 'append' => {
+    if (input.append.length === 0) return 0;
+    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2);
+    if (!hit) return 0;
+    if (event.kind === 'open') {
+      if (event.access === 'read' || event.access === 'path') return 0;
+      if (event.access === 'write' && event.flags & N.O_APPEND && !(event.flags & N.O_TRUNC)) return 'append';
+      return EACCES;
+    }
+    return event.kind === 'exec' ? 0 : EACCES;
+  };
+
+  /**
+   * Visible-only files (filesystem.visible): their identities, read once like the append-only
+   * ones, so a hard link made on the host, a symlink or a /proc/self/fd reopen names the same
+   * file. Refused: every open but O_PATH (which gives no access to the contents; its reopen
+   * through /proc/self/fd is an open, refused here) and every exec. stat needs no open.
+   */
+  let visibleIds: Set<string> | null = null;
+  const inVisible = (p: string | null): boolean => !!p && input.visible.some((v) => p === v || p.startsWith(v.endsWith('/') ? v : `${v}/`));
+  const isVisibleFile = (p: string | null, fid: string | null): boolean => {
+    if (input.visible.length === 0) return false;
+    if (inVisible(p)) return true;
+    if (fid === null || rootFd < 0) return false;
+    if (!visibleIds) {
+      visibleIds = new Set();
+      for (const v of input.visible) {
+        const fd = n.openat2(rootFd, v, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+        if (fd < 0) continue;
+        const id = n.fileId(fd);
+        if (id) visibleIds.add(id);
+        n.close(fd);
+      }
+    }
+    return visibleIds.has(fid);
+  };
+
+  /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
-    if (event.path !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, event.path, event.access)) {
+    if ((event.kind === 'open' && event.access !== 'path') || event.kind === 'exec') {
+      if (isVisibleFile(event.path, event.file)) {
+        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
+        return EACCES;
+      }
+    }
+    const ap = appendVerdict(event);
+    if (typeof ap === 'number' && ap !== 0) {
+      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
+      return ap;
+    }
+    // Landlock has no right for chmod, chown, utimes or xattrs: those are the mount layer's and the permission bits'.
+    const staticPath = event.kind === 'attr' ? null : event.kind === 'open' || event.kind === 'truncate' ? event.path : event.path === null ? null : parentOf(event.path);
+    if (ap !== 'append' && staticPath !== null && event.access !== 'exec' && event.access !== 'connect' && !staticAllows(input.rules, staticPath, event.access)) {
+      post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
+      return EACCES;
+    }
+    // The second name of a rename or link is made in its own directory: Landlock checks both.
+    if (event.path2 && !staticAllows(input.rules, parentOf(event.path2), 'write')) {
       post({ type: 'denial', event, errno: EACCES, reason: 'static policy: no Landlock rule grants it' });
       return EACCES;
     }
@@ -335,21 +477,25 @@ function loop(decide: Decide): void {
    * resolved path is what stops a symlink's name from getting around a rule on the program; the
    * kernel still reads the path again after CONTINUE (the exec race, SECURITY-MODEL.md).
    */
-  const execTarget = (pid: number, id: bigint, full: string): string => {
+  const execTarget = (pid: number, id: bigint, full: string): { path: string; file: string | null } => {
     const self = full.startsWith('/proc/') || full.startsWith('/dev/') ? (selfPath(pid, full) ?? full) : full;
     const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(exe|fd\/\d+)$/.exec(self);
     if (own) {
       const ids = nsIdsOf(pid);
-      if (!ids || Number(own[1]) !== ids.tgid) return full;
+      if (!ids || Number(own[1]) !== ids.tgid) return { path: full, file: null };
       const link = n.readlink(`/proc/${pid}/${own[2]}`);
-      return typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full;
+      const ofd = n.open(`/proc/${pid}/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
+      const file = ofd >= 0 ? n.fileId(ofd) : null;
+      if (ofd >= 0) n.close(ofd);
+      return { path: typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full, file };
     }
     openRoot(pid, id);
     const fd = n.openat2(rootFd, self, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
-    if (fd < 0) return full;
+    if (fd < 0) return { path: full, file: null };
     const real = fdPath(fd);
+    const file = n.fileId(fd);
     n.close(fd);
-    return real ?? full;
+    return { path: real ?? full, file };
   };
 
   const handleOpen = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
@@ -386,6 +532,11 @@ function loop(decide: Decide): void {
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     if (asked === '') return refuse(id, ENOENT);
+    // O_PATH gives no access to the contents, and no check (static, visible-only, rules) refuses
+    // it: there is nothing to decide, so CONTINUE decides nothing on memory. (It also could not be
+    // injected: ADDFD refuses O_PATH files, EBADF.) Every use of such an fd that reaches contents
+    // is decided again: a /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec.
+    if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
     // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
     if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
     let full = asked;
@@ -403,7 +554,15 @@ function loop(decide: Decide): void {
     if (own && !(flags & N.O_CREAT && flags & N.O_EXCL)) {
       const ids = nsIdsOf(pid);
       if (!ids || Number(own[1]) !== ids.tgid) return refuse(id, EACCES);
+      openRoot(pid, id);
       const fd = n.open(`/proc/${pid}/fd/${own[2]}`, (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY);
+      if (fd < 0 && input.visible.length > 0) {
+        // As below for a path: a visible-only file reads EACCES, not the EROFS of its bind.
+        const probe = n.open(`/proc/${pid}/fd/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
+        const visibleOne = probe >= 0 && isVisibleFile(fdPath(probe), n.fileId(probe));
+        if (probe >= 0) n.close(probe);
+        if (visibleOne) return refuse(id, EACCES);
+      }
       if (fd < 0) return refuse(id, -fd);
       const link = n.readlink(`/proc/self/fd/${fd}`);
       const what = typeof link === 'string' ? link : `fd ${own[2]}`;
@@ -428,7 +587,8 @@ function loop(decide: Decide): void {
     const resolveFlags = N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS | (resolve & (N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_XDEV));
     // Opened non-blocking (a FIFO must not stall the loop), without O_TRUNC (nothing is cut
     // before the decision) and without O_CREAT (nothing is made before the decision).
-    const base = (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
+    // O_PATH takes only O_DIRECTORY and O_NOFOLLOW beside it: openat ignores the rest, openat2 refuses it (EINVAL).
+    const base = flags & N.O_PATH ? (flags & (N.O_PATH | N.O_DIRECTORY | N.O_NOFOLLOW)) | N.O_CLOEXEC : (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
     let fd = -ENOENT;
     if (!((flags & N.O_CREAT) && (flags & N.O_EXCL))) fd = n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
     let create = false;
@@ -469,6 +629,20 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, cloexec);
     } else {
+      // A visible-only file is refused as such (EACCES) even when Ward's own open failed for
+      // another reason first (EROFS: its bind is read-only), so every open of it reads the same.
+      if (input.visible.length > 0 && !(flags & N.O_PATH)) {
+        const probe = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC | (flags & N.O_NOFOLLOW), 0, resolveFlags));
+        if (probe >= 0) {
+          const seen = fdPath(probe);
+          const fid = n.fileId(probe);
+          n.close(probe);
+          if (isVisibleFile(seen, fid)) {
+            post({ type: 'denial', event: { pid, syscall: name, kind: 'open', path: seen, access, create: false, flags, file: fid }, errno: EACCES, reason: "visible-only (filesystem.visible): it may be listed and stat'ed, never opened" });
+            return refuse(id, EACCES);
+          }
+        }
+      }
       return refuse(id, -fd);
     }
     const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
@@ -507,8 +681,9 @@ function loop(decide: Decide): void {
       if (typeof base === 'number') return refuse(id, -base);
       full = asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
     }
-    full = execTarget(pid, id, full);
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null });
+    const resolved = execTarget(pid, id, full);
+    // The decision function sees no identity for an exec (as before); the visible-only check does.
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: null, ...(input.visible.length > 0 ? { file: resolved.file } : {}) });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
@@ -524,6 +699,383 @@ function loop(decide: Decide): void {
     const errno = judge({ pid, syscall: name, kind, path: null, access: kind === 'connect' ? 'connect' : 'write', create: false, flags: 0, file: null });
     if (errno) return refuse(id, errno);
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+  };
+
+  /** The caller's thread group leader in Ward's pid namespace (fds belong to the process). */
+  const tgidOf = (pid: number): number => {
+    const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
+    if (fd < 0) return fd;
+    const got = n.pread(fd, pathBuf, 1024, 0);
+    n.close(fd);
+    const m = got > 0 ? /^Tgid:\s*(\d+)$/m.exec(pathBuf.toString('latin1', 0, got)) : null;
+    return m ? Number(m[1]) : -ESRCH;
+  };
+
+  /** RLIMIT_FSIZE of the caller (bytes), null when unlimited: a call Ward performs for it must not lift it. */
+  const fsizeLimit = (pid: number): bigint | null => {
+    const fd = n.open(`/proc/${pid}/limits`, N.O_CLOEXEC);
+    if (fd < 0) return 0n; // unreadable: allow nothing to grow
+    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
+    n.close(fd);
+    const m = got > 0 ? /^Max file size\s+(\S+)/m.exec(pathBuf.toString('latin1', 0, got)) : null;
+    if (!m) return 0n;
+    return m[1] === 'unlimited' ? null : BigInt(m[1]!);
+  };
+
+  /**
+   * Our own fd for the caller's fd `fd`: the same open file description (pidfd_getfd), so the
+   * decision and the operation are on one file whatever another thread does to the fd table
+   * meanwhile. -errno when it cannot be had (EBADF: no such fd).
+   */
+  const callerFile = (id: bigint, pid: number, fd: number): number => {
+    const tgid = tgidOf(pid);
+    if (tgid < 0) return tgid;
+    const pidfd = n.pidfdOpen(tgid);
+    if (pidfd < 0) return pidfd;
+    // The notification still pending means the thread, so its process, is the one that asked.
+    if (!stillValid(id)) {
+      n.close(pidfd);
+      return -ENOENT;
+    }
+    const got = fd < 0 ? -EBADF : n.pidfdGetfd(pidfd, fd);
+    n.close(pidfd);
+    return got;
+  };
+
+  /**
+   * ftruncate, fallocate, fcntl(F_SETFL), pwritev2, io_setup: supervised only when the policy has
+   * append-only files. Decided on the caller's open file (callerFile) and performed by Ward on it:
+   *   fcntl F_SETFL   refused (EPERM, as for a chattr +a file) when it would clear O_APPEND on an
+   *                   append-only file; otherwise Ward sets the flags on the shared description;
+   *   ftruncate       refused on an append-only file; otherwise performed (within the caller's
+   *   fallocate       RLIMIT_FSIZE: EFBIG beyond it, without the kernel's SIGXFSZ);
+   *   pwritev2        RWF_NOAPPEND refused (EOPNOTSUPP, everywhere: deciding which fd it writes
+   *                   would need the write performed by Ward); otherwise CONTINUE, a decision on
+   *                   a register only;
+   *   io_setup        refused (ENOSYS, "no Linux AIO"): an AIO request carries RWF_NOAPPEND in
+   *                   memory submitted later, out of the supervisor's sight.
+   */
+  const handleFdOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    const ev = (path: string | null, file: string | null): SupervisedEvent => ({ pid, syscall: name, kind: 'fd', path, access: 'write', create: false, flags: 0, file });
+    if (name === 'io_setup') {
+      post({ type: 'denial', event: ev(null, null), errno: ENOSYS, reason: 'append-only files are enforced: Linux AIO (io_setup) could write past O_APPEND (RWF_NOAPPEND)' });
+      return refuse(id, ENOSYS);
+    }
+    if (name === 'pwritev2') {
+      if (Number(args[5]! & 0xffffffffn) & RWF_NOAPPEND) {
+        post({ type: 'denial', event: ev(null, null), errno: EOPNOTSUPP, reason: 'append-only files are enforced: pwritev2 with RWF_NOAPPEND is refused' });
+        return refuse(id, EOPNOTSUPP);
+      }
+      return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    }
+    // Another fcntl command than F_SETFL: decided on registers only, so CONTINUE is safe.
+    if (name === 'fcntl' && Number(args[1]! & 0xffffffffn) !== F_SETFL) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    const ours = callerFile(id, pid, Number(BigInt.asIntN(32, args[0]!)));
+    if (ours < 0) return ours === -ENOENT ? undefined : refuse(id, -ours);
+    try {
+      openRoot(pid, id);
+      const path = fdPath(ours);
+      const file = n.fileId(ours);
+      const append = isAppendFile(path, file);
+      if (name === 'fcntl') {
+        const flags = Number(args[2]! & 0xffffffffn);
+        if (append && !(flags & N.O_APPEND)) {
+          post({ type: 'denial', event: { ...ev(path, file), flags }, errno: EPERM, reason: 'append-only (filesystem.append): O_APPEND cannot be cleared' });
+          return refuse(id, EPERM);
+        }
+        const r = n.setFlags(ours, flags);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      }
+      if (append) {
+        post({ type: 'denial', event: ev(path, file), errno: EPERM, reason: `append-only (filesystem.append): no ${name}` });
+        return refuse(id, EPERM);
+      }
+      const limit = fsizeLimit(pid);
+      if (name === 'ftruncate') {
+        const length = BigInt.asIntN(64, args[1]!);
+        if (length < 0n) return refuse(id, EINVAL);
+        if (limit !== null && length > limit) return refuse(id, EFBIG);
+        const r = n.ftruncateTo(ours, length);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      }
+      const mode = Number(args[1]! & 0xffffffffn);
+      const offset = BigInt.asIntN(64, args[2]!);
+      const len = BigInt.asIntN(64, args[3]!);
+      if (limit !== null && !(mode & FALLOC_FL_KEEP_SIZE) && offset + len > limit) return refuse(id, EFBIG);
+      const r = n.fallocate(ours, mode, offset, len);
+      return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+    } finally {
+      n.close(ours);
+    }
+  };
+
+  /**
+   * A name resolved the way the kernel resolves the last component of an unlink, rename, mkdir...:
+   * its parent directory opened beneath the sandbox's root (RESOLVE_IN_ROOT: symlinks and `..`
+   * stay inside; RESOLVE_NO_MAGICLINKS: no /proc/PID/fd jumps), the last component not followed.
+   * The caller must close `dir`.
+   */
+  const resolveName = (pid: number, id: bigint, dirfd: number, asked: string): { dir: number; name: string; path: string } | number => {
+    if (asked === '') return -ENOENT;
+    let full = asked;
+    if (!asked.startsWith('/')) {
+      const base = basePath(pid, dirfd);
+      if (typeof base === 'number') return base;
+      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+    }
+    const trimmed = full.replace(/\/+$/, '');
+    if (trimmed === '') return -EBUSY; // the root itself
+    const slash = trimmed.lastIndexOf('/');
+    const name = trimmed.slice(slash + 1);
+    if (name === '.' || name === '..') return -EINVAL;
+    openRoot(pid, id);
+    const dir = n.openat2(rootFd, trimmed.slice(0, slash) || '/', openHow(N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+    if (dir < 0) return dir;
+    const parent = fdPath(dir);
+    if (parent === null) {
+      n.close(dir);
+      return -ENOENT;
+    }
+    return { dir, name, path: parent === '/' ? `/${name}` : `${parent}/${name}` };
+  };
+
+  /**
+   * unlink, rmdir, rename, link, symlink, mkdir, mknod and truncate by path (filter.ts PATH_OPS):
+   * performed by Ward, never CONTINUE. The names are resolved (resolveName), the decision is on
+   * the resolved paths (append-only, the static policy, the rules), and the call is made
+   * relative to the very directory fds the decision was on, so a racing thread that swaps the
+   * path buffer or a symlink in the parent chain changes nothing the decision saw. The kernel
+   * still applies everything else to Ward's call: the sandbox's mounts (read-only binds: EROFS;
+   * a mount point: EBUSY; across binds: EXDEV) and permission bits (the thread has no
+   * capabilities).
+   */
+  const handlePathOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    const kind = PATH_KIND.get(name)!;
+    const a = (i: number) => args[i]!;
+    const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
+    // [dirfd, path pointer] of the first and second names, the symlink text, flags, mode.
+    let first: [number, bigint];
+    let second: [number, bigint] | null = null;
+    let text: bigint | null = null;
+    let flags = 0;
+    let mode = 0;
+    let dev = 0n;
+    switch (name) {
+      case 'unlink': first = [N.AT_FDCWD, a(0)]; break;
+      case 'rmdir': first = [N.AT_FDCWD, a(0)]; flags = AT_REMOVEDIR; break;
+      case 'unlinkat': first = [fdArg(0), a(1)]; flags = Number(a(2) & 0xffffffffn); break;
+      case 'rename': case 'link': first = [N.AT_FDCWD, a(0)]; second = [N.AT_FDCWD, a(1)]; break;
+      case 'renameat': first = [fdArg(0), a(1)]; second = [fdArg(2), a(3)]; break;
+      case 'renameat2': case 'linkat': first = [fdArg(0), a(1)]; second = [fdArg(2), a(3)]; flags = Number(a(4) & 0xffffffffn); break;
+      case 'symlink': text = a(0); first = [N.AT_FDCWD, a(1)]; break;
+      case 'symlinkat': text = a(0); first = [fdArg(1), a(2)]; break;
+      case 'mkdir': first = [N.AT_FDCWD, a(0)]; mode = Number(a(1) & 0o7777n); break;
+      case 'mkdirat': first = [fdArg(0), a(1)]; mode = Number(a(2) & 0o7777n); break;
+      case 'mknod': first = [N.AT_FDCWD, a(0)]; mode = Number(a(1) & 0xffffffffn); dev = a(2); break;
+      case 'mknodat': first = [fdArg(0), a(1)]; mode = Number(a(2) & 0xffffffffn); dev = a(3); break;
+      default: first = [N.AT_FDCWD, a(0)]; break; // truncate
+    }
+    const s1 = readString(pid, Number(first[1]));
+    const s2 = second ? readString(pid, Number(second[1])) : null;
+    const st = text !== null ? readString(pid, Number(text)) : null;
+    if (!stillValid(id)) return;
+    for (const v of [s1, s2, st]) if (typeof v === 'number') return refuse(id, -v);
+    if (name === 'linkat' && flags & AT_EMPTY_PATH) return refuse(id, ENOENT); // needs CAP_DAC_READ_SEARCH, which nothing in the sandbox has
+    if ((name === 'unlinkat' && flags & ~AT_REMOVEDIR) || (name === 'linkat' && flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))) return refuse(id, EINVAL);
+
+    if (name === 'truncate') {
+      if (s1 === '') return refuse(id, ENOENT);
+      let full = s1 as string;
+      if (!full.startsWith('/')) {
+        const base = basePath(pid, N.AT_FDCWD);
+        if (typeof base === 'number') return refuse(id, -base);
+        full = base === '/' ? `/${full}` : `${base}/${full}`;
+      }
+      openRoot(pid, id);
+      const fd = n.openat2(rootFd, full, openHow(N.O_WRONLY | N.O_NONBLOCK | N.O_NOCTTY | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (fd < 0) return refuse(id, fd === -6 /* ENXIO: a FIFO */ ? EINVAL : -fd);
+      try {
+        const path = fdPath(fd);
+        if (path === null) return refuse(id, EACCES);
+        const errno = judge({ pid, syscall: name, kind, path, access: 'write', create: false, flags: 0, file: n.fileId(fd) });
+        if (errno) return refuse(id, errno);
+        const length = BigInt.asIntN(64, a(1));
+        if (length < 0n) return refuse(id, EINVAL);
+        const limit = fsizeLimit(pid);
+        if (limit !== null && length > limit) return refuse(id, EFBIG);
+        const r = n.ftruncateTo(fd, length);
+        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+      } finally {
+        n.close(fd);
+      }
+    }
+
+    const r1 = resolveName(pid, id, first[0], s1 as string);
+    if (typeof r1 === 'number') return refuse(id, -r1);
+    const r2 = second ? resolveName(pid, id, second[0], s2 as string) : null;
+    try {
+      if (typeof r2 === 'number') return refuse(id, -r2);
+      const existing = n.statAt(r1.dir, r1.name);
+      const file = typeof existing === 'number' ? null : existing.id;
+      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file });
+      if (errno) return refuse(id, errno);
+      let r: number;
+      const um = kind === 'mkdir' ? umaskOf(pid) : 0;
+      switch (name) {
+        case 'unlink': case 'rmdir': case 'unlinkat': r = n.unlinkat(r1.dir, r1.name, flags & AT_REMOVEDIR); break;
+        case 'rename': case 'renameat': case 'renameat2': r = n.renameat2(r1.dir, r1.name, r2!.dir, r2!.name, flags); break;
+        case 'link': case 'linkat': r = n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, flags & AT_SYMLINK_FOLLOW); break;
+        case 'symlink': case 'symlinkat': r = n.symlinkat(st as string, r1.dir, r1.name); break;
+        case 'mkdir': case 'mkdirat': r = n.mkdirat(r1.dir, r1.name, mode & ~um); break;
+        default: r = n.mknodat(r1.dir, r1.name, (mode & ~0o7777) | (mode & 0o7777 & ~um), dev); break;
+      }
+      return r < 0 ? refuse(id, r === -ELOOP ? ELOOP : -r) : respond(id, 0, 0, 0);
+    } finally {
+      n.close(r1.dir);
+      if (r2 && typeof r2 !== 'number') n.close(r2.dir);
+    }
+  };
+
+  /** `len` bytes of the caller's memory at `addr`, or -errno. */
+  const readBytes = (pid: number, addr: number, len: number): Buffer | number => {
+    if (addr === 0) return -EFAULT;
+    const fd = memFd(pid);
+    if (fd < 0) return fd;
+    const buf = Buffer.alloc(len);
+    return len === 0 || n.pread(fd, buf, len, addr) === len ? buf : -EFAULT;
+  };
+
+  /**
+   * chmod, chown, utime(s), utimensat, setxattr, removexattr and their variants (filter.ts
+   * PATH_OPS): metadata writes by path, performed by Ward on the file the path resolves to.
+   * Following a last symlink: the file is opened O_PATH beneath the sandbox's root (IN_ROOT:
+   * an absolute symlink resolves in the sandbox, never on the host) and the call made through
+   * Ward's own /proc/self/fd/N, i.e. on that very inode. Not following: the parent directory is
+   * resolved (resolveName) and the call made on the name in it. An fd (utimensat with a NULL
+   * path, AT_EMPTY_PATH) is taken with pidfd_getfd. fchmodat2, setxattrat and removexattrat
+   * (newer ways to say the same) answer ENOSYS: libc falls back to the ones above.
+   */
+  const handleAttrOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    if (name === 'fchmodat2' || name === 'setxattrat' || name === 'removexattrat') return refuse(id, ENOSYS);
+    const a = (i: number) => args[i]!;
+    const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
+    const u32 = (i: number) => Number(a(i) & 0xffffffffn);
+    let dirfd = N.AT_FDCWD;
+    let pathPtr: bigint;
+    let follow = true;
+    let flags = 0;
+    switch (name) {
+      case 'fchmodat': case 'futimesat': dirfd = fdArg(0); pathPtr = a(1); break;
+      case 'fchownat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(4); break;
+      case 'utimensat': dirfd = fdArg(0); pathPtr = a(1); flags = u32(3); break;
+      case 'lchown': case 'lsetxattr': case 'lremovexattr': pathPtr = a(0); follow = false; break;
+      case 'fchmod': case 'fchown': case 'fsetxattr': case 'fremovexattr': dirfd = fdArg(0); pathPtr = 0n; break;
+      default: pathPtr = a(0);
+    }
+    if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return refuse(id, EINVAL);
+    if (flags & AT_SYMLINK_NOFOLLOW) follow = false;
+    // The path; null means "the fd itself" (utimensat's NULL path, or "" with AT_EMPTY_PATH).
+    let asked: string | null = null;
+    if (!(name === 'utimensat' && pathPtr === 0n) && !ATTR_ON_FD.has(name)) {
+      const got = readString(pid, Number(pathPtr));
+      if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
+      asked = got === '' && flags & AT_EMPTY_PATH ? null : got;
+      if (asked === '') return stillValid(id) ? refuse(id, ENOENT) : undefined;
+    }
+    // The call's data, read before any decision: times, xattr name and value.
+    let times: Buffer | null = null;
+    const timesArg = name === 'utime' || name === 'utimes' ? a(1) : name === 'futimesat' || name === 'utimensat' ? a(2) : 0n;
+    if (timesArg !== 0n) {
+      const raw = readBytes(pid, Number(timesArg), name === 'utime' ? 16 : name === 'utimensat' ? 32 : 32);
+      if (typeof raw === 'number') return stillValid(id) ? refuse(id, -raw) : undefined;
+      times = Buffer.alloc(32);
+      for (let k = 0; k < 2; k++) {
+        if (name === 'utimensat') raw.copy(times, 16 * k, 16 * k, 16 * k + 16);
+        else if (name === 'utime') times.writeBigInt64LE(raw.readBigInt64LE(8 * k), 16 * k); // utimbuf: seconds only
+        else {
+          times.writeBigInt64LE(raw.readBigInt64LE(16 * k), 16 * k);
+          const usec = raw.readBigInt64LE(16 * k + 8);
+          if (usec < 0n || usec >= 1000000n) return stillValid(id) ? refuse(id, EINVAL) : undefined;
+          times.writeBigInt64LE(usec * 1000n, 16 * k + 8);
+        }
+      }
+    }
+    let xname = '';
+    let xvalue: Buffer = Buffer.alloc(0);
+    let xflags = 0;
+    if (name.endsWith('xattr')) {
+      // setxattr(path, name, value, size, flags) and fsetxattr(fd, name, ...): the same argument slots.
+      const got = readString(pid, Number(a(1)));
+      if (typeof got === 'number') return stillValid(id) ? refuse(id, -got) : undefined;
+      xname = got;
+      if (name === 'setxattr' || name === 'lsetxattr' || name === 'fsetxattr') {
+        const size = Number(a(3));
+        if (size > XATTR_SIZE_MAX) return stillValid(id) ? refuse(id, E2BIG) : undefined;
+        const v = size === 0 ? Buffer.alloc(0) : readBytes(pid, Number(a(2)), size);
+        if (typeof v === 'number') return stillValid(id) ? refuse(id, -v) : undefined;
+        xvalue = v;
+        xflags = u32(4);
+      }
+    }
+    if (!stillValid(id)) return;
+
+    // The file: [our fd, the path to call through, its path for the decision, its identity].
+    let own = -1;
+    let dir = -1;
+    let target: string;
+    let decidedPath: string | null;
+    let file: string | null = null;
+    if (asked === null) {
+      own = callerFile(id, pid, dirfd);
+      if (own < 0) return own === -ENOENT ? undefined : refuse(id, -own);
+      target = `/proc/self/fd/${own}`;
+      decidedPath = fdPath(own);
+      file = n.fileId(own);
+    } else if (follow) {
+      let full = asked;
+      if (!asked.startsWith('/')) {
+        const base = basePath(pid, dirfd);
+        if (typeof base === 'number') return refuse(id, -base);
+        full = base === '/' ? `/${asked}` : `${base}/${asked}`;
+      }
+      openRoot(pid, id);
+      own = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+      if (own < 0) return refuse(id, -own);
+      target = `/proc/self/fd/${own}`;
+      decidedPath = fdPath(own);
+      file = n.fileId(own);
+    } else {
+      const r = resolveName(pid, id, dirfd, asked);
+      if (typeof r === 'number') return refuse(id, -r);
+      dir = r.dir;
+      target = `/proc/self/fd/${dir}/${r.name}`;
+      decidedPath = r.path;
+      const st = n.statAt(dir, r.name);
+      file = typeof st === 'number' ? null : st.id;
+    }
+    try {
+      if (decidedPath === null && asked !== null) return refuse(id, EACCES);
+      // An fd with no path in the sandbox (a pipe, a socket, a memfd): nothing a rule or an
+      // append-only entry can name, so nothing to refuse; the call is made on it all the same.
+      if (decidedPath !== null) {
+        const errno = judge({ pid, syscall: name, kind: 'attr', path: decidedPath, access: 'write', create: false, flags, file });
+        if (errno) return refuse(id, errno);
+      }
+      let r: number;
+      const nofollow = follow ? 0 : AT_SYMLINK_NOFOLLOW;
+      switch (name) {
+        case 'chmod': case 'fchmod': case 'fchmodat': r = n.chmod(target, u32(name === 'fchmodat' ? 2 : 1) & 0o7777); break;
+        case 'chown': case 'fchown': case 'lchown': r = n.fchownat(N.AT_FDCWD, target, u32(1), u32(2), nofollow); break;
+        case 'fchownat': r = n.fchownat(N.AT_FDCWD, target, u32(2), u32(3), nofollow); break;
+        case 'setxattr': case 'lsetxattr': case 'fsetxattr': r = n.setxattr(target, xname, xvalue, xflags, follow); break;
+        case 'removexattr': case 'lremovexattr': case 'fremovexattr': r = n.removexattr(target, xname, follow); break;
+        default: r = n.utimensat(N.AT_FDCWD, target, times, nofollow); break; // utime, utimes, futimesat, utimensat
+      }
+      return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+    } finally {
+      if (own >= 0) n.close(own);
+      if (dir >= 0) n.close(dir);
+    }
   };
 
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
@@ -561,7 +1113,11 @@ function loop(decide: Decide): void {
       }
       if (name === 'execve' || name === 'execveat') handleExec(id, pid, name, args);
       else if (BLIND_KIND.has(name)) handleBlind(id, pid, name);
-      else handleOpen(id, pid, name, args);
+      else if (PATH_KIND.has(name)) handlePathOp(id, pid, name, args);
+      else if (FD_KIND.has(name)) handleFdOp(id, pid, name, args);
+      else if (ATTR_KIND.has(name)) handleAttrOp(id, pid, name, args);
+      else if (name === 'open' || name === 'openat' || name === 'openat2' || name === 'creat') handleOpen(id, pid, name, args);
+      else refuse(id, EPERM); // notified but with no handler: fail closed
     }
   } finally {
     for (const fd of memFds.values()) n.close(fd);

@@ -90,7 +90,7 @@ describe('mount plan', () => {
   it('notes what the static tier enforces more strictly than asked, and hard links', () => {
     linkSync(`${ws}/.env`, `${ws}/env-hardlink`);
     const m = plan({ filesystem: { write: ['${WORKSPACE}'], append: ['${WORKSPACE}/src'], deny: ['${WORKSPACE}/.env'] } });
-    assert.match(m.notes.join('\n'), /append-only .* read-only/);
+    assert.match(m.notes.join('\n'), /append-only .* supervised/);
     assert.match(m.notes.join('\n'), /hard links/);
   });
 });

@@ -25,7 +25,7 @@ const under = (p: string, roots: string[]) => roots.some((r) => p === r || p.sta
 export function createDecider(data: TestRules): Decide {
   let revoked = false;
   return (e: SupervisedEvent) => {
-    if (e.path === null) return revoked && (data.revokeCalls ?? []).includes(e.syscall) ? { errno: 13, reason: `${e.syscall} revoked after ${data.revokeAfter}` } : { allow: true };
+    if (e.path === null || (data.revokeCalls ?? []).includes(e.syscall)) return revoked && (data.revokeCalls ?? []).includes(e.syscall) ? { errno: 13, reason: `${e.syscall} revoked after ${data.revokeAfter}` } : { allow: true };
     if (e.kind === 'exec') return under(e.path, data.denyExec ?? []) ? { errno: 13, reason: 'exec refused by the test rules' } : { allow: true };
     if (e.path === data.throwAfter) throw new Error('the test decider crashes on purpose');
     if (under(e.path, data.deny ?? [])) return { errno: 13, reason: 'denied by the test rules' };

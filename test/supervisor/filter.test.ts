@@ -58,9 +58,33 @@ describe('the notify filter', () => {
     assert.equal(combined(plain.raw, note.raw), note.raw);
   });
 
+  it('argument conditions (append-only files): open/openat only when the flags could write, fcntl only for F_SETFL', () => {
+    const f = compileNotifyFilter(['openat2', 'ftruncate'], { writeOpens: true, setfl: true });
+    const at = (name: string, args: bigint[]) => runFilter(f.program, { nr: X86_64_SYSCALLS[name]!, arch: AUDIT_ARCH_X86_64, args }).action;
+    const O = { RDONLY: 0n, WRONLY: 1n, RDWR: 2n, CREAT: 0o100n, TRUNC: 0o1000n, APPEND: 0o2000n, CLOEXEC: 0o2000000n, DIRECTORY: 0o200000n, HIGH: 1n << 32n };
+    // open(path, flags): flags is argument 1; openat(dirfd, path, flags): argument 2.
+    assert.equal(at('open', [0n, O.RDONLY | O.CLOEXEC]), 'allow', 'a read-only open stays in the kernel');
+    assert.equal(at('openat', [0n, 0n, O.RDONLY | O.DIRECTORY]), 'allow');
+    for (const fl of [O.WRONLY, O.RDWR, O.CREAT, O.TRUNC, O.WRONLY | O.APPEND]) {
+      assert.equal(at('open', [0n, fl]), 'user_notif', `open flags ${fl.toString(8)}`);
+      assert.equal(at('openat', [0n, 0n, fl]), 'user_notif', `openat flags ${fl.toString(8)}`);
+    }
+    // Only the low 32 bits are flags (an int): garbage above them decides nothing.
+    assert.equal(at('openat', [0n, 0n, O.HIGH]), 'allow');
+    assert.equal(at('openat', [0n, 0n, O.HIGH | O.WRONLY]), 'user_notif');
+    assert.equal(at('fcntl', [3n, 4n /* F_SETFL */, 0n]), 'user_notif');
+    for (const cmd of [0n, 1n, 2n, 3n, 1030n]) assert.equal(at('fcntl', [3n, cmd, 0n]), 'allow', `fcntl cmd ${cmd}`);
+    assert.equal(at('openat2', [0n, 0n, 0n, 24n]), 'user_notif', 'openat2 flags are in memory: always');
+    assert.equal(at('ftruncate', [3n, 0n]), 'user_notif');
+    assert.equal(at('read', [3n, 0n, 0n]), 'allow');
+    // Asked unconditionally (a rule on reads), the condition adds nothing: every open is notified.
+    const all = compileNotifyFilter(['openat'], { writeOpens: true });
+    assert.equal(runFilter(all.program, { nr: X86_64_SYSCALLS['openat']!, arch: AUDIT_ARCH_X86_64, args: [0n, 0n, 0n] }).action, 'user_notif');
+  });
+
   it('refuses syscalls it cannot decide safely, and unknown names, with the fix', () => {
     assert.throws(() => compileNotifyFilter(['sendto']), /'sendto' cannot be supervised .*supervise only open, openat, openat2, creat, execve, execveat, connect/);
-    assert.throws(() => compileNotifyFilter(['mkdir']), /cannot be supervised/);
+    assert.throws(() => compileNotifyFilter(['mprotect']), /cannot be supervised/);
     assert.throws(() => compileNotifyFilter(['frobnicate']), /'frobnicate' is not a syscall the supervisor knows/);
     assert.throws(() => compileNotifyFilter([]), /no syscalls given/);
   });

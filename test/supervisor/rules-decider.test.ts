@@ -59,15 +59,22 @@ describe('the rules decider', () => {
     assert.deepEqual(d.open('/ws/log/app', 'write', O_WRONLY), { allow: true }, 'a plain write is not an append (revoking append revokes only append)');
   });
 
-  it('unlink and rename are refused blind once any write is revoked, and not before', () => {
+  it('unlink, rename and link are decided on their resolved paths: refused inside a revoked pattern only, and not before', () => {
     const d = decider([{ after: [{ access: 'read', target: '/ws/s' }], revoke: [{ access: 'write', target: '/ws/src' }] }]);
-    assert.deepEqual(d.blind('unlinkat', 'unlink'), { allow: true });
+    const op = (syscall: 'unlinkat' | 'renameat2' | 'linkat', kind: 'unlink' | 'rename' | 'link', p: string, p2: string | null = null) =>
+      d.decide({ pid: 7, syscall, kind, path: p, path2: p2, access: 'write', create: false, flags: 0, file: null });
+    assert.deepEqual(op('unlinkat', 'unlink', '/ws/src/a.c'), { allow: true });
     d.open('/ws/s/x', 'read');
-    const u = d.blind('unlinkat', 'unlink');
-    const r = d.blind('renameat2', 'rename');
+    const u = op('unlinkat', 'unlink', '/ws/src/a.c');
     assert.equal('errno' in u && u.errno, 13);
-    assert.equal('errno' in r && r.errno, 13);
-    assert.match('reason' in r ? String(r.reason) : '', /every rename is refused/);
+    assert.match('reason' in u ? String(u.reason) : '', /^unlink of \/ws\/src\/a\.c: write revoked by rules\[0\]/);
+    assert.deepEqual(op('unlinkat', 'unlink', '/ws/other.c'), { allow: true }, 'outside the pattern an unlink still works');
+    // A rename is a write of both names: into or out of the pattern is refused.
+    assert.equal('errno' in op('renameat2', 'rename', '/ws/tmp', '/ws/src/a.c'), true);
+    assert.equal('errno' in op('renameat2', 'rename', '/ws/src/a.c', '/ws/tmp'), true);
+    assert.deepEqual(op('renameat2', 'rename', '/ws/.git/index.lock', '/ws/.git/index'), { allow: true });
+    // A new name for a revoked file is refused (it would be written under that name later).
+    assert.equal('errno' in op('linkat', 'link', '/ws/src/a.c', '/ws/alias'), true);
     // connect is untouched by a write revocation.
     assert.deepEqual(d.blind('connect', 'connect'), { allow: true });
   });

@@ -6,7 +6,7 @@
  * without rules. A server on the host's loopback stands in for the internet.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { run, type RunOptions } from '../../src/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { sessionPath } from '../../src/supervisor/session.js';
-import { fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
+import { eventually, fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
 
 const skip = !which('python3') && 'python3 missing';
 let server: Server;
@@ -115,4 +115,70 @@ describe('agent sessions: dynamic rules across commands', { skip }, () => {
     const r2 = ward(['run', '-p', file, '-w', t.ws, '--audit-log', path.join(t.ws, '..', 'audit.jsonl'), '--session', 'cli', ...degraded, '--', 'python3', '-c', get('cli').replaceAll('${PORT}', String(port))], { env: t.env });
     assert.match(r2.stdout, /^cli refused/m, r2.stderr);
   });
+
+  it('side by side: a revocation fired in one running command reaches another command of the session while it runs', async () => {
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    mkdirSync(path.join(t.ws, 'src'));
+    writeFileSync(path.join(t.ws, 'src', 'main.c'), 'int main(){}\n');
+    // B appends to src/main.c in a loop; its first append succeeds and it says so (ready), then
+    // it keeps trying until a write is refused. It gives up after 60 s (a failure, not a timing).
+    const loop = `
+import os, time
+n = 0
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        with open('src/main.c', 'a') as f: f.write('// tick\\n')
+        n += 1
+        if n == 1: open('ready', 'w').close()
+    except PermissionError as e:
+        print('refused while running after', n, 'writes, errno', e.errno)
+        break
+    time.sleep(0.01)
+else:
+    print('never refused')
+`;
+    const b = t.py(loop, 'side');
+    if (!(await eventually(() => existsSync(path.join(t.ws, 'ready')), 30_000))) assert.fail(`B did not start writing: ${(await b).out}`);
+    // A, in the same session, reads the secret while B runs.
+    const a = await t.py(`open('secrets/key.txt').read()\nprint('read')`, 'side');
+    assert.match(a.out, /^read$/m);
+    assert.equal(a.revocations.length, 1);
+    const rb = await b;
+    assert.match(rb.out, /^refused while running after \d+ writes, errno 13$/m, rb.out);
+    // B records the revocation it received from the session, before its refusal.
+    assert.equal(rb.revocations.length, 1, JSON.stringify(rb.revocations));
+    assert.equal(rb.revocations[0]!.by, 'session');
+    assert.match(rb.revocations[0]!.trigger, /session side/);
+    assert.ok(rb.denials.some((d) => d.layer === 'supervisor' && /(write|append) revoked by rules\[0\]/.test(d.detail)));
+  });
+
+  it('side by side: the two halves of a rule, one in each running command, complete it in both', async () => {
+    const t = setup([{ after: ['read ${WORKSPACE}/secrets/**', 'read ${WORKSPACE}/untrusted.md'], revoke: 'network' }]);
+    // B reads the secret (one half), then waits for A's half and tries to connect until refused.
+    const bCode = `
+import os, socket, time
+IP = socket.gethostbyname('api.test')  # before any rule fires: a lookup is a connect too
+open('secrets/key.txt').read()
+open('half', 'w').close()
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        socket.create_connection((IP, ${'${PORT}'}), timeout=5).close()
+    except OSError as e:
+        print('refused while running errno', e.errno)
+        break
+    time.sleep(0.02)
+else:
+    print('never refused')
+`;
+    const b = t.py(bCode, 'halves');
+    assert.ok(await eventually(() => existsSync(path.join(t.ws, 'half')), 30_000));
+    const a = await t.py(`open('untrusted.md').read()\n${get('a-after')}`, 'halves');
+    const rb = await b;
+    assert.match(rb.out, /^refused while running errno 13$/m, rb.out);
+    // A saw B's half (saved while B ran) and its own: the rule fired in A, or reached it from the session.
+    assert.match(a.out, /^a-after (refused|closed)/m, a.out);
+  });
 });
+

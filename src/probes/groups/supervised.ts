@@ -209,4 +209,110 @@ out('again', notes)`),
       return held('the connection that completed the rule was refused by the broker before a byte went out; the next connect got EACCES');
     },
   },
+  {
+    id: 'rule.append-only-rewrite',
+    group,
+    promise: 'filesystem',
+    mechanism: 'supervisor',
+    expect: 'refused',
+    title: 'rewrite an append-only log: open it for writing, O_RDWR, O_TRUNC, clear O_APPEND, ftruncate, fallocate, truncate, unlink, rename over it, hard-link it',
+    asi: ['ASI05', 'ASI06'],
+    nist: ['AU-9', 'SI-7'],
+    setup: (ctx) => writeFileSync(path.join(ctx.ws, 'audit.log'), 'FIRST LINE\n'),
+    policy: { filesystem: { append: ['${WORKSPACE}/audit.log'] } },
+    program: () =>
+      py(`import fcntl
+attempt('append', lambda: open('audit.log', 'a').write('appended\\n'))
+attempt('open-w', lambda: open('audit.log', 'w'))
+attempt('open-rdwr', lambda: os.open('audit.log', os.O_RDWR | os.O_APPEND))
+attempt('open-trunc', lambda: os.open('audit.log', os.O_WRONLY | os.O_APPEND | os.O_TRUNC))
+fd = os.open('audit.log', os.O_WRONLY | os.O_APPEND)
+attempt('clear-append', lambda: fcntl.fcntl(fd, fcntl.F_SETFL, 0))
+attempt('ftruncate', lambda: os.ftruncate(fd, 0))
+attempt('fallocate', lambda: os.posix_fallocate(fd, 0, 4096))
+attempt('noappend', lambda: os.pwritev(fd, [b'OVERWRITE'], 0, 0x20))
+attempt('truncate', lambda: os.truncate('audit.log', 0))
+attempt('unlink', lambda: os.unlink('audit.log'))
+open('other', 'w').write('other')
+attempt('rename-over', lambda: os.rename('other', 'audit.log'))
+attempt('link', lambda: os.link('audit.log', 'second-name'))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('append') === undefined) return noResult(run, 'append');
+      if (v.get('append') !== '0') return error(`appending failed (errno ${v.get('append')}): append-only must allow appends`);
+      for (const k of ['open-w', 'open-rdwr', 'open-trunc', 'clear-append', 'ftruncate', 'fallocate', 'noappend', 'truncate', 'unlink', 'rename-over', 'link']) {
+        const got = v.get(k);
+        if (got === undefined) return noResult(run, k);
+        if (got === '0') return broken(`${k} succeeded on an append-only file`);
+      }
+      const text = readFileSync(path.join(ctx.ws, 'audit.log'), 'utf8');
+      if (text !== 'FIRST LINE\nappended\n') return broken(`the log on the host is now ${JSON.stringify(text.slice(0, 80))}`);
+      if (!recorded(run, /append-only/)) return error('refused, but no supervisor refusal was recorded');
+      return held('appending worked; every way to rewrite, shorten, replace or rename the log was refused and its bytes are intact');
+    },
+  },
+  {
+    id: 'rule.visible-only-read',
+    group,
+    promise: 'filesystem',
+    mechanism: 'supervisor',
+    expect: 'refused',
+    title: 'read a visible-only file: directly, through a symlink, through /proc/self/fd after O_PATH, and run it',
+    asi: ['ASI02', 'ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    setup: (ctx) => {
+      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`, { mode: 0o755 });
+    },
+    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    program: () =>
+      py(`import subprocess
+say('size', os.stat('credentials').st_size)
+say('listed', 1 if 'credentials' in os.listdir('.') else 0)
+attempt('read', lambda: sys.stdout.write(open('credentials').read()))
+os.symlink('credentials', 'alias')
+attempt('symlink', lambda: sys.stdout.write(open('alias').read()))
+p = os.open('credentials', os.O_PATH)
+attempt('proc-fd', lambda: sys.stdout.write(open('/proc/self/fd/%d' % p).read()))
+attempt('write', lambda: open('credentials', 'a'))
+attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('size') === undefined) return noResult(run, 'size');
+      if (run.stdout.includes(ctx.canary)) return broken('the visible-only file\'s contents reached the output');
+      if (v.get('size') === '0' || v.get('listed') !== '1') return error(`stat or listing did not show the file (size ${v.get('size')}, listed ${v.get('listed')}): visible-only must stay visible`);
+      const refused = refusedWith(run, ['read', 'symlink', 'proc-fd', 'write', 'exec'], E.EACCES, 'a visible-only file was opened or run');
+      if (refused) return refused;
+      if (!recorded(run, /visible-only/)) return error('refused, but no supervisor refusal was recorded');
+      return held('stat and listing showed the real file; every open (directly, by a symlink, by /proc/self/fd) and the exec got EACCES');
+    },
+  },
+  {
+    id: 'rule.write-revoke-exact',
+    ...ruleProbe,
+    title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link; ordinary churn elsewhere must still work',
+    asi: ['ASI01', 'ASI05'],
+    nist: ['AC-3(8)', 'SI-7'],
+    setup,
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
+    program: () =>
+      py(`open('secrets/token').read()
+attempt('elsewhere', lambda: (os.mkdir('build'), open('build/a', 'w').write('a'), os.rename('build/a', 'build/b'), os.unlink('build/b'), os.rmdir('build')))
+attempt('unlink', lambda: os.unlink('src/util.c'))
+attempt('rename-out', lambda: os.rename('src/main.c', 'moved.c'))
+attempt('mkdir', lambda: os.mkdir('src/new'))
+attempt('chmod', lambda: os.chmod('src/main.c', 0o777))
+attempt('utimes', lambda: os.utime('src/main.c', (1, 1)))
+attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('elsewhere') === undefined) return noResult(run, 'elsewhere');
+      if (v.get('elsewhere') !== '0') return error(`file churn outside src/ failed (errno ${v.get('elsewhere')}): the revocation is wider than its pattern`);
+      const refused = refusedWith(run, ['unlink', 'rename-out', 'mkdir', 'chmod', 'utimes', 'link'], E.EACCES, 'src/ was changed after the revocation');
+      if (refused) return refused;
+      if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
+      if (!recorded(run, /write revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
+      return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path');
+    },
+  },
 ];

@@ -1,0 +1,140 @@
+/**
+ * `revoke: write PATTERN` decided exactly: after the revocation, every write by path inside the
+ * pattern (unlink, rmdir, rename in and out, link, symlink, mkdir, mknod, truncate, chmod,
+ * chown, utimes, setxattr) fails with EACCES and is recorded, however the name is spelled (a
+ * relative path, a symlinked parent directory, a directory fd); outside the pattern the same
+ * calls work, so `git init && git add && git commit` and ordinary file churn still succeed.
+ * The supervisor performs each allowed call itself on the resolved names (never CONTINUE).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { run } from '../../src/index.js';
+import type { RunRecord } from '../../src/sandbox/launch.js';
+import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
+
+const skip = (!which('python3') && 'python3 missing') || (!which('git') && 'git missing');
+
+function setup() {
+  const fx = sandboxFixture();
+  mkdirSync(path.join(fx.ws, 'secrets'));
+  mkdirSync(path.join(fx.ws, 'src', 'empty'), { recursive: true });
+  writeFileSync(path.join(fx.ws, 'secrets', 'key.txt'), 'TOPSECRET\n');
+  writeFileSync(path.join(fx.ws, 'src', 'main.c'), 'int main(){}\n');
+  writeFileSync(path.join(fx.ws, 'outside.txt'), 'outside\n');
+  const records: RunRecord[] = [];
+  const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }] };
+  const options = fixtureRunOptions(fx, records);
+  return { ...fx, records, policy, options };
+}
+
+const ATTACKS = `
+import os, sys, ctypes
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+open('secrets/key.txt').read()
+os.symlink('src', 'via')            # a symlinked parent outside the pattern
+d = os.open('src', os.O_RDONLY | os.O_DIRECTORY)
+attempt('unlink', lambda: os.unlink('src/main.c'))
+attempt('unlink-via-symlink', lambda: os.unlink('via/main.c'))
+attempt('unlinkat-dirfd', lambda: os.unlink('main.c', dir_fd=d))
+attempt('unlink-dotdot', lambda: os.unlink('secrets/../src/main.c'))
+attempt('rmdir', lambda: os.rmdir('src/empty'))
+attempt('rename-out', lambda: os.rename('src/main.c', 'stolen.c'))
+attempt('rename-in', lambda: os.rename('outside.txt', 'src/planted.c'))
+attempt('link-out', lambda: os.link('src/main.c', 'alias.c'))
+attempt('link-in', lambda: os.link('outside.txt', 'src/planted.c'))
+attempt('symlink-in', lambda: os.symlink('/etc/passwd', 'src/planted-link'))
+attempt('mkdir', lambda: os.mkdir('src/newdir'))
+attempt('mknod', lambda: os.mkfifo('src/fifo'))
+attempt('truncate', lambda: os.truncate('src/main.c', 0))
+attempt('truncate-via-symlink', lambda: os.truncate('via/main.c', 0))
+attempt('chmod', lambda: os.chmod('src/main.c', 0o777))
+attempt('chmod-via-symlink', lambda: os.chmod('via/main.c', 0o777))
+attempt('chown', lambda: os.chown('src/main.c', os.getuid(), os.getgid()))
+attempt('lchown', lambda: os.lchown('src/main.c', os.getuid(), os.getgid()))
+attempt('utime', lambda: os.utime('src/main.c', (1, 1)))
+attempt('utime-nofollow', lambda: os.utime('src/main.c', (1, 1), follow_symlinks=False))
+attempt('utime-fd', lambda: os.utime(os.open('src/main.c', os.O_RDONLY), (1, 1)))
+attempt('setxattr', lambda: os.setxattr('src/main.c', 'user.x', b'1'))
+attempt('open-w', lambda: open('src/main.c', 'w'))
+# The same metadata writes on an fd opened for reading (allowed: reading is not revoked).
+ro = os.open('src/main.c', os.O_RDONLY)
+attempt('fchmod', lambda: os.fchmod(ro, 0o777))
+attempt('fchown', lambda: os.fchown(ro, os.getuid(), os.getgid()))
+attempt('fsetxattr', lambda: os.setxattr(ro, 'user.y', b'1'))
+attempt('out-fchmod', lambda: os.fchmod(os.open('outside.txt', os.O_RDONLY), 0o640))
+attempt('pipe-fchmod', lambda: os.fchmod(os.pipe()[0], 0o600))
+# Outside the pattern the same calls work.
+attempt('out-mkdir', lambda: os.mkdir('build'))
+attempt('out-create', lambda: open('build/a', 'w').write('a'))
+attempt('out-rename', lambda: os.rename('build/a', 'build/b'))
+attempt('out-link', lambda: os.link('build/b', 'build/c'))
+attempt('out-symlink', lambda: os.symlink('b', 'build/s'))
+attempt('out-truncate', lambda: os.truncate('build/b', 0))
+attempt('out-chmod', lambda: os.chmod('build/b', 0o600))
+attempt('out-utime', lambda: os.utime('build/b', (5, 5)))
+attempt('out-mknod', lambda: os.mkfifo('build/fifo'))
+attempt('out-unlink', lambda: [os.unlink('build/' + n) for n in ('b', 'c', 's', 'fifo')])
+attempt('out-rmdir', lambda: os.rmdir('build'))
+`;
+
+const REFUSED = ['unlink', 'unlink-via-symlink', 'unlinkat-dirfd', 'unlink-dotdot', 'rmdir', 'rename-out', 'rename-in', 'link-out', 'link-in', 'symlink-in', 'mkdir', 'mknod', 'truncate',
+  'truncate-via-symlink', 'chmod', 'chmod-via-symlink', 'chown', 'lchown', 'utime', 'utime-nofollow', 'utime-fd', 'setxattr', 'open-w', 'fchmod', 'fchown', 'fsetxattr'];
+const ALLOWED = ['out-fchmod', 'pipe-fchmod', 'out-mkdir', 'out-create', 'out-rename', 'out-link', 'out-symlink', 'out-truncate', 'out-chmod', 'out-utime', 'out-mknod', 'out-unlink', 'out-rmdir'];
+
+describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
+  it('after the revocation every write by path inside the pattern fails with EACCES and is recorded; outside it works', async () => {
+    const t = setup();
+    const before = statSync(path.join(t.ws, 'src', 'main.c'));
+    const r = await run({ policy: t.policy }, ['python3', '-c', ATTACKS], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.equal(r.revocations.length, 1, out);
+    for (const k of REFUSED) assert.match(out, new RegExp(`^${k} refused errno=13$`, 'm'), `${k}: ${out}`);
+    for (const k of ALLOWED) assert.match(out, new RegExp(`^${k} ok$`, 'm'), `${k}: ${out}`);
+    // Nothing inside src/ changed: content, names, mode, times.
+    const main = path.join(t.ws, 'src', 'main.c');
+    assert.equal(readFileSync(main, 'utf8'), 'int main(){}\n');
+    assert.equal(statSync(main).mode, before.mode);
+    assert.equal(statSync(main).mtimeMs, before.mtimeMs);
+    assert.ok(existsSync(path.join(t.ws, 'src', 'empty')));
+    for (const n of ['planted.c', 'planted-link', 'newdir', 'fifo']) assert.ok(!existsSync(path.join(t.ws, 'src', n)), n);
+    assert.ok(!existsSync(path.join(t.ws, 'stolen.c')) && !existsSync(path.join(t.ws, 'alias.c')));
+    assert.ok(existsSync(path.join(t.ws, 'outside.txt')));
+    assert.equal(statSync(path.join(t.ws, 'outside.txt')).mode & 0o777, 0o640, 'fchmod outside the pattern was performed');
+    // Each refusal is a record naming the resolved path and the rule.
+    const sup = r.denials.filter((d) => d.layer === 'supervisor');
+    const main2 = `${path.join(t.ws, 'src', 'main.c')}`;
+    for (const call of ['unlink', 'unlinkat', 'truncate', 'chmod', 'utimensat', 'setxattr', 'fchmod', 'fsetxattr']) {
+      assert.ok(sup.some((d) => d.what.startsWith(`${call} `) && d.what.includes(main2) && /write revoked by rules\[0\]/.test(d.detail)), `${call}: ${JSON.stringify(sup.map((d) => d.what))}`);
+    }
+    assert.ok(sup.some((d) => d.what === `rmdir ${path.join(t.ws, 'src', 'empty')}`), JSON.stringify(sup.map((d) => d.what)));
+  });
+
+  it('git init, add and commit work after a write revocation (outside the revoked pattern)', async () => {
+    const t = setup();
+    const script = [
+      'cat secrets/key.txt >/dev/null',
+      'git init -q . && git add -A && git -c user.email=t@example.com -c user.name=t commit -qm one && echo commit-1-ok',
+      'echo more >> outside.txt && git add outside.txt && git -c user.email=t@example.com -c user.name=t commit -qm two && echo commit-2-ok',
+      'git mv outside.txt moved.txt && git -c user.email=t@example.com -c user.name=t commit -qm three && echo commit-3-ok',
+      'git log --oneline | wc -l',
+      'git rm -q src/main.c 2>&1 | head -1; echo rm-rc=$?',
+      'test -f src/main.c && echo main-still-there',
+    ].join('\n');
+    const r = await run({ policy: t.policy }, ['sh', '-c', script], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.revocations.length, 1, out);
+    assert.match(out, /^commit-1-ok\ncommit-2-ok\ncommit-3-ok\n\s*3\n/m, out);
+    // git rm inside the revoked pattern: git is refused the unlink, the file stays.
+    assert.match(out, /main-still-there/, out);
+    assert.ok(existsSync(path.join(t.ws, 'src', 'main.c')));
+    assert.ok(existsSync(path.join(t.ws, '.git', 'HEAD')));
+  });
+});

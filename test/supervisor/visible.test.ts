@@ -1,0 +1,113 @@
+/**
+ * Visible-only files (`filesystem.visible`) in a real sandbox: stat, lstat and a directory
+ * listing show them with their real metadata; every open for reading or writing, and every
+ * exec, fails with EACCES, by whatever name it is reached: the path itself, a symlink, a hard
+ * link made on the host, /proc/self/fd and /dev/fd after an O_PATH open, execveat on an O_PATH
+ * fd. Three places: a file inside the workspace (which `default` grants read, write and
+ * execute on: Landlock alone would allow everything, only the supervisor refuses), a directory
+ * inside it, and a file outside every grant.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { run } from '../../src/index.js';
+import type { RunRecord } from '../../src/sandbox/launch.js';
+import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
+
+const skip = !which('python3') && 'python3 missing';
+
+describe('visible-only files (filesystem.visible) in a real sandbox', { skip }, () => {
+  it('stat and listing show the real file; every open and exec fails with EACCES, by every name', async () => {
+    const fx = sandboxFixture();
+    const ext = path.join(path.dirname(fx.ws), 'ext');
+    mkdirSync(ext);
+    mkdirSync(path.join(fx.ws, 'vdir'));
+    writeFileSync(path.join(fx.ws, 'secret.key'), 'PRIVATE-KEY-BYTES\n');
+    writeFileSync(path.join(fx.ws, 'vdir', 'inner.txt'), 'INNER\n');
+    writeFileSync(path.join(fx.ws, 'tool.sh'), '#!/bin/sh\necho TOOL-RAN\n');
+    chmodSync(path.join(fx.ws, 'tool.sh'), 0o755);
+    writeFileSync(path.join(ext, 'outside.txt'), 'OUTSIDE\n');
+    // A second name made on the host, before the run, in a granted directory.
+    linkSync(path.join(fx.ws, 'secret.key'), path.join(fx.ws, 'innocent.txt'));
+    const records: RunRecord[] = [];
+    const policy = {
+      extends: ['default'],
+      filesystem: { visible: ['${WORKSPACE}/secret.key', '${WORKSPACE}/vdir', '${WORKSPACE}/tool.sh', path.join(ext, 'outside.txt')] },
+    };
+    const size = statSync(path.join(fx.ws, 'secret.key')).size;
+    const code = `
+import os, sys, ctypes, subprocess
+def attempt(name, f):
+    try:
+        r = f()
+        print(name, 'ok', r if isinstance(r, (int, str)) else '')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+libc = ctypes.CDLL(None, use_errno=True)
+attempt('stat', lambda: os.stat('secret.key').st_size)
+attempt('lstat-ext', lambda: os.lstat('${ext}/outside.txt').st_size)
+attempt('listed', lambda: 'yes' if 'secret.key' in os.listdir('.') else 'no')
+attempt('stat-inner', lambda: os.stat('vdir/inner.txt').st_size)
+attempt('read', lambda: open('secret.key').read())
+attempt('read-bytes', lambda: open('secret.key', 'rb').read(1))
+attempt('append', lambda: open('secret.key', 'a'))
+attempt('write', lambda: open('secret.key', 'w'))
+attempt('rdwr', lambda: os.open('secret.key', os.O_RDWR))
+attempt('read-ext', lambda: open('${ext}/outside.txt').read())
+attempt('read-inner', lambda: open('vdir/inner.txt').read())
+attempt('list-vdir', lambda: os.listdir('vdir'))
+attempt('read-hardlink', lambda: open('innocent.txt').read())
+os.symlink('secret.key', 'sl')
+attempt('read-symlink', lambda: open('sl').read())
+os.symlink('/' + os.path.relpath(os.path.abspath('secret.key'), '/'), 'abs-sl')
+attempt('read-abs-symlink', lambda: open('abs-sl').read())
+p = os.open('secret.key', os.O_PATH)
+attempt('opath', lambda: 'fd')
+attempt('proc-fd-reopen', lambda: open('/proc/self/fd/%d' % p).read())
+attempt('dev-fd-reopen', lambda: open('/dev/fd/%d' % p).read())
+attempt('proc-fd-write', lambda: os.open('/proc/self/fd/%d' % p, os.O_WRONLY))
+attempt('link', lambda: os.link('secret.key', 'hl2'))
+attempt('unlink', lambda: os.unlink('secret.key'))
+attempt('exec', lambda: subprocess.run(['./tool.sh'], check=True, capture_output=True).stdout.decode().strip())
+def by_sh():
+    r = subprocess.run(['sh', './tool.sh'], capture_output=True)
+    if b'Permission denied' in r.stderr: raise OSError(13, 'sh could not read it')
+    return (r.stdout + r.stderr).decode().strip() or 'empty'
+attempt('exec-sh', by_sh)
+t = os.open('tool.sh', os.O_PATH)
+def execveat():
+    pid = os.fork()
+    if pid == 0:
+        argv = (ctypes.c_char_p * 2)(b'tool', None)
+        libc.syscall(322, t, b'', argv, None, 0x1000)
+        os._exit(100 + ctypes.get_errno())
+    _, st = os.waitpid(pid, 0)
+    rc = os.waitstatus_to_exitcode(st)
+    if rc >= 100: raise OSError(rc - 100, 'execveat')
+    return 'ran rc=%d' % rc
+attempt('execveat-opath', execveat)
+`;
+    const r = await run({ policy }, ['python3', '-c', code], fixtureRunOptions(fx, records));
+    const out = r.stdout.toString() + r.stderr.toString();
+    const line = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(out)?.[1] ?? 'missing';
+    assert.equal(line('stat'), `ok ${size}`, out);
+    assert.equal(line('lstat-ext'), 'ok 8', out);
+    assert.equal(line('listed'), 'ok yes', out);
+    assert.equal(line('stat-inner'), 'ok 6', out);
+    assert.match(line('opath'), /^ok/, out);
+    for (const k of ['read', 'read-bytes', 'append', 'write', 'rdwr', 'read-ext', 'read-inner', 'list-vdir', 'read-hardlink', 'read-symlink', 'read-abs-symlink',
+      'proc-fd-reopen', 'dev-fd-reopen', 'proc-fd-write', 'exec', 'exec-sh', 'execveat-opath']) {
+      assert.equal(line(k), 'refused errno=13', `${k}: ${out}`);
+    }
+    // Its own read-only bind: no second name, no removal.
+    assert.match(line('link'), /^refused errno=(18|13)$/, out);
+    assert.match(line('unlink'), /^refused errno=(16|13)$/, out);
+    assert.ok(!out.includes('PRIVATE-KEY') && !out.includes('INNER') && !out.includes('OUTSIDE') && !out.includes('TOOL-RAN'), out);
+    assert.equal(readFileSync(path.join(fx.ws, 'secret.key'), 'utf8'), 'PRIVATE-KEY-BYTES\n');
+    const sup = r.denials.filter((d) => d.layer === 'supervisor' && /visible-only/.test(d.detail));
+    assert.ok(sup.some((d) => d.what === `openat ${path.join(fx.ws, 'secret.key')}`), JSON.stringify(r.denials));
+    assert.ok(sup.some((d) => d.what.startsWith('execve') && d.what.endsWith('tool.sh')), JSON.stringify(r.denials));
+  });
+});
