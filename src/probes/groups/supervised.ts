@@ -16,7 +16,7 @@ const group = 'supervised' as const;
 const ruleProbe = { group, promise: 'dynamic-rules', mechanism: 'supervisor', expect: 'refused' } as const;
 
 /** A host server that counts bytes; a secret (the canary) under the workspace's secrets/ and private/. */
-const setupWith = (greeting: 'silent' | 'keep-open') => async (ctx: ProbeContext) => {
+const setupWith = (greeting: 'silent' | 'keep-open' | 'end') => async (ctx: ProbeContext) => {
   ctx.state.server = await startHostServer({ port: 0, host: '127.0.0.1' }, greeting);
   for (const d of ['secrets', 'private', 'src']) mkdirSync(path.join(ctx.ws, d), { recursive: true });
   writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
@@ -38,6 +38,23 @@ def out(key, data=b'x'):
         time.sleep(0.1)
         s.close()
         say(key, 0)
+    except OSError as e:
+        say(key, e.errno if e.errno is not None else -1)
+
+# Waits for the other side's answer: the broker admits a connection (and counts its connect
+# event) before any upstream byte can arrive, and refuses one by closing it. Either way, once
+# this returns, the broker has decided, so the next step cannot race its bookkeeping.
+def out_answered(key, data=b'x'):
+    try:
+        s = socket.create_connection(('127.0.0.1', PORT), timeout=5)
+        s.sendall(data)
+        got = b''
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            got += c
+        s.close()
+        say(key, 0 if got.startswith(b'HOST-SERVICE') else -1)
     except OSError as e:
         say(key, e.errno if e.errno is not None else -1)
 `;
@@ -162,13 +179,13 @@ out('after-rename', b)`),
     title: 'after fetching untrusted content, change the sources: overwrite, create, delete, rename, truncate and plant a symlink under src/',
     asi: ['ASI01', 'ASI05'],
     nist: ['AC-3(8)', 'SI-7'],
-    setup,
+    setup: setupWith('end'),
     teardown,
     policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
     program: (ctx) =>
       py(`${OUT(ctx)}
 attempt('before', lambda: open('src/util.c', 'a').write('// ok\\n'))
-out('fetch')
+out_answered('fetch')
 attempt('overwrite', lambda: open('src/main.c', 'w').write('pwned'))
 attempt('create', lambda: open('src/evil.c', 'x').write('pwned'))
 attempt('delete', lambda: os.unlink('src/util.c'))
@@ -197,7 +214,7 @@ attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
     program: (ctx) =>
       py(`${OUT(ctx)}
 notes = open('private/notes', 'rb').read()
-out('completing', notes)
+out_answered('completing', notes)
 out('again', notes)`),
     check: (run, ctx) => {
       const v = kv(run.stdout);
