@@ -263,7 +263,7 @@ function compiledProperty(loaded: LoadedPolicy, workspace: string, env: NodeJS.P
   }
   const v = validatePlan(plan);
   const ms = Math.round(performance.now() - t);
-  const checked = `checked ${v.checked.syscalls} syscalls, ${v.checked.argCases} argument cases, ${v.checked.paths} paths`;
+  const checked = `checked ${v.checked.syscalls} syscalls, ${v.checked.argCases} argument cases, ${v.checked.paths} paths${v.checked.rules > 0 ? `, ${v.checked.rules} rule events and revocations against the supervised syscalls` : ''}`;
   if (v.ok) return { result: { ...base, status: 'PROVED', detail: checked, ms }, planSha256: plan.sha256 };
   const f = v.findings[0]!;
   const more = v.findings.length > 1 ? ` (+${v.findings.length - 1} more findings)` : '';
