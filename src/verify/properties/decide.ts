@@ -38,7 +38,7 @@
 import { isWithin } from '../../policy/expand.js';
 import { destinations, type Encoder } from '../smt/encode.js';
 import { check, type CheckFn } from '../smt/z3.js';
-import { exactDests, exactPaths, isWellFormedDest, matchesHost, type DestList } from './exact.js';
+import { exactDests, exactPaths, isCanonical, isWellFormedDest, matchesHost, type DestList } from './exact.js';
 import { inPattern, inSet, type PathPattern, type PathSet } from './model.js';
 
 export interface Cell {
@@ -171,12 +171,13 @@ export async function decidePaths(
 
 /** The split procedure (the header): a matcher-confirmed witness, `unsat`, `unknown`, or `error`. */
 async function splitDecide(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number, stats: DecideStats, solverCheck: CheckFn): Promise<Witness> {
-  // A witness the matcher rejects means Z3 (or the encoding) answered wrongly: an error, as
-  // a wrong `sat` would otherwise be shown as a counterexample that is none.
+  // A witness the matcher rejects (or that is no canonical path) means Z3, the encoding or the
+  // prefix reasoning answered wrongly: an error, as a wrong `sat` would otherwise be shown as
+  // a counterexample that is none.
   const confirm = (path: string): Witness =>
-    pos.every((s) => inSet(path, s)) && !neg.some((s) => inSet(path, s))
+    isCanonical(path) && pos.every((s) => inSet(path, s)) && !neg.some((s) => inSet(path, s))
       ? { status: 'sat', path }
-      : { status: 'error', reason: `deciders disagree: Z3's witness ${JSON.stringify(path)} is not in the sets by the TypeScript matcher` };
+      : { status: 'error', reason: `deciders disagree: the witness ${JSON.stringify(path)} is not a canonical path in the sets by the TypeScript matcher` };
   const open: Cell[] = [];
   for (const cell of splitCells(pos, neg)) {
     if (++stats.cells > MAX_CELLS) {
