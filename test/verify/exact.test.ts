@@ -8,6 +8,8 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { PolicyInput } from '../../src/api.js';
 import { decideDests, decidePaths } from '../../src/verify/properties/decide.js';
 import { exactDests, exactPaths, isCanonical, isWellFormedDest, type DestList } from '../../src/verify/properties/exact.js';
@@ -15,6 +17,7 @@ import { verifyPolicy, type PropertyResult, type VerifyOptions, type VerifyRepor
 import { inSet, type HostPattern, type PathPattern, type PathSet } from '../../src/verify/properties/model.js';
 import { encoder } from '../../src/verify/smt/encode.js';
 import { check, guardStats, z3, type CheckFn } from '../../src/verify/smt/z3.js';
+import { rng } from '../helpers.js';
 
 const sub = (p: string): PathPattern => ({ kind: 'subtree', path: p });
 const named = (dir: string, name: string): PathPattern => ({ kind: 'named-below', dir, name });
@@ -203,5 +206,41 @@ describe('Z3 call guard', () => {
     assert.notEqual(await pending, 'unknown');
     // After it, the API works again.
     assert.equal(ctx.String.const('t').sexpr(), 't');
+  });
+});
+
+describe('Z3 under garbage collection', () => {
+  it('answers stay right while the GC runs z3-solver\'s finalizers during checks (what corrupted Z3 before the guard)', async (t) => {
+    // A GC every 2 ms while checks run: the finalizers of earlier queries' terms fire on the
+    // main thread mid-check. Before the guard this crashed Z3 or changed its answers in most
+    // runs (SECURITY-MODEL.md); now the releases wait for the check to end.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const timer = setInterval(gc, 2);
+    try {
+      const enc = encoder(await z3());
+      const deferredBefore = guardStats.deferred;
+      const segsOf = ['a', 'b', '.env'];
+      const r = rng(7);
+      const pathOf = () => ['/r', ...Array.from({ length: Math.floor(r() * 3) }, () => segsOf[Math.floor(r() * 3)]!)].join('/');
+      const pattern = (): PathPattern => (r() < 0.4 ? named(pathOf(), r() < 0.5 ? '.env' : 'b') : sub(pathOf()));
+      const randomSet = () => set(Array.from({ length: 1 + Math.floor(r() * 3) }, pattern), Array.from({ length: Math.floor(r() * 3) }, pattern));
+      for (let i = 0; i < 60; i++) {
+        const pos = [randomSet()];
+        const neg = r() < 0.5 ? [randomSet()] : [];
+        // decidePaths compares with the exact procedure itself (error on disagreement); the
+        // unsplit query is compared here, so every question reaches Z3 at least once.
+        const split = await decidePaths(enc, pos, neg, 10_000);
+        const exact = exactPaths(pos, neg);
+        const { solveWhole } = await import('../../src/verify/properties/decide.js');
+        const whole = await solveWhole(enc, pos, neg, 10_000);
+        const where = `question ${i}: ${JSON.stringify({ pos, neg })}`;
+        assert.equal(split.status, exact.status, `${where}: ${JSON.stringify(split)}`);
+        assert.equal(whole.status, exact.status, `${where}: whole ${JSON.stringify(whole)}`);
+      }
+      t.diagnostic(`releases deferred past a running check: ${guardStats.deferred - deferredBefore}`);
+    } finally {
+      clearInterval(timer);
+    }
   });
 });
