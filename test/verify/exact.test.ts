@@ -2,7 +2,8 @@
 // PROVED rests on one Z3 answer. Hand-picked tricky questions are checked against a brute
 // force over every path of a small tree; a Z3 that lies (injected check function) turns the
 // verdict into ERROR, never PROVED and never a silent VIOLATED; and the guard that keeps
-// z3-solver's finalizers off a running check (src/verify/smt/z3.ts) refuses a concurrent call.
+// z3-solver's finalizers off a running check (src/verify/smt/z3.ts) refuses a concurrent call
+// and keeps Z3's answers right while the GC runs mid-check.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { PolicyInput } from '../../src/api.js';
-import { decideDests, decidePaths } from '../../src/verify/properties/decide.js';
+import { decideDests, decidePaths, solveWhole } from '../../src/verify/properties/decide.js';
 import { exactDests, exactPaths, isCanonical, isWellFormedDest, type DestList } from '../../src/verify/properties/exact.js';
 import { verifyPolicy, type PropertyResult, type VerifyOptions, type VerifyReport } from '../../src/verify/properties/index.js';
 import { inSet, type HostPattern, type PathPattern, type PathSet } from '../../src/verify/properties/model.js';
@@ -232,7 +233,6 @@ describe('Z3 under garbage collection', () => {
         // unsplit query is compared here, so every question reaches Z3 at least once.
         const split = await decidePaths(enc, pos, neg, 10_000);
         const exact = exactPaths(pos, neg);
-        const { solveWhole } = await import('../../src/verify/properties/decide.js');
         const whole = await solveWhole(enc, pos, neg, 10_000);
         const where = `question ${i}: ${JSON.stringify({ pos, neg })}`;
         assert.equal(split.status, exact.status, `${where}: ${JSON.stringify(split)}`);
