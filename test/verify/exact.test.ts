@@ -175,6 +175,29 @@ describe('a wrong Z3 answer is an ERROR, never PROVED', () => {
     assert.equal(r.ok, false);
   });
 
+  it('dynamic rules and invariants: a lying Z3 makes rules-only-revoke and the invariants ERROR', async () => {
+    const dyn: PolicyInput = {
+      policy: {
+        extends: ['minimal'],
+        filesystem: { read: ['${WORKSPACE}'] },
+        network: { allow: ['api.github.com:443'] },
+        rules: [{ after: 'read ${WORKSPACE}/sub/**', revoke: 'network' }],
+        invariants: ['never connect * after read ${WORKSPACE}/sub/**', 'never connect api.github.com:443'],
+      },
+    };
+    const honest = await run(dyn);
+    assert.deepEqual(
+      ['rules-only-revoke', 'invariant:1', 'invariant:2'].map((id) => prop(honest, id).status),
+      ['PROVED', 'PROVED', 'VIOLATED'],
+    );
+    const r = await run(dyn, { check: alwaysUnsat });
+    for (const id of ['rules-only-revoke', 'invariant:1', 'invariant:2']) {
+      const p = prop(r, id);
+      assert.equal(p.status, 'ERROR', `${id}: ${JSON.stringify(p)}`);
+      assert.match(p.detail ?? '', /deciders disagree/);
+    }
+  });
+
   it('the split path decision, with a check that lies either way, on questions only Z3 settles', async () => {
     const enc = encoder(await z3());
     // "Some .env below /w, not /w/.env, not under /w/sub": the places prefix reasoning tries
