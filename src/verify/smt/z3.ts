@@ -35,8 +35,12 @@ export function z3(): Promise<Z3Context> {
   return loading;
 }
 
-/** Names of the calls that release native objects (what the finalizers call). */
-const RELEASE = /(^|_)dec_ref$|^del_context$|_del$/;
+/**
+ * The calls that release native objects (what the finalizers call): every `*dec_ref`, the
+ * `del_*` destructors and `rcf_del`; not `mk_set_del` (a term constructor) nor
+ * `enable_concurrent_dec_ref` (a setting).
+ */
+const RELEASE = /^(?!enable_concurrent_)[a-z_]*dec_ref$|^del_(context|config|constructor|constructor_list)$|^rcf_del$/;
 /**
  * Calls that only read the context's last error code: the high-level API makes them right
  * after starting a check (its `check(promise)` helper), so they run while it is in flight.
