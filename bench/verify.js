@@ -118,6 +118,6 @@ rmSync(ws, { recursive: true, force: true });
 rmSync(tree, { recursive: true, force: true });
 
 console.log(`### \`ward verify\` (median of ${N}; ms)\n`);
-console.log('| Policy | cold (new process) | warm (same process) | properties (P proved, V violated, U unknown) |');
+console.log('| Policy | cold (new process) | warm (same process) | properties (P proved, V violated, U unknown, E error) |');
 console.log('|---|---:|---:|---|');
 for (const r of rows) console.log(`| ${r.label} | ${r.cold.toFixed(0)} | ${r.warm.toFixed(0)} | ${r.statuses} |`);

@@ -5,8 +5,8 @@
  */
 export interface Finding {
   /** The enforcement layer whose artefact disagrees with the policy. */
-  layer: 'seccomp' | 'mounts' | 'landlock';
-  /** The counterexample: `x86_64 openat (257) args[3]=0x800`, or a path. */
+  layer: 'seccomp' | 'mounts' | 'landlock' | 'supervisor';
+  /** The counterexample: `x86_64 openat (257) args[3]=0x800`, a path, or a rule and the syscall it misses. */
   subject: string;
   /** What the policy says should happen. */
   expected: string;

@@ -12,18 +12,20 @@ import { SECCOMP_RULES } from '../seccomp/rules/index.js';
 import type { Finding } from './finding.js';
 import { runMountValidation, type MountValidationOptions } from './mounts.js';
 import { validateNotifyFilter } from './notify.js';
+import { validateRuleCoverage } from './rules.js';
 import { runSeccompValidation } from './seccomp.js';
 import { compileNotifyFilter } from '../supervisor/filter.js';
 
 export type { Finding } from './finding.js';
 export { validateSeccomp, argValues, type SeccompExpectation } from './seccomp.js';
 export { validateNotifyFilter } from './notify.js';
+export { validateRuleCoverage } from './rules.js';
 export { validateMounts, resolveInSandbox, landlockRights, type SandboxView, type MountValidationOptions } from './mounts.js';
 
 export interface PlanValidation {
   ok: boolean;
   findings: Finding[];
-  checked: { syscalls: number; argCases: number; paths: number };
+  checked: { syscalls: number; argCases: number; paths: number; rules: number };
   /** Facts that are not failures but that a reviewer should see (e.g. Landlock off). */
   notes: string[];
 }
@@ -39,11 +41,14 @@ export function validatePlan(plan: Plan, options: MountValidationOptions = {}): 
   // Supervised mode's notify filter, compiled from the plan exactly as launch() compiles it.
   const supervised = plan.rules?.syscalls ?? [];
   const notify = supervised.length > 0 ? validateNotifyFilter(compileNotifyFilter(supervised).program, supervised) : { findings: [], syscalls: 0 };
-  const findings = [...seccomp.findings, ...notify.findings, ...mounts.findings];
+  // ... and that list against the policy's rules (./rules.ts): the filter above is only as
+  // good as the list it was compiled from.
+  const coverage = validateRuleCoverage(plan);
+  const findings = [...seccomp.findings, ...notify.findings, ...coverage.findings, ...mounts.findings];
   return {
     ok: findings.length === 0,
     findings,
-    checked: { syscalls: seccomp.syscalls + notify.syscalls, argCases: seccomp.argCases, paths: mounts.paths },
+    checked: { syscalls: seccomp.syscalls + notify.syscalls, argCases: seccomp.argCases, paths: mounts.paths, rules: coverage.checked },
     notes: mounts.notes,
   };
 }

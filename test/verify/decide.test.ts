@@ -2,10 +2,12 @@
 // Every cell the prefix reasoning decides alone is re-asked to Z3 and must get the same
 // answer; the split's overall answer must be the unsplit query's. The trees are small and the
 // names collide on purpose (a, b, .env at several depths), so nested grants, denies above and
-// below, and named-below patterns meet often.
+// below, and named-below patterns meet often. The exact procedure (src/verify/properties/exact.ts)
+// is the third party: it must agree with both, on every question.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decideCell, decidePaths, inCell, solveCell, solveWhole, splitCells } from '../../src/verify/properties/decide.js';
+import { exactPaths } from '../../src/verify/properties/exact.js';
 import { inSet, type PathPattern, type PathSet } from '../../src/verify/properties/model.js';
 import { encoder } from '../../src/verify/smt/encode.js';
 import { z3 } from '../../src/verify/smt/z3.js';
@@ -54,8 +56,10 @@ describe('split path decision vs Z3 (differential)', () => {
       }
       const split = await decidePaths(enc, pos, neg, 10_000);
       const whole = await solveWhole(enc, pos, neg, 10_000);
+      const exact = exactPaths(pos, neg);
       assert.notEqual(whole.status, 'unknown', where);
       assert.equal(split.status, whole.status, `${where}: split ${JSON.stringify(split)}, whole ${JSON.stringify(whole)}`);
+      assert.equal(exact.status, whole.status, `${where}: exact ${JSON.stringify(exact)}, whole ${JSON.stringify(whole)}`);
       if (split.status === 'sat') {
         sat++;
         assert.ok(pos.every((s) => inSet(split.path, s)) && !neg.some((s) => inSet(split.path, s)), `${where}: witness ${split.path}`);

@@ -2,7 +2,9 @@
  * Translation validation of supervised mode's notify filter: the filter Ward compiles for a
  * plan passes; filters seeded with one flaw each (a supervised call left out, the notify return
  * flipped to allow, i386 let through) are caught with the syscall as the counterexample; and
- * `ward verify` validates it for a policy with dynamic rules.
+ * `ward verify` validates it for a policy with dynamic rules. The plan's supervised list is in
+ * turn checked against the policy's rules: a list missing a call a rule needs is caught with
+ * the rule and the call named.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,9 @@ import { assemble, encode, jeq, jge, label, ldAbs, ret } from '../../src/seccomp
 import { compileNotifyFilter, SUPERVISABLE } from '../../src/supervisor/filter.js';
 import { validateNotifyFilter } from '../../src/verify/notify.js';
 import { verifyPolicy } from '../../src/verify/properties/index.js';
+import { compile } from '../../src/api.js';
+import type { Plan } from '../../src/plan/compile.js';
+import { validatePlan, validateRuleCoverage } from '../../src/verify/index.js';
 
 /** A notify filter written by hand, like the compiler's, with the chosen flaw. */
 function handMade(notified: string[], opts: { arch?: 'kill' | 'allow'; notifyRet?: number } = {}): Buffer {
@@ -97,5 +102,55 @@ describe('ward verify on a policy with dynamic rules', () => {
     const p = r.properties.find((x) => x.id === 'compiled-artefacts');
     assert.equal(p?.status, 'PROVED', JSON.stringify(p));
     assert.ok(r.plan_sha256, 'the plan was compiled');
+  });
+});
+
+describe('supervised syscalls against the rules', () => {
+  const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-cover-')));
+  after(() => rmSync(base, { recursive: true, force: true }));
+  const ws = path.join(base, 'ws');
+  const home = path.join(base, 'home');
+  for (const d of [`${ws}/secrets`, `${ws}/docs`, `${ws}/bin`, home]) mkdirSync(d, { recursive: true });
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+  // Every kind of event and revocation, so every row of the table is needed at least once.
+  const rules = [
+    { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },
+    { after: 'exec ${WORKSPACE}/bin/**', revoke: 'write ${WORKSPACE}/docs' },
+    { after: 'write ${WORKSPACE}/docs/**', revoke: 'exec ${WORKSPACE}/bin/**' },
+  ];
+  const compiled = (): Plan =>
+    compile({ policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/docs'], execute: ['${WORKSPACE}/bin'] }, rules } }, { workspace: ws, env });
+  /** The plan with `drop` removed from its supervised list (the seeded flaw: a planner that forgot it). */
+  const without = (drop: string): Plan => {
+    const p = compiled();
+    return { ...p, rules: { ...p.rules!, syscalls: p.rules!.syscalls.filter((s) => s !== drop) } };
+  };
+
+  it('the planner\'s list covers every rule', () => {
+    const v = validateRuleCoverage(compiled());
+    assert.deepEqual(v.findings, []);
+    assert.equal(v.checked, 6);
+  });
+
+  for (const [drop, rule] of [
+    ['unlinkat', /^rule 2 \(revoke write .*\/docs\): unlinkat$/],
+    ['connect', /^rule 1 \(revoke connect \*\): connect$/],
+    ['openat2', /^rule 1 \(after read .*\/secrets\): openat2$/],
+    ['execveat', /^rule 2 \(after exec .*\/bin\): execveat$/],
+  ] as const) {
+    it(`a list missing ${drop} is caught, naming the rule and the call`, () => {
+      const v = validatePlan(without(drop));
+      const f = v.findings.filter((x) => x.layer === 'supervisor');
+      assert.ok(f.length > 0 && f.every((x) => x.subject.endsWith(`: ${drop}`)), JSON.stringify(f));
+      assert.ok(f.some((x) => rule.test(x.subject)), f.map((x) => x.subject).join('; '));
+      assert.equal(v.ok, false);
+    });
+  }
+
+  it('a plan with the rules dropped, or with other rules than the policy\'s, is caught', () => {
+    const p = compiled();
+    assert.match(validateRuleCoverage({ ...p, rules: null }).findings[0]!.actual, /no rules in the plan/);
+    const swapped = { ...p, rules: { ...p.rules!, rules: p.rules!.rules.slice(1) } };
+    assert.ok(validateRuleCoverage(swapped).findings.some((x) => x.subject === 'rules' && /different rules/.test(x.actual)));
   });
 });

@@ -217,7 +217,7 @@ describe('ward verify CLI', () => {
     assert.match(out, new RegExp(`VIOLATED\\s+refines\\s+read ${ws}/docs`));
     // The read grant also exposes ${WORKSPACE}/docs/**/.env: a second, real finding.
     assert.match(out, new RegExp(`VIOLATED\\s+no-secret-access\\s+${ws}/docs/(.+/)?\\.env`));
-    assert.match(out, /not ok: 6 proved, 2 violated, 0 unknown in \d+ ms \(solver start \d+ ms\)/);
+    assert.match(out, /not ok: 6 proved, 2 violated, 0 unknown, 0 error in \d+ ms \(solver start \d+ ms\)/);
   });
 
   it('usage errors and invalid policies exit 125', async () => {

@@ -9,7 +9,9 @@
  * the invariant's text (shown under its row). `--timeout-ms` is the solver's budget per query;
  * questions settled by prefix reasoning need none.
  *
- * Exit status: 0 when every property is PROVED; 1 when any is VIOLATED or UNKNOWN; 125 for
+ * ERROR means the verifier's deciders disagreed (Z3 against the exact TypeScript procedure).
+ *
+ * Exit status: 0 when every property is PROVED; 1 when any is VIOLATED, UNKNOWN or ERROR; 125 for
  * usage errors, an invalid policy, or a policy too large to verify.
  *
  * The default profile violates W^X on purpose: it grants the workspace write and execute
@@ -97,6 +99,6 @@ function render(r: VerifyReport, label: string): string {
     if (p.status !== 'PROVED' && p.detail) out.push(`  ${''.padEnd(w0)}  ${''.padEnd(w1)}  ${p.detail}`);
   }
   const count = (s: string) => r.properties.filter((p) => p.status === s).length;
-  out.push('', `${r.ok ? 'ok' : 'not ok'}: ${count('PROVED')} proved, ${count('VIOLATED')} violated, ${count('UNKNOWN')} unknown in ${r.ms.total} ms (solver start ${r.ms.solver_init} ms)`);
+  out.push('', `${r.ok ? 'ok' : 'not ok'}: ${count('PROVED')} proved, ${count('VIOLATED')} violated, ${count('UNKNOWN')} unknown, ${count('ERROR')} error in ${r.ms.total} ms (solver start ${r.ms.solver_init} ms)`);
   return `${out.join('\n')}\n`;
 }

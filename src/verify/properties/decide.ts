@@ -27,10 +27,18 @@
  * decides that cell, with only the excludes that can meet it.
  *
  * test/verify/decide.test.ts checks every cell decided here against Z3 on random policies.
+ *
+ * No answer rests on Z3 (or on the prefix reasoning) alone: every answer of decidePaths and
+ * decideDests is compared with an exact decision procedure written in TypeScript
+ * (./exact.ts), and every witness with the plain matcher. An `unsat` becomes a proof only
+ * when the exact procedure finds no witness either; any disagreement is an `error` (a
+ * verification ERROR, never PROVED and never a silent VIOLATED), because it means one of the
+ * two deciders is wrong and the report cannot say which answer to trust.
  */
 import { isWithin } from '../../policy/expand.js';
-import type { Encoder } from '../smt/encode.js';
-import { check } from '../smt/z3.js';
+import { destinations, type Encoder } from '../smt/encode.js';
+import { check, type CheckFn } from '../smt/z3.js';
+import { exactDests, exactPaths, isCanonical, isWellFormedDest, matchesHost, type DestList } from './exact.js';
 import { inPattern, inSet, type PathPattern, type PathSet } from './model.js';
 
 export interface Cell {
@@ -40,12 +48,15 @@ export interface Cell {
   exclude: PathPattern[];
 }
 
-export type Witness = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
+/** `error`: the deciders disagree (see the header); the reason names both answers. */
+export type Witness = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'unknown'; reason: string } | { status: 'error'; reason: string };
 export type CellDecision = { status: 'sat'; path: string } | { status: 'unsat' } | { status: 'open' };
 
 export interface DecideStats {
   cells: number;
   solverCalls: number;
+  /** Candidates the exact second opinion tried. */
+  exactCandidates?: number;
 }
 
 /** Above this many cells the split is abandoned for one query over the whole sets. */
@@ -105,15 +116,15 @@ function relevantExcludes(cell: Cell): PathPattern[] {
 }
 
 /** Asks Z3 for a canonical path in every `include` set and in no `exclude` set. */
-async function solve(enc: Encoder, include: PathSet[], exclude: PathSet[], timeoutMs: number): Promise<Witness> {
+async function solve(enc: Encoder, include: PathSet[], exclude: PathSet[], timeoutMs: number, solverCheck: CheckFn = check): Promise<Witness> {
   const { ctx } = enc;
   const p = ctx.String.const('p');
   const re = enc.intersect(...include.map(enc.pathSet), ...exclude.map((s) => ctx.Complement(enc.pathSet(s))));
-  const r = await check(ctx, ctx.InRe(p, re), timeoutMs);
+  const r = await solverCheck(ctx, ctx.InRe(p, re), timeoutMs);
   if (r.status !== 'sat') return r;
   // Ask again for a printable witness (any witness is a valid counterexample; a readable one
   // is a better one). If that second question has no answer, keep the first model.
-  const nicer = await check(ctx, ctx.InRe(p, ctx.Intersect(re, enc.printable)), Math.min(timeoutMs, 2000));
+  const nicer = await solverCheck(ctx, ctx.InRe(p, ctx.Intersect(re, enc.printable)), Math.min(timeoutMs, 2000));
   const model = nicer.status === 'sat' ? nicer.model : r.model;
   const v = model.eval(p, true);
   if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no string value for the path' };
@@ -121,30 +132,57 @@ async function solve(enc: Encoder, include: PathSet[], exclude: PathSet[], timeo
 }
 
 /** Z3 on one cell: its includes intersected, minus the excludes that can meet it. */
-export function solveCell(enc: Encoder, cell: Cell, timeoutMs: number): Promise<Witness> {
+export function solveCell(enc: Encoder, cell: Cell, timeoutMs: number, solverCheck: CheckFn = check): Promise<Witness> {
   const ex = relevantExcludes(cell);
-  return solve(enc, cell.include.map((i) => ({ include: [i], exclude: [] })), ex.length > 0 ? [{ include: ex, exclude: [] }] : [], timeoutMs);
+  return solve(enc, cell.include.map((i) => ({ include: [i], exclude: [] })), ex.length > 0 ? [{ include: ex, exclude: [] }] : [], timeoutMs, solverCheck);
 }
 
 /** Z3 on the whole question at once, as before the split (the reference the split is tested against). */
-export function solveWhole(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
-  return solve(enc, pos, neg, timeoutMs);
+export function solveWhole(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number, solverCheck: CheckFn = check): Promise<Witness> {
+  return solve(enc, pos, neg, timeoutMs, solverCheck);
 }
 
 /**
- * A canonical path in every `pos` set and in no `neg` set, or a proof there is none. The
- * witness, however found, is re-checked against the original sets by the plain matcher.
+ * A canonical path in every `pos` set and in no `neg` set, or a proof there is none: the split
+ * procedure below (prefix reasoning, Z3 on the open cells), then the exact procedure's second
+ * opinion (see the header). `solverCheck` is Z3's check unless a test injects a wrong one.
  */
-export async function decidePaths(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number, stats: DecideStats = { cells: 0, solverCalls: 0 }): Promise<Witness> {
+export async function decidePaths(
+  enc: Encoder,
+  pos: PathSet[],
+  neg: PathSet[],
+  timeoutMs: number,
+  stats: DecideStats = { cells: 0, solverCalls: 0 },
+  solverCheck: CheckFn = check,
+): Promise<Witness> {
+  const first = await splitDecide(enc, pos, neg, timeoutMs, stats, solverCheck);
+  if (first.status === 'unknown' || first.status === 'error') return first;
+  const second = exactPaths(pos, neg);
+  if (second.status === 'too-large') {
+    return first.status === 'sat' ? first : { status: 'unknown', reason: `no independent confirmation of the solver's "no such path": ${second.reason}` };
+  }
+  stats.exactCandidates = (stats.exactCandidates ?? 0) + second.candidates;
+  if (first.status === 'sat' && second.status === 'sat') return first;
+  if (first.status === 'unsat' && second.status === 'unsat') return first;
+  return first.status === 'unsat'
+    ? { status: 'error', reason: `deciders disagree: Z3 and prefix reasoning found no such path, the exact procedure found ${JSON.stringify(second.status === 'sat' ? second.witness : '')} (confirmed by the matcher)` }
+    : { status: 'error', reason: `deciders disagree: ${JSON.stringify(first.path)} is such a path (confirmed by the matcher), the exact procedure found none` };
+}
+
+/** The split procedure (the header): a matcher-confirmed witness, `unsat`, `unknown`, or `error`. */
+async function splitDecide(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number, stats: DecideStats, solverCheck: CheckFn): Promise<Witness> {
+  // A witness the matcher rejects (or that is no canonical path) means Z3, the encoding or the
+  // prefix reasoning answered wrongly: an error, as a wrong `sat` would otherwise be shown as
+  // a counterexample that is none.
   const confirm = (path: string): Witness =>
-    pos.every((s) => inSet(path, s)) && !neg.some((s) => inSet(path, s))
+    isCanonical(path) && pos.every((s) => inSet(path, s)) && !neg.some((s) => inSet(path, s))
       ? { status: 'sat', path }
-      : { status: 'unknown', reason: `internal: the witness ${JSON.stringify(path)} is not confirmed by the TypeScript matcher` };
+      : { status: 'error', reason: `deciders disagree: the witness ${JSON.stringify(path)} is not a canonical path in the sets by the TypeScript matcher` };
   const open: Cell[] = [];
   for (const cell of splitCells(pos, neg)) {
     if (++stats.cells > MAX_CELLS) {
       stats.solverCalls++;
-      const w = await solveWhole(enc, pos, neg, timeoutMs);
+      const w = await solveWhole(enc, pos, neg, timeoutMs, solverCheck);
       return w.status === 'sat' ? confirm(w.path) : w;
     }
     const d = decideCell(cell);
@@ -156,10 +194,54 @@ export async function decidePaths(enc: Encoder, pos: PathSet[], neg: PathSet[], 
   const unknown: string[] = [];
   for (const cell of open) {
     stats.solverCalls++;
-    const w = await solveCell(enc, cell, timeoutMs);
+    const w = await solveCell(enc, cell, timeoutMs, solverCheck);
     if (w.status === 'sat') return confirm(w.path);
+    if (w.status === 'error') return w;
     if (w.status === 'unknown') unknown.push(w.reason);
   }
   if (unknown.length > 0) return { status: 'unknown', reason: `${unknown.length} of ${open.length} solver queries unanswered (${unknown[0]})` };
   return { status: 'unsat' };
+}
+
+// ---------------------------------------------------------------------------
+// Destinations
+
+export type DestWitness = { status: 'sat'; dest: string } | { status: 'unsat' } | { status: 'unknown'; reason: string } | { status: 'error'; reason: string };
+
+/**
+ * A well-formed destination ("host:port") in every `pos` list and in no `neg` list (a list is
+ * the union of its patterns, `'any'` every destination), or a proof there is none: Z3 over the
+ * regular expressions of ../smt/encode.ts, its witness checked by the plain matcher, and every
+ * answer compared with the exact procedure (./exact.ts), a disagreement being an `error`.
+ */
+export async function decideDests(enc: Encoder, pos: DestList[], neg: DestList[], timeoutMs: number, solverCheck: CheckFn = check): Promise<DestWitness> {
+  const inList = (d: string, l: DestList) => l === 'any' || l.some((h) => matchesHost(d, h));
+  let first: DestWitness;
+  if (pos.some((l) => l !== 'any' && l.length === 0)) first = { status: 'unsat' }; // an empty union: nothing to find
+  else {
+    const { ctx } = enc;
+    const d = destinations(ctx);
+    const re = (l: DestList) => (l === 'any' ? d.wellFormed : d.matching(l));
+    const dst = ctx.String.const('dst');
+    const negs = neg.filter((l) => l === 'any' || l.length > 0);
+    const all = ctx.Intersect(d.wellFormed, ...pos.map(re), ...negs.map((l) => ctx.Complement(re(l))));
+    const r = await solverCheck(ctx, ctx.InRe(dst, all), timeoutMs);
+    if (r.status === 'unknown') return r;
+    if (r.status === 'unsat') first = r;
+    else {
+      const v = r.model.eval(dst, true);
+      if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no value for the destination' };
+      const dest = v.asString();
+      if (!isWellFormedDest(dest) || !pos.every((l) => inList(dest, l)) || neg.some((l) => inList(dest, l))) {
+        return { status: 'error', reason: `deciders disagree: Z3's destination ${JSON.stringify(dest)} is not in the sets by the TypeScript matcher` };
+      }
+      first = { status: 'sat', dest };
+    }
+  }
+  const second = exactDests(pos, neg);
+  if (second.status === 'too-large') return first.status === 'sat' ? first : { status: 'unknown', reason: second.reason };
+  if (first.status === second.status) return first;
+  return first.status === 'unsat'
+    ? { status: 'error', reason: `deciders disagree: Z3 found no such destination, the exact procedure found ${JSON.stringify(second.status === 'sat' ? second.witness : '')} (confirmed by the matcher)` }
+    : { status: 'error', reason: `deciders disagree: ${JSON.stringify(first.status === 'sat' ? first.dest : '')} is such a destination (confirmed by the matcher), the exact procedure found none` };
 }

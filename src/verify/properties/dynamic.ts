@@ -21,9 +21,10 @@ import { applyEvent as realApplyEvent, ACCESS_KINDS, initialState, isAllowed, re
 import { matchDest, matchPath, pathShape } from '../../rules/pattern.js';
 import type { Invariant, InvariantAccess } from '../../rules/parse.js';
 import type { EffectivePolicy } from '../../policy/load.js';
-import { destinations, type Encoder } from '../smt/encode.js';
-import { check } from '../smt/z3.js';
-import { decidePaths, type Witness } from './decide.js';
+import type { Encoder } from '../smt/encode.js';
+import { check as z3Check, type CheckFn } from '../smt/z3.js';
+import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
+import type { DestList } from './exact.js';
 import { hostPatterns, inSet, type HostPattern, type PathSet } from './model.js';
 
 export type ApplyEvent = (state: RuleState, event: Event) => { state: RuleState; fired: number[] };
@@ -36,7 +37,8 @@ export const MAX_STATES = 4096;
 export type DynOutcome =
   | { status: 'PROVED'; detail: string }
   | { status: 'VIOLATED'; counterexample: string; detail: string }
-  | { status: 'UNKNOWN'; detail: string };
+  | { status: 'UNKNOWN'; detail: string }
+  | { status: 'ERROR'; detail: string };
 
 type PathAccess = Exclude<Access, 'connect'> | 'see';
 type SetsByAccess = Record<'read' | 'write' | 'append' | 'execute' | 'see', PathSet>;
@@ -65,27 +67,18 @@ function hostPattern(p: string): HostPattern | null {
   return { entry: p, host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
 }
 
-type DestWitness = { status: 'sat'; dest: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
-
 /**
  * A well-formed destination in every `pos` pattern list and in no `neg` list (a list is the
- * union of its patterns; `*` is every destination), or a proof there is none.
+ * union of its patterns; `*` is every destination), or a proof there is none (./decide.ts:
+ * Z3, confirmed by the exact procedure), re-checked with the runtime's own matcher.
  */
-async function destQuestion(enc: Encoder, pos: string[][], neg: string[][], timeoutMs: number): Promise<DestWitness> {
-  const { ctx } = enc;
-  const d = destinations(ctx);
-  const re = (list: string[]) => (list.includes('*') ? d.wellFormed : d.matching(list.map((p) => hostPattern(p)!)));
-  if (pos.some((l) => l.length === 0)) return { status: 'unsat' };
-  const dst = ctx.String.const('dst');
-  const all = ctx.Intersect(d.wellFormed, ...pos.map(re), ...neg.filter((l) => l.length > 0).map((l) => ctx.Complement(re(l))));
-  const r = await check(ctx, ctx.InRe(dst, all), timeoutMs);
+async function destQuestion(c: Ctx, pos: string[][], neg: string[][]): Promise<DestWitness> {
+  const list = (l: string[]): DestList => (l.includes('*') ? 'any' : l.map((p) => hostPattern(p)!));
+  const r = await decideDests(c.enc, pos.map(list), neg.map(list), c.timeoutMs, c.check);
   if (r.status !== 'sat') return r;
-  const v = r.model.eval(dst, true);
-  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no value for the destination' };
-  const dest = v.asString();
-  const inList = (l: string[]) => l.some((p) => matchDest(p, dest));
-  if (!pos.every(inList) || neg.some(inList)) return { status: 'unknown', reason: `internal: the solver's destination ${dest} is not confirmed by the TypeScript matcher` };
-  return { status: 'sat', dest };
+  const inList = (l: string[]) => l.some((p) => matchDest(p, r.dest));
+  if (!pos.every(inList) || neg.some(inList)) return { status: 'error', reason: `deciders disagree: the destination ${r.dest} is not confirmed by the runtime's matcher (rules/pattern.ts)` };
+  return r;
 }
 
 interface Ctx {
@@ -96,7 +89,10 @@ interface Ctx {
   allowed: string[];
   timeoutMs: number;
   apply: ApplyEvent;
+  check: CheckFn;
   unknown: string[];
+  /** Disagreements between the deciders: any one makes the outcome ERROR. */
+  errors: string[];
   /** Answers by question (the revocation lists involved), shared by transitions and states that ask the same. */
   cache: Map<string, Promise<Answer>>;
 }
@@ -113,12 +109,14 @@ async function eventClasses(c: Ctx, kind: EventKind, within?: Match): Promise<Ev
   // Is there an allowed event in every pattern of `inS` (and `within`) and in none of `outS`?
   const ask = async (inS: Match[], outS: Match[]): Promise<string | null> => {
     if (kind === 'connect') {
-      const w = await destQuestion(c.enc, [c.allowed, ...inS.map((m) => [m.target]), ...(within ? [[within.target]] : [])], outS.map((m) => [m.target]), c.timeoutMs);
+      const w = await destQuestion(c, [c.allowed, ...inS.map((m) => [m.target]), ...(within ? [[within.target]] : [])], outS.map((m) => [m.target]));
       if (w.status === 'unknown') c.unknown.push(`event class of connect: ${w.reason}`);
+      if (w.status === 'error') c.errors.push(`event class of connect: ${w.reason}`);
       return w.status === 'sat' ? w.dest : null;
     }
-    const w: Witness = await decidePaths(c.enc, [c.sets[staticKey(kind)], ...inS.map(subset), ...(within ? [subset(within)] : [])], outS.map(subset), c.timeoutMs);
+    const w: Witness = await decidePaths(c.enc, [c.sets[staticKey(kind)], ...inS.map(subset), ...(within ? [subset(within)] : [])], outS.map(subset), c.timeoutMs, undefined, c.check);
     if (w.status === 'unknown') c.unknown.push(`event class of ${kind}: ${w.reason}`);
+    if (w.status === 'error') c.errors.push(`event class of ${kind}: ${w.reason}`);
     return w.status === 'sat' ? w.path : null;
   };
   // Decide pattern by pattern whether the class is in it or not, dropping a branch as soon as
@@ -178,23 +176,29 @@ async function allEvents(c: Ctx): Promise<Event[]> {
   return out;
 }
 
-function makeCtx(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number, apply: ApplyEvent): Ctx {
-  return { enc, eff, sets, allowed: hostPatterns(eff).map((h) => h.entry), timeoutMs, apply, unknown: [], cache: new Map() };
+function makeCtx(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number, apply: ApplyEvent, check: CheckFn): Ctx {
+  return { enc, eff, sets, allowed: hostPatterns(eff).map((h) => h.entry), timeoutMs, apply, check, unknown: [], errors: [], cache: new Map() };
 }
 
-/** A question's answer: a witness, none (a proof), or no answer (the reason). */
-type Answer = { found: string } | { none: true } | { unknown: string };
+/** A question's answer: a witness, none (a proof), no answer (the reason), or a disagreement. */
+type Answer = { found: string } | { none: true } | { unknown: string } | { error: string };
 
-/** Looks an answer up by its question (shared by transitions and states that ask the same), noting an unanswered one in this context. */
+/** Looks an answer up by its question (shared by transitions and states that ask the same), noting an unanswered or disputed one in this context. */
 async function cached(c: Ctx, k: string, ask: () => Promise<Answer>): Promise<string | null> {
   if (!c.cache.has(k)) c.cache.set(k, ask());
   const a = await c.cache.get(k)!;
   if ('unknown' in a) c.unknown.push(a.unknown);
+  if ('error' in a) c.errors.push(a.error);
   return 'found' in a ? a.found : null;
 }
 
-const fromPaths = (w: Witness): Answer => (w.status === 'sat' ? { found: w.path } : w.status === 'unsat' ? { none: true } : { unknown: w.reason });
-const fromDests = (w: DestWitness): Answer => (w.status === 'sat' ? { found: w.dest } : w.status === 'unsat' ? { none: true } : { unknown: w.reason });
+const fromPaths = (w: Witness): Answer =>
+  w.status === 'sat' ? { found: w.path } : w.status === 'unsat' ? { none: true } : w.status === 'error' ? { error: w.reason } : { unknown: w.reason };
+const fromDests = (w: DestWitness): Answer =>
+  w.status === 'sat' ? { found: w.dest } : w.status === 'unsat' ? { none: true } : w.status === 'error' ? { error: w.reason } : { unknown: w.reason };
+
+/** ERROR if the deciders disagreed anywhere in this exploration (checked before any other verdict). */
+const disputed = (c: Ctx): DynOutcome | null => (c.errors.length > 0 ? { status: 'ERROR', detail: `${c.errors.length} disagreement(s) between the deciders; first: ${c.errors[0]}` } : null);
 
 /** Is some x allowed in `after` that is not allowed in `before`, for access `a`? (the static part is the same) */
 function grows(c: Ctx, before: RuleState, after: RuleState, a: Access): Promise<string | null> {
@@ -206,11 +210,11 @@ function grows(c: Ctx, before: RuleState, after: RuleState, a: Access): Promise<
     if (a === 'connect') {
       const w = revokedDests(before);
       if (w.length === 0) return { none: true };
-      return fromDests(await destQuestion(c.enc, [c.allowed, w], [revokedDests(after)], c.timeoutMs));
+      return fromDests(await destQuestion(c, [c.allowed, w], [revokedDests(after)]));
     }
     const w = revokedPaths(before, a);
     if (w.include.length === 0) return { none: true };
-    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(a)], w], [revokedPaths(after, a)], c.timeoutMs));
+    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(a)], w], [revokedPaths(after, a)], c.timeoutMs, undefined, c.check));
   });
 }
 
@@ -220,9 +224,16 @@ function grows(c: Ctx, before: RuleState, after: RuleState, a: Access): Promise<
  * a subset of the initial one. `apply` is the semantics under test (the real applyEvent
  * unless a test injects a broken one).
  */
-export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number, apply: ApplyEvent = realApplyEvent): Promise<DynOutcome> {
+export async function rulesOnlyRevoke(
+  enc: Encoder,
+  eff: EffectivePolicy,
+  sets: SetsByAccess,
+  timeoutMs: number,
+  apply: ApplyEvent = realApplyEvent,
+  check: CheckFn = z3Check,
+): Promise<DynOutcome> {
   const rules: Rule[] = eff.rules ?? [];
-  const c = makeCtx(enc, eff, sets, timeoutMs, apply);
+  const c = makeCtx(enc, eff, sets, timeoutMs, apply, check);
   try {
     const events = await allEvents(c);
     const edges: [Node, Event, Node][] = [];
@@ -230,10 +241,12 @@ export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: 
     for (const [a, e, b] of edges) {
       for (const access of ACCESS_KINDS) {
         const g = await grows(c, a.state, b.state, access);
+        const bad = disputed(c);
+        if (bad) return bad;
         if (g === null) continue;
         // Re-check with the runtime's own isAllowed: allowed after the step, not before it.
         if (!isAllowed(b.state, access, g) || isAllowed(a.state, access, g)) {
-          return { status: 'UNKNOWN', detail: `internal: ${access} ${g} is not confirmed by isAllowed` };
+          return { status: 'ERROR', detail: `deciders disagree: ${access} ${g} is not confirmed by isAllowed` };
         }
         return {
           status: 'VIOLATED',
@@ -242,8 +255,10 @@ export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: 
         };
       }
     }
+    const bad = disputed(c);
+    if (bad) return bad;
     if (c.unknown.length > 0) return { status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms: ${c.unknown[0]}` };
-    return { status: 'PROVED', detail: `${rules.length} rules, ${events.length} event classes, ${nodes.length} reachable states, ${edges.length} transitions checked` };
+    return { status: 'PROVED', detail: `${rules.length} rules, ${events.length} event classes, ${nodes.length} reachable states, ${edges.length} transitions checked; every answer confirmed by the exact procedure` };
   } catch (e) {
     if (e instanceof TooLarge) return { status: 'UNKNOWN', detail: `too many to explore: ${e.message}; split the rules into fewer distinct patterns` };
     throw e;
@@ -254,8 +269,8 @@ export async function rulesOnlyRevoke(enc: Encoder, eff: EffectivePolicy, sets: 
 function allowedIn(c: Ctx, s: RuleState, access: InvariantAccess, target: string): Promise<string | null> {
   // The answer depends on the revocations in force only, not on what else was seen.
   return cached(c, JSON.stringify(['allowed', access, target, access === 'connect' ? revokedDests(s) : revokedPaths(s, access).include]), async () => {
-    if (access === 'connect') return fromDests(await destQuestion(c.enc, [c.allowed, [target]], [revokedDests(s)], c.timeoutMs));
-    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(access)], { include: [pathShape(target)], exclude: [] }], [revokedPaths(s, access)], c.timeoutMs));
+    if (access === 'connect') return fromDests(await destQuestion(c, [c.allowed, [target]], [revokedDests(s)]));
+    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(access)], { include: [pathShape(target)], exclude: [] }], [revokedPaths(s, access)], c.timeoutMs, undefined, c.check));
   });
 }
 
@@ -266,9 +281,9 @@ export interface DynamicModel {
   reachable: Node[];
 }
 
-export async function dynamicModel(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number): Promise<DynamicModel | { tooLarge: string }> {
+export async function dynamicModel(enc: Encoder, eff: EffectivePolicy, sets: SetsByAccess, timeoutMs: number, check: CheckFn = z3Check): Promise<DynamicModel | { tooLarge: string }> {
   const rules: Rule[] = eff.rules ?? [];
-  const c = makeCtx(enc, { ...eff, rules }, sets, timeoutMs, realApplyEvent);
+  const c = makeCtx(enc, { ...eff, rules }, sets, timeoutMs, realApplyEvent, check);
   try {
     const events = rules.length > 0 ? await allEvents(c) : [];
     return { c, events, reachable: explore(c, [{ state: initialState(rules), seq: [] }], events) };
@@ -283,7 +298,8 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
   if ('tooLarge' in model) return { status: 'UNKNOWN', detail: `too many to explore: ${model.tooLarge}` };
   const { events, reachable } = model;
   // A fresh list of unanswered questions per invariant (the caches are shared: same questions).
-  const c: Ctx = { ...model.c, unknown: [] };
+  // Disagreements met while building the model taint every invariant.
+  const c: Ctx = { ...model.c, unknown: [], errors: [...model.c.errors] };
   const rules = c.eff.rules ?? [];
   const sets = c.sets;
   try {
@@ -291,6 +307,8 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
     if (inv.after) {
       const triggers = await eventClasses(c, inv.after.access as EventKind, inv.after);
       if (triggers.length === 0) {
+        const bad = disputed(c);
+        if (bad) return bad;
         if (c.unknown.length > 0) return { status: 'UNKNOWN', detail: `solver gave no answer within ${c.timeoutMs} ms: ${c.unknown[0]}` };
         return { status: 'PROVED', detail: `vacuously: the policy allows no ${inv.after.access} matching ${inv.after.target}` };
       }
@@ -299,11 +317,13 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
     }
     for (const n of states) {
       const x = await allowedIn(c, n.state, inv.never.access, inv.never.target);
+      const bad = disputed(c);
+      if (bad) return bad;
       if (x === null) continue;
       const staticOk = inv.never.access === 'connect' ? c.allowed.some((p) => matchDest(p, x)) : inSet(x, sets[staticKey(inv.never.access)]);
       const dynOk = inv.never.access === 'see' || isAllowed(n.state, inv.never.access, x);
       const inTarget = inv.never.access === 'connect' ? matchDest(inv.never.target, x) : matchPath(inv.never.target, x);
-      if (!staticOk || !dynOk || !inTarget) return { status: 'UNKNOWN', detail: `internal: ${inv.never.access} ${x} is not confirmed by the TypeScript matchers` };
+      if (!staticOk || !dynOk || !inTarget) return { status: 'ERROR', detail: `deciders disagree: ${inv.never.access} ${x} is not confirmed by the TypeScript matchers` };
       const why = inv.never.access === 'connect' ? `allowed by network.allow ${c.allowed.filter((p) => matchDest(p, x)).join(', ')}` : explain(x);
       const revoking = rules.length === 0 ? 'the policy has no dynamic rules' : 'no fired rule revokes it';
       return {
@@ -312,8 +332,10 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
         detail: `${why}; ${revoking}`,
       };
     }
+    const bad = disputed(c);
+    if (bad) return bad;
     if (c.unknown.length > 0) return { status: 'UNKNOWN', detail: `solver gave no answer within ${c.timeoutMs} ms: ${c.unknown[0]}` };
-    return { status: 'PROVED', detail: `${states.length} state${states.length === 1 ? '' : 's'} checked` };
+    return { status: 'PROVED', detail: `${states.length} state${states.length === 1 ? '' : 's'} checked; every answer confirmed by the exact procedure` };
   } catch (e) {
     if (e instanceof TooLarge) return { status: 'UNKNOWN', detail: `too many to explore: ${e.message}` };
     throw e;

@@ -1,8 +1,10 @@
 /**
  * `ward verify`: properties of the policy proved with Z3, refinement against a baseline, and
  * translation validation of the compiled artefacts, each reported as PROVED, VIOLATED (with a
- * concrete counterexample: a path or a host:port) or UNKNOWN (the solver ran out of budget, or
- * the artefacts could not be built). Nothing is PROVED unless a check said so.
+ * concrete counterexample: a path or a host:port), UNKNOWN (the solver ran out of budget, or
+ * the artefacts could not be built) or ERROR (two deciders disagreed: see below). Nothing is
+ * PROVED unless a check said so, and no PROVED rests on Z3 alone: every answer is compared
+ * with an exact decision procedure in TypeScript (./exact.ts, used by ./decide.ts).
  *
  * Every property is a satisfiability query "exists x. Allowed(x) and Bad(x)" (Zelkova's
  * shape): unsat is a proof, a witness is the counterexample. Path questions are split into
@@ -18,8 +20,8 @@ import { homeDir } from '../../paths.js';
 import { isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy, LoadedPolicy } from '../../policy/load.js';
 import { validatePlan } from '../index.js';
-import { destinations, encoder, type Encoder } from '../smt/encode.js';
-import { check, z3 } from '../smt/z3.js';
+import { encoder, type Encoder } from '../smt/encode.js';
+import { check as z3Check, z3, type CheckFn } from '../smt/z3.js';
 import {
   ACCESSES,
   accessSets,
@@ -32,12 +34,17 @@ import {
   wardStateSet,
   type PathSet,
 } from './model.js';
-import { decidePaths, type Witness } from './decide.js';
+import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
 import { checkInvariant, dynamicModel, rulesOnlyRevoke } from './dynamic.js';
 
 export { inSet } from './model.js';
 
-export type Status = 'PROVED' | 'VIOLATED' | 'UNKNOWN';
+/**
+ * ERROR: the verifier's own deciders disagree (Z3 against the exact procedure, or a witness
+ * against the plain matcher), so neither PROVED nor VIOLATED can be trusted; the detail names
+ * both answers. Like VIOLATED and UNKNOWN it fails `ward verify` and `--verify-strict`.
+ */
+export type Status = 'PROVED' | 'VIOLATED' | 'UNKNOWN' | 'ERROR';
 
 export interface PropertyResult {
   id: string;
@@ -67,6 +74,8 @@ export interface VerifyOptions {
   base?: PolicyInput;
   /** Solver time per query (default 10 s). */
   timeoutMs?: number;
+  /** Z3's check, replaced only by tests that inject a wrong answer to see it caught. */
+  check?: CheckFn;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -89,6 +98,7 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   const t0 = performance.now();
   const env = options.env ?? process.env;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const check = options.check ?? z3Check;
   const loaded = preparePolicy(input, { workspace: options.workspace, env });
   const base = options.base === undefined ? undefined : preparePolicy(options.base, { workspace: options.workspace ?? loaded.effective.workspace, env });
   for (const p of [loaded, base]) {
@@ -113,28 +123,28 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   const home = homeDir(env);
   const sets = accessSets(eff);
   const properties: PropertyResult[] = [];
-  const pathProp = (id: keyof typeof PROPERTY_TITLES, pos: PathSet[]) => pathProperty(enc, eff, id, pos, [], timeoutMs);
+  const pathProp = (id: keyof typeof PROPERTY_TITLES, pos: PathSet[]) => pathProperty(enc, eff, id, pos, [], timeoutMs, check);
 
   properties.push(await pathProp('no-secret-access', [secretSet(eff, env, home), sets.read]));
   properties.push(await pathProp('w-xor-x', [sets.write, sets.execute]));
   properties.push(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]));
   properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
   properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
-  properties.push(await egressProperty(enc, eff, timeoutMs));
+  properties.push(await egressProperty(enc, eff, timeoutMs, check));
   // Dynamic rules and invariants: reported only for policies that have them, so the report of
   // every other policy is what it was.
   if ((eff.rules?.length ?? 0) > 0) {
     const t = performance.now();
-    const o = await rulesOnlyRevoke(enc, eff, sets, timeoutMs);
+    const o = await rulesOnlyRevoke(enc, eff, sets, timeoutMs, undefined, check);
     properties.push({ id: 'rules-only-revoke', title: PROPERTY_TITLES['rules-only-revoke'], ...o, ms: Math.round(performance.now() - t) });
   }
-  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, eff, sets, timeoutMs) : undefined;
+  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, eff, sets, timeoutMs, check) : undefined;
   for (const [i, inv] of (eff.invariants ?? []).entries()) {
     const t = performance.now();
     const o = await checkInvariant(model!, inv, (p) => explain(eff, p));
     properties.push({ id: `invariant:${i + 1}`, title: inv.text, ...o, ms: Math.round(performance.now() - t) });
   }
-  if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs));
+  if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs, check));
   const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   properties.push(compiled.result);
 
@@ -151,19 +161,23 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
 // ---------------------------------------------------------------------------
 // Path properties
 
-async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof PROPERTY_TITLES, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<PropertyResult> {
+async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof PROPERTY_TITLES, pos: PathSet[], neg: PathSet[], timeoutMs: number, check: CheckFn): Promise<PropertyResult> {
   const t = performance.now();
-  const w = await pathWitness(enc, pos, neg, timeoutMs);
+  const w = await pathWitness(enc, pos, neg, timeoutMs, check);
   const ms = Math.round(performance.now() - t);
   const title = PROPERTY_TITLES[id];
-  if (w.status === 'unsat') return { id, title, status: 'PROVED', ms };
+  if (w.status === 'unsat') return { id, title, status: 'PROVED', detail: CONFIRMED, ms };
+  if (w.status === 'error') return { id, title, status: 'ERROR', detail: w.reason, ms };
   if (w.status === 'unknown') return { id, title, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${w.reason})`, ms };
   return { id, title, status: 'VIOLATED', counterexample: w.path, detail: explain(eff, w.path), ms };
 }
 
+/** What a PROVED path or destination property rests on (in its detail, so `--json` shows it). */
+const CONFIRMED = 'no witness: by Z3 (or prefix reasoning) and by the exact procedure, independently';
+
 /** A canonical path in every `pos` set and in no `neg` set, or a proof there is none (./decide.ts). */
-function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number): Promise<Witness> {
-  return decidePaths(enc, pos, neg, timeoutMs);
+function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: number, check: CheckFn): Promise<Witness> {
+  return decidePaths(enc, pos, neg, timeoutMs, undefined, check);
 }
 
 /** The policy entries that cover a path: what a reviewer edits to fix a finding. */
@@ -177,31 +191,17 @@ function explain(eff: EffectivePolicy, p: string): string {
 // ---------------------------------------------------------------------------
 // Network
 
-async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: number): Promise<PropertyResult> {
+async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: number, check: CheckFn): Promise<PropertyResult> {
   const t = performance.now();
-  const { ctx } = enc;
   const all = hostPatterns(eff);
-  const d = destinations(ctx);
-  const r = await destWitness(enc, d.matching(all).diff(d.matching(all.filter(isBounded))), timeoutMs);
+  const r = await decideDests(enc, [all], [all.filter(isBounded)], timeoutMs, check);
   const base = { id: 'egress', title: PROPERTY_TITLES.egress, ms: Math.round(performance.now() - t) };
-  if (r.status === 'unsat') return { ...base, status: 'PROVED', ...(all.length > 0 ? { detail: `${all.length} entries, each enforced per connection by the egress broker` } : {}) };
+  if (r.status === 'unsat') return { ...base, status: 'PROVED', detail: `${all.length > 0 ? `${all.length} entries, each enforced per connection by the egress broker; ` : ''}${CONFIRMED}` };
   if (r.status === 'unknown') return { ...base, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${r.reason})` };
+  if (r.status === 'error') return { ...base, status: 'ERROR', detail: r.reason };
   const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map((h) => h.entry);
-  if (culprits.length === 0) return { ...base, status: 'UNKNOWN', detail: `internal: the solver's witness ${r.dest} is not confirmed by the TypeScript matcher` };
+  if (culprits.length === 0) return { ...base, status: 'ERROR', detail: `deciders disagree: the witness ${r.dest} is matched by no unbounded entry` };
   return { ...base, status: 'VIOLATED', counterexample: r.dest, detail: `allowed by ${culprits.join(', ')}` };
-}
-
-type DestWitness = { status: 'sat'; dest: string } | { status: 'unsat' } | { status: 'unknown'; reason: string };
-
-/** A well-formed destination in `bad` (a regex over "host:port"), or a proof there is none. */
-async function destWitness(enc: Encoder, bad: ReturnType<Encoder['pathSet']>, timeoutMs: number): Promise<DestWitness> {
-  const { ctx } = enc;
-  const dst = ctx.String.const('dst');
-  const r = await check(ctx, ctx.InRe(dst, ctx.Intersect(destinations(ctx).wellFormed, bad)), timeoutMs);
-  if (r.status !== 'sat') return r;
-  const v = r.model.eval(dst, true);
-  if (!ctx.isString(v)) return { status: 'unknown', reason: 'the model has no value for the destination' };
-  return { status: 'sat', dest: v.asString() };
 }
 
 function matchesTs(dest: string, h: { host: string; wildcard: boolean; port: number | null }): boolean {
@@ -215,7 +215,7 @@ function matchesTs(dest: string, h: { host: string; wildcard: boolean; port: num
 // ---------------------------------------------------------------------------
 // Refinement
 
-async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: EffectivePolicy, timeoutMs: number): Promise<PropertyResult> {
+async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: EffectivePolicy, timeoutMs: number, check: CheckFn): Promise<PropertyResult> {
   const t = performance.now();
   const mine = accessSets(eff);
   const theirs = accessSets(base);
@@ -228,24 +228,24 @@ async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: Effecti
     ms: Math.round(performance.now() - t),
   });
   for (const access of ACCESSES) {
-    const w = await pathWitness(enc, [mine[access]], [theirs[access]], timeoutMs);
+    const w = await pathWitness(enc, [mine[access]], [theirs[access]], timeoutMs, check);
+    if (w.status === 'error') return done('ERROR', { detail: `${access}: ${w.reason}` });
     if (w.status === 'sat') return done('VIOLATED', { counterexample: `${access} ${w.path}`, detail: `${explain(eff, w.path)}; the baseline does not allow ${access} there` });
     if (w.status === 'unknown') unknown.push(`${access}: ${w.reason}`);
   }
-  const { ctx } = enc;
-  const d = destinations(ctx);
   const mineNet = hostPatterns(eff);
-  const r = await destWitness(enc, d.matching(mineNet).diff(d.matching(hostPatterns(base))), timeoutMs);
+  const r: DestWitness = await decideDests(enc, [mineNet], [hostPatterns(base)], timeoutMs, check);
+  if (r.status === 'error') return done('ERROR', { detail: `connect: ${r.reason}` });
   if (r.status === 'sat') {
     const by = mineNet.filter((h) => matchesTs(r.dest, h)).map((h) => h.entry);
     if (by.length === 0 || hostPatterns(base).some((h) => matchesTs(r.dest, h))) {
-      return done('UNKNOWN', { detail: `internal: the solver's witness ${r.dest} is not confirmed by the TypeScript matcher` });
+      return done('ERROR', { detail: `deciders disagree: the witness ${r.dest} is not confirmed by the TypeScript matcher` });
     }
     return done('VIOLATED', { counterexample: `connect ${r.dest}`, detail: `allowed by ${by.join(', ')}; the baseline allows no entry matching it` });
   }
   if (r.status === 'unknown') unknown.push(`connect: ${r.reason}`);
   if (unknown.length > 0) return done('UNKNOWN', { detail: `solver gave no answer within ${timeoutMs} ms for ${unknown.join('; ')}` });
-  return done('PROVED');
+  return done('PROVED', { detail: CONFIRMED });
 }
 
 // ---------------------------------------------------------------------------
@@ -263,7 +263,7 @@ function compiledProperty(loaded: LoadedPolicy, workspace: string, env: NodeJS.P
   }
   const v = validatePlan(plan);
   const ms = Math.round(performance.now() - t);
-  const checked = `checked ${v.checked.syscalls} syscalls, ${v.checked.argCases} argument cases, ${v.checked.paths} paths`;
+  const checked = `checked ${v.checked.syscalls} syscalls, ${v.checked.argCases} argument cases, ${v.checked.paths} paths${v.checked.rules > 0 ? `, ${v.checked.rules} rule events and revocations against the supervised syscalls` : ''}`;
   if (v.ok) return { result: { ...base, status: 'PROVED', detail: checked, ms }, planSha256: plan.sha256 };
   const f = v.findings[0]!;
   const more = v.findings.length > 1 ? ` (+${v.findings.length - 1} more findings)` : '';

@@ -1,0 +1,90 @@
+/**
+ * Translation validation of the plan's supervised-syscall list against the policy's `rules:`.
+ * ./notify.ts checks that the notify filter hands the supervisor exactly the plan's list; this
+ * checks that the list itself covers every rule: each `after` event must be observable (the
+ * syscalls that perform it are supervised), and each revocation enforceable (every syscall
+ * that performs the revoked access is supervised), else the rule silently never fires or
+ * never bites. It also checks that the rules the supervisor will run are the policy's.
+ *
+ * The table below is written from the meaning of each access (which calls can read, write or
+ * execute a path, or connect), not from the planner (src/plan/rules.ts), so that a planner
+ * that forgets a call is caught here. Other routes to the same accesses (open_by_handle_at,
+ * io_uring) are refused outright by the static filter, which ./seccomp.ts validates; metadata
+ * calls (mkdir, mknod, chmod, utimensat, setxattr) are not "write" in Ward's rule semantics.
+ */
+import type { Plan } from '../plan/compile.js';
+import type { Access, Rule } from '../rules/index.js';
+import type { Finding } from './finding.js';
+
+/** Calls that open a path (and so read or write its bytes): every flavour of open. */
+const OPENING = ['open', 'openat', 'openat2', 'creat'];
+/** Calls that change a path's bytes or name without opening it. */
+const PATH_CHANGING = ['truncate', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat'];
+const EXECUTING = ['execve', 'execveat'];
+
+/** The syscalls through which an event of this kind happens (what the supervisor must see for an `after`). */
+function observedBy(access: Access, target: string): string[] {
+  if (access === 'read' || access === 'write') return OPENING;
+  if (access === 'exec') return EXECUTING;
+  // A connect event names a destination: only the egress broker knows it (the supervisor
+  // decides connect blind), so it is observed there, with no syscall supervised.
+  void target;
+  return [];
+}
+
+/** The syscalls that can perform the access (what must be supervised to revoke it). */
+function performedBy(access: Access, target: string): string[] {
+  if (access === 'read' || access === 'append') return OPENING;
+  if (access === 'write') return [...OPENING, ...PATH_CHANGING];
+  if (access === 'exec') return EXECUTING;
+  // Revoking every destination stops connect itself; revoking some is the broker's (it sees
+  // the name), so no syscall.
+  return target === '*' ? ['connect'] : [];
+}
+
+const show = (m: { access: string; target: string }) => `${m.access} ${m.target}`;
+const canonical = (rules: readonly Rule[]) =>
+  JSON.stringify(rules.map((r) => ({ after: r.after.map((m) => [m.access, m.target]), revoke: r.revoke.map((m) => [m.access, m.target]) })));
+
+export interface RulesValidation {
+  findings: Finding[];
+  /** (rule, match) pairs checked. */
+  checked: number;
+}
+
+/** Does the plan supervise what the policy's rules need? Findings name the rule and the missing syscall. */
+export function validateRuleCoverage(plan: Plan): RulesValidation {
+  const rules = plan.policy.effective.rules ?? [];
+  const findings: Finding[] = [];
+  if (rules.length === 0) {
+    if (plan.rules !== null && plan.rules.syscalls.length > 0) {
+      findings.push({ layer: 'supervisor', subject: 'supervised syscalls', expected: 'none (the policy has no rules)', actual: plan.rules.syscalls.join(', ') });
+    }
+    return { findings, checked: 0 };
+  }
+  if (plan.rules === null) {
+    return { findings: [{ layer: 'supervisor', subject: 'rules', expected: `${rules.length} rules enforced by supervised mode`, actual: 'no rules in the plan: nothing supervised' }], checked: 0 };
+  }
+  if (canonical(plan.rules.rules) !== canonical(rules)) {
+    findings.push({ layer: 'supervisor', subject: 'rules', expected: "the policy's rules", actual: 'the plan carries different rules for the supervisor' });
+  }
+  const supervised = new Set<string>(plan.rules.syscalls);
+  let checked = 0;
+  for (const [i, rule] of rules.entries()) {
+    const need = (m: { access: Access; target: string }, calls: string[], role: 'after' | 'revoke') => {
+      checked++;
+      for (const s of calls) {
+        if (supervised.has(s)) continue;
+        findings.push({
+          layer: 'supervisor',
+          subject: `rule ${i + 1} (${role} ${show(m)}): ${s}`,
+          expected: `${s} supervised (${role === 'after' ? 'the event happens through it' : 'the revoked access can be done through it'})`,
+          actual: `not in the plan's supervised syscalls (${[...supervised].join(', ') || 'none'})`,
+        });
+      }
+    };
+    for (const m of rule.after) need(m, observedBy(m.access, m.target), 'after');
+    for (const m of rule.revoke) need(m, performedBy(m.access, m.target), 'revoke');
+  }
+  return { findings, checked };
+}
