@@ -169,10 +169,13 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.equal(compile(obj({ rules: [] }), { workspace: ws, env }).sha256, none.sha256);
   });
 
-  it('only what the rules need is intercepted: exec events and revocations, write revocations (with unlink/rename), connect events (none: the broker)', () => {
+  it('only what the rules need is intercepted: exec events and revocations, write revocations (names, bytes and metadata), connect events (none: the broker)', () => {
     const sys = (rules: unknown[]) => compile(obj({ rules }), { workspace: ws, env }).rules?.syscalls;
     assert.deepEqual(sys([{ after: 'exec ${WORKSPACE}/src', revoke: 'exec ${WORKSPACE}' }]), ['execve', 'execveat']);
-    assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), ['creat', 'link', 'linkat', 'open', 'openat', 'openat2', 'rename', 'renameat', 'renameat2', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat']);
+    // A write revocation is decided on resolved paths for everything that changes a name, the
+    // bytes or the metadata of a file (by path, or by fd for the f* calls).
+    const writeCalls = ['chmod', 'chown', 'creat', 'fchmod', 'fchmodat', 'fchmodat2', 'fchown', 'fchownat', 'fremovexattr', 'fsetxattr', 'futimesat', 'lchown', 'link', 'linkat', 'lremovexattr', 'lsetxattr', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'open', 'openat', 'openat2', 'removexattr', 'removexattrat', 'rename', 'renameat', 'renameat2', 'rmdir', 'setxattr', 'setxattrat', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat', 'utime', 'utimensat', 'utimes'];
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), writeCalls);
     assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2']);
   });
