@@ -70,8 +70,15 @@ export function validateRuleCoverage(plan: Plan): RulesValidation {
   const rules = plan.policy.effective.rules ?? [];
   const findings: Finding[] = [];
   if (rules.length === 0) {
-    if (plan.rules !== null && plan.rules.syscalls.length > 0) {
+    // Append-only and visible-only files run supervised without any rule; what they need
+    // supervised is judged by ./mounts.ts (supervisedFilesFindings), not here.
+    const fs = plan.policy.effective.filesystem;
+    const files = fs.append.length > 0 || fs.visible.length > 0;
+    if (plan.rules !== null && plan.rules.syscalls.length > 0 && !files) {
       findings.push({ layer: 'supervisor', subject: 'supervised syscalls', expected: 'none (the policy has no rules)', actual: plan.rules.syscalls.join(', ') });
+    }
+    if (plan.rules !== null && plan.rules.rules.length > 0) {
+      findings.push({ layer: 'supervisor', subject: 'rules', expected: 'none (the policy has no rules)', actual: `the plan carries ${plan.rules.rules.length} rules for the supervisor` });
     }
     return { findings, checked: 0 };
   }

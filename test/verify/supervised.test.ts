@@ -111,9 +111,35 @@ describe('append-only and visible-only: compiled artefacts', () => {
     assert.ok(f4.some((x) => x.subject === `visible-only ${SECRET}: openat`), show(f4));
   });
 
+  it('without rules, append and visible still run supervised, and that list is no rules finding; rules smuggled into such a plan are', () => {
+    const p = compile({ policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}'], append: ['${WORKSPACE}/audit.log'], visible: ['${WORKSPACE}/secret.txt'], deny: ['${WORKSPACE}/.env'] } } }, { workspace: ws, env });
+    assert.deepEqual(p.rules?.rules, []);
+    assert.deepEqual(validatePlan(p).findings, [], show(validatePlan(p).findings));
+    const smuggled = { ...p, rules: { ...p.rules!, rules: [{ after: [], revoke: [{ access: 'read' as const, target: '/' }] }] } };
+    assert.ok(validatePlan(smuggled).findings.some((x) => x.subject === 'rules' && /carries 1 rules/.test(x.actual)));
+  });
+
   it('a plan that is not supervised at all is caught', () => {
     const f = validatePlan({ ...compiled(), rules: null }).findings;
     assert.ok(f.some((x) => x.layer === 'supervisor' && /not supervised|nothing is supervised/.test(x.actual) && x.subject.includes(LOG)), show(f));
+  });
+
+  it('visible-not-readable under a read grant rests on the supervisor: VIOLATED when compiled-artefacts fails', async () => {
+    // An append file under the private /tmp makes compiled-artefacts fail (below), so the
+    // supervisor's half is not established and the Landlock-layer witness stands.
+    const t = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-vsup-')));
+    try {
+      writeFileSync(`${t}/a.log`, '');
+      writeFileSync(`${t}/secret.txt`, '');
+      const r = await verifyPolicy({ policy: { extends: ['minimal'], filesystem: { read: [t], append: [`${t}/a.log`], visible: [`${t}/secret.txt`] } } }, { workspace: t, env });
+      assert.equal(r.properties.find((x) => x.id === 'compiled-artefacts')?.status, 'VIOLATED');
+      const p = r.properties.find((x) => x.id === 'visible-not-readable')!;
+      assert.equal(p.status, 'VIOLATED', JSON.stringify(p));
+      assert.equal(p.counterexample, `${t}/secret.txt`);
+      assert.match(p.detail!, /compiled-artefacts is VIOLATED/);
+    } finally {
+      rmSync(t, { recursive: true, force: true });
+    }
   });
 
   it('an append file below the private /tmp (whose Landlock rule is rw) is a finding, not a note', () => {
