@@ -78,9 +78,9 @@ export const ALWAYS_NOTIFIED: readonly SupervisedSyscall[] = ['execve', 'execvea
  * fcntl over only for F_SETFL (the one command that can clear O_APPEND). A syscall also listed
  * unconditionally is always notified.
  *
- * Translation validation (src/verify/notify.ts) checks the unconditional list only: these
- * conditions are NOT yet validated there (it runs every number with zero arguments, which both
- * conditions answer ALLOW, as it expects for an unlisted call).
+ * Translation validation (src/verify/notify.ts) runs the program compiled with these
+ * conditions, with argument values on both sides of each, against its own definition of a
+ * writing open and of F_SETFL.
  */
 export interface NotifyConditions {
   writeOpens?: boolean;

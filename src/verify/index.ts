@@ -39,8 +39,11 @@ export function validatePlan(plan: Plan, options: MountValidationOptions = {}): 
   });
   const mounts = runMountValidation(plan, options);
   // Supervised mode's notify filter, compiled from the plan exactly as launch() compiles it.
+  // With its argument conditions (plan.rules.conditions), as installed: the program validated is
+  // the one that runs, not a simpler sibling.
   const supervised = plan.rules?.syscalls ?? [];
-  const notify = supervised.length > 0 ? validateNotifyFilter(compileNotifyFilter(supervised).program, supervised) : { findings: [], syscalls: 0 };
+  const conditions = plan.rules?.conditions ?? {};
+  const notify = supervised.length > 0 ? validateNotifyFilter(compileNotifyFilter(supervised, conditions).program, supervised, conditions) : { findings: [], syscalls: 0 };
   // ... and that list against the policy's rules (./rules.ts): the filter above is only as
   // good as the list it was compiled from.
   const coverage = validateRuleCoverage(plan);

@@ -9,8 +9,12 @@
  * The table below is written from the meaning of each access (which calls can read, write or
  * execute a path, or connect), not from the planner (src/plan/rules.ts), so that a planner
  * that forgets a call is caught here. Other routes to the same accesses (open_by_handle_at,
- * io_uring) are refused outright by the static filter, which ./seccomp.ts validates; metadata
- * calls (mkdir, mknod, chmod, utimensat, setxattr) are not "write" in Ward's rule semantics.
+ * io_uring) are refused outright by the static filter, which ./seccomp.ts validates.
+ *
+ * `revoke: write` covers metadata too (mkdir, mknod, rmdir, chmod, chown, utimes, xattrs, by
+ * path and by fd): after it, the sandbox may not change the revoked paths in any way. The fd
+ * variants matter because an fd opened read-only (still allowed after the revocation) is
+ * enough for fchmod, fchown and fsetxattr.
  */
 import type { Plan } from '../plan/compile.js';
 import type { Access, Rule } from '../rules/index.js';
@@ -20,6 +24,15 @@ import type { Finding } from './finding.js';
 const OPENING = ['open', 'openat', 'openat2', 'creat'];
 /** Calls that change a path's bytes or name without opening it. */
 const PATH_CHANGING = ['truncate', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat'];
+/** Calls that change a path's metadata or create or remove a directory entry that is not a file's bytes. */
+const METADATA_CHANGING = [
+  'mkdir', 'mkdirat', 'mknod', 'mknodat', 'rmdir',
+  'chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat',
+  'utime', 'utimes', 'futimesat', 'utimensat',
+  'setxattr', 'lsetxattr', 'setxattrat', 'removexattr', 'lremovexattr', 'removexattrat',
+  // By fd: decided on the caller's open file.
+  'fchmod', 'fchown', 'fsetxattr', 'fremovexattr',
+];
 const EXECUTING = ['execve', 'execveat'];
 
 /** The syscalls through which an event of this kind happens (what the supervisor must see for an `after`). */
@@ -35,7 +48,7 @@ function observedBy(access: Access, target: string): string[] {
 /** The syscalls that can perform the access (what must be supervised to revoke it). */
 function performedBy(access: Access, target: string): string[] {
   if (access === 'read' || access === 'append') return OPENING;
-  if (access === 'write') return [...OPENING, ...PATH_CHANGING];
+  if (access === 'write') return [...OPENING, ...PATH_CHANGING, ...METADATA_CHANGING];
   if (access === 'exec') return EXECUTING;
   // Revoking every destination stops connect itself; revoking some is the broker's (it sees
   // the name), so no syscall.
@@ -57,8 +70,15 @@ export function validateRuleCoverage(plan: Plan): RulesValidation {
   const rules = plan.policy.effective.rules ?? [];
   const findings: Finding[] = [];
   if (rules.length === 0) {
-    if (plan.rules !== null && plan.rules.syscalls.length > 0) {
+    // Append-only and visible-only files run supervised without any rule; what they need
+    // supervised is judged by ./mounts.ts (supervisedFilesFindings), not here.
+    const fs = plan.policy.effective.filesystem;
+    const files = fs.append.length > 0 || fs.visible.length > 0;
+    if (plan.rules !== null && plan.rules.syscalls.length > 0 && !files) {
       findings.push({ layer: 'supervisor', subject: 'supervised syscalls', expected: 'none (the policy has no rules)', actual: plan.rules.syscalls.join(', ') });
+    }
+    if (plan.rules !== null && plan.rules.rules.length > 0) {
+      findings.push({ layer: 'supervisor', subject: 'rules', expected: 'none (the policy has no rules)', actual: `the plan carries ${plan.rules.rules.length} rules for the supervisor` });
     }
     return { findings, checked: 0 };
   }

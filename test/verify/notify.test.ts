@@ -134,6 +134,10 @@ describe('supervised syscalls against the rules', () => {
 
   for (const [drop, rule] of [
     ['unlinkat', /^rule 2 \(revoke write .*\/docs\): unlinkat$/],
+    // Metadata is part of `revoke: write` (mkdir, chmod, ... by path and by fd).
+    ['mkdirat', /^rule 2 \(revoke write .*\/docs\): mkdirat$/],
+    ['fchmodat', /^rule 2 \(revoke write .*\/docs\): fchmodat$/],
+    ['fsetxattr', /^rule 2 \(revoke write .*\/docs\): fsetxattr$/],
     ['connect', /^rule 1 \(revoke connect \*\): connect$/],
     ['openat2', /^rule 1 \(after read .*\/secrets\): openat2$/],
     ['execveat', /^rule 2 \(after exec .*\/bin\): execveat$/],

@@ -99,11 +99,16 @@ describe('seeded flaws', () => {
     assert.ok(isWithin(p.counterexample!, `${ws}/build`), p.counterexample);
   });
 
-  it('a visible path under a read grant is readable', async () => {
-    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}'], visible: ['${WORKSPACE}/secret.txt'] } }));
+  it('a visible path under a read grant is readable by Landlock, refused by the supervisor: PROVED on that one layer, and said so', async () => {
+    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}'], visible: ['${WORKSPACE}/secret.txt'], deny: ['${WORKSPACE}/.env'] } }));
+    assert.equal(prop(r, 'compiled-artefacts').status, 'PROVED');
     const p = prop(r, 'visible-not-readable');
-    assert.equal(p.status, 'VIOLATED');
-    assert.ok(isWithin(p.counterexample!, `${ws}/secret.txt`), p.counterexample);
+    assert.equal(p.status, 'PROVED', JSON.stringify(p));
+    assert.match(p.detail!, /^by the supervisor only: .*\/secret\.txt is readable at the Landlock layer/);
+    // Outside every read grant, Landlock alone refuses: the plain proof.
+    const alone = prop(await run(policy({ filesystem: { read: ['${WORKSPACE}/build'], visible: ['${WORKSPACE}/secret.txt'] } })), 'visible-not-readable');
+    assert.equal(alone.status, 'PROVED');
+    assert.doesNotMatch(alone.detail!, /supervisor/);
   });
 
   it('an append-only file under a write grant is writable', async () => {

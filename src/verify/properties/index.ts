@@ -127,7 +127,24 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
 
   properties.push(await pathProp('no-secret-access', [secretSet(eff, env, home), sets.read]));
   properties.push(await pathProp('w-xor-x', [sets.write, sets.execute]));
-  properties.push(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]));
+  // The compiled artefacts first (no solver): visible-not-readable rests on them below. Reported last, as before.
+  const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
+  // visible-only paths are never readable. Two layers can refuse the read: Landlock, when no
+  // read grant covers the path (sets.read here is the grants minus deny, i.e. Landlock's
+  // view: it cannot subtract a visible path from a grant above it), and the supervisor, which
+  // refuses every open but O_PATH of a visible-only path, by path and by identity, whatever
+  // Landlock says. With no witness, Landlock alone refuses (PROVED). With a witness (a visible
+  // path under a read grant), the read is refused by the supervisor only, and that holds
+  // exactly when the compiled artefacts say the plan supervises every open and lists every
+  // visible path in rules.visible (../mounts.ts, part of compiled-artefacts): PROVED then, with
+  // the detail saying one layer; otherwise VIOLATED with the witness.
+  properties.push(visibleNotReadable(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]), compiled.result));
+  // append-only paths are never writable (only appendable). What it rests on: no write grant
+  // covers the path (this query), so Landlock gives the sandbox read only; the mount is
+  // writable for the supervisor's own O_APPEND opens, and compiled-artefacts checks that
+  // Landlock really is read-only there (no private tmpfs rw above it), that the plan lists the
+  // path in rules.append and that every call that could rewrite it is supervised. The
+  // supervisor gives appends; it never makes this property hold or fail.
   properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
   properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
   properties.push(await egressProperty(enc, eff, timeoutMs, check));
@@ -145,7 +162,6 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
     properties.push({ id: `invariant:${i + 1}`, title: inv.text, ...o, ms: Math.round(performance.now() - t) });
   }
   if (base) properties.push(await refinesProperty(enc, eff, base.effective, timeoutMs, check));
-  const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   properties.push(compiled.result);
 
   return {
@@ -170,6 +186,17 @@ async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof
   if (w.status === 'error') return { id, title, status: 'ERROR', detail: w.reason, ms };
   if (w.status === 'unknown') return { id, title, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${w.reason})`, ms };
   return { id, title, status: 'VIOLATED', counterexample: w.path, detail: explain(eff, w.path), ms };
+}
+
+/** visible-not-readable with a Landlock-layer witness: refused by the supervisor only, if the artefacts say it is supervised. */
+function visibleNotReadable(p: PropertyResult, compiled: PropertyResult): PropertyResult {
+  if (p.status !== 'VIOLATED') return p;
+  const where = `${p.counterexample} is readable at the Landlock layer (${p.detail})`;
+  if (compiled.status === 'PROVED') {
+    const { counterexample: _c, ...rest } = p;
+    return { ...rest, status: 'PROVED', detail: `by the supervisor only: ${where}; every open of it but O_PATH is refused by the supervisor, whose half compiled-artefacts checked (rules.visible lists it, every open and exec supervised)` };
+  }
+  return { ...p, detail: `${where}, and compiled-artefacts is ${compiled.status}, so the supervisor's refusal is not established` };
 }
 
 /** What a PROVED path or destination property rests on (in its detail, so `--json` shows it). */

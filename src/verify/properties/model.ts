@@ -6,9 +6,12 @@
  * expression; keeping this step solver-free lets a reviewer check it against
  * plan/mounts.ts in one sitting.
  *
- * Rights follow the compiled static tier (plan/mounts.ts RIGHTS_OF): read -> r, write -> rw,
- * execute -> rx, append -> r (mounted read-only; appends need supervised mode). `visible`
- * paths are neither readable nor writable by themselves: they only make a name exist.
+ * Rights follow Landlock's rules as compiled (plan/mounts.ts RIGHTS_OF): read -> r, write -> rw,
+ * execute -> rx, append -> r (the sandbox gets read; its writes are made appends by the
+ * supervisor, which alone writes through the append file's writable bind). `visible` paths are
+ * neither readable nor writable by themselves: they only make a name exist. A grant above a
+ * visible path still covers it here, as in Landlock (which cannot subtract); the supervisor's
+ * refusal of its opens is accounted for by visible-not-readable (./index.ts).
  */
 import path from 'node:path';
 import { expandPath, isWithin } from '../../policy/expand.js';
