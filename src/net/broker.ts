@@ -775,8 +775,8 @@ function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolea
     const r = scan(buf);
     if (r === 'incomplete') return ended ? 'malformed' : undefined;
     if (r === 'not-http') return 'pass';
-    if (r === 'malformed') return 'malformed';
-    // Plain HTTP: every request on the connection is checked (httpStream), this one included.
+    // Plain HTTP: every request on the connection is checked (httpStream), this one included;
+    // a malformed one too, so that it gets a 400 saying what is wrong.
     return 'http';
   };
 }
@@ -953,7 +953,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
           'connect-in-stream': 'CONNECT inside a connection to a server is not carried; send CONNECT to the proxy ($HTTPS_PROXY)',
           'transfer-encoding': 'Transfer-Encoding other than exactly "chunked" is not carried (servers read it differently)',
         };
-        return refuse(current?.head ?? null, item.reason === 'malformed' || item.reason === 'not-http' ? 'malformed' : item.reason, 400, `ward: ${why[item.reason] ?? `malformed HTTP request (${item.reason}); each request on a connection must be well-formed HTTP/1.x`}.\n`);
+        return refuse(item.head ?? current?.head ?? null, item.reason === 'malformed' || item.reason === 'not-http' ? 'malformed' : item.reason, 400, `ward: ${why[item.reason] ?? `malformed HTTP request (${item.reason}); each request on a connection must be well-formed HTTP/1.x`}.\n`);
       }
     }
   };

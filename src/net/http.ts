@@ -265,8 +265,8 @@ export type StreamItem =
   | { type: 'body'; data: Buffer }
   /** The current request's body is complete (`bytes`: its length on the wire, framing included). */
   | { type: 'end'; bytes: number }
-  /** The stream is not HTTP Ward can follow from here on: refuse; nothing after this is read. */
-  | { type: 'error'; reason: string };
+  /** The stream is not HTTP Ward can follow from here on: refuse; nothing after this is read. `head`: the request it was in, if known. */
+  | { type: 'error'; reason: string; head?: RequestHead };
 
 /**
  * Follows a client's plain-HTTP byte stream request by request, so that every
@@ -296,9 +296,9 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
 
   return (chunk) => {
     const out: StreamItem[] = [];
-    const fail = (reason: string) => {
+    const fail = (reason: string, head?: RequestHead) => {
       st = { s: 'dead' };
-      out.push({ type: 'error', reason });
+      out.push({ type: 'error', reason, ...(head ? { head } : {}) });
     };
     let rest = chunk;
     while (rest.length > 0 && st.s !== 'dead') {
@@ -330,15 +330,16 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
           if (r === 'malformed') return fail('malformed'), out;
           const head = r;
           rest = buf.subarray(head.length);
-          out.push({ type: 'head', head, raw: Buffer.from(buf.subarray(0, head.length)) });
-          if (head.method === 'CONNECT') return fail('connect-in-stream'), out;
-          if (headerValues(head, 'upgrade').length > 0) return fail('upgrade'), out;
+          // Refused before the head is handed out: none of it may be forwarded.
+          if (head.method === 'CONNECT') return fail('connect-in-stream', head), out;
+          if (headerValues(head, 'upgrade').length > 0) return fail('upgrade', head), out;
           const te = headerValues(head, 'transfer-encoding');
           const cl = headerValues(head, 'content-length');
+          // Only "chunked" alone: a server that decodes "gzip, chunked" or "chunked, x"
+          // differently from us would find the next head somewhere else.
+          if (te.length > 0 && (te.length !== 1 || te[0]!.trim().toLowerCase() !== 'chunked')) return fail('transfer-encoding', head), out;
+          out.push({ type: 'head', head, raw: Buffer.from(buf.subarray(0, head.length)) });
           if (te.length > 0) {
-            // Only "chunked" alone: a server that decodes "gzip, chunked" or "chunked, x"
-            // differently from us would find the next head somewhere else.
-            if (te.length !== 1 || te[0]!.trim().toLowerCase() !== 'chunked') return fail('transfer-encoding'), out;
             st = { s: 'size', line: Buffer.alloc(0), bytes: 0 };
           } else if (cl.length === 1 && Number(cl[0]) > 0) {
             st = { s: 'length', left: Number(cl[0]), bytes: 0 };
