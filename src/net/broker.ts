@@ -182,6 +182,17 @@ const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
  * waits for a greeting) pays this wait. HTTP that comes later than this is refused (late-http).
  */
 const FIRST_BYTES_WAIT_MS = 250;
+/**
+ * Refusals recorded one by one per run; after that they are counted per destination and written
+ * as summaries, so an agent looping on refused connects cannot grow the audit log without
+ * bound (the sandbox is still refused at once, every time). The supervisor does the same with
+ * its denials (first ones one by one, the rest counted).
+ */
+export const DENY_RECORDS_MAX = 100;
+/** How often counted refusals are written as summaries (and once more when the broker closes). */
+export const DENY_SUMMARY_MS = 5_000;
+/** Destinations summarised one by one per interval; refusals to any others share one summary per kind and reason. */
+const DENY_SUMMARY_KEYS_MAX = 50;
 
 export function ruleText(r: EgressRule): string {
   return `${r.host}:${r.port}`;
@@ -222,6 +233,18 @@ interface Ctx {
   dialed: Map<number, Conn>;
   nextId: number;
   closing: boolean;
+  /** Refusals so far (recorded or counted): past DENY_RECORDS_MAX they are counted in `summaries`. */
+  denied: number;
+  summaries: Map<string, DenySummary>;
+  summaryTimer?: NodeJS.Timeout;
+}
+
+/** Refusals of one kind, destination and reason since the last summary was written. */
+interface DenySummary {
+  event: NetEvent;
+  count: number;
+  first: number;
+  last: number;
 }
 
 /** One connection from the relay, and the upstream connection made for it. */
@@ -272,6 +295,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     dialed: new Map(),
     nextId: 1,
     closing: false,
+    denied: 0,
+    summaries: new Map(),
   };
   removeStaleSocket(opts.socketPath);
   // allowHalfOpen: the relay half-closes (shutdown SHUT_WR) when the sandboxed
@@ -311,6 +336,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     const gone = [...ctx.conns].map((c) => c.gone);
     for (const s of ctx.sockets) s.destroy();
     await Promise.all([closed, ...gone]);
+    // The refusals counted since the last summary: written now, before the run's last record.
+    flushSummaries(ctx);
     rmSync(opts.socketPath, { force: true });
   };
   return {
@@ -1187,10 +1214,60 @@ function readUntil<T>(
 }
 
 function emit(ctx: Ctx, e: NetEvent): void {
+  if (e.verdict === 'deny' && ++ctx.denied > DENY_RECORDS_MAX) return countDenial(ctx, e);
+  send(ctx, e);
+}
+
+function send(ctx: Ctx, e: NetEvent): void {
   try {
     ctx.opts.onEvent(e);
   } catch {
     // The embedder's bug must not become the broker's crash.
+  }
+}
+
+/**
+ * A refusal past the first DENY_RECORDS_MAX: counted under its kind, destination and reason.
+ * Destinations are bounded too (an agent can invent names, e.g. random DNS labels): past
+ * DENY_SUMMARY_KEYS_MAX in one interval, the rest share a summary per kind and reason, with
+ * no host. Summaries are written every DENY_SUMMARY_MS and when the broker closes.
+ */
+function countDenial(ctx: Ctx, e: NetEvent): void {
+  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${e.reason ?? ''}`;
+  let base: NetEvent = { type: 'net', kind: e.kind, verdict: 'deny', ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), reason: e.reason ?? 'unknown' };
+  if (!ctx.summaries.has(key) && ctx.summaries.size >= DENY_SUMMARY_KEYS_MAX) {
+    key = `${e.kind}\0*\0\0${e.reason ?? ''}`;
+    base = { type: 'net', kind: e.kind, verdict: 'deny', reason: e.reason ?? 'unknown', note: 'other destinations' };
+  }
+  const now = Date.now();
+  const s = ctx.summaries.get(key);
+  if (s) {
+    s.count++;
+    s.last = now;
+  } else ctx.summaries.set(key, { event: base, count: 1, first: now, last: now });
+  if (!ctx.summaryTimer) {
+    ctx.summaryTimer = setTimeout(() => {
+      ctx.summaryTimer = undefined;
+      flushSummaries(ctx);
+    }, DENY_SUMMARY_MS);
+    ctx.summaryTimer.unref();
+  }
+}
+
+function flushSummaries(ctx: Ctx): void {
+  if (ctx.summaryTimer) clearTimeout(ctx.summaryTimer);
+  ctx.summaryTimer = undefined;
+  const all = [...ctx.summaries.values()];
+  ctx.summaries.clear();
+  for (const s of all) {
+    const note = `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
+    send(ctx, {
+      ...s.event,
+      note: s.event.note ? `${note}; ${s.event.note}` : note,
+      count: s.count,
+      first: new Date(s.first).toISOString(),
+      last: new Date(s.last).toISOString(),
+    });
   }
 }
 

@@ -343,6 +343,40 @@ for i in range(3):
     }
   });
 
+  it('2,000 refused connects from inside: each refused at once; the records stay bounded, the summaries count every one, the log verifies', async () => {
+    const r = await py(`
+import socket  # flood-2000
+refused = 0
+for i in range(2000):
+    try:
+        s = socket.create_connection(('127.0.0.1', ${httpPort}), timeout=5)  # caught by the relay (an allowed port), refused by the broker
+        data = s.recv(100)
+        if not data: refused += 1
+        s.close()
+    except OSError:
+        refused += 1
+print('refused', refused)
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /refused 2000/);
+    const mine = r.net.filter((e) => e.verdict === 'deny' && e.port === httpPort);
+    const single = mine.filter((e) => e.count === undefined);
+    const summaries = mine.filter((e) => e.count !== undefined);
+    assert.ok(single.length <= 100, `${single.length} one by one`);
+    assert.ok(summaries.length >= 1 && summaries.length < 20, `${summaries.length} summaries`);
+    assert.equal(single.length + summaries.reduce((n, e) => n + e.count!, 0), 2000, 'exactly every refusal');
+    const log = path.join(fx.home, '.local/state/ward/audit.jsonl');
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const launch = records.findLast((x) => x.type === 'launch' && JSON.stringify(x.argv).includes('flood-2000'));
+    assert.ok(launch, 'the launch record is in the log');
+    const ofRun = records.filter((x) => x.run_id === launch.run_id);
+    assert.ok(ofRun.length < 200, `${ofRun.length} records for the run`);
+    assert.equal(ofRun.filter((x) => x.type === 'net' && typeof x.count === 'number').reduce((n, x) => n + (x.count as number), 0) + ofRun.filter((x) => x.type === 'net' && x.verdict === 'deny' && x.count === undefined && x.port === httpPort).length, 2000);
+    assert.equal(ofRun.at(-1)?.type, 'exit', 'the summaries come before the exit record');
+    const verified = ward(['audit', 'verify', log], { env: fx.env });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  });
+
   it('names not allowed get NXDOMAIN, also for TXT (DNS exfiltration); each query is recorded', async () => {
     const r = await py(`
 import socket, struct, random
