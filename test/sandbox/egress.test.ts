@@ -367,7 +367,7 @@ print('refused', refused)
     assert.equal(single.length + summaries.reduce((n, e) => n + e.count!, 0), 2000, 'exactly every refusal');
     const log = path.join(fx.home, '.local/state/ward/audit.jsonl');
     const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const launch = records.findLast((x) => x.type === 'launch' && JSON.stringify(x.argv).includes('flood-2000'));
+    const launch = [...records].reverse().find((x) => x.type === 'launch' && JSON.stringify(x.argv).includes('flood-2000'));
     assert.ok(launch, 'the launch record is in the log');
     const ofRun = records.filter((x) => x.run_id === launch.run_id);
     assert.ok(ofRun.length < 200, `${ofRun.length} records for the run`);
