@@ -179,9 +179,11 @@ const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
  * Plain HTTP must stay in the broker (every request on the connection is checked), and the
  * relay must be told who carries the bytes before anything is forwarded; a client-first
  * protocol (HTTP, TLS) writes at once, so only a server-first one (SMTP, FTP, MySQL: the client
- * waits for a greeting) pays this wait. HTTP that comes later than this is refused (late-http).
+ * waits for a greeting) pays this wait. HTTP that comes later than this is refused (late-http),
+ * so the wait is generous: a client descheduled between connect() and write() on a loaded
+ * machine must not be refused.
  */
-const FIRST_BYTES_WAIT_MS = 250;
+const FIRST_BYTES_WAIT_MS = 1_000;
 /**
  * Refusals recorded one by one per run; after that they are counted per destination and written
  * as summaries, so an agent looping on refused connects cannot grow the audit log without

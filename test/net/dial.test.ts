@@ -192,8 +192,8 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     const open = async () => {
       const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
       const said = lines(sock);
+      sock.write('SSH-2.0-client\r\n'); // client-first: dialed as soon as it shows it is not HTTP
       const id = /^dial (\d+) /.exec(await said.line(0))![1]!;
-      sock.write('SSH-2.0-client\r\n');
       await said.line(1);
       sock.destroy();
       return id;
