@@ -942,11 +942,15 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     up.end();
     setTimeout(() => destroyBoth(c), GRACE_MS).unref();
   };
+  let draining = false;
   const send = (b: Buffer) => {
     if (b.length === 0) return;
-    if (!up.write(b)) {
+    // The upstream is slower than the client: stop reading until it drains (one listener at a time).
+    if (!up.write(b) && !draining) {
+      draining = true;
       c.down.pause();
       up.once('drain', () => {
+        draining = false;
         if (!stopped) c.down.resume();
       });
     }
