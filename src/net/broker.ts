@@ -67,6 +67,7 @@ import {
   parseAbsoluteTarget,
   parseAuthority,
   requestScanner,
+  requestStream,
   textResponse,
   type RequestHead,
 } from './http.js';
@@ -80,7 +81,8 @@ export interface EgressRule {
 
 export interface NetEvent {
   type: 'net';
-  kind: 'dns' | 'connect' | 'proxy';
+  /** 'http': one request on a plain-HTTP connection (the connection has its own record). */
+  kind: 'dns' | 'connect' | 'proxy' | 'http';
   verdict: 'allow' | 'deny';
   host?: string;
   port?: number;
@@ -94,6 +96,15 @@ export interface NetEvent {
   note?: string;
   /** Brokered credentials this connection carried out (names only; never a value). */
   secrets?: string[];
+  /** kind 'http': the request's method, and its path without the query (at most 256 characters). */
+  method?: string;
+  path?: string;
+  /** kind 'http': the length of the request target as sent (query included). */
+  target_length?: number;
+  /** A summary of refusals not recorded one by one: how many, first and last (ISO times). */
+  count?: number;
+  first?: string;
+  last?: string;
 }
 
 /**
@@ -163,6 +174,27 @@ const REPORT_WAIT_MS = 1_000;
 /** How long close() waits for the counts of connections the relay still carries. */
 const COUNT_GRACE_MS = 500;
 const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
+/**
+ * How long a raw connection's first bytes are awaited before the relay is told to dial anyway.
+ * Plain HTTP must stay in the broker (every request on the connection is checked), and the
+ * relay must be told who carries the bytes before anything is forwarded; a client-first
+ * protocol (HTTP, TLS) writes at once, so only a server-first one (SMTP, FTP, MySQL: the client
+ * waits for a greeting) pays this wait. HTTP that comes later than this is refused (late-http),
+ * so the wait is generous: a client descheduled between connect() and write() on a loaded
+ * machine must not be refused.
+ */
+const FIRST_BYTES_WAIT_MS = 1_000;
+/**
+ * Refusals recorded one by one per run; after that they are counted per destination and written
+ * as summaries, so an agent looping on refused connects cannot grow the audit log without
+ * bound (the sandbox is still refused at once, every time). The supervisor does the same with
+ * its denials (first ones one by one, the rest counted).
+ */
+export const DENY_RECORDS_MAX = 100;
+/** How often counted refusals are written as summaries (and once more when the broker closes). */
+export const DENY_SUMMARY_MS = 5_000;
+/** Destinations summarised one by one per interval; refusals to any others share one summary per kind and reason. */
+const DENY_SUMMARY_KEYS_MAX = 50;
 
 export function ruleText(r: EgressRule): string {
   return `${r.host}:${r.port}`;
@@ -203,6 +235,18 @@ interface Ctx {
   dialed: Map<number, Conn>;
   nextId: number;
   closing: boolean;
+  /** Refusals so far (recorded or counted): past DENY_RECORDS_MAX they are counted in `summaries`. */
+  denied: number;
+  summaries: Map<string, DenySummary>;
+  summaryTimer?: NodeJS.Timeout;
+}
+
+/** Refusals of one kind, destination and reason since the last summary was written. */
+interface DenySummary {
+  event: NetEvent;
+  count: number;
+  first: number;
+  last: number;
 }
 
 /** One connection from the relay, and the upstream connection made for it. */
@@ -230,7 +274,8 @@ interface Conn {
   /** Closed while its first message was being checked (kept for the record written later). */
   cutWhileChecking?: boolean;
   reported: boolean;
-  /** Resolves when the relay-side socket has closed. */
+  /** Plain HTTP carried here: what to do when the upstream ends (default: end the client's side). */
+  onUpEnd?: () => void;
   /** Resolves once both sides are closed (and the connection reported): close() waits for it. */
   gone: Promise<void>;
   /** Called as either side closes: when both are, the connection leaves ctx.conns and `gone` resolves. */
@@ -252,6 +297,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     dialed: new Map(),
     nextId: 1,
     closing: false,
+    denied: 0,
+    summaries: new Map(),
   };
   removeStaleSocket(opts.socketPath);
   // allowHalfOpen: the relay half-closes (shutdown SHUT_WR) when the sandboxed
@@ -291,6 +338,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     const gone = [...ctx.conns].map((c) => c.gone);
     for (const s of ctx.sockets) s.destroy();
     await Promise.all([closed, ...gone]);
+    // The refusals counted since the last summary: written now, before the run's last record.
+    flushSummaries(ctx);
     rmSync(opts.socketPath, { force: true });
   };
   return {
@@ -640,18 +689,17 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
     const code = errorCode(err);
     return denyWith(c, `upstream-error: ${code}`, textResponse(502, `ward: could not reach ${d.target.host}:${port} (${code}).\n`));
   }
+  carryDown(c, up);
   if (absolute) {
-    up.write(originRequest(head, absolute.hostHeader, absolute.path));
-    up.pipe(c.down);
-    splice(c, up, after, c.down.readableEnded);
-    return;
+    // Every request on the connection, this one included, is checked and rewritten.
+    return httpStream(c, up, buf, c.down.readableEnded, proxyJudge(c, d.target, port));
   }
   c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-  up.pipe(c.down); // server-first protocols work through CONNECT too
   if (d.target.kind === 'local') return splice(c, up, after, c.down.readableEnded);
   c.checking = true;
   const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host, ctx));
   c.checking = false;
+  if (first.value === 'http') return httpStream(c, up, first.buf, first.ended, rawJudge(c, d.target.host, port));
   if (first.value !== 'pass') return deny(c, first.value);
   splice(c, up, first.buf, first.ended);
 }
@@ -670,10 +718,27 @@ function printable(s: string): string {
  */
 async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspect: boolean): Promise<void> {
   c.allowed = true;
-  if (c.canDial) return handOff(c, rest, 0, target, port, inspect, null);
+  if (c.canDial && !inspect) return handOff(c, rest, 0, target, port, false, null);
+  if (c.canDial) {
+    // Who carries the bytes must be said before any is forwarded, and plain HTTP stays here:
+    // wait for the client's first bytes to say whether they are HTTP.
+    c.checking = true;
+    let first: Read<Opening>;
+    try {
+      first = await readUntil(c.down, rest, FIRST_BYTES_WAIT_MS, openingOf(), (b) => (b.length === 0 ? 'silent' : 'http'));
+    } catch (err) {
+      if (c.downClosed) return; // closed before a word: recorded by finish() as such
+      throw err;
+    } finally {
+      c.checking = false;
+    }
+    if (first.value !== 'http') return handOff(c, first.buf, 0, target, port, true, null);
+    rest = first.buf;
+    pipeMode(c);
+  }
   const upP = openUpstream(c, target, port).then(
     (up) => {
-      up.pipe(c.down);
+      carryDown(c, up);
       return up;
     },
     (err) => {
@@ -684,13 +749,34 @@ async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspec
   const first = inspect
     ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host, c.ctx))).finally(() => (c.checking = false))
     : { value: 'pass' as const, buf: rest, ended: c.down.readableEnded };
-  if (first.value !== 'pass') return deny(c, first.value);
+  if (first.value !== 'pass' && first.value !== 'http') return deny(c, first.value);
   const up = await upP;
   if (!up || c.downClosed) return;
+  if (first.value === 'http') return httpStream(c, up, first.buf, first.ended, rawJudge(c, target.host, port));
   splice(c, up, first.buf, first.ended);
 }
 
-type Inspection = 'pass' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host';
+/** What a raw connection's first bytes are: HTTP (or not yet known: the broker carries it), something else, or nothing yet. */
+type Opening = 'http' | 'other' | 'silent';
+
+/**
+ * Classifies the first bytes with the same scanner the checks use: 'other' only once it is
+ * certain they are not HTTP (TLS, or a first line that is not an HTTP request line). A
+ * malformed near-HTTP head is 'http': the broker carries it and refuses it.
+ */
+function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
+  const scan = requestScanner(MAX_HEAD);
+  return (buf, ended) => {
+    if (buf.length === 0) return ended ? 'other' : undefined;
+    if (looksLikeTls(buf)) return 'other';
+    const r = scan(buf);
+    if (r === 'not-http') return 'other';
+    if (r === 'incomplete') return ended ? 'http' : undefined;
+    return 'http';
+  };
+}
+
+type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host';
 
 /**
  * Decides on the client's first message to `name` (called with everything
@@ -718,8 +804,9 @@ function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolea
     const r = scan(buf);
     if (r === 'incomplete') return ended ? 'malformed' : undefined;
     if (r === 'not-http') return 'pass';
-    if (r === 'malformed') return 'malformed';
-    return requestNames(r, name) ? 'pass' : 'host-mismatch';
+    // Plain HTTP: every request on the connection is checked (httpStream), this one included;
+    // a malformed one too, so that it gets a 400 saying what is wrong.
+    return 'http';
   };
 }
 
@@ -762,6 +849,10 @@ async function handOff(c: Conn, rest: Buffer, from: number, target: Target, port
   if (inspect) {
     c.checking = true;
     const first = await readUntil(c.down, rest, 0, firstMessageCheck(target.host, ctx)).finally(() => (c.checking = false));
+    // Plain HTTP on a connection the relay would carry: only its first request could be
+    // checked, so it is refused (the broker carries plain HTTP, but the relay was told to dial
+    // before it showed: a CONNECT tunnel, or a client silent for FIRST_BYTES_WAIT_MS).
+    if (first.value === 'http') return deny(c, connectHost === null ? 'late-http' : 'http-in-tunnel');
     if (first.value !== 'pass') return deny(c, first.value);
   }
   if (c.downClosed) return;
@@ -779,6 +870,198 @@ function splice(c: Conn, up: net.Socket, first: Buffer, ended: boolean): void {
   if (first.length > 0) up.write(first);
   if (ended) up.end();
   else c.down.pipe(up);
+}
+
+/**
+ * Upstream -> client, for everything the broker carries. The client's side is ended by us, not
+ * by the pipe: a refused plain-HTTP request is answered (403) after the responses to the
+ * requests before it, once the upstream is done.
+ */
+function carryDown(c: Conn, up: net.Socket): void {
+  up.pipe(c.down, { end: false });
+  up.once('end', () => {
+    if (c.onUpEnd) c.onUpEnd();
+    else c.down.end();
+  });
+}
+
+// ===== plain HTTP, request by request =====
+
+/** What to do with one request head: forward these bytes (null: the head as sent), or refuse with an answer. */
+type Judgement = { forward: Buffer | null } | { reason: string; status: number; body: string };
+
+/**
+ * Carries a plain-HTTP connection, checking every request on it (kept-alive, pipelined), not
+ * just the first: each head is judged before any of it goes upstream, each body is delimited
+ * as the server will delimit it (requestStream), so the next head is judged where the server
+ * will read it. Each request is recorded (kind 'http'). A refused request is not forwarded; the
+ * responses to the requests before it still reach the client, then it gets its answer and the
+ * connection closes. The first request refused refuses the connection itself.
+ */
+function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judge: (head: RequestHead) => Judgement): void {
+  const { ctx } = c;
+  const feed = requestStream(MAX_HEAD);
+  let current: { head: RequestHead; bytes: number } | null = null;
+  let forwarded = 0; // requests whose head went upstream
+  let stopped = false;
+  let tail = Buffer.alloc(0); // the last bytes of the body so far: a placeholder may straddle two chunks
+
+  const record = (head: RequestHead, verdict: 'allow' | 'deny', extra: Partial<NetEvent>) => {
+    const q = head.target.indexOf('?');
+    const path = q < 0 ? head.target : head.target.slice(0, q);
+    emit(ctx, {
+      type: 'net',
+      kind: 'http',
+      host: c.ev.host,
+      port: c.ev.port,
+      ...(verdict === 'allow' && c.ev.rule ? { rule: c.ev.rule } : {}),
+      verdict,
+      method: head.method,
+      path: path.length > 256 ? `${path.slice(0, 256)}...` : path,
+      target_length: head.target.length,
+      ...extra,
+    });
+  };
+  const refuse = (head: RequestHead | null, reason: string, status: number, body: string) => {
+    stopped = true;
+    c.down.off('data', onData);
+    const reply = textResponse(status, body);
+    if (forwarded === 0) {
+      // Nothing went upstream: the connection itself is refused (and its record says why).
+      if (head) c.ev = { ...c.ev, method: head.method };
+      return denyWith(c, reason, reply);
+    }
+    if (head) record(head, 'deny', { reason });
+    else emit(ctx, { type: 'net', kind: 'http', host: c.ev.host, port: c.ev.port, verdict: 'deny', reason });
+    c.ev.note = `closed by Ward after ${forwarded} request(s): a later one was refused (${reason})`;
+    // The responses to the earlier requests are still coming: end the upstream's input, let
+    // them through, then answer. A server that does not end within GRACE_MS is cut.
+    const answer = () => endGracefully(c.down, reply);
+    if (up.readableEnded || c.upClosed) return answer();
+    c.onUpEnd = answer;
+    up.end();
+    setTimeout(() => destroyBoth(c), GRACE_MS).unref();
+  };
+  let draining = false;
+  const send = (b: Buffer) => {
+    if (b.length === 0) return;
+    // The upstream is slower than the client: stop reading until it drains (one listener at a time).
+    if (!up.write(b) && !draining) {
+      draining = true;
+      c.down.pause();
+      up.once('drain', () => {
+        draining = false;
+        if (!stopped) c.down.resume();
+      });
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    for (const item of feed(chunk)) {
+      if (stopped) return;
+      if (item.type === 'head') {
+        if (carriesPlaceholder(ctx, item.raw)) {
+          return refuse(item.head, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+        }
+        const v = judge(item.head);
+        if (!('forward' in v)) return refuse(item.head, v.reason, v.status, v.body);
+        const out = v.forward ?? item.raw;
+        current = { head: item.head, bytes: out.length };
+        forwarded++;
+        tail = Buffer.alloc(0);
+        send(out);
+      } else if (item.type === 'body') {
+        const look = Buffer.concat([tail, item.data]);
+        if (carriesPlaceholder(ctx, look)) {
+          return refuse(current?.head ?? null, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+        }
+        tail = look.subarray(Math.max(0, look.length - 256));
+        if (current) current.bytes += item.data.length;
+        send(item.data);
+      } else if (item.type === 'end') {
+        if (current) record(current.head, 'allow', { bytes_out: current.bytes });
+        current = null;
+      } else {
+        const why: Record<string, string> = {
+          upgrade: 'Upgrade (e.g. ws://) is not carried on plain HTTP: after it the bytes are another protocol, which Ward cannot follow; use https/wss (TLS goes end to end)',
+          'connect-in-stream': 'CONNECT inside a connection to a server is not carried; send CONNECT to the proxy ($HTTPS_PROXY)',
+          'transfer-encoding': 'Transfer-Encoding other than exactly "chunked" is not carried (servers read it differently)',
+        };
+        return refuse(item.head ?? current?.head ?? null, item.reason === 'malformed' || item.reason === 'not-http' ? 'malformed' : item.reason, 400, `ward: ${why[item.reason] ?? `malformed HTTP request (${item.reason}); each request on a connection must be well-formed HTTP/1.x`}.\n`);
+      }
+    }
+  };
+  onData(first);
+  if (stopped) return;
+  if (ended) {
+    up.end();
+    return;
+  }
+  c.down.on('data', onData);
+  c.down.once('end', () => {
+    if (!stopped) up.end();
+  });
+  c.down.resume();
+}
+
+/** A raw connection to `name`: every request must be for `name` (Host, and an absolute target). */
+function rawJudge(c: Conn, name: string, port: number): (head: RequestHead) => Judgement {
+  return (head) => {
+    if (requestNames(head, name)) return { forward: null };
+    const asked = askedHost(head);
+    const allowed = asked !== null && matchRule(c.ctx.opts.allow, asked, port) !== null;
+    const fix =
+      asked === null
+        ? 'Send exactly one Host header naming it.'
+        : allowed
+          ? `Open a new connection to ${asked}.`
+          : `To allow ${asked}, add "${asked}:${port}" to network.allow (and open a new connection to it).`;
+    return {
+      reason: 'host-mismatch',
+      status: 403,
+      body: `ward: this connection goes to ${name}:${port}, and a request on it names ${asked ?? 'no single host'}: refused (a server at that address may serve other sites than the one allowed). ${fix}\n`,
+    };
+  };
+}
+
+/** The host a request asks for (absolute target first, as servers prefer it; else Host), or null. */
+function askedHost(head: RequestHead): string | null {
+  const abs = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(head.target);
+  if (abs) return parseAuthority(abs[1]!)?.host ?? null;
+  const hosts = headerValues(head, 'host');
+  return hosts.length === 1 ? (parseAuthority(hosts[0]!)?.host ?? null) : null;
+}
+
+/**
+ * The proxy's absolute-form requests on one client connection: each must ask for the host:port
+ * the upstream connection goes to (a client wanting another opens a new connection: the
+ * response to the first carries "Connection: close"), with a Host that agrees, and no
+ * placeholder; it goes upstream in origin form.
+ */
+function proxyJudge(c: Conn, target: Target, port: number): (head: RequestHead) => Judgement {
+  const { ctx } = c;
+  return (head) => {
+    const t = parseAbsoluteTarget(head.target);
+    if (!t) return { reason: 'malformed', status: 400, body: `ward: the proxy expects an absolute http:// URL, got "${printable(head.target)}"\n` };
+    const d = decide(ctx, t.host, t.port);
+    if (!('target' in d)) return { reason: 'not-allowed', status: 403, body: notAllowedBody(t.host, t.port, d.local) };
+    if (d.target.host !== target.host || t.port !== port) {
+      return {
+        reason: 'host-mismatch',
+        status: 403,
+        body: `ward: this proxy connection carries requests to ${target.host}:${port}; a request for ${t.host}:${t.port} needs a connection of its own.\n`,
+      };
+    }
+    const revoked = ctx.opts.admit?.(d.target.host, port);
+    if (revoked) return { reason: revoked, status: 403, body: `ward: egress to ${d.target.host}:${port} was allowed, and is no more: ${revoked}.\n` };
+    const hosts = headerValues(head, 'host');
+    if (hosts.length > 1) return { reason: 'malformed', status: 400, body: 'ward: more than one Host header\n' };
+    const a = hosts.length === 1 ? parseAuthority(hosts[0]!) : { host: t.host };
+    if (!a) return { reason: 'malformed', status: 400, body: 'ward: malformed Host header\n' };
+    if (a.host !== t.host && a.host !== d.target.host) {
+      return { reason: 'host-mismatch', status: 403, body: `ward: the Host header (${a.host}) does not match the requested URL (${t.host}).\n` };
+    }
+    return { forward: originRequest(head, t.port === 80 ? t.host : `${t.host}:${t.port}`, t.path) };
+  };
 }
 
 async function openUpstream(c: Conn, target: Target, port: number): Promise<net.Socket> {
@@ -878,7 +1161,14 @@ interface Read<T> {
  * decide). Leaves the socket paused, so bytes after are kept for the next
  * reader or a pipe. Rejects on close or after `timeoutMs` (0: no timeout).
  */
-function readUntil<T>(sock: net.Socket, initial: Buffer, timeoutMs: number, step: (buf: Buffer, ended: boolean) => T | undefined): Promise<Read<T>> {
+function readUntil<T>(
+  sock: net.Socket,
+  initial: Buffer,
+  timeoutMs: number,
+  step: (buf: Buffer, ended: boolean) => T | undefined,
+  /** Decides at the timeout instead of rejecting (given what was read by then). */
+  onTimeout?: (buf: Buffer) => T,
+): Promise<Read<T>> {
   return new Promise((resolve, reject) => {
     // Grown by doubling, so many small chunks cost linear time, not a copy each.
     let store = initial;
@@ -924,16 +1214,66 @@ function readUntil<T>(sock: net.Socket, initial: Buffer, timeoutMs: number, step
     sock.on('data', onData);
     sock.on('end', onEnd);
     sock.on('close', onClose);
-    if (timeoutMs > 0) timer = setTimeout(() => done(new Error('timed out')), timeoutMs);
+    if (timeoutMs > 0) timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
     sock.resume();
   });
 }
 
 function emit(ctx: Ctx, e: NetEvent): void {
+  if (e.verdict === 'deny' && ++ctx.denied > DENY_RECORDS_MAX) return countDenial(ctx, e);
+  send(ctx, e);
+}
+
+function send(ctx: Ctx, e: NetEvent): void {
   try {
     ctx.opts.onEvent(e);
   } catch {
     // The embedder's bug must not become the broker's crash.
+  }
+}
+
+/**
+ * A refusal past the first DENY_RECORDS_MAX: counted under its kind, destination and reason.
+ * Destinations are bounded too (an agent can invent names, e.g. random DNS labels): past
+ * DENY_SUMMARY_KEYS_MAX in one interval, the rest share a summary per kind and reason, with
+ * no host. Summaries are written every DENY_SUMMARY_MS and when the broker closes.
+ */
+function countDenial(ctx: Ctx, e: NetEvent): void {
+  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${e.reason ?? ''}`;
+  let base: NetEvent = { type: 'net', kind: e.kind, verdict: 'deny', ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), reason: e.reason ?? 'unknown' };
+  if (!ctx.summaries.has(key) && ctx.summaries.size >= DENY_SUMMARY_KEYS_MAX) {
+    key = `${e.kind}\0*\0\0${e.reason ?? ''}`;
+    base = { type: 'net', kind: e.kind, verdict: 'deny', reason: e.reason ?? 'unknown', note: 'other destinations' };
+  }
+  const now = Date.now();
+  const s = ctx.summaries.get(key);
+  if (s) {
+    s.count++;
+    s.last = now;
+  } else ctx.summaries.set(key, { event: base, count: 1, first: now, last: now });
+  if (!ctx.summaryTimer) {
+    ctx.summaryTimer = setTimeout(() => {
+      ctx.summaryTimer = undefined;
+      flushSummaries(ctx);
+    }, DENY_SUMMARY_MS);
+    ctx.summaryTimer.unref();
+  }
+}
+
+function flushSummaries(ctx: Ctx): void {
+  if (ctx.summaryTimer) clearTimeout(ctx.summaryTimer);
+  ctx.summaryTimer = undefined;
+  const all = [...ctx.summaries.values()];
+  ctx.summaries.clear();
+  for (const s of all) {
+    const note = `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
+    send(ctx, {
+      ...s.event,
+      note: s.event.note ? `${note}; ${s.event.note}` : note,
+      count: s.count,
+      first: new Date(s.first).toISOString(),
+      last: new Date(s.last).toISOString(),
+    });
   }
 }
 

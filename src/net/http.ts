@@ -251,3 +251,190 @@ export function textResponse(status: number, body: string): Buffer {
     b,
   ]);
 }
+
+// ===== a stream of requests (kept-alive and pipelined plain HTTP) =====
+
+/** Largest chunk-size line or trailer section Ward reads in a chunked body. */
+const MAX_CHUNK_LINE = 4096;
+
+/** What a request stream says about the bytes it was fed, in order. */
+export type StreamItem =
+  /** A complete request head (`raw`: its bytes, to forward only once the head is judged). */
+  | { type: 'head'; head: RequestHead; raw: Buffer }
+  /** Bytes of the current request's body (with chunk framing, as sent): forward as they are. */
+  | { type: 'body'; data: Buffer }
+  /** The current request's body is complete (`bytes`: its length on the wire, framing included). */
+  | { type: 'end'; bytes: number }
+  /** The stream is not HTTP Ward can follow from here on: refuse; nothing after this is read. `head`: the request it was in, if known. */
+  | { type: 'error'; reason: string; head?: RequestHead };
+
+/**
+ * Follows a client's plain-HTTP byte stream request by request, so that every
+ * request on a kept-alive or pipelined connection is seen, not just the first.
+ * Each request head is parsed strictly (parseRequestHead); its body is
+ * delimited exactly as the server must delimit it (Content-Length, or chunked
+ * framing read chunk by chunk), so the next head is found where the server
+ * will find it. Whatever cannot be delimited the same way by every server is
+ * an error, not a guess: Transfer-Encoding other than exactly "chunked", a
+ * malformed chunk line (bare LF included), an Upgrade (the bytes after it are
+ * another protocol only if the server agrees, which the broker does not see),
+ * a CONNECT (a tunnel inside the connection). Body bytes are handed out as
+ * they arrive (never buffered whole); only a head (MAX_HEAD) or a chunk line
+ * (MAX_CHUNK_LINE) is held. After an error the stream yields nothing more.
+ */
+export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
+  type State =
+    | { s: 'head'; store: Buffer; len: number; scan: (b: Buffer) => Scan }
+    | { s: 'length'; left: number; bytes: number }
+    | { s: 'size'; line: Buffer; bytes: number }
+    | { s: 'data'; left: number; bytes: number }
+    | { s: 'crlf'; got: Buffer; bytes: number }
+    | { s: 'trailer'; buf: Buffer; bytes: number }
+    | { s: 'dead' };
+  const newHead = (): State => ({ s: 'head', store: Buffer.alloc(0), len: 0, scan: requestScanner(max) });
+  let st: State = newHead();
+
+  return (chunk) => {
+    const out: StreamItem[] = [];
+    const fail = (reason: string, head?: RequestHead) => {
+      st = { s: 'dead' };
+      out.push({ type: 'error', reason, ...(head ? { head } : {}) });
+    };
+    let rest = chunk;
+    while (rest.length > 0 && st.s !== 'dead') {
+      switch (st.s) {
+        case 'head': {
+          // Held in a buffer grown by doubling: a head trickled in byte by byte costs linear time.
+          let buf: Buffer;
+          if (st.len === 0) buf = rest;
+          else {
+            if (st.len + rest.length > st.store.length) {
+              const bigger = Buffer.allocUnsafe(Math.max(2 * st.store.length, st.len + rest.length));
+              st.store.copy(bigger, 0, 0, st.len);
+              st.store = bigger;
+            }
+            rest.copy(st.store, st.len);
+            buf = st.store.subarray(0, st.len + rest.length);
+          }
+          const r = st.scan(buf);
+          if (r === 'incomplete') {
+            if (st.len === 0) {
+              st.store = Buffer.allocUnsafe(Math.max(4096, rest.length * 2));
+              rest.copy(st.store); // a copy: the caller may reuse its chunk
+            }
+            st.len = buf.length;
+            rest = Buffer.alloc(0);
+            break;
+          }
+          if (r === 'not-http') return fail('not-http'), out;
+          if (r === 'malformed') return fail('malformed'), out;
+          const head = r;
+          rest = buf.subarray(head.length);
+          // Refused before the head is handed out: none of it may be forwarded.
+          if (head.method === 'CONNECT') return fail('connect-in-stream', head), out;
+          if (headerValues(head, 'upgrade').length > 0) return fail('upgrade', head), out;
+          const te = headerValues(head, 'transfer-encoding');
+          const cl = headerValues(head, 'content-length');
+          // Only "chunked" alone: a server that decodes "gzip, chunked" or "chunked, x"
+          // differently from us would find the next head somewhere else.
+          if (te.length > 0 && (te.length !== 1 || te[0]!.trim().toLowerCase() !== 'chunked')) return fail('transfer-encoding', head), out;
+          out.push({ type: 'head', head, raw: Buffer.from(buf.subarray(0, head.length)) });
+          if (te.length > 0) {
+            st = { s: 'size', line: Buffer.alloc(0), bytes: 0 };
+          } else if (cl.length === 1 && Number(cl[0]) > 0) {
+            st = { s: 'length', left: Number(cl[0]), bytes: 0 };
+          } else {
+            out.push({ type: 'end', bytes: 0 });
+            st = newHead();
+          }
+          break;
+        }
+        case 'length': {
+          const n = Math.min(st.left, rest.length);
+          out.push({ type: 'body', data: rest.subarray(0, n) });
+          rest = rest.subarray(n);
+          st.left -= n;
+          st.bytes += n;
+          if (st.left === 0) {
+            out.push({ type: 'end', bytes: st.bytes });
+            st = newHead();
+          }
+          break;
+        }
+        case 'size': {
+          // "HEX[;ext]\r\n": strict CRLF (a bare LF is read differently by different servers).
+          const nl = rest.indexOf(0x0a);
+          const take = nl < 0 ? rest.length : nl + 1;
+          const line = Buffer.concat([st.line, rest.subarray(0, take)]);
+          out.push({ type: 'body', data: rest.subarray(0, take) });
+          rest = rest.subarray(take);
+          st.bytes += take;
+          if (nl < 0) {
+            if (line.length > MAX_CHUNK_LINE) return fail('chunk-line'), out;
+            st.line = line;
+            break;
+          }
+          const text = line.toString('latin1');
+          // Extensions allowed (token chars, '=', quoted strings); no control characters.
+          const m = /^([0-9A-Fa-f]{1,15})(;[\x20-\x7e\t]*)?\r\n$/.exec(text);
+          if (!m) return fail('chunk-line'), out;
+          const size = parseInt(m[1]!, 16);
+          st = size === 0 ? { s: 'trailer', buf: Buffer.alloc(0), bytes: st.bytes } : { s: 'data', left: size, bytes: st.bytes };
+          break;
+        }
+        case 'data': {
+          const n = Math.min(st.left, rest.length);
+          out.push({ type: 'body', data: rest.subarray(0, n) });
+          rest = rest.subarray(n);
+          st.left -= n;
+          st.bytes += n;
+          if (st.left === 0) st = { s: 'crlf', got: Buffer.alloc(0), bytes: st.bytes };
+          break;
+        }
+        case 'crlf': {
+          const n = Math.min(2 - st.got.length, rest.length);
+          const got = Buffer.concat([st.got, rest.subarray(0, n)]);
+          out.push({ type: 'body', data: rest.subarray(0, n) });
+          rest = rest.subarray(n);
+          st.bytes += n;
+          if (got.length < 2) {
+            st.got = got;
+            break;
+          }
+          if (got[0] !== 0x0d || got[1] !== 0x0a) return fail('chunk-data'), out;
+          st = { s: 'size', line: Buffer.alloc(0), bytes: st.bytes };
+          break;
+        }
+        case 'trailer': {
+          // Trailer fields, then an empty line ("\r\n"); the whole section bounded.
+          const buf = Buffer.concat([st.buf, rest]);
+          const text = buf.toString('latin1');
+          let end = -1;
+          if (text.startsWith('\r\n')) end = 2;
+          else {
+            const i = text.indexOf('\r\n\r\n');
+            if (i >= 0) end = i + 4;
+          }
+          if (end < 0) {
+            if (buf.length > MAX_CHUNK_LINE) return fail('chunk-trailer'), out;
+            out.push({ type: 'body', data: rest });
+            st.bytes += rest.length;
+            st.buf = buf;
+            rest = Buffer.alloc(0);
+            break;
+          }
+          const section = text.slice(0, end);
+          // eslint-disable-next-line no-control-regex
+          if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(section) || /(^|[^\r])\n|\r(?!\n)/.test(section)) return fail('chunk-trailer'), out;
+          const used = end - st.buf.length;
+          out.push({ type: 'body', data: rest.subarray(0, used) });
+          rest = rest.subarray(used);
+          out.push({ type: 'end', bytes: st.bytes + used });
+          st = newHead();
+          break;
+        }
+      }
+    }
+    return out;
+  };
+}

@@ -5,9 +5,9 @@
  * a fake broker in test/launcher/relay.test.ts, and both together in test/sandbox/egress.test.ts).
  */
 import assert from 'node:assert/strict';
-import type net from 'node:net';
+import net from 'node:net';
 import { describe, it } from 'node:test';
-import { addressOf, captureHello, readAll, relay, type TestBroker, testBroker, within } from './helpers.js';
+import { addressOf, captureHello, listen, readAll, relay, type TestBroker, testBroker, within } from './helpers.js';
 
 
 /** Collects what the broker says to the relay; `line(n)` resolves with its n-th line (0-based). */
@@ -53,19 +53,15 @@ function done(b: TestBroker, id: string, up: number, down: number, err = '-'): P
 }
 
 describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () => {
-  it('raw connection: dial at once, pass only after the first message named the right host; the record has the relay\'s counts', async () => {
+  it('raw connection, non-HTTP first bytes (SSH-like): dial once they show, pass at once; the record has the relay\'s counts', async () => {
     const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }], resolve: async () => '192.0.2.10' });
     const ip = await addressOf(b, 'web.test');
     const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
     const said = lines(sock);
+    sock.write('SSH-2.0-client\r\n');
     const dial = await said.line(0);
     const m = /^dial (\d+) 192\.0\.2\.10 8080$/.exec(dial);
     assert.ok(m, dial);
-    // Half a request head: no verdict yet.
-    sock.write('GET / HTTP/1.1\r\nHo');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(said.all(), `${dial}\n`, 'nothing may be forwarded before the first message is checked');
-    sock.write('st: web.test:8080\r\n\r\n');
     assert.equal(await said.line(1), 'pass 0');
     await done(b, m[1]!, 123, 4567);
     sock.end();
@@ -75,6 +71,48 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     assert.equal(e.bytes_out, 123);
     assert.equal(e.bytes_in, 4567);
     assert.equal(e.note, undefined);
+  });
+
+  it('raw connection, plain HTTP: the broker says "pipe" and carries it (every request is checked), nothing is dialed', async () => {
+    const up = net.createServer((s) => s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')));
+    const port = await listen(up);
+    const b = await testBroker({ allow: [{ host: 'web.test', port }] });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} ${port} dial\n`);
+    // Half a request head: the broker waits for the rest before it says who carries it.
+    sock.write('GET / HTTP/1.1\r\nHo');
+    await new Promise((r) => setTimeout(r, 100));
+    sock.write(`st: web.test:${port}\r\n\r\n`);
+    const all = (await readAll(sock)).toString('latin1');
+    assert.match(all, /^pipe\nHTTP\/1\.1 200 OK\r\n/);
+    assert.doesNotMatch(all, /dial|pass/);
+    up.close();
+  });
+
+  it('a silent client (server-first protocol) is dialed after a short wait; HTTP that comes after that is refused (late-http)', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }], resolve: async () => '192.0.2.10' });
+    const ip = await addressOf(b, 'web.test');
+    const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
+    const said = lines(sock);
+    assert.match(await said.line(0), /^dial \d+ 192\.0\.2\.10 8080$/);
+    sock.write('GET / HTTP/1.1\r\nHost: web.test\r\n\r\n');
+    await within(said.closed, 'the broker closing the connection');
+    assert.doesNotMatch(said.all(), /pass/);
+    const e = await b.event((x) => x.kind === 'connect' && x.verdict === 'deny');
+    assert.equal(e.reason, 'late-http');
+  });
+
+  it('plain HTTP inside a dialed CONNECT tunnel is refused (http-in-tunnel): only its first request could be checked', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 80 }] });
+    const sock = await relay(b.socketPath, 'tcp 127.0.0.1 3128 dial\n');
+    const said = lines(sock);
+    sock.write('CONNECT web.test:80 HTTP/1.1\r\nHost: web.test:80\r\n\r\n');
+    assert.match(await said.line(0), /^dial \d+ 127\.0\.0\.1 80 connect web\.test$/);
+    sock.write('GET / HTTP/1.1\r\nHost: web.test\r\n\r\n');
+    await within(said.closed, 'the broker closing the connection');
+    assert.doesNotMatch(said.all(), /pass/);
+    const e = await b.event((x) => x.kind === 'proxy' && x.verdict === 'deny');
+    assert.equal(e.reason, 'http-in-tunnel');
   });
 
   it('domain fronting over a dialed connection: no pass, the connection is closed, the record says why', async () => {
@@ -154,8 +192,8 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     const open = async () => {
       const sock = await relay(b.socketPath, `tcp ${ip} 8080 dial\n`);
       const said = lines(sock);
+      sock.write('SSH-2.0-client\r\n'); // client-first: dialed as soon as it shows it is not HTTP
       const id = /^dial (\d+) /.exec(await said.line(0))![1]!;
-      sock.write('SSH-2.0-client\r\n');
       await said.line(1);
       sock.destroy();
       return id;

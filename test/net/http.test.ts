@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_HEAD, originRequest, parseAbsoluteTarget, parseAuthority, parseRequestHead, requestScanner, type RequestHead } from '../../src/net/http.js';
+import { MAX_HEAD, originRequest, parseAbsoluteTarget, parseAuthority, parseRequestHead, requestScanner, requestStream, type RequestHead, type StreamItem } from '../../src/net/http.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -109,5 +109,85 @@ describe('authorities and absolute-form targets', { timeout: 20_000 }, () => {
       b('GET http://a.test/x HTTP/1.1\r\nProxy-Connection: keep-alive\r\nproxy-authorization: Basic x\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nAccept: */*\r\n\r\n'),
     ) as RequestHead;
     assert.equal(originRequest(head, 'a.test', '/x').toString('latin1'), 'GET /x HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\nConnection: close\r\n\r\n');
+  });
+});
+
+/** What a stream makes of `input` fed in pieces of `step` bytes: heads, body bytes and ends, joined per request. */
+function follow(input: string, step: number): string[] {
+  const feed = requestStream();
+  const out: string[] = [];
+  let body = '';
+  const take = (items: StreamItem[]) => {
+    for (const it of items) {
+      if (it.type === 'head') out.push(`head ${it.head.method} ${it.head.target} ${it.raw.length}`);
+      else if (it.type === 'body') body += it.data.toString('latin1');
+      else if (it.type === 'end') {
+        out.push(`end ${it.bytes} ${JSON.stringify(body)}`);
+        body = '';
+      } else out.push(`error ${it.reason}${it.head ? ` ${it.head.target}` : ''}`);
+    }
+  };
+  const buf = b(input);
+  for (let i = 0; i < buf.length; i += step) take(feed(buf.subarray(i, i + step)));
+  return out;
+}
+
+describe('requestStream', { timeout: 20_000 }, () => {
+  const pipelined =
+    'GET /a HTTP/1.1\r\nHost: h\r\n\r\n' +
+    'POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello' +
+    'POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x="y"\r\nabc\r\n0\r\nT: 1\r\n\r\n' +
+    '\r\nGET /d HTTP/1.1\r\nHost: h\r\n\r\n';
+  const expected = [
+    'head GET /a 28',
+    'end 0 ""',
+    'head POST /b 48',
+    'end 5 "hello"',
+    'head POST /c 57',
+    `end ${'3;x="y"\r\nabc\r\n0\r\nT: 1\r\n\r\n'.length} ${JSON.stringify('3;x="y"\r\nabc\r\n0\r\nT: 1\r\n\r\n')}`,
+    'head GET /d 30',
+    'end 0 ""',
+  ];
+  it('delimits pipelined requests (no body, Content-Length, chunked with an extension and a trailer), fed whole or byte by byte alike', () => {
+    for (const step of [1, 2, 7, 64, 100_000]) assert.deepEqual(follow(pipelined, step), expected, `step ${step}`);
+  });
+
+  it('a request inside a chunked body is body, not a head', () => {
+    const inner = 'GET /x HTTP/1.1\r\nHost: evil\r\n\r\n';
+    const out = follow(`POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`, 3);
+    assert.equal(out.filter((l) => l.startsWith('head')).length, 1, out.join('|'));
+  });
+
+  it('refuses what servers may delimit differently, and yields nothing after', () => {
+    const cases: Array<[string, string]> = [
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n', 'error chunk-line'],
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n', 'error chunk-data'],
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n', 'error chunk-line'],
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n', 'error transfer-encoding /'],
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc', 'error malformed'],
+      ['GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n', 'error upgrade /'],
+      ['CONNECT e:80 HTTP/1.1\r\nHost: e\r\n\r\n', 'error connect-in-stream e:80'],
+      ['GET / HTTP/1.1\r\nHost: h\r\n\r\nSSH-2.0-x\r\n\r\n', 'error not-http'],
+      ['POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad\nTrailer\r\n\r\n', 'error chunk-trailer'],
+    ];
+    for (const [input, err] of cases) {
+      for (const step of [1, 1000]) {
+        const out = follow(input, step);
+        assert.equal(out.at(-1), err, `${JSON.stringify(input)} step ${step}: ${out.join(' | ')}`);
+        assert.ok(!out.slice(0, -1).some((l) => l.startsWith('error')));
+      }
+    }
+  });
+
+  it('bounds what it holds: an endless head or chunk line is an error, not a growing buffer', () => {
+    const feed = requestStream(1024);
+    let items: StreamItem[] = feed(b('GET / HTTP/1.1\r\n'));
+    for (let i = 0; i < 100 && !items.some((x) => x.type === 'error'); i++) items = feed(b('X-A: aaaaaaaaaaaaaaaaaaaaaa\r\n'));
+    assert.ok(items.some((x) => x.type === 'error'));
+    const feed2 = requestStream();
+    feed2(b('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    let bad: StreamItem[] = [];
+    for (let i = 0; i < 10 && bad.length === 0; i++) bad = feed2(b('a'.repeat(1000))).filter((x) => x.type === 'error');
+    assert.equal(bad[0]?.type === 'error' && bad[0].reason, 'chunk-line');
   });
 });

@@ -234,11 +234,15 @@ describe('HTTP proxy: allow_local and bad requests', { timeout: 20_000 }, () => 
     assert.equal(denied.status, 403);
     assert.equal(denied.body, `ward: egress to localhost:${other.port} is not allowed by the policy (network.allow_local). To allow it, add ${other.port} to network.allow_local.\n`);
     assert.equal(other.seen.length, 0);
-    const allows = b.events.filter((e) => e.verdict === 'allow');
+    const allows = b.events.filter((e) => e.verdict === 'allow' && e.kind !== 'http');
     assert.deepEqual(
       allows.map((e) => e.rule),
       [`127.0.0.1:${listed.port}`, `127.0.0.1:${listed.port}`],
     );
+    // The absolute-form GET has a record of its own (every plain-HTTP request is checked).
+    const req = b.events.find((e) => e.kind === 'http');
+    assert.equal(req?.method, 'GET');
+    assert.equal(req?.path, `http://localhost:${listed.port}/dev`);
   });
 
   it('a malformed head is a 400; an oversized head is refused without waiting; the proxy keeps serving', async () => {

@@ -26,6 +26,8 @@ let bannerPort = 0;
 let localPort = 0;
 let otherLocalPort = 0;
 let authPort = 0;
+let bodyPort = 0;
+const bodySeen: string[] = []; // "host method url body-length" of every request the body-counting server got
 let testCa = '';
 let testKey = '';
 const authSeen: string[] = []; // the Authorization header (and any X-Other) each request to the credential host carried
@@ -89,6 +91,16 @@ before(async () => {
     }) as unknown as Server,
   );
   localPort = await listen(createTcp((s) => s.end('LOCAL-DEV-SERVER\n')) as unknown as Server);
+  bodyPort = await listen(
+    createHttp((req, res) => {
+      let n = 0;
+      req.on('data', (d: Buffer) => (n += d.length));
+      req.on('end', () => {
+        bodySeen.push(`${req.headers.host} ${req.method} ${req.url} ${n}`);
+        res.end(`got ${req.url} ${n}\n`);
+      });
+    }),
+  );
   otherLocalPort = await listen(createTcp((s) => s.end('OTHER-HOST-SERVICE\n')) as unknown as Server);
 });
 
@@ -99,7 +111,7 @@ after(() => {
 function policy(): PolicyFile {
   return {
     extends: ['default'],
-    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`], allow_local: [localPort] },
+    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`, `api.test:${bodyPort}`], allow_local: [localPort] },
   } as PolicyFile;
 }
 
@@ -226,6 +238,143 @@ print(s.recv(100).decode().strip())
     const conn = r.net.find((e) => e.kind === 'connect' && e.port === bannerPort);
     assert.equal(conn?.bytes_in, 'SSH-2.0-stand-in\r\n'.length, JSON.stringify(conn));
     assert.equal(conn?.note, undefined);
+  });
+
+  it('kept-alive plain HTTP: a second request on the same connection for another Host is refused (403 naming the rule) and recorded; the first is answered', async () => {
+    const before = bodySeen.length;
+    const r = await py(`
+import socket
+s = socket.create_connection(('api.test', ${bodyPort}), timeout=5)
+s.sendall(b'GET /one HTTP/1.1\\r\\nHost: api.test:${bodyPort}\\r\\n\\r\\n')
+first = s.recv(4096).decode()
+print('FIRST', first.splitlines()[0], first.splitlines()[-1])
+s.sendall(b'GET /two HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+data = b''
+while True:
+    c = s.recv(4096)
+    if not c: break
+    data += c
+print('SECOND', data.decode())
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /FIRST HTTP\/1\.1 200 OK got \/one 0/);
+    assert.match(r.out, /SECOND HTTP\/1\.1 403 Forbidden/);
+    assert.match(r.out, new RegExp(`add "evil\\.test:${bodyPort}" to network\\.allow`));
+    assert.deepEqual(bodySeen.slice(before), [`api.test:${bodyPort} GET /one 0`], 'the request for evil.test never reached the server');
+    const reqs = r.net.filter((e) => e.kind === 'http');
+    assert.deepEqual(reqs.map((e) => `${e.verdict} ${e.host} ${e.method} ${e.path} ${e.reason ?? e.rule}`), [
+      `allow api.test GET /one api.test:${bodyPort}`,
+      `deny api.test GET /two host-mismatch`,
+    ]);
+    const conn = r.net.find((e) => e.kind === 'connect' && e.port === bodyPort);
+    assert.equal(conn?.verdict, 'allow');
+    assert.match(conn?.note ?? '', /a later one was refused/);
+  });
+
+  it('pipelined requests, a chunked body then a second request, and a smuggling shape (Content-Length with Transfer-Encoding), from inside', async () => {
+    const before = bodySeen.length;
+    const r = await py(`
+import socket
+def exchange(payload):
+    s = socket.create_connection(('api.test', ${bodyPort}), timeout=5)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    data = b''
+    while True:
+        c = s.recv(65536)
+        if not c: break
+        data += c
+    return data.decode()
+H = b'Host: api.test:${bodyPort}\\r\\n'
+print('PIPE', exchange(b'GET /p1 HTTP/1.1\\r\\n' + H + b'\\r\\nGET /p2 HTTP/1.1\\r\\n' + H + b'\\r\\nGET /p3 HTTP/1.1\\r\\n' + H + b'Connection: close\\r\\n\\r\\n').count('HTTP/1.1 200'))
+inner = b'GET /smuggled HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n'
+chunked = b'POST /chunked HTTP/1.1\\r\\n' + H + b'Transfer-Encoding: chunked\\r\\n\\r\\n' + (b'%x' % len(inner)) + b'\\r\\n' + inner + b'\\r\\n0\\r\\n\\r\\n'
+out = exchange(chunked + b'GET /next HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+print('CHUNKED', out.count('HTTP/1.1 200'), out.count('HTTP/1.1 403'))
+out = exchange(b'GET /ok HTTP/1.1\\r\\n' + H + b'\\r\\nPOST /x HTTP/1.1\\r\\n' + H + b'Content-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\nGET /evil HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+print('SMUGGLE', out.count('HTTP/1.1 200'), out.count('HTTP/1.1 400'))
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /PIPE 3/);
+    assert.match(r.out, /CHUNKED 1 1/);
+    assert.match(r.out, /SMUGGLE 1 1/);
+    const inner = 'GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n';
+    assert.deepEqual(bodySeen.slice(before), [
+      `api.test:${bodyPort} GET /p1 0`,
+      `api.test:${bodyPort} GET /p2 0`,
+      `api.test:${bodyPort} GET /p3 0`,
+      `api.test:${bodyPort} POST /chunked ${inner.length}`,
+      `api.test:${bodyPort} GET /ok 0`,
+    ]);
+    assert.ok(r.net.some((e) => e.kind === 'http' && e.verdict === 'deny' && e.reason === 'malformed'), JSON.stringify(r.net));
+  });
+
+  it('a large body passes whole with exact byte counts; Python http.client and curl keep-alive work for the allowed host', async () => {
+    const before = bodySeen.length;
+    const size = 4 * 1024 * 1024 + 3;
+    const r = await py(`
+import http.client
+c = http.client.HTTPConnection('api.test', ${bodyPort}, timeout=10)
+c.request('PUT', '/big', body=b'x' * ${size})
+print(c.getresponse().read().decode().strip())
+for i in range(3):
+    c.request('GET', '/keep%d' % i)
+    print(c.getresponse().read().decode().strip())
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, new RegExp(`got /big ${size}\\n got /keep0 0\\ngot /keep1 0\\ngot /keep2 0`.replace(/\\n /g, '\\n')));
+    assert.deepEqual(bodySeen.slice(before), [`api.test:${bodyPort} PUT /big ${size}`, `api.test:${bodyPort} GET /keep0 0`, `api.test:${bodyPort} GET /keep1 0`, `api.test:${bodyPort} GET /keep2 0`]);
+    const conns = r.net.filter((e) => e.kind === 'connect' && e.port === bodyPort);
+    assert.equal(conns.length, 1, 'one kept-alive connection');
+    const reqs = r.net.filter((e) => e.kind === 'http');
+    assert.equal(reqs.length, 4);
+    const put = reqs[0]!;
+    assert.equal(put.method, 'PUT');
+    assert.ok(put.bytes_out! > size && put.bytes_out! < size + 300, JSON.stringify(put));
+    assert.equal(conns[0]!.bytes_out, reqs.reduce((n, e) => n + e.bytes_out!, 0), 'the connection carried exactly its requests');
+    if (which('curl')) {
+      const c = await sandboxed(['curl', '-sS', '--noproxy', '*', `http://api.test:${bodyPort}/c1`, `http://api.test:${bodyPort}/c2`]);
+      assert.equal(c.exitCode, 0, c.out);
+      assert.match(c.out, /got \/c1 0\ngot \/c2 0/);
+      assert.equal(c.net.filter((e) => e.kind === 'connect' && e.port === bodyPort).length, 1, 'curl kept the connection alive');
+      const viaProxy = await sandboxed(['curl', '-sS', `http://api.test:${bodyPort}/p1`, `http://api.test:${bodyPort}/p2`]);
+      assert.equal(viaProxy.exitCode, 0, viaProxy.out);
+      assert.match(viaProxy.out, /got \/p1 0\ngot \/p2 0/);
+    }
+  });
+
+  it('2,000 refused connects from inside: each refused at once; the records stay bounded, the summaries count every one, the log verifies', async () => {
+    const r = await py(`
+import socket  # flood-2000
+refused = 0
+for i in range(2000):
+    try:
+        s = socket.create_connection(('127.0.0.1', ${httpPort}), timeout=5)  # caught by the relay (an allowed port), refused by the broker
+        data = s.recv(100)
+        if not data: refused += 1
+        s.close()
+    except OSError:
+        refused += 1
+print('refused', refused)
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /refused 2000/);
+    const mine = r.net.filter((e) => e.verdict === 'deny' && e.port === httpPort);
+    const single = mine.filter((e) => e.count === undefined);
+    const summaries = mine.filter((e) => e.count !== undefined);
+    assert.ok(single.length <= 100, `${single.length} one by one`);
+    assert.ok(summaries.length >= 1 && summaries.length < 20, `${summaries.length} summaries`);
+    assert.equal(single.length + summaries.reduce((n, e) => n + e.count!, 0), 2000, 'exactly every refusal');
+    const log = path.join(fx.home, '.local/state/ward/audit.jsonl');
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const launch = [...records].reverse().find((x) => x.type === 'launch' && JSON.stringify(x.argv).includes('flood-2000'));
+    assert.ok(launch, 'the launch record is in the log');
+    const ofRun = records.filter((x) => x.run_id === launch.run_id);
+    assert.ok(ofRun.length < 200, `${ofRun.length} records for the run`);
+    assert.equal(ofRun.filter((x) => x.type === 'net' && typeof x.count === 'number').reduce((n, x) => n + (x.count as number), 0) + ofRun.filter((x) => x.type === 'net' && x.verdict === 'deny' && x.count === undefined && x.port === httpPort).length, 2000);
+    assert.equal(ofRun.at(-1)?.type, 'exit', 'the summaries come before the exit record');
+    const verified = ward(['audit', 'verify', log], { env: fx.env });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   });
 
   it('names not allowed get NXDOMAIN, also for TXT (DNS exfiltration); each query is recorded', async () => {

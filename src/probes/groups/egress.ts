@@ -8,6 +8,8 @@
  * A probe holds only if the sandbox was refused *and* the broker recorded
  * the refusal (run.net): a denial nobody can show did not happen.
  */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
@@ -173,6 +175,58 @@ say('direct', 0 if s.recv(100) else errno.ECONNRESET)`),
       }
       if (denials(run).filter((d) => d.startsWith('proxy example.com')).length < 2) return broken('403, but the broker did not record both refusals');
       return held('403 for both, naming the rule to add; both recorded');
+    },
+  },
+  {
+    id: 'net.egress-keepalive-host',
+    ...egressProbe,
+    title: 'kept-alive plain HTTP: after an allowed request, ask the same connection for another virtual host (pipelined, through the proxy)',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'AC-4'],
+    // As for fronting: an upstream the broker connects to, on the host's own address, allowed by
+    // that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
+    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    setup: async (ctx) => {
+      const hosts: string[] = [];
+      const server = createHttpServer((req, res) => {
+        hosts.push(req.headers.host ?? '-');
+        res.end('ok\n');
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '0.0.0.0', () => resolve());
+      });
+      ctx.state.http = { server, hosts };
+      ctx.state.addr = hostAddresses()[0];
+    },
+    teardown: (ctx) => new Promise<void>((r) => st<{ server: HttpServer }>(ctx, 'http').server.close(() => r())),
+    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${(st<{ server: HttpServer }>(ctx, 'http').server.address() as AddressInfo).port}`] } }),
+    program: (ctx) =>
+      py(`port = ${(st<{ server: HttpServer }>(ctx, 'http').server.address() as AddressInfo).port}
+addr = '${st<string>(ctx, 'addr')}'
+s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+one = 'GET http://%s:%d/one HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)
+two = 'GET http://%s:%d/two HTTP/1.1\\r\\nHost: evil.example.com\\r\\n\\r\\n' % (addr, port)
+s.sendall((one + two).encode())
+data = b''
+while True:
+    try:
+        c = s.recv(4096)
+    except OSError:
+        break
+    if not c: break
+    data += c
+codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]
+say('first', codes[0] if codes else 'none')
+say('second', codes[1] if len(codes) > 1 else 'none')`),
+    check: (run, ctx) => {
+      const { hosts } = st<{ hosts: string[] }>(ctx, 'http');
+      if (hosts.some((h) => h.startsWith('evil'))) return broken(`the server got a request for ${hosts.find((h) => h.startsWith('evil'))} on the allowed connection`);
+      const v = kv(run.stdout);
+      if (v.get('first') !== '200') return noResult(run, 'the allowed first request answered');
+      if (v.get('second') !== '403') return broken(`the second request (Host: evil.example.com) got ${v.get('second') ?? 'nothing'}, not 403`);
+      if (!denials(run).some((d) => d.startsWith('http ') && d.endsWith('host-mismatch'))) return broken('403, but the broker recorded no refusal of the second request');
+      return held('the first request was answered; the second, for another Host on the same connection, got a 403 and was recorded; the server never saw it');
     },
   },
   {
