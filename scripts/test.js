@@ -72,14 +72,16 @@ function runTests(label, files, wrap = (cmd, args) => [cmd, args], env = {}) {
 const files = testFiles();
 runTests(process.getuid() === 0 ? 'root' : `uid ${process.getuid()}`, files);
 
-if (process.getuid() === 0 && process.env.WARD_TEST_UNPRIVILEGED !== '0') {
+// The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user).
+const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor|pool)\/|^test\/seccomp\/kernel/.test(f));
+// With none selected (WARD_TEST_FILES naming unit tests only) there is nothing to run unprivileged:
+// `node --test` with no file would look for tests itself and find this script.
+if (process.getuid() === 0 && process.env.WARD_TEST_UNPRIVILEGED !== '0' && sandboxFiles.length > 0) {
   const user = 'wardtest';
   if (spawnSync('id', ['-u', user]).status !== 0) sh('useradd', ['--create-home', '--shell', '/bin/sh', user]);
   const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
   const home = execFileSync('sh', ['-c', `getent passwd ${user} | cut -d: -f6`], { encoding: 'utf8' }).trim();
-  // The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user).
-  const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor|pool)\/|^test\/seccomp\/kernel/.test(f));
   // The user's own PATH would not name root's private directories (pyenv shims under /root).
   const userPath = (process.env.PATH ?? '').split(':').filter((d) => d && !d.startsWith('/root')).join(':');
   const env = { HOME: home, USER: user, LOGNAME: user, PATH: userPath, XDG_CACHE_HOME: '', XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', WARD_TEST_AS: 'unprivileged' };
