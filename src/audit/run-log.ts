@@ -126,25 +126,9 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
   }
 
   const opts = options(plan);
-  let auditError: unknown = null;
-  let killed = false;
   let handle: RunHandle | undefined;
-  const write = (records: RunRecord[]) => {
-    if (!writer || auditError !== null || records.length === 0) return;
-    const last = records.at(-1)!;
-    try {
-      writer.append(
-        records.map((r) => ({ ...r, run_id: runId })),
-        { checkpoint: last.type === 'exit' },
-      );
-    } catch (e) {
-      auditError = e;
-      if (last.type !== 'exit') {
-        killed = true;
-        handle?.kill(); // a run Ward cannot record does not go on
-      }
-    }
-  };
+  const sink = runRecordSink(writer, runId, () => handle?.kill());
+  const write = sink.write;
   // Network decisions come in bursts, and each append costs a lock, an open and a stat whatever
   // its size: so they are written together, within NET_BATCH_MS of the first, in order, and
   // before any later record. Written at once, the append sat between a connection's "dial" and
@@ -171,17 +155,10 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
     recordFailure(e, 'launch');
     throw e;
   }
-  const auditFailure = (exitCode: number) => {
-    const e = auditError as Error;
-    const what = killed ? 'the sandbox was killed' : `the command ended with status ${exitCode}, but that is not recorded`;
-    return new WardError(`the audit log could not be written (${e.message}); ${what}`, {
-      step: 'audit:log',
-      fix: e instanceof WardError && e.fix ? e.fix : 'pass --audit-log FILE with a writable place outside the sandbox',
-    });
-  };
   const result = handle.result.then(
     (r) => {
-      if (auditError !== null) throw auditFailure(r.exitCode);
+      const failure = sink.failure(r.exitCode, 'pass --audit-log FILE with a writable place outside the sandbox');
+      if (failure) throw failure;
       return r;
     },
     (e: unknown) => {
@@ -191,4 +168,41 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
   );
   result.catch(() => {});
   return { pid: handle.pid, stdin: handle.stdin, kill: handle.kill, result };
+}
+
+/**
+ * Where a run's records go: appended under its run_id, the exit record with a signed checkpoint.
+ * The first append that fails is kept and nothing more is written; if it was not the exit record,
+ * `kill` stops the run (a command Ward cannot record does not go on). `failure()` is then the
+ * error the run's result must become, or null when every record was written.
+ */
+export function runRecordSink(writer: AuditWriter | null, runId: string, kill: () => void) {
+  let error: unknown = null;
+  let killed = false;
+  const write = (records: RunRecord[]) => {
+    if (!writer || error !== null || records.length === 0) return;
+    const last = records.at(-1)!;
+    try {
+      writer.append(
+        records.map((r) => ({ ...r, run_id: runId })),
+        { checkpoint: last.type === 'exit' },
+      );
+    } catch (e) {
+      error = e;
+      if (last.type !== 'exit') {
+        killed = true;
+        kill();
+      }
+    }
+  };
+  const failure = (exitCode: number, fix: string): WardError | null => {
+    if (error === null) return null;
+    const e = error as Error;
+    const what = killed ? 'the sandbox was killed' : `the command ended with status ${exitCode}, but that is not recorded`;
+    return new WardError(`the audit log could not be written (${e.message}); ${what}`, {
+      step: 'audit:log',
+      fix: e instanceof WardError && e.fix ? e.fix : fix,
+    });
+  };
+  return { write, failure };
 }

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { WardError } from '../errors.js';
+import { runRecordSink } from '../audit/run-log.js';
 import type { AuditWriter } from '../audit/writer.js';
 import type { RunHandle, RunRecord, RunResult } from '../sandbox/launch.js';
 import { WARD_VERSION } from '../version.js';
@@ -24,25 +25,8 @@ export interface RunAudit {
 
 export function runAudit(writer: AuditWriter | null, argv: string[], cwd: string): RunAudit {
   const runId = randomBytes(8).toString('hex');
-  let auditError: unknown = null;
-  let killed = false;
   let handle: RunHandle | null = null;
-  const write = (records: RunRecord[]) => {
-    if (!writer || auditError !== null || records.length === 0) return;
-    const last = records.at(-1)!;
-    try {
-      writer.append(
-        records.map((r) => ({ ...r, run_id: runId })),
-        { checkpoint: last.type === 'exit' },
-      );
-    } catch (e) {
-      auditError = e;
-      if (last.type !== 'exit') {
-        killed = true;
-        handle?.kill(); // a command Ward cannot record does not go on
-      }
-    }
-  };
+  const sink = runRecordSink(writer, runId, () => handle?.kill());
   const failed = (e: unknown) => {
     if (!writer) return;
     const w = e instanceof WardError ? e : null;
@@ -56,20 +40,14 @@ export function runAudit(writer: AuditWriter | null, argv: string[], cwd: string
     }
   };
   return {
-    onRecord: (r) => write([r]),
+    onRecord: (r) => sink.write([r]),
     failed,
     wrap(h) {
       handle = h;
       const result = h.result.then(
         (r: RunResult) => {
-          if (auditError !== null) {
-            const e = auditError as Error;
-            const what = killed ? 'the sandbox was killed' : `the command ended with status ${r.exitCode}, but that is not recorded`;
-            throw new WardError(`the audit log could not be written (${e.message}); ${what}`, {
-              step: 'audit:log',
-              fix: e instanceof WardError && e.fix ? e.fix : 'pass audit: FILE with a writable place outside the sandbox',
-            });
-          }
+          const failure = sink.failure(r.exitCode, 'pass audit: FILE with a writable place outside the sandbox');
+          if (failure) throw failure;
           return r;
         },
         (e: unknown) => {

@@ -323,21 +323,24 @@ function loop(decide: Decide): void {
    * under another path. A file entry is its own bind mount (mounts.ts), so it cannot be unlinked,
    * renamed or replaced (EBUSY) nor linked elsewhere (EXDEV) by the kernel itself.
    */
-  let appendIds: Set<string> | null = null;
-  const appendIdSet = (): Set<string> => {
-    if (appendIds) return appendIds;
-    appendIds = new Set();
-    for (const p of input.append) {
+  /** The "dev:ino" of each path that resolves in the sandbox's root (rootFd must be open). */
+  const identitiesOf = (paths: readonly string[]): Set<string> => {
+    const ids = new Set<string>();
+    for (const p of paths) {
       const fd = n.openat2(rootFd, p, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
       if (fd < 0) continue;
       const fid = n.fileId(fd);
-      if (fid) appendIds.add(fid);
+      if (fid) ids.add(fid);
       n.close(fd);
     }
-    return appendIds;
+    return ids;
   };
-  const inAppend = (p: string | null | undefined): boolean =>
-    !!p && input.append.some((a) => p === a || p.startsWith(a.endsWith('/') ? a : `${a}/`));
+  /** Is `p` one of `entries` or below one of them? */
+  const underAny = (entries: readonly string[], p: string | null | undefined): boolean =>
+    !!p && entries.some((e) => p === e || p.startsWith(e.endsWith('/') ? e : `${e}/`));
+  let appendIds: Set<string> | null = null;
+  const appendIdSet = (): Set<string> => (appendIds ??= identitiesOf(input.append));
+  const inAppend = (p: string | null | undefined): boolean => underAny(input.append, p);
   const isAppendFile = (p: string | null | undefined, fid: string | null): boolean =>
     input.append.length > 0 && (inAppend(p) || (fid !== null && rootFd >= 0 && appendIdSet().has(fid)));
 
@@ -385,22 +388,11 @@ function loop(decide: Decide): void {
    * through /proc/self/fd is an open, refused here) and every exec. stat needs no open.
    */
   let visibleIds: Set<string> | null = null;
-  const inVisible = (p: string | null): boolean => !!p && input.visible.some((v) => p === v || p.startsWith(v.endsWith('/') ? v : `${v}/`));
   const isVisibleFile = (p: string | null, fid: string | null): boolean => {
     if (input.visible.length === 0) return false;
-    if (inVisible(p)) return true;
+    if (underAny(input.visible, p)) return true;
     if (fid === null || rootFd < 0) return false;
-    if (!visibleIds) {
-      visibleIds = new Set();
-      for (const v of input.visible) {
-        const fd = n.openat2(rootFd, v, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
-        if (fd < 0) continue;
-        const id = n.fileId(fd);
-        if (id) visibleIds.add(id);
-        n.close(fd);
-      }
-    }
-    return visibleIds.has(fid);
+    return (visibleIds ??= identitiesOf(input.visible)).has(fid);
   };
 
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
