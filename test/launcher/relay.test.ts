@@ -42,6 +42,23 @@ const pipeAnswer: TcpHandler = (c, head, body) => {
   return true;
 };
 
+/**
+ * A broker that has the relay dial 127.0.0.1:PORT as connection ID at once, then, once the
+ * client's first line is in, passes from after it (as after a CONNECT request: the broker
+ * consumed it, the server must not see it).
+ */
+function dialThenPassAfterLine(id: number, port: number): TcpHandler {
+  const dialed = new WeakSet<Socket>();
+  return (c, _head, body) => {
+    if (!dialed.has(c)) c.write(`dial ${id} 127.0.0.1 ${port}\n`);
+    dialed.add(c);
+    const nl = body.indexOf(10);
+    if (nl < 0) return false;
+    c.write(`pass ${nl + 1}\n`);
+    return true;
+  };
+}
+
 function standInBroker(socketPath: string, onTcp: TcpHandler = pipeAnswer): Promise<Stand> {
   // allowHalfOpen, as the real broker: the relay half-closes when the client does, and a broker
   // that closes its side too cuts the connection (a dialed one included).
@@ -304,17 +321,7 @@ tcp(8080)`);
     const dir = tempDir();
     const sock = path.join(dir, 'b.sock');
     const server = await hostServer('banner\n');
-    // The broker's part: dial the host server; on the client's first line, pass from after it
-    // (as after a CONNECT request: the broker consumed it, the server must not see it).
-    const dialed = new WeakSet<Socket>();
-    const stand = await standInBroker(sock, (c, _head, body) => {
-      if (!dialed.has(c)) c.write(`dial 7 127.0.0.1 ${server.port}\n`);
-      dialed.add(c);
-      const nl = body.indexOf(10);
-      if (nl < 0) return false;
-      c.write(`pass ${nl + 1}\n`);
-      return true;
-    });
+    const stand = await standInBroker(sock, dialThenPassAfterLine(7, server.port));
     try {
       const r = await sandboxed(sock, [8080], `import socket
 s = socket.create_connection(('127.0.0.1', 8080), timeout=5)
@@ -371,15 +378,7 @@ except OSError as e: print('got', errno.errorcode.get(e.errno, e.errno))`);
       const dir = tempDir();
       const sock = path.join(dir, 'b.sock');
       const server = await bulkServer(order);
-      const dialed = new WeakSet<Socket>();
-      const stand = await standInBroker(sock, (c, _head, body) => {
-        if (!dialed.has(c)) c.write(`dial 9 127.0.0.1 ${server.port}\n`);
-        dialed.add(c);
-        const nl = body.indexOf(10);
-        if (nl < 0) return false;
-        c.write(`pass ${nl + 1}\n`);
-        return true;
-      });
+      const stand = await standInBroker(sock, dialThenPassAfterLine(9, server.port));
       try {
         const r = await sandboxed(sock, [8080], PY_BULK(order));
         assert.equal(r.code, 0, r.out + r.status);
