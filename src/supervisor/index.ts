@@ -61,7 +61,14 @@ export interface Supervisor {
  * The worker thread: dist/supervisor/worker.js once built. Under tsx (the tests run the sources), a worker does
  * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
  */
+let threadsStarted = 0;
+/** How many supervisor threads this process has started (tests: a thread serves run after run). */
+export function supervisorThreadsStarted(): number {
+  return threadsStarted;
+}
+
 function newWorker(): Worker {
+  threadsStarted++;
   if (!import.meta.url.endsWith('.ts')) {
     // dist/supervisor/index.js has it beside it; the CLI bundle (dist/ward.mjs) one folder down.
     const beside = new URL('./worker.js', import.meta.url);
@@ -91,7 +98,12 @@ let spare: Worker | null = null;
 /** Start the spare thread now (e.g. when an agent session begins), so the first run is fast too. */
 export function prewarmSupervisor(): void {
   if (spare) return;
-  const w = newWorker();
+  keepSpare(newWorker());
+}
+
+// While a thread waits as the spare, these forget it if it dies; they are removed when a run takes it.
+let spareDrop: (() => void) | null = null;
+function keepSpare(w: Worker): void {
   w.unref();
   const drop = () => {
     if (spare === w) spare = null;
@@ -99,11 +111,20 @@ export function prewarmSupervisor(): void {
   w.once('exit', drop);
   w.once('error', drop);
   spare = w;
+  spareDrop = () => {
+    w.off('exit', drop);
+    w.off('error', drop);
+  };
 }
 
 function takeWorker(): Worker {
-  const w = spare ?? newWorker();
+  let w: Worker;
+  if (spare) {
+    w = spare;
+    spareDrop?.();
+  } else w = newWorker();
   spare = null;
+  spareDrop = null;
   w.ref();
   return w;
 }
@@ -152,7 +173,10 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
   let readyReject!: (e: Error) => void;
   const ready = new Promise<{ capsDropped: boolean; syncWakeUp: boolean }>((res, rej) => ((readyResolve = res), (readyReject = rej)));
   ready.catch(() => {});
-  worker.on('message', (m: WorkerMessage) => {
+  // Resolves when the thread is done with this run: reusable ('idle'), or gone ('exit').
+  let endedResolve!: (reusable: boolean) => void;
+  const ended = new Promise<boolean>((res) => (endedResolve = res));
+  const onMessage = (m: WorkerMessage) => {
     if (m.type === 'ready') readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
     else if (m.type === 'denial') start.onDenial({ event: m.event, errno: m.errno, reason: m.reason });
     else if (m.type === 'report') start.onReport?.(m.data);
@@ -160,24 +184,25 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
       // The loop ended because no process uses the filter any more: the sandbox is gone.
       notifications = m.notifications;
       finished = true;
-    }
+    } else if (m.type === 'idle') endedResolve(true);
     else if (m.type === 'error') {
       readyReject(new Error(m.message));
       fail(`the supervisor failed: ${m.message}`);
     }
-  });
-  worker.on('error', (e) => {
+  };
+  const onError = (e: Error) => {
     readyReject(e);
     fail(`the supervisor thread crashed: ${e.message}`);
-  });
-  const exited = new Promise<void>((resolve) =>
-    worker.once('exit', () => {
-      readyReject(new Error('the supervisor thread exited before it was ready'));
-      // An exit while the sandbox may still run (nobody called stop) is a failure.
-      fail('the supervisor thread exited while the sandbox was running');
-      resolve();
-    }),
-  );
+  };
+  const onExit = () => {
+    readyReject(new Error('the supervisor thread exited before it was ready'));
+    // An exit while the sandbox may still run (nobody called stop) is a failure.
+    fail('the supervisor thread exited while the sandbox was running');
+    endedResolve(false);
+  };
+  worker.on('message', onMessage);
+  worker.on('error', onError);
+  worker.once('exit', onExit);
   return {
     childFd: theirs,
     closeChildFd: () => {
@@ -188,9 +213,17 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     async stop() {
       finished = true;
       Atomics.store(new Int32Array(stopFlag), 0, 1);
-      await exited;
-      // A run just ended: another is likely to follow (an agent's next command).
-      prewarmSupervisor();
+      const reusable = await ended;
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      // A run just ended: another is likely to follow (an agent's next command). A thread whose
+      // run ended cleanly takes it; otherwise a new one is started now.
+      if (reusable && !spare) keepSpare(worker);
+      else {
+        if (reusable) void worker.terminate();
+        prewarmSupervisor();
+      }
       return { notifications };
     },
   };

@@ -61,6 +61,8 @@ export type WorkerMessage =
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
   | { type: 'report'; data: unknown }
   | { type: 'done'; notifications: number; reason: string }
+  /** The run is over and its fds closed: this thread can take another run. */
+  | { type: 'idle' }
   | { type: 'error'; message: string };
 
 const EPERM = 1;
@@ -117,17 +119,29 @@ const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/'
 // koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
 // "spare") has done the slow part when its run arrives.
 const n = N.loadNative();
-const input = await new Promise<WorkerInput>((resolve) => parentPort!.once('message', resolve));
-
+let input!: WorkerInput;
 let listener = -1;
-try {
-  await main();
-} catch (e) {
-  post({ type: 'error', message: (e as Error).message });
-} finally {
-  // With the listener closed, the kernel fails every notified syscall: never unguarded.
-  if (listener >= 0) n.close(listener);
-  n.close(input.sockFd);
+
+// One run after another: a thread whose run ended cleanly ('done') waits for the next run's
+// parameters (index.ts keeps it as the spare), so back-to-back runs do not each pay for a new
+// thread (~50 ms on the 2-core test VM). Nothing of a run outlives it here: its fds are closed,
+// its decision function and identity sets are made anew. A run that failed ends the thread.
+for (;;) {
+  input = await new Promise<WorkerInput>((resolve) => parentPort!.once('message', resolve));
+  listener = -1;
+  let failed = false;
+  try {
+    await main();
+  } catch (e) {
+    failed = true;
+    post({ type: 'error', message: (e as Error).message });
+  } finally {
+    // With the listener closed, the kernel fails every notified syscall: never unguarded.
+    if (listener >= 0) n.close(listener);
+    n.close(input.sockFd);
+  }
+  if (failed) break;
+  post({ type: 'idle' });
 }
 
 async function main(): Promise<void> {

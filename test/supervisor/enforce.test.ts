@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError } from '../../src/index.js';
+import { supervisorThreadsStarted } from '../../src/supervisor/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { ROOT, fixtureRunOptions, hasCgroup, sandboxFixture, which } from '../helpers.js';
 import type { TestRules } from './decider.js';
@@ -60,6 +61,27 @@ describe('supervised mode: opens decided outside the sandbox', () => {
     const d = recs.find((x) => x.type === 'denial');
     assert.equal(d?.layer, 'supervisor');
     assert.equal(d?.what, `openat ${path.join(t.ws, 'secret.txt')}`);
+  });
+
+  it('one supervisor thread serves run after run: each run gets a fresh decision function and the same enforcement', async () => {
+    const t = setup((ws) => ({ deny: [path.join(ws, 'secret.txt')] }));
+    writeFileSync(path.join(t.ws, 'secret.txt'), 'TOPSECRET\n');
+    writeFileSync(path.join(t.ws, 'ok.txt'), 'fine\n');
+    await t.sh('true'); // leaves a thread behind, whichever test ran before
+    const before = supervisorThreadsStarted();
+    for (let i = 0; i < 4; i++) {
+      const r = await t.sh('cat ok.txt; cat secret.txt; echo "rc=$?"');
+      assert.equal(r.out, 'fine\nrc=1\n', r.err);
+      assert.ok(r.denials.some((d) => d.layer === 'supervisor' && d.what === `openat ${path.join(t.ws, 'secret.txt')}`), `run ${i}: ${JSON.stringify(r.denials)}`);
+    }
+    // Back to back, each run took the thread the run before left idle: no new thread started.
+    assert.equal(supervisorThreadsStarted(), before);
+    // A run whose decision module fails ends its thread: the next run gets another, and works.
+    const bad = await run({ profile: 'default' }, ['true'], { ...t.options, supervise: { syscalls: OPENS, decider: { module: path.join(t.ws, 'missing-decider.js') } } }).catch((e: unknown) => e);
+    assert.ok(bad instanceof WardError, String(bad));
+    const r = await t.sh('cat secret.txt; echo "rc=$?"');
+    assert.equal(r.out, 'rc=1\n', r.err);
+    assert.ok(supervisorThreadsStarted() > before);
   });
 
   it('created files get the mode asked for under the program\'s umask, and O_TRUNC waits for the decision', async () => {
