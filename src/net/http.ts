@@ -72,9 +72,6 @@ export type Scan = 'incomplete' | 'not-http' | 'malformed' | RequestHead;
 
 const CR = 0x0d;
 const LF = 0x0a;
-/** 1 for the bytes of an RFC 9110 token (tchar). */
-const TCHAR = new Uint8Array(256);
-for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[ch.charCodeAt(0)] = 1;
 
 /**
  * Reads a client's first bytes as they arrive and says whether they are an
@@ -83,8 +80,8 @@ for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
  * so a head trickled in one byte at a time costs linear time, not quadratic;
  * the head is parsed once, when its empty line is there.
  *
- * "HTTP" is decided loosely on purpose (a token of up to 20 characters, a
- * space, and "HTTP/" on the first line; leading empty lines skipped, as servers do): what
+ * "HTTP" is decided loosely on purpose (a method-like word, a space, and
+ * "HTTP/" on the first line; leading empty lines skipped, as servers do): what
  * is called HTTP must then parse strictly, so a near-HTTP request a lenient
  * server would accept is 'malformed' instead of passed as not-HTTP. Anything
  * else ('SSH-2.0-...', 'USER anonymous', TLS) is 'not-http'.
@@ -105,10 +102,7 @@ export function requestScanner(max = MAX_HEAD): (buf: Buffer) => Scan {
     if (phase === 'method') {
       for (; pos < buf.length; pos++) {
         const c = buf[pos]!;
-        // Any token character, not only upper case: a server may answer a request line whose
-        // method it does not know (`get`) and keep the connection open, and the next request on
-        // it must be checked too, so such a line is HTTP here (and then parsed strictly).
-        if (TCHAR[c] === 1) {
+        if ((c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x2d) {
           if (pos - start >= 20) return 'not-http';
           continue;
         }

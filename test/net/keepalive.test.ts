@@ -90,17 +90,6 @@ for (const dial of [false, true]) {
       up.close();
     });
 
-    it('a first request with a method the server may not know (lower case) keeps the connection in the broker: the next one, for another Host, is refused', async () => {
-      const { up, b, sock, host } = await open();
-      sock.write(`get /first HTTP/1.1\r\nHost: ${host}\r\n\r\n` + req(`evil.test:${up.port}`, '/second'));
-      await answer(sock);
-      const denied = await b.event((e) => e.kind === 'http' && e.verdict === 'deny');
-      assert.equal(denied.reason, 'host-mismatch');
-      assert.equal(denied.path, '/second');
-      assert.ok(!up.seen.some((l) => l.startsWith('evil.test')), JSON.stringify(up.seen));
-      up.close();
-    });
-
     it('a refused request for another allowed name says to open a new connection (one connection, one server)', async () => {
       const { up, sock, host } = await open(['other.test']);
       sock.write(req(host, '/a') + req(`other.test:${up.port}`, '/b'));
