@@ -268,6 +268,17 @@ function loop(decide: Decide): void {
     return link;
   };
 
+  /**
+   * `asked` as a path in the sandbox's view: a relative one joined to the cwd or the directory
+   * fd (basePath); "" is that base itself (execveat with AT_EMPTY_PATH). -errno without a base.
+   */
+  const absolute = (pid: number, dirfd: number, asked: string): string | number => {
+    if (asked.startsWith('/')) return asked;
+    const base = basePath(pid, dirfd);
+    if (typeof base === 'number') return base;
+    return asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
+  };
+
   const openHow = (flags: number, mode: number, resolve: number) => {
     how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
     how.writeBigUInt64LE(BigInt(mode), 8);
@@ -281,22 +292,24 @@ function loop(decide: Decide): void {
     return typeof p === 'string' && p.startsWith('/') && !p.endsWith(' (deleted)') ? p : null;
   };
 
-  const umaskOf = (pid: number): number => {
+  /** The head of /proc/PID/status (the fields used here are all in it), or null when it cannot be read. */
+  const statusOf = (pid: number): string | null => {
     const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
-    if (fd < 0) return 0o022;
-    const got = n.pread(fd, pathBuf, 512, 0);
+    if (fd < 0) return null;
+    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
     n.close(fd);
-    const m = got > 0 ? /Umask:\s*([0-7]+)/.exec(pathBuf.toString('latin1', 0, got)) : null;
+    return got > 0 ? pathBuf.toString('latin1', 0, got) : null;
+  };
+
+  const umaskOf = (pid: number): number => {
+    const m = /Umask:\s*([0-7]+)/.exec(statusOf(pid) ?? '');
     return m ? parseInt(m[1]!, 8) : 0o022;
   };
 
   /** The caller's thread group and thread ids as the sandbox sees them (its pid namespace). */
   const nsIdsOf = (pid: number): { tgid: number; tid: number } | null => {
-    const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
-    if (fd < 0) return null;
-    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
-    n.close(fd);
-    const text = got > 0 ? pathBuf.toString('latin1', 0, got) : '';
+    const text = statusOf(pid);
+    if (text === null) return null;
     const last = (field: string) => Number(new RegExp(`^${field}:[\\t ]*([\\d\\t ]+)$`, 'm').exec(text)?.[1]?.trim().split(/[\t ]+/).at(-1));
     const tgid = last('NStgid');
     const tid = last('NSpid');
@@ -545,12 +558,9 @@ function loop(decide: Decide): void {
     if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
     // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
     if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
-    let full = asked;
-    if (!asked.startsWith('/')) {
-      const base = basePath(pid, dirfd);
-      if (typeof base === 'number') return refuse(id, -base);
-      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
-    }
+    const abs = absolute(pid, dirfd, asked);
+    if (typeof abs === 'number') return refuse(id, -abs);
+    let full = abs;
     const rewritten = full.startsWith('/proc/') || full.startsWith('/dev/') ? selfPath(pid, full) : null;
     if (rewritten !== null) full = rewritten;
     // /proc/N/fd/M (what /dev/stdin and /dev/fd/M lead to) is a magic link, refused below.
@@ -680,13 +690,9 @@ function loop(decide: Decide): void {
     const asked = readString(pid, Number(name === 'execveat' ? args[1]! : args[0]!));
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
-    let full = asked;
-    if (!asked.startsWith('/')) {
-      // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: basePath gives its path.
-      const base = basePath(pid, dirfd);
-      if (typeof base === 'number') return refuse(id, -base);
-      full = asked === '' ? base : base === '/' ? `/${asked}` : `${base}/${asked}`;
-    }
+    // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: its path is the base itself.
+    const full = absolute(pid, dirfd, asked);
+    if (typeof full === 'number') return refuse(id, -full);
     const resolved = execTarget(pid, id, full);
     // The decision function sees no identity for an exec (as before); the visible-only check does.
     const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: null, ...(input.visible.length > 0 ? { file: resolved.file } : {}) });
@@ -709,11 +715,7 @@ function loop(decide: Decide): void {
 
   /** The caller's thread group leader in Ward's pid namespace (fds belong to the process). */
   const tgidOf = (pid: number): number => {
-    const fd = n.open(`/proc/${pid}/status`, N.O_CLOEXEC);
-    if (fd < 0) return fd;
-    const got = n.pread(fd, pathBuf, 1024, 0);
-    n.close(fd);
-    const m = got > 0 ? /^Tgid:\s*(\d+)$/m.exec(pathBuf.toString('latin1', 0, got)) : null;
+    const m = /^Tgid:\s*(\d+)$/m.exec(statusOf(pid) ?? '');
     return m ? Number(m[1]) : -ESRCH;
   };
 
@@ -726,6 +728,15 @@ function loop(decide: Decide): void {
     const m = got > 0 ? /^Max file size\s+(\S+)/m.exec(pathBuf.toString('latin1', 0, got)) : null;
     if (!m) return 0n;
     return m[1] === 'unlimited' ? null : BigInt(m[1]!);
+  };
+
+  /** truncate/ftruncate performed by Ward on `fd` for the caller, within the caller's RLIMIT_FSIZE, and answered. */
+  const truncateFor = (id: bigint, pid: number, fd: number, length: bigint): void => {
+    if (length < 0n) return refuse(id, EINVAL);
+    const limit = fsizeLimit(pid);
+    if (limit !== null && length > limit) return refuse(id, EFBIG);
+    const r = n.ftruncateTo(fd, length);
+    return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
   };
 
   /**
@@ -796,14 +807,8 @@ function loop(decide: Decide): void {
         post({ type: 'denial', event: ev(path, file), errno: EPERM, reason: `append-only (filesystem.append): no ${name}` });
         return refuse(id, EPERM);
       }
+      if (name === 'ftruncate') return truncateFor(id, pid, ours, BigInt.asIntN(64, args[1]!));
       const limit = fsizeLimit(pid);
-      if (name === 'ftruncate') {
-        const length = BigInt.asIntN(64, args[1]!);
-        if (length < 0n) return refuse(id, EINVAL);
-        if (limit !== null && length > limit) return refuse(id, EFBIG);
-        const r = n.ftruncateTo(ours, length);
-        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
-      }
       const mode = Number(args[1]! & 0xffffffffn);
       const offset = BigInt.asIntN(64, args[2]!);
       const len = BigInt.asIntN(64, args[3]!);
@@ -823,12 +828,8 @@ function loop(decide: Decide): void {
    */
   const resolveName = (pid: number, id: bigint, dirfd: number, asked: string): { dir: number; name: string; path: string } | number => {
     if (asked === '') return -ENOENT;
-    let full = asked;
-    if (!asked.startsWith('/')) {
-      const base = basePath(pid, dirfd);
-      if (typeof base === 'number') return base;
-      full = base === '/' ? `/${asked}` : `${base}/${asked}`;
-    }
+    const full = absolute(pid, dirfd, asked);
+    if (typeof full === 'number') return full;
     const trimmed = full.replace(/\/+$/, '');
     if (trimmed === '') return -EBUSY; // the root itself
     const slash = trimmed.lastIndexOf('/');
@@ -891,12 +892,8 @@ function loop(decide: Decide): void {
 
     if (name === 'truncate') {
       if (s1 === '') return refuse(id, ENOENT);
-      let full = s1 as string;
-      if (!full.startsWith('/')) {
-        const base = basePath(pid, N.AT_FDCWD);
-        if (typeof base === 'number') return refuse(id, -base);
-        full = base === '/' ? `/${full}` : `${base}/${full}`;
-      }
+      const full = absolute(pid, N.AT_FDCWD, s1 as string);
+      if (typeof full === 'number') return refuse(id, -full);
       openRoot(pid, id);
       const fd = n.openat2(rootFd, full, openHow(N.O_WRONLY | N.O_NONBLOCK | N.O_NOCTTY | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
       if (fd < 0) return refuse(id, fd === -6 /* ENXIO: a FIFO */ ? EINVAL : -fd);
@@ -905,12 +902,7 @@ function loop(decide: Decide): void {
         if (path === null) return refuse(id, EACCES);
         const errno = judge({ pid, syscall: name, kind, path, access: 'write', create: false, flags: 0, file: n.fileId(fd) });
         if (errno) return refuse(id, errno);
-        const length = BigInt.asIntN(64, a(1));
-        if (length < 0n) return refuse(id, EINVAL);
-        const limit = fsizeLimit(pid);
-        if (limit !== null && length > limit) return refuse(id, EFBIG);
-        const r = n.ftruncateTo(fd, length);
-        return r < 0 ? refuse(id, -r) : respond(id, 0, 0, 0);
+        return truncateFor(id, pid, fd, BigInt.asIntN(64, a(1)));
       } finally {
         n.close(fd);
       }
@@ -1038,12 +1030,8 @@ function loop(decide: Decide): void {
       decidedPath = fdPath(own);
       file = n.fileId(own);
     } else if (follow) {
-      let full = asked;
-      if (!asked.startsWith('/')) {
-        const base = basePath(pid, dirfd);
-        if (typeof base === 'number') return refuse(id, -base);
-        full = base === '/' ? `/${asked}` : `${base}/${asked}`;
-      }
+      const full = absolute(pid, dirfd, asked);
+      if (typeof full === 'number') return refuse(id, -full);
       openRoot(pid, id);
       own = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
       if (own < 0) return refuse(id, -own);
