@@ -301,6 +301,11 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
       out.push({ type: 'error', reason, ...(head ? { head } : {}) });
     };
     let rest = chunk;
+    /** Hands the next `n` bytes on as body (chunk framing included: the server reads it). */
+    const forward = (n: number): void => {
+      out.push({ type: 'body', data: rest.subarray(0, n) });
+      rest = rest.subarray(n);
+    };
     while (rest.length > 0 && st.s !== 'dead') {
       switch (st.s) {
         case 'head': {
@@ -351,8 +356,7 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
         }
         case 'length': {
           const n = Math.min(st.left, rest.length);
-          out.push({ type: 'body', data: rest.subarray(0, n) });
-          rest = rest.subarray(n);
+          forward(n);
           st.left -= n;
           st.bytes += n;
           if (st.left === 0) {
@@ -366,8 +370,7 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
           const nl = rest.indexOf(0x0a);
           const take = nl < 0 ? rest.length : nl + 1;
           const line = Buffer.concat([st.line, rest.subarray(0, take)]);
-          out.push({ type: 'body', data: rest.subarray(0, take) });
-          rest = rest.subarray(take);
+          forward(take);
           st.bytes += take;
           if (nl < 0) {
             if (line.length > MAX_CHUNK_LINE) return fail('chunk-line'), out;
@@ -384,8 +387,7 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
         }
         case 'data': {
           const n = Math.min(st.left, rest.length);
-          out.push({ type: 'body', data: rest.subarray(0, n) });
-          rest = rest.subarray(n);
+          forward(n);
           st.left -= n;
           st.bytes += n;
           if (st.left === 0) st = { s: 'crlf', got: Buffer.alloc(0), bytes: st.bytes };
@@ -394,8 +396,7 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
         case 'crlf': {
           const n = Math.min(2 - st.got.length, rest.length);
           const got = Buffer.concat([st.got, rest.subarray(0, n)]);
-          out.push({ type: 'body', data: rest.subarray(0, n) });
-          rest = rest.subarray(n);
+          forward(n);
           st.bytes += n;
           if (got.length < 2) {
             st.got = got;
@@ -417,18 +418,16 @@ export function requestStream(max = MAX_HEAD): (chunk: Buffer) => StreamItem[] {
           }
           if (end < 0) {
             if (buf.length > MAX_CHUNK_LINE) return fail('chunk-trailer'), out;
-            out.push({ type: 'body', data: rest });
             st.bytes += rest.length;
             st.buf = buf;
-            rest = Buffer.alloc(0);
+            forward(rest.length);
             break;
           }
           const section = text.slice(0, end);
           // eslint-disable-next-line no-control-regex
           if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(section) || /(^|[^\r])\n|\r(?!\n)/.test(section)) return fail('chunk-trailer'), out;
           const used = end - st.buf.length;
-          out.push({ type: 'body', data: rest.subarray(0, used) });
-          rest = rest.subarray(used);
+          forward(used);
           out.push({ type: 'end', bytes: st.bytes + used });
           st = newHead();
           break;
