@@ -14,6 +14,8 @@ import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../t
 
 const group = 'supervised' as const;
 const ruleProbe = { group, promise: 'dynamic-rules', mechanism: 'supervisor', expect: 'refused' } as const;
+/** Append-only and visible-only files: a filesystem promise the supervisor keeps. */
+const fileProbe = { group, promise: 'filesystem', mechanism: 'supervisor', expect: 'refused' } as const;
 
 /** A host server that counts bytes; a secret (the canary) under the workspace's secrets/ and private/. */
 const setupWith = (greeting: 'silent' | 'keep-open' | 'end') => async (ctx: ProbeContext) => {
@@ -228,10 +230,7 @@ out('again', notes)`),
   },
   {
     id: 'rule.append-only-rewrite',
-    group,
-    promise: 'filesystem',
-    mechanism: 'supervisor',
-    expect: 'refused',
+    ...fileProbe,
     title: 'rewrite an append-only log: open it for writing, O_RDWR, O_TRUNC, clear O_APPEND, ftruncate, fallocate, truncate, unlink, rename over it, hard-link it',
     asi: ['ASI05', 'ASI06'],
     nist: ['AU-9', 'SI-7'],
@@ -270,10 +269,7 @@ attempt('link', lambda: os.link('audit.log', 'second-name'))`),
   },
   {
     id: 'rule.visible-only-read',
-    group,
-    promise: 'filesystem',
-    mechanism: 'supervisor',
-    expect: 'refused',
+    ...fileProbe,
     title: 'read a visible-only file: directly, through a symlink, through /proc/self/fd after O_PATH, and run it',
     asi: ['ASI02', 'ASI03'],
     nist: ['AC-3', 'AC-6'],
