@@ -12,27 +12,23 @@ import { preparePolicy } from '../../src/api.js';
 import { PolicyError } from '../../src/errors.js';
 import { applyEvent, initialState, type Event, type RuleState } from '../../src/rules/index.js';
 import { rulesOnlyRevoke } from '../../src/verify/properties/dynamic.js';
-import { verifyPolicy, type PropertyResult, type VerifyReport } from '../../src/verify/properties/index.js';
+import { verifyPolicy, type VerifyReport } from '../../src/verify/properties/index.js';
 import { accessSets } from '../../src/verify/properties/model.js';
 import { encoder } from '../../src/verify/smt/encode.js';
 import { z3 } from '../../src/verify/smt/z3.js';
+import { prop, verifyEnv } from './helpers.js';
 
 const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-dyn-')));
 after(() => rmSync(base, { recursive: true, force: true }));
 const ws = path.join(base, 'ws');
 const home = path.join(base, 'home');
 for (const d of [ws, `${ws}/secrets`, `${ws}/src`, `${ws}/docs`, `${home}/private`]) mkdirSync(d, { recursive: true });
-const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+const env = verifyEnv(home);
 
 const policy = (p: Record<string, unknown>): PolicyInput => ({
   policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}', '~/private'], write: ['${WORKSPACE}/src', '${WORKSPACE}/docs'] }, network: { allow: ['api.github.com:443', '*.untrusted.example:443'] }, ...p },
 });
 const run = (input: PolicyInput): Promise<VerifyReport> => verifyPolicy(input, { workspace: ws, env });
-const prop = (r: VerifyReport, id: string): PropertyResult => {
-  const p = r.properties.find((x) => x.id === id);
-  assert.ok(p, `property ${id} reported (got ${r.properties.map((x) => x.id).join(', ')})`);
-  return p;
-};
 
 const RULES = [
   { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },

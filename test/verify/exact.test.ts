@@ -19,6 +19,7 @@ import { inSet, type HostPattern, type PathPattern, type PathSet } from '../../s
 import { encoder } from '../../src/verify/smt/encode.js';
 import { check, guardStats, z3, type CheckFn } from '../../src/verify/smt/z3.js';
 import { rng } from '../helpers.js';
+import { prop, verifyEnv } from './helpers.js';
 
 const sub = (p: string): PathPattern => ({ kind: 'subtree', path: p });
 const named = (dir: string, name: string): PathPattern => ({ kind: 'named-below', dir, name });
@@ -116,13 +117,8 @@ after(() => rmSync(base, { recursive: true, force: true }));
 const ws = path.join(base, 'ws');
 const home = path.join(base, 'home');
 for (const d of [ws, `${ws}/sub`, `${ws}/.env`, home]) mkdirSync(d, { recursive: true });
-const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+const env = verifyEnv(home);
 const run = (input: PolicyInput, opts: VerifyOptions = {}): Promise<VerifyReport> => verifyPolicy(input, { workspace: ws, env, ...opts });
-const prop = (r: VerifyReport, id: string): PropertyResult => {
-  const p = r.properties.find((x) => x.id === id);
-  assert.ok(p, `property ${id} reported`);
-  return p;
-};
 
 /** Says `unsat` to everything: the failure seen in CI, made certain. */
 const alwaysUnsat: CheckFn = async () => ({ status: 'unsat' });

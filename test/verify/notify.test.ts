@@ -20,6 +20,7 @@ import { verifyPolicy } from '../../src/verify/properties/index.js';
 import { compile } from '../../src/api.js';
 import type { Plan } from '../../src/plan/compile.js';
 import { validatePlan, validateRuleCoverage } from '../../src/verify/index.js';
+import { verifyEnv } from './helpers.js';
 
 /** A notify filter written by hand, like the compiler's, with the chosen flaw. */
 function handMade(notified: string[], opts: { arch?: 'kill' | 'allow'; notifyRet?: number } = {}): Buffer {
@@ -92,7 +93,7 @@ describe('ward verify on a policy with dynamic rules', () => {
   mkdirSync(path.join(ws, 'secrets'), { recursive: true });
   mkdirSync(home, { recursive: true });
   writeFileSync(path.join(ws, 'secrets', 'token'), 'x\n');
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+  const env = verifyEnv(home);
 
   it('validates the notify filter with the rest of the compiled artefacts', async () => {
     const r = await verifyPolicy(
@@ -111,7 +112,7 @@ describe('supervised syscalls against the rules', () => {
   const ws = path.join(base, 'ws');
   const home = path.join(base, 'home');
   for (const d of [`${ws}/secrets`, `${ws}/docs`, `${ws}/bin`, home]) mkdirSync(d, { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+  const env = verifyEnv(home);
   // Every kind of event and revocation, so every row of the table is needed at least once.
   const rules = [
     { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' },

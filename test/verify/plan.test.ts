@@ -10,6 +10,7 @@ import { compile, type PolicyInput } from '../../src/api.js';
 import type { Plan } from '../../src/plan/compile.js';
 import type { MountOp } from '../../src/plan/mounts.js';
 import { resolveInSandbox, validateMounts, validatePlan } from '../../src/verify/index.js';
+import { verifyEnv } from './helpers.js';
 
 const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-verify-')));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -23,7 +24,7 @@ writeFileSync(`${ws}/src/main.js`, '\n');
 writeFileSync(`${home}/.ssh/id_ed25519`, 'key\n');
 symlinkSync(`${home}/.ssh`, `${ws}/link-to-ssh`);
 symlinkSync('/etc/passwd', `${ws}/link-to-passwd`);
-const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+const env = verifyEnv(home);
 const extraPaths = [`${ws}/link-to-ssh`, `${ws}/link-to-ssh/id_ed25519`, `${ws}/link-to-passwd`, `${ws}/.npmrc`];
 
 const plan = (input: PolicyInput): Plan => compile(input, { workspace: ws, env });

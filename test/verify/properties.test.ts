@@ -11,7 +11,8 @@ import type { PolicyInput } from '../../src/api.js';
 import { verify } from '../../src/cli/commands/verify.js';
 import { WardError } from '../../src/errors.js';
 import { isWithin } from '../../src/policy/expand.js';
-import { verifyPolicy, type PropertyResult, type VerifyOptions, type VerifyReport } from '../../src/verify/properties/index.js';
+import { verifyPolicy, type VerifyOptions, type VerifyReport } from '../../src/verify/properties/index.js';
+import { prop, verifyEnv } from './helpers.js';
 
 const base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-props-')));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -19,14 +20,9 @@ const ws = path.join(base, 'ws');
 const home = path.join(base, 'home');
 for (const d of [ws, `${ws}/build`, `${ws}/docs`, home]) mkdirSync(d, { recursive: true });
 for (const f of ['secret.txt', 'log.txt', '.env']) writeFileSync(`${ws}/${f}`, 'x\n');
-const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+const env = verifyEnv(home);
 
 const run = (input: PolicyInput, opts: VerifyOptions = {}): Promise<VerifyReport> => verifyPolicy(input, { workspace: ws, env, ...opts });
-const prop = (r: VerifyReport, id: string): PropertyResult => {
-  const p = r.properties.find((x) => x.id === id);
-  assert.ok(p, `property ${id} reported`);
-  return p;
-};
 const policy = (p: Record<string, unknown>): PolicyInput => ({ policy: { extends: ['minimal'], ...p } });
 const POLICY_PROPS = ['no-secret-access', 'visible-not-readable', 'append-not-writable', 'ward-state-ungranted', 'egress'];
 

@@ -17,6 +17,7 @@ import { compileNotifyFilter, WRITE_OPEN_FLAGS } from '../../src/supervisor/filt
 import { validateNotifyFilter } from '../../src/verify/notify.js';
 import { validatePlan, type Finding } from '../../src/verify/index.js';
 import { verifyPolicy } from '../../src/verify/properties/index.js';
+import { verifyEnv } from './helpers.js';
 
 // Not under /tmp: the sandbox's private /tmp carries Landlock rw, which an append-only file
 // below it must not get (a case of its own, tested below).
@@ -26,7 +27,7 @@ const ws = path.join(base, 'ws');
 const home = path.join(base, 'home');
 for (const d of [ws, `${ws}/src`, `${ws}/docs`, home]) mkdirSync(d, { recursive: true });
 for (const f of ['audit.log', 'secret.txt', '.env', 'src/main.c']) writeFileSync(`${ws}/${f}`, 'x\n');
-const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+const env = verifyEnv(home);
 const LOG = `${ws}/audit.log`;
 const SECRET = `${ws}/secret.txt`;
 
