@@ -62,6 +62,11 @@ export interface Supervisor {
  * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
  */
 let threadsStarted = 0;
+const runningThreads = new Set<number>();
+/** Kernel thread ids of the supervisor threads serving a run now (tests: signals aimed at one). */
+export function supervisorThreadIds(): number[] {
+  return [...runningThreads];
+}
 /** How many supervisor threads this process has started (tests: a thread serves run after run). */
 export function supervisorThreadsStarted(): number {
   return threadsStarted;
@@ -161,6 +166,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     throw e;
   }
   let childOpen = true;
+  let thread = -1;
   let notifications = 0;
   let finished = false;
   let failedOnce = false;
@@ -177,7 +183,11 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
   let endedResolve!: (reusable: boolean) => void;
   const ended = new Promise<boolean>((res) => (endedResolve = res));
   const onMessage = (m: WorkerMessage) => {
-    if (m.type === 'ready') readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
+    if (m.type === 'ready') {
+      thread = m.thread;
+      runningThreads.add(thread);
+      readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
+    }
     else if (m.type === 'denial') start.onDenial({ event: m.event, errno: m.errno, reason: m.reason });
     else if (m.type === 'report') start.onReport?.(m.data);
     else if (m.type === 'done') {
@@ -214,6 +224,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
       finished = true;
       Atomics.store(new Int32Array(stopFlag), 0, 1);
       const reusable = await ended;
+      runningThreads.delete(thread);
       worker.off('message', onMessage);
       worker.off('error', onError);
       worker.off('exit', onExit);

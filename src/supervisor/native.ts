@@ -62,6 +62,9 @@ export const VALID_OPEN_FLAGS =
   0o100000 /* O_LARGEFILE */ | O_DIRECTORY | O_NOFOLLOW | 0o1000000 /* O_NOATIME */ | O_CLOEXEC | O_PATH | O_TMPFILE;
 
 const SYS_openat2 = 437;
+const SYS_rt_sigprocmask = 14;
+const SYS_gettid = 186;
+const SIG_BLOCK = 0;
 const SYS_capset = 126;
 const SYS_unshare = 272;
 const SYS_fstat = 5;
@@ -130,6 +133,14 @@ export interface Native {
   utimensat(dirfd: number, name: string, times: Buffer | null, flags: number): number;
   setxattr(path: string, name: string, value: Buffer, flags: number, follow: boolean): number;
   removexattr(path: string, name: string, follow: boolean): number;
+  /**
+   * Blocks every asynchronous signal for the calling thread only (rt_sigprocmask), so that
+   * process-directed signals go to Ward's other threads. Faults (SIGSEGV, SIGBUS, SIGFPE,
+   * SIGILL, SIGTRAP, SIGSYS) stay deliverable: blocking them would turn a fault into a kill.
+   */
+  blockThreadSignals(): number;
+  /** The calling thread's kernel id (gettid). */
+  gettid(): number;
   /** A private fs_struct (umask, cwd) for the calling thread, then umask(0) on it. */
   privateUmask(): number;
   errno(): number;
@@ -169,7 +180,9 @@ export function loadNative(): Native {
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
+  const sys1 = libc.func('syscall', 'long', ['long']);
   const sys2 = libc.func('syscall', 'long', ['long', 'long', 'long']);
+  const sysSigmask = libc.func('syscall', 'long', ['long', 'int', 'void *', 'void *', 'size_t']);
   const sys3 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long']);
   const fallocate = libc.func('fallocate', 'int', ['int', 'int', 'int64_t', 'int64_t']);
   const unlinkat = libc.func('unlinkat', 'int', ['int', 'str', 'int']);
@@ -272,6 +285,15 @@ export function loadNative(): Native {
       const data = Buffer.alloc(24); // two __user_cap_data_struct { effective, permitted, inheritable }, all zero
       return Number(sysCapset(SYS_capset, hdr, data)) < 0 ? fail() : 0;
     },
+    blockThreadSignals: () => {
+      // Signal n is bit n-1 of the kernel's 64-bit sigset_t.
+      let set = 0xffffffffffffffffn;
+      for (const sig of [4, 5, 7, 8, 11, 31]) set &= ~(1n << BigInt(sig - 1));
+      const mask = Buffer.alloc(8);
+      mask.writeBigUInt64LE(set, 0);
+      return Number(sysSigmask(SYS_rt_sigprocmask, SIG_BLOCK, mask, null, 8)) < 0 ? fail() : 0;
+    },
+    gettid: () => Number(sys1(SYS_gettid)),
     privateUmask: () => {
       if (Number(sysUnshare(SYS_unshare, CLONE_FS)) < 0) return fail();
       umask(0);

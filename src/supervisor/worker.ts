@@ -57,7 +57,7 @@ export interface WorkerInput {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean }
+  | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean; thread: number }
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
   | { type: 'report'; data: unknown }
   | { type: 'done'; notifications: number; reason: string }
@@ -119,6 +119,14 @@ const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/'
 // koffi and libc are loaded before the run is known: a thread started ahead of time (index.ts,
 // "spare") has done the slow part when its run arrives.
 const n = N.loadNative();
+// No signal is meant for this thread; process-directed ones go to Ward's other threads. One that
+// landed here while the loop waits in SECCOMP_IOCTL_NOTIF_ADDFD with ADDFD_FLAG_SEND would answer
+// the caller's syscall with 0 instead of its fd: the kernel marks the notification replied before
+// that wait and does not undo it when a signal interrupts the wait (seen with SIGPROF under
+// --cpu-prof; SIGCHLD, which libuv handles, does it too). The restarted ioctl then fails
+// EINPROGRESS and the sandbox is killed. Blocked, a signal stays pending and changes nothing.
+const signalsBlocked = n.blockThreadSignals();
+const threadId = n.gettid();
 let input!: WorkerInput;
 let listener = -1;
 
@@ -154,6 +162,7 @@ async function main(): Promise<void> {
   // below), not Ward's: a private umask of 0 for this thread only.
   const um = n.privateUmask();
   if (um < 0) throw new Error(`cannot give the supervisor thread its own umask (errno ${-um})`);
+  if (signalsBlocked < 0) throw new Error(`cannot block signals on the supervisor thread (errno ${-signalsBlocked}): a signal during an fd injection would corrupt the sandbox's syscall result`);
   let capsDropped = false;
   if (process.getuid?.() === 0) {
     const r = n.dropThreadCaps();
@@ -171,7 +180,7 @@ async function main(): Promise<void> {
   const syncWakeUp = n.ioctlValue(listener, N.NOTIF_SET_FLAGS, N.NOTIF_FD_SYNC_WAKE_UP) === 0;
   const ack = n.send(input.sockFd, Buffer.from('G'));
   if (ack < 0) throw new Error(`cannot release the launcher (errno ${-ack})`);
-  post({ type: 'ready', capsDropped, syncWakeUp });
+  post({ type: 'ready', capsDropped, syncWakeUp, thread: threadId });
   loop(decide);
 }
 

@@ -6,10 +6,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { run, WardError } from '../../src/index.js';
-import { supervisorThreadsStarted } from '../../src/supervisor/index.js';
+import { supervisorThreadIds, supervisorThreadsStarted } from '../../src/supervisor/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { ROOT, fixtureRunOptions, hasCgroup, sandboxFixture, which } from '../helpers.js';
 import type { TestRules } from './decider.js';
@@ -196,6 +198,62 @@ int main(void) {
     assert.equal(denied, 0, `the denied file's content was read ${denied} times: ${r.out}`);
     // The race really ran both ways: some opens saw the denied name (refused), some the allowed one.
     assert.ok(allowed > 0 && refused > 0, r.out);
+  });
+
+  it('signals aimed at the supervisor thread during fd injections change no open\'s result', { skip: !which('cc') && 'no C compiler' }, async () => {
+    // SIGCHLD has a handler in Ward (libuv's). Delivered to the supervisor thread while it waits
+    // in ADDFD with ADDFD_FLAG_SEND, the kernel answered the caller's openat with 0 and the
+    // restarted ioctl failed EINPROGRESS (the sandbox was killed). The thread blocks signals.
+    const t = setup({});
+    writeFileSync(path.join(t.ws, 'data.txt'), 'data\n');
+    writeFileSync(
+      path.join(t.ws, 'opens.c'),
+      `#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int n = atoi(argv[1]);
+  for (int i = 0; i < n; i++) {
+    int fd = open("data.txt", O_RDONLY);
+    if (fd < 3) { printf("open %d returned %d\\n", i, fd); return 2; }
+    char c[8] = {0};
+    if (read(fd, c, 5) != 5 || memcmp(c, "data\\n", 5) != 0) { printf("open %d: wrong file\\n", i); return 3; }
+    close(fd);
+  }
+  printf("ok %d\\n", n);
+  return 0;
+}
+`,
+    );
+    execFileSync('cc', ['-O2', '-o', path.join(t.ws, 'opens'), path.join(t.ws, 'opens.c')]);
+    const running = t.exec(['./opens', '4000']);
+    let tid: number | undefined;
+    for (let i = 0; i < 2000 && tid === undefined; i++) {
+      tid = supervisorThreadIds()[0];
+      if (tid === undefined) await new Promise((res) => setTimeout(res, 2));
+    }
+    assert.ok(tid !== undefined, 'the supervisor thread reported its id');
+    // tgkill from a thread of our own, every ~20 us, for as long as the program runs.
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const sender = new Worker(
+      `const { workerData: w, parentPort } = require('node:worker_threads');
+const koffi = require(w.koffi);
+const sys = koffi.load('libc.so.6').func('syscall', 'long', ['long', 'long', 'long', 'long']);
+const flag = new Int32Array(w.stop);
+let sent = 0;
+while (Atomics.load(flag, 0) === 0) { if (Number(sys(234, w.pid, w.tid, 17)) === 0) sent++; Atomics.wait(flag, 0, 0, 0.02); }
+parentPort.postMessage(sent);`,
+      { eval: true, workerData: { koffi: createRequire(import.meta.url).resolve('koffi'), pid: process.pid, tid, stop: stop.buffer } },
+    );
+    const sent = new Promise<number>((res) => sender.once('message', res));
+    const r = await running;
+    Atomics.store(stop, 0, 1);
+    const n = await sent;
+    assert.equal(r.exitCode, 0, `${r.out}${r.err}`);
+    assert.equal(r.out, 'ok 4000\n');
+    assert.ok(n > 100, `only ${n} signals were sent while the program ran`);
   });
 
   it('paths are read across page boundaries, up to an unmapped page, and a bad pointer is EFAULT', { skip: !which('cc') && 'no C compiler' }, async () => {
