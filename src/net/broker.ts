@@ -877,11 +877,11 @@ function splice(c: Conn, up: net.Socket, first: Buffer, ended: boolean): void {
  * by the pipe: a refused plain-HTTP request is answered (403) after the responses to the
  * requests before it, once the upstream is done.
  */
-function carryDown(c: Conn, up: net.Socket): void {
-  up.pipe(c.down, { end: false });
+function carryDown(c: Conn, up: net.Socket, to: net.Socket = c.down): void {
+  up.pipe(to, { end: false });
   up.once('end', () => {
     if (c.onUpEnd) c.onUpEnd();
-    else c.down.end();
+    else to.end();
   });
 }
 
@@ -898,8 +898,11 @@ type Judgement = { forward: Buffer | null } | { reason: string; status: number; 
  * responses to the requests before it still reach the client, then it gets its answer and the
  * connection closes. The first request refused refuses the connection itself.
  */
-function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judge: (head: RequestHead) => Judgement): void {
+function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judge: (head: RequestHead) => Judgement, brokeredTo?: net.Socket): void {
   const { ctx } = c;
+  // A brokered host's connection: the client's side is the TLS Ward terminates, and placeholders
+  // are judge's to replace (in the head) or to leave (in a body, going to the credential's host).
+  const client = brokeredTo ?? c.down;
   const feed = requestStream(MAX_HEAD);
   let current: { head: RequestHead; bytes: number } | null = null;
   let forwarded = 0; // requests whose head went upstream
@@ -924,19 +927,22 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
   };
   const refuse = (head: RequestHead | null, reason: string, status: number, body: string) => {
     stopped = true;
-    c.down.off('data', onData);
+    client.off('data', onData);
     const reply = textResponse(status, body);
     if (forwarded === 0) {
       // Nothing went upstream: the connection itself is refused (and its record says why).
       if (head) c.ev = { ...c.ev, method: head.method };
-      return denyWith(c, reason, reply);
+      if (!brokeredTo) return denyWith(c, reason, reply);
+      report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
+      up.destroy();
+      return endGracefully(client, reply);
     }
     if (head) record(head, 'deny', { reason });
     else emit(ctx, { type: 'net', kind: 'http', host: c.ev.host, port: c.ev.port, verdict: 'deny', reason });
     c.ev.note = `closed by Ward after ${forwarded} request(s): a later one was refused (${reason})`;
     // The responses to the earlier requests are still coming: end the upstream's input, let
     // them through, then answer. A server that does not end within GRACE_MS is cut.
-    const answer = () => endGracefully(c.down, reply);
+    const answer = () => endGracefully(client, reply);
     if (up.readableEnded || c.upClosed) return answer();
     c.onUpEnd = answer;
     up.end();
@@ -948,10 +954,10 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     // The upstream is slower than the client: stop reading until it drains (one listener at a time).
     if (!up.write(b) && !draining) {
       draining = true;
-      c.down.pause();
+      client.pause();
       up.once('drain', () => {
         draining = false;
-        if (!stopped) c.down.resume();
+        if (!stopped) client.resume();
       });
     }
   };
@@ -959,7 +965,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     for (const item of feed(chunk)) {
       if (stopped) return;
       if (item.type === 'head') {
-        if (carriesPlaceholder(ctx, item.raw)) {
+        if (!brokeredTo && carriesPlaceholder(ctx, item.raw)) {
           return refuse(item.head, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
         }
         const v = judge(item.head);
@@ -970,11 +976,13 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         tail = Buffer.alloc(0);
         send(out);
       } else if (item.type === 'body') {
-        const look = Buffer.concat([tail, item.data]);
-        if (carriesPlaceholder(ctx, look)) {
-          return refuse(current?.head ?? null, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+        if (!brokeredTo) {
+          const look = Buffer.concat([tail, item.data]);
+          if (carriesPlaceholder(ctx, look)) {
+            return refuse(current?.head ?? null, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+          }
+          tail = look.subarray(Math.max(0, look.length - 256));
         }
-        tail = look.subarray(Math.max(0, look.length - 256));
         if (current) current.bytes += item.data.length;
         send(item.data);
       } else if (item.type === 'end') {
@@ -996,11 +1004,11 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     up.end();
     return;
   }
-  c.down.on('data', onData);
-  c.down.once('end', () => {
+  client.on('data', onData);
+  client.once('end', () => {
     if (!stopped) up.end();
   });
-  c.down.resume();
+  client.resume();
 }
 
 /** A raw connection to `name`: every request must be for `name` (Host, and an absolute target). */
@@ -1422,7 +1430,7 @@ function substitute(head: RequestHead, secrets: BrokeredSecret[], all: BrokeredS
   const lines = [`${head.method} ${head.target} HTTP/${head.version}`];
   for (const [k, v0] of head.headers) {
     const key = k.toLowerCase();
-    if (key === 'connection' || key === 'keep-alive' || key === 'proxy-connection') continue;
+    if (key === 'proxy-connection') continue;
     let v = v0;
     for (const sec of secrets) if (sec.header === null || sec.header === key) v = v.split(sec.placeholder).join(sec.value);
     lines.push(`${k}: ${v}`);
@@ -1430,7 +1438,6 @@ function substitute(head: RequestHead, secrets: BrokeredSecret[], all: BrokeredS
   // Checked on the rewritten head minus the values we put in: any placeholder left is in the wrong place.
   const leftover = lines.join('\n');
   if (all.some((sec) => leftover.includes(sec.placeholder))) return null;
-  lines.push('Connection: close');
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }
 
@@ -1438,8 +1445,9 @@ function substitute(head: RequestHead, secrets: BrokeredSecret[], all: BrokeredS
  * A connection to a host with a brokered credential: TLS is terminated here with
  * a leaf from the run's CA (trusted only inside this run's sandbox), the request
  * head is checked and rewritten, and a new TLS connection, verified against the
- * real CAs, carries it to the host. One request per connection (Connection: close):
- * every request's head passes through substitute().
+ * real CAs, carries it to the host. Every request on the connection is parsed as the server
+ * will read it (httpStream), and each head passes through substitute(): kept-alive connections
+ * get the credential, and the same checks, on every request.
  */
 async function brokered(c: Conn, rest: Buffer, name: string, port: number, secrets: BrokeredSecret[]): Promise<void> {
   const { ctx } = c;
@@ -1468,7 +1476,7 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   if (sni && sni.toLowerCase() !== name) return deny(c, 'sni-mismatch');
 
   const scan = requestScanner(MAX_HEAD);
-  let got: { value: RequestHead | null; buf: Buffer };
+  let got: Read<RequestHead | null>;
   try {
     got = await readUntil(down as net.Socket, Buffer.alloc(0), HEAD_TIMEOUT_MS, (b, ended) => {
       const h = scan(b);
@@ -1499,10 +1507,23 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   });
   if (!ok) return deny(c, 'upstream-error: tls');
   c.checking = false;
-  up.write(rewritten);
-  const body = got.buf.subarray(head.length);
-  if (body.length > 0) up.write(body);
-  down.pipe(up);
-  up.pipe(down);
-  down.resume();
+  // Every request on the connection, the first one again included, is checked and rewritten:
+  // a server may keep the connection open after the first answer.
+  carryDown(c, up, down);
+  httpStream(c, up, got.buf, got.ended, brokeredJudge(c, name, port, secrets), down);
+}
+
+/** A brokered host's requests: each must name the host, and each head gets the credential. */
+function brokeredJudge(c: Conn, name: string, port: number, secrets: BrokeredSecret[]): (head: RequestHead) => Judgement {
+  const sameHost = rawJudge(c, name, port);
+  return (head) => {
+    const v = sameHost(head);
+    if (!('forward' in v)) return v;
+    const rewritten = substitute(head, secrets, c.ctx.opts.secrets ?? []);
+    if (!rewritten) {
+      const where = secrets.map((sec) => (sec.header === null ? `${sec.name} in any header` : `${sec.name} in ${sec.header}`)).join(', ');
+      return { reason: 'secret-misuse', status: 403, body: `ward: a brokered credential's placeholder is in a place the policy does not put it (${where}, to ${name}:${port}): refused.\n` };
+    }
+    return { forward: rewritten };
+  };
 }

@@ -30,6 +30,7 @@ let bodyPort = 0;
 const bodySeen: string[] = []; // "host method url body-length" of every request the body-counting server got
 let testCa = '';
 let testKey = '';
+let authConns = 0; // TLS connections the credential host accepted
 const authSeen: string[] = []; // the Authorization header (and any X-Other) each request to the credential host carried
 const seen: string[] = []; // "host url" of every request the stand-in internet received
 // Per connection to the banner server: whether this process (Ward, with its broker) holds the
@@ -76,12 +77,12 @@ before(async () => {
   };
   testCa = readFileSync(path.join(certDir, 'cert.pem'), 'utf8');
   testKey = readFileSync(path.join(certDir, 'key.pem'), 'utf8');
-  authPort = await listen(
-    createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: testCa }, (req, res) => {
-      authSeen.push(`${req.headers.authorization ?? '-'} ${req.headers['x-other'] ?? '-'}`);
-      res.end(`auth ${req.headers.authorization ?? 'none'}\n`);
-    }),
-  );
+  const authServer = createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: testCa }, (req, res) => {
+    authSeen.push(`${req.headers.authorization ?? '-'} ${req.headers['x-other'] ?? '-'}`);
+    res.end(`auth ${req.headers.authorization ?? 'none'}\n`);
+  });
+  authServer.on('secureConnection', () => authConns++);
+  authPort = await listen(authServer);
   httpPort = await listen(createHttp(handler));
   httpsPort = await listen(createHttps({ key: readFileSync(path.join(certDir, 'key.pem')), cert: readFileSync(path.join(certDir, 'cert.pem')) }, handler));
   bannerPort = await listen(
@@ -574,6 +575,48 @@ for name in ['api.test', 'not-allowed.test']:
     const reasons = misuse.net.filter((e) => e.verdict === 'deny').map((e) => e.reason);
     assert.ok(reasons.includes('secret-to-other-host'), reasons.join(','));
     assert.ok(reasons.includes('secret-misuse'), reasons.join(','));
+  });
+
+  it('a brokered credential on a kept-alive connection: every request gets it, and a later one for another host is refused', async () => {
+    const secretValue = `k33p-${process.pid}-value`;
+    const pol = {
+      extends: ['default'],
+      network: { allow: [`api.test:${authPort}`] },
+      secrets: { API_TOKEN: { from_env: 'WARD_TEST_TOKEN', hosts: [`api.test:${authPort}`], header: 'Authorization' } },
+    } as PolicyFile;
+    // One TLS connection (http.client keeps it), three requests: two for the host, then one
+    // naming another Host, which a server serving several sites would route elsewhere.
+    const script = `
+import http.client, os
+tok = os.environ['API_TOKEN']
+c = http.client.HTTPSConnection('api.test', ${authPort})
+for p in ['/one', '/two']:
+    c.request('GET', p, headers={'Authorization': 'Bearer ' + tok})
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip())
+c.request('GET', '/three', headers={'Host': 'other.test', 'Authorization': 'Bearer ' + tok})
+r = c.getresponse()
+print(r.status, r.read().decode().strip())
+`;
+    authSeen.length = 0;
+    const before = authConns;
+    const r = await run({ policy: pol }, ['python3', '-c', script], {
+      workspace: fx.ws,
+      env: { ...fx.env, WARD_TEST_TOKEN: secretValue },
+      stdin: 'ignore',
+      allowDegraded: !hasCgroup,
+      egress: { resolve: async () => '127.0.0.1', upstreamCa: [testCa] },
+    });
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    const lines = r.stdout.toString().trim().split('\n');
+    assert.deepEqual(lines.slice(0, 2), [`200 auth Bearer ${secretValue}`, `200 auth Bearer ${secretValue}`], out);
+    assert.match(lines[2] ?? '', /^403 ward: this connection goes to api\.test:\d+, and a request on it names other\.test/, out);
+    assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`], 'the host saw two requests, each with the value');
+    assert.equal(authConns - before, 1, 'the two requests shared one upstream connection');
+    const http = r.net.filter((e) => e.kind === 'http');
+    assert.deepEqual(http.map((e) => `${e.verdict} ${e.path}${e.reason ? ` ${e.reason}` : ''}`), ['allow /one', 'allow /two', 'deny /three host-mismatch'], JSON.stringify(r.net));
+    assert.doesNotMatch(JSON.stringify(r.net), new RegExp(secretValue), 'the value is in no record');
   });
 
   it('a brokered credential must name allowed hosts, and its file must not be readable inside', async () => {
