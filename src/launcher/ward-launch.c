@@ -2033,6 +2033,15 @@ static void json_limit(FILE *f, rlim_t v)
 #define SECCOMP_SET_MODE_FILTER 1
 #endif
 #define WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+/*
+ * 5.19+: once Ward has received a notification, a signal to the caller no
+ * longer interrupts the call (only a fatal one ends it). Without it, a
+ * signal arriving while Ward performs the call on the caller's behalf (an
+ * O_CREAT open, a mkdir, a rename) abandons the answer, and the restarted
+ * call meets Ward's finished work: EEXIST, ENOENT. Programs that take
+ * signals all the time (interval timers, Go's preemption) saw that.
+ */
+#define WARD_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #define SUPERVISE_MAX_INSNS 4096 /* BPF_MAXINSNS */
 
 struct ward_sock_filter {
@@ -2066,13 +2075,20 @@ static void supervise_handshake(int sfd)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail("no-new-privs", errno, NULL, NULL);
 	struct ward_sock_fprog prog = { (unsigned short)(n / (ssize_t)sizeof insns[0]), insns };
+	/* The byte sent with the listener says which: 'K' killable waits, 'L' older kernels. */
+	char byte = 'K';
 	int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-				    WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+				    WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER | WARD_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+				    &prog);
+	if (listener < 0 && errno == EINVAL) {
+		byte = 'L';
+		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+					WARD_SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	}
 	if (listener < 0)
 		fail("supervise-install", errno, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)",
 		     errno == EBUSY ? "another filter of this process already has a listener" : NULL);
 
-	char byte = 'L';
 	n = send_with_fd(sfd, &byte, 1, listener);
 	if (n != 1)
 		fail("supervise-send", n < 0 ? errno : EIO, "passing the listener fd to Ward", NULL);

@@ -158,7 +158,7 @@ export interface LaunchRecord {
     /** The egress path in force: null means an empty network namespace and nothing else. */
     network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
     /** Supervised mode: the syscalls decided at run time and the notify filter's size (absent: not supervised). */
-    supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean; sync_wake_up: boolean };
+    supervisor?: { syscalls: string[]; notified: string[]; instructions: number; caps_dropped: boolean; sync_wake_up: boolean; wait_killable: boolean };
     /** The dynamic rules in force (policy text), each enforced until the sandbox ends. */
     rules?: string[];
   };
@@ -745,8 +745,8 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
                 notified: [...notifyFilter.names.values()],
                 instructions: notifyFilter.instructions,
                 ...(await supervisor.ready.then(
-                  (r) => ({ caps_dropped: r.capsDropped, sync_wake_up: r.syncWakeUp }),
-                  () => ({ caps_dropped: false, sync_wake_up: false }),
+                  (r) => ({ caps_dropped: r.capsDropped, sync_wake_up: r.syncWakeUp, wait_killable: r.waitKillable }),
+                  () => ({ caps_dropped: false, sync_wake_up: false, wait_killable: false }),
                 )),
               },
             }

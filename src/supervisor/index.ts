@@ -47,12 +47,20 @@ export interface SupervisorStart {
   onFailure(message: string): void;
 }
 
+/** What the thread found once the listener was in hand (the launch record's layers.supervisor). */
+export interface SupervisorReady {
+  capsDropped: boolean;
+  syncWakeUp: boolean;
+  /** The filter has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: a signal cannot abandon a call Ward is performing. */
+  waitKillable: boolean;
+}
+
 export interface Supervisor {
   /** The launcher's end of the handshake socket: pass it to the child, then call closeChildFd(). */
   childFd: number;
   closeChildFd(): void;
   /** Resolves once the launcher holds the filter and the loop runs. */
-  ready: Promise<{ capsDropped: boolean; syncWakeUp: boolean }>;
+  ready: Promise<SupervisorReady>;
   /** Ends the loop (if the sandbox's exit has not already) and waits for the thread. */
   stop(): Promise<{ notifications: number }>;
 }
@@ -175,9 +183,9 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     failedOnce = true;
     start.onFailure(message);
   };
-  let readyResolve!: (v: { capsDropped: boolean; syncWakeUp: boolean }) => void;
+  let readyResolve!: (v: SupervisorReady) => void;
   let readyReject!: (e: Error) => void;
-  const ready = new Promise<{ capsDropped: boolean; syncWakeUp: boolean }>((res, rej) => ((readyResolve = res), (readyReject = rej)));
+  const ready = new Promise<SupervisorReady>((res, rej) => ((readyResolve = res), (readyReject = rej)));
   ready.catch(() => {});
   // Resolves when the thread is done with this run: reusable ('idle'), or gone ('exit').
   let endedResolve!: (reusable: boolean) => void;
@@ -186,7 +194,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     if (m.type === 'ready') {
       thread = m.thread;
       runningThreads.add(thread);
-      readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp });
+      readyResolve({ capsDropped: m.capsDropped, syncWakeUp: m.syncWakeUp, waitKillable: m.waitKillable });
     }
     else if (m.type === 'denial') start.onDenial({ event: m.event, errno: m.errno, reason: m.reason });
     else if (m.type === 'report') start.onReport?.(m.data);

@@ -103,8 +103,8 @@ export interface Native {
   ftruncate(fd: number): number;
   pollIn(fd: number, timeoutMs: number): number;
   send(fd: number, data: Buffer): number;
-  /** Receives one message with one fd in SCM_RIGHTS: the fd, or a negative errno (-EPIPE at EOF). */
-  recvFd(fd: number): number;
+  /** Receives one message of one byte with one fd in SCM_RIGHTS: both, or a negative errno (-EPIPE at EOF). */
+  recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
   socketpair(): [number, number] | number;
   /** Drops every capability of the calling thread only (capset with pid 0). */
@@ -265,7 +265,7 @@ export function loadNative(): Native {
       if (n === 0) return -32; // EPIPE: the launcher closed its end
       // struct cmsghdr: len u64, level i32, type i32, data.
       if (msg.readBigUInt64LE(40) < 20n || control.readInt32LE(8) !== SOL_SOCKET || control.readInt32LE(12) !== SCM_RIGHTS) return -71; // EPROTO
-      return control.readInt32LE(16);
+      return { fd: control.readInt32LE(16), byte: byte[0]! };
     },
     recvByte: (fd) => {
       const b = Buffer.alloc(1);

@@ -57,7 +57,7 @@ export interface WorkerInput {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean; thread: number }
+  | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean; waitKillable: boolean; thread: number }
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
   | { type: 'report'; data: unknown }
   | { type: 'done'; notifications: number; reason: string }
@@ -172,15 +172,17 @@ async function main(): Promise<void> {
 
   const sent = n.send(input.sockFd, Buffer.from(input.program));
   if (sent < 0) throw new Error(`cannot send the notify filter to the launcher (errno ${-sent}): the sandbox did not start`);
-  const fd = n.recvFd(input.sockFd);
-  if (fd < 0) throw new Error(`the launcher did not pass the seccomp listener (errno ${-fd}); its status report says why`);
-  listener = fd;
+  const got = n.recvFd(input.sockFd);
+  if (typeof got === 'number') throw new Error(`the launcher did not pass the seccomp listener (errno ${-got}); its status report says why`);
+  listener = got.fd;
+  // 'K': the filter has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19+; ward-launch.c says why).
+  const waitKillable = got.byte === 0x4b;
   // Optional (6.6+): the notifying thread hands its CPU to us instead of a plain wake-up.
   // (The flag is the ioctl's value argument, not a pointer.)
   const syncWakeUp = n.ioctlValue(listener, N.NOTIF_SET_FLAGS, N.NOTIF_FD_SYNC_WAKE_UP) === 0;
   const ack = n.send(input.sockFd, Buffer.from('G'));
   if (ack < 0) throw new Error(`cannot release the launcher (errno ${-ack})`);
-  post({ type: 'ready', capsDropped, syncWakeUp, thread: threadId });
+  post({ type: 'ready', capsDropped, syncWakeUp, waitKillable, thread: threadId });
   loop(decide);
 }
 

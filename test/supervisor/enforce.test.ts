@@ -200,6 +200,59 @@ int main(void) {
     assert.ok(allowed > 0 && refused > 0, r.out);
   });
 
+  it('a program that takes signals all the time gets its calls performed once: O_CREAT|O_EXCL never meets its own file', { skip: !which('cc') && 'no C compiler' }, async (t) => {
+    // An interval timer every 50 us (Go's preemption signals, profilers and timers do the like).
+    // Before SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, a signal during the open Ward was performing
+    // abandoned the answer; the restarted open found the file Ward had just made: EEXIST, for
+    // 2,467 of 3,000 opens here.
+    const s = setup({});
+    writeFileSync(
+      path.join(s.ws, 'excl.c'),
+      `#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+static volatile long ticks;
+static void on_alarm(int sig) { (void)sig; ticks++; }
+int main(int argc, char **argv) {
+  int n = atoi(argv[1]), failed = 0, first = 0;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, 0);
+  struct itimerval it = { { 0, 50 }, { 0, 50 } };
+  setitimer(ITIMER_REAL, &it, 0);
+  mkdir("made", 0755);
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "made/f%d", i);
+    int fd = open(name, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0) { if (!failed) first = errno; failed++; } else close(fd);
+  }
+  struct itimerval off;
+  memset(&off, 0, sizeof off);
+  setitimer(ITIMER_REAL, &off, 0);
+  printf("created %d failed %d errno %d ticks %ld\\n", n - failed, failed, first, ticks);
+  return 0;
+}
+`,
+    );
+    execFileSync('cc', ['-O2', '-o', path.join(s.ws, 'excl'), path.join(s.ws, 'excl.c')]);
+    const r = await s.exec(['./excl', '2000']);
+    assert.equal(r.exitCode, 0, r.err);
+    if (!r.launch.layers.supervisor?.wait_killable) return t.skip('this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19+)');
+    const m = /^created (\d+) failed (\d+) errno (\d+) ticks (\d+)$/.exec(r.out.trim());
+    assert.ok(m, r.out);
+    assert.equal(Number(m[2]), 0, `opens abandoned and repeated: ${r.out}`);
+    assert.ok(Number(m[4]) > 0, `the timer fired: ${r.out}`);
+  });
+
   it('signals aimed at the supervisor thread during fd injections change no open\'s result', { skip: !which('cc') && 'no C compiler' }, async () => {
     // SIGCHLD has a handler in Ward (libuv's). Delivered to the supervisor thread while it waits
     // in ADDFD with ADDFD_FLAG_SEND, the kernel answered the caller's openat with 0 and the

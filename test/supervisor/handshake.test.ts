@@ -54,7 +54,8 @@ describe('the launcher side of the supervisor handshake', () => {
     const { r, s } = await handshake((fd) => {
       const n = loadNative();
       assert.ok(n.send(fd, compileNotifyFilter(['openat']).program) > 0);
-      listener = n.recvFd(fd);
+      const got = n.recvFd(fd);
+      listener = typeof got === 'number' ? got : got.fd;
     });
     assert.ok(listener >= 0, `the launcher passed a listener fd (got ${listener})`);
     closeSync(listener);
@@ -67,8 +68,9 @@ describe('the launcher side of the supervisor handshake', () => {
     const { r, s } = await handshake((fd) => {
       const n = loadNative();
       n.send(fd, compileNotifyFilter(['openat']).program);
-      const listener = n.recvFd(fd);
-      assert.ok(listener >= 0);
+      const got = n.recvFd(fd);
+      assert.ok(typeof got !== 'number', `the launcher passed a listener fd (got ${String(got)})`);
+      const listener = got.fd;
       n.send(fd, Buffer.from('G'));
       closeSync(listener); // nobody will answer: execve is always notified
     });
