@@ -932,10 +932,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     if (forwarded === 0) {
       // Nothing went upstream: the connection itself is refused (and its record says why).
       if (head) c.ev = { ...c.ev, method: head.method };
-      if (!brokeredTo) return denyWith(c, reason, reply);
-      report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
-      up.destroy();
-      return endGracefully(client, reply);
+      return denyWith(c, reason, reply, client);
     }
     if (head) record(head, 'deny', { reason });
     else emit(ctx, { type: 'net', kind: 'http', host: c.ev.host, port: c.ev.port, verdict: 'deny', reason });
@@ -1304,12 +1301,15 @@ function deny(c: Conn, reason: string): void {
   destroyBoth(c);
 }
 
-/** Refuses with a message the client can read (a 403, a DNS error), then closes. */
-function denyWith(c: Conn, reason: string, reply: Buffer): void {
+/**
+ * Refuses with a message the client can read (a 403, a DNS error), then closes. `to`: where the
+ * client reads it (a brokered host's TLS, which Ward terminates; else the connection itself).
+ */
+function denyWith(c: Conn, reason: string, reply: Buffer, to: net.Socket = c.down): void {
   report(c, { type: 'net', ...withoutRule(c.ev), verdict: 'deny', reason });
   c.up?.destroy();
   pipeMode(c);
-  endGracefully(c.down, reply);
+  endGracefully(to, reply);
 }
 
 function withoutRule(ev: Conn['ev']): Conn['ev'] {
@@ -1488,9 +1488,10 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   }
   const head = got.value;
   if (!head) return deny(c, 'malformed');
-  if (!requestNames(head, name)) return deny(c, 'host-mismatch');
-  const rewritten = substitute(head, secrets, ctx.opts.secrets ?? []);
-  if (!rewritten) return deny(c, 'secret-misuse');
+  // The first request is judged before the host is dialed: a refusal costs no upstream connection.
+  const judge = brokeredJudge(c, name, port, secrets);
+  const first = judge(head);
+  if (!('forward' in first)) return deny(c, first.reason);
 
   let raw: net.Socket;
   try {
@@ -1510,7 +1511,7 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   // Every request on the connection, the first one again included, is checked and rewritten:
   // a server may keep the connection open after the first answer.
   carryDown(c, up, down);
-  httpStream(c, up, got.buf, got.ended, brokeredJudge(c, name, port, secrets), down);
+  httpStream(c, up, got.buf, got.ended, judge, down);
 }
 
 /** A brokered host's requests: each must name the host, and each head gets the credential. */
