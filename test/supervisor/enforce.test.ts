@@ -31,6 +31,12 @@ function setup(rules: TestRules | ((ws: string) => TestRules), syscalls: string[
   return { ...fx, records, options, exec, sh: (script: string) => exec(['sh', '-c', script]) };
 }
 
+/** Writes `name`.c into the workspace and compiles it to `name` there, for the sandbox to run. */
+function cProgram(ws: string, name: string, flags: string[], source: string): void {
+  writeFileSync(path.join(ws, `${name}.c`), source);
+  execFileSync('cc', [...flags, '-o', path.join(ws, name), path.join(ws, `${name}.c`)]);
+}
+
 describe('supervised mode: opens decided outside the sandbox', () => {
   it('a denied file gets EACCES, allowed files open, and the refusal is recorded after the launch record', async () => {
     const t = setup((ws) => ({ deny: [path.join(ws, 'secret.txt')] }));
@@ -162,8 +168,7 @@ describe('supervised mode: attacks on the supervisor', () => {
     writeFileSync(path.join(t.ws, 'evil.txt'), 'DENIED-CONTENT!\n');
     // Same length names, so the flip is a plain byte store into the buffer the kernel and the
     // supervisor read. The flipper never stops; main opens 20,000 times and counts outcomes.
-    writeFileSync(
-      path.join(t.ws, 'race.c'),
+    cProgram(t.ws, 'race', ['-O2', '-pthread'],
       `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -189,7 +194,6 @@ int main(void) {
 }
 `,
     );
-    execFileSync('cc', ['-O2', '-pthread', '-o', path.join(t.ws, 'race'), path.join(t.ws, 'race.c')]);
     const r = await t.exec(['./race']);
     assert.equal(r.exitCode, 0, r.err);
     const m = /allowed=(\d+) denied=(\d+) refused=(\d+) other=(\d+)/.exec(r.out);
@@ -206,8 +210,7 @@ int main(void) {
     // abandoned the answer; the restarted open found the file Ward had just made: EEXIST, for
     // 2,467 of 3,000 opens here.
     const s = setup({});
-    writeFileSync(
-      path.join(s.ws, 'excl.c'),
+    cProgram(s.ws, 'excl', ['-O2'],
       `#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -243,7 +246,6 @@ int main(int argc, char **argv) {
 }
 `,
     );
-    execFileSync('cc', ['-O2', '-o', path.join(s.ws, 'excl'), path.join(s.ws, 'excl.c')]);
     const r = await s.exec(['./excl', '2000']);
     assert.equal(r.exitCode, 0, r.err);
     if (!r.launch.layers.supervisor?.wait_killable) return t.skip('this kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19+)');
@@ -259,8 +261,7 @@ int main(int argc, char **argv) {
     // restarted ioctl failed EINPROGRESS (the sandbox was killed). The thread blocks signals.
     const t = setup({});
     writeFileSync(path.join(t.ws, 'data.txt'), 'data\n');
-    writeFileSync(
-      path.join(t.ws, 'opens.c'),
+    cProgram(t.ws, 'opens', ['-O2'],
       `#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,7 +281,6 @@ int main(int argc, char **argv) {
 }
 `,
     );
-    execFileSync('cc', ['-O2', '-o', path.join(t.ws, 'opens'), path.join(t.ws, 'opens.c')]);
     const running = t.exec(['./opens', '4000']);
     let tid: number | undefined;
     for (let i = 0; i < 2000 && tid === undefined; i++) {
@@ -312,8 +312,7 @@ parentPort.postMessage(sent);`,
   it('paths are read across page boundaries, up to an unmapped page, and a bad pointer is EFAULT', { skip: !which('cc') && 'no C compiler' }, async () => {
     const t = setup({});
     writeFileSync(path.join(t.ws, 'straddle.txt'), 'straddled\n');
-    writeFileSync(
-      path.join(t.ws, 'pages.c'),
+    cProgram(t.ws, 'pages', ['-O1'],
       `#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -343,7 +342,6 @@ int main(void) {
 }
 `,
     );
-    execFileSync('cc', ['-O1', '-o', path.join(t.ws, 'pages'), path.join(t.ws, 'pages.c')]);
     const r = await t.exec(['./pages']);
     assert.equal(r.out, 'across: straddled\nat-end: straddled\nunterminated: errno 14\nnull: errno 14\n', r.err);
   });
