@@ -229,7 +229,7 @@ export type LandlockMode = 'required' | 'optional' | 'off';
 
 export interface LandlockRule {
   path: string;
-  /** Letters: r read files + list dirs, w write/create/remove/rename, x execute, d device ioctls. */
+  /** Letters: r read files + list dirs, w write/create/remove/rename, x execute, d device ioctls, n (with w) no unix socket bound to a path. */
   rights: string;
 }
 
@@ -310,7 +310,7 @@ export function innerArgs(opts: InnerOptions): string[] {
   args.push('--landlock', mode);
   if (mode !== 'off') {
     for (const rule of rules) {
-      if (!/^[rwxd]+$/.test(rule.rights)) argError(`landlock rights '${rule.rights}' for ${rule.path}: use letters r, w, x, d`);
+      if (!/^[rwxdn]+$/.test(rule.rights)) argError(`landlock rights '${rule.rights}' for ${rule.path}: use letters r, w, x, d, n`);
       checkPath(rule.path, 'a landlock rule path');
       args.push('--ll', `${rule.rights}:${rule.path}`);
     }

@@ -1789,6 +1789,7 @@ struct rlimit_opt {
 #define RIGHT_W 2u
 #define RIGHT_X 4u
 #define RIGHT_D 8u
+#define RIGHT_NOSOCK 16u /* 'n': w without MAKE_SOCK (no unix socket bound to a path) */
 
 struct ll_rule {
 	const char *path;
@@ -1840,7 +1841,7 @@ static void parse_rlimit(const char *arg, struct rlimit_opt *out)
 		usage_error("option --rlimit: '%s': values are decimal numbers or 'unlimited'", arg);
 }
 
-/* RIGHTS:PATH with RIGHTS a non-empty combination of r w x d, PATH absolute. */
+/* RIGHTS:PATH with RIGHTS a non-empty combination of r w x d n, PATH absolute. */
 static void parse_ll_rule(const char *arg, struct ll_rule *out)
 {
 	const char *colon = strchr(arg, ':');
@@ -1854,8 +1855,9 @@ static void parse_ll_rule(const char *arg, struct ll_rule *out)
 		case 'w': out->rights |= RIGHT_W; break;
 		case 'x': out->rights |= RIGHT_X; break;
 		case 'd': out->rights |= RIGHT_D; break;
+		case 'n': out->rights |= RIGHT_NOSOCK; break;
 		default:
-			usage_error("option --ll: '%s': unknown right '%c' (rights are r, w, x, d)",
+			usage_error("option --ll: '%s': unknown right '%c' (rights are r, w, x, d, n)",
 				    arg, *p);
 		}
 	}
@@ -1896,6 +1898,10 @@ static uint64_t ll_access(unsigned rights)
 		a |= LL_FS_EXECUTE;
 	if (rights & RIGHT_D)
 		a |= LL_FS_IOCTL_DEV;
+	/* Rights add up along a path: the planner puts 'n' on every rule of the tree it is meant
+	 * for (src/plan/rules.ts, withoutSocketNodes), not on one alone. */
+	if (rights & RIGHT_NOSOCK)
+		a &= ~LL_FS_MAKE_SOCK;
 	return a;
 }
 

@@ -4,7 +4,7 @@
  * --plan`, and later `ward verify`) without running anything.
  */
 import { PolicyError } from '../errors.js';
-import { planRules, supervisedFiles, type RulesPlan } from './rules.js';
+import { planRules, supervisedFiles, withoutSocketNodes, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
@@ -60,7 +60,9 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
 
   const network = planNetwork(policy, ctx.env);
 
-  const mounts = planMounts(eff, { home: ctx.home, origins: policy.origins });
+  const planned = planMounts(eff, { home: ctx.home, origins: policy.origins });
+  const sockets = withoutSocketNodes(planned.landlock, rules);
+  const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 
   const key = canonicalJson(eff.syscalls);
   let seccomp = seccompCache.get(key);

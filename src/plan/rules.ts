@@ -37,6 +37,9 @@
  * `revoke: network`.
  */
 import type { Rule } from '../rules/index.js';
+import type { LandlockRule } from '../launcher/launcher.js';
+import { isWithin } from '../policy/expand.js';
+import { pathShape } from '../rules/pattern.js';
 import { realpathSync } from 'node:fs';
 import type { EffectivePolicy } from '../policy/load.js';
 import { FD_OPS, PATH_OPS, type NotifyConditions, type SupervisedSyscall } from '../supervisor/filter.js';
@@ -114,4 +117,38 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   }
   if (visible.length > 0) plan.visible = [...visible];
   return plan;
+}
+
+/**
+ * bind(2) of a unix socket to a path makes a directory entry (a socket node) without any open,
+ * so a `revoke: write P` cannot be enforced on it by the supervisor the way it is on mkdir or
+ * mknod: Ward cannot bind for the program with the kernel's semantics (the address the socket
+ * then reports is the string given to bind, resolved from the binder's root and cwd, and Ward's
+ * thread cannot take the sandbox's root), and a CONTINUE decided on an address in memory could
+ * be raced. So the kernel refuses it from the start instead: every Landlock rule a revocable
+ * write pattern reaches (the rule's tree holds paths the pattern matches, or the pattern's tree
+ * holds the rule) loses LANDLOCK_ACCESS_FS_MAKE_SOCK (the launcher's right letter 'n'). Rights
+ * add up along a path, so every such rule must lose it, ancestors included. Elsewhere (a
+ * private /tmp, $HOME) binds are the kernel's own. The cost, stated in the plan's notes: before
+ * the rule fires too, no unix socket can be bound to a path in those trees.
+ */
+export function withoutSocketNodes(landlock: readonly LandlockRule[], plan: RulesPlan | null): { landlock: LandlockRule[]; notes: string[] } {
+  const roots: string[] = [];
+  for (const r of plan?.rules ?? []) {
+    for (const m of r.revoke) {
+      if (m.access !== 'write') continue;
+      const shape = pathShape(m.target);
+      roots.push(shape.kind === 'subtree' ? shape.path : shape.dir);
+    }
+  }
+  if (roots.length === 0) return { landlock: [...landlock], notes: [] };
+  const notes: string[] = [];
+  const out = landlock.map((rule) => {
+    if (!rule.rights.includes('w') || rule.rights.includes('n')) return rule;
+    const by = roots.find((p) => isWithin(p, rule.path) || isWithin(rule.path, p));
+    if (by === undefined) return rule;
+    notes.push(`no unix socket can be bound to a path under ${rule.path}: a rule revokes writes to ${by} there, and bind(2) cannot be decided at run time (Landlock refuses it from the start)`);
+    return { ...rule, rights: `${rule.rights}n` };
+  });
+  return { landlock: out, notes };
 }

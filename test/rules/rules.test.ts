@@ -180,6 +180,27 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2']);
   });
 
+  it('a write revocation takes MAKE_SOCK (letter n) from every Landlock rule whose tree meets the pattern, ancestors included, and from no other', () => {
+    const withDefault = (rules: unknown[]) => compile(loadPolicyObject({ extends: ['default'], rules }, { workspace: ws, home, env }), { workspace: ws, env });
+    const rights = (rules: unknown[]) => Object.fromEntries(withDefault(rules).mounts.landlock.map((r) => [r.path, r.rights]));
+    const plain = rights([]);
+    const rw = realpathSync(ws);
+    // The workspace holds src/; $HOME and /dev do not, and no read-only rule gets a letter.
+    const withRule = rights([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]);
+    for (const [p, r] of Object.entries(plain)) {
+      const meets = r.includes('w') && (rw.startsWith(p === '/' ? '/' : `${p}/`) || rw === p);
+      assert.equal(withRule[p], meets ? `${r}n` : r, `${p}: ${r} -> ${withRule[p]}`);
+    }
+    assert.equal(withRule[rw], `${plain[rw]}n`);
+    assert.equal(withRule['/dev'], plain['/dev']);
+    // A named-below pattern meets every rule above or below its directory; other revocations take nothing.
+    assert.equal(rights([{ after: 'connect *', revoke: 'write ${WORKSPACE}/**/.env' }])[rw], `${plain[rw]}n`);
+    assert.deepEqual(rights([{ after: 'connect *', revoke: 'read ${WORKSPACE}/src' }]), plain);
+    assert.deepEqual(rights([{ after: 'connect *', revoke: 'network' }]), plain);
+    // The plan says what it costs.
+    assert.ok(withDefault([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]).notes.some((n) => n.startsWith(`no unix socket can be bound to a path under ${rw}`)));
+  });
+
   it('run() enforces them (a write refused after the trigger), and launch() refuses a hand-made plan without them', async () => {
     const { run } = await import('../../src/index.js');
     const { launch } = await import('../../src/sandbox/launch.js');

@@ -5,6 +5,8 @@
  * relative path, a symlinked parent directory, a directory fd); outside the pattern the same
  * calls work, so `git init && git add && git commit` and ordinary file churn still succeed.
  * The supervisor performs each allowed call itself on the resolved names (never CONTINUE).
+ * A unix socket bound to a path (bind(2), no open) is refused by Landlock in the trees such a
+ * pattern reaches, from the start (src/plan/rules.ts, withoutSocketNodes).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -115,6 +117,60 @@ describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
       assert.ok(sup.some((d) => d.what.startsWith(`${call} `) && d.what.includes(main2) && /write revoked by rules\[0\]/.test(d.detail)), `${call}: ${JSON.stringify(sup.map((d) => d.what))}`);
     }
     assert.ok(sup.some((d) => d.what === `rmdir ${path.join(t.ws, 'src', 'empty')}`), JSON.stringify(sup.map((d) => d.what)));
+  });
+
+  it('bind: no unix socket node can be made in the trees a write revocation reaches (Landlock, from the start); elsewhere binds are the kernel\'s own', async () => {
+    const t = setup();
+    const script = `
+import os, socket, sys, threading
+def attempt(name, f):
+    try:
+        print(name, f()); sys.stdout.flush()
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno); sys.stdout.flush()
+def unix(where):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(where)
+    return s
+def echo(where):
+    # A real socket: bound, listened on, connected to and used; its name is what bind was given.
+    srv = unix(where); srv.listen(1)
+    def serve():
+        c, _ = srv.accept(); c.sendall(c.recv(16).upper()); c.close()
+    th = threading.Thread(target=serve); th.start()
+    cl = socket.socket(socket.AF_UNIX); cl.connect(srv.getsockname()); cl.sendall(b'ping'); got = cl.recv(16); th.join()
+    return 'ok %s %s' % (got.decode(), srv.getsockname())
+os.symlink('src', 'via')
+attempt('bind-before', lambda: unix('src/early.sock'))
+attempt('bind-ws-before', lambda: unix('build.sock'))
+open('secrets/key.txt').read()
+attempt('bind-in', lambda: unix('src/planted.sock'))
+attempt('bind-in-via-symlink', lambda: unix('via/planted2.sock'))
+attempt('bind-in-absolute', lambda: unix(os.getcwd() + '/src/planted3.sock'))
+attempt('mknod-sock-in', lambda: os.mknod('src/planted4.sock', 0o600 | 0o140000))
+attempt('bind-tmp', lambda: unix('/tmp/t.sock'))
+attempt('bind-home', lambda: echo(os.environ['HOME'] + '/h.sock'))
+attempt('bind-abstract', lambda: unix('\\0ward-test-abstract').getsockname())
+attempt('bind-inet', lambda: (lambda s: (s.bind(('127.0.0.1', 0)), s.getsockname()[1] > 0)[1])(socket.socket()))
+`;
+    const r = await run({ policy: t.policy }, ['python3', '-c', script], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.equal(r.revocations.length, 1, out);
+    // The workspace holds src/, so its Landlock rule lost MAKE_SOCK: refused before and after the rule fires.
+    for (const k of ['bind-before', 'bind-ws-before', 'bind-in', 'bind-in-via-symlink', 'bind-in-absolute', 'mknod-sock-in']) assert.match(out, new RegExp(`^${k} refused errno=13$`, 'm'), `${k}: ${out}`);
+    for (const n of ['early.sock', 'planted.sock', 'planted2.sock', 'planted3.sock', 'planted4.sock']) assert.ok(!existsSync(path.join(t.ws, 'src', n)), n);
+    assert.ok(!existsSync(path.join(t.ws, 'build.sock')));
+    // Rights add up along a path: here the workspace lies under /tmp, so the private /tmp's rule
+    // lost it too. The private $HOME (beside the workspace) is no tree of the pattern: the
+    // kernel binds there, with its exact semantics (the name is the one given).
+    assert.match(out, /^bind-tmp refused errno=13$/m, out);
+    assert.match(out, new RegExp(`^bind-home ok PING ${t.home}/h\\.sock$`, 'm'), out);
+    assert.match(out, /^bind-abstract b'\\x00ward-test-abstract'$/m, out);
+    assert.match(out, /^bind-inet True$/m, out);
+    // The plan says so.
+    const launch = t.records.find((x) => x.type === 'launch') as { notes: string[] } | undefined;
+    assert.ok(launch?.notes.some((n) => n.startsWith(`no unix socket can be bound to a path under ${t.ws}`)), JSON.stringify(launch?.notes));
   });
 
   it('git init, add and commit work after a write revocation (outside the revoked pattern)', async () => {

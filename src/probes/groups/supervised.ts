@@ -7,7 +7,7 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
@@ -302,7 +302,7 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
   {
     id: 'rule.write-revoke-exact',
     ...ruleProbe,
-    title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link; ordinary churn elsewhere must still work',
+    title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link, a unix socket bound there; ordinary churn elsewhere must still work',
     asi: ['ASI01', 'ASI05'],
     nist: ['AC-3(8)', 'SI-7'],
     setup,
@@ -316,16 +316,18 @@ attempt('rename-out', lambda: os.rename('src/main.c', 'moved.c'))
 attempt('mkdir', lambda: os.mkdir('src/new'))
 attempt('chmod', lambda: os.chmod('src/main.c', 0o777))
 attempt('utimes', lambda: os.utime('src/main.c', (1, 1)))
-attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
+attempt('link', lambda: os.link('src/main.c', 'second.c'))
+attempt('bind', lambda: socket.socket(socket.AF_UNIX).bind('src/main.sock'))`),
     check: (run, ctx) => {
       const v = kv(run.stdout);
       if (v.get('elsewhere') === undefined) return noResult(run, 'elsewhere');
       if (v.get('elsewhere') !== '0') return error(`file churn outside src/ failed (errno ${v.get('elsewhere')}): the revocation is wider than its pattern`);
-      const refused = refusedWith(run, ['unlink', 'rename-out', 'mkdir', 'chmod', 'utimes', 'link'], E.EACCES, 'src/ was changed after the revocation');
+      const refused = refusedWith(run, ['unlink', 'rename-out', 'mkdir', 'chmod', 'utimes', 'link', 'bind'], E.EACCES, 'src/ was changed after the revocation');
       if (refused) return refused;
+      if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
       if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
       if (!recorded(run, /write revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
-      return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path');
+      return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path, and a unix socket bind there EACCES from Landlock');
     },
   },
 ];
