@@ -1322,7 +1322,8 @@ __attribute__((noreturn)) static void run_relay(int pidfd, pid_t init_pid, int b
  *         reports the sandbox init's pid there ({"child-pid": N}).
  * On lifeline EOF it SIGKILLs the sandbox init (which takes the whole pid
  * namespace down) and every process still in the sandbox's cgroups, then
- * exits. It also exits, doing nothing, as soon as the init is gone.
+ * exits. It also exits, doing nothing, as soon as the init is gone. Either
+ * way, if Ward itself has died, it removes the run's cgroups (remove_cgroups).
  *
  * If bwrap died before reporting the init's pid (in an unprivileged run the
  * orphaned init then waits forever for the uid map its parent never wrote),
@@ -1410,6 +1411,33 @@ static pid_t child_pid_of(const char *info)
 	return 0;
 }
 
+/* Ward's pid (the outer launcher's parent), taken before the watchdog forks. */
+static pid_t ward_pid;
+
+/*
+ * Whether Ward (the process that spawned us) has exited, waiting up to `ms` for it: the
+ * lifeline's EOF alone does not say, since a Ward that is done closes it too. A Ward killed
+ * with SIGKILL is seen exited a moment after its lifeline closes (its threads exit one by
+ * one). -1 for `wardfd`: unknown (no pidfd), so no.
+ */
+static int ward_gone(int wardfd, int ms)
+{
+	struct pollfd w = { .fd = wardfd, .events = POLLIN };
+	return wardfd >= 0 && poll(&w, 1, ms) > 0;
+}
+
+/*
+ * Whether the lifeline (fd 0) reaches EOF within `ms`. When a sandbox init dies with Ward
+ * (bwrap's --die-with-parent: the signal comes as soon as the thread that spawned bwrap
+ * exits), Ward's other threads may still hold the lifeline open a moment longer.
+ */
+static int lifeline_closes(int ms)
+{
+	struct pollfd l = { .fd = 0, .events = POLLIN };
+	char c;
+	return poll(&l, 1, ms) > 0 && read(0, &c, 1) == 0;
+}
+
 static void watchdog_fire(int pidfd, pid_t init_pid, unsigned long status_ino, char **cgroup_files,
 			  int n_cgroup)
 {
@@ -1428,6 +1456,28 @@ static void watchdog_fire(int pidfd, pid_t init_pid, unsigned long status_ino, c
 		if (empty)
 			break;
 		usleep(10000);
+	}
+}
+
+/*
+ * Ward removes the run's cgroups when a run ends, after reading what they recorded (an OOM
+ * kill, peak memory); a Ward that died cannot, and the next run's sweep only comes if there is
+ * a next run. So they are removed here, and only once Ward is known dead (ward_gone). The
+ * killed tasks leave them once reaped (EBUSY until then: bwrap, orphaned by Ward's death, is
+ * reaped by the host's init, which on some hosts takes seconds).
+ */
+static void remove_cgroups(char **cgroup_files, int n_cgroup)
+{
+	for (int k = 0; k < n_cgroup; k++) {
+		const char *slash = strrchr(cgroup_files[k], '/');
+		char dir[PATH_MAX];
+		if (!slash || slash == cgroup_files[k] ||
+		    (size_t)(slash - cgroup_files[k]) >= sizeof dir)
+			continue;
+		memcpy(dir, cgroup_files[k], (size_t)(slash - cgroup_files[k]));
+		dir[slash - cgroup_files[k]] = 0;
+		for (int round = 0; round < 300 && rmdir(dir) < 0 && errno == EBUSY; round++)
+			usleep(round < 50 ? 10000 : 100000);
 	}
 }
 
@@ -1461,6 +1511,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 	if (close_fds_except(relay_fds, relay_socket ? 2 : 0) < 0)
 		for (int fd = relay_socket ? 5 : 3; fd < 1024; fd++)
 			close(fd);
+	int wardfd = (int)syscall(SYS_pidfd_open, ward_pid, 0U);
 	/* The relay is our child; nobody needs its exit status. */
 	signal(SIGCHLD, SIG_IGN);
 	/* Own session: the terminal's ^C for the command's process group is not ours. */
@@ -1497,12 +1548,19 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 					}
 				}
 				watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+				if (ward_gone(wardfd, 500))
+					remove_cgroups(cgroup_files, n_cgroup);
 				_exit(0);
 			}
 		}
 		if (p[1].fd >= 0 && p[1].revents) {
 			if (!info_open) {
-				_exit(0); /* the pidfd is readable: the sandbox init exited */
+				/* The pidfd is readable: the sandbox init exited. With Ward? */
+				if (lifeline_closes(200) && ward_gone(wardfd, 500)) {
+					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+					remove_cgroups(cgroup_files, n_cgroup);
+				}
+				_exit(0);
 			}
 			ssize_t m = read(1, buf + used, sizeof buf - 1 - used);
 			if (m > 0) {
@@ -1519,8 +1577,14 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 			init_pid = child_pid_of(buf);
 			if (init_pid > 0) {
 				pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0U);
-				if (pidfd < 0 && errno == ESRCH)
-					_exit(0); /* already gone */
+				if (pidfd < 0 && errno == ESRCH) {
+					/* Already gone. With Ward? */
+					if (lifeline_closes(200) && ward_gone(wardfd, 500)) {
+						watchdog_fire(-1, 0, 0, cgroup_files, n_cgroup);
+						remove_cgroups(cgroup_files, n_cgroup);
+					}
+					_exit(0);
+				}
 			}
 			if (relay_socket) {
 				/* The relay needs the init's pidfd to join its namespaces; without it
@@ -1548,6 +1612,8 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		}
 	}
 	watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+	if (ward_gone(wardfd, 500))
+		remove_cgroups(cgroup_files, n_cgroup);
 	_exit(0);
 }
 
@@ -1576,6 +1642,7 @@ static void start_watchdog(int lifeline, int info_fd, int block_fd, char **cgrou
 	high_pipe(p);
 	if (relay_socket)
 		high_pipe(b);
+	ward_pid = getppid();
 	pid_t child = fork();
 	if (child < 0)
 		fail("watchdog", errno, "fork", NULL);
