@@ -1548,7 +1548,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 					}
 				}
 				watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-				if (ward_gone(wardfd, 500))
+				if (ward_gone(wardfd, 200))
 					remove_cgroups(cgroup_files, n_cgroup);
 				_exit(0);
 			}
@@ -1556,7 +1556,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		if (p[1].fd >= 0 && p[1].revents) {
 			if (!info_open) {
 				/* The pidfd is readable: the sandbox init exited. With Ward? */
-				if (lifeline_closes(200) && ward_gone(wardfd, 500)) {
+				if (lifeline_closes(200) && ward_gone(wardfd, 200)) {
 					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
 					remove_cgroups(cgroup_files, n_cgroup);
 				}
@@ -1579,7 +1579,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 				pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0U);
 				if (pidfd < 0 && errno == ESRCH) {
 					/* Already gone. With Ward? */
-					if (lifeline_closes(200) && ward_gone(wardfd, 500)) {
+					if (lifeline_closes(200) && ward_gone(wardfd, 200)) {
 						watchdog_fire(-1, 0, 0, cgroup_files, n_cgroup);
 						remove_cgroups(cgroup_files, n_cgroup);
 					}
@@ -1612,7 +1612,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		}
 	}
 	watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-	if (ward_gone(wardfd, 500))
+	if (ward_gone(wardfd, 200))
 		remove_cgroups(cgroup_files, n_cgroup);
 	_exit(0);
 }

@@ -129,10 +129,11 @@ describe('the runner reports what it sees', () => {
 
   it('layers are independent: with Landlock off, only the promises Landlock alone keeps break', async () => {
     // Everything else must still hold on the mount namespace, seccomp, the read-only /proc and
-    // the other layers; the one promise that is Landlock's alone (no exec from writable /tmp) breaks.
+    // the other layers; the promises that are Landlock's alone (no exec from writable /tmp; no unix
+    // socket node under a write revocation, which no supervisor can decide) break.
     const report = await runProbes({ policy: { policy: { extends: ['default'], sandbox: { landlock: 'off' } } }, workspaceBase: tempDir('ward-test-probe-nolandlock-'), allowDegraded: !hasCgroup });
     const broken = report.probes.filter((p) => p.status === 'broken').map((p) => p.id).sort();
-    assert.deepEqual(broken, ['fs.exec-from-tmp'], JSON.stringify(report.probes.filter((p) => p.status === 'broken').map((p) => [p.id, p.detail])));
+    assert.deepEqual(broken, ['fs.exec-from-tmp', 'rule.write-revoke-socket'], JSON.stringify(report.probes.filter((p) => p.status === 'broken').map((p) => [p.id, p.detail])));
     assert.equal(report.summary.error, 0);
   });
 

@@ -302,7 +302,7 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
   {
     id: 'rule.write-revoke-exact',
     ...ruleProbe,
-    title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link, a unix socket bound there; ordinary churn elsewhere must still work',
+    title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link; ordinary churn elsewhere must still work',
     asi: ['ASI01', 'ASI05'],
     nist: ['AC-3(8)', 'SI-7'],
     setup,
@@ -316,18 +316,47 @@ attempt('rename-out', lambda: os.rename('src/main.c', 'moved.c'))
 attempt('mkdir', lambda: os.mkdir('src/new'))
 attempt('chmod', lambda: os.chmod('src/main.c', 0o777))
 attempt('utimes', lambda: os.utime('src/main.c', (1, 1)))
-attempt('link', lambda: os.link('src/main.c', 'second.c'))
-attempt('bind', lambda: socket.socket(socket.AF_UNIX).bind('src/main.sock'))`),
+attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
     check: (run, ctx) => {
       const v = kv(run.stdout);
       if (v.get('elsewhere') === undefined) return noResult(run, 'elsewhere');
       if (v.get('elsewhere') !== '0') return error(`file churn outside src/ failed (errno ${v.get('elsewhere')}): the revocation is wider than its pattern`);
-      const refused = refusedWith(run, ['unlink', 'rename-out', 'mkdir', 'chmod', 'utimes', 'link', 'bind'], E.EACCES, 'src/ was changed after the revocation');
+      const refused = refusedWith(run, ['unlink', 'rename-out', 'mkdir', 'chmod', 'utimes', 'link'], E.EACCES, 'src/ was changed after the revocation');
       if (refused) return refused;
-      if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
       if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
       if (!recorded(run, /write revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
-      return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path, and a unix socket bind there EACCES from Landlock');
+      return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path');
+    },
+  },
+  {
+    id: 'rule.write-revoke-socket',
+    ...ruleProbe,
+    mechanism: 'landlock',
+    title: 'after a write revocation on src/, bind a unix socket to a path in src/ (a directory entry made without an open)',
+    asi: ['ASI01', 'ASI05'],
+    nist: ['AC-3(8)', 'SI-7'],
+    setup,
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
+    program: () =>
+      py(`open('secrets/token').read()
+attempt('bind', lambda: socket.socket(socket.AF_UNIX).bind('src/main.sock'))
+# Elsewhere: a private $HOME or /tmp that does not hold the workspace (one that does lost the right too).
+ws = os.getcwd() + '/'
+away = [d for d in (os.environ.get('HOME', ''), '/tmp') if d.startswith('/') and not ws.startswith(d.rstrip('/') + '/')]
+if away:
+    say('away', away[0])
+    attempt('bind-elsewhere', lambda: socket.socket(socket.AF_UNIX).bind(away[0].rstrip('/') + '/ok.sock'))
+else:
+    say('away', '-')`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('away') === undefined) return noResult(run, 'away');
+      if (v.get('away') !== '-' && v.get('bind-elsewhere') !== '0') return error(`binding a unix socket in ${v.get('away')} failed (errno ${v.get('bind-elsewhere')}): the refusal is wider than the revoked tree`);
+      const refused = refusedWith(run, ['bind'], E.EACCES, 'a unix socket node was made in src/ after the revocation');
+      if (refused) return refused;
+      if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
+      return held(`bind(2) to a path in src/ got EACCES from Landlock (MAKE_SOCK taken from the trees the write revocation reaches)${v.get('away') === '-' ? '' : `; in ${v.get('away')} it worked`}`);
     },
   },
 ];
