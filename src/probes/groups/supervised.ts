@@ -87,6 +87,15 @@ function refusedWith(run: ProbeRun, keys: string[], errno: number, what: string)
 
 const recorded = (run: ProbeRun, re: RegExp) => run.denials.some((d) => d.layer === 'supervisor' && re.test(d.detail));
 
+/** The write-revocation probes: reading secrets/ revokes writing src/. */
+const writeRevoked: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
+  asi: ['ASI01', 'ASI05'],
+  nist: ['AC-3(8)', 'SI-7'],
+  setup,
+  teardown,
+  policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
+};
+
 export const probes: Probe[] = [
   {
     id: 'rule.connect-after-secret',
@@ -303,11 +312,7 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
     id: 'rule.write-revoke-exact',
     ...ruleProbe,
     title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link; ordinary churn elsewhere must still work',
-    asi: ['ASI01', 'ASI05'],
-    nist: ['AC-3(8)', 'SI-7'],
-    setup,
-    teardown,
-    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
+    ...writeRevoked,
     program: () =>
       py(`open('secrets/token').read()
 attempt('elsewhere', lambda: (os.mkdir('build'), open('build/a', 'w').write('a'), os.rename('build/a', 'build/b'), os.unlink('build/b'), os.rmdir('build')))
@@ -333,11 +338,7 @@ attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
     ...ruleProbe,
     mechanism: 'landlock',
     title: 'after a write revocation on src/, bind a unix socket to a path in src/ (a directory entry made without an open)',
-    asi: ['ASI01', 'ASI05'],
-    nist: ['AC-3(8)', 'SI-7'],
-    setup,
-    teardown,
-    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
+    ...writeRevoked,
     program: () =>
       py(`open('secrets/token').read()
 attempt('bind', lambda: socket.socket(socket.AF_UNIX).bind('src/main.sock'))
