@@ -87,16 +87,21 @@ const check = (name, r) => {
   if (r.launch.observed?.landlock.status !== 'applied') throw new Error(`${name}: Landlock not applied`);
 };
 const stampOf = (out) => BigInt(out.toString().trim());
+/** Times one Ward call from just before it starts until its result is in, then checks the result. */
+const timedCall = async (name, call, what) => {
+  const t0 = now();
+  const r = await withTimeout(call(), TIMEOUT_MS, what);
+  const ms = msSince(t0);
+  check(name, r);
+  return { ms, r };
+};
 
 const cases = {
   pooled: {
     label: '`pool.run([\'true\'])`, warm pool (size 2)',
     before: () => withTimeout(pool.ready(), TIMEOUT_MS, 'refill'),
     fn: async () => {
-      const t0 = now();
-      const r = await withTimeout(pool.run(['true']), TIMEOUT_MS, 'pool.run');
-      const ms = msSince(t0);
-      check('pooled', r);
+      const { ms, r } = await timedCall('pooled', () => pool.run(['true']), 'pool.run');
       if (!r.launch.pooled) throw new Error('pooled: the launch record does not say pooled');
       return ms;
     },
@@ -111,35 +116,19 @@ const cases = {
   },
   run: {
     label: 'Ward `run()` (unpooled, prepared policy)',
-    fn: async () => {
-      const t0 = now();
-      const r = await withTimeout(ward.run(policy, ['true'], { workspace: ws, stdin: 'ignore', audit: auditLog }), TIMEOUT_MS, 'run');
-      const ms = msSince(t0);
-      check('run', r);
-      return ms;
-    },
+    fn: async () => (await timedCall('run', () => ward.run(policy, ['true'], { workspace: ws, stdin: 'ignore', audit: auditLog }), 'run')).ms,
   },
   noaudit: {
     label: '`pool.run([\'true\'])`, warm pool, audit log off (diagnostic)',
     before: () => withTimeout(noAuditPool.ready(), TIMEOUT_MS, 'refill'),
-    fn: async () => {
-      const t0 = now();
-      const r = await withTimeout(noAuditPool.run(['true']), TIMEOUT_MS, 'pool.run (no audit)');
-      const ms = msSince(t0);
-      check('noaudit', r);
-      return ms;
-    },
+    fn: async () => (await timedCall('noaudit', () => noAuditPool.run(['true']), 'pool.run (no audit)')).ms,
   },
   drained: {
     label: 'the 2nd of 2 `pool.run([\'true\'])` back to back, pool of 1 (diagnostic)',
     before: () => withTimeout(drainedPool.ready(), TIMEOUT_MS, 'refill'),
     fn: async () => {
       check('drained', await withTimeout(drainedPool.run(['true']), TIMEOUT_MS, 'pool.run (drained, first)'));
-      const t0 = now();
-      const r = await withTimeout(drainedPool.run(['true']), TIMEOUT_MS, 'pool.run (drained)');
-      const ms = msSince(t0);
-      check('drained', r);
-      return ms;
+      return (await timedCall('drained', () => drainedPool.run(['true']), 'pool.run (drained)')).ms;
     },
   },
 };
