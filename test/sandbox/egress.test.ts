@@ -128,7 +128,16 @@ async function sandboxed(argv: string[], p: PolicyFile = policy()) {
   return { ...r, out: r.stdout.toString() + r.stderr.toString() };
 }
 
-const py = (code: string) => sandboxed(['python3', '-c', code]);
+/** What the Python snippets share: read a socket until the peer closes it. */
+const PY_PRELUDE = `
+def read_all(s):
+    data = b''
+    while True:
+        c = s.recv(65536)
+        if not c: return data
+        data += c
+`;
+const py = (code: string) => sandboxed(['python3', '-c', PY_PRELUDE + code]);
 
 /** Whether the python3 on PATH has pip (Debian splits it into python3-pip). */
 function pipWorks(): boolean {
@@ -149,12 +158,7 @@ ip = socket.gethostbyname('api.test')
 print('resolved', ip)
 s = socket.create_connection(('api.test', ${httpPort}), timeout=5)
 s.sendall(b'GET /raw HTTP/1.1\\r\\nHost: api.test\\r\\nConnection: close\\r\\n\\r\\n')
-data = b''
-while True:
-    chunk = s.recv(4096)
-    if not chunk: break
-    data += chunk
-print(data.decode().splitlines()[-1])
+print(read_all(s).decode().splitlines()[-1])
 `);
     assert.equal(r.exitCode, 0, r.out);
     assert.match(r.out, /resolved 127\.100\.\d+\.\d+/);
@@ -250,12 +254,7 @@ s.sendall(b'GET /one HTTP/1.1\\r\\nHost: api.test:${bodyPort}\\r\\n\\r\\n')
 first = s.recv(4096).decode()
 print('FIRST', first.splitlines()[0], first.splitlines()[-1])
 s.sendall(b'GET /two HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
-data = b''
-while True:
-    c = s.recv(4096)
-    if not c: break
-    data += c
-print('SECOND', data.decode())
+print('SECOND', read_all(s).decode())
 `);
     assert.equal(r.exitCode, 0, r.out);
     assert.match(r.out, /FIRST HTTP\/1\.1 200 OK got \/one 0/);
@@ -280,12 +279,7 @@ def exchange(payload):
     s = socket.create_connection(('api.test', ${bodyPort}), timeout=5)
     s.sendall(payload)
     s.shutdown(socket.SHUT_WR)
-    data = b''
-    while True:
-        c = s.recv(65536)
-        if not c: break
-        data += c
-    return data.decode()
+    return read_all(s).decode()
 H = b'Host: api.test:${bodyPort}\\r\\n'
 print('PIPE', exchange(b'GET /p1 HTTP/1.1\\r\\n' + H + b'\\r\\nGET /p2 HTTP/1.1\\r\\n' + H + b'\\r\\nGET /p3 HTTP/1.1\\r\\n' + H + b'Connection: close\\r\\n\\r\\n').count('HTTP/1.1 200'))
 inner = b'GET /smuggled HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n'
