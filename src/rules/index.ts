@@ -13,6 +13,8 @@
  *                                          from then on. Never mutates `state`.
  *   isAllowed(state, access, target)    -> boolean     false when a fired rule revoked it
  *   revocations(state)                  -> Match[]     what the fired rules revoked
+ *   allowsAnyTarget(state, accesses)    -> boolean     every target allowed for these accesses,
+ *                                          and no such access could be an event that matters
  *   matchEvent(match, event)            -> boolean
  *
  * `isAllowed` answers for the dynamic part only: the static policy (mounts, Landlock,
@@ -97,6 +99,30 @@ export function revokes(m: Match, access: Access): boolean {
 
 export function isAllowed(state: RuleState, access: Access, target: string): boolean {
   return !revocations(state).some((m) => revokes(m, access) && matchTarget(m, target));
+}
+
+/** The event an access is when it happens (appending is writing). */
+function eventOf(access: Access): EventKind {
+  return access === 'append' ? 'write' : access;
+}
+
+/**
+ * True when, in `state`, each of `accesses` is allowed on *every* target and happening on any
+ * target would change nothing: no fired rule revokes it, and no rule still waiting has an
+ * unseen \`after\` pattern of its kind. A decision that holds for every target needs no target:
+ * the supervisor can then let the kernel run the call without reading which path it names
+ * (src/supervisor/worker.ts, "decided blind"), and a thread that swaps the path afterwards
+ * gains nothing the rules would refuse or needed to see. A revocation makes it false for good;
+ * a pattern still waiting makes it false until an event has matched it.
+ */
+export function allowsAnyTarget(state: RuleState, accesses: readonly Access[]): boolean {
+  for (const access of accesses) {
+    if (revocations(state).some((m) => revokes(m, access))) return false;
+    const kind = eventOf(access);
+    const waiting = state.rules.some((rule, r) => !state.fired[r] && rule.after.some((m, i) => m.access === kind && !state.seen[r]![i]));
+    if (waiting) return false;
+  }
+  return true;
 }
 
 /** A rule pattern as policy text ("read /x", "connect *"): for messages and `ward policy check`. */

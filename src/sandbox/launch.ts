@@ -193,6 +193,11 @@ export interface RunResult {
   revocations: RevocationRecord[];
   launch: LaunchRecord;
   durationMs: number;
+  /**
+   * Supervised mode: the notifications the supervisor answered, and how many of them it decided
+   * blind (allowed from registers alone, src/supervisor/worker.ts).
+   */
+  supervisor?: { notifications: number; blind: number };
 }
 
 export interface RunHandle {
@@ -773,7 +778,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 
     const [code, signal] = await exited;
     // The loop ends by itself once no process uses the filter; stop() is the backstop.
-    await supervisor?.stop();
+    const supervised = await supervisor?.stop();
     if (wall) clearTimeout(wall);
     if (cpuWatch) clearInterval(cpuWatch);
     abortSignal?.removeEventListener('abort', onAbort);
@@ -879,6 +884,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       revocations,
       launch: launchRecord,
       durationMs,
+      ...(supervised ? { supervisor: supervised } : {}),
     };
   }
   result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between

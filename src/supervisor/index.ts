@@ -61,8 +61,11 @@ export interface Supervisor {
   closeChildFd(): void;
   /** Resolves once the launcher holds the filter and the loop runs. */
   ready: Promise<SupervisorReady>;
-  /** Ends the loop (if the sandbox's exit has not already) and waits for the thread. */
-  stop(): Promise<{ notifications: number }>;
+  /**
+   * Ends the loop (if the sandbox's exit has not already) and waits for the thread. Returns how
+   * many notifications it answered, and how many of those were decided blind (worker.ts).
+   */
+  stop(): Promise<{ notifications: number; blind: number }>;
 }
 
 /**
@@ -176,6 +179,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
   let childOpen = true;
   let thread = -1;
   let notifications = 0;
+  let blind = 0;
   let finished = false;
   let failedOnce = false;
   const fail = (message: string) => {
@@ -201,6 +205,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     else if (m.type === 'done') {
       // The loop ended because no process uses the filter any more: the sandbox is gone.
       notifications = m.notifications;
+      blind = m.blind;
       finished = true;
     } else if (m.type === 'idle') endedResolve(true);
     else if (m.type === 'error') {
@@ -243,7 +248,7 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
         if (reusable) void worker.terminate();
         prewarmSupervisor();
       }
-      return { notifications };
+      return { notifications, blind };
     },
   };
 }

@@ -23,13 +23,18 @@
  *     (a hard link to a revoked file is refused too); otherwise each name is the event
  *     "write P". Elsewhere they work, so git and npm keep working after a revocation.
  *
+ * anyTarget (a decision on registers only): true for the accesses no fired rule revokes and no
+ * waiting `after` pattern needs to see, e.g. every write before `revoke: write` fires when no
+ * rule waits for a write. The supervisor then lets the kernel make the call unread (CONTINUE):
+ * the answer would have been "allowed, no event" whatever path it named.
+ *
  * Errno: EACCES for everything, connect included ("Permission denied": a local rule said no;
  * ECONNREFUSED would read as "nobody listens" and invite retries).
  *
  * Each rule that fires is reported (ctx.report) with its trigger before the call that fired it
  * is answered, so its `revocation` record precedes every refusal it causes.
  */
-import { isAllowed, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Rule } from '../rules/index.js';
+import { allowsAnyTarget, isAllowed, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Rule } from '../rules/index.js';
 import { applyShared, loadRuleState, revocationReport, revokedBy } from './rules-state.js';
 import type { Decide, DeciderContext, Decision, SupervisedEvent } from './types.js';
 
@@ -75,7 +80,7 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
   const why = (r: number | null, what: string) =>
     `${what} revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;
 
-  return (e) => {
+  const decide: Decide = (e) => {
     const state = loadRuleState(rules, cells);
     if (e.kind === 'connect') {
       // Blind: only a revocation of every destination can be decided here.
@@ -114,4 +119,8 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
     }
     return ALLOW;
   };
+  // Before a write revocation fires (and with no `after: write` pattern waiting), every write
+  // is allowed and no event: the supervisor need not read which file it is (worker.ts).
+  decide.anyTarget = (accesses) => allowsAnyTarget(loadRuleState(rules, cells), accesses);
+  return decide;
 }

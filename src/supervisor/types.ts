@@ -47,7 +47,19 @@ export interface SupervisedEvent {
 
 export type Decision = { allow: true } | { errno: number; reason?: string };
 
-export type Decide = (event: SupervisedEvent) => Decision;
+/** The accesses a call to a file can be, as far as its registers tell (open flags, the syscall). */
+export type FileAccess = 'read' | 'write' | 'append';
+
+export type Decide = ((event: SupervisedEvent) => Decision) & {
+  /**
+   * Optional. True when, right now, the function would allow a call with these accesses whatever
+   * file it named, and would not need to see it (it is no event that could change a later
+   * answer). The supervisor then answers CONTINUE without reading the call's memory ("decided
+   * blind", worker.ts): nothing was decided on what a racing thread could swap. Must be cheap;
+   * when in doubt, false.
+   */
+  anyTarget?: (accesses: readonly FileAccess[]) => boolean;
+};
 
 /**
  * Given to createDecider beside its data: `report` sends plain data to Ward's main thread

@@ -24,6 +24,12 @@
  *     open file (pidfd_getfd), for append-only files (handleFdOp).
  *   connect: decided blind, CONTINUE when allowed (nothing in memory was decided on).
  *   O_PATH opens: CONTINUE (nothing refuses them; ADDFD cannot inject them).
+ *   Opens, writes by path and metadata writes *decided blind*: when the decision function says
+ *     its answer is "allowed, and no event" for every file (Decide.anyTarget, on the accesses
+ *     the registers show), and no append-only or visible-only entry needs the path, the call is
+ *     answered CONTINUE before any memory is read. The kernel then makes it under the static
+ *     layers (mounts, Landlock), exactly as an unsupervised run would: a decision that holds for
+ *     every path cannot be raced by swapping the path.
  *
  * Fail closed: any unexpected error ends the loop and closes the listener; the kernel then
  * fails every notified syscall (ENOSYS) and the main thread kills the sandbox.
@@ -35,7 +41,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
-import type { Decide, DeciderContext, DeciderSpec, SupervisedEvent } from './types.js';
+import type { Decide, DeciderContext, DeciderSpec, FileAccess, SupervisedEvent } from './types.js';
 
 export interface WorkerInput {
   sockFd: number;
@@ -60,7 +66,7 @@ export type WorkerMessage =
   | { type: 'ready'; capsDropped: boolean; syncWakeUp: boolean; waitKillable: boolean; thread: number }
   | { type: 'denial'; event: SupervisedEvent; errno: number; reason: string }
   | { type: 'report'; data: unknown }
-  | { type: 'done'; notifications: number; reason: string }
+  | { type: 'done'; notifications: number; blind: number; reason: string }
   /** The run is over and its fds closed: this thread can take another run. */
   | { type: 'idle' }
   | { type: 'error'; message: string };
@@ -90,6 +96,21 @@ const RWF_NOAPPEND = 0x20;
 const FALLOC_FL_KEEP_SIZE = 1;
 const F_SETFL = 4;
 const BLIND_KIND = new Map<SupervisedSyscall, 'connect'>([['connect', 'connect']]);
+const ALL_ACCESSES: readonly FileAccess[] = ['read', 'write', 'append'];
+const WRITE_ONLY: readonly FileAccess[] = ['write'];
+
+/**
+ * What an open can do, from its flags register, erring wide: it reads unless O_WRONLY; it
+ * writes with O_WRONLY, O_RDWR, O_CREAT or O_TRUNC; with O_APPEND the write is also an append.
+ */
+function openAccesses(flags: number): FileAccess[] {
+  const mode = flags & N.O_ACCMODE;
+  const out: FileAccess[] = [];
+  if (mode !== N.O_WRONLY) out.push('read');
+  if (mode !== 0 || flags & (N.O_CREAT | N.O_TRUNC)) out.push('write');
+  if (flags & N.O_APPEND) out.push('append');
+  return out;
+}
 const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
   ['unlink', 'unlink'],
   ['unlinkat', 'unlink'],
@@ -200,6 +221,7 @@ function loop(decide: Decide): void {
   let rootFd = -1;
   let addfdSend = true;
   let count = 0;
+  let blindCount = 0;
 
   const respond = (id: bigint, val: number, error: number, flags: number) => {
     resp.writeBigUInt64LE(id, 0);
@@ -211,6 +233,20 @@ function loop(decide: Decide): void {
     if (r < 0 && r !== -ENOENT) throw new Error(`SECCOMP_IOCTL_NOTIF_SEND failed (errno ${-r})`);
   };
   const refuse = (id: bigint, errno: number) => respond(id, 0, -errno, 0);
+
+  /**
+   * Decided blind (file comment): answers CONTINUE and returns true when the call's answer is
+   * "allowed, no event" whatever file it names, from registers alone. Visible-only and
+   * append-only entries are decided by path, so while they apply nothing is blind.
+   */
+  const blind = (id: bigint, name: SupervisedSyscall, accesses: readonly FileAccess[]): boolean => {
+    if (input.visible.length > 0) return false;
+    if (input.append.length > 0 && accesses.some((a) => a !== 'read')) return false;
+    if (decided.has(name) && decide.anyTarget?.(accesses) !== true) return false;
+    blindCount++;
+    respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    return true;
+  };
 
   const stillValid = (id: bigint) => {
     idBuf.writeBigUInt64LE(id, 0);
@@ -557,17 +593,29 @@ function loop(decide: Decide): void {
     }
     // openat2's caller gets openat2's strictness; openat's caller gets openat's leniency.
     if (name !== 'openat2') flags &= N.VALID_OPEN_FLAGS;
+    if (name === 'openat2' && flags & N.O_PATH) {
+      // openat2's flags are in memory: a CONTINUE decided on O_PATH would let a racing thread
+      // turn it into any open after the decision. Only a decision that holds for every access
+      // may CONTINUE; otherwise ENOSYS, as the static filter answers openat2 (callers fall back
+      // to openat, whose flags are a register).
+      return blind(id, name, ALL_ACCESSES) ? undefined : refuse(id, ENOSYS);
+    }
+    if (name !== 'openat2') {
+      // Registers only, before any memory is read. O_PATH gives no access to the contents, and
+      // no check (static, visible-only, rules) refuses it: nothing to decide. (It also could not
+      // be injected: ADDFD refuses O_PATH files, EBADF.) Every use of such an fd that reaches
+      // contents is decided again: a /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec.
+      if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+      // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
+      if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
+      if (blind(id, name, openAccesses(flags))) return;
+    }
     const asked = readString(pid, Number(pathArg));
     // Check after reading: the pid could have died and been reused while we read its memory.
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     if (asked === '') return refuse(id, ENOENT);
-    // O_PATH gives no access to the contents, and no check (static, visible-only, rules) refuses
-    // it: there is nothing to decide, so CONTINUE decides nothing on memory. (It also could not be
-    // injected: ADDFD refuses O_PATH files, EBADF.) Every use of such an fd that reaches contents
-    // is decided again: a /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec.
-    if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
-    // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
+    // openat2 without O_PATH: Ward opens the file itself with the flags it read (its own copy).
     if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
     const abs = absolute(pid, dirfd, asked);
     if (typeof abs === 'number') return refuse(id, -abs);
@@ -868,6 +916,7 @@ function loop(decide: Decide): void {
    * capabilities).
    */
   const handlePathOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    if (blind(id, name, WRITE_ONLY)) return;
     const kind = PATH_KIND.get(name)!;
     const a = (i: number) => args[i]!;
     const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
@@ -965,6 +1014,7 @@ function loop(decide: Decide): void {
    * (newer ways to say the same) answer ENOSYS: libc falls back to the ones above.
    */
   const handleAttrOp = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
+    if (blind(id, name, WRITE_ONLY)) return;
     if (name === 'fchmodat2' || name === 'setxattrat' || name === 'removexattrat') return refuse(id, ENOSYS);
     const a = (i: number) => args[i]!;
     const fdArg = (i: number) => Number(BigInt.asIntN(32, a(i)));
@@ -1128,5 +1178,5 @@ function loop(decide: Decide): void {
     for (const fd of memFds.values()) n.close(fd);
     if (rootFd >= 0) n.close(rootFd);
   }
-  post({ type: 'done', notifications: count, reason: why });
+  post({ type: 'done', notifications: count, blind: blindCount, reason: why });
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { compile } from '../../src/api.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
-import { applyEvent, initialState, isAllowed, matchEvent, revocations, type Rule } from '../../src/rules/index.js';
+import { allowsAnyTarget, applyEvent, initialState, isAllowed, matchEvent, revocations, type Access, type Event, type Rule, type RuleState } from '../../src/rules/index.js';
 import { matchDest, matchPath } from '../../src/rules/pattern.js';
 import { policyError } from '../helpers.js';
 
@@ -150,6 +150,83 @@ describe('rules: semantics', () => {
       assert.deepEqual(s0, initialState(rules));
       assert.deepEqual(r1.state.fired, [false, false]);
     }
+  });
+});
+
+describe('rules: allowsAnyTarget (what the supervisor may decide without reading a path)', () => {
+  const rules: Rule[] = [
+    { after: [{ access: 'read', target: '/w/secrets' }], revoke: [{ access: 'write', target: '/w/src' }] },
+    { after: [{ access: 'connect', target: 'evil.test:443' }], revoke: [{ access: 'append', target: '/w/log' }, { access: 'read', target: '/w/private' }] },
+    { after: [{ access: 'write', target: '/w/**/.trigger' }, { access: 'exec', target: '/w/bin' }], revoke: [{ access: 'connect', target: '*' }] },
+  ];
+  const targets = ['/w/secrets/k', '/w/src/main.c', '/w/log/x', '/w/private/p', '/w/a/.trigger', '/w/.trigger', '/w/bin/tool', '/w/other', '/etc/passwd'];
+  const events: Event[] = [
+    ...targets.flatMap((t) => (['read', 'write', 'exec'] as const).map((access) => ({ access, target: t }))),
+    { access: 'connect', target: 'evil.test:443' },
+    { access: 'connect', target: 'ok.test:443' },
+  ];
+  const accessSets: Access[][] = [['read'], ['write'], ['append'], ['read', 'write'], ['write', 'append'], ['read', 'write', 'append']];
+  const eventOf = (a: Access) => (a === 'append' ? 'write' : a) as Event['access'];
+
+  /** Every state the rules can reach from the start through the events above. */
+  function reachable(): RuleState[] {
+    const key = (s: RuleState) => JSON.stringify([s.seen, s.fired]);
+    const seen = new Map<string, RuleState>([[key(initialState(rules)), initialState(rules)]]);
+    const todo = [initialState(rules)];
+    while (todo.length > 0) {
+      const s = todo.pop()!;
+      for (const e of events) {
+        const next = applyEvent(s, e).state;
+        if (!seen.has(key(next))) {
+          seen.set(key(next), next);
+          todo.push(next);
+        }
+      }
+    }
+    return [...seen.values()];
+  }
+
+  it('whenever it says true, every target is allowed for those accesses and happening on it changes nothing (all reachable states)', () => {
+    const states = reachable();
+    // 2 (rule 0) x 2 (rule 1) x 4 (rule 2's two patterns): every combination was reached.
+    assert.equal(states.length, 16);
+    let yes = 0;
+    let no = 0;
+    for (const s of states) {
+      for (const acc of accessSets) {
+        if (!allowsAnyTarget(s, acc)) {
+          no++;
+          continue;
+        }
+        yes++;
+        for (const a of acc) {
+          for (const t of targets) {
+            assert.equal(isAllowed(s, a, t), true, `${a} ${t} refused in a state said to allow any target`);
+            const r = applyEvent(s, { access: eventOf(a), target: t });
+            assert.deepEqual(r.fired, [], `${a} ${t} fired a rule in a state said to need no event`);
+            assert.deepEqual(r.state.seen, s.seen, `${a} ${t} was an event that mattered`);
+          }
+        }
+      }
+    }
+    // Both answers occur, so the property above is not vacuous.
+    assert.ok(yes > 0 && no > 0, `yes=${yes} no=${no}`);
+  });
+
+  it('says false while a pattern of that kind waits or once a revocation of it fired, and true again once the pattern was seen', () => {
+    let s = initialState(rules);
+    assert.equal(allowsAnyTarget(s, ['read']), false, 'rule 0 waits for a read');
+    assert.equal(allowsAnyTarget(s, ['write']), false, 'rule 2 waits for a write of a .trigger');
+    s = applyEvent(s, { access: 'write', target: '/w/a/.trigger' }).state;
+    assert.equal(allowsAnyTarget(s, ['write']), true, 'the write pattern was seen; nothing revokes writes yet');
+    assert.equal(allowsAnyTarget(s, ['write', 'append']), true);
+    s = applyEvent(s, { access: 'connect', target: 'evil.test:443' }).state;
+    assert.equal(allowsAnyTarget(s, ['append']), false, 'rule 1 revoked append (of /w/log)');
+    assert.equal(allowsAnyTarget(s, ['write']), true, 'an append revocation does not cover plain writes');
+    s = applyEvent(s, { access: 'read', target: '/w/secrets/k' }).state;
+    assert.equal(allowsAnyTarget(s, ['write']), false, 'rule 0 revoked write (of /w/src)');
+    assert.equal(allowsAnyTarget(s, ['read']), false, 'rule 1 revoked read (of /w/private)');
+    assert.equal(allowsAnyTarget(initialState([]), ['read', 'write', 'append']), true, 'no rules: nothing to decide');
   });
 });
 

@@ -42,6 +42,19 @@ describe('the rules decider', () => {
     assert.equal(d.reports.length, 1);
   });
 
+  it('anyTarget follows the shared state: writes are blind until the read that revokes them, reads never (a read is the event)', () => {
+    const d = decider([{ after: [{ access: 'read', target: '/ws/secrets' }], revoke: [{ access: 'write', target: '/ws/src' }] }]);
+    assert.equal(d.decide.anyTarget?.(['write']), true);
+    assert.equal(d.decide.anyTarget?.(['write', 'append']), true);
+    assert.equal(d.decide.anyTarget?.(['read']), false, 'a read could be the event');
+    assert.equal(d.decide.anyTarget?.(['read', 'write']), false);
+    d.open('/ws/secrets/k', 'read');
+    assert.equal(d.decide.anyTarget?.(['write']), false, 'write of /ws/src is revoked now');
+    // Another thread's decider over the same cells sees it too (the broker's side shares them).
+    const other = createDecider({ rules: [{ after: [{ access: 'read', target: '/ws/secrets' }], revoke: [{ access: 'write', target: '/ws/src' }] }], cells: d.cells.buffer as SharedArrayBuffer }, { report: () => {} });
+    assert.equal(other.anyTarget?.(['write']), false);
+  });
+
   it('writes: create and O_WRONLY are write events; O_RDWR is read and write; O_APPEND is checked as append; O_PATH is nothing', () => {
     const rules: Rule[] = [
       { after: [{ access: 'write', target: '/ws/out' }], revoke: [{ access: 'read', target: '/ws/in' }] },

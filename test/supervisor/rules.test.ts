@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcp, type AddressInfo, type Server as NetServer } from 'node:net';
 import path from 'node:path';
@@ -326,6 +326,118 @@ get('after-both')
     // that happened); the read completes the rule, and the next connect is refused.
     assert.match(r2.out, /^first ok\nagain ok\nafter-both refused errno=13$/m, r2.out);
     assert.equal(r2.revocations[0]!.trigger, `read ${path.join(t2.ws, 'private', 'notes.txt')}`);
+  });
+});
+
+/**
+ * A C program, built on the host into the workspace: its main thread opens \`a\` for writing
+ * (O_CREAT, appending one byte) \`n\` times while a second thread flips the name in the buffer
+ * between \`a\` and \`b\` (same length: a plain byte store the kernel and Ward both read); it
+ * may read \`first\` before, and tries to append to src/main.c after. Prints
+ * "written=N refused=N src=written|refused".
+ */
+function flipper(ws: string, a: string, b: string, n: number, first: string | null): string {
+  assert.equal(a.length, b.length);
+  const src = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static char buf[64] = "${a}";
+static volatile int stop;
+/* The barrier keeps the compiler from dropping either store. */
+static void *flip(void *x) { (void)x; while (!stop) { memcpy(buf, "${b}", ${b.length}); __asm__ volatile("" ::: "memory"); memcpy(buf, "${a}", ${a.length}); __asm__ volatile("" ::: "memory"); } return 0; }
+int main(void) {
+  ${first ? `{ char c[64]; int fd = open("${first}", O_RDONLY); if (fd < 0 || read(fd, c, sizeof c) < 0) return 3; close(fd); }` : ''}
+  pthread_t th; pthread_create(&th, 0, flip, 0);
+  int written = 0, refused = 0;
+  for (int i = 0; i < ${n}; i++) {
+    int fd = open(buf, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) { refused++; continue; }
+    if (write(fd, "x", 1) == 1) written++;
+    close(fd);
+  }
+  stop = 1; pthread_join(th, 0);
+  int fd = open("src/main.c", O_WRONLY | O_APPEND);
+  if (fd >= 0) { if (write(fd, "pwned", 5) < 0) return 4; close(fd); }
+  printf("written=%d refused=%d src=%s\\n", written, refused, fd >= 0 ? "written" : "refused");
+  return 0;
+}
+`;
+  writeFileSync(path.join(ws, 'flip.c'), src);
+  execFileSync('cc', ['-O2', '-pthread', '-o', path.join(ws, 'flip'), path.join(ws, 'flip.c')]);
+  return './flip';
+}
+
+describe('dynamic rules: writes decided blind while no rule needs their paths', { skip }, () => {
+  const RULE = [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }];
+  const WRITES = `
+for i in range(60):
+    open('out-%d.txt' % i, 'w').write('x')
+os.mkdir('d'); os.rename('out-0.txt', 'd/moved.txt'); os.unlink('out-1.txt'); os.chmod('out-2.txt', 0o600)
+`;
+
+  it('before the trigger a write is answered without its path being read (counted); after it, every write is decided on its path again', async () => {
+    const t = setup(RULE);
+    const before = await t.py(`${WRITES}
+open('secrets/key.txt').read()
+try:
+    open('src/main.c', 'w').write('pwned'); print('src written')
+except OSError as e:
+    print('src refused errno=%s' % e.errno)
+open('elsewhere.txt', 'w').write('fine'); print('elsewhere ok')
+`);
+    assert.equal(before.exitCode, 0, before.out);
+    assert.match(before.out, /^src refused errno=13\nelsewhere ok$/m, before.out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+    assert.equal(readFileSync(path.join(t.ws, 'd', 'moved.txt'), 'utf8'), 'x');
+    assert.ok(!existsSync(path.join(t.ws, 'out-1.txt')));
+
+    // The same writes once the rule has fired: none of them can be blind.
+    const t2 = setup(RULE);
+    const afterTrigger = await t2.py(`open('secrets/key.txt').read()
+${WRITES}`);
+    assert.equal(afterTrigger.exitCode, 0, afterTrigger.out);
+    const blindBefore = before.supervisor?.blind ?? -1;
+    const blindAfter = afterTrigger.supervisor?.blind ?? -1;
+    // 60 opens, mkdir, rename, unlink, chmod: 64 writes blind before the trigger, none after.
+    assert.ok(blindBefore - blindAfter >= 64, `blind before ${blindBefore}, after ${blindAfter} (of ${before.supervisor?.notifications} and ${afterTrigger.supervisor?.notifications})`);
+  });
+
+  it('after the trigger, a thread flipping the path between an allowed file and a revoked one never writes the revoked one', { skip: !which('cc') && 'no C compiler' }, async () => {
+    const t = setup(RULE);
+    mkdirSync(path.join(t.ws, 'okdir'));
+    const prog = flipper(t.ws, 'okdir/f', 'src/f.c', 3000, 'secrets/key.txt');
+    const r = await run({ policy: t.policy }, [prog], t.options);
+    const out = r.stdout.toString();
+    assert.equal(r.exitCode, 0, out + r.stderr.toString());
+    const m = /written=(\d+) refused=(\d+) src=(\w+)/.exec(out);
+    assert.ok(m, out);
+    assert.ok(!existsSync(path.join(t.ws, 'src', 'f.c')), `src/f.c was created: ${out}`);
+    assert.equal(m[3], 'refused');
+    // The race ran both ways: some opens named the revoked file (refused), some the allowed one.
+    assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, out);
+    assert.ok(readFileSync(path.join(t.ws, 'okdir', 'f'), 'utf8').length > 0);
+    // (A torn flip can name a third file, e.g. "okdir.c" in the workspace: allowed, and not in src/.)
+    assert.deepEqual(readdirSync(path.join(t.ws, 'src')).sort(), ['main.c', 'old.c']);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+  });
+
+  it('while an `after: write` pattern waits, no write is blind: a flipped path that lands on the pattern is seen, and its rule fires', { skip: !which('cc') && 'no C compiler' }, async () => {
+    const t = setup([{ after: 'write ${WORKSPACE}/trigger/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    mkdirSync(path.join(t.ws, 'scratch'));
+    mkdirSync(path.join(t.ws, 'trigger'));
+    const prog = flipper(t.ws, 'scratch/f', 'trigger/f', 3000, null);
+    const r = await run({ policy: t.policy }, [prog], t.options);
+    const out = r.stdout.toString();
+    assert.equal(r.exitCode, 0, out + r.stderr.toString());
+    // The flip reached the pattern (a file there exists), so the event cannot have been missed.
+    assert.ok(existsSync(path.join(t.ws, 'trigger', 'f')) && existsSync(path.join(t.ws, 'scratch', 'f')), out);
+    assert.equal(r.revocations.length, 1, JSON.stringify(r.revocations));
+    assert.equal(r.revocations[0]!.trigger, `write ${path.join(t.ws, 'trigger', 'f')}`);
+    assert.match(out, /src=refused/);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
   });
 });
 
