@@ -6,11 +6,14 @@
  * Only what a rule needs is intercepted (every intercepted call costs a round trip to Ward):
  *
  *   event / revocation                  syscalls                         who decides
- *   after read|write P                  open, openat, openat2, creat     supervisor (emulated open)
+ *   after read P, revoke read P         open, openat, openat2, creat     supervisor (emulated open)
+ *   after write P, revoke append P      openat2, creat; open and openat  supervisor (emulated open)
+ *                                       when their flags could write
+ *                                       (NotifyConditions.writeOpens)
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
- *   revoke read|append P                opens                            supervisor
- *   revoke write P                      opens + PATH_OPS: unlink(at),    supervisor (each performed by
+ *   revoke write P                      write opens (as above) +         supervisor (each performed by
+ *                                       PATH_OPS: unlink(at),
  *                                       rmdir, rename(at, at2), link(at), Ward on the resolved names:
  *                                       symlink(at), mkdir(at),          worker.ts handlePathOp)
  *                                       mknod(at), truncate
@@ -96,21 +99,32 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   const need = new Set<SupervisedSyscall>();
   // fcntl only under its condition (F_SETFL): never the whole call, every program uses it.
   if (append.length > 0) ['openat2', 'creat', ...PATH_WRITES, ...FD_OPS.filter((s) => s !== 'fcntl')].forEach((s) => need.add(s as SupervisedSyscall));
+  // A read-only open can matter only to a rule about reads: every other rule sees the opens that
+  // could write, and read-only ones stay in the kernel (a round trip each saved).
+  let writeOpens = append.length > 0;
   for (const rule of rules) {
     for (const m of rule.after) {
-      if (m.access === 'read' || m.access === 'write') OPENS.forEach((s) => need.add(s));
+      if (m.access === 'read') OPENS.forEach((s) => need.add(s));
+      else if (m.access === 'write') writeOpens = true;
       else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
     }
     for (const m of rule.revoke) {
-      if (m.access === 'read' || m.access === 'append') OPENS.forEach((s) => need.add(s));
-      else if (m.access === 'write') [...OPENS, ...PATH_WRITES].forEach((s) => need.add(s));
-      else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
+      if (m.access === 'read') OPENS.forEach((s) => need.add(s));
+      else if (m.access === 'append') writeOpens = true;
+      else if (m.access === 'write') {
+        writeOpens = true;
+        PATH_WRITES.forEach((s) => need.add(s));
+      } else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
       else if (m.access === 'connect' && m.target === '*') need.add('connect');
     }
   }
+  // openat2's flags are in memory and creat always writes: both whatever the flags.
+  if (writeOpens) ['openat2', 'creat'].forEach((s) => need.add(s as SupervisedSyscall));
   // Visible-only: every open (a read-only one too) and every exec, whatever the flags.
   if (visible.length > 0) [...OPENS, ...EXECS].forEach((s) => need.add(s));
   const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
+  // (Where open and openat are listed, a rule or visible-only file needs every one of them, and the filter notifies them all.)
+  if (writeOpens && !(need.has('open') && need.has('openat'))) plan.conditions = { writeOpens: true };
   if (append.length > 0) {
     plan.conditions = { writeOpens: true, setfl: true };
     plan.append = [...append];

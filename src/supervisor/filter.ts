@@ -111,6 +111,11 @@ export function checkSupervisedSyscalls(syscalls: readonly string[]): Supervised
   return [...new Set(syscalls as SupervisedSyscall[])];
 }
 
+/** The calls `conditions` notify under their argument test (unless listed unconditionally). */
+export function conditionalCalls(conditions: NotifyConditions = {}): SupervisedSyscall[] {
+  return [...(conditions.writeOpens ? (['open', 'openat'] as const) : []), ...(conditions.setfl ? (['fcntl'] as const) : [])];
+}
+
 export function compileNotifyFilter(syscalls: readonly string[], conditions: NotifyConditions = {}): NotifyFilter {
   const wanted = new Set([...checkSupervisedSyscalls(syscalls), ...ALWAYS_NOTIFIED]);
   // name, argument index, and the test that sends it to the supervisor.

@@ -13,12 +13,12 @@ import { closeSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LandlockRule } from '../launcher/launcher.js';
-import { checkSupervisedSyscalls, compileNotifyFilter, type NotifyConditions, type NotifyFilter } from './filter.js';
+import { checkSupervisedSyscalls, compileNotifyFilter, conditionalCalls, type NotifyConditions, type NotifyFilter } from './filter.js';
 import { seqpacketPair } from './native.js';
 import type { DeciderSpec, SupervisorDenial } from './types.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
-export { SUPERVISABLE, compileNotifyFilter, checkSupervisedSyscalls, type NotifyConditions, type NotifyFilter, type SupervisedSyscall } from './filter.js';
+export { SUPERVISABLE, compileNotifyFilter, conditionalCalls, checkSupervisedSyscalls, type NotifyConditions, type NotifyFilter, type SupervisedSyscall } from './filter.js';
 export type { Decide, DeciderContext, Decision, DeciderSpec, SupervisedEvent, SupervisorDenial } from './types.js';
 export { staticAllows } from './static.js';
 
@@ -160,7 +160,8 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     sockFd: ours,
     program: new Uint8Array(start.filter.program),
     names: [...start.filter.names],
-    decided: checkSupervisedSyscalls(opts.syscalls),
+    // A call notified under a condition is decided like a listed one when it is notified.
+    decided: [...new Set([...checkSupervisedSyscalls(opts.syscalls), ...conditionalCalls(opts.conditions)])],
     rules: start.rules,
     append: opts.append ?? [],
     visible: opts.visible ?? [],

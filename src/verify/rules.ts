@@ -11,6 +11,10 @@
  * that forgets a call is caught here. Other routes to the same accesses (open_by_handle_at,
  * io_uring) are refused outright by the static filter, which ./seccomp.ts validates.
  *
+ * For a write (an `after: write` event, a `revoke: write` or `revoke: append`), open and openat
+ * may instead be notified under conditions.writeOpens (when their flags could write: ./notify.ts
+ * validates the filter against that); a read needs every open.
+ *
  * `revoke: write` covers metadata too (mkdir, mknod, rmdir, chmod, chown, utimes, xattrs, by
  * path and by fd): after it, the sandbox may not change the revoked paths in any way. The fd
  * variants matter because an fd opened read-only (still allowed after the revocation) is
@@ -89,17 +93,22 @@ export function validateRuleCoverage(plan: Plan): RulesValidation {
     findings.push({ layer: 'supervisor', subject: 'rules', expected: "the policy's rules", actual: 'the plan carries different rules for the supervisor' });
   }
   const supervised = new Set<string>(plan.rules.syscalls);
+  // open and openat notified only when their flags could write (./notify.ts checks the filter
+  // does exactly that): enough for an access that is a write, never for a read.
+  const writeOpens = plan.rules.conditions?.writeOpens === true;
+  const isWrite = (a: Access) => a === 'write' || a === 'append';
   let checked = 0;
   for (const [i, rule] of rules.entries()) {
     const need = (m: { access: Access; target: string }, calls: string[], role: 'after' | 'revoke') => {
       checked++;
       for (const s of calls) {
         if (supervised.has(s)) continue;
+        if (writeOpens && isWrite(m.access) && (s === 'open' || s === 'openat')) continue;
         findings.push({
           layer: 'supervisor',
           subject: `rule ${i + 1} (${role} ${show(m)}): ${s}`,
           expected: `${s} supervised (${role === 'after' ? 'the event happens through it' : 'the revoked access can be done through it'})`,
-          actual: `not in the plan's supervised syscalls (${[...supervised].join(', ') || 'none'})`,
+          actual: `not in the plan's supervised syscalls (${[...supervised].join(', ') || 'none'})${isWrite(m.access) && (s === 'open' || s === 'openat') ? ' nor notified under conditions.writeOpens' : ''}`,
         });
       }
     };

@@ -246,15 +246,25 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.equal(compile(obj({ rules: [] }), { workspace: ws, env }).sha256, none.sha256);
   });
 
-  it('only what the rules need is intercepted: exec events and revocations, write revocations (names, bytes and metadata), connect events (none: the broker)', () => {
+  it('only what the rules need is intercepted: exec events and revocations, write revocations (names, bytes and metadata; opens only when they could write), connect events (none: the broker)', () => {
     const sys = (rules: unknown[]) => compile(obj({ rules }), { workspace: ws, env }).rules?.syscalls;
+    const conditions = (rules: unknown[]) => compile(obj({ rules }), { workspace: ws, env }).rules?.conditions;
     assert.deepEqual(sys([{ after: 'exec ${WORKSPACE}/src', revoke: 'exec ${WORKSPACE}' }]), ['execve', 'execveat']);
     // A write revocation is decided on resolved paths for everything that changes a name, the
     // bytes or the metadata of a file (by path, or by fd for the f* calls).
-    const writeCalls = ['chmod', 'chown', 'creat', 'fchmod', 'fchmodat', 'fchmodat2', 'fchown', 'fchownat', 'fremovexattr', 'fsetxattr', 'futimesat', 'lchown', 'link', 'linkat', 'lremovexattr', 'lsetxattr', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'open', 'openat', 'openat2', 'removexattr', 'removexattrat', 'rename', 'renameat', 'renameat2', 'rmdir', 'setxattr', 'setxattrat', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat', 'utime', 'utimensat', 'utimes'];
+    // open and openat only when their flags could write (conditions.writeOpens): a read-only
+    // open is nothing to a rule about writes.
+    const writeCalls = ['chmod', 'chown', 'creat', 'fchmod', 'fchmodat', 'fchmodat2', 'fchown', 'fchownat', 'fremovexattr', 'fsetxattr', 'futimesat', 'lchown', 'link', 'linkat', 'lremovexattr', 'lsetxattr', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'openat2', 'removexattr', 'removexattrat', 'rename', 'renameat', 'renameat2', 'rmdir', 'setxattr', 'setxattrat', 'symlink', 'symlinkat', 'truncate', 'unlink', 'unlinkat', 'utime', 'utimensat', 'utimes'];
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), writeCalls);
+    assert.deepEqual(conditions([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), { writeOpens: true });
     assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
-    assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'open', 'openat', 'openat2']);
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'openat2']);
+    assert.deepEqual(sys([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), ['connect', 'creat', 'openat2']);
+    assert.deepEqual(conditions([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), { writeOpens: true });
+    // A rule about reads needs every open, whatever the flags: no condition.
+    assert.deepEqual(sys([{ after: 'read ${WORKSPACE}/secrets', revoke: 'write ${WORKSPACE}/src' }]), [...writeCalls, 'open', 'openat'].sort());
+    assert.equal(conditions([{ after: 'read ${WORKSPACE}/secrets', revoke: 'write ${WORKSPACE}/src' }]), undefined);
+    assert.deepEqual(sys([{ after: 'connect *', revoke: 'read ${WORKSPACE}/secrets' }]), ['creat', 'open', 'openat', 'openat2']);
   });
 
   it('a write revocation takes MAKE_SOCK (letter n) from every Landlock rule whose tree meets the pattern, ancestors included, and from no other', () => {

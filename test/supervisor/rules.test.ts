@@ -438,6 +438,10 @@ ${WRITES}`);
     assert.equal(r.revocations[0]!.trigger, `write ${path.join(t.ws, 'trigger', 'f')}`);
     assert.match(out, /src=refused/);
     assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+    // Only opens that could write are notified for this rule (a read-only one stays in the
+    // kernel), and every one of them was decided on its path.
+    assert.equal(r.supervisor?.blind, 0);
+    assert.ok(!r.launch.layers.supervisor?.syscalls.includes('openat'), 'openat only under the write condition');
   });
 });
 

@@ -152,6 +152,23 @@ describe('supervised syscalls against the rules', () => {
     });
   }
 
+  it('open and openat under the write condition cover a rule about writes, never one about reads', () => {
+    const writes = compile({ policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/docs'] }, rules: [{ after: 'write ${WORKSPACE}/docs/**', revoke: 'append ${WORKSPACE}/docs' }] } }, { workspace: ws, env });
+    assert.deepEqual(writes.rules?.conditions, { writeOpens: true });
+    assert.ok(!writes.rules!.syscalls.includes('openat'));
+    assert.deepEqual(validateRuleCoverage(writes).findings, []);
+    // The condition dropped: nothing notifies a write open any more.
+    const f = validateRuleCoverage({ ...writes, rules: { ...writes.rules!, conditions: {} } }).findings;
+    for (const s of ['open', 'openat']) {
+      assert.ok(f.some((x) => /^rule 1 \(after write .*\/docs\): /.test(x.subject) && x.subject.endsWith(`: ${s}`) && /conditions\.writeOpens/.test(x.actual)), `${s}: ${JSON.stringify(f)}`);
+      assert.ok(f.some((x) => /^rule 1 \(revoke append .*\/docs\): /.test(x.subject) && x.subject.endsWith(`: ${s}`)), `${s}: ${JSON.stringify(f)}`);
+    }
+    // A read rule given only the condition (open and openat taken off the list) is caught: a read-only open is its event.
+    const p = compiled();
+    const reads = validateRuleCoverage({ ...p, rules: { ...p.rules!, conditions: { writeOpens: true }, syscalls: p.rules!.syscalls.filter((s) => s !== 'openat') } }).findings;
+    assert.ok(reads.some((x) => /^rule 1 \(after read .*\/secrets\): openat$/.test(x.subject)), JSON.stringify(reads));
+  });
+
   it('a plan with the rules dropped, or with other rules than the policy\'s, is caught', () => {
     const p = compiled();
     assert.match(validateRuleCoverage({ ...p, rules: null }).findings[0]!.actual, /no rules in the plan/);

@@ -18,7 +18,8 @@ export function policyCheck(args: string[]): number {
   for (const n of plan.notes) out.push(`  note: ${n}`);
   if (rules.length > 0) {
     const sys = plan.rules?.syscalls ?? [];
-    out.push(`  rules (${rules.length}; enforced in supervised mode, intercepting ${sys.length > 0 ? sys.join(', ') : 'no syscall (the egress broker decides)'}):`);
+    const when = plan.rules?.conditions?.writeOpens && !sys.includes('open') ? '; open, openat when they could write' : '';
+    out.push(`  rules (${rules.length}; enforced in supervised mode, intercepting ${sys.length > 0 ? sys.join(', ') : 'no syscall (the egress broker decides)'}${when}):`);
     for (const r of rules) out.push(`    after ${r.after.map(showMatch).join(' and ')} -> revoke ${r.revoke.map(showMatch).join(', ')}`);
   }
   for (const [i, inv] of (loaded.effective.invariants ?? []).entries()) out.push(`  invariant:${i + 1} ${inv.text} (\`ward verify\` proves it)`);
