@@ -3,21 +3,29 @@
 //
 // A small C program opens and closes one allowed file N times in a row and times each
 // openat() with clock_gettime (CLOCK_MONOTONIC) around the call; it prints the median,
-// p90 and p99 of its own samples. It runs inside Ward's sandbox (default profile) in two
-// modes, interleaved round by round so a noisy phase of the machine hits both alike:
-//   static      the kernel decides (mounts, Landlock, seccomp); no supervisor
+// p90 and p99 of its own samples. It runs inside Ward's sandbox (default profile) in five
+// modes, interleaved round by round so a noisy phase of the machine hits all alike:
+//   static      read-only opens; the kernel decides (mounts, Landlock, seccomp); no supervisor
 //   supervised  openat is notified to Ward's supervisor thread, which reads the path,
 //               opens the file itself from the sandbox's root, checks the static policy,
 //               calls decide() (bench/supervisor-decider.js: allow all) and injects the fd
+//   static-w    write opens (O_WRONLY|O_APPEND), no supervisor
+//   rules-blind write opens under a rule that revokes writes after a connection (WRITE_RULES),
+//               before it fires: the rule engine says any file is allowed and no event, so
+//               the supervisor answers CONTINUE without reading the path ("decided blind")
+//   rules-path  write opens under a rule waiting for a write (WAITING_RULES): each one decided
+//               by the rule engine on the opened file's path, the fd injected
+// Each supervised mode checks the supervisor's own count of blind answers (all, or none).
 // The report gives, per mode, the median over rounds of each round's p50 (and p90, p99),
-// and the difference: the cost the supervisor adds to one intercepted call.
+// and the differences: the cost the supervisor adds to one intercepted call.
 //
 // Then real work, wall time of the whole run() (launch to exit), median over the rounds, in
-// three modes interleaved round by round:
+// four modes interleaved round by round:
 //   static      no supervisor
 //   supervised  openat, open and execve notified, an allow-all decide(): the mechanism's cost
 //   rules       what `ward run` does with a policy that has dynamic rules (RULES below): only
 //               the syscalls those rules need are notified, decided by the real rule engine
+//   write-rules the same with WRITE_RULES (no read is notified; writes decided blind)
 // Workloads:
 //   true       /bin/true: the supervisor's fixed start-up cost per run
 //   python     python3 -c 'import json, email.mime.text, http.client, decimal, sqlite3'
@@ -51,11 +59,12 @@ const PROGRAM = `#define _GNU_SOURCE
 static int cmp(const void *a, const void *b) { long x = *(const long *)a, y = *(const long *)b; return (x > y) - (x < y); }
 int main(int argc, char **argv) {
   int n = atoi(argv[1]);
+  int flags = argc > 2 && argv[2][0] == 'w' ? O_WRONLY | O_APPEND : O_RDONLY;
   long *ns = malloc(sizeof(long) * n);
   for (int i = 0; i < n; i++) {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    int fd = openat(AT_FDCWD, "data.txt", O_RDONLY);
+    int fd = openat(AT_FDCWD, "data.txt", flags);
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (fd < 0) { perror("openat"); return 1; }
     close(fd);
@@ -92,6 +101,12 @@ const WORKLOADS = {
 // A rule of the shape users write: reading secrets takes away writing the sources. Its events
 // (read) and revocation (write) make the supervisor watch opens and the unlink/rename family.
 const RULES = [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }];
+// The issue's other example: after talking to an untrusted host, no more writes to the sources.
+// Its event is the broker's; until it fires, every write is decided blind and reads are not
+// notified at all.
+const WRITE_RULES = [{ after: 'connect untrusted.example:443', revoke: 'write ${WORKSPACE}/src/**' }];
+// A rule waiting for a write: every write open is decided on its path (an injected fd).
+const WAITING_RULES = [{ after: 'write ${WORKSPACE}/trigger/**', revoke: 'network' }];
 mkdirSync(path.join(ws, 'secrets'));
 mkdirSync(path.join(ws, 'src'));
 mkdirSync(path.join(ws, 'proj', 'test'), { recursive: true });
@@ -108,7 +123,7 @@ execFileSync('sh', ['-c', 'git init -q && git add . && git -c user.name=b -c use
 
 async function timed(mode, argv) {
   const t0 = process.hrtime.bigint();
-  const r = await run(mode === 'rules' ? { policy: { extends: ['default'], rules: RULES } } : { profile: 'default' }, argv, {
+  const r = await run(mode === 'rules' ? { policy: { extends: ['default'], rules: RULES } } : mode === 'write-rules' ? { policy: { extends: ['default'], rules: WRITE_RULES } } : { profile: 'default' }, argv, {
     workspace: ws,
     env,
     stdin: 'ignore',
@@ -118,33 +133,47 @@ async function timed(mode, argv) {
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.exitCode !== 0) die(`${mode} ${argv[0]}: failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
-  if (mode === 'rules' && !r.launch.layers.supervisor) die('rules: the run was not supervised');
+  if ((mode === 'rules' || mode === 'write-rules') && !r.launch.layers.supervisor) die(`${mode}: the run was not supervised`);
   return ms;
 }
 
+/**
+ * Per-call modes: [policy or profile, extra run options, open flags ('r' or 'w'), blind calls expected].
+ *   static, supervised      read-only opens: the kernel alone; every open injected (allow all)
+ *   static-w                write opens (O_WRONLY|O_APPEND), the kernel alone
+ *   rules-blind             write opens under WRITE_RULES before they fire: decided blind
+ *   rules-path              write opens under WAITING_RULES: decided on the path, fd injected
+ */
+const CALL_MODES = {
+  static: [{ profile: 'default' }, {}, 'r', false],
+  supervised: [{ profile: 'default' }, { supervise: { syscalls: ['openat'], decider: { module: path.join(here, 'supervisor-decider.js') } } }, 'r', false],
+  'static-w': [{ profile: 'default' }, {}, 'w', false],
+  'rules-blind': [{ policy: { extends: ['default'], rules: WRITE_RULES } }, {}, 'w', true],
+  'rules-path': [{ policy: { extends: ['default'], rules: WAITING_RULES } }, {}, 'w', false],
+};
+
 async function once(mode) {
-  const r = await run({ profile: 'default' }, ['./openloop', String(o.n)], {
-    workspace: ws,
-    env,
-    stdin: 'ignore',
-    audit: false,
-    allowDegraded: !isRoot,
-    ...(mode === 'supervised' ? { supervise: { syscalls: ['openat'], decider: { module: path.join(here, 'supervisor-decider.js') } } } : {}),
-  });
+  const [what, extra, flags, blind] = CALL_MODES[mode];
+  const r = await run(what, ['./openloop', String(o.n), flags], { workspace: ws, env, stdin: 'ignore', audit: false, allowDegraded: !isRoot, ...extra });
   if (r.exitCode !== 0) die(`${mode}: the program failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
   if (mode === 'supervised') supervisorInfo = r.launch.layers.supervisor;
+  // The mode measures what it says: blind answers for every open, or none.
+  if (mode !== 'static' && mode !== 'static-w') {
+    const s = r.supervisor;
+    if (!s || (blind ? s.blind < o.n : s.blind !== 0)) die(`${mode}: ${s ? `${s.blind} of ${s.notifications} notifications blind` : 'not supervised'}, expected ${blind ? 'every open' : 'none'}`);
+  }
   const [p50, p90, p99] = r.stdout.toString().trim().split(' ').map(Number);
   return { p50, p90, p99 };
 }
 
-const samples = { static: [], supervised: [] };
+const samples = Object.fromEntries(Object.keys(CALL_MODES).map((m) => [m, []]));
 for (let i = 0; i < o.rounds; i++) {
-  const order = i % 2 === 0 ? ['static', 'supervised'] : ['supervised', 'static'];
-  for (const mode of order) samples[mode].push(await once(mode));
-  log(`round ${i + 1}/${o.rounds}: static p50 ${samples.static.at(-1).p50} ns, supervised p50 ${samples.supervised.at(-1).p50} ns`);
+  const names = Object.keys(CALL_MODES);
+  for (const mode of names.map((_, k) => names[(k + i) % names.length])) samples[mode].push(await once(mode));
+  log(`round ${i + 1}/${o.rounds}: ${names.map((m) => `${m} p50 ${samples[m].at(-1).p50} ns`).join(', ')}`);
 }
-const MODES = ['static', 'supervised', 'rules'];
-const work = Object.fromEntries(Object.keys(WORKLOADS).map((w) => [w, { static: [], supervised: [], rules: [] }]));
+const MODES = ['static', 'supervised', 'rules', 'write-rules'];
+const work = Object.fromEntries(Object.keys(WORKLOADS).map((w) => [w, { static: [], supervised: [], rules: [], 'write-rules': [] }]));
 for (let i = 0; i < o.rounds; i++) {
   for (const [w, argv] of Object.entries(WORKLOADS)) {
     // Rotate the order so no mode always runs first (a cold cache) or last.
@@ -165,16 +194,18 @@ saveRaw(o.out, { machine, options: o, samples, summary, work, supervisor: superv
 console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), kernel ${machine.kernel}, ${machine.user}, ${machine.date}`);
 console.log(`${o.rounds} rounds x ${o.n} openat calls per mode, interleaved; per-call latency measured inside the sandbox.\n`);
 console.log(mdTable(['mode', 'p50 (us)', 'p90 (us)', 'p99 (us)'], Object.entries(summary).map(([m, s]) => [m, us(s.p50), us(s.p90), us(s.p99)])).join('\n'));
-console.log(`\nAdded per intercepted openat (p50): ${us(added)} us; target <= 10 us: ${summary.supervised.p50 <= 10_000 ? 'met' : 'NOT met'}.\n`);
+console.log(`\nAdded per intercepted openat (p50): ${us(added)} us injected (allow all); ${us(summary['rules-blind'].p50 - summary['static-w'].p50)} us decided blind; ${us(summary['rules-path'].p50 - summary['static-w'].p50)} us decided on the path (rules).`);
+console.log(`Target <= 10 us p50: injected ${summary.supervised.p50 <= 10_000 ? 'met' : 'NOT met'}; blind ${summary['rules-blind'].p50 <= 10_000 ? 'met' : 'NOT met'}.\n`);
 const slower = (a, b) => `${(((b - a) / a) * 100).toFixed(0)}%`;
 console.log(
   mdTable(
-    ['real work (whole run, median ms)', 'static', 'supervised (allow all)', 'slower by', 'rules policy', 'slower by'],
+    ['real work (whole run, median ms)', 'static', 'supervised (allow all)', 'slower by', 'rules policy', 'slower by', 'write rules policy', 'slower by'],
     Object.entries(work).map(([w, m]) => {
       const a = median(m.static);
       const b = median(m.supervised);
       const c = median(m.rules);
-      return [w, a.toFixed(0), b.toFixed(0), slower(a, b), c.toFixed(0), slower(a, c)];
+      const d = median(m['write-rules']);
+      return [w, a.toFixed(0), b.toFixed(0), slower(a, b), c.toFixed(0), slower(a, c), d.toFixed(0), slower(a, d)];
     }),
   ).join('\n'),
 );
