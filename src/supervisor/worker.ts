@@ -615,7 +615,7 @@ function loop(decide: Decide): void {
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     if (asked === '') return refuse(id, ENOENT);
-    // openat2 without O_PATH: Ward opens the file itself with the flags it read (its own copy).
+    // openat2 (open and openat were checked above): Ward works from its own copy of the flags.
     if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
     const abs = absolute(pid, dirfd, asked);
     if (typeof abs === 'number') return refuse(id, -abs);
