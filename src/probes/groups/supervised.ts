@@ -334,6 +334,58 @@ attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
     },
   },
   {
+    id: 'rule.write-revoke-flip',
+    ...ruleProbe,
+    title: 'before and after a write revocation on src/, create files while a second thread flips the name between build/f.c and src/f.c (writes are decided blind before it, on their path after it)',
+    ...writeRevoked,
+    program: () =>
+      py(`import threading
+# Python threads switch every 5 ms by default: often enough for the flip to land between calls too.
+sys.setswitchinterval(0.0001)
+name = ctypes.create_string_buffer(b'build/f.c', 16)
+os.mkdir('build')
+stop = False
+def flip():
+    while not stop:
+        ctypes.memmove(name, b'src/f.c\\0\\0', 9)
+        ctypes.memmove(name, b'build/f.c', 9)
+def creates(n):
+    made = refused = 0
+    for _ in range(n):
+        fd = libc.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if fd < 0:
+            # A torn flip (half of each name) names a directory that does not exist: ENOENT, not a refusal.
+            if ctypes.get_errno() == errno.EACCES: refused += 1
+        else:
+            made += 1
+            os.close(fd)
+    return made, refused
+t = threading.Thread(target=flip, daemon=True)
+t.start()
+# Before the trigger, until a flip has landed on src/f.c (a write there is allowed then).
+for _ in range(30):
+    creates(100)
+    if os.path.exists('src/f.c'): break
+say('src-before', int(os.path.exists('src/f.c')))
+if os.path.exists('src/f.c'): os.unlink('src/f.c')
+open('secrets/token').read()
+made, refused = creates(1000)
+stop = True
+say('made', made)
+say('refused', refused)
+say('src-after', int(os.path.exists('src/f.c')))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      for (const k of ['src-before', 'made', 'refused', 'src-after']) if (v.get(k) === undefined) return noResult(run, k);
+      if (v.get('src-after') !== '0' || existsSync(path.join(ctx.ws, 'src', 'f.c'))) return broken('src/f.c was created after the write revocation, through a flipped name');
+      if (v.get('src-before') !== '1') return error('before the trigger no flip reached src/f.c: the race did not run both ways, so the probe shows nothing');
+      if (v.get('made') === '0' || v.get('refused') === '0') return error(`after the trigger made=${v.get('made')} refused=${v.get('refused')}: the race did not run both ways`);
+      // O_APPEND opens are checked as appends, which a write revocation covers.
+      if (!recorded(run, /(write|append) revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
+      return held(`before the trigger the flip created src/f.c (writes decided blind, as any path was allowed); after it ${v.get('made')} creates went to build/ and ${v.get('refused')} naming src/ got EACCES: none created it`);
+    },
+  },
+  {
     id: 'rule.write-revoke-socket',
     ...ruleProbe,
     mechanism: 'landlock',
