@@ -98,7 +98,8 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   if (rules.length === 0 && append.length === 0 && visible.length === 0) return null;
   const need = new Set<SupervisedSyscall>();
   // fcntl only under its condition (F_SETFL): never the whole call, every program uses it.
-  if (append.length > 0) ['openat2', 'creat', ...PATH_WRITES, ...FD_OPS.filter((s) => s !== 'fcntl')].forEach((s) => need.add(s as SupervisedSyscall));
+  // (Its write opens: writeOpens below.)
+  if (append.length > 0) [...PATH_WRITES, ...FD_OPS.filter((s) => s !== 'fcntl')].forEach((s) => need.add(s as SupervisedSyscall));
   // A read-only open can matter only to a rule about reads: every other rule sees the opens that
   // could write, and read-only ones stay in the kernel (a round trip each saved).
   let writeOpens = append.length > 0;

@@ -111,20 +111,22 @@ export function checkSupervisedSyscalls(syscalls: readonly string[]): Supervised
   return [...new Set(syscalls as SupervisedSyscall[])];
 }
 
+/** Each condition's calls: the argument (index) and the test that sends the call to the supervisor. */
+const CONDITIONAL: readonly { when: keyof NotifyConditions; name: SupervisedSyscall; arg: number; op: 'jset' | 'jeq'; k: number }[] = [
+  { when: 'writeOpens', name: 'open', arg: 1, op: 'jset', k: WRITE_OPEN_FLAGS },
+  { when: 'writeOpens', name: 'openat', arg: 2, op: 'jset', k: WRITE_OPEN_FLAGS },
+  { when: 'setfl', name: 'fcntl', arg: 1, op: 'jeq', k: F_SETFL },
+];
+
 /** The calls `conditions` notify under their argument test (unless listed unconditionally). */
 export function conditionalCalls(conditions: NotifyConditions = {}): SupervisedSyscall[] {
-  return [...(conditions.writeOpens ? (['open', 'openat'] as const) : []), ...(conditions.setfl ? (['fcntl'] as const) : [])];
+  return CONDITIONAL.filter((c) => conditions[c.when]).map((c) => c.name);
 }
 
 export function compileNotifyFilter(syscalls: readonly string[], conditions: NotifyConditions = {}): NotifyFilter {
   const wanted = new Set([...checkSupervisedSyscalls(syscalls), ...ALWAYS_NOTIFIED]);
-  // name, argument index, and the test that sends it to the supervisor.
-  const conditional: [SupervisedSyscall, number, 'jset' | 'jeq', number][] = [];
-  if (conditions.writeOpens) {
-    if (!wanted.has('open')) conditional.push(['open', 1, 'jset', WRITE_OPEN_FLAGS]);
-    if (!wanted.has('openat')) conditional.push(['openat', 2, 'jset', WRITE_OPEN_FLAGS]);
-  }
-  if (conditions.setfl && !wanted.has('fcntl')) conditional.push(['fcntl', 1, 'jeq', F_SETFL]);
+  // A call also listed unconditionally is notified whatever its arguments.
+  const conditional = CONDITIONAL.filter((c) => conditions[c.when] && !wanted.has(c.name));
   const names = new Map<number, SupervisedSyscall>();
   for (const name of wanted) {
     const nr = syscallNumber(X86_64_SYSCALLS, name);
@@ -133,7 +135,7 @@ export function compileNotifyFilter(syscalls: readonly string[], conditions: Not
   }
   const condItems: AsmItem[] = [];
   const condBodies: AsmItem[] = [];
-  for (const [name, arg, op, k] of conditional) {
+  for (const { name, arg, op, k } of conditional) {
     const nr = syscallNumber(X86_64_SYSCALLS, name)!;
     names.set(nr, name);
     condItems.push(jeq(nr, `if-${name}`, null));

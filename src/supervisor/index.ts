@@ -68,10 +68,6 @@ export interface Supervisor {
   stop(): Promise<{ notifications: number; blind: number }>;
 }
 
-/**
- * The worker thread: dist/supervisor/worker.js once built. Under tsx (the tests run the sources), a worker does
- * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
- */
 let threadsStarted = 0;
 const runningThreads = new Set<number>();
 /** Kernel thread ids of the supervisor threads serving a run now (tests: signals aimed at one). */
@@ -83,6 +79,10 @@ export function supervisorThreadsStarted(): number {
   return threadsStarted;
 }
 
+/**
+ * The worker thread: dist/supervisor/worker.js once built. Under tsx (the tests run the sources), a worker does
+ * not inherit tsx's loader for its entry file, so a two-line bootstrap registers it first.
+ */
 function newWorker(): Worker {
   threadsStarted++;
   if (!import.meta.url.endsWith('.ts')) {

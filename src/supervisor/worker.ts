@@ -103,7 +103,7 @@ const WRITE_ONLY: readonly FileAccess[] = ['write'];
  * What an open can do, from its flags register, erring wide: it reads unless O_WRONLY; it
  * writes with O_WRONLY, O_RDWR, O_CREAT or O_TRUNC; with O_APPEND the write is also an append.
  */
-function openAccesses(flags: number): FileAccess[] {
+function flagAccesses(flags: number): FileAccess[] {
   const mode = flags & N.O_ACCMODE;
   const out: FileAccess[] = [];
   if (mode !== N.O_WRONLY) out.push('read');
@@ -593,30 +593,26 @@ function loop(decide: Decide): void {
     }
     // openat2's caller gets openat2's strictness; openat's caller gets openat's leniency.
     if (name !== 'openat2') flags &= N.VALID_OPEN_FLAGS;
-    if (name === 'openat2' && flags & N.O_PATH) {
-      // openat2's flags are in memory: a CONTINUE decided on O_PATH would let a racing thread
-      // turn it into any open after the decision. Only a decision that holds for every access
-      // may CONTINUE; otherwise ENOSYS, as the static filter answers openat2 (callers fall back
-      // to openat, whose flags are a register).
+    // Decided on the flags, before the path is read (for openat2, on Ward's own copy of them).
+    if (flags & N.O_PATH) {
+      // O_PATH gives no access to the contents, and no check (static, visible-only, rules)
+      // refuses it: nothing to decide. (It also could not be injected: ADDFD refuses O_PATH
+      // files, EBADF.) Every use of such an fd that reaches contents is decided again: a
+      // /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec. But openat2's flags
+      // are in memory: a CONTINUE on O_PATH would let a racing thread turn it into any open after
+      // the decision, so only a decision that holds for every access may CONTINUE; otherwise
+      // ENOSYS, as the static filter answers openat2 (callers fall back to openat).
+      if (name !== 'openat2') return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
       return blind(id, name, ALL_ACCESSES) ? undefined : refuse(id, ENOSYS);
     }
-    if (name !== 'openat2') {
-      // Registers only, before any memory is read. O_PATH gives no access to the contents, and
-      // no check (static, visible-only, rules) refuses it: nothing to decide. (It also could not
-      // be injected: ADDFD refuses O_PATH files, EBADF.) Every use of such an fd that reaches
-      // contents is decided again: a /proc/self/fd reopen is an open, execveat(AT_EMPTY_PATH) an exec.
-      if (flags & N.O_PATH) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
-      // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
-      if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
-      if (blind(id, name, openAccesses(flags))) return;
-    }
+    // An unnamed temporary file has no path to decide on: glibc's tmpfile() falls back to a named one.
+    if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
+    if (name !== 'openat2' && blind(id, name, flagAccesses(flags))) return;
     const asked = readString(pid, Number(pathArg));
     // Check after reading: the pid could have died and been reused while we read its memory.
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
     if (asked === '') return refuse(id, ENOENT);
-    // openat2 (open and openat were checked above): Ward works from its own copy of the flags.
-    if ((flags & N.O_TMPFILE) === N.O_TMPFILE) return refuse(id, EOPNOTSUPP);
     const abs = absolute(pid, dirfd, asked);
     if (typeof abs === 'number') return refuse(id, -abs);
     let full = abs;

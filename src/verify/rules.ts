@@ -103,12 +103,13 @@ export function validateRuleCoverage(plan: Plan): RulesValidation {
       checked++;
       for (const s of calls) {
         if (supervised.has(s)) continue;
-        if (writeOpens && isWrite(m.access) && (s === 'open' || s === 'openat')) continue;
+        const byCondition = isWrite(m.access) && (s === 'open' || s === 'openat');
+        if (writeOpens && byCondition) continue;
         findings.push({
           layer: 'supervisor',
           subject: `rule ${i + 1} (${role} ${show(m)}): ${s}`,
           expected: `${s} supervised (${role === 'after' ? 'the event happens through it' : 'the revoked access can be done through it'})`,
-          actual: `not in the plan's supervised syscalls (${[...supervised].join(', ') || 'none'})${isWrite(m.access) && (s === 'open' || s === 'openat') ? ' nor notified under conditions.writeOpens' : ''}`,
+          actual: `not in the plan's supervised syscalls (${[...supervised].join(', ') || 'none'})${byCondition ? ' nor notified under conditions.writeOpens' : ''}`,
         });
       }
     };
