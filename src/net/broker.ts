@@ -945,6 +945,9 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
     up.end();
     setTimeout(() => destroyBoth(c), GRACE_MS).unref();
   };
+  // A placeholder outside a brokered host's connection, in a head or a body.
+  const placeholderRefused = (head: RequestHead | null) =>
+    refuse(head, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
   let draining = false;
   const send = (b: Buffer) => {
     if (b.length === 0) return;
@@ -963,7 +966,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
       if (stopped) return;
       if (item.type === 'head') {
         if (!brokeredTo && carriesPlaceholder(ctx, item.raw)) {
-          return refuse(item.head, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+          return placeholderRefused(item.head);
         }
         const v = judge(item.head);
         if (!('forward' in v)) return refuse(item.head, v.reason, v.status, v.body);
@@ -976,7 +979,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         if (!brokeredTo) {
           const look = Buffer.concat([tail, item.data]);
           if (carriesPlaceholder(ctx, look)) {
-            return refuse(current?.head ?? null, 'secret-to-other-host', 403, `ward: this request carries a brokered credential's placeholder, and ${String(c.ev.host)}:${String(c.ev.port)} is not a host it may go to.\n`);
+            return placeholderRefused(current?.head ?? null);
           }
           tail = look.subarray(Math.max(0, look.length - 256));
         }
