@@ -1481,6 +1481,21 @@ static void remove_cgroups(char **cgroup_files, int n_cgroup)
 	}
 }
 
+/*
+ * The sandbox init is gone on its own (its pidfd readable, or no such pid any more). If it went
+ * because Ward died, nothing else will clean up: the lifeline closes (Ward's last thread gone)
+ * and Ward's pidfd reads exited, each within 200 ms; then the rest of the sandbox is killed and
+ * the run's cgroups removed. A Ward that is alive does both itself.
+ */
+static void if_died_with_ward(int wardfd, int pidfd, pid_t init_pid, unsigned long status_ino,
+			      char **cgroup_files, int n_cgroup)
+{
+	if (lifeline_closes(200) && ward_gone(wardfd, 200)) {
+		watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+		remove_cgroups(cgroup_files, n_cgroup);
+	}
+}
+
 __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int block,
 						   char **cgroup_files, int n_cgroup)
 {
@@ -1556,10 +1571,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		if (p[1].fd >= 0 && p[1].revents) {
 			if (!info_open) {
 				/* The pidfd is readable: the sandbox init exited. With Ward? */
-				if (lifeline_closes(200) && ward_gone(wardfd, 200)) {
-					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-					remove_cgroups(cgroup_files, n_cgroup);
-				}
+				if_died_with_ward(wardfd, pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
 				_exit(0);
 			}
 			ssize_t m = read(1, buf + used, sizeof buf - 1 - used);
@@ -1579,10 +1591,7 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 				pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0U);
 				if (pidfd < 0 && errno == ESRCH) {
 					/* Already gone. With Ward? */
-					if (lifeline_closes(200) && ward_gone(wardfd, 200)) {
-						watchdog_fire(-1, 0, 0, cgroup_files, n_cgroup);
-						remove_cgroups(cgroup_files, n_cgroup);
-					}
+					if_died_with_ward(wardfd, -1, 0, 0, cgroup_files, n_cgroup);
 					_exit(0);
 				}
 			}
