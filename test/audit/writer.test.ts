@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -96,11 +96,10 @@ describe('audit writer', () => {
     assert.throws(() => t.writer.append([{ type: 'checkpoint' }]), /written by the log itself/);
   });
 
-  it('4 processes appending 200 records each at once produce one valid chain with every record', async () => {
-    const t = setup();
-    t.writer.prepare();
+  /** Worker processes appending to t's log, each started by "go" on its stdin (append-worker.ts). */
+  function workers(t: ReturnType<typeof setup>, jobs: Array<[name: string, count: string]>) {
     const worker = path.join(ROOT, 'test/audit/append-worker.ts');
-    const procs = ['a', 'b', 'c', 'd'].map((name) => spawn(process.execPath, ['--import', 'tsx', worker, t.file, t.key.file, name, '200'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
+    const procs = jobs.map(([name, count]) => spawn(process.execPath, ['--import', 'tsx', worker, t.file, t.key.file, name, count], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
     const said = (p: (typeof procs)[number], word: string) =>
       new Promise<void>((resolve, reject) => {
         let out = '';
@@ -110,9 +109,21 @@ describe('audit writer', () => {
         });
         p.once('exit', (code) => (out.includes(word) ? resolve() : reject(new Error(`worker exited ${code} before "${word}"`))));
       });
-    await Promise.all(procs.map((p) => said(p, 'ready')));
-    for (const p of procs) p.stdin!.write('go\n');
-    await Promise.all(procs.map((p) => said(p, 'done')));
+    return {
+      go: async () => {
+        await Promise.all(procs.map((p) => said(p, 'ready')));
+        for (const p of procs) p.stdin!.write('go\n');
+      },
+      done: () => Promise.all(procs.map((p) => said(p, 'done'))),
+    };
+  }
+
+  it('4 processes appending 200 records each at once produce one valid chain with every record', async () => {
+    const t = setup();
+    t.writer.prepare();
+    const w = workers(t, ['a', 'b', 'c', 'd'].map((name) => [name, '200']));
+    await w.go();
+    await w.done();
     const r = t.verify();
     assert.equal(r.ok, true, JSON.stringify(r.problem));
     const recs = t.records();
@@ -122,6 +133,27 @@ describe('audit writer', () => {
     const order = recs.filter((x) => x.type === 'denial').map((x) => x.run_id);
     const switches = order.filter((x, i) => i > 0 && x !== order[i - 1]).length;
     assert.ok(switches > 3, `the workers did not interleave (${switches} switches): the test did not test contention`);
+  });
+
+  it('a process appending nonstop does not starve another: each of its appends waits at most the other\'s turn', async () => {
+    const t = setup();
+    t.writer.prepare();
+    const w = workers(t, [['hog', 'for:4000']]);
+    await w.go();
+    while (t.records().length < 50) await new Promise((r) => setTimeout(r, 5)); // the hog is appending
+    const ours = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 2000 });
+    // Back to back for 2.5 s of the hog's 4 (each append throws if it waits out its timeout).
+    for (let i = 0, end = Date.now() + 2500; Date.now() < end; i++) ours.append([{ type: 'denial', run_id: 'ours', i }]);
+    await w.done();
+    t.writer.checkpoint();
+    assert.equal(t.verify().ok, true);
+    const recs = t.records().filter((x) => x.type === 'denial');
+    const at = recs.flatMap((x, k) => (x.run_id === 'ours' ? [k] : []));
+    assert.ok(at.at(-1)! < recs.length - 1, 'the hog was still appending after our last record: the test tested contention');
+    // Between two of our appends (made back to back) the hog's records are the ones it wrote while
+    // we waited: at most its turn (5 ms, about 35 appends here). Polling, we waited out hundreds.
+    const gaps = at.slice(1).map((k, i) => k - at[i]! - 1);
+    assert.ok(gaps.length > 100 && Math.max(...gaps) <= 300, `the hog wrote up to ${Math.max(...gaps)} records while one of ours waited (${gaps.length} gaps)`);
   });
 
   it('a lock left by a dead process, or by a reused pid, is broken; a live one is waited for, then named', () => {
@@ -140,7 +172,28 @@ describe('audit writer', () => {
     writeFileSync(lock, `${process.pid} ${ownStart} ${os.hostname()} alive\n`);
     const w = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 300 });
     assert.throws(() => w.append([{ type: 'denial' }]), (e: unknown) => e instanceof WardError && /locked by process/.test(e.message) && e.fix!.includes(lock));
+    assert.deepEqual(readdirSync(`${lock}.queue`), [], 'the waiter that gave up left the queue');
     unlinkSync(lock);
+    assert.equal(t.verify().ok, true);
+  });
+
+  it('the queue of waiters: a ticket older than everyone goes first; one left by a killed waiter is passed over and removed', async () => {
+    const t = setup();
+    t.writer.prepare();
+    await new Promise((r) => setTimeout(r, 50)); // past this process's turn (5 ms), in which it would take the lock again at once
+    const queue = `${t.file}.lock.queue`;
+    mkdirSync(queue);
+    // A live waiter that came before us (its ticket is touched): we wait our turn, then give up.
+    const before = path.join(queue, `1-${process.pid}-live`);
+    writeFileSync(before, '');
+    const w = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 300 });
+    assert.throws(() => w.append([{ type: 'denial' }]), (e: unknown) => e instanceof WardError && /locked by other Ward processes/.test(e.message));
+    assert.equal(existsSync(`${t.file}.lock`), false, 'the lock was free all along: only the queue held us');
+    // The same ticket, untouched for 10 s (its process is gone): passed over at once, and removed.
+    const old = new Date(Date.now() - 10_000);
+    utimesSync(before, old, old);
+    t.writer.append([{ type: 'denial', what: 'after an abandoned ticket' }], { checkpoint: true });
+    assert.deepEqual(readdirSync(queue), []);
     assert.equal(t.verify().ok, true);
   });
 
