@@ -159,7 +159,9 @@ function waiting(queue: string): Ticket[] {
     if (at === undefined) continue;
     const p = path.join(queue, name);
     try {
-      if (now - statSync(p).mtimeMs > ABANDONED_MS) {
+      // Either way: a clock stepped back would otherwise keep a dead waiter's ticket "fresh" for
+      // as long as the step; a live waiter whose ticket is removed puts it back at its next poll.
+      if (Math.abs(now - statSync(p).mtimeMs) > ABANDONED_MS) {
         unlinkSync(p);
         continue;
       }

@@ -194,6 +194,13 @@ describe('audit writer', () => {
     utimesSync(before, old, old);
     t.writer.append([{ type: 'denial', what: 'after an abandoned ticket' }], { checkpoint: true });
     assert.deepEqual(readdirSync(queue), []);
+    // One touched 10 s "in the future" (the clock was stepped back since): abandoned as well.
+    writeFileSync(before, '');
+    const ahead = new Date(Date.now() + 10_000);
+    utimesSync(before, ahead, ahead);
+    await new Promise((r) => setTimeout(r, 50));
+    t.writer.append([{ type: 'denial', what: 'after a ticket from before a clock step' }], { checkpoint: true });
+    assert.deepEqual(readdirSync(queue), []);
     assert.equal(t.verify().ok, true);
   });
 
