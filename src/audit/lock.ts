@@ -210,8 +210,13 @@ function lockedTooLong(file: string, timeoutMs: number): WardError {
     /* free now, but others were before us all along */
   }
   const [pid, , host] = held.trim().split(' ');
-  const who = pid ? `locked by process ${pid} on ${host ?? '?'}` : 'locked by other Ward processes, one after another,';
-  return new WardError(`the audit log is ${who} for more than ${timeoutMs / 1000} s (${file})`, {
+  if (!pid) {
+    return new WardError(`the audit log was locked by other Ward processes, one after another, for more than ${timeoutMs / 1000} s (${file})`, {
+      step: 'audit:lock',
+      fix: 'run again once they are done, or give this run a log of its own with --audit-log FILE',
+    });
+  }
+  return new WardError(`the audit log is locked by process ${pid} on ${host ?? '?'} for more than ${timeoutMs / 1000} s (${file})`, {
     step: 'audit:lock',
     fix: `if no Ward process is running, remove ${file}`,
   });

@@ -192,7 +192,7 @@ describe('audit writer', () => {
     const before = path.join(queue, `1-${process.pid}-live`);
     writeFileSync(before, '');
     const w = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 300 });
-    assert.throws(() => w.append([{ type: 'denial' }]), (e: unknown) => e instanceof WardError && /locked by other Ward processes/.test(e.message));
+    assert.throws(() => w.append([{ type: 'denial' }]), (e: unknown) => e instanceof WardError && /locked by other Ward processes/.test(e.message) && /--audit-log FILE/.test(e.fix ?? ''));
     assert.equal(existsSync(`${t.file}.lock`), false, 'the lock was free all along: only the queue held us');
     // The same ticket, untouched for 10 s (its process is gone): passed over at once, and removed.
     const old = new Date(Date.now() - 10_000);
