@@ -16,7 +16,7 @@ import { canonicalJson } from '../../src/policy/canonical.js';
 import { loadSigningKey, loadVerifyKey } from '../../src/audit/keys.js';
 import { verifyLogFile } from '../../src/audit/verify.js';
 import { AuditWriter } from '../../src/audit/writer.js';
-import { ROOT } from '../helpers.js';
+import { eventually, ROOT } from '../helpers.js';
 import { freshEnv, launchEvent } from './fixture.js';
 
 function setup(checkpointEvery?: number) {
@@ -140,7 +140,7 @@ describe('audit writer', () => {
     t.writer.prepare();
     const w = workers(t, [['hog', 'for:4000']]);
     await w.go();
-    while (t.records().length < 50) await new Promise((r) => setTimeout(r, 5)); // the hog is appending
+    assert.ok(await eventually(() => t.records().length >= 50), 'the hog is appending');
     const ours = new AuditWriter({ path: t.file, key: t.key, lockTimeoutMs: 2000 });
     // Back to back for 2.5 s of the hog's 4 (each append throws if it waits out its timeout).
     for (let i = 0, end = Date.now() + 2500; Date.now() < end; i++) ours.append([{ type: 'denial', run_id: 'ours', i }]);
