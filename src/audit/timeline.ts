@@ -63,7 +63,7 @@ export function renderTimeline(lines: ShownLine[]): string {
       case 'revocation': {
         // A dynamic rule fired: what triggered it (and who), and what is refused from now on.
         const who = r.pid !== null && r.pid !== undefined ? `pid ${String(r.pid)}, ${String(r.by)}` : String(r.by);
-        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked`);
+        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked${typeof r.connections_cut === 'number' ? `; ${r.connections_cut} open connection(s) cut` : ''}`);
         break;
       }
       case 'net': {

@@ -116,6 +116,8 @@ export interface Native {
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
+  /** shutdown(2): acts on the socket itself, so every descriptor of it (in any process) is cut. */
+  shutdown(fd: number, how: number): number;
   ftruncateTo(fd: number, length: bigint): number;
   fallocate(fd: number, mode: number, offset: bigint, len: bigint): number;
   unlinkat(dirfd: number, name: string, flags: number): number;
@@ -179,6 +181,7 @@ export function loadNative(): Native {
   const recv = libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']);
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
+  const shutdown = libc.func('shutdown', 'int', ['int', 'int']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
   const sys1 = libc.func('syscall', 'long', ['long']);
   const sys2 = libc.func('syscall', 'long', ['long', 'long', 'long']);
@@ -311,6 +314,7 @@ export function loadNative(): Native {
       const r = fcntl(fd, F_GETFL, 0) as number;
       return r < 0 ? fail() : r;
     },
+    shutdown: (fd, how) => (shutdown(fd, how) < 0 ? fail() : 0),
     ftruncateTo: (fd, length) => (ftruncate(fd, length) < 0 ? fail() : 0),
     fallocate: (fd, mode, offset, len) => (fallocate(fd, mode, offset, len) < 0 ? fail() : 0),
     unlinkat: (dirfd, name, flags) => (unlinkat(dirfd, name, flags) < 0 ? fail() : 0),

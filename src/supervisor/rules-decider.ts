@@ -75,7 +75,14 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
   const cells = new Int32Array(data.cells);
   const aliases = new Map(data.aliases ?? []);
   const happened = (pid: number, syscall: string, event: Event) => {
-    for (const r of applyShared(rules, cells, event)) ctx?.report(revocationReport(rules, r, event, pid, syscall));
+    for (const r of applyShared(rules, cells, event)) {
+      const rep = revocationReport(rules, r, event, pid, syscall);
+      // Connections opened before the event must not carry out what it gave (the secret just
+      // read): cut them now, before this call is answered and its fd injected. The broker's cut
+      // (launch.ts) comes a moment later and covers revocations of some destinations only.
+      if (ctx?.cutConnections && rules[r]!.revoke.some((m) => revokes(m, 'connect') && m.target === '*')) rep.connections_cut = ctx.cutConnections(pid);
+      ctx?.report(rep);
+    }
   };
   const why = (r: number | null, what: string) =>
     `${what} revoked by rules[${r ?? '?'}]${r === null ? '' : ` (after ${rules[r]!.after.map((m) => `${m.access} ${m.target}`).join(' and ')})`}`;

@@ -73,6 +73,11 @@ export interface RevocationReport {
   pid: number | null;
   /** The syscall (supervisor) or "egress broker" (a connection). */
   by: string;
+  /**
+   * A rule revoking the whole network, fired by the supervisor: the sandbox's TCP connections it
+   * shut down before answering the call that fired it (cut.ts).
+   */
+  connections_cut?: number;
 }
 
 export function revocationReport(rules: readonly Rule[], r: number, event: Event, pid: number | null, by: string): RevocationReport {

@@ -67,6 +67,11 @@ export type Decide = ((event: SupervisedEvent) => Decision) & {
  */
 export interface DeciderContext {
   report(data: unknown): void;
+  /**
+   * Shuts down every connected TCP socket the processes of `pid`'s sandbox hold (cut.ts), before
+   * the call being decided is answered; returns how many. Given by the supervisor thread only.
+   */
+  cutConnections?(pid: number): number;
 }
 
 /**

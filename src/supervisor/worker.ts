@@ -41,6 +41,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
+import { cutTcpConnections } from './cut.js';
 import type { Decide, DeciderContext, DeciderSpec, FileAccess, SupervisedEvent } from './types.js';
 
 export interface WorkerInput {
@@ -177,7 +178,10 @@ async function main(): Promise<void> {
   const mod = (await import(isAbsolute(input.decider.module) ? pathToFileURL(input.decider.module).href : input.decider.module)) as { createDecider?: (data: unknown, ctx: DeciderContext) => Decide };
   if (typeof mod.createDecider !== 'function') throw new Error(`the decision module ${input.decider.module} does not export createDecider(data)`);
   // Reports go out on the same port as refusals, so Ward sees them in the order they happened.
-  const decide = mod.createDecider(input.decider.data, { report: (data) => post({ type: 'report', data }) });
+  const decide = mod.createDecider(input.decider.data, {
+    report: (data) => post({ type: 'report', data }),
+    cutConnections: (pid) => cutTcpConnections(n, pid),
+  });
 
   // Created files get the mode the sandboxed program asked for, masked by *its* umask (applied
   // below), not Ward's: a private umask of 0 for this thread only.

@@ -195,6 +195,32 @@ except OSError as e:
     assert.match(rec?.note ?? '', /^cut: revoked by rules\[0\]/, JSON.stringify(r.net));
   });
 
+  it('a connection opened before the read cannot carry the secret even when written the instant after the read', async () => {
+    // The broker's cut lands a moment after the rule fires; a write right after the read used to
+    // get out in that moment (3 runs in 5). The supervisor now shuts the sandbox's connections
+    // down before the read's fd is injected, so no run may leak.
+    echoedAfter = 0;
+    for (let i = 0; i < 5; i++) {
+      const t = setup(RULES);
+      const r = await t.py(`
+s = socket.create_connection((IP, ${echoPort}), timeout=5)
+s.sendall(b'before')
+print('echo', s.recv(100).decode())
+secret = open('secrets/key.txt').read()
+try:
+    s.sendall(('after:' + secret).encode())
+    print('sent')
+except OSError as e:
+    print('old connection cut errno=%s' % e.errno)
+`);
+      assert.match(r.out, /^echo before$/m, r.out);
+      assert.match(r.out, /^old connection cut errno=32$/m, r.out);
+      assert.equal(r.revocations[0]?.connections_cut, 1, JSON.stringify(r.revocations));
+    }
+    await new Promise((res) => setTimeout(res, 200)); // anything in flight reaches the echo server
+    assert.equal(echoedAfter, 0, 'nothing written after the read reached the server');
+  });
+
   it('a rule whose trigger never happens changes nothing: every connection and write works, no revocation, no refusal', async () => {
     const t = setup(RULES);
     const r = await t.py(`
