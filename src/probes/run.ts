@@ -194,6 +194,7 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
           stderr: r.stderr.toString('utf8'),
           denials: r.denials,
           net: r.net,
+          revocations: r.revocations,
           launch: r.launch,
           durationMs: r.durationMs,
         };

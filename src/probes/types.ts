@@ -10,7 +10,7 @@
  */
 import type { NetEvent } from '../net/broker.js';
 import type { PolicyFile } from '../policy/schema.js';
-import type { Denial, LaunchRecord, RunReason } from '../sandbox/launch.js';
+import type { Denial, LaunchRecord, RevocationRecord, RunReason } from '../sandbox/launch.js';
 
 /** One file per group under src/probes/groups/, in this order. */
 export const PROBE_GROUPS = ['filesystem', 'processes', 'privileges', 'terminal', 'network', 'resources', 'secrets', 'supervised', 'positive'] as const;
@@ -103,6 +103,8 @@ export interface ProbeRun {
   denials: Denial[];
   /** The egress broker's decisions (empty without network.allow). */
   net: NetEvent[];
+  /** The dynamic rules that fired (supervised mode), in order. */
+  revocations: RevocationRecord[];
   launch: LaunchRecord;
   durationMs: number;
 }
