@@ -63,7 +63,7 @@ export function renderTimeline(lines: ShownLine[]): string {
       case 'revocation': {
         // A dynamic rule fired: what triggered it (and who), and what is refused from now on.
         const who = r.pid !== null && r.pid !== undefined ? `pid ${String(r.pid)}, ${String(r.by)}` : String(r.by);
-        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked${typeof r.connections_cut === 'number' ? `; ${r.connections_cut} open connection(s) cut` : ''}`);
+        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked${typeof r.connections_cut === 'number' ? `; ${r.connections_cut} open connection(s) cut` : ''}${Array.isArray(r.killed) && r.killed.length > 0 ? `; killed ${(r.killed as { pid?: unknown; file?: unknown; through?: unknown }[]).map((k) => `pid ${String(k.pid)} (${String(k.file)} open for writing, ${String(k.through)})`).join(', ')}` : ''}`);
         break;
       }
       case 'net': {

@@ -1,5 +1,6 @@
 /**
- * Cutting the sandbox's open connections at the moment a rule revokes the network.
+ * What a revocation does to access the sandbox already holds: open connections are cut, and
+ * processes that can still write a revoked file are killed (killWriters, below).
  *
  * "After reading the secret, no network" must hold for connections opened *before* the read
  * too, or a program opens one early and writes the secret into it right after the read. The
@@ -25,6 +26,24 @@ import type { Native } from './native.js';
 
 const SHUT_RDWR = 2;
 const TCP_LISTEN = '0A';
+
+/**
+ * Whether `pid` is in namespaces other than Ward's (false: it is gone). A sandbox always has pid
+ * and network namespaces of its own; were `pid` in Ward's, a cut or a kill "beside" it would
+ * reach the host's own processes: refuse rather than trust the caller.
+ */
+function inSandbox(pid: number): boolean {
+  for (const ns of ['pid', 'net']) {
+    let theirs: string;
+    try {
+      theirs = readlinkSync(`/proc/${pid}/ns/${ns}`);
+    } catch {
+      return false;
+    }
+    if (theirs === readlinkSync(`/proc/self/ns/${ns}`)) throw new Error(`refusing to act on the processes beside pid ${pid}: it shares Ward's ${ns} namespace`);
+  }
+  return true;
+}
 
 /** Inodes of the TCP sockets (v4 and v6) of `pid`'s network namespace that are not listening. */
 export function connectedTcpInodes(pid: number): Set<string> {
@@ -71,17 +90,7 @@ export function pidsBeside(pid: number): number[] {
  * how many sockets were shut down.
  */
 export function cutTcpConnections(n: Native, pid: number): number {
-  // A sandbox always has pid and network namespaces of its own. Were `pid` in Ward's, this would
-  // cut every connection of the host's processes: refuse rather than trust the caller.
-  for (const ns of ['pid', 'net']) {
-    let theirs: string;
-    try {
-      theirs = readlinkSync(`/proc/${pid}/ns/${ns}`);
-    } catch {
-      return 0; // gone: its sockets, if shared, are held by others the broker's cut still reaches
-    }
-    if (theirs === readlinkSync(`/proc/self/ns/${ns}`)) throw new Error(`refusing to cut connections beside pid ${pid}: it shares Ward's ${ns} namespace`);
-  }
+  if (!inSandbox(pid)) return 0; // gone: its sockets, if shared, are held by others the broker's cut still reaches
   const inodes = connectedTcpInodes(pid);
   if (inodes.size === 0) return 0;
   let cut = 0;
@@ -120,4 +129,104 @@ export function cutTcpConnections(n: Native, pid: number): number {
     if (pidfd >= 0) n.close(pidfd);
   }
   return cut;
+}
+
+const O_ACCMODE = 0o3;
+const O_APPEND = 0o2000;
+const SIGKILL = 9;
+
+/** A process killed because it could still write a file a rule had just revoked. */
+export interface Writer {
+  /** Ward's pid namespace. */
+  pid: number;
+  /** The file, in the sandbox's view (the kernel's name for it). */
+  file: string;
+  /** How it could write: an fd opened for writing, or a shared writable mapping. */
+  through: 'fd' | 'mapping';
+}
+
+/** "dev:ino" as fstat gives it, from /proc/PID/maps' "MM:mm" (hex) and inode: glibc's makedev. */
+function mapId(dev: string, ino: string): string {
+  const [ma, mi] = dev.split(':').map((h) => BigInt(`0x${h}`)) as [bigint, bigint];
+  const d = ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+  return `${d}:${ino}`;
+}
+
+/** The first way process `p` (pinned by `pidfd`) can still write a revoked file, or null. */
+function writerIn(n: Native, p: number, pidfd: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Omit<Writer, 'pid'> | null {
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${p}/fd`);
+  } catch {
+    // gone
+  }
+  for (const fd of fds) {
+    let flags: number;
+    let link: string;
+    try {
+      flags = parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0', 8);
+      link = readlinkSync(`/proc/${p}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if ((flags & O_ACCMODE) === 0 || !link.startsWith('/')) continue; // read-only, or a pipe, socket, anon inode
+    // Its identity from the open file itself (a hard link made since launch is the same file).
+    const dup = n.pidfdGetfd(pidfd, Number(fd));
+    const id = dup < 0 ? null : n.fileId(dup);
+    if (dup >= 0) n.close(dup);
+    if (revoked(link, id, (flags & O_APPEND) !== 0)) return { file: link, through: 'fd' };
+  }
+  let maps = '';
+  try {
+    maps = readFileSync(`/proc/${p}/maps`, 'utf8');
+  } catch {
+    // gone
+  }
+  for (const line of maps.split('\n')) {
+    // address perms offset dev inode path: a shared writable mapping writes the file itself.
+    const m = /^\S+\s+(\S{4})\s+\S+\s+(\S+)\s+(\d+)\s+(\/.*)$/.exec(line);
+    if (!m || m[1]![1] !== 'w' || m[1]![3] !== 's') continue;
+    if (revoked(m[4]!, mapId(m[2]!, m[3]!), false)) return { file: m[4]!, through: 'mapping' };
+  }
+  return null;
+}
+
+/**
+ * Kills (SIGKILL) every process of `pid`'s sandbox that can still write a file whose writing a
+ * rule has just revoked: one holding it open for writing, or mapped shared and writable, since
+ * before the revocation. The kernel cannot take an open file's access back, so the process
+ * that holds it goes; otherwise "after reading untrusted content, no writes to src/" would hold
+ * for new opens only. Rounds repeat until one finds nobody: a holder that forked between a
+ * scan and its kill left the fd to its child, which the next round finds.
+ * `revoked(path, file, append)`: writing (appending) to `path`, the file "dev:ino", is revoked.
+ */
+export function killWriters(n: Native, pid: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Writer[] {
+  if (!inSandbox(pid)) return [];
+  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+  const killed: Writer[] = [];
+  const done = new Set<number>();
+  for (let round = 0; round < 16; round++) {
+    let found = 0;
+    for (const p of pidsBeside(pid)) {
+      if (done.has(p)) continue;
+      const pidfd = n.pidfdOpen(p);
+      if (pidfd < 0) continue;
+      try {
+        // The pid may have been reused since the listing: act only on a process still in the sandbox.
+        if (readlinkSync(`/proc/${p}/ns/pid`) !== ns) continue;
+        const w = writerIn(n, p, pidfd, revoked);
+        if (w && n.pidfdKill(pidfd, SIGKILL) === 0) {
+          killed.push({ pid: p, ...w });
+          done.add(p);
+          found++;
+        }
+      } catch {
+        // gone meanwhile
+      } finally {
+        n.close(pidfd);
+      }
+    }
+    if (found === 0) break;
+  }
+  return killed;
 }

@@ -70,6 +70,7 @@ const SYS_unshare = 272;
 const SYS_fstat = 5;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
+const SYS_pidfd_send_signal = 424;
 const SYS_renameat2 = 316;
 const SYS_newfstatat = 262;
 const SYS_fchmodat = 268;
@@ -116,6 +117,8 @@ export interface Native {
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
+  /** pidfd_send_signal(pidfd, sig): to exactly the process the pidfd names, never a recycled pid. */
+  pidfdKill(pidfd: number, sig: number): number;
   /** shutdown(2): acts on the socket itself, so every descriptor of it (in any process) is cut. */
   shutdown(fd: number, how: number): number;
   ftruncateTo(fd: number, length: bigint): number;
@@ -182,6 +185,7 @@ export function loadNative(): Native {
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
   const shutdown = libc.func('shutdown', 'int', ['int', 'int']);
+  const sysPidfdSignal = libc.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'unsigned int']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
   const sys1 = libc.func('syscall', 'long', ['long']);
   const sys2 = libc.func('syscall', 'long', ['long', 'long', 'long']);
@@ -314,6 +318,7 @@ export function loadNative(): Native {
       const r = fcntl(fd, F_GETFL, 0) as number;
       return r < 0 ? fail() : r;
     },
+    pidfdKill: (pidfd, sig) => (Number(sysPidfdSignal(SYS_pidfd_send_signal, pidfd, sig, null, 0)) < 0 ? fail() : 0),
     shutdown: (fd, how) => (shutdown(fd, how) < 0 ? fail() : 0),
     ftruncateTo: (fd, length) => (ftruncate(fd, length) < 0 ? fail() : 0),
     fallocate: (fd, mode, offset, len) => (fallocate(fd, mode, offset, len) < 0 ? fail() : 0),

@@ -81,6 +81,15 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       // read): cut them now, before this call is answered and its fd injected. The broker's cut
       // (launch.ts) comes a moment later and covers revocations of some destinations only.
       if (ctx?.cutConnections && rules[r]!.revoke.some((m) => revokes(m, 'connect') && m.target === '*')) rep.connections_cut = ctx.cutConnections(pid);
+      // Likewise a file opened for writing before a write revocation: its holder could go on
+      // writing through it (the kernel cannot take the fd's access back), so it is killed.
+      if (ctx?.killWriters && rules[r]!.revoke.some((m) => revokes(m, 'append'))) {
+        const now = loadRuleState(rules, cells);
+        const killed = ctx.killWriters(pid, (path, file, append) =>
+          [path, ...((file !== null && aliases.get(file)) || [])].some((p) => !isAllowed(now, append ? 'append' : 'write', p)),
+        );
+        if (killed.length > 0) rep.killed = killed;
+      }
       ctx?.report(rep);
     }
   };

@@ -19,6 +19,7 @@
  * The decisions themselves are src/rules' isAllowed on the loaded state: the functions
  * `ward verify` proved only revoke.
  */
+import type { Writer } from './cut.js';
 import { applyEvent, type Event, type Match, type Rule, type RuleState } from '../rules/index.js';
 
 export function newSharedRuleState(rules: readonly Rule[]): SharedArrayBuffer {
@@ -78,6 +79,12 @@ export interface RevocationReport {
    * shut down before answering the call that fired it (cut.ts).
    */
   connections_cut?: number;
+  /**
+   * A rule revoking writes, fired by the supervisor: the processes it killed because they could
+   * still write a file it revoked (an fd opened for writing, or a shared writable mapping, from
+   * before), before it answered the call that fired it (cut.ts killWriters).
+   */
+  killed?: Writer[];
 }
 
 export function revocationReport(rules: readonly Rule[], r: number, event: Event, pid: number | null, by: string): RevocationReport {

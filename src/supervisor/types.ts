@@ -4,6 +4,7 @@
  * so it must be cheap and synchronous.
  */
 import type { Access } from './static.js';
+import type { Writer } from './cut.js';
 import type { SupervisedSyscall } from './filter.js';
 
 export interface SupervisedEvent {
@@ -72,6 +73,11 @@ export interface DeciderContext {
    * the call being decided is answered; returns how many. Given by the supervisor thread only.
    */
   cutConnections?(pid: number): number;
+  /**
+   * Kills every process of `pid`'s sandbox that can still write a file `revoked` says is revoked
+   * (cut.ts killWriters), before the call being decided is answered; returns who and why.
+   */
+  killWriters?(pid: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Writer[];
 }
 
 /**

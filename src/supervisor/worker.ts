@@ -41,7 +41,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
-import { cutTcpConnections } from './cut.js';
+import { cutTcpConnections, killWriters } from './cut.js';
 import type { Decide, DeciderContext, DeciderSpec, FileAccess, SupervisedEvent } from './types.js';
 
 export interface WorkerInput {
@@ -181,6 +181,7 @@ async function main(): Promise<void> {
   const decide = mod.createDecider(input.decider.data, {
     report: (data) => post({ type: 'report', data }),
     cutConnections: (pid) => cutTcpConnections(n, pid),
+    killWriters: (pid, revoked) => killWriters(n, pid, revoked),
   });
 
   // Created files get the mode the sandboxed program asked for, masked by *its* umask (applied

@@ -119,6 +119,61 @@ describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
     assert.ok(sup.some((d) => d.what === `rmdir ${path.join(t.ws, 'src', 'empty')}`), JSON.stringify(sup.map((d) => d.what)));
   });
 
+  it('a process that opened (or mapped shared) a file for writing before the revocation is killed when it fires, before it can write; readers and writers elsewhere live', async () => {
+    const t = setup();
+    writeFileSync(path.join(t.ws, 'src', 'mapped.c'), 'mapped\n');
+    const script = `
+import os, sys, time, mmap, ctypes
+r, w = os.pipe()
+def holder(kind):
+    pid = os.fork()
+    if pid: return pid
+    if kind == 'fd':
+        f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
+        act = lambda: os.write(f, b'EVIL\\n')
+    elif kind == 'mapping':
+        # Through libc: Python's mmap module keeps a duplicate of the fd, and this holder must
+        # keep nothing but the mapping.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        f = os.open('src/mapped.c', os.O_RDWR)
+        addr = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, f, 0)
+        os.close(f)
+        def act():
+            ctypes.memmove(addr, b'EVIL', 4); libc.msync(ctypes.c_void_p(addr), 4096, 4)
+    elif kind == 'reader':
+        f = os.open('src/main.c', os.O_RDONLY)
+        act = lambda: os.read(f, 4)
+    else:
+        f = os.open('outside.txt', os.O_WRONLY | os.O_APPEND)
+        act = lambda: os.write(f, b'fine\\n')
+    os.write(w, b'r')
+    time.sleep(1.5)    # the revocation comes meanwhile
+    act()
+    os._exit(0)
+kids = {k: holder(k) for k in ('fd', 'mapping', 'reader', 'outside')}
+for _ in kids: os.read(r, 1)
+open('secrets/key.txt').read()
+for k, pid in kids.items():
+    _, st = os.waitpid(pid, 0)
+    print(k, 'killed' if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else 'exit=%d' % os.waitstatus_to_exitcode(st))
+`;
+    const r = await run({ policy: t.policy }, ['python3', '-c', script], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.match(out, /^fd killed\nmapping killed\nreader exit=0\noutside exit=0$/m, out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'mapped.c'), 'utf8'), 'mapped\n');
+    assert.equal(readFileSync(path.join(t.ws, 'outside.txt'), 'utf8'), 'outside\nfine\n');
+    // The revocation record says whom it killed, and why.
+    const killed = r.revocations[0]?.killed ?? [];
+    assert.deepEqual(killed.map((k) => [k.file, k.through]).sort(), [
+      [path.join(t.ws, 'src', 'main.c'), 'fd'],
+      [path.join(t.ws, 'src', 'mapped.c'), 'mapping'],
+    ]);
+  });
+
   it('bind: no unix socket node can be made in the trees a write revocation reaches (Landlock, from the start); elsewhere binds are the kernel\'s own', async () => {
     const t = setup();
     const script = `

@@ -120,6 +120,7 @@ export async function runCommand(args: string[]): Promise<number> {
     if (r.message) process.stderr.write(`ward: ${r.message}\n`);
     for (const rv of r.revocations) {
       process.stderr.write(`ward: rules[${rv.rule}] fired on ${rv.trigger}${rv.pid !== null ? ` (pid ${rv.pid}, ${rv.by})` : ` (${rv.by})`}: ${rv.revoked.join(', ')} revoked for the rest of the run${rv.connections_cut ? ` (${rv.connections_cut} open connection(s) cut)` : ''}\n`);
+      for (const k of rv.killed ?? []) process.stderr.write(`ward: killed pid ${k.pid}: it could still write ${k.file} (${k.through === 'fd' ? 'opened for writing' : 'mapped shared and writable'} before rules[${rv.rule}] revoked it)\n`);
     }
     // The supervisor may refuse thousands of calls of one kind (a build retrying a revoked
     // write): one line per kind, with a count and the first call, not one line per call.
