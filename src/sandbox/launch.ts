@@ -44,6 +44,8 @@ import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
 import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
+import { killWriters, sandboxPidUnder } from '../supervisor/cut.js';
+import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
@@ -386,9 +388,25 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     else pending.push(r);
   };
   const revocations: RevocationRecord[] = [];
+  let launcherPid: number | null = null; // set once the launcher is spawned
   const onRevocation = (rep: RevocationReport) => {
     const { kind: _kind, ...rest } = rep;
     const rec: RevocationRecord = { type: 'revocation', ...rest };
+    // A write revocation fired here (by the broker: "after connect untrusted", or by another
+    // command of the session) has not had the supervisor's kill of the processes that can still
+    // write a revoked file (rules-decider): do it now, before the broker lets the connection that
+    // fired it go on (admit() calls this synchronously), so the untrusted bytes find no writer.
+    if (dyn && rep.pid === null && launcherPid !== null && dyn.rules[rep.rule]!.revoke.some((m) => revokes(m, 'append'))) {
+      const inside = sandboxPidUnder(launcherPid);
+      if (inside !== null) {
+        const state = loadRuleState(dyn.rules, ruleCells!);
+        const byId = new Map(aliases);
+        const killed = killWriters(loadNative(), inside, (p, file, append) =>
+          [p, ...((file !== null && byId.get(file)) || [])].some((q) => !isAllowed(state, append ? 'append' : 'write', q)),
+        );
+        if (killed.length > 0) rec.killed = killed;
+      }
+    }
     revocations.push(rec);
     live(rec);
     // At once, not only at the end: a command of the session started meanwhile starts revoked.
@@ -560,6 +578,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       ],
       detached: false,
     });
+    launcherPid = child.pid ?? null;
     supervisor?.closeChildFd();
   } catch (e) {
     stopWatch?.();

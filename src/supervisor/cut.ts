@@ -230,3 +230,35 @@ export function killWriters(n: Native, pid: number, revoked: (path: string, file
   }
   return killed;
 }
+
+/**
+ * A process of the sandbox started by the launcher `launcherPid` (its first descendant in a pid
+ * namespace other than Ward's), or null when none is left. For Ward's main thread, which is
+ * told of a revocation without a pid of the sandbox (the broker's, a session's).
+ */
+export function sandboxPidUnder(launcherPid: number): number | null {
+  const own = readlinkSync('/proc/self/ns/pid');
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone
+    }
+  }
+  const queue = [launcherPid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    try {
+      if (p !== launcherPid && readlinkSync(`/proc/${p}/ns/pid`) !== own) return p;
+    } catch {
+      continue;
+    }
+    queue.push(...(children.get(p) ?? []));
+  }
+  return null;
+}

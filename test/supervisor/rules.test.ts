@@ -248,6 +248,30 @@ get('two')
 });
 
 describe('dynamic rules: after connect, revoke write', { skip }, () => {
+  it('a process holding src/main.c open for writing from before the connection is killed when the broker fires the rule, before the untrusted bytes arrive', async () => {
+    const t = setup([{ after: `connect api.test:${port}`, revoke: 'write ${WORKSPACE}/src/**' }]);
+    const r = await t.py(`
+import time
+rd, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
+    os.write(wr, b'r')
+    time.sleep(1.5)      # the connection fires the rule meanwhile
+    os.write(f, b'pwned by what the server sent\\n')
+    os._exit(0)
+os.read(rd, 1)
+get('fetch')
+_, st = os.waitpid(pid, 0)
+print('holder', 'killed' if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else 'exit=%d' % os.waitstatus_to_exitcode(st))
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /^fetch ok\nholder killed$/m, r.out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+    assert.equal(r.revocations[0]?.by, 'egress broker');
+    assert.deepEqual(r.revocations[0]?.killed?.map((k) => [k.file, k.through]), [[path.join(t.ws, 'src', 'main.c'), 'fd']]);
+  });
+
   it('after a connection to api.test, writes under src/ are refused (open, create, unlink, rename, truncate, link, symlink), writes elsewhere and reads still work', async () => {
     const t = setup([{ after: `connect api.test:${port}`, revoke: 'write ${WORKSPACE}/src/**' }]);
     writeFileSync(path.join(t.ws, 'notes-in.txt'), 'planted\n');
