@@ -216,6 +216,42 @@ attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
     },
   },
   {
+    id: 'rule.write-through-earlier-fd',
+    ...ruleProbe,
+    title: 'keep src/main.c open for writing from before fetching untrusted content, then write the content through that fd',
+    asi: ['ASI01', 'ASI05'],
+    nist: ['AC-3(8)', 'SI-7'],
+    setup: setupWith('end'),
+    teardown,
+    policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+import time
+rd, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
+    os.write(wr, b'r')
+    time.sleep(1)
+    os.write(f, b'pwned')
+    os._exit(0)
+os.read(rd, 1)
+out_answered('fetch')
+_, st = os.waitpid(pid, 0)
+say('holder', -9 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else os.waitstatus_to_exitcode(st))`),
+    check: (run, ctx) => {
+      const v = workedBefore(run, 'fetch');
+      if (v) return v;
+      const holder = kv(run.stdout).get('holder');
+      if (holder === undefined) return noResult(run, 'holder');
+      const main = readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8');
+      if (main !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host through the fd opened before the revocation');
+      if (holder !== '-9') return error(`src/main.c is unchanged, but the holder was not killed (status ${holder})`);
+      if (!run.revocations.some((r) => (r.killed ?? []).some((k) => k.file.endsWith('/src/main.c')))) return error('the holder was killed, but the revocation record does not say so');
+      return held('the process holding src/main.c open for writing was killed when the rule fired, before the untrusted bytes arrived; the file on the host is unchanged and the record names it');
+    },
+  },
+  {
     id: 'rule.trifecta',
     ...ruleProbe,
     mechanism: 'egress-broker',
