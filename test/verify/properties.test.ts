@@ -247,3 +247,26 @@ describe('a verification in the launch record', () => {
     await assert.rejects(run({ profile: 'default' }, ['true'], { ...opts, verification: summary }), /another policy or plan/);
   });
 });
+
+describe('network.allow_local is a destination the policy can connect to (as the broker names it, 127.0.0.1:PORT)', () => {
+  it('"never connect *" with allow_local [5432] is VIOLATED with 127.0.0.1:5432, naming allow_local', async () => {
+    const r = await run({ policy: { extends: ['default'], network: { allow_local: [5432] }, invariants: ['never connect *', 'never connect 127.0.0.1:5432', 'never connect 127.0.0.1:5433'] } });
+    const any = prop(r, 'invariant:1');
+    assert.equal(any.status, 'VIOLATED', JSON.stringify(any));
+    assert.equal(any.counterexample, 'connect 127.0.0.1:5432');
+    assert.match(any.detail!, /network\.allow_local 5432/);
+    assert.equal(prop(r, 'invariant:2').status, 'VIOLATED');
+    assert.equal(prop(r, 'invariant:3').status, 'PROVED', 'only the listed port is reachable');
+    // A specific loopback port is a declared destination with a specific port: egress holds.
+    assert.equal(prop(r, 'egress').status, 'PROVED');
+  });
+
+  it('--refines: an allow_local port the baseline does not list widens it; the same port refines', async () => {
+    const p = prop(await run(policy({ network: { allow_local: [5432] } }), { base: { profile: 'minimal' } }), 'refines');
+    assert.equal(p.status, 'VIOLATED', JSON.stringify(p));
+    assert.match(p.counterexample!, /127\.0\.0\.1:5432/);
+    assert.match(p.detail!, /allow_local/);
+    const same = prop(await run(policy({ network: { allow_local: [5432] } }), { base: policy({ network: { allow_local: [5432, 6379] } }) }), 'refines');
+    assert.equal(same.status, 'PROVED', JSON.stringify(same));
+  });
+});

@@ -26,6 +26,7 @@ import {
   ACCESSES,
   accessSets,
   appendOnlySet,
+  grantText,
   hostPatterns,
   isBounded,
   policySize,
@@ -226,7 +227,7 @@ async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: num
   if (r.status === 'unsat') return { ...base, status: 'PROVED', detail: `${all.length > 0 ? `${all.length} entries, each enforced per connection by the egress broker; ` : ''}${CONFIRMED}` };
   if (r.status === 'unknown') return { ...base, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${r.reason})` };
   if (r.status === 'error') return { ...base, status: 'ERROR', detail: r.reason };
-  const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map((h) => h.entry);
+  const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map(grantText);
   if (culprits.length === 0) return { ...base, status: 'ERROR', detail: `deciders disagree: the witness ${r.dest} is matched by no unbounded entry` };
   return { ...base, status: 'VIOLATED', counterexample: r.dest, detail: `allowed by ${culprits.join(', ')}` };
 }
@@ -264,7 +265,7 @@ async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: Effecti
   const r: DestWitness = await decideDests(enc, [mineNet], [hostPatterns(base)], timeoutMs, check);
   if (r.status === 'error') return done('ERROR', { detail: `connect: ${r.reason}` });
   if (r.status === 'sat') {
-    const by = mineNet.filter((h) => matchesTs(r.dest, h)).map((h) => h.entry);
+    const by = mineNet.filter((h) => matchesTs(r.dest, h)).map(grantText);
     if (by.length === 0 || hostPatterns(base).some((h) => matchesTs(r.dest, h))) {
       return done('ERROR', { detail: `deciders disagree: the witness ${r.dest} is not confirmed by the TypeScript matcher` });
     }
