@@ -147,8 +147,13 @@ describe('--refines', () => {
     assert.ok(m && m[1] !== 'api', p.counterexample);
   });
 
-  it('minimal refines default; default does not refine minimal', async () => {
-    assert.equal(prop(await run({ profile: 'minimal' }, { base: { profile: 'default' } }), 'refines').status, 'PROVED');
+  it('minimal with default\'s limits refines default (minimal alone has none: looser); default does not refine minimal', async () => {
+    const limits = { memory: '4GiB', pids: 1024, wall_time: '1h', file_size: '8GiB', open_files: 4096 };
+    assert.equal(prop(await run(policy({ resources: limits }), { base: { profile: 'default' } }), 'refines').status, 'PROVED');
+    const bare = prop(await run({ profile: 'minimal' }, { base: { profile: 'default' } }), 'refines');
+    assert.equal(bare.status, 'VIOLATED');
+    assert.equal(bare.counterexample, 'resources.memory: unlimited (baseline: 4GiB)');
+    assert.match(bare.detail!, /^5 loosenings: /);
     const back = prop(await run(undefined, { base: { profile: 'minimal' } }), 'refines');
     assert.equal(back.status, 'VIOLATED');
     assert.ok(isWithin(back.counterexample!.split(' ')[1]!, ws), back.counterexample);

@@ -116,15 +116,18 @@ export function inSet(p: string, s: PathSet): boolean {
  * database.
  */
 export function hostPatterns(eff: EffectivePolicy): HostPattern[] {
-  const allow = eff.network.allow.map((entry): HostPattern => {
-    const i = entry.lastIndexOf(':');
-    const host = entry.slice(0, i);
-    const port = entry.slice(i + 1);
-    const wildcard = host.startsWith('*.');
-    return { entry, key: 'network.allow', host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
-  });
+  const allow = eff.network.allow.map((entry): HostPattern => ({ ...parseHostEntry(entry), key: 'network.allow' }));
   const local = eff.network.allow_local.map((port): HostPattern => ({ entry: `${LOOPBACK}:${port}`, key: 'network.allow_local', host: LOOPBACK, wildcard: false, port }));
   return [...allow, ...local];
+}
+
+/** A "host:port" entry of the schema's HostPort form (lower-cased), as a pattern. */
+export function parseHostEntry(entry: string): HostPattern {
+  const i = entry.lastIndexOf(':');
+  const host = entry.slice(0, i);
+  const port = entry.slice(i + 1);
+  const wildcard = host.startsWith('*.');
+  return { entry, host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
 }
 
 /** The host the broker names an allow_local connection by (whatever the client wrote: 127.0.0.1 or localhost). */
