@@ -275,3 +275,32 @@ describe('network.allow_local is a destination the policy can connect to (as the
     assert.equal(same.status, 'PROVED', JSON.stringify(same));
   });
 });
+
+describe('sandbox.landlock: off takes away the only layer that restricts execute', () => {
+  it('w-xor-x: a write grant is executable too (VIOLATED with a path under it); "never execute" there is VIOLATED', async () => {
+    const r = await run(policy({ filesystem: { write: ['${WORKSPACE}/build'] }, sandbox: { landlock: 'off' }, invariants: ['never execute ${WORKSPACE}/build/**'] }));
+    const wx = prop(r, 'w-xor-x');
+    assert.equal(wx.status, 'VIOLATED', JSON.stringify(wx));
+    assert.ok(isWithin(wx.counterexample!, `${ws}/build`), wx.counterexample);
+    assert.match(wx.detail!, /sandbox\.landlock: off/);
+    assert.equal(prop(r, 'invariant:1').status, 'VIOLATED');
+    // The same policy with Landlock: PROVED (nothing is granted execute).
+    assert.equal(prop(await run(policy({ filesystem: { write: ['${WORKSPACE}/build'] } })), 'w-xor-x').status, 'PROVED');
+  });
+
+  it('w-xor-x: with no write grant at all, the private /tmp is writable and executable', async () => {
+    const wx = prop(await run(policy({ sandbox: { landlock: 'off' } })), 'w-xor-x');
+    assert.equal(wx.status, 'VIOLATED', JSON.stringify(wx));
+    assert.equal(wx.counterexample, '/tmp');
+    assert.match(wx.detail!, /private tmpfs/);
+    // Denied, /tmp is no private tmpfs; $HOME is not made either with home: none.
+    assert.equal(prop(await run(policy({ filesystem: { deny: ['/tmp'] }, sandbox: { landlock: 'off', home: 'none' } })), 'w-xor-x').status, 'PROVED');
+  });
+
+  it('visible-not-readable: a visible path outside every read grant is refused by the supervisor only, and said so', async () => {
+    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}/build'], visible: ['${WORKSPACE}/secret.txt'] }, sandbox: { landlock: 'off' } }));
+    const p = prop(r, 'visible-not-readable');
+    assert.equal(p.status, 'PROVED', JSON.stringify(p));
+    assert.match(p.detail!, /^by the supervisor only: .*\/secret\.txt is readable at the mount layer \(sandbox\.landlock: off/);
+  });
+});

@@ -112,7 +112,9 @@ describe('--refines: every loosening is VIOLATED, naming the key and both values
     it(name, async () => {
       const p = await refines(loosen(BASE));
       assert.equal(p.status, 'VIOLATED', JSON.stringify(p));
-      assert.match(p.counterexample!, expected, JSON.stringify(p));
+      // The loosening is the counterexample, or one of several listed in the detail (turning
+      // Landlock off also widens execute, a path found first).
+      assert.ok(expected.test(p.counterexample!) || expected.test(p.detail!), JSON.stringify(p));
     });
   }
 

@@ -29,6 +29,7 @@ import {
   hostPatterns,
   isBounded,
   policySize,
+  privateDirs,
   secretSet,
   visibleSet,
   wardStateSet,
@@ -127,7 +128,7 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   const pathProp = (id: keyof typeof PROPERTY_TITLES, pos: PathSet[]) => pathProperty(enc, eff, id, pos, [], timeoutMs, check);
 
   properties.push(await pathProp('no-secret-access', [secretSet(eff, env, home), sets.read]));
-  properties.push(await pathProp('w-xor-x', [sets.write, sets.execute]));
+  properties.push(wXorX(await pathProp('w-xor-x', [sets.write, sets.execute]), eff, home));
   // The compiled artefacts first (no solver): visible-not-readable rests on them below. Reported last, as before.
   const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   // visible-only paths are never readable. Two layers can refuse the read: Landlock, when no
@@ -139,7 +140,11 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   // exactly when the compiled artefacts say the plan supervises every open and lists every
   // visible path in rules.visible (../mounts.ts, part of compiled-artefacts): PROVED then, with
   // the detail saying one layer; otherwise VIOLATED with the witness.
-  properties.push(visibleNotReadable(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]), compiled.result));
+  // With Landlock off, the visible path's own read-only bind is readable at the mount layer
+  // whatever grants are above it: every visible path is a witness, and only the supervisor's
+  // refusal is left.
+  const landlockOff = eff.sandbox.landlock === 'off';
+  properties.push(visibleNotReadable(await pathProp('visible-not-readable', landlockOff ? [visibleSet(eff)] : [visibleSet(eff), sets.read]), compiled.result, landlockOff));
   // append-only paths are never writable (only appendable). What it rests on: no write grant
   // covers the path (this query), so Landlock gives the sandbox read only; the mount is
   // writable for the supervisor's own O_APPEND opens, and compiled-artefacts checks that
@@ -190,14 +195,37 @@ async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof
 }
 
 /** visible-not-readable with a Landlock-layer witness: refused by the supervisor only, if the artefacts say it is supervised. */
-function visibleNotReadable(p: PropertyResult, compiled: PropertyResult): PropertyResult {
+function visibleNotReadable(p: PropertyResult, compiled: PropertyResult, landlockOff: boolean): PropertyResult {
   if (p.status !== 'VIOLATED') return p;
-  const where = `${p.counterexample} is readable at the Landlock layer (${p.detail})`;
+  const where = landlockOff
+    ? `${p.counterexample} is readable at the mount layer (sandbox.landlock: off; its own read-only bind)`
+    : `${p.counterexample} is readable at the Landlock layer (${p.detail})`;
   if (compiled.status === 'PROVED') {
     const { counterexample: _c, ...rest } = p;
     return { ...rest, status: 'PROVED', detail: `by the supervisor only: ${where}; every open of it but O_PATH is refused by the supervisor, whose half compiled-artefacts checked (rules.visible lists it, every open and exec supervised)` };
   }
   return { ...p, detail: `${where}, and compiled-artefacts is ${compiled.status}, so the supervisor's refusal is not established` };
+}
+
+/**
+ * W^X as enforced: execute is restricted by Landlock alone (the mount layer sets no noexec).
+ * With `sandbox.landlock: off` the execute set is every readable path (./model.ts), and the
+ * private tmpfs dirs, writable though no grant names them, are executable too. With Landlock
+ * optional or degraded allowed, the proof holds on the runs that have it, and the detail says so.
+ */
+function wXorX(p: PropertyResult, eff: EffectivePolicy, home: string): PropertyResult {
+  const mode = eff.sandbox.landlock;
+  if (mode === 'off') {
+    if (p.status === 'VIOLATED') return { ...p, detail: `${p.detail}; sandbox.landlock: off, so nothing restricts execute (the mount layer sets no noexec)` };
+    const dir = p.status === 'PROVED' ? privateDirs(eff, home)[0] : undefined;
+    if (dir === undefined) return p;
+    const { detail: _d, ...rest } = p;
+    return { ...rest, status: 'VIOLATED', counterexample: dir, detail: `a private tmpfs, writable by the sandbox; sandbox.landlock: off, so nothing restricts execute (the mount layer sets no noexec)` };
+  }
+  if (p.status === 'PROVED' && (mode === 'optional' || eff.sandbox.allow_degraded)) {
+    return { ...p, detail: `${p.detail}; execute is restricted by Landlock alone, and ${mode === 'optional' ? 'sandbox.landlock: optional' : 'sandbox.allow_degraded: true'} lets a run go without it (recorded as degraded)` };
+  }
+  return p;
 }
 
 /** What a PROVED path or destination property rests on (in its detail, so `--json` shows it). */

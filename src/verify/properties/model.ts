@@ -59,10 +59,25 @@ export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
     write: set('write'),
     // Writing a file includes appending to it.
     append: set('append', 'write'),
-    execute: set('execute'),
+    // Only Landlock restricts execute (the mount layer sets no noexec): without it, every
+    // readable file can be run.
+    execute: eff.sandbox.landlock === 'off' ? set('read', 'write', 'execute', 'append') : set('execute'),
     // The name exists in the sandbox: any grant at all, visible-only included.
     see: set('read', 'write', 'execute', 'append', 'visible'),
   };
+}
+
+/**
+ * The private, empty, writable tmpfs directories the mount plan makes (plan/mounts.ts): /tmp,
+ * and $HOME with `sandbox.home: tmpfs`, unless a grant at or above one binds the host's
+ * directory there instead, or a deny covers it. They hold nothing of the host, so the path sets
+ * leave them out; they matter where writing is half of the question (W^X).
+ */
+export function privateDirs(eff: EffectivePolicy, home: string): string[] {
+  const fs = eff.filesystem;
+  const grants = [...fs.read, ...fs.write, ...fs.execute, ...fs.append].map((e) => e.path);
+  const dirs = ['/tmp', ...(eff.sandbox.home === 'tmpfs' && home !== '/' ? [home] : [])];
+  return dirs.filter((d) => !grants.some((g) => isWithin(d, g)) && !fs.deny.some((e) => isWithin(d, e.path)));
 }
 
 /** The paths of `visible` entries (minus deny): names whose bytes must never be readable. */
