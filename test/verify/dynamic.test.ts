@@ -138,6 +138,22 @@ describe('invariants', () => {
     assert.equal(c.counterexample, 'connect api.github.com:443');
   });
 
+  it('rules see allow_local connections as the broker names them: "connect 127.0.0.1:PORT" fires a rule and is revoked by "network"', async () => {
+    const r = await run(
+      policy({
+        network: { allow: [], allow_local: [5432] },
+        rules: [{ after: 'connect 127.0.0.1:5432', revoke: 'write ${WORKSPACE}/src' }, { after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }],
+        invariants: ['never write ${WORKSPACE}/src/** after connect 127.0.0.1:5432', 'never connect * after read ${WORKSPACE}/secrets/**', 'never connect *'],
+      }),
+    );
+    assert.equal(prop(r, 'rules-only-revoke').status, 'PROVED');
+    assert.equal(prop(r, 'invariant:1').status, 'PROVED', JSON.stringify(prop(r, 'invariant:1')));
+    assert.equal(prop(r, 'invariant:2').status, 'PROVED');
+    const c = prop(r, 'invariant:3');
+    assert.equal(c.status, 'VIOLATED', JSON.stringify(c));
+    assert.equal(c.counterexample, 'connect 127.0.0.1:5432');
+  });
+
   it('an invariant whose trigger the policy never allows holds vacuously, and says so', async () => {
     const p = prop(await run(policy({ invariants: ['never connect * after read /nonexistent-dir-for-ward'] })), 'invariant:1');
     assert.equal(p.status, 'PROVED');

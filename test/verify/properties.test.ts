@@ -147,8 +147,13 @@ describe('--refines', () => {
     assert.ok(m && m[1] !== 'api', p.counterexample);
   });
 
-  it('minimal refines default; default does not refine minimal', async () => {
-    assert.equal(prop(await run({ profile: 'minimal' }, { base: { profile: 'default' } }), 'refines').status, 'PROVED');
+  it('minimal with default\'s limits refines default (minimal alone has none: looser); default does not refine minimal', async () => {
+    const limits = { memory: '4GiB', pids: 1024, wall_time: '1h', file_size: '8GiB', open_files: 4096 };
+    assert.equal(prop(await run(policy({ resources: limits }), { base: { profile: 'default' } }), 'refines').status, 'PROVED');
+    const bare = prop(await run({ profile: 'minimal' }, { base: { profile: 'default' } }), 'refines');
+    assert.equal(bare.status, 'VIOLATED');
+    assert.equal(bare.counterexample, 'resources.memory: unlimited (baseline: 4GiB)');
+    assert.match(bare.detail!, /^5 loosenings: /);
     const back = prop(await run(undefined, { base: { profile: 'minimal' } }), 'refines');
     assert.equal(back.status, 'VIOLATED');
     assert.ok(isWithin(back.counterexample!.split(' ')[1]!, ws), back.counterexample);
@@ -245,5 +250,57 @@ describe('a verification in the launch record', () => {
     assert.equal(r.launch.plan_sha256, report.plan_sha256);
     // The same verification offered for the default profile: another policy, refused before anything runs.
     await assert.rejects(run({ profile: 'default' }, ['true'], { ...opts, verification: summary }), /another policy or plan/);
+  });
+});
+
+describe('network.allow_local is a destination the policy can connect to (as the broker names it, 127.0.0.1:PORT)', () => {
+  it('"never connect *" with allow_local [5432] is VIOLATED with 127.0.0.1:5432, naming allow_local', async () => {
+    const r = await run({ policy: { extends: ['default'], network: { allow_local: [5432] }, invariants: ['never connect *', 'never connect 127.0.0.1:5432', 'never connect 127.0.0.1:5433'] } });
+    const any = prop(r, 'invariant:1');
+    assert.equal(any.status, 'VIOLATED', JSON.stringify(any));
+    assert.equal(any.counterexample, 'connect 127.0.0.1:5432');
+    assert.match(any.detail!, /network\.allow_local 5432/);
+    assert.equal(prop(r, 'invariant:2').status, 'VIOLATED');
+    assert.equal(prop(r, 'invariant:3').status, 'PROVED', 'only the listed port is reachable');
+    // A specific loopback port is a declared destination with a specific port: egress holds.
+    assert.equal(prop(r, 'egress').status, 'PROVED');
+  });
+
+  it('--refines: an allow_local port the baseline does not list widens it; the same port refines', async () => {
+    const p = prop(await run(policy({ network: { allow_local: [5432] } }), { base: { profile: 'minimal' } }), 'refines');
+    assert.equal(p.status, 'VIOLATED', JSON.stringify(p));
+    assert.match(p.counterexample!, /127\.0\.0\.1:5432/);
+    assert.match(p.detail!, /allow_local/);
+    const same = prop(await run(policy({ network: { allow_local: [5432] } }), { base: policy({ network: { allow_local: [5432, 6379] } }) }), 'refines');
+    assert.equal(same.status, 'PROVED', JSON.stringify(same));
+  });
+});
+
+describe('sandbox.landlock: off takes away the only layer that restricts execute', () => {
+  it('w-xor-x: a write grant is executable too (VIOLATED with a path under it); "never execute" there is VIOLATED', async () => {
+    const r = await run(policy({ filesystem: { write: ['${WORKSPACE}/build'] }, sandbox: { landlock: 'off' }, invariants: ['never execute ${WORKSPACE}/build/**'] }));
+    const wx = prop(r, 'w-xor-x');
+    assert.equal(wx.status, 'VIOLATED', JSON.stringify(wx));
+    assert.ok(isWithin(wx.counterexample!, `${ws}/build`), wx.counterexample);
+    assert.match(wx.detail!, /sandbox\.landlock: off/);
+    assert.equal(prop(r, 'invariant:1').status, 'VIOLATED');
+    // The same policy with Landlock: PROVED (nothing is granted execute).
+    assert.equal(prop(await run(policy({ filesystem: { write: ['${WORKSPACE}/build'] } })), 'w-xor-x').status, 'PROVED');
+  });
+
+  it('w-xor-x: with no write grant at all, the private /tmp is writable and executable', async () => {
+    const wx = prop(await run(policy({ sandbox: { landlock: 'off' } })), 'w-xor-x');
+    assert.equal(wx.status, 'VIOLATED', JSON.stringify(wx));
+    assert.equal(wx.counterexample, '/tmp');
+    assert.match(wx.detail!, /private tmpfs/);
+    // Denied, /tmp is no private tmpfs; $HOME is not made either with home: none.
+    assert.equal(prop(await run(policy({ filesystem: { deny: ['/tmp'] }, sandbox: { landlock: 'off', home: 'none' } })), 'w-xor-x').status, 'PROVED');
+  });
+
+  it('visible-not-readable: a visible path outside every read grant is refused by the supervisor only, and said so', async () => {
+    const r = await run(policy({ filesystem: { read: ['${WORKSPACE}/build'], visible: ['${WORKSPACE}/secret.txt'] }, sandbox: { landlock: 'off' } }));
+    const p = prop(r, 'visible-not-readable');
+    assert.equal(p.status, 'PROVED', JSON.stringify(p));
+    assert.match(p.detail!, /^by the supervisor only: .*\/secret\.txt is readable at the mount layer \(sandbox\.landlock: off/);
   });
 });

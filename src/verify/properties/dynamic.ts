@@ -25,7 +25,7 @@ import type { Encoder } from '../smt/encode.js';
 import { check as z3Check, type CheckFn } from '../smt/z3.js';
 import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
 import type { DestList } from './exact.js';
-import { hostPatterns, inSet, type HostPattern, type PathSet } from './model.js';
+import { grantText, hostPatterns, inSet, type HostPattern, type PathSet } from './model.js';
 
 export type ApplyEvent = (state: RuleState, event: Event) => { state: RuleState; fired: number[] };
 
@@ -85,7 +85,7 @@ interface Ctx {
   enc: Encoder;
   eff: EffectivePolicy;
   sets: SetsByAccess;
-  /** network.allow as destination patterns. */
+  /** Every destination the policy grants (network.allow and allow_local), as destination patterns. */
   allowed: string[];
   timeoutMs: number;
   apply: ApplyEvent;
@@ -324,7 +324,7 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
       const dynOk = inv.never.access === 'see' || isAllowed(n.state, inv.never.access, x);
       const inTarget = inv.never.access === 'connect' ? matchDest(inv.never.target, x) : matchPath(inv.never.target, x);
       if (!staticOk || !dynOk || !inTarget) return { status: 'ERROR', detail: `deciders disagree: ${inv.never.access} ${x} is not confirmed by the TypeScript matchers` };
-      const why = inv.never.access === 'connect' ? `allowed by network.allow ${c.allowed.filter((p) => matchDest(p, x)).join(', ')}` : explain(x);
+      const why = inv.never.access === 'connect' ? `allowed by ${hostPatterns(c.eff).filter((h) => matchDest(h.entry, x)).map(grantText).join(', ')}` : explain(x);
       const revoking = rules.length === 0 ? 'the policy has no dynamic rules' : 'no fired rule revokes it';
       return {
         status: 'VIOLATED',

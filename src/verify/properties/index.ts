@@ -23,19 +23,21 @@ import { validatePlan } from '../index.js';
 import { encoder, type Encoder } from '../smt/encode.js';
 import { check as z3Check, z3, type CheckFn } from '../smt/z3.js';
 import {
-  ACCESSES,
   accessSets,
   appendOnlySet,
+  grantText,
   hostPatterns,
   isBounded,
   policySize,
+  privateDirs,
   secretSet,
   visibleSet,
   wardStateSet,
   type PathSet,
 } from './model.js';
-import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
+import { decideDests, decidePaths, type Witness } from './decide.js';
 import { checkInvariant, dynamicModel, rulesOnlyRevoke } from './dynamic.js';
+import { refinesChecks } from './refines.js';
 
 export { inSet } from './model.js';
 
@@ -90,7 +92,7 @@ export const PROPERTY_TITLES = {
   'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
   egress: 'egress: every allowed destination is a declared host with a specific port, wildcards only below a 2+ label domain',
   'rules-only-revoke': 'dynamic rules only ever remove permissions: after any sequence of events, what is allowed is a subset of what was allowed before',
-  refines: 'every access allowed is allowed by the baseline',
+  refines: 'every access allowed is allowed by the baseline, and no limit, layer, credential, variable, syscall rule or dynamic rule is looser',
   'compiled-artefacts': 'compiled artefacts (seccomp, mounts, Landlock) match the policy',
 } as const;
 
@@ -126,7 +128,7 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   const pathProp = (id: keyof typeof PROPERTY_TITLES, pos: PathSet[]) => pathProperty(enc, eff, id, pos, [], timeoutMs, check);
 
   properties.push(await pathProp('no-secret-access', [secretSet(eff, env, home), sets.read]));
-  properties.push(await pathProp('w-xor-x', [sets.write, sets.execute]));
+  properties.push(wXorX(await pathProp('w-xor-x', [sets.write, sets.execute]), eff, home));
   // The compiled artefacts first (no solver): visible-not-readable rests on them below. Reported last, as before.
   const compiled = compiledProperty(loaded, options.workspace ?? eff.workspace, env);
   // visible-only paths are never readable. Two layers can refuse the read: Landlock, when no
@@ -138,7 +140,11 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   // exactly when the compiled artefacts say the plan supervises every open and lists every
   // visible path in rules.visible (../mounts.ts, part of compiled-artefacts): PROVED then, with
   // the detail saying one layer; otherwise VIOLATED with the witness.
-  properties.push(visibleNotReadable(await pathProp('visible-not-readable', [visibleSet(eff), sets.read]), compiled.result));
+  // With Landlock off, the visible path's own read-only bind is readable at the mount layer
+  // whatever grants are above it: every visible path is a witness, and only the supervisor's
+  // refusal is left.
+  const landlockOff = eff.sandbox.landlock === 'off';
+  properties.push(visibleNotReadable(await pathProp('visible-not-readable', landlockOff ? [visibleSet(eff)] : [visibleSet(eff), sets.read]), compiled.result, landlockOff));
   // append-only paths are never writable (only appendable). What it rests on: no write grant
   // covers the path (this query), so Landlock gives the sandbox read only; the mount is
   // writable for the supervisor's own O_APPEND opens, and compiled-artefacts checks that
@@ -189,14 +195,37 @@ async function pathProperty(enc: Encoder, eff: EffectivePolicy, id: keyof typeof
 }
 
 /** visible-not-readable with a Landlock-layer witness: refused by the supervisor only, if the artefacts say it is supervised. */
-function visibleNotReadable(p: PropertyResult, compiled: PropertyResult): PropertyResult {
+function visibleNotReadable(p: PropertyResult, compiled: PropertyResult, landlockOff: boolean): PropertyResult {
   if (p.status !== 'VIOLATED') return p;
-  const where = `${p.counterexample} is readable at the Landlock layer (${p.detail})`;
+  const where = landlockOff
+    ? `${p.counterexample} is readable at the mount layer (sandbox.landlock: off; its own read-only bind)`
+    : `${p.counterexample} is readable at the Landlock layer (${p.detail})`;
   if (compiled.status === 'PROVED') {
     const { counterexample: _c, ...rest } = p;
     return { ...rest, status: 'PROVED', detail: `by the supervisor only: ${where}; every open of it but O_PATH is refused by the supervisor, whose half compiled-artefacts checked (rules.visible lists it, every open and exec supervised)` };
   }
   return { ...p, detail: `${where}, and compiled-artefacts is ${compiled.status}, so the supervisor's refusal is not established` };
+}
+
+/**
+ * W^X as enforced: execute is restricted by Landlock alone (the mount layer sets no noexec).
+ * With `sandbox.landlock: off` the execute set is every readable path (./model.ts), and the
+ * private tmpfs dirs, writable though no grant names them, are executable too. With Landlock
+ * optional or degraded allowed, the proof holds on the runs that have it, and the detail says so.
+ */
+function wXorX(p: PropertyResult, eff: EffectivePolicy, home: string): PropertyResult {
+  const mode = eff.sandbox.landlock;
+  if (mode === 'off') {
+    if (p.status === 'VIOLATED') return { ...p, detail: `${p.detail}; sandbox.landlock: off, so nothing restricts execute (the mount layer sets no noexec)` };
+    const dir = p.status === 'PROVED' ? privateDirs(eff, home)[0] : undefined;
+    if (dir === undefined) return p;
+    const { detail: _d, ...rest } = p;
+    return { ...rest, status: 'VIOLATED', counterexample: dir, detail: `a private tmpfs, writable by the sandbox; sandbox.landlock: off, so nothing restricts execute (the mount layer sets no noexec)` };
+  }
+  if (p.status === 'PROVED' && (mode === 'optional' || eff.sandbox.allow_degraded)) {
+    return { ...p, detail: `${p.detail}; execute is restricted by Landlock alone, and ${mode === 'optional' ? 'sandbox.landlock: optional' : 'sandbox.allow_degraded: true'} lets a run go without it (recorded as degraded)` };
+  }
+  return p;
 }
 
 /** What a PROVED path or destination property rests on (in its detail, so `--json` shows it). */
@@ -226,7 +255,7 @@ async function egressProperty(enc: Encoder, eff: EffectivePolicy, timeoutMs: num
   if (r.status === 'unsat') return { ...base, status: 'PROVED', detail: `${all.length > 0 ? `${all.length} entries, each enforced per connection by the egress broker; ` : ''}${CONFIRMED}` };
   if (r.status === 'unknown') return { ...base, status: 'UNKNOWN', detail: `solver gave no answer within ${timeoutMs} ms (${r.reason})` };
   if (r.status === 'error') return { ...base, status: 'ERROR', detail: r.reason };
-  const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map((h) => h.entry);
+  const culprits = all.filter((h) => !isBounded(h) && matchesTs(r.dest, h)).map(grantText);
   if (culprits.length === 0) return { ...base, status: 'ERROR', detail: `deciders disagree: the witness ${r.dest} is matched by no unbounded entry` };
   return { ...base, status: 'VIOLATED', counterexample: r.dest, detail: `allowed by ${culprits.join(', ')}` };
 }
@@ -242,11 +271,14 @@ function matchesTs(dest: string, h: { host: string; wildcard: boolean; port: num
 // ---------------------------------------------------------------------------
 // Refinement
 
+/**
+ * Every dimension of the effective policy that can give the sandbox more (./refines.ts, whose
+ * table covers every schema key): one result, VIOLATED when any dimension is looser, with the
+ * first loosening as the counterexample and every one in the detail.
+ */
 async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: EffectivePolicy, timeoutMs: number, check: CheckFn): Promise<PropertyResult> {
   const t = performance.now();
-  const mine = accessSets(eff);
-  const theirs = accessSets(base);
-  const unknown: string[] = [];
+  const found = await refinesChecks({ enc, mine: eff, base, timeoutMs, check, explain: (p) => explain(eff, p) });
   const done = (status: Status, extra: Partial<PropertyResult> = {}): PropertyResult => ({
     id: 'refines',
     title: PROPERTY_TITLES.refines,
@@ -254,25 +286,17 @@ async function refinesProperty(enc: Encoder, eff: EffectivePolicy, base: Effecti
     ...extra,
     ms: Math.round(performance.now() - t),
   });
-  for (const access of ACCESSES) {
-    const w = await pathWitness(enc, [mine[access]], [theirs[access]], timeoutMs, check);
-    if (w.status === 'error') return done('ERROR', { detail: `${access}: ${w.reason}` });
-    if (w.status === 'sat') return done('VIOLATED', { counterexample: `${access} ${w.path}`, detail: `${explain(eff, w.path)}; the baseline does not allow ${access} there` });
-    if (w.status === 'unknown') unknown.push(`${access}: ${w.reason}`);
+  const errors = found.filter((f) => f.status === 'ERROR');
+  if (errors.length > 0) return done('ERROR', { detail: errors.map((f) => `${f.key}: ${f.detail}`).join('; ') });
+  const violated = found.flatMap((f) => (f.status === 'VIOLATED' ? [f] : []));
+  const unknown = found.filter((f) => f.status === 'UNKNOWN');
+  const unanswered = unknown.length > 0 ? `; no answer for ${unknown.map((f) => `${f.key}: ${f.detail}`).join('; ')}` : '';
+  if (violated.length > 0) {
+    const all = violated.length === 1 ? violated[0]!.detail : `${violated.length} loosenings: ${violated.map((v) => `${v.counterexample} (${v.detail})`).join('; ')}`;
+    return done('VIOLATED', { counterexample: violated[0]!.counterexample, detail: `${all}${unanswered}` });
   }
-  const mineNet = hostPatterns(eff);
-  const r: DestWitness = await decideDests(enc, [mineNet], [hostPatterns(base)], timeoutMs, check);
-  if (r.status === 'error') return done('ERROR', { detail: `connect: ${r.reason}` });
-  if (r.status === 'sat') {
-    const by = mineNet.filter((h) => matchesTs(r.dest, h)).map((h) => h.entry);
-    if (by.length === 0 || hostPatterns(base).some((h) => matchesTs(r.dest, h))) {
-      return done('ERROR', { detail: `deciders disagree: the witness ${r.dest} is not confirmed by the TypeScript matcher` });
-    }
-    return done('VIOLATED', { counterexample: `connect ${r.dest}`, detail: `allowed by ${by.join(', ')}; the baseline allows no entry matching it` });
-  }
-  if (r.status === 'unknown') unknown.push(`connect: ${r.reason}`);
-  if (unknown.length > 0) return done('UNKNOWN', { detail: `solver gave no answer within ${timeoutMs} ms for ${unknown.join('; ')}` });
-  return done('PROVED', { detail: CONFIRMED });
+  if (unknown.length > 0) return done('UNKNOWN', { detail: unanswered.slice(2) });
+  return done('PROVED', { detail: `paths and destinations: ${CONFIRMED}; resources, env, secrets, syscalls, rules and sandbox compared directly` });
 }
 
 // ---------------------------------------------------------------------------

@@ -33,9 +33,12 @@ export interface PathSet {
 export type Access = 'read' | 'write' | 'append' | 'execute' | 'see';
 export const ACCESSES: readonly Access[] = ['read', 'write', 'append', 'execute', 'see'];
 
-/** A network destination pattern, parsed from a `network.allow` entry. */
+/** A network destination pattern: a `network.allow` entry, or a `network.allow_local` port. */
 export interface HostPattern {
+  /** The destination pattern ("host:port"; for allow_local "127.0.0.1:PORT"). */
   entry: string;
+  /** The policy key that grants it (absent: a pattern that is no grant, e.g. a rule's). */
+  key?: 'network.allow' | 'network.allow_local';
   /** The exact host, or for `*.example.com` the suffix `example.com`. */
   host: string;
   wildcard: boolean;
@@ -56,10 +59,25 @@ export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
     write: set('write'),
     // Writing a file includes appending to it.
     append: set('append', 'write'),
-    execute: set('execute'),
+    // Only Landlock restricts execute (the mount layer sets no noexec): without it, every
+    // readable file can be run.
+    execute: eff.sandbox.landlock === 'off' ? set('read', 'write', 'execute', 'append') : set('execute'),
     // The name exists in the sandbox: any grant at all, visible-only included.
     see: set('read', 'write', 'execute', 'append', 'visible'),
   };
+}
+
+/**
+ * The private, empty, writable tmpfs directories the mount plan makes (plan/mounts.ts): /tmp,
+ * and $HOME with `sandbox.home: tmpfs`, unless a grant at or above one binds the host's
+ * directory there instead, or a deny covers it. They hold nothing of the host, so the path sets
+ * leave them out; they matter where writing is half of the question (W^X).
+ */
+export function privateDirs(eff: EffectivePolicy, home: string): string[] {
+  const fs = eff.filesystem;
+  const grants = [...fs.read, ...fs.write, ...fs.execute, ...fs.append].map((e) => e.path);
+  const dirs = ['/tmp', ...(eff.sandbox.home === 'tmpfs' && home !== '/' ? [home] : [])];
+  return dirs.filter((d) => !grants.some((g) => isWithin(d, g)) && !fs.deny.some((e) => isWithin(d, e.path)));
 }
 
 /** The paths of `visible` entries (minus deny): names whose bytes must never be readable. */
@@ -104,15 +122,35 @@ export function inSet(p: string, s: PathSet): boolean {
   return s.include.some((i) => inPattern(p, i)) && !s.exclude.some((e) => inPattern(p, e));
 }
 
-/** Parses `network.allow` entries (already validated by the schema and lower-cased by the loader). */
+/**
+ * Every destination the policy lets the sandbox connect to: the `network.allow` entries
+ * (already validated by the schema and lower-cased by the loader), and each
+ * `network.allow_local` port as `127.0.0.1:PORT`, the name the egress broker gives that
+ * connection in its events and checks rule revocations against (src/net/broker.ts). Leaving
+ * allow_local out would let "never connect *" be proved for a policy that reaches the host's
+ * database.
+ */
 export function hostPatterns(eff: EffectivePolicy): HostPattern[] {
-  return eff.network.allow.map((entry) => {
-    const i = entry.lastIndexOf(':');
-    const host = entry.slice(0, i);
-    const port = entry.slice(i + 1);
-    const wildcard = host.startsWith('*.');
-    return { entry, host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
-  });
+  const allow = eff.network.allow.map((entry): HostPattern => ({ ...parseHostEntry(entry), key: 'network.allow' }));
+  const local = eff.network.allow_local.map((port): HostPattern => ({ entry: `${LOOPBACK}:${port}`, key: 'network.allow_local', host: LOOPBACK, wildcard: false, port }));
+  return [...allow, ...local];
+}
+
+/** A "host:port" entry of the schema's HostPort form (lower-cased), as a pattern. */
+export function parseHostEntry(entry: string): HostPattern {
+  const i = entry.lastIndexOf(':');
+  const host = entry.slice(0, i);
+  const port = entry.slice(i + 1);
+  const wildcard = host.startsWith('*.');
+  return { entry, host: wildcard ? host.slice(2) : host, wildcard, port: port === '*' ? null : Number(port) };
+}
+
+/** The host the broker names an allow_local connection by (whatever the client wrote: 127.0.0.1 or localhost). */
+export const LOOPBACK = '127.0.0.1';
+
+/** The policy entry behind a destination grant, as a reviewer finds it in the policy file. */
+export function grantText(h: HostPattern): string {
+  return h.key === 'network.allow_local' ? `network.allow_local ${h.port}` : `network.allow ${h.entry}`;
 }
 
 /**
@@ -127,5 +165,5 @@ export function isBounded(h: HostPattern): boolean {
 
 /** Number of path and host entries: the size the solver has to reason about. */
 export function policySize(eff: EffectivePolicy): number {
-  return Object.values(eff.filesystem).reduce((n, l) => n + l.length, 0) + eff.network.allow.length;
+  return Object.values(eff.filesystem).reduce((n, l) => n + l.length, 0) + eff.network.allow.length + eff.network.allow_local.length;
 }
