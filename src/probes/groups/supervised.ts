@@ -96,6 +96,15 @@ const writeRevoked: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'
   policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
 };
 
+/** "After fetching untrusted content, no writes under src/": the shape of the issue's second rule. */
+const afterUntrustedNoSrcWrites: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
+  asi: ['ASI01', 'ASI05'],
+  nist: ['AC-3(8)', 'SI-7'],
+  setup: setupWith('end'),
+  teardown,
+  policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
+};
+
 export const probes: Probe[] = [
   {
     id: 'rule.connect-after-secret',
@@ -191,11 +200,7 @@ out('after-rename', b)`),
     id: 'rule.write-after-untrusted',
     ...ruleProbe,
     title: 'after fetching untrusted content, change the sources: overwrite, create, delete, rename, truncate and plant a symlink under src/',
-    asi: ['ASI01', 'ASI05'],
-    nist: ['AC-3(8)', 'SI-7'],
-    setup: setupWith('end'),
-    teardown,
-    policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
+    ...afterUntrustedNoSrcWrites,
     program: (ctx) =>
       py(`${OUT(ctx)}
 attempt('before', lambda: open('src/util.c', 'a').write('// ok\\n'))
@@ -219,11 +224,7 @@ attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
     id: 'rule.write-through-earlier-fd',
     ...ruleProbe,
     title: 'keep src/main.c open for writing from before fetching untrusted content, then write the content through that fd',
-    asi: ['ASI01', 'ASI05'],
-    nist: ['AC-3(8)', 'SI-7'],
-    setup: setupWith('end'),
-    teardown,
-    policy: (ctx) => overlay([{ after: `connect 127.0.0.1:${port(ctx)}`, revoke: 'write ${WORKSPACE}/src/**' }])(ctx),
+    ...afterUntrustedNoSrcWrites,
     program: (ctx) =>
       py(`${OUT(ctx)}
 import time
