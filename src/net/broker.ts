@@ -60,6 +60,7 @@ import tls from 'node:tls';
 import type { RunCa } from './ca.js';
 import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
 import {
+  bodyMayBeIgnored,
   headerValues,
   isHostname,
   MAX_HEAD,
@@ -68,7 +69,9 @@ import {
   parseAuthority,
   requestScanner,
   requestStream,
+  serializeHead,
   textResponse,
+  withConnectionClose,
   type RequestHead,
 } from './http.js';
 import { looksLikeTls, MAX_HELLO, parseClientHello } from './sni.js';
@@ -904,9 +907,11 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
   // are judge's to replace (in the head) or to leave (in a body, going to the credential's host).
   const client = brokeredTo ?? c.down;
   const feed = requestStream(MAX_HEAD);
-  let current: { head: RequestHead; bytes: number } | null = null;
+  let current: { head: RequestHead; bytes: number; note?: string } | null = null;
   let forwarded = 0; // requests whose head went upstream
   let stopped = false;
+  // A request went with a body its server may ignore (bodyMayBeIgnored): it was the last one.
+  let lastOne: RequestHead | null = null;
   let tail = Buffer.alloc(0); // the last bytes of the body so far: a placeholder may straddle two chunks
 
   const record = (head: RequestHead, verdict: 'allow' | 'deny', extra: Partial<NetEvent>) => {
@@ -968,10 +973,26 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         if (!brokeredTo && carriesPlaceholder(ctx, item.raw)) {
           return placeholderRefused(item.head);
         }
-        const v = judge(item.head);
+        if (lastOne) {
+          return refuse(
+            item.head,
+            'after-ignorable-body',
+            403,
+            `ward: the request before this one on the connection (${lastOne.method} with a body) was the last one it carries: a server that ignores a body on ${lastOne.method} would read that body as a request, so it went with "Connection: close" and nothing after it is forwarded. Send this request on a new connection.\n`,
+          );
+        }
+        // A body on GET (HEAD, DELETE, OPTIONS, TRACE): Elasticsearch and others read it, a
+        // server that ignores it (Python's http.server) reads it as the next request, which the
+        // broker would have counted as body and never checked. Refusing would break the first
+        // kind; so the request goes on with "Connection: close" (the server reads nothing after
+        // it), and nothing more is forwarded on this connection (a later request gets a 403).
+        const closing = bodyMayBeIgnored(item.head);
+        const head = closing ? withConnectionClose(item.head) : item.head;
+        const v = judge(head);
         if (!('forward' in v)) return refuse(item.head, v.reason, v.status, v.body);
-        const out = v.forward ?? item.raw;
-        current = { head: item.head, bytes: out.length };
+        const out = v.forward ?? (closing ? serializeHead(head) : item.raw);
+        if (closing) lastOne = item.head;
+        current = { head: item.head, bytes: out.length, ...(closing ? { note: `a body on ${item.head.method}: sent with Connection: close, the last request forwarded on this connection` } : {}) };
         forwarded++;
         tail = Buffer.alloc(0);
         send(out);
@@ -986,7 +1007,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         if (current) current.bytes += item.data.length;
         send(item.data);
       } else if (item.type === 'end') {
-        if (current) record(current.head, 'allow', { bytes_out: current.bytes });
+        if (current) record(current.head, 'allow', { bytes_out: current.bytes, ...(current.note ? { note: current.note } : {}) });
         current = null;
       } else {
         const why: Record<string, string> = {

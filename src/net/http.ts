@@ -242,6 +242,35 @@ export function parseAbsoluteTarget(target: string): { host: string; port: numbe
   return { host: a.host, port: a.port ?? 80, path };
 }
 
+/**
+ * Methods whose request body has no defined meaning (RFC 9110 9.3): a server may ignore such a
+ * body without reading it, and then reads its bytes as the next request on the connection.
+ */
+const BODY_MEANINGLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/**
+ * Whether the broker and the server may disagree on where the request after this one starts:
+ * a body (Content-Length > 0, or chunked) on a method whose body a server may ignore.
+ */
+export function bodyMayBeIgnored(head: RequestHead): boolean {
+  if (!BODY_MEANINGLESS.has(head.method)) return false;
+  const cl = headerValues(head, 'content-length');
+  return headerValues(head, 'transfer-encoding').length > 0 || (cl.length === 1 && Number(cl[0]) > 0);
+}
+
+/** The head with its Connection (and Keep-Alive) headers replaced by `Connection: close`; `length` stays the original's. */
+export function withConnectionClose(head: RequestHead): RequestHead {
+  const headers = head.headers.filter(([k]) => !['connection', 'keep-alive'].includes(k.toLowerCase()));
+  headers.push(['Connection', 'close']);
+  return { ...head, headers };
+}
+
+/** The head as bytes (the request line and headers as parsed; values are latin1, kept as they were). */
+export function serializeHead(head: RequestHead): Buffer {
+  const lines = [`${head.method} ${head.target} HTTP/${head.version}`, ...head.headers.map(([k, v]) => `${k}: ${v}`)];
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+}
+
 /** Headers a proxy must not pass on (hop-by-hop, or meant for the proxy itself). */
 const DROP = new Set(['connection', 'proxy-connection', 'proxy-authorization', 'keep-alive']);
 

@@ -5,9 +5,10 @@
  * can (for which the broker must say "pipe", or refuse, never "pass", for anything HTTP).
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { addressOf, lenientServer, readAll, relay, testBroker, within } from './helpers.js';
+import { addressOf, lenientServer, listen, readAll, relay, testBroker, within } from './helpers.js';
 
 /** Everything the broker sends until it ends (the fake relay then closes its side, as the real one does). */
 async function answer(sock: net.Socket): Promise<string> {
@@ -89,5 +90,52 @@ describe('a request line a lenient server accepts is HTTP to the broker too', { 
       );
       sock.destroy();
     }
+  });
+});
+
+describe('a body on GET (and HEAD, DELETE, OPTIONS, TRACE) ends the connection', { timeout: 30_000 }, () => {
+  const inner = 'GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n';
+  for (const dial of [false, true]) {
+    it(`the body is not read as a request by a server that ignores it; a request after it gets a 403 (${dial ? 'relay can dial' : 'relay cannot dial'})`, async () => {
+      const up = await lenientServer();
+      const b = await testBroker({ allow: [{ host: 'web.test', port: up.port }] });
+      const ip = await addressOf(b, 'web.test');
+      const host = `web.test:${up.port}`;
+      const sock = await relay(b.socketPath, `tcp ${ip} ${up.port}${dial ? ' dial' : ''}\n`);
+      const first = `GET /first HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`;
+      sock.write(first + `GET /after HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const all = await within(answer(sock), 'the answers');
+      assert.deepEqual(up.seen, [`${host} GET /first`], 'the server served /first only: the body was not a request to it, /after was never forwarded');
+      assert.match(up.raw(), /^GET \/first HTTP\/1\.1\r\nHost: [^\r]+\r\nContent-Length: \d+\r\nConnection: close\r\n\r\nGET \/smuggled/);
+      assert.match(all, /served \/first\n[\s\S]*HTTP\/1\.1 403 Forbidden[\s\S]*new connection/);
+      const reqs = b.events.filter((e) => e.kind === 'http');
+      assert.deepEqual(reqs.map((e) => `${e.verdict} ${e.path} ${e.reason ?? ''}`), ['allow /first ', 'deny /after after-ignorable-body']);
+      assert.match(reqs[0]!.note ?? '', /Connection: close/);
+    });
+  }
+
+  it('a server that reads GET bodies (Elasticsearch-style _search) gets the request and its body, and answers', async () => {
+    const got: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        got.push(`${req.method} ${req.url} ${body} ${req.headers.connection}`);
+        res.end(`hits for ${body}\n`);
+      });
+    });
+    const port = await listen(server as unknown as net.Server);
+    const b = await testBroker({ allow: [{ host: 'es.test', port }] });
+    const ip = await addressOf(b, 'es.test');
+    for (const chunked of [false, true]) {
+      const sock = await relay(b.socketPath, `tcp ${ip} ${port}\n`);
+      const q = '{"query":{"match_all":{}}}';
+      const bodyPart = chunked ? `Transfer-Encoding: chunked\r\n\r\n${q.length.toString(16)}\r\n${q}\r\n0\r\n\r\n` : `Content-Length: ${q.length}\r\n\r\n${q}`;
+      sock.write(`GET /idx/_search HTTP/1.1\r\nHost: es.test:${port}\r\nContent-Type: application/json\r\n${bodyPart}`);
+      const all = await within(answer(sock), 'the answer');
+      assert.match(all, /^HTTP\/1\.1 200 OK[\s\S]*hits for \{"query"/);
+    }
+    assert.deepEqual(got, ['GET /idx/_search {"query":{"match_all":{}}} close', 'GET /idx/_search {"query":{"match_all":{}}} close']);
+    server.close();
   });
 });
