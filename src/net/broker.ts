@@ -279,6 +279,8 @@ interface Conn {
   reported: boolean;
   /** Plain HTTP carried here: what to do when the upstream ends (default: end the client's side). */
   onUpEnd?: () => void;
+  /** Plain HTTP carried here: records a request still in flight, before the connection's own record. */
+  onFinish?: () => void;
   /** Resolves once both sides are closed (and the connection reported): close() waits for it. */
   gone: Promise<void>;
   /** Called as either side closes: when both are, the connection leaves ctx.conns and `gone` resolves. */
@@ -933,6 +935,8 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
   const refuse = (head: RequestHead | null, reason: string, status: number, body: string) => {
     stopped = true;
     client.off('data', onData);
+    // The request in flight gets this record (deny), not an unfinished one at the end.
+    current = null;
     const reply = textResponse(status, body);
     if (forwarded === 0) {
       // Nothing went upstream: the connection itself is refused (and its record says why).
@@ -1018,6 +1022,14 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         return refuse(item.head ?? current?.head ?? null, item.reason === 'malformed' || item.reason === 'not-http' ? 'malformed' : item.reason, 400, `ward: ${why[item.reason] ?? `malformed HTTP request (${item.reason}); each request on a connection must be well-formed HTTP/1.x`}.\n`);
       }
     }
+  };
+  // Its head went upstream, so it is recorded even if its body never ends (the client or the
+  // server closed first, or the run ended): with the bytes forwarded so far, and a note.
+  c.onFinish = () => {
+    if (!current) return;
+    const note = `the connection closed before the request's body ended (${current.bytes} bytes of it, head included, were forwarded)`;
+    record(current.head, 'allow', { bytes_out: current.bytes, note: current.note ? `${current.note}; ${note}` : note });
+    current = null;
   };
   onData(first);
   if (stopped) return;
@@ -1354,6 +1366,8 @@ function endGracefully(sock: net.Socket, data: Buffer): void {
 /** Called when either side closes: once both are gone, an allowed connection is reported. */
 function finish(c: Conn): void {
   if (!c.downClosed || (c.up && !c.upClosed)) return;
+  c.onFinish?.();
+  c.onFinish = undefined;
   if (c.reported) return;
   if (c.allowed && c.mode === 'dial') return finishDialed(c);
   if (c.allowed) {
