@@ -134,6 +134,8 @@ export interface BrokerOptions {
   resolve?: (host: string) => Promise<string>;
   onEvent: (e: NetEvent) => void;
   maxConnections?: number;
+  /** How long a client's first message may take once its first byte came (default FIRST_MESSAGE_TIMEOUT_MS; tests shorten it). */
+  firstMessageTimeoutMs?: number;
   /** Brokered credentials (needs `tls`). */
   secrets?: BrokeredSecret[];
   /**
@@ -188,6 +190,20 @@ const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
  */
 const FIRST_BYTES_WAIT_MS = 1_000;
 /**
+ * How long a first message that has begun (a ClientHello, a request head) may take to be
+ * complete; past it the connection is refused (first-message-timeout). Counted from its first
+ * byte: a client that has said nothing yet may be waiting for a server that speaks first (the
+ * relay carries the server's bytes to it meanwhile), and is left alone.
+ */
+const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
+/**
+ * Connections whose relay line has not come yet. The relay writes its line as it connects, so
+ * these are gone within moments; the bound is far above what the relay can have open at once
+ * (1024 connections, and a "done" line for each), and is checked before a line is read. The
+ * connection cap (maxConnections) is checked after it: a "done" line is never refused by it.
+ */
+const UNREAD_MAX = 4096;
+/**
  * Refusals recorded one by one per run; after that they are counted per destination and written
  * as summaries, so an agent looping on refused connects cannot grow the audit log without
  * bound (the sandbox is still refused at once, every time). The supervisor does the same with
@@ -234,6 +250,10 @@ interface Ctx {
   /** Every socket the broker holds (relay side and upstream), so close() can end them all. */
   sockets: Set<net.Socket>;
   conns: Set<Conn>;
+  /** Connections counted against maxConnections (the sandbox's, not the relay's "done" lines). */
+  admitted: number;
+  /** Connections whose relay line has not been read yet (bounded by UNREAD_MAX). */
+  unread: number;
   /** Connections handed to the relay ("dial"), by id, until the relay's "done" or their record. */
   dialed: Map<number, Conn>;
   nextId: number;
@@ -277,6 +297,8 @@ interface Conn {
   /** Closed while its first message was being checked (kept for the record written later). */
   cutWhileChecking?: boolean;
   reported: boolean;
+  /** Counted in ctx.admitted (until it leaves ctx.conns). */
+  admitted?: boolean;
   /** Plain HTTP carried here: what to do when the upstream ends (default: end the client's side). */
   onUpEnd?: () => void;
   /** Plain HTTP carried here: records a request still in flight, before the connection's own record. */
@@ -299,6 +321,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     nextSynthetic: 1,
     sockets: new Set(),
     conns: new Set(),
+    admitted: 0,
+    unread: 0,
     dialed: new Map(),
     nextId: 1,
     closing: false,
@@ -380,7 +404,11 @@ function accept(ctx: Ctx, down: net.Socket): void {
     down.destroy();
     return;
   }
-  if (ctx.conns.size >= ctx.maxConnections) {
+  // The cap on the sandbox's connections is checked once the relay's line says what this one
+  // is: the relay's count for a connection ("done") comes on a connection of its own, and a
+  // sandbox holding every slot must not be able to have it refused (its record would lose the
+  // bytes it carried).
+  if (ctx.unread >= UNREAD_MAX) {
     emit(ctx, { type: 'net', kind: 'connect', verdict: 'deny', reason: 'overload' });
     down.destroy();
     return;
@@ -404,7 +432,7 @@ function accept(ctx: Ctx, down: net.Socket): void {
       // see it, or its record would be lost when the run ends first. So does a dialed one
       // until its record is written (the relay's count may come just after the close).
       if (!c.downClosed || (c.up && !c.upClosed) || (c.mode === 'dial' && !c.reported)) return;
-      ctx.conns.delete(c);
+      if (ctx.conns.delete(c) && c.admitted) ctx.admitted--;
       gone();
     },
   };
@@ -427,17 +455,21 @@ function accept(ctx: Ctx, down: net.Socket): void {
 }
 
 async function handle(c: Conn): Promise<void> {
+  c.ctx.unread++;
   const { value: header, buf } = await readUntil(c.down, Buffer.alloc(0), HEADER_TIMEOUT_MS, (b, ended) => {
     const nl = b.indexOf(0x0a);
     if (nl >= 0 && nl < HEADER_MAX) return { line: b.toString('latin1', 0, nl), rest: nl + 1 };
     if (nl >= 0 || b.length >= HEADER_MAX || ended) return null;
     return undefined;
-  });
+  }).finally(() => c.ctx.unread--);
   const h = header && parseHeader(header.line);
   if (!header || !h) return deny(c, 'malformed');
   const rest = buf.subarray(header.rest);
-  if (h.type === 'dns') return handleDns(c, rest);
   if (h.type === 'done') return handleDone(c, h);
+  if (c.ctx.admitted >= c.ctx.maxConnections) return deny(c, 'overload');
+  c.admitted = true;
+  c.ctx.admitted++;
+  if (h.type === 'dns') return handleDns(c, rest);
   c.canDial = h.dial;
   const { ip, port } = h;
   const { ctx } = c;
@@ -702,7 +734,7 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
   c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (d.target.kind === 'local') return splice(c, up, after, c.down.readableEnded);
   c.checking = true;
-  const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host, ctx));
+  const first = await firstMessage(c, after, d.target.host);
   c.checking = false;
   if (first.value === 'http') return httpStream(c, up, first.buf, first.ended, rawJudge(c, d.target.host, port));
   if (first.value !== 'pass') return deny(c, first.value);
@@ -752,7 +784,7 @@ async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspec
     },
   );
   const first = inspect
-    ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host, c.ctx))).finally(() => (c.checking = false))
+    ? await ((c.checking = true), firstMessage(c, rest, target.host)).finally(() => (c.checking = false))
     : { value: 'pass' as const, buf: rest, ended: c.down.readableEnded };
   if (first.value !== 'pass' && first.value !== 'http') return deny(c, first.value);
   const up = await upP;
@@ -781,7 +813,18 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   };
 }
 
-type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host';
+type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host' | 'first-message-timeout';
+
+/**
+ * Waits for the client's first message to `name` and judges it (firstMessageCheck). A message
+ * begun and not finished within the first-message timeout (counted from its first byte) is
+ * judged 'first-message-timeout': an incomplete ClientHello must not hold a connection, and
+ * the broker's slot, for as long as the client likes.
+ */
+function firstMessage(c: Conn, rest: Buffer, name: string): Promise<Read<Inspection>> {
+  const ms = c.ctx.opts.firstMessageTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS;
+  return readUntil(c.down, rest, ms, firstMessageCheck(name, c.ctx), () => 'first-message-timeout', true);
+}
 
 /**
  * Decides on the client's first message to `name` (called with everything
@@ -853,7 +896,7 @@ async function handOff(c: Conn, rest: Buffer, from: number, target: Target, port
   c.down.write(`dial ${id} ${addr} ${port}${connectHost === null ? '' : ` connect ${connectHost}`}\n`);
   if (inspect) {
     c.checking = true;
-    const first = await readUntil(c.down, rest, 0, firstMessageCheck(target.host, ctx)).finally(() => (c.checking = false));
+    const first = await firstMessage(c, rest, target.host).finally(() => (c.checking = false));
     // Plain HTTP on a connection the relay would carry: only its first request could be
     // checked, so it is refused (the broker carries plain HTTP, but the relay was told to dial
     // before it showed: a CONNECT tunnel, or a client silent for FIRST_BYTES_WAIT_MS).
@@ -1209,6 +1252,8 @@ function readUntil<T>(
   step: (buf: Buffer, ended: boolean) => T | undefined,
   /** Decides at the timeout instead of rejecting (given what was read by then). */
   onTimeout?: (buf: Buffer) => T,
+  /** The timeout runs from the first byte read (or at once if `initial` has some), not from now. */
+  fromFirstByte = false,
 ): Promise<Read<T>> {
   return new Promise((resolve, reject) => {
     // Grown by doubling, so many small chunks cost linear time, not a copy each.
@@ -1237,7 +1282,11 @@ function readUntil<T>(
       else if (ended) done(new Error('peer ended before a decision'));
       return v !== undefined || ended;
     };
+    const arm = () => {
+      timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
+    };
     const onData = (chunk: Buffer) => {
+      if (timeoutMs > 0 && !timer && chunk.length > 0) arm();
       if (len + chunk.length > store.length || store === initial) {
         const bigger = Buffer.allocUnsafe(Math.max(2 * store.length, len + chunk.length, 4096));
         store.copy(bigger, 0, 0, len);
@@ -1255,7 +1304,7 @@ function readUntil<T>(
     sock.on('data', onData);
     sock.on('end', onEnd);
     sock.on('close', onClose);
-    if (timeoutMs > 0) timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
+    if (timeoutMs > 0 && (!fromFirstByte || initial.length > 0)) arm();
     sock.resume();
   });
 }
