@@ -210,6 +210,12 @@ const UNREAD_MAX = 4096;
  * its denials (first ones one by one, the rest counted).
  */
 export const DENY_RECORDS_MAX = 100;
+/**
+ * Allowed DNS answers recorded one by one per run; past that, counted like refusals (per name,
+ * type and verdict, in the same summaries). An answer for an allowed name carries nothing out
+ * (it is made here), but a query loop must not grow the audit log without bound either.
+ */
+export const DNS_ALLOW_RECORDS_MAX = 100;
 /** How often counted refusals are written as summaries (and once more when the broker closes). */
 export const DENY_SUMMARY_MS = 5_000;
 /** Destinations summarised one by one per interval; refusals to any others share one summary per kind and reason. */
@@ -260,11 +266,13 @@ interface Ctx {
   closing: boolean;
   /** Refusals so far (recorded or counted): past DENY_RECORDS_MAX they are counted in `summaries`. */
   denied: number;
+  /** Allowed DNS answers so far: past DNS_ALLOW_RECORDS_MAX they are counted in `summaries`. */
+  dnsAllowed: number;
   summaries: Map<string, DenySummary>;
   summaryTimer?: NodeJS.Timeout;
 }
 
-/** Refusals of one kind, destination and reason since the last summary was written. */
+/** Refusals (or allowed DNS answers) of one kind, destination and reason since the last summary was written. */
 interface DenySummary {
   event: NetEvent;
   count: number;
@@ -327,6 +335,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     nextId: 1,
     closing: false,
     denied: 0,
+    dnsAllowed: 0,
     summaries: new Map(),
   };
   removeStaleSocket(opts.socketPath);
@@ -1311,6 +1320,7 @@ function readUntil<T>(
 
 function emit(ctx: Ctx, e: NetEvent): void {
   if (e.verdict === 'deny' && ++ctx.denied > DENY_RECORDS_MAX) return countDenial(ctx, e);
+  if (e.verdict === 'allow' && e.kind === 'dns' && ++ctx.dnsAllowed > DNS_ALLOW_RECORDS_MAX) return countDenial(ctx, e);
   send(ctx, e);
 }
 
@@ -1323,17 +1333,22 @@ function send(ctx: Ctx, e: NetEvent): void {
 }
 
 /**
- * A refusal past the first DENY_RECORDS_MAX: counted under its kind, destination and reason.
+ * A refusal past the first DENY_RECORDS_MAX (or an allowed DNS answer past the first
+ * DNS_ALLOW_RECORDS_MAX): counted under its kind, destination and reason (or type).
  * Destinations are bounded too (an agent can invent names, e.g. random DNS labels): past
  * DENY_SUMMARY_KEYS_MAX in one interval, the rest share a summary per kind and reason, with
  * no host. Summaries are written every DENY_SUMMARY_MS and when the broker closes.
  */
 function countDenial(ctx: Ctx, e: NetEvent): void {
-  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${e.reason ?? ''}`;
-  let base: NetEvent = { type: 'net', kind: e.kind, verdict: 'deny', ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), reason: e.reason ?? 'unknown' };
+  const allow = e.verdict === 'allow';
+  // An allowed answer is counted per name and type (its rule goes with it), a refusal per reason.
+  const why = allow ? `allow\0${e.qtype ?? ''}` : (e.reason ?? '');
+  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${why}`;
+  const verdict = allow ? { verdict: 'allow' as const, ...(e.rule !== undefined ? { rule: e.rule } : {}) } : { verdict: 'deny' as const, reason: e.reason ?? 'unknown' };
+  let base: NetEvent = { type: 'net', kind: e.kind, ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), ...verdict };
   if (!ctx.summaries.has(key) && ctx.summaries.size >= DENY_SUMMARY_KEYS_MAX) {
-    key = `${e.kind}\0*\0\0${e.reason ?? ''}`;
-    base = { type: 'net', kind: e.kind, verdict: 'deny', reason: e.reason ?? 'unknown', note: 'other destinations' };
+    key = `${e.kind}\0*\0\0${why}`;
+    base = { type: 'net', kind: e.kind, ...(allow && e.qtype !== undefined ? { qtype: e.qtype } : {}), ...(allow ? { verdict: 'allow' as const } : verdict), note: 'other destinations' };
   }
   const now = Date.now();
   const s = ctx.summaries.get(key);
@@ -1356,7 +1371,10 @@ function flushSummaries(ctx: Ctx): void {
   const all = [...ctx.summaries.values()];
   ctx.summaries.clear();
   for (const s of all) {
-    const note = `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
+    const note =
+      s.event.verdict === 'allow'
+        ? `${s.count} answer(s) like this one, counted, not recorded one by one (the first ${DNS_ALLOW_RECORDS_MAX} allowed DNS answers of the run were)`
+        : `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
     send(ctx, {
       ...s.event,
       note: s.event.note ? `${note}; ${s.event.note}` : note,

@@ -106,6 +106,7 @@ export async function dnsExchange(socketPath: string, msg: Buffer, framed = true
     sock.write(Buffer.concat([len, msg]));
   } else sock.write(msg);
   const reply = await readAll(sock);
+  sock.end(); // as the relay does once it has the answer: the broker's side closes now, not after its grace period
   if (reply.length === 0) return null;
   const len = reply.readUInt16BE(0);
   if (reply.length !== 2 + len) throw new Error(`bad framing: ${reply.length} bytes for length ${len}`);
