@@ -55,7 +55,7 @@
 import { lookup } from 'node:dns/promises';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, Transform } from 'node:stream';
 import tls from 'node:tls';
 import type { RunCa } from './ca.js';
 import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
@@ -934,11 +934,66 @@ function splice(c: Conn, up: net.Socket, first: Buffer, ended: boolean): void {
  * by the pipe: a refused plain-HTTP request is answered (403) after the responses to the
  * requests before it, once the upstream is done.
  */
-function carryDown(c: Conn, up: net.Socket, to: net.Socket = c.down): void {
-  up.pipe(to, { end: false });
-  up.once('end', () => {
+function carryDown(c: Conn, up: net.Socket, to: net.Socket = c.down, through?: Transform): void {
+  const from = through ? up.pipe(through) : up;
+  from.pipe(to, { end: false });
+  from.once('end', () => {
     if (c.onUpEnd) c.onUpEnd();
     else to.end();
+  });
+}
+
+/** How long a response's last bytes may be held because they could begin a credential's value. */
+const REDACT_HOLD_MS = 20;
+
+/**
+ * A brokered host's responses, with every exact occurrence of a credential's value masked
+ * ('*' for each byte) before they reach the sandbox: a server that echoes request headers
+ * (httpbin-style, an error page quoting the request) would otherwise hand the value to the
+ * agent the broker keeps it from. Masked, not replaced by the placeholder: the length must stay
+ * the same, or Content-Length and chunk sizes would no longer frame the response. A value split
+ * across two reads is still found: the bytes at the end of a read that could begin one are held
+ * until the next read, or for REDACT_HOLD_MS at most (a kept-alive response must not wait for
+ * a next one). Only the exact bytes: a value compressed, encoded (base64, JSON or URL escapes)
+ * or cut by chunk framing is not recognised (SECURITY-MODEL.md, "Egress").
+ */
+function redactor(values: string[]): Transform {
+  const needles = values.filter((v) => v.length > 0).map((v) => Buffer.from(v, 'latin1'));
+  const longest = Math.max(0, ...needles.map((n) => n.length));
+  let held = Buffer.alloc(0);
+  let timer: NodeJS.Timeout | undefined;
+  /** The length of the longest end of `buf` that is the start of a value (not all of it). */
+  const partial = (buf: Buffer): number => {
+    for (let n = Math.min(longest - 1, buf.length); n > 0; n--) {
+      const end = buf.subarray(buf.length - n);
+      if (needles.some((v) => v.length > n && end.equals(v.subarray(0, n)))) return n;
+    }
+    return 0;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const buf = Buffer.concat([held, chunk]); // a copy: masked in place
+      for (const v of needles) {
+        for (let i = buf.indexOf(v); i >= 0; i = buf.indexOf(v, i + v.length)) buf.fill(0x2a, i, i + v.length);
+      }
+      const keep = partial(buf);
+      held = Buffer.from(buf.subarray(buf.length - keep));
+      if (keep > 0) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          const out = held;
+          held = Buffer.alloc(0);
+          this.push(out);
+        }, REDACT_HOLD_MS);
+      }
+      cb(null, buf.subarray(0, buf.length - keep));
+    },
+    flush(cb) {
+      if (timer) clearTimeout(timer);
+      cb(null, held);
+    },
   });
 }
 
@@ -1615,7 +1670,7 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   c.checking = false;
   // Every request on the connection, the first one again included, is checked and rewritten:
   // a server may keep the connection open after the first answer.
-  carryDown(c, up, down);
+  carryDown(c, up, down, redactor(secrets.map((sec) => sec.value)));
   httpStream(c, up, got.buf, got.ended, judge, down);
 }
 
@@ -1625,6 +1680,10 @@ function brokeredJudge(c: Conn, name: string, port: number, secrets: BrokeredSec
   return (head) => {
     const v = sameHost(head);
     if (!('forward' in v)) return v;
+    // TRACE answers with the request as the server got it: the credential, into the sandbox.
+    if (head.method === 'TRACE') {
+      return { reason: 'trace-brokered', status: 403, body: `ward: TRACE is not carried to ${name}:${port}: the server would echo the brokered credential back into the sandbox.\n` };
+    }
     const rewritten = substitute(head, secrets, c.ctx.opts.secrets ?? []);
     if (!rewritten) {
       const where = secrets.map((sec) => (sec.header === null ? `${sec.name} in any header` : `${sec.name} in ${sec.header}`)).join(', ');
