@@ -618,7 +618,9 @@ for name in ['api.test', 'not-allowed.test']:
     assert.equal(r.exitCode, 0, out);
     assert.match(out, /^inside: ward-secret-API_TOKEN-[0-9a-f]{24}$/m);
     assert.match(out, /^0$/m, 'no variable inside holds the value');
-    assert.equal((out.match(new RegExp(`auth Bearer ${secretValue}`, 'g')) ?? []).length, 2, out);
+    // The host echoes the header: it got the value (authSeen), and the echo reached the sandbox masked.
+    assert.equal((out.match(new RegExp(`auth Bearer \\*{${secretValue.length}}\n`, 'g')) ?? []).length, 2, out);
+    assert.doesNotMatch(out, new RegExp(secretValue), 'the value never came back inside');
     assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`]);
     const carried = r.net.filter((e) => e.secrets?.includes('API_TOKEN') && e.verdict === 'allow');
     assert.equal(carried.length, 2, JSON.stringify(r.net));
@@ -681,7 +683,8 @@ print(r.status, r.read().decode().strip())
     const out = r.stdout.toString() + r.stderr.toString();
     assert.equal(r.exitCode, 0, out);
     const lines = r.stdout.toString().trim().split('\n');
-    assert.deepEqual(lines.slice(0, 2), [`200 auth Bearer ${secretValue}`, `200 auth Bearer ${secretValue}`], out);
+    const masked = '*'.repeat(secretValue.length); // the host echoes the header; the sandbox gets it masked
+    assert.deepEqual(lines.slice(0, 2), [`200 auth Bearer ${masked}`, `200 auth Bearer ${masked}`], out);
     assert.match(lines[2] ?? '', /^403 ward: this connection goes to api\.test:\d+, and a request on it names other\.test/, out);
     assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`], 'the host saw two requests, each with the value');
     assert.equal(authConns - before, 1, 'the two requests shared one upstream connection');
