@@ -69,8 +69,17 @@ export function renderTimeline(lines: ShownLine[]): string {
       case 'net': {
         const dest = `${String(r.host ?? '?')}${r.port !== undefined ? `:${String(r.port)}` : ''}${r.qtype !== undefined ? ` ${String(r.qtype)}` : ''}`;
         const why = r.verdict === 'deny' ? `DENIED (${String(r.reason)})` : `allowed by ${String(r.rule)}`;
-        const traffic = r.bytes_out !== undefined ? `  ${String(r.bytes_out)} B out, ${String(r.bytes_in)} B in, ${String(r.duration_ms)} ms` : '';
-        out.push(`${head}net ${String(r.kind).padEnd(7)} ${dest}  ${why}${traffic}`);
+        // Only what the record has: an http record counts bytes out alone (its bytes in are its
+        // connection's), a summary has a count and no traffic at all.
+        const traffic = [
+          r.bytes_out !== undefined ? `${String(r.bytes_out)} B out` : null,
+          r.bytes_in !== undefined ? `${String(r.bytes_in)} B in` : null,
+          r.duration_ms !== undefined ? `${String(r.duration_ms)} ms` : null,
+          r.count !== undefined ? `${String(r.count)} times` : null,
+        ].filter((t) => t !== null);
+        const request = r.kind === 'http' && r.method !== undefined ? ` ${String(r.method)} ${String(r.path ?? '?')}` : '';
+        const note = r.note !== undefined ? `  (${String(r.note)})` : '';
+        out.push(`${head}net ${String(r.kind).padEnd(7)} ${dest}${request}  ${why}${traffic.length > 0 ? `  ${traffic.join(', ')}` : ''}${note}`);
         break;
       }
       case 'exit': {

@@ -55,11 +55,12 @@
 import { lookup } from 'node:dns/promises';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, Transform } from 'node:stream';
 import tls from 'node:tls';
 import type { RunCa } from './ca.js';
 import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
 import {
+  bodyMayBeIgnored,
   headerValues,
   isHostname,
   MAX_HEAD,
@@ -68,7 +69,9 @@ import {
   parseAuthority,
   requestScanner,
   requestStream,
+  serializeHead,
   textResponse,
+  withConnectionClose,
   type RequestHead,
 } from './http.js';
 import { looksLikeTls, MAX_HELLO, parseClientHello } from './sni.js';
@@ -131,6 +134,8 @@ export interface BrokerOptions {
   resolve?: (host: string) => Promise<string>;
   onEvent: (e: NetEvent) => void;
   maxConnections?: number;
+  /** How long a client's first message may take once its first byte came (default FIRST_MESSAGE_TIMEOUT_MS; tests shorten it). */
+  firstMessageTimeoutMs?: number;
   /** Brokered credentials (needs `tls`). */
   secrets?: BrokeredSecret[];
   /**
@@ -185,12 +190,32 @@ const SYNTHETIC_MAX = 65534; // 127.100.0.1 .. 127.100.255.254
  */
 const FIRST_BYTES_WAIT_MS = 1_000;
 /**
+ * How long a first message that has begun (a ClientHello, a request head) may take to be
+ * complete; past it the connection is refused (first-message-timeout). Counted from its first
+ * byte: a client that has said nothing yet may be waiting for a server that speaks first (the
+ * relay carries the server's bytes to it meanwhile), and is left alone.
+ */
+const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
+/**
+ * Connections whose relay line has not come yet. The relay writes its line as it connects, so
+ * these are gone within moments; the bound is far above what the relay can have open at once
+ * (1024 connections, and a "done" line for each), and is checked before a line is read. The
+ * connection cap (maxConnections) is checked after it: a "done" line is never refused by it.
+ */
+const UNREAD_MAX = 4096;
+/**
  * Refusals recorded one by one per run; after that they are counted per destination and written
  * as summaries, so an agent looping on refused connects cannot grow the audit log without
  * bound (the sandbox is still refused at once, every time). The supervisor does the same with
  * its denials (first ones one by one, the rest counted).
  */
 export const DENY_RECORDS_MAX = 100;
+/**
+ * Allowed DNS answers recorded one by one per run; past that, counted like refusals (per name,
+ * type and verdict, in the same summaries). An answer for an allowed name carries nothing out
+ * (it is made here), but a query loop must not grow the audit log without bound either.
+ */
+export const DNS_ALLOW_RECORDS_MAX = 100;
 /** How often counted refusals are written as summaries (and once more when the broker closes). */
 export const DENY_SUMMARY_MS = 5_000;
 /** Destinations summarised one by one per interval; refusals to any others share one summary per kind and reason. */
@@ -231,17 +256,23 @@ interface Ctx {
   /** Every socket the broker holds (relay side and upstream), so close() can end them all. */
   sockets: Set<net.Socket>;
   conns: Set<Conn>;
+  /** Connections counted against maxConnections (the sandbox's, not the relay's "done" lines). */
+  admitted: number;
+  /** Connections whose relay line has not been read yet (bounded by UNREAD_MAX). */
+  unread: number;
   /** Connections handed to the relay ("dial"), by id, until the relay's "done" or their record. */
   dialed: Map<number, Conn>;
   nextId: number;
   closing: boolean;
   /** Refusals so far (recorded or counted): past DENY_RECORDS_MAX they are counted in `summaries`. */
   denied: number;
+  /** Allowed DNS answers so far: past DNS_ALLOW_RECORDS_MAX they are counted in `summaries`. */
+  dnsAllowed: number;
   summaries: Map<string, DenySummary>;
   summaryTimer?: NodeJS.Timeout;
 }
 
-/** Refusals of one kind, destination and reason since the last summary was written. */
+/** Refusals (or allowed DNS answers) of one kind, destination and reason since the last summary was written. */
 interface DenySummary {
   event: NetEvent;
   count: number;
@@ -274,8 +305,12 @@ interface Conn {
   /** Closed while its first message was being checked (kept for the record written later). */
   cutWhileChecking?: boolean;
   reported: boolean;
+  /** Counted in ctx.admitted (until it leaves ctx.conns). */
+  admitted?: boolean;
   /** Plain HTTP carried here: what to do when the upstream ends (default: end the client's side). */
   onUpEnd?: () => void;
+  /** Plain HTTP carried here: records a request still in flight, before the connection's own record. */
+  onFinish?: () => void;
   /** Resolves once both sides are closed (and the connection reported): close() waits for it. */
   gone: Promise<void>;
   /** Called as either side closes: when both are, the connection leaves ctx.conns and `gone` resolves. */
@@ -294,10 +329,13 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     nextSynthetic: 1,
     sockets: new Set(),
     conns: new Set(),
+    admitted: 0,
+    unread: 0,
     dialed: new Map(),
     nextId: 1,
     closing: false,
     denied: 0,
+    dnsAllowed: 0,
     summaries: new Map(),
   };
   removeStaleSocket(opts.socketPath);
@@ -375,7 +413,11 @@ function accept(ctx: Ctx, down: net.Socket): void {
     down.destroy();
     return;
   }
-  if (ctx.conns.size >= ctx.maxConnections) {
+  // The cap on the sandbox's connections is checked once the relay's line says what this one
+  // is: the relay's count for a connection ("done") comes on a connection of its own, and a
+  // sandbox holding every slot must not be able to have it refused (its record would lose the
+  // bytes it carried).
+  if (ctx.unread >= UNREAD_MAX) {
     emit(ctx, { type: 'net', kind: 'connect', verdict: 'deny', reason: 'overload' });
     down.destroy();
     return;
@@ -399,7 +441,7 @@ function accept(ctx: Ctx, down: net.Socket): void {
       // see it, or its record would be lost when the run ends first. So does a dialed one
       // until its record is written (the relay's count may come just after the close).
       if (!c.downClosed || (c.up && !c.upClosed) || (c.mode === 'dial' && !c.reported)) return;
-      ctx.conns.delete(c);
+      if (ctx.conns.delete(c) && c.admitted) ctx.admitted--;
       gone();
     },
   };
@@ -422,17 +464,21 @@ function accept(ctx: Ctx, down: net.Socket): void {
 }
 
 async function handle(c: Conn): Promise<void> {
+  c.ctx.unread++;
   const { value: header, buf } = await readUntil(c.down, Buffer.alloc(0), HEADER_TIMEOUT_MS, (b, ended) => {
     const nl = b.indexOf(0x0a);
     if (nl >= 0 && nl < HEADER_MAX) return { line: b.toString('latin1', 0, nl), rest: nl + 1 };
     if (nl >= 0 || b.length >= HEADER_MAX || ended) return null;
     return undefined;
-  });
+  }).finally(() => c.ctx.unread--);
   const h = header && parseHeader(header.line);
   if (!header || !h) return deny(c, 'malformed');
   const rest = buf.subarray(header.rest);
-  if (h.type === 'dns') return handleDns(c, rest);
   if (h.type === 'done') return handleDone(c, h);
+  if (c.ctx.admitted >= c.ctx.maxConnections) return deny(c, 'overload');
+  c.admitted = true;
+  c.ctx.admitted++;
+  if (h.type === 'dns') return handleDns(c, rest);
   c.canDial = h.dial;
   const { ip, port } = h;
   const { ctx } = c;
@@ -697,7 +743,7 @@ async function handleProxy(c: Conn, rest: Buffer): Promise<void> {
   c.down.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (d.target.kind === 'local') return splice(c, up, after, c.down.readableEnded);
   c.checking = true;
-  const first = await readUntil(c.down, after, 0, firstMessageCheck(d.target.host, ctx));
+  const first = await firstMessage(c, after, d.target.host);
   c.checking = false;
   if (first.value === 'http') return httpStream(c, up, first.buf, first.ended, rawJudge(c, d.target.host, port));
   if (first.value !== 'pass') return deny(c, first.value);
@@ -747,7 +793,7 @@ async function relay(c: Conn, rest: Buffer, target: Target, port: number, inspec
     },
   );
   const first = inspect
-    ? await ((c.checking = true), readUntil(c.down, rest, 0, firstMessageCheck(target.host, c.ctx))).finally(() => (c.checking = false))
+    ? await ((c.checking = true), firstMessage(c, rest, target.host)).finally(() => (c.checking = false))
     : { value: 'pass' as const, buf: rest, ended: c.down.readableEnded };
   if (first.value !== 'pass' && first.value !== 'http') return deny(c, first.value);
   const up = await upP;
@@ -776,7 +822,18 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   };
 }
 
-type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host';
+type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host' | 'first-message-timeout';
+
+/**
+ * Waits for the client's first message to `name` and judges it (firstMessageCheck). A message
+ * begun and not finished within the first-message timeout (counted from its first byte) is
+ * judged 'first-message-timeout': an incomplete ClientHello must not hold a connection, and
+ * the broker's slot, for as long as the client likes.
+ */
+function firstMessage(c: Conn, rest: Buffer, name: string): Promise<Read<Inspection>> {
+  const ms = c.ctx.opts.firstMessageTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS;
+  return readUntil(c.down, rest, ms, firstMessageCheck(name, c.ctx), () => 'first-message-timeout', true);
+}
 
 /**
  * Decides on the client's first message to `name` (called with everything
@@ -848,7 +905,7 @@ async function handOff(c: Conn, rest: Buffer, from: number, target: Target, port
   c.down.write(`dial ${id} ${addr} ${port}${connectHost === null ? '' : ` connect ${connectHost}`}\n`);
   if (inspect) {
     c.checking = true;
-    const first = await readUntil(c.down, rest, 0, firstMessageCheck(target.host, ctx)).finally(() => (c.checking = false));
+    const first = await firstMessage(c, rest, target.host).finally(() => (c.checking = false));
     // Plain HTTP on a connection the relay would carry: only its first request could be
     // checked, so it is refused (the broker carries plain HTTP, but the relay was told to dial
     // before it showed: a CONNECT tunnel, or a client silent for FIRST_BYTES_WAIT_MS).
@@ -877,11 +934,66 @@ function splice(c: Conn, up: net.Socket, first: Buffer, ended: boolean): void {
  * by the pipe: a refused plain-HTTP request is answered (403) after the responses to the
  * requests before it, once the upstream is done.
  */
-function carryDown(c: Conn, up: net.Socket, to: net.Socket = c.down): void {
-  up.pipe(to, { end: false });
-  up.once('end', () => {
+function carryDown(c: Conn, up: net.Socket, to: net.Socket = c.down, through?: Transform): void {
+  const from = through ? up.pipe(through) : up;
+  from.pipe(to, { end: false });
+  from.once('end', () => {
     if (c.onUpEnd) c.onUpEnd();
     else to.end();
+  });
+}
+
+/** How long a response's last bytes may be held because they could begin a credential's value. */
+const REDACT_HOLD_MS = 20;
+
+/**
+ * A brokered host's responses, with every exact occurrence of a credential's value masked
+ * ('*' for each byte) before they reach the sandbox: a server that echoes request headers
+ * (httpbin-style, an error page quoting the request) would otherwise hand the value to the
+ * agent the broker keeps it from. Masked, not replaced by the placeholder: the length must stay
+ * the same, or Content-Length and chunk sizes would no longer frame the response. A value split
+ * across two reads is still found: the bytes at the end of a read that could begin one are held
+ * until the next read, or for REDACT_HOLD_MS at most (a kept-alive response must not wait for
+ * a next one). Only the exact bytes: a value compressed, encoded (base64, JSON or URL escapes)
+ * or cut by chunk framing is not recognised (SECURITY-MODEL.md, "Egress").
+ */
+function redactor(values: string[]): Transform {
+  const needles = values.filter((v) => v.length > 0).map((v) => Buffer.from(v, 'latin1'));
+  const longest = Math.max(0, ...needles.map((n) => n.length));
+  let held = Buffer.alloc(0);
+  let timer: NodeJS.Timeout | undefined;
+  /** The length of the longest end of `buf` that is the start of a value (not all of it). */
+  const partial = (buf: Buffer): number => {
+    for (let n = Math.min(longest - 1, buf.length); n > 0; n--) {
+      const end = buf.subarray(buf.length - n);
+      if (needles.some((v) => v.length > n && end.equals(v.subarray(0, n)))) return n;
+    }
+    return 0;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const buf = Buffer.concat([held, chunk]); // a copy: masked in place
+      for (const v of needles) {
+        for (let i = buf.indexOf(v); i >= 0; i = buf.indexOf(v, i + v.length)) buf.fill(0x2a, i, i + v.length);
+      }
+      const keep = partial(buf);
+      held = Buffer.from(buf.subarray(buf.length - keep));
+      if (keep > 0) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          const out = held;
+          held = Buffer.alloc(0);
+          this.push(out);
+        }, REDACT_HOLD_MS);
+      }
+      cb(null, buf.subarray(0, buf.length - keep));
+    },
+    flush(cb) {
+      if (timer) clearTimeout(timer);
+      cb(null, held);
+    },
   });
 }
 
@@ -904,9 +1016,11 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
   // are judge's to replace (in the head) or to leave (in a body, going to the credential's host).
   const client = brokeredTo ?? c.down;
   const feed = requestStream(MAX_HEAD);
-  let current: { head: RequestHead; bytes: number } | null = null;
+  let current: { head: RequestHead; bytes: number; note?: string } | null = null;
   let forwarded = 0; // requests whose head went upstream
   let stopped = false;
+  // A request went with a body its server may ignore (bodyMayBeIgnored): it was the last one.
+  let lastOne: RequestHead | null = null;
   let tail = Buffer.alloc(0); // the last bytes of the body so far: a placeholder may straddle two chunks
 
   const record = (head: RequestHead, verdict: 'allow' | 'deny', extra: Partial<NetEvent>) => {
@@ -928,6 +1042,8 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
   const refuse = (head: RequestHead | null, reason: string, status: number, body: string) => {
     stopped = true;
     client.off('data', onData);
+    // The request in flight gets this record (deny), not an unfinished one at the end.
+    current = null;
     const reply = textResponse(status, body);
     if (forwarded === 0) {
       // Nothing went upstream: the connection itself is refused (and its record says why).
@@ -968,10 +1084,26 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         if (!brokeredTo && carriesPlaceholder(ctx, item.raw)) {
           return placeholderRefused(item.head);
         }
-        const v = judge(item.head);
+        if (lastOne) {
+          return refuse(
+            item.head,
+            'after-ignorable-body',
+            403,
+            `ward: the request before this one on the connection (${lastOne.method} with a body) was the last one it carries: a server that ignores a body on ${lastOne.method} would read that body as a request, so it went with "Connection: close" and nothing after it is forwarded. Send this request on a new connection.\n`,
+          );
+        }
+        // A body on GET (HEAD, DELETE, OPTIONS, TRACE): Elasticsearch and others read it, a
+        // server that ignores it (Python's http.server) reads it as the next request, which the
+        // broker would have counted as body and never checked. Refusing would break the first
+        // kind; so the request goes on with "Connection: close" (the server reads nothing after
+        // it), and nothing more is forwarded on this connection (a later request gets a 403).
+        const closing = bodyMayBeIgnored(item.head);
+        const head = closing ? withConnectionClose(item.head) : item.head;
+        const v = judge(head);
         if (!('forward' in v)) return refuse(item.head, v.reason, v.status, v.body);
-        const out = v.forward ?? item.raw;
-        current = { head: item.head, bytes: out.length };
+        const out = v.forward ?? (closing ? serializeHead(head) : item.raw);
+        if (closing) lastOne = item.head;
+        current = { head: item.head, bytes: out.length, ...(closing ? { note: `a body on ${item.head.method}: sent with Connection: close, the last request forwarded on this connection` } : {}) };
         forwarded++;
         tail = Buffer.alloc(0);
         send(out);
@@ -986,7 +1118,7 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         if (current) current.bytes += item.data.length;
         send(item.data);
       } else if (item.type === 'end') {
-        if (current) record(current.head, 'allow', { bytes_out: current.bytes });
+        if (current) record(current.head, 'allow', { bytes_out: current.bytes, ...(current.note ? { note: current.note } : {}) });
         current = null;
       } else {
         const why: Record<string, string> = {
@@ -997,6 +1129,14 @@ function httpStream(c: Conn, up: net.Socket, first: Buffer, ended: boolean, judg
         return refuse(item.head ?? current?.head ?? null, item.reason === 'malformed' || item.reason === 'not-http' ? 'malformed' : item.reason, 400, `ward: ${why[item.reason] ?? `malformed HTTP request (${item.reason}); each request on a connection must be well-formed HTTP/1.x`}.\n`);
       }
     }
+  };
+  // Its head went upstream, so it is recorded even if its body never ends (the client or the
+  // server closed first, or the run ended): with the bytes forwarded so far, and a note.
+  c.onFinish = () => {
+    if (!current) return;
+    const note = `the connection closed before the request's body ended (${current.bytes} bytes of it, head included, were forwarded)`;
+    record(current.head, 'allow', { bytes_out: current.bytes, note: current.note ? `${current.note}; ${note}` : note });
+    current = null;
   };
   onData(first);
   if (stopped) return;
@@ -1176,6 +1316,8 @@ function readUntil<T>(
   step: (buf: Buffer, ended: boolean) => T | undefined,
   /** Decides at the timeout instead of rejecting (given what was read by then). */
   onTimeout?: (buf: Buffer) => T,
+  /** The timeout runs from the first byte read (or at once if `initial` has some), not from now. */
+  fromFirstByte = false,
 ): Promise<Read<T>> {
   return new Promise((resolve, reject) => {
     // Grown by doubling, so many small chunks cost linear time, not a copy each.
@@ -1204,7 +1346,11 @@ function readUntil<T>(
       else if (ended) done(new Error('peer ended before a decision'));
       return v !== undefined || ended;
     };
+    const arm = () => {
+      timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
+    };
     const onData = (chunk: Buffer) => {
+      if (timeoutMs > 0 && !timer && chunk.length > 0) arm();
       if (len + chunk.length > store.length || store === initial) {
         const bigger = Buffer.allocUnsafe(Math.max(2 * store.length, len + chunk.length, 4096));
         store.copy(bigger, 0, 0, len);
@@ -1222,13 +1368,14 @@ function readUntil<T>(
     sock.on('data', onData);
     sock.on('end', onEnd);
     sock.on('close', onClose);
-    if (timeoutMs > 0) timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
+    if (timeoutMs > 0 && (!fromFirstByte || initial.length > 0)) arm();
     sock.resume();
   });
 }
 
 function emit(ctx: Ctx, e: NetEvent): void {
   if (e.verdict === 'deny' && ++ctx.denied > DENY_RECORDS_MAX) return countDenial(ctx, e);
+  if (e.verdict === 'allow' && e.kind === 'dns' && ++ctx.dnsAllowed > DNS_ALLOW_RECORDS_MAX) return countDenial(ctx, e);
   send(ctx, e);
 }
 
@@ -1241,17 +1388,22 @@ function send(ctx: Ctx, e: NetEvent): void {
 }
 
 /**
- * A refusal past the first DENY_RECORDS_MAX: counted under its kind, destination and reason.
+ * A refusal past the first DENY_RECORDS_MAX (or an allowed DNS answer past the first
+ * DNS_ALLOW_RECORDS_MAX): counted under its kind, destination and reason (or type).
  * Destinations are bounded too (an agent can invent names, e.g. random DNS labels): past
  * DENY_SUMMARY_KEYS_MAX in one interval, the rest share a summary per kind and reason, with
  * no host. Summaries are written every DENY_SUMMARY_MS and when the broker closes.
  */
 function countDenial(ctx: Ctx, e: NetEvent): void {
-  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${e.reason ?? ''}`;
-  let base: NetEvent = { type: 'net', kind: e.kind, verdict: 'deny', ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), reason: e.reason ?? 'unknown' };
+  const allow = e.verdict === 'allow';
+  // An allowed answer is counted per name and type (its rule goes with it), a refusal per reason.
+  const why = allow ? `allow\0${e.qtype ?? ''}` : (e.reason ?? '');
+  let key = `${e.kind}\0${e.host ?? ''}\0${e.port ?? ''}\0${why}`;
+  const verdict = allow ? { verdict: 'allow' as const, ...(e.rule !== undefined ? { rule: e.rule } : {}) } : { verdict: 'deny' as const, reason: e.reason ?? 'unknown' };
+  let base: NetEvent = { type: 'net', kind: e.kind, ...(e.host !== undefined ? { host: e.host } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.qtype !== undefined ? { qtype: e.qtype } : {}), ...verdict };
   if (!ctx.summaries.has(key) && ctx.summaries.size >= DENY_SUMMARY_KEYS_MAX) {
-    key = `${e.kind}\0*\0\0${e.reason ?? ''}`;
-    base = { type: 'net', kind: e.kind, verdict: 'deny', reason: e.reason ?? 'unknown', note: 'other destinations' };
+    key = `${e.kind}\0*\0\0${why}`;
+    base = { type: 'net', kind: e.kind, ...(allow && e.qtype !== undefined ? { qtype: e.qtype } : {}), ...(allow ? { verdict: 'allow' as const } : verdict), note: 'other destinations' };
   }
   const now = Date.now();
   const s = ctx.summaries.get(key);
@@ -1274,7 +1426,10 @@ function flushSummaries(ctx: Ctx): void {
   const all = [...ctx.summaries.values()];
   ctx.summaries.clear();
   for (const s of all) {
-    const note = `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
+    const note =
+      s.event.verdict === 'allow'
+        ? `${s.count} answer(s) like this one, counted, not recorded one by one (the first ${DNS_ALLOW_RECORDS_MAX} allowed DNS answers of the run were)`
+        : `${s.count} refusal(s) like this one, counted, not recorded one by one (the first ${DENY_RECORDS_MAX} of the run were)`;
     send(ctx, {
       ...s.event,
       note: s.event.note ? `${note}; ${s.event.note}` : note,
@@ -1333,6 +1488,8 @@ function endGracefully(sock: net.Socket, data: Buffer): void {
 /** Called when either side closes: once both are gone, an allowed connection is reported. */
 function finish(c: Conn): void {
   if (!c.downClosed || (c.up && !c.upClosed)) return;
+  c.onFinish?.();
+  c.onFinish = undefined;
   if (c.reported) return;
   if (c.allowed && c.mode === 'dial') return finishDialed(c);
   if (c.allowed) {
@@ -1513,7 +1670,7 @@ async function brokered(c: Conn, rest: Buffer, name: string, port: number, secre
   c.checking = false;
   // Every request on the connection, the first one again included, is checked and rewritten:
   // a server may keep the connection open after the first answer.
-  carryDown(c, up, down);
+  carryDown(c, up, down, redactor(secrets.map((sec) => sec.value)));
   httpStream(c, up, got.buf, got.ended, judge, down);
 }
 
@@ -1523,6 +1680,10 @@ function brokeredJudge(c: Conn, name: string, port: number, secrets: BrokeredSec
   return (head) => {
     const v = sameHost(head);
     if (!('forward' in v)) return v;
+    // TRACE answers with the request as the server got it: the credential, into the sandbox.
+    if (head.method === 'TRACE') {
+      return { reason: 'trace-brokered', status: 403, body: `ward: TRACE is not carried to ${name}:${port}: the server would echo the brokered credential back into the sandbox.\n` };
+    }
     const rewritten = substitute(head, secrets, c.ctx.opts.secrets ?? []);
     if (!rewritten) {
       const where = secrets.map((sec) => (sec.header === null ? `${sec.name} in any header` : `${sec.name} in ${sec.header}`)).join(', ');

@@ -23,7 +23,10 @@ export interface RequestHead {
 }
 
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const REQUEST_LINE = new RegExp(`^(${TOKEN}) (\\S+) HTTP/(1\\.[01])$`);
+// The target: no whitespace and no control character (a lenient server splits the line on
+// those, JS's \\S does not cover them all: see isLooseSpace).
+// eslint-disable-next-line no-control-regex
+const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([^\\s\\x00-\\x1f\\x7f\\x85]+) HTTP/(1\\.[01])$`);
 const HEADER_LINE = new RegExp(`^(${TOKEN}):[ \\t]*(.*?)[ \\t]*$`);
 // Control characters other than TAB have no place in a header value.
 // eslint-disable-next-line no-control-regex
@@ -74,26 +77,52 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 /**
+ * Bytes a lenient server may take for the space between the parts of a request line, or may
+ * skip before it: Python's http.server (and so Werkzeug, and others built on it) splits the
+ * line with str.split(), which splits on every byte that is whitespace in latin1, CR included
+ * (only the CR LF at the end is stripped first); gunicorn and others split on any whitespace
+ * too. A request line separated by any of these must be held as HTTP (and refused, since the
+ * strict parser takes single spaces only), never passed on as "not HTTP".
+ */
+function isLooseSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === CR || c === 0x0b || c === 0x0c || (c >= 0x1c && c <= 0x1f) || c === 0x85 || c === 0xa0;
+}
+
+/**
  * Reads a client's first bytes as they arrive and says whether they are an
  * HTTP/1.x request, and if so its head. Each call gets everything received so
  * far (a buffer that only grows) and looks only at bytes it has not examined,
  * so a head trickled in one byte at a time costs linear time, not quadratic;
  * the head is parsed once, when its empty line is there.
  *
- * "HTTP" is decided loosely on purpose (a method-like word, a space, and
- * "HTTP/" on the first line; leading empty lines skipped, as servers do): what
- * is called HTTP must then parse strictly, so a near-HTTP request a lenient
- * server would accept is 'malformed' instead of passed as not-HTTP. Anything
- * else ('SSH-2.0-...', 'USER anonymous', TLS) is 'not-http'.
+ * "HTTP" is decided loosely on purpose, as loosely as a lenient server reads
+ * a request line: any whitespace (and empty lines) before it, an upper-case
+ * method-like word, any run of whitespace after it (isLooseSpace), and
+ * "HTTP/" (in any case) somewhere on the first line. What is called HTTP must
+ * then parse strictly: a request line that is not exactly "METHOD SP target
+ * SP HTTP/1.x" after optional empty lines is 'malformed' as soon as the line
+ * is complete (refused with a 400, never passed as not-HTTP), and so is any
+ * other near-HTTP head a lenient server would accept. Anything else
+ * ('SSH-2.0-...', 'USER anonymous', TLS, binary) is 'not-http', decided at the
+ * first byte that shows it, so a client protocol whose first message is a
+ * word sent without a newline does not stall waiting for a line that never
+ * comes (which is also why a lower-case word is not taken as a method: see
+ * SECURITY-MODEL.md, "Egress").
  */
 export function requestScanner(max = MAX_HEAD): (buf: Buffer) => Scan {
   let phase: 'lead' | 'method' | 'line' | 'head' = 'lead';
-  let start = 0; // first byte after leading empty lines
+  let start = 0; // first byte of the method (after any leading whitespace)
+  let loose = false; // the leading bytes held more than empty lines (a space, a tab...)
   let pos = 0; // next byte to examine
   let result: Scan | null = null;
   const scan = (buf: Buffer): Scan => {
     if (phase === 'lead') {
-      while (pos < buf.length && (buf[pos] === CR || buf[pos] === LF)) pos++;
+      for (; pos < buf.length; pos++) {
+        const c = buf[pos]!;
+        if (c === LF || c === CR) continue;
+        if (!isLooseSpace(c)) break;
+        loose = true;
+      }
       if (pos >= max) return 'malformed';
       if (pos === buf.length) return 'incomplete';
       start = pos;
@@ -106,7 +135,8 @@ export function requestScanner(max = MAX_HEAD): (buf: Buffer) => Scan {
           if (pos - start >= 20) return 'not-http';
           continue;
         }
-        if (c !== 0x20 || pos === start) return 'not-http';
+        // A method alone on its line is no request line to anyone.
+        if (!isLooseSpace(c) || pos === start) return 'not-http';
         phase = 'line';
         pos++;
         break;
@@ -119,7 +149,10 @@ export function requestScanner(max = MAX_HEAD): (buf: Buffer) => Scan {
         pos = buf.length;
         return buf.length >= max ? 'malformed' : 'incomplete';
       }
-      if (!buf.toString('latin1', start, nl).includes('HTTP/')) return 'not-http';
+      const line = buf.toString('latin1', start, nl);
+      if (!/HTTP\//i.test(line)) return 'not-http';
+      // HTTP to a lenient reader: it must be exactly what a strict one reads too.
+      if (loose || !REQUEST_LINE.test(line.endsWith('\r') ? line.slice(0, -1) : line)) return 'malformed';
       phase = 'head';
       pos = nl;
     }
@@ -207,6 +240,35 @@ export function parseAbsoluteTarget(target: string): { host: string; port: numbe
   if (path === '') path = '/';
   else if (path.startsWith('?')) path = `/${path}`;
   return { host: a.host, port: a.port ?? 80, path };
+}
+
+/**
+ * Methods whose request body has no defined meaning (RFC 9110 9.3): a server may ignore such a
+ * body without reading it, and then reads its bytes as the next request on the connection.
+ */
+const BODY_MEANINGLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/**
+ * Whether the broker and the server may disagree on where the request after this one starts:
+ * a body (Content-Length > 0, or chunked) on a method whose body a server may ignore.
+ */
+export function bodyMayBeIgnored(head: RequestHead): boolean {
+  if (!BODY_MEANINGLESS.has(head.method)) return false;
+  const cl = headerValues(head, 'content-length');
+  return headerValues(head, 'transfer-encoding').length > 0 || (cl.length === 1 && Number(cl[0]) > 0);
+}
+
+/** The head with its Connection (and Keep-Alive) headers replaced by `Connection: close`; `length` stays the original's. */
+export function withConnectionClose(head: RequestHead): RequestHead {
+  const headers = head.headers.filter(([k]) => !['connection', 'keep-alive'].includes(k.toLowerCase()));
+  headers.push(['Connection', 'close']);
+  return { ...head, headers };
+}
+
+/** The head as bytes (the request line and headers as parsed; values are latin1, kept as they were). */
+export function serializeHead(head: RequestHead): Buffer {
+  const lines = [`${head.method} ${head.target} HTTP/${head.version}`, ...head.headers.map(([k, v]) => `${k}: ${v}`)];
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }
 
 /** Headers a proxy must not pass on (hop-by-hop, or meant for the proxy itself). */

@@ -115,8 +115,9 @@ describe('the broker socket', { timeout: 20_000 }, () => {
 
   it('beyond maxConnections a connection is closed at once with an overload event; capacity returns after', async () => {
     const b = await testBroker({ allow: [{ host: 'api.test', port: 443 }], maxConnections: 2 });
-    const a1 = await relay(b.socketPath, '');
-    const a2 = await relay(b.socketPath, '');
+    // Counted once the relay's line says what they are (a "done" line never is): two idle proxy connections.
+    const a1 = await relay(b.socketPath, 'tcp 127.0.0.1 3128\n');
+    const a2 = await relay(b.socketPath, 'tcp 127.0.0.1 3128\n');
     await new Promise((r) => setTimeout(r, 50)); // let the broker accept both
     const over = await relay(b.socketPath, 'dns\n');
     await closedWithin(over, 1000);

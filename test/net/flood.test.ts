@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DENY_RECORDS_MAX } from '../../src/net/broker.js';
+import { DENY_RECORDS_MAX, DNS_ALLOW_RECORDS_MAX } from '../../src/net/broker.js';
 import { closedWithin, dnsQuery, relayTcp, testBroker } from './helpers.js';
 
 describe('refusal records are bounded', { timeout: 60_000 }, () => {
@@ -54,5 +54,33 @@ describe('refusal records are bounded', { timeout: 60_000 }, () => {
     assert.ok(summaries.some((e) => e.note?.includes('other destinations') && e.host === undefined));
     const total = b.events.filter((e) => e.count === undefined).length + summaries.reduce((n, e) => n + e.count!, 0);
     assert.equal(total, 400);
+  });
+
+  it('allowed DNS answers are bounded too: 1,000 TXT queries for an allowed name are 100 records and summaries that count the rest exactly', async () => {
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const N = 1000;
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, j) => {
+          const a = await dnsQuery(b.socketPath, 'web.test', (i + j) % 2 === 0 ? 'TXT' : 'A');
+          assert.equal(a?.rcode, 0, 'answered every time');
+        }),
+      );
+    }
+    await b.broker.close();
+    const dns = b.events.filter((e) => e.kind === 'dns');
+    const single = dns.filter((e) => e.count === undefined);
+    const summaries = dns.filter((e) => e.count !== undefined);
+    assert.equal(single.length, DNS_ALLOW_RECORDS_MAX);
+    assert.ok(summaries.length >= 2 && summaries.length <= 6, JSON.stringify(summaries));
+    assert.equal(single.length + summaries.reduce((n, e) => n + e.count!, 0), N, 'every answer is accounted for');
+    for (const e of summaries) {
+      assert.equal(e.verdict, 'allow');
+      assert.equal(e.host, 'web.test');
+      assert.equal(e.rule, 'web.test:443');
+      assert.ok(e.qtype === 'TXT' || e.qtype === 'A');
+      assert.match(e.note ?? '', /answer\(s\) like this one, counted/);
+    }
+    assert.ok(b.events.length < 120, `${b.events.length} records`);
   });
 });

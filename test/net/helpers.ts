@@ -106,6 +106,7 @@ export async function dnsExchange(socketPath: string, msg: Buffer, framed = true
     sock.write(Buffer.concat([len, msg]));
   } else sock.write(msg);
   const reply = await readAll(sock);
+  sock.end(); // as the relay does once it has the answer: the broker's side closes now, not after its grace period
   if (reply.length === 0) return null;
   const len = reply.readUInt16BE(0);
   if (reply.length !== 2 + len) throw new Error(`bad framing: ${reply.length} bytes for length ${len}`);
@@ -346,4 +347,52 @@ export async function addressOf(b: TestBroker, name: string): Promise<string> {
   const a = (await dnsQuery(b.socketPath, name, 'A'))?.answers[0]?.address;
   if (!a) throw new Error(`no address for ${name}`);
   return a;
+}
+
+/**
+ * A server as lenient as Python's http.server (SimpleHTTPRequestHandler): the request line is
+ * split on any whitespace, a body is read only for POST/PUT/PATCH (a body on GET is left
+ * unread, so its bytes are read as the next request), the connection is kept alive unless the
+ * request says `Connection: close`. `seen`: "host method path" of every request it served;
+ * `raw`: every byte it received.
+ */
+export async function lenientServer(): Promise<{ port: number; seen: string[]; raw: () => string }> {
+  const seen: string[] = [];
+  let raw = '';
+  const server = tcpServer((s) => {
+    let buf = '';
+    let closed = false;
+    s.on('data', (d: Buffer) => {
+      raw += d.toString('latin1');
+      if (closed) return;
+      buf += d.toString('latin1');
+      for (;;) {
+        const end = buf.search(/\r?\n\r?\n/);
+        if (end < 0) return;
+        const sep = /\r?\n\r?\n/.exec(buf.slice(end))![0];
+        const lines = buf.slice(0, end).replace(/^[\r\n]+/, '').split(/\r?\n/);
+        let rest = buf.slice(end + sep.length);
+        // eslint-disable-next-line no-control-regex
+        const words = lines[0]!.split(/[\s\x1c-\x1f\x85\xa0]+/).filter((w) => w !== '');
+        const headers = new Map(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as const));
+        if (words.length !== 3 || !words[2]!.startsWith('HTTP/')) {
+          s.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          closed = true;
+          return;
+        }
+        if (['POST', 'PUT', 'PATCH'].includes(words[0]!)) rest = rest.slice(Number(headers.get('content-length') ?? 0));
+        seen.push(`${headers.get('host') ?? '-'} ${words[0]} ${words[1]}`);
+        const body = `served ${words[1]}\n`;
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        buf = rest;
+        if ((headers.get('connection') ?? '').toLowerCase() === 'close') {
+          closed = true;
+          s.end();
+          return;
+        }
+      }
+    });
+  });
+  const port = await listen(server);
+  return { port, seen, raw: () => raw };
 }

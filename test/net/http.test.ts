@@ -57,12 +57,36 @@ describe('requestScanner', { timeout: 20_000 }, () => {
     const h = scanAll('\r\nPOST /x HTTP/1.0\nHost: a.test\n\nbody');
     assert.ok(typeof h === 'object');
     assert.deepEqual([h.method, h.target, h.headers], ['POST', '/x', [['Host', 'a.test']]]);
-    for (const s of ['SSH-2.0-OpenSSH\r\n', 'SSH-2', 'EHLO mail.test\r\n', 'USER anonymous\r\n', '\x16\x03\x01', 'get / HTTP/1.1\r\n', 'PING\r\n', ' GET / HTTP/1.1\r\n']) {
+    for (const s of ['SSH-2.0-OpenSSH\r\n', 'SSH-2', 'EHLO mail.test\r\n', 'USER anonymous\r\n', '\x16\x03\x01', 'get / HTTP/1.1\r\n', 'PING\r\n', 'GET\n', '\x1f\x8b', '\r\n\x00']) {
       assert.equal(scanAll(s), 'not-http', JSON.stringify(s));
     }
     for (const s of ['GET / HTTP/1.1\r\nX: a\rb\r\n\r\n', 'FOO  bar HTTP/9\r\n\r\n', 'GET / HTTP/1.1\r\n folded\r\n\r\n']) {
       assert.equal(scanAll(s), 'malformed', JSON.stringify(s));
     }
+    // What a lenient server (Python's http.server splits the line on any whitespace) reads as a
+    // request line is HTTP, and refused as malformed once its first line is there, not passed
+    // on as something else: leading whitespace, tabs or runs of spaces between the parts, a CR
+    // or another latin1 whitespace byte inside, "http/" in lower case.
+    for (const s of [
+      ' GET / HTTP/1.1\r\n',
+      '\tGET / HTTP/1.1\r\n',
+      '\r\n GET / HTTP/1.1\r\n',
+      'GET\t/tab HTTP/1.1\r\n',
+      'GET  /two HTTP/1.1\r\n',
+      'GET /x\tHTTP/1.1\r\n',
+      'GET\r/x HTTP/1.1\r\n',
+      'GET\x0b/x HTTP/1.1\r\n',
+      'GET\x1c/x HTTP/1.1\r\n',
+      'GET\xa0/x HTTP/1.1\r\n',
+      'GET /x\x85y HTTP/1.1\r\n',
+      'GET / HTTP/1.1 \r\n',
+      'GET / http/1.1\r\n',
+      'GET / x HTTP/1.1\r\n',
+    ]) {
+      assert.equal(scanAll(s), 'malformed', JSON.stringify(s));
+    }
+    // ...and held (not decided "not HTTP") while it may still become one.
+    for (const s of [' ', '\t', ' GET', 'GET\t', 'GET\t/x', '\xa0GET ']) assert.equal(scanAll(s), 'incomplete', JSON.stringify(s));
     assert.equal(scanAll(`GET / HTTP/1.1\r\nX: ${'a'.repeat(MAX_HEAD)}`), 'malformed');
     assert.equal(scanAll(`GET /${'a'.repeat(MAX_HEAD)}`), 'malformed');
   });

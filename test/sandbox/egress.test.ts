@@ -27,6 +27,8 @@ let localPort = 0;
 let otherLocalPort = 0;
 let authPort = 0;
 let bodyPort = 0;
+let lenientPort = 0;
+const lenientSeen: string[] = []; // "host method path" of every request the lenient server served
 const bodySeen: string[] = []; // "host method url body-length" of every request the body-counting server got
 let testCa = '';
 let testKey = '';
@@ -103,6 +105,37 @@ before(async () => {
     }),
   );
   otherLocalPort = await listen(createTcp((s) => s.end('OTHER-HOST-SERVICE\n')) as unknown as Server);
+  // As lenient as Python's http.server: the request line split on any whitespace, a body on GET
+  // left unread (its bytes are read as the next request), kept alive unless Connection: close.
+  lenientPort = await listen(
+    createTcp((s) => {
+      let buf = '';
+      let closed = false;
+      s.on('error', () => {});
+      s.on('data', (d: Buffer) => {
+        if (closed) return;
+        buf += d.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0 && !closed; end = buf.indexOf('\r\n\r\n')) {
+          const lines = buf.slice(0, end).replace(/^[\r\n]+/, '').split('\r\n');
+          buf = buf.slice(end + 4);
+          const words = lines[0]!.split(/\s+/).filter((w) => w !== '');
+          const header = (n: string) => lines.slice(1).find((l) => l.toLowerCase().startsWith(`${n}:`))?.slice(n.length + 1).trim();
+          if (words.length !== 3 || !words[2]!.startsWith('HTTP/')) {
+            closed = true;
+            s.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+            return;
+          }
+          if (words[0] === 'POST') buf = buf.slice(Number(header('content-length') ?? 0));
+          lenientSeen.push(`${header('host')} ${words[0]} ${words[1]}`);
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${words[1]!.length + 8}\r\n\r\nserved ${words[1]}\n`);
+          if (header('connection')?.toLowerCase() === 'close') {
+            closed = true;
+            s.end();
+          }
+        }
+      });
+    }) as unknown as Server,
+  );
 });
 
 after(() => {
@@ -112,7 +145,7 @@ after(() => {
 function policy(): PolicyFile {
   return {
     extends: ['default'],
-    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`, `api.test:${bodyPort}`], allow_local: [localPort] },
+    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`, `api.test:${bodyPort}`, `api.test:${lenientPort}`], allow_local: [localPort] },
   } as PolicyFile;
 }
 
@@ -302,6 +335,50 @@ print('SMUGGLE', out.count('HTTP/1.1 200'), out.count('HTTP/1.1 400'))
       `api.test:${bodyPort} GET /ok 0`,
     ]);
     assert.ok(r.net.some((e) => e.kind === 'http' && e.verdict === 'deny' && e.reason === 'malformed'), JSON.stringify(r.net));
+  });
+
+  it('a request line a lenient server reads (a tab, leading whitespace) is refused, raw and inside a CONNECT tunnel; it never reaches the server', async () => {
+    const before = lenientSeen.length;
+    const r = await py(`
+import os, socket
+from urllib.parse import urlsplit
+def exchange(addr, payload):
+    s = socket.create_connection(addr, timeout=5)
+    s.sendall(payload)
+    return read_all(s).decode('latin1')
+for name, line in [('tab', b'GET\\t/tab HTTP/1.1'), ('lead', b' GET /lead HTTP/1.1')]:
+    out = exchange(('api.test', ${lenientPort}), line + b'\\r\\nHost: evil.test\\r\\n\\r\\n')
+    print('RAW', name, out.split('\\r\\n')[0])
+p = urlsplit(os.environ['HTTP_PROXY'])
+out = exchange((p.hostname, p.port), b'CONNECT api.test:${lenientPort} HTTP/1.1\\r\\nHost: api.test:${lenientPort}\\r\\n\\r\\nGET\\t/tunnel HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')
+print('TUNNEL', repr(out[-40:]), 'served' in out)
+print('CONTROL', exchange(('api.test', ${lenientPort}), b'GET /ok HTTP/1.1\\r\\nHost: api.test:${lenientPort}\\r\\nConnection: close\\r\\n\\r\\n').split('\\r\\n')[0])
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /RAW tab HTTP\/1\.1 400 Bad Request/);
+    assert.match(r.out, /RAW lead HTTP\/1\.1 400 Bad Request/);
+    assert.match(r.out, /TUNNEL .* False/);
+    assert.match(r.out, /CONTROL HTTP\/1\.1 200 OK/);
+    assert.deepEqual(lenientSeen.slice(before), [`api.test:${lenientPort} GET /ok`], 'only the well-formed request reached the server');
+    assert.equal(denied(r.net).filter((e) => e.port === lenientPort && e.reason === 'malformed').length, 2, JSON.stringify(r.net));
+    assert.ok(denied(r.net).some((e) => e.kind === 'proxy' && e.reason === 'http-in-tunnel'), JSON.stringify(r.net));
+  });
+
+  it('a body on GET is not read as a second request by a server that ignores GET bodies: it goes with Connection: close, and the audit log has every request', async () => {
+    const before = lenientSeen.length;
+    const r = await py(`
+import socket
+inner = b'GET /smuggled HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n'
+s = socket.create_connection(('api.test', ${lenientPort}), timeout=5)
+s.sendall(b'GET /first HTTP/1.1\\r\\nHost: api.test:${lenientPort}\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(inner) + inner + b'GET /third HTTP/1.1\\r\\nHost: api.test:${lenientPort}\\r\\n\\r\\n')
+out = read_all(s).decode('latin1')
+print('SERVED', out.count('served'), 'FORBIDDEN', out.count('403 Forbidden'))
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(r.out, /SERVED 1 FORBIDDEN 1/);
+    assert.deepEqual(lenientSeen.slice(before), [`api.test:${lenientPort} GET /first`], 'the body was never a request to the server, /third never reached it');
+    const reqs = r.net.filter((e) => e.kind === 'http');
+    assert.deepEqual(reqs.map((e) => `${e.verdict} ${e.path}`), ['allow /first', 'deny /third']);
   });
 
   it('a large body passes whole with exact byte counts; Python http.client and curl keep-alive work for the allowed host', async () => {
@@ -541,7 +618,9 @@ for name in ['api.test', 'not-allowed.test']:
     assert.equal(r.exitCode, 0, out);
     assert.match(out, /^inside: ward-secret-API_TOKEN-[0-9a-f]{24}$/m);
     assert.match(out, /^0$/m, 'no variable inside holds the value');
-    assert.equal((out.match(new RegExp(`auth Bearer ${secretValue}`, 'g')) ?? []).length, 2, out);
+    // The host echoes the header: it got the value (authSeen), and the echo reached the sandbox masked.
+    assert.equal((out.match(new RegExp(`auth Bearer \\*{${secretValue.length}}\n`, 'g')) ?? []).length, 2, out);
+    assert.doesNotMatch(out, new RegExp(secretValue), 'the value never came back inside');
     assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`]);
     const carried = r.net.filter((e) => e.secrets?.includes('API_TOKEN') && e.verdict === 'allow');
     assert.equal(carried.length, 2, JSON.stringify(r.net));
@@ -604,7 +683,8 @@ print(r.status, r.read().decode().strip())
     const out = r.stdout.toString() + r.stderr.toString();
     assert.equal(r.exitCode, 0, out);
     const lines = r.stdout.toString().trim().split('\n');
-    assert.deepEqual(lines.slice(0, 2), [`200 auth Bearer ${secretValue}`, `200 auth Bearer ${secretValue}`], out);
+    const masked = '*'.repeat(secretValue.length); // the host echoes the header; the sandbox gets it masked
+    assert.deepEqual(lines.slice(0, 2), [`200 auth Bearer ${masked}`, `200 auth Bearer ${masked}`], out);
     assert.match(lines[2] ?? '', /^403 ward: this connection goes to api\.test:\d+, and a request on it names other\.test/, out);
     assert.deepEqual(authSeen, [`Bearer ${secretValue} -`, `Bearer ${secretValue} -`], 'the host saw two requests, each with the value');
     assert.equal(authConns - before, 1, 'the two requests shared one upstream connection');

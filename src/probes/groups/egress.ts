@@ -9,7 +9,7 @@
  * the refusal (run.net): a denial nobody can show did not happen.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
@@ -227,6 +227,128 @@ say('second', codes[1] if len(codes) > 1 else 'none')`),
       if (v.get('second') !== '403') return broken(`the second request (Host: evil.example.com) got ${v.get('second') ?? 'nothing'}, not 403`);
       if (!denials(run).some((d) => d.startsWith('http ') && d.endsWith('host-mismatch'))) return broken('403, but the broker recorded no refusal of the second request');
       return held('the first request was answered; the second, for another Host on the same connection, got a 403 and was recorded; the server never saw it');
+    },
+  },
+  {
+    id: 'net.egress-lenient-request-line',
+    ...egressProbe,
+    title: 'tunnel to an allowed host through the proxy, then send a request line a lenient server reads (a tab, leading whitespace) naming another Host',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'AC-4'],
+    teardown,
+    // Python's http.server (Werkzeug, ...) splits the request line on any whitespace: "GET\t/"
+    // is a request to it. As for fronting, the upstream is the host's own address, allowed by
+    // that address (a name would resolve to loopback, which the broker refuses); the raw-connect
+    // path is covered by test/sandbox/egress.test.ts and test/net/lenient.test.ts.
+    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    setup: async (ctx) => {
+      ctx.state.server = await startHostServer({ port: 0, host: '0.0.0.0' }, 'silent');
+      ctx.state.addr = hostAddresses()[0];
+    },
+    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
+    program: (ctx) =>
+      py(`port = ${serverPort(st<HostServer>(ctx, 'server'))}
+addr = '${st<string>(ctx, 'addr')}'
+for key, line in [('tab', b'GET\\t/tab HTTP/1.1'), ('lead', b' GET /lead HTTP/1.1')]:
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+    s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
+    head = b''
+    while b'\\r\\n\\r\\n' not in head:
+        chunk = s.recv(1)
+        if not chunk: break
+        head += chunk
+    say(key + '_tunnel', 0 if head.startswith(b'HTTP/1.1 200') else errno.EACCES)
+    s.sendall(line + b'\\r\\nHost: evil.example.com\\r\\n\\r\\n')
+    try:
+        say(key, 0 if s.recv(100) else errno.ECONNRESET)
+    except OSError as e:
+        say(key, e.errno or errno.ECONNRESET)
+time.sleep(0.5)  # let the records land before the run ends`),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return broken(`${seen.detail}: a request line the broker took for "not HTTP" was carried uninspected`);
+      const v = kv(run.stdout);
+      for (const key of ['tab', 'lead']) if (v.get(`${key}_tunnel`) !== '0') return noResult(run, `a CONNECT tunnel to the allowed address (${key})`);
+      const refused = denials(run).filter((d) => d.startsWith('proxy ') && d.endsWith('http-in-tunnel'));
+      if (refused.length < 2) return broken(`the server saw nothing, but the broker recorded ${refused.length} of the 2 refusals (http-in-tunnel)`);
+      return held('both were taken for HTTP (a lenient server would serve them) and refused as plain HTTP inside a tunnel the relay carries; recorded; the server received no byte');
+    },
+  },
+  {
+    id: 'net.egress-get-body-smuggle',
+    ...egressProbe,
+    title: 'put a second request for another Host in the body of a GET (a server that ignores GET bodies reads it as a request), then pipeline one more',
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'AC-4'],
+    // Through the proxy (absolute-form), to the host's own address, as for net.egress-keepalive-host.
+    // The server is as lenient as Python's http.server: a body on GET is left unread, so its
+    // bytes are the next request it reads, unless the request said Connection: close.
+    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    setup: async (ctx) => {
+      const served: string[] = [];
+      let raw = '';
+      const server = createTcpServer((sock) => {
+        let buf = '';
+        let closed = false;
+        sock.on('error', () => {});
+        sock.on('data', (d: Buffer) => {
+          raw += d.toString('latin1');
+          if (closed) return;
+          buf += d.toString('latin1');
+          for (let end = buf.indexOf('\r\n\r\n'); end >= 0 && !closed; end = buf.indexOf('\r\n\r\n')) {
+            const lines = buf.slice(0, end).split('\r\n');
+            buf = buf.slice(end + 4);
+            const words = lines[0]!.split(/\s+/).filter((w) => w !== '');
+            const header = (n: string) => lines.slice(1).find((l) => l.toLowerCase().startsWith(`${n}:`))?.slice(n.length + 1).trim();
+            served.push(`${header('host') ?? '-'} ${words[1] ?? '-'}`);
+            sock.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
+            if (header('connection')?.toLowerCase() === 'close') {
+              closed = true;
+              sock.end();
+            }
+          }
+        });
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '0.0.0.0', () => resolve());
+      });
+      ctx.state.lenient = { server, served, raw: () => raw };
+      ctx.state.addr = hostAddresses()[0];
+    },
+    teardown: (ctx) => new Promise<void>((r) => st<{ server: TcpServer }>(ctx, 'lenient').server.close(() => r())),
+    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${(st<{ server: TcpServer }>(ctx, 'lenient').server.address() as AddressInfo).port}`] } }),
+    program: (ctx) =>
+      py(`port = ${(st<{ server: TcpServer }>(ctx, 'lenient').server.address() as AddressInfo).port}
+addr = '${st<string>(ctx, 'addr')}'
+inner = b'GET /smuggled HTTP/1.1\\r\\nHost: evil.example.com\\r\\n\\r\\n'
+first = ('GET http://%s:%d/first HTTP/1.1\\r\\nHost: %s:%d\\r\\nContent-Length: %d\\r\\n\\r\\n' % (addr, port, addr, port, len(inner))).encode() + inner
+third = ('GET http://%s:%d/third HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode()
+s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+s.sendall(first + third)
+data = b''
+while True:
+    try:
+        c = s.recv(4096)
+    except OSError:
+        break
+    if not c: break
+    data += c
+codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]
+say('first', codes[0] if codes else 'none')
+say('third', codes[1] if len(codes) > 1 else 'none')
+time.sleep(0.3)`),
+    check: (run, ctx) => {
+      const { served, raw } = st<{ served: string[]; raw: () => string }>(ctx, 'lenient');
+      const evil = served.find((r) => r.startsWith('evil'));
+      if (evil) return broken(`the server served a request for ${evil} that the broker forwarded as the body of a GET`);
+      if (raw().includes('/third')) return broken('a request after a GET with a body was forwarded: a server that ignores that body (and Connection: close) would read the body as a request first');
+      const v = kv(run.stdout);
+      if (v.get('first') !== '200') return noResult(run, 'the allowed GET (with a body) answered');
+      if (!/\r\nConnection: close\r\n/i.test(raw())) return broken('the GET with a body went upstream without Connection: close');
+      if (v.get('third') !== '403') return broken(`the request after the GET with a body got ${v.get('third') ?? 'nothing'}, not 403`);
+      if (!denials(run).some((d) => d.startsWith('http ') && d.endsWith('after-ignorable-body'))) return broken('403, but the broker recorded no refusal of the request after the body');
+      return held('the GET with a body went with Connection: close and was the last request forwarded: the server never read its body as a request; the next request got a 403 and was recorded');
     },
   },
   {
