@@ -9,7 +9,10 @@
  *   after read P, revoke read P         open, openat, openat2, creat     supervisor (emulated open)
  *   after write P, revoke append P      openat2, creat; open and openat  supervisor (emulated open)
  *                                       when their flags could write
- *                                       (NotifyConditions.writeOpens)
+ *                                       (NotifyConditions.writeOpens);
+ *                                       after write P also rename(at,    supervisor (performed by Ward;
+ *                                       at2): a tree or file renamed     a directory moved is a write
+ *                                       into or out of P writes it       of its whole tree)
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
  *   revoke write P                      write opens (as above) +         supervisor (each performed by
@@ -70,6 +73,7 @@ const OPENS: SupervisedSyscall[] = ['open', 'openat', 'openat2', 'creat'];
 const EXECS: SupervisedSyscall[] = ['execve', 'execveat'];
 /** Writes by path that are not opens, performed by the supervisor on resolved names (filter.ts PATH_OPS). */
 const PATH_WRITES: SupervisedSyscall[] = [...PATH_OPS];
+const RENAMES: SupervisedSyscall[] = ['rename', 'renameat', 'renameat2'];
 
 /**
  * The append-only paths of a policy, as real paths (the binds keep real paths, and the
@@ -106,8 +110,11 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   for (const rule of rules) {
     for (const m of rule.after) {
       if (m.access === 'read') OPENS.forEach((s) => need.add(s));
-      else if (m.access === 'write') writeOpens = true;
-      else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
+      else if (m.access === 'write') {
+        // A tree renamed into or out of the pattern is a write of it, as is a file renamed there.
+        writeOpens = true;
+        RENAMES.forEach((s) => need.add(s));
+      } else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
     }
     for (const m of rule.revoke) {
       if (m.access === 'read') OPENS.forEach((s) => need.add(s));

@@ -32,6 +32,12 @@ export interface SupervisedEvent {
   path: string | null;
   /** rename: the new name; link and symlink: the name made. null otherwise. */
   path2?: string | null;
+  /**
+   * rename: a directory is moved or replaced (the old name, or the name replaced, is one), so
+   * `path` and `path2` each stand for the whole tree below them: a rename of `proj` changes
+   * what every `proj/...` path holds. Absent or false otherwise.
+   */
+  tree?: boolean;
   access: Access | 'exec' | 'connect';
   /** The open would create the file (O_CREAT and it did not exist). */
   create: boolean;

@@ -134,6 +134,8 @@ const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 
 const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const XATTR_SIZE_MAX = 65536;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
@@ -971,7 +973,15 @@ function loop(decide: Decide): void {
       if (typeof r2 === 'number') return refuse(id, -r2);
       const existing = n.statAt(r1.dir, r1.name);
       const file = typeof existing === 'number' ? null : existing.id;
-      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file });
+      // A rename moves what its old name holds, and replaces (or, exchanging, moves) what its new
+      // name holds: when either is a directory, both names stand for their whole trees
+      // (`mv proj p2` moves proj/src/main.c). Decided on the types seen here, which a racing
+      // thread cannot change in a way that matters before renameat2 below: only a rename can put
+      // a directory that holds anything at a name, and every rename is performed by this one
+      // thread (an unlink and a mkdir could put an empty directory there, which carries nothing).
+      const isDir = (st: ReturnType<typeof n.statAt>) => typeof st !== 'number' && (st.mode & S_IFMT) === S_IFDIR;
+      const tree = kind === 'rename' && r2 !== null && (isDir(existing) || isDir(n.statAt(r2.dir, r2.name)));
+      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file, ...(tree ? { tree } : {}) });
       if (errno) return refuse(id, errno);
       let r: number;
       const um = kind === 'mkdir' ? umaskOf(pid) : 0;
