@@ -35,6 +35,12 @@
  *   O_PATH, and any exec, of a visible-only file, by path and by identity. Landlock gives the
  *   file no right of its own (planMounts binds it read-only with no rule), but a grant on a
  *   directory above it would: Landlock cannot subtract, so the supervisor must see the opens.
+ *   And rename, renameat, renameat2: the supervisor refuses moving a directory above an entry
+ *   (the entry's bind moves with it, to a path no entry names). Append-only entries get the
+ *   same refusal from the PATH_OPS they need anyway.
+ *
+ * A rename that moves or replaces a directory is decided as a write of its whole tree (src/rules
+ * isAllowedBelow, eventsBelow): that needs no other syscall than the rename itself.
  *
  * connect is decided blind (its address is not read), so a connect *event* can only come from
  * the broker, which sees the destination's name, and a revocation of some destinations only
@@ -128,8 +134,10 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   }
   // openat2's flags are in memory and creat always writes: both whatever the flags.
   if (writeOpens) ['openat2', 'creat'].forEach((s) => need.add(s as SupervisedSyscall));
-  // Visible-only: every open (a read-only one too) and every exec, whatever the flags.
-  if (visible.length > 0) [...OPENS, ...EXECS].forEach((s) => need.add(s));
+  // Visible-only: every open (a read-only one too) and every exec, whatever the flags; and the
+  // renames, so no directory above an entry is moved (its files would then be at paths no entry
+  // names, and an entry that is a directory knows only its own identity).
+  if (visible.length > 0) [...OPENS, ...EXECS, ...RENAMES].forEach((s) => need.add(s));
   const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
   // (Where open and openat are listed, a rule or visible-only file needs every one of them, and the filter notifies them all.)
   if (writeOpens && !(need.has('open') && need.has('openat'))) plan.conditions = { writeOpens: true };

@@ -57,6 +57,9 @@ export interface WorkerInput {
   append: string[];
   /** filesystem.visible, real paths: stat shows them; no open but O_PATH, no exec (visibleErrno below). */
   visible: string[];
+  /** The identities of the files inside directory entries of `append` and `visible`, read on the host at launch. */
+  appendIds: string[];
+  visibleIds: string[];
   decider: DeciderSpec;
   /** Int32Array over it: [0] = 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
@@ -414,8 +417,15 @@ function loop(decide: Decide): void {
   /** Is `p` one of `entries` or below one of them? */
   const underAny = (entries: readonly string[], p: string | null | undefined): boolean =>
     !!p && entries.some((e) => p === e || p.startsWith(e.endsWith('/') ? e : `${e}/`));
+  /**
+   * Does a rename of the directory `p` as a whole (event.tree) move or replace one of `entries`
+   * or what is in it? Yes when `p` is an entry, inside one, or above one: `mv cfg c2` takes
+   * cfg/vis along, and its files then have paths no entry names.
+   */
+  const treeTouches = (entries: readonly string[], e: SupervisedEvent): boolean =>
+    e.tree === true && [e.path, e.path2].some((p) => !!p && entries.some((x) => underAny([x], p) || underAny([p], x)));
   let appendIds: Set<string> | null = null;
-  const appendIdSet = (): Set<string> => (appendIds ??= identitiesOf(input.append));
+  const appendIdSet = (): Set<string> => (appendIds ??= new Set([...identitiesOf(input.append), ...input.appendIds]));
   const inAppend = (p: string | null | undefined): boolean => underAny(input.append, p);
   const isAppendFile = (p: string | null | undefined, fid: string | null): boolean =>
     input.append.length > 0 && (inAppend(p) || (fid !== null && rootFd >= 0 && appendIdSet().has(fid)));
@@ -447,7 +457,7 @@ function loop(decide: Decide): void {
    */
   const appendVerdict = (event: SupervisedEvent): number | 'append' => {
     if (input.append.length === 0) return 0;
-    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2);
+    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2) || treeTouches(input.append, event);
     if (!hit) return 0;
     if (event.kind === 'open') {
       if (event.access === 'read' || event.access === 'path') return 0;
@@ -468,7 +478,7 @@ function loop(decide: Decide): void {
     if (input.visible.length === 0) return false;
     if (underAny(input.visible, p)) return true;
     if (fid === null || rootFd < 0) return false;
-    return (visibleIds ??= identitiesOf(input.visible)).has(fid);
+    return (visibleIds ??= new Set([...identitiesOf(input.visible), ...input.visibleIds])).has(fid);
   };
 
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
@@ -479,9 +489,13 @@ function loop(decide: Decide): void {
         return EACCES;
       }
     }
+    if (input.visible.length > 0 && treeTouches(input.visible, event)) {
+      post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): a rename would move a visible-only entry or what is in it to a name no entry covers" });
+      return EACCES;
+    }
     const ap = appendVerdict(event);
     if (typeof ap === 'number' && ap !== 0) {
-      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
+      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file${event.tree ? ' or of a directory that holds one' : ''}`}` });
       return ap;
     }
     // Landlock has no right for chmod, chown, utimes or xattrs: those are the mount layer's and the permission bits'.
