@@ -139,6 +139,10 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 const XATTR_SIZE_MAX = 65536;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const EEXIST = 17;
+/** Lookups again after an O_EXCL create met a file that appeared meanwhile (handleOpen). */
+const MAX_CREATE_TRIES = 8;
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
@@ -677,16 +681,15 @@ function loop(decide: Decide): void {
     // O_PATH takes only O_DIRECTORY and O_NOFOLLOW beside it: openat ignores the rest, openat2 refuses it (EINVAL).
     const base = flags & N.O_PATH ? (flags & (N.O_PATH | N.O_DIRECTORY | N.O_NOFOLLOW)) | N.O_CLOEXEC : (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
     let fd = -ENOENT;
-    if (!((flags & N.O_CREAT) && (flags & N.O_EXCL))) fd = n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
-    let create = false;
-    let target: string | null;
-    if (fd >= 0) {
-      target = fdPath(fd);
-      if (target === null) {
-        n.close(fd);
-        return refuse(id, EACCES);
-      }
-    } else if (fd === -ENOENT && flags & N.O_CREAT) {
+    // O_CREAT without O_EXCL opens the file if it exists and creates it otherwise. Ward creates
+    // it with O_EXCL whatever the caller asked: a file that appears between the lookup and the
+    // create (a racing thread renaming a hard link of a revoked file onto the name) must not be
+    // opened as the new, empty file it was judged to be. On EEXIST it is looked up again and
+    // judged as the existing file it is (path and identity). Bounded: a name that keeps
+    // appearing and vanishing gets EACCES, never an unjudged fd.
+    for (let tries = 0; ; tries++) {
+      fd = (flags & N.O_CREAT) && (flags & N.O_EXCL) ? -ENOENT : n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
+      if (fd !== -ENOENT || !(flags & N.O_CREAT)) break;
       // The file is to be created: decide on its resolved parent plus the new name, then create
       // it relative to that very directory, refusing any symlink in the last step.
       const slash = full.lastIndexOf('/');
@@ -699,22 +702,37 @@ function loop(decide: Decide): void {
         n.close(dir);
         return refuse(id, ENOENT);
       }
-      target = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
-      create = true;
-      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags, file: null });
+      const made = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
+      const errno = judge({ pid, syscall: name, kind: 'open', path: made, access: access === 'read' ? 'read-write' : access, create: true, flags, file: null });
       if (errno) {
         n.close(dir);
         return refuse(id, errno);
       }
       const um = umaskOf(pid);
-      fd = n.openat2(dir, name0, openHow((flags & ~N.O_CLOEXEC) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY, mode & ~um, N.RESOLVE_BENEATH | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+      fd = n.openat2(dir, name0, openHow((flags & ~N.O_CLOEXEC) | N.O_EXCL | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY, mode & ~um, N.RESOLVE_BENEATH | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+      const there = fd === -EEXIST ? n.statAt(dir, name0) : null;
       n.close(dir);
+      if (fd === -EEXIST && !(flags & N.O_EXCL)) {
+        // A symlink there (the lookup found nothing through it): creating through a dangling symlink is refused.
+        if (typeof there !== 'number' && there !== null && (there.mode & S_IFMT) === S_IFLNK) return refuse(id, EACCES);
+        if (tries < MAX_CREATE_TRIES) continue;
+        post({ type: 'denial', event: { pid, syscall: name, kind: 'open', path: made, access, create: false, flags, file: null }, errno: EACCES, reason: `the name appeared and vanished ${MAX_CREATE_TRIES + 1} times while Ward opened it` });
+        return refuse(id, EACCES);
+      }
       if (fd < 0) return refuse(id, fd === -40 /* ELOOP: a symlink appeared */ ? EACCES : -fd);
       if (!nonblock && n.setFlags(fd, flags & ~(N.O_NONBLOCK | N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC | N.O_NOCTTY)) < 0) {
         n.close(fd);
         return refuse(id, EACCES);
       }
       return inject(id, fd, cloexec);
+    }
+    let target: string | null;
+    if (fd >= 0) {
+      target = fdPath(fd);
+      if (target === null) {
+        n.close(fd);
+        return refuse(id, EACCES);
+      }
     } else {
       // A visible-only file is refused as such (EACCES) even when Ward's own open failed for
       // another reason first (EROFS: its bind is read-only), so every open of it reads the same.
@@ -732,7 +750,7 @@ function loop(decide: Decide): void {
       }
       return refuse(id, -fd);
     }
-    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
+    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create: false, flags, file: n.fileId(fd) });
     if (errno) {
       n.close(fd);
       return refuse(id, errno);
