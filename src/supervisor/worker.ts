@@ -1001,10 +1001,22 @@ function loop(decide: Decide): void {
     const r1 = resolveName(pid, id, first[0], s1 as string);
     if (typeof r1 === 'number') return refuse(id, -r1);
     const r2 = second ? resolveName(pid, id, second[0], s2 as string) : null;
+    // linkat(AT_SYMLINK_FOLLOW) links the file a last symlink names, not the symlink: that file
+    // is what is judged (its path and identity), held as an O_PATH fd opened IN_ROOT, and that
+    // very inode is linked, through Ward's own /proc/self/fd/N.
+    let followed = -1;
     try {
       if (typeof r2 === 'number') return refuse(id, -r2);
-      const existing = n.statAt(r1.dir, r1.name);
-      const file = typeof existing === 'number' ? null : existing.id;
+      if (name === 'linkat' && flags & AT_SYMLINK_FOLLOW) {
+        const full = absolute(pid, first[0], s1 as string);
+        if (typeof full === 'number') return refuse(id, -full);
+        followed = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+        if (followed < 0) return refuse(id, -followed);
+      }
+      const source = followed >= 0 ? fdPath(followed) : r1.path;
+      if (source === null) return refuse(id, ENOENT);
+      const existing = followed >= 0 ? null : n.statAt(r1.dir, r1.name);
+      const file = followed >= 0 ? n.fileId(followed) : typeof existing === 'number' || existing === null ? null : existing.id;
       // A rename moves what its old name holds, and replaces (or, exchanging, moves) what its new
       // name holds: when either is a directory, both names stand for their whole trees
       // (`mv proj p2` moves proj/src/main.c). Decided on the types seen here, which a racing
@@ -1012,15 +1024,15 @@ function loop(decide: Decide): void {
       // a directory that holds anything at a name, and every rename is performed by this one
       // thread (an unlink and a mkdir could put an empty directory there, which carries nothing).
       const isDir = (st: ReturnType<typeof n.statAt>) => typeof st !== 'number' && (st.mode & S_IFMT) === S_IFDIR;
-      const tree = kind === 'rename' && r2 !== null && (isDir(existing) || isDir(n.statAt(r2.dir, r2.name)));
-      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file, ...(tree ? { tree } : {}) });
+      const tree = kind === 'rename' && r2 !== null && existing !== null && (isDir(existing) || isDir(n.statAt(r2.dir, r2.name)));
+      const errno = judge({ pid, syscall: name, kind, path: source, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file, ...(tree ? { tree } : {}) });
       if (errno) return refuse(id, errno);
       let r: number;
       const um = kind === 'mkdir' ? umaskOf(pid) : 0;
       switch (name) {
         case 'unlink': case 'rmdir': case 'unlinkat': r = n.unlinkat(r1.dir, r1.name, flags & AT_REMOVEDIR); break;
         case 'rename': case 'renameat': case 'renameat2': r = n.renameat2(r1.dir, r1.name, r2!.dir, r2!.name, flags); break;
-        case 'link': case 'linkat': r = n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, flags & AT_SYMLINK_FOLLOW); break;
+        case 'link': case 'linkat': r = followed >= 0 ? n.linkat(N.AT_FDCWD, `/proc/self/fd/${followed}`, r2!.dir, r2!.name, AT_SYMLINK_FOLLOW) : n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, 0); break;
         case 'symlink': case 'symlinkat': r = n.symlinkat(st as string, r1.dir, r1.name); break;
         case 'mkdir': case 'mkdirat': r = n.mkdirat(r1.dir, r1.name, mode & ~um); break;
         default: r = n.mknodat(r1.dir, r1.name, (mode & ~0o7777) | (mode & 0o7777 & ~um), dev); break;
@@ -1029,6 +1041,7 @@ function loop(decide: Decide): void {
     } finally {
       n.close(r1.dir);
       if (r2 && typeof r2 !== 'number') n.close(r2.dir);
+      if (followed >= 0) n.close(followed);
     }
   };
 

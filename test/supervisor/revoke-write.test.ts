@@ -227,6 +227,48 @@ attempt('rename-file', lambda: os.rename('st/src/main.c', 'st/main.c'))
     assert.equal(r2.revocations[0]?.trigger, `write ${path.join(fx.ws, 'pub', 'data')}`, JSON.stringify(r2.revocations));
   });
 
+  it('linkat(AT_SYMLINK_FOLLOW) through a symlink is judged on the file it links, not on the symlink', async () => {
+    const t = setup();
+    const script = `
+import os, sys, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+def linkat(a, b, flags):
+    # The raw call: Python's os.link may use link(2), which never follows.
+    if libc.linkat(-100, a.encode(), -100, b.encode(), flags) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+open('src/later.c', 'w').write('made before the trigger\\n')   # unknown to the launch-time identities
+os.symlink('src/later.c', 'sl')
+os.symlink('src/main.c', 'sl2')
+open('outside.txt').read()
+os.symlink('outside.txt', 'sl3')
+open('secrets/key.txt').read()
+attempt('follow-later', lambda: linkat('sl', 'hl', 0x400))
+attempt('write-later', lambda: open('hl', 'a').write('EVIL\\n'))
+attempt('follow-main', lambda: linkat('sl2', 'hl2', 0x400))
+attempt('nofollow', lambda: linkat('sl', 'hl-sym', 0))
+attempt('follow-outside', lambda: linkat('sl3', 'hl3', 0x400))
+print('same-inode', os.stat('hl3').st_ino == os.stat('outside.txt').st_ino)
+`;
+    const r = await run({ policy: t.policy }, ['python3', '-c', script], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.revocations.length, 1, out);
+    for (const k of ['follow-later', 'follow-main']) assert.match(out, new RegExp(`^${k} refused errno=13$`, 'm'), `${k}: ${out}`);
+    // hl was never made, so the write creates a new, harmless file.
+    assert.match(out, /^write-later ok$/m, out);
+    // The symlink itself (not followed) is no revoked file; a followed link outside the pattern is the file itself.
+    for (const k of ['nofollow', 'follow-outside']) assert.match(out, new RegExp(`^${k} ok$`, 'm'), `${k}: ${out}`);
+    assert.match(out, /^same-inode True$/m, out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'later.c'), 'utf8'), 'made before the trigger\n');
+    const sup = r.denials.filter((d) => d.layer === 'supervisor');
+    assert.ok(sup.some((d) => d.what === `linkat ${path.join(t.ws, 'src', 'later.c')}`), JSON.stringify(sup.map((d) => d.what)));
+  });
+
   it('git init, add and commit work after a write revocation (outside the revoked pattern)', async () => {
     const t = setup();
     const script = [
