@@ -7,6 +7,9 @@
  * as an access to the path it had at launch too (rules-decider.ts), so both the trigger and
  * the revocation follow the file, whatever it is called now.
  *
+ * The same for exec patterns: `ln tools/deploy d2; ./d2` (or `mv tools/deploy d3`) runs the same
+ * program, so the exec is decided on what it had been called at launch too.
+ *
  * Covered: files that exist under a pattern at launch (the secrets a trigger is about).
  * Not covered: a file created later under a pattern and then linked or renamed out before it
  * is read (it held nothing at launch: the agent wrote it itself). Host I/O, run at launch.
@@ -53,7 +56,7 @@ function walkFiles(root: string, budget: { visited: number }, max: number, file:
 
 export function ruleFileAliases(rules: readonly Rule[], max = MAX_ALIAS_WALK): { aliases: Aliases } | { tooMany: string } {
   const patterns = new Set<string>();
-  for (const r of rules) for (const m of [...r.after, ...r.revoke]) if (m.access !== 'connect' && m.access !== 'exec') patterns.add(m.target);
+  for (const r of rules) for (const m of [...r.after, ...r.revoke]) if (m.access !== 'connect') patterns.add(m.target);
   const byId = new Map<string, Set<string>>();
   const budget = { visited: 0 };
   for (const pattern of patterns) {

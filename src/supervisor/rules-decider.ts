@@ -10,8 +10,10 @@
  *     read -> read; write or create -> write (append when O_APPEND); read-write -> both.
  *     Refused (EACCES) when a fired rule revoked one of them; otherwise the access happened:
  *     events "read P" and/or "write P". O_PATH opens are neither.
- *   execve, execveat (the path as given, made absolute; see SECURITY-MODEL.md for the exec gap)
- *     refused (EACCES) when exec of it is revoked; otherwise event "exec P".
+ *   execve, execveat (the program resolved from the sandbox's root, and its identity; see
+ *     SECURITY-MODEL.md for the exec gap)
+ *     refused (EACCES) when exec of it, or of a name it had at launch (a hard link, a rename),
+ *     is revoked; otherwise event "exec P" for each of those names.
  *   connect (blind: the address is not read)
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees

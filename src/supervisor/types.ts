@@ -45,8 +45,9 @@ export interface SupervisedEvent {
   flags: number;
   /**
    * For an open of an existing file: "dev:ino" of what was opened (fstat on the supervisor's
-   * fd), so a decision can know the file under another name (a hard link, a rename). null
-   * otherwise (exec, blind calls, a file being created).
+   * fd), so a decision can know the file under another name (a hard link, a rename); for an
+   * exec, of the program the path resolves to; for a write by path, of the existing file it
+   * names. null otherwise (blind calls, a file being created, an exec that does not resolve).
    */
   file: string | null;
 }

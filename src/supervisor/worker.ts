@@ -783,8 +783,8 @@ function loop(decide: Decide): void {
     const full = absolute(pid, dirfd, asked);
     if (typeof full === 'number') return refuse(id, -full);
     const resolved = execTarget(pid, id, full);
-    // The decision function sees no identity for an exec (as before); the visible-only check does.
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: null, ...(input.visible.length > 0 ? { file: resolved.file } : {}) });
+    // With its identity: a hard link or a rename of a program a rule names is the same program.
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: resolved.file });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);

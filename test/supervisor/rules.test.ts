@@ -511,6 +511,27 @@ describe('dynamic rules: exec', { skip }, () => {
   });
 });
 
+describe('dynamic rules: exec by identity', { skip }, () => {
+  it('a hard link or a rename of a revoked program does not run it, and running it by another name is an exec event of its launch name', async () => {
+    const id = realpathSync(execFileSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).trim());
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'exec ${WORKSPACE}/tools/**' }]);
+    mkdirSync(path.join(t.ws, 'tools'));
+    writeFileSync(path.join(t.ws, 'tools', 'deploy'), readFileSync(id), { mode: 0o755 });
+    const r = await run({ policy: t.policy }, ['sh', '-c', 'ln tools/deploy d2; ./d2 -u >/dev/null && echo before-ok; cat secrets/key.txt >/dev/null; ./tools/deploy -u; echo "direct=$?"; ./d2 -u; echo "link=$?"; mv tools/deploy d3; ./d3 -u; echo "renamed=$?"'], t.options);
+    const out = r.stdout.toString();
+    assert.match(out, /^before-ok\ndirect=126\nlink=126\nrenamed=126\n$/, out + r.stderr.toString());
+    assert.ok(supDenials(r).some((d) => d.what === `execve ${path.join(t.ws, 'd3')}` && /linked or renamed/.test(d.detail)), JSON.stringify(supDenials(r)));
+
+    const t2 = setup([{ after: 'exec ${WORKSPACE}/tools/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    mkdirSync(path.join(t2.ws, 'tools'));
+    writeFileSync(path.join(t2.ws, 'tools', 'deploy'), readFileSync(id), { mode: 0o755 });
+    const r2 = await run({ policy: t2.policy }, ['sh', '-c', 'ln tools/deploy d4; echo x > src/a.c; echo "before=$?"; ./d4 -u >/dev/null; echo x > src/b.c; echo "after=$?"'], t2.options);
+    const out2 = r2.stdout.toString();
+    assert.match(out2, /^before=0\nafter=[12]\n$/, out2 + r2.stderr.toString());
+    assert.deepEqual(r2.revocations.map((x) => x.trigger), [`exec ${path.join(t2.ws, 'tools', 'deploy')}`]);
+  });
+});
+
 describe('dynamic rules: the CLI and the audit log', { skip }, () => {
   it('`ward run --policy` enforces the rules, prints one line per refusal kind, and the log holds the revocation and the refusals in order; `ward audit verify` passes', () => {
     const fx = sandboxFixture();
