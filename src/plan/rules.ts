@@ -9,7 +9,10 @@
  *   after read P, revoke read P         open, openat, openat2, creat     supervisor (emulated open)
  *   after write P, revoke append P      openat2, creat; open and openat  supervisor (emulated open)
  *                                       when their flags could write
- *                                       (NotifyConditions.writeOpens)
+ *                                       (NotifyConditions.writeOpens);
+ *                                       after write P also rename(at,    supervisor (performed by Ward;
+ *                                       at2): a tree or file renamed     a directory moved is a write
+ *                                       into or out of P writes it       of its whole tree)
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
  *   revoke write P                      write opens (as above) +         supervisor (each performed by
@@ -32,6 +35,12 @@
  *   O_PATH, and any exec, of a visible-only file, by path and by identity. Landlock gives the
  *   file no right of its own (planMounts binds it read-only with no rule), but a grant on a
  *   directory above it would: Landlock cannot subtract, so the supervisor must see the opens.
+ *   And rename, renameat, renameat2: the supervisor refuses moving a directory above an entry
+ *   (the entry's bind moves with it, to a path no entry names). Append-only entries get the
+ *   same refusal from the PATH_OPS they need anyway.
+ *
+ * A rename that moves or replaces a directory is decided as a write of its whole tree (src/rules
+ * isAllowedBelow, eventsBelow): that needs no other syscall than the rename itself.
  *
  * connect is decided blind (its address is not read), so a connect *event* can only come from
  * the broker, which sees the destination's name, and a revocation of some destinations only
@@ -70,6 +79,7 @@ const OPENS: SupervisedSyscall[] = ['open', 'openat', 'openat2', 'creat'];
 const EXECS: SupervisedSyscall[] = ['execve', 'execveat'];
 /** Writes by path that are not opens, performed by the supervisor on resolved names (filter.ts PATH_OPS). */
 const PATH_WRITES: SupervisedSyscall[] = [...PATH_OPS];
+const RENAMES: SupervisedSyscall[] = ['rename', 'renameat', 'renameat2'];
 
 /**
  * The append-only paths of a policy, as real paths (the binds keep real paths, and the
@@ -106,8 +116,11 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   for (const rule of rules) {
     for (const m of rule.after) {
       if (m.access === 'read') OPENS.forEach((s) => need.add(s));
-      else if (m.access === 'write') writeOpens = true;
-      else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
+      else if (m.access === 'write') {
+        // A tree renamed into or out of the pattern is a write of it, as is a file renamed there.
+        writeOpens = true;
+        RENAMES.forEach((s) => need.add(s));
+      } else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
     }
     for (const m of rule.revoke) {
       if (m.access === 'read') OPENS.forEach((s) => need.add(s));
@@ -121,8 +134,10 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   }
   // openat2's flags are in memory and creat always writes: both whatever the flags.
   if (writeOpens) ['openat2', 'creat'].forEach((s) => need.add(s as SupervisedSyscall));
-  // Visible-only: every open (a read-only one too) and every exec, whatever the flags.
-  if (visible.length > 0) [...OPENS, ...EXECS].forEach((s) => need.add(s));
+  // Visible-only: every open (a read-only one too) and every exec, whatever the flags; and the
+  // renames, so no directory above an entry is moved (its files would then be at paths no entry
+  // names, and an entry that is a directory knows only its own identity).
+  if (visible.length > 0) [...OPENS, ...EXECS, ...RENAMES].forEach((s) => need.add(s));
   const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
   // (Where open and openat are listed, a rule or visible-only file needs every one of them, and the filter notifies them all.)
   if (writeOpens && !(need.has('open') && need.has('openat'))) plan.conditions = { writeOpens: true };

@@ -15,6 +15,8 @@
  *   revocations(state)                  -> Match[]     what the fired rules revoked
  *   allowsAnyTarget(state, accesses)    -> boolean     every target allowed for these accesses,
  *                                          and no such access could be an event that matters
+ *   isAllowedBelow(state, access, dir)  -> boolean     isAllowed for every path at or below dir
+ *   eventsBelow(rules, kind, dir)       -> Event[]     the events an access to a whole tree is
  *   matchEvent(match, event)            -> boolean
  *
  * `isAllowed` answers for the dynamic part only: the static policy (mounts, Landlock,
@@ -27,7 +29,7 @@
  * `append` (appending is writing); `read`, `exec` and `append` revoke only themselves;
  * `network` is `connect *`.
  */
-import { matchDest, matchPath } from './pattern.js';
+import { matchBelow, matchDest, matchPath } from './pattern.js';
 
 /** What an event can be: an access that happened. */
 export type EventKind = 'read' | 'write' | 'exec' | 'connect';
@@ -99,6 +101,36 @@ export function revokes(m: Match, access: Access): boolean {
 
 export function isAllowed(state: RuleState, access: Access, target: string): boolean {
   return !revocations(state).some((m) => revokes(m, access) && matchTarget(m, target));
+}
+
+/**
+ * A call that moves or replaces the directory `dir` as a whole (a rename of it, or of a
+ * directory onto it) does `access` to every path below it: renaming `proj` rewrites what
+ * `proj/src/main.c` holds as surely as opening it for writing. So it is allowed only when no
+ * fired rule revokes `access` on any path at or below `dir` (pattern.ts matchBelow, exact):
+ * isAllowed for every path at or below `dir`, whatever the tree holds now.
+ */
+export function isAllowedBelow(state: RuleState, access: Access, dir: string): boolean {
+  return !revocations(state).some((m) => revokes(m, access) && m.access !== 'connect' && matchBelow(m.target, dir) !== null);
+}
+
+/**
+ * The events such a call is, when it happens: `dir` itself, and for each `after` pattern of
+ * kind `kind` that matches something at or below `dir`, one path it matches there. Each is an
+ * ordinary event on a canonical path, so applyEvent (and the verifier, which explores events as
+ * paths) sees nothing new: the call counts as an access to each of those paths, as writing a
+ * file into the moved tree would have.
+ */
+export function eventsBelow(rules: readonly Rule[], kind: EventKind, dir: string): Event[] {
+  const targets = new Set<string>([dir]);
+  for (const rule of rules) {
+    for (const m of rule.after) {
+      if (m.access !== kind || kind === 'connect') continue;
+      const w = matchBelow(m.target, dir);
+      if (w !== null) targets.add(w);
+    }
+  }
+  return [...targets].map((target) => ({ access: kind, target }));
 }
 
 /** The event an access is when it happens (appending is writing). */

@@ -52,6 +52,25 @@ export function matchPath(pattern: string, p: string): boolean {
   return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(s.name);
 }
 
+/**
+ * A canonical path at or below the directory `dir` that the (expanded) path pattern matches, or
+ * null when it matches nothing there. Exact for both shapes: a call that moves or replaces a
+ * directory as a whole (a rename) changes every path below it, so it touches the pattern
+ * exactly when this is not null, and the path returned is one such change (the event the call
+ * is, for a rule waiting on the pattern). `matchPath(pattern, x)` for some x at or below `dir`
+ * holds if and only if this is not null, and then it holds for the path returned.
+ */
+export function matchBelow(pattern: string, dir: string): string | null {
+  if (matchPath(pattern, dir)) return dir;
+  const s = pathShape(pattern);
+  const join = (d: string, name: string) => (d === '/' ? `/${name}` : `${d}/${name}`);
+  // A subtree pattern matches below `dir` only where its root is: nothing above the root matches.
+  if (s.kind === 'subtree') return isWithin(s.path, dir) ? s.path : null;
+  // Below its directory, a named-below pattern matches NAME under any directory at all.
+  if (isWithin(dir, s.dir) || isWithin(s.dir, dir)) return join(isWithin(dir, s.dir) ? dir : s.dir, s.name);
+  return null;
+}
+
 const DEST = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*:(\d{1,5}|\*)$/;
 
 /** Parses a destination pattern (lower-cased); `*` is any destination. */

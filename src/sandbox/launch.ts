@@ -43,7 +43,7 @@ import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
-import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
+import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { killWriters, sandboxPidUnder } from '../supervisor/cut.js';
 import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
@@ -311,9 +311,23 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     }
     aliases = found.aliases;
   }
+  // The files inside directory entries of append/visible, by identity (rules-aliases.ts entryFileIds).
+  const entryIds = (entries: string[] | undefined, key: 'append' | 'visible'): string[] | undefined => {
+    if (!entries || entries.length === 0) return undefined;
+    const ids = entryFileIds(entries);
+    if (ids === null) {
+      throw new WardError(`the ${key} entries ${entries.join(', ')} hold more than ${MAX_ALIAS_WALK} files; Ward must know each by identity (a hard link made before the run would otherwise reach it by another name)`, {
+        step: 'supervise',
+        fix: `narrow filesystem.${key} to the files or directories it is about`,
+      });
+    }
+    return ids;
+  };
+  const appendIds = entryIds(dyn?.append, 'append');
+  const visibleIds = entryIds(dyn?.visible, 'visible');
   const supervise: SuperviseOptions | undefined =
     opts.supervise ??
-    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, ...(dyn.conditions ? { conditions: dyn.conditions } : {}), ...(dyn.append ? { append: dyn.append } : {}), ...(dyn.visible ? { visible: dyn.visible } : {}), decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
+    (dyn && dyn.syscalls.length > 0 ? { syscalls: dyn.syscalls, ...(dyn.conditions ? { conditions: dyn.conditions } : {}), ...(dyn.append ? { append: dyn.append, appendIds } : {}), ...(dyn.visible ? { visible: dyn.visible, visibleIds } : {}), decider: { module: rulesDeciderModule(), data: { rules: dyn.rules, cells: ruleCells!.buffer, aliases } } } : undefined);
   const degraded: string[] = [];
   const degradeAllowed = opts.allowDegraded === true && eff.sandbox.allow_degraded;
   if (opts.allowDegraded && !eff.sandbox.allow_degraded) {

@@ -34,6 +34,9 @@ export interface SuperviseOptions {
   append?: string[];
   /** filesystem.visible, real paths: visible-only files, never opened nor exec'd (worker.ts). */
   visible?: string[];
+  /** "dev:ino" of the files inside directory entries of `append` / `visible` (rules-aliases.ts entryFileIds). */
+  appendIds?: string[];
+  visibleIds?: string[];
 }
 
 export interface SupervisorStart {
@@ -165,6 +168,8 @@ export function startSupervisor(opts: SuperviseOptions, start: SupervisorStart):
     rules: start.rules,
     append: opts.append ?? [],
     visible: opts.visible ?? [],
+    appendIds: opts.appendIds ?? [],
+    visibleIds: opts.visibleIds ?? [],
     decider: opts.decider,
     stop: stopFlag,
   };

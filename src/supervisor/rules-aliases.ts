@@ -7,6 +7,9 @@
  * as an access to the path it had at launch too (rules-decider.ts), so both the trigger and
  * the revocation follow the file, whatever it is called now.
  *
+ * The same for exec patterns: `ln tools/deploy d2; ./d2` (or `mv tools/deploy d3`) runs the same
+ * program, so the exec is decided on what it had been called at launch too.
+ *
  * Covered: files that exist under a pattern at launch (the secrets a trigger is about).
  * Not covered: a file created later under a pattern and then linked or renamed out before it
  * is read (it held nothing at launch: the agent wrote it itself). Host I/O, run at launch.
@@ -21,41 +24,66 @@ export const MAX_ALIAS_WALK = 200_000;
 
 export type Aliases = [fileId: string, paths: string[]][];
 
+/**
+ * Calls `file(path, "dev:ino")` for each regular file at or below `root` (symlinks not
+ * followed), counting every entry visited in `budget.visited`; false once that passes `max`.
+ */
+function walkFiles(root: string, budget: { visited: number }, max: number, file: (p: string, id: string) => void): boolean {
+  const stack = [root];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    if (++budget.visited > max) return false;
+    let st;
+    try {
+      st = lstatSync(p, { bigint: true });
+    } catch {
+      continue; // absent or unreadable: nothing Ward could name either
+    }
+    if (st.isDirectory()) {
+      // Not /proc, /sys, /dev: the sandbox has its own, and patterns cannot name them usefully.
+      if (p === '/proc' || p === '/sys' || p === '/dev') continue;
+      let names: string[] = [];
+      try {
+        names = readdirSync(p);
+      } catch {
+        continue;
+      }
+      for (const n of names) stack.push(p === '/' ? `/${n}` : path.join(p, n));
+    } else if (st.isFile()) file(p, `${st.dev}:${st.ino}`);
+  }
+  return true;
+}
+
 export function ruleFileAliases(rules: readonly Rule[], max = MAX_ALIAS_WALK): { aliases: Aliases } | { tooMany: string } {
   const patterns = new Set<string>();
-  for (const r of rules) for (const m of [...r.after, ...r.revoke]) if (m.access !== 'connect' && m.access !== 'exec') patterns.add(m.target);
+  for (const r of rules) for (const m of [...r.after, ...r.revoke]) if (m.access !== 'connect') patterns.add(m.target);
   const byId = new Map<string, Set<string>>();
-  let visited = 0;
+  const budget = { visited: 0 };
   for (const pattern of patterns) {
     const shape = pathShape(pattern);
-    const root = shape.kind === 'subtree' ? shape.path : shape.dir;
-    const stack = [root];
-    while (stack.length > 0) {
-      const p = stack.pop()!;
-      if (++visited > max) return { tooMany: pattern };
-      let st;
-      try {
-        st = lstatSync(p, { bigint: true });
-      } catch {
-        continue; // absent or unreadable: nothing Ward could name either
-      }
-      if (st.isDirectory()) {
-        // Not /proc, /sys, /dev: the sandbox has its own, and patterns cannot name them usefully.
-        if (p === '/proc' || p === '/sys' || p === '/dev') continue;
-        let names: string[] = [];
-        try {
-          names = readdirSync(p);
-        } catch {
-          continue;
-        }
-        for (const n of names) stack.push(p === '/' ? `/${n}` : path.join(p, n));
-      } else if (st.isFile() && matchPath(pattern, p)) {
-        const id = `${st.dev}:${st.ino}`;
-        let set = byId.get(id);
-        if (!set) byId.set(id, (set = new Set()));
-        set.add(p);
-      }
-    }
+    const complete = walkFiles(shape.kind === 'subtree' ? shape.path : shape.dir, budget, max, (p, id) => {
+      if (!matchPath(pattern, p)) return;
+      let set = byId.get(id);
+      if (!set) byId.set(id, (set = new Set()));
+      set.add(p);
+    });
+    if (!complete) return { tooMany: pattern };
   }
   return { aliases: [...byId].map(([id, set]) => [id, [...set]]) };
+}
+
+/**
+ * The identities of the files in the directory entries of `filesystem.append` and
+ * `filesystem.visible` (an entry that is a file is known by its own identity, worker.ts). Why:
+ * a file inside such a directory can have another name made on the host before the run (a hard
+ * link elsewhere in a granted tree); opened by that name, only its identity says it is the
+ * append-only log or the visible-only key. In the sandbox no second name can be made (each
+ * entry is its own bind: EXDEV across it, EACCES or EROFS inside it, and no directory above
+ * it can be renamed). Host I/O, run at launch; null when the entries hold more than `max`.
+ */
+export function entryFileIds(entries: readonly string[], max = MAX_ALIAS_WALK): string[] | null {
+  const ids = new Set<string>();
+  const budget = { visited: 0 };
+  for (const e of entries) if (!walkFiles(e, budget, max, (_p, id) => ids.add(id))) return null;
+  return [...ids];
 }

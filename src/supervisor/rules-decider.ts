@@ -10,8 +10,10 @@
  *     read -> read; write or create -> write (append when O_APPEND); read-write -> both.
  *     Refused (EACCES) when a fired rule revoked one of them; otherwise the access happened:
  *     events "read P" and/or "write P". O_PATH opens are neither.
- *   execve, execveat (the path as given, made absolute; see SECURITY-MODEL.md for the exec gap)
- *     refused (EACCES) when exec of it is revoked; otherwise event "exec P".
+ *   execve, execveat (the program resolved from the sandbox's root, and its identity; see
+ *     SECURITY-MODEL.md for the exec gap)
+ *     refused (EACCES) when exec of it, or of a name it had at launch (a hard link, a rename),
+ *     is revoked; otherwise event "exec P" for each of those names.
  *   connect (blind: the address is not read)
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees
@@ -22,6 +24,10 @@
  *     or made, the old and new names of a rename or link, and the names the file had at launch
  *     (a hard link to a revoked file is refused too); otherwise each name is the event
  *     "write P". Elsewhere they work, so git and npm keep working after a revocation.
+ *     A rename that moves or replaces a directory (event.tree) touches everything below its
+ *     names too: refused when writing any path at or below either name is revoked (src/rules
+ *     isAllowedBelow: `mv proj proj2` when proj/src/** is revoked), and the events are
+ *     eventsBelow (one path per waiting `after: write` pattern below it).
  *
  * anyTarget (a decision on registers only): true for the accesses no fired rule revokes and no
  * waiting `after` pattern needs to see, e.g. every write before `revoke: write` fires when no
@@ -34,7 +40,8 @@
  * Each rule that fires is reported (ctx.report) with its trigger before the call that fired it
  * is answered, so its `revocation` record precedes every refusal it causes.
  */
-import { allowsAnyTarget, isAllowed, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Rule } from '../rules/index.js';
+import { allowsAnyTarget, eventsBelow, isAllowed, isAllowedBelow, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Match, type Rule } from '../rules/index.js';
+import { matchBelow } from '../rules/pattern.js';
 import { applyShared, loadRuleState, revocationReport, revokedBy } from './rules-state.js';
 import type { Decide, DeciderContext, Decision, SupervisedEvent } from './types.js';
 
@@ -109,12 +116,19 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       if (e.path === null) return ALLOW;
       const known = e.file === null ? undefined : aliases.get(e.file);
       const names = [e.path, ...(known ?? []).filter((p) => p !== e.path), ...(e.path2 ? [e.path2] : [])];
+      // A directory moved or replaced as a whole (e.tree): its names stand for every path below them.
+      const whole = (path: string) => e.tree === true && (path === e.path || path === e.path2);
       for (const path of names) {
-        if (isAllowed(state, 'write', path)) continue;
-        const r = revokedBy(state, (m) => revokes(m, 'write') && matchEvent(m, { access: 'write', target: path }));
-        return { errno: EACCES, reason: `${e.kind} of ${path}: ${why(r, 'write')}${path === e.path || path === e.path2 ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
+        if (whole(path) ? isAllowedBelow(state, 'write', path) : isAllowed(state, 'write', path)) continue;
+        const covers = (m: Match) => revokes(m, 'write') && (whole(path) ? m.access !== 'connect' && matchBelow(m.target, path) !== null : matchEvent(m, { access: 'write', target: path }));
+        const r = revokedBy(state, covers);
+        const inside = whole(path) && isAllowed(state, 'write', path) ? revocations(state).find(covers)?.target : undefined;
+        const below = inside === undefined ? '' : ` (a directory moved or replaced as a whole, holding ${matchBelow(inside, path)})`;
+        return { errno: EACCES, reason: `${e.kind} of ${path}: ${why(r, 'write')}${below}${path === e.path || path === e.path2 ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
       }
-      for (const path of [e.path, ...(e.path2 ? [e.path2] : [])]) happened(e.pid, e.syscall, { access: 'write', target: path });
+      for (const path of [e.path, ...(e.path2 ? [e.path2] : [])]) {
+        for (const ev of whole(path) ? eventsBelow(rules, 'write', path) : [{ access: 'write' as const, target: path }]) happened(e.pid, e.syscall, ev);
+      }
       return ALLOW;
     }
     if (e.path === null) return ALLOW;

@@ -33,6 +33,12 @@ export interface SupervisedEvent {
   path: string | null;
   /** rename: the new name; link and symlink: the name made. null otherwise. */
   path2?: string | null;
+  /**
+   * rename: a directory is moved or replaced (the old name, or the name replaced, is one), so
+   * `path` and `path2` each stand for the whole tree below them: a rename of `proj` changes
+   * what every `proj/...` path holds. Absent or false otherwise.
+   */
+  tree?: boolean;
   access: Access | 'exec' | 'connect';
   /** The open would create the file (O_CREAT and it did not exist). */
   create: boolean;
@@ -40,8 +46,9 @@ export interface SupervisedEvent {
   flags: number;
   /**
    * For an open of an existing file: "dev:ino" of what was opened (fstat on the supervisor's
-   * fd), so a decision can know the file under another name (a hard link, a rename). null
-   * otherwise (exec, blind calls, a file being created).
+   * fd), so a decision can know the file under another name (a hard link, a rename); for an
+   * exec, of the program the path resolves to; for a write by path, of the existing file it
+   * names. null otherwise (blind calls, a file being created, an exec that does not resolve).
    */
   file: string | null;
 }

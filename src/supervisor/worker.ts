@@ -58,6 +58,9 @@ export interface WorkerInput {
   append: string[];
   /** filesystem.visible, real paths: stat shows them; no open but O_PATH, no exec (visibleErrno below). */
   visible: string[];
+  /** The identities of the files inside directory entries of `append` and `visible`, read on the host at launch. */
+  appendIds: string[];
+  visibleIds: string[];
   decider: DeciderSpec;
   /** Int32Array over it: [0] = 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
@@ -135,6 +138,12 @@ const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 
 const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const XATTR_SIZE_MAX = 65536;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const EEXIST = 17;
+/** Lookups again after an O_EXCL create met a file that appeared meanwhile (handleOpen). */
+const MAX_CREATE_TRIES = 8;
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const parentOf = (p: string): string => p.slice(0, Math.max(1, p.lastIndexOf('/')));
@@ -417,8 +426,15 @@ function loop(decide: Decide): void {
   /** Is `p` one of `entries` or below one of them? */
   const underAny = (entries: readonly string[], p: string | null | undefined): boolean =>
     !!p && entries.some((e) => p === e || p.startsWith(e.endsWith('/') ? e : `${e}/`));
+  /**
+   * Does a rename of the directory `p` as a whole (event.tree) move or replace one of `entries`
+   * or what is in it? Yes when `p` is an entry, inside one, or above one: `mv cfg c2` takes
+   * cfg/vis along, and its files then have paths no entry names.
+   */
+  const treeTouches = (entries: readonly string[], e: SupervisedEvent): boolean =>
+    e.tree === true && [e.path, e.path2].some((p) => !!p && entries.some((x) => underAny([x], p) || underAny([p], x)));
   let appendIds: Set<string> | null = null;
-  const appendIdSet = (): Set<string> => (appendIds ??= identitiesOf(input.append));
+  const appendIdSet = (): Set<string> => (appendIds ??= new Set([...identitiesOf(input.append), ...input.appendIds]));
   const inAppend = (p: string | null | undefined): boolean => underAny(input.append, p);
   const isAppendFile = (p: string | null | undefined, fid: string | null): boolean =>
     input.append.length > 0 && (inAppend(p) || (fid !== null && rootFd >= 0 && appendIdSet().has(fid)));
@@ -450,7 +466,7 @@ function loop(decide: Decide): void {
    */
   const appendVerdict = (event: SupervisedEvent): number | 'append' => {
     if (input.append.length === 0) return 0;
-    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2);
+    const hit = isAppendFile(event.path, event.file) || inAppend(event.path2) || treeTouches(input.append, event);
     if (!hit) return 0;
     if (event.kind === 'open') {
       if (event.access === 'read' || event.access === 'path') return 0;
@@ -471,7 +487,7 @@ function loop(decide: Decide): void {
     if (input.visible.length === 0) return false;
     if (underAny(input.visible, p)) return true;
     if (fid === null || rootFd < 0) return false;
-    return (visibleIds ??= identitiesOf(input.visible)).has(fid);
+    return (visibleIds ??= new Set([...identitiesOf(input.visible), ...input.visibleIds])).has(fid);
   };
 
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
@@ -482,9 +498,13 @@ function loop(decide: Decide): void {
         return EACCES;
       }
     }
+    if (input.visible.length > 0 && treeTouches(input.visible, event)) {
+      post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): a rename would move a visible-only entry or what is in it to a name no entry covers" });
+      return EACCES;
+    }
     const ap = appendVerdict(event);
     if (typeof ap === 'number' && ap !== 0) {
-      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file`}` });
+      post({ type: 'denial', event, errno: ap, reason: `append-only (filesystem.append): ${event.kind === 'open' ? 'only O_APPEND writes, without O_TRUNC or O_RDWR' : `no ${event.kind} of an append-only file${event.tree ? ' or of a directory that holds one' : ''}`}` });
       return ap;
     }
     // Landlock has no right for chmod, chown, utimes or xattrs: those are the mount layer's and the permission bits'.
@@ -666,16 +686,15 @@ function loop(decide: Decide): void {
     // O_PATH takes only O_DIRECTORY and O_NOFOLLOW beside it: openat ignores the rest, openat2 refuses it (EINVAL).
     const base = flags & N.O_PATH ? (flags & (N.O_PATH | N.O_DIRECTORY | N.O_NOFOLLOW)) | N.O_CLOEXEC : (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
     let fd = -ENOENT;
-    if (!((flags & N.O_CREAT) && (flags & N.O_EXCL))) fd = n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
-    let create = false;
-    let target: string | null;
-    if (fd >= 0) {
-      target = fdPath(fd);
-      if (target === null) {
-        n.close(fd);
-        return refuse(id, EACCES);
-      }
-    } else if (fd === -ENOENT && flags & N.O_CREAT) {
+    // O_CREAT without O_EXCL opens the file if it exists and creates it otherwise. Ward creates
+    // it with O_EXCL whatever the caller asked: a file that appears between the lookup and the
+    // create (a racing thread renaming a hard link of a revoked file onto the name) must not be
+    // opened as the new, empty file it was judged to be. On EEXIST it is looked up again and
+    // judged as the existing file it is (path and identity). Bounded: a name that keeps
+    // appearing and vanishing gets EACCES, never an unjudged fd.
+    for (let tries = 0; ; tries++) {
+      fd = (flags & N.O_CREAT) && (flags & N.O_EXCL) ? -ENOENT : n.openat2(rootFd, full, openHow(base, 0, resolveFlags));
+      if (fd !== -ENOENT || !(flags & N.O_CREAT)) break;
       // The file is to be created: decide on its resolved parent plus the new name, then create
       // it relative to that very directory, refusing any symlink in the last step.
       const slash = full.lastIndexOf('/');
@@ -688,22 +707,37 @@ function loop(decide: Decide): void {
         n.close(dir);
         return refuse(id, ENOENT);
       }
-      target = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
-      create = true;
-      const errno = judge({ pid, syscall: name, kind: 'open', path: target, access: access === 'read' ? 'read-write' : access, create, flags, file: null });
+      const made = parent === '/' ? `/${name0}` : `${parent}/${name0}`;
+      const errno = judge({ pid, syscall: name, kind: 'open', path: made, access: access === 'read' ? 'read-write' : access, create: true, flags, file: null });
       if (errno) {
         n.close(dir);
         return refuse(id, errno);
       }
       const um = umaskOf(pid);
-      fd = n.openat2(dir, name0, openHow((flags & ~N.O_CLOEXEC) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY, mode & ~um, N.RESOLVE_BENEATH | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+      fd = n.openat2(dir, name0, openHow((flags & ~N.O_CLOEXEC) | N.O_EXCL | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY, mode & ~um, N.RESOLVE_BENEATH | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+      const there = fd === -EEXIST ? n.statAt(dir, name0) : null;
       n.close(dir);
+      if (fd === -EEXIST && !(flags & N.O_EXCL)) {
+        // A symlink there (the lookup found nothing through it): creating through a dangling symlink is refused.
+        if (typeof there !== 'number' && there !== null && (there.mode & S_IFMT) === S_IFLNK) return refuse(id, EACCES);
+        if (tries < MAX_CREATE_TRIES) continue;
+        post({ type: 'denial', event: { pid, syscall: name, kind: 'open', path: made, access, create: false, flags, file: null }, errno: EACCES, reason: `the name appeared and vanished ${MAX_CREATE_TRIES + 1} times while Ward opened it` });
+        return refuse(id, EACCES);
+      }
       if (fd < 0) return refuse(id, fd === -40 /* ELOOP: a symlink appeared */ ? EACCES : -fd);
       if (!nonblock && n.setFlags(fd, flags & ~(N.O_NONBLOCK | N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC | N.O_NOCTTY)) < 0) {
         n.close(fd);
         return refuse(id, EACCES);
       }
       return inject(id, fd, cloexec);
+    }
+    let target: string | null;
+    if (fd >= 0) {
+      target = fdPath(fd);
+      if (target === null) {
+        n.close(fd);
+        return refuse(id, EACCES);
+      }
     } else {
       // A visible-only file is refused as such (EACCES) even when Ward's own open failed for
       // another reason first (EROFS: its bind is read-only), so every open of it reads the same.
@@ -721,7 +755,7 @@ function loop(decide: Decide): void {
       }
       return refuse(id, -fd);
     }
-    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create, flags, file: n.fileId(fd) });
+    const errno = judge({ pid, syscall: name, kind: 'open', path: target, access, create: false, flags, file: n.fileId(fd) });
     if (errno) {
       n.close(fd);
       return refuse(id, errno);
@@ -754,8 +788,8 @@ function loop(decide: Decide): void {
     const full = absolute(pid, dirfd, asked);
     if (typeof full === 'number') return refuse(id, -full);
     const resolved = execTarget(pid, id, full);
-    // The decision function sees no identity for an exec (as before); the visible-only check does.
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: null, ...(input.visible.length > 0 ? { file: resolved.file } : {}) });
+    // With its identity: a hard link or a rename of a program a rule names is the same program.
+    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: resolved.file });
     if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
@@ -972,18 +1006,38 @@ function loop(decide: Decide): void {
     const r1 = resolveName(pid, id, first[0], s1 as string);
     if (typeof r1 === 'number') return refuse(id, -r1);
     const r2 = second ? resolveName(pid, id, second[0], s2 as string) : null;
+    // linkat(AT_SYMLINK_FOLLOW) links the file a last symlink names, not the symlink: that file
+    // is what is judged (its path and identity), held as an O_PATH fd opened IN_ROOT, and that
+    // very inode is linked, through Ward's own /proc/self/fd/N.
+    let followed = -1;
     try {
       if (typeof r2 === 'number') return refuse(id, -r2);
-      const existing = n.statAt(r1.dir, r1.name);
-      const file = typeof existing === 'number' ? null : existing.id;
-      const errno = judge({ pid, syscall: name, kind, path: r1.path, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file });
+      if (name === 'linkat' && flags & AT_SYMLINK_FOLLOW) {
+        const full = absolute(pid, first[0], s1 as string);
+        if (typeof full === 'number') return refuse(id, -full);
+        followed = n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
+        if (followed < 0) return refuse(id, -followed);
+      }
+      const source = followed >= 0 ? fdPath(followed) : r1.path;
+      if (source === null) return refuse(id, ENOENT);
+      const existing = followed >= 0 ? null : n.statAt(r1.dir, r1.name);
+      const file = followed >= 0 ? n.fileId(followed) : typeof existing === 'number' || existing === null ? null : existing.id;
+      // A rename moves what its old name holds, and replaces (or, exchanging, moves) what its new
+      // name holds: when either is a directory, both names stand for their whole trees
+      // (`mv proj p2` moves proj/src/main.c). Decided on the types seen here, which a racing
+      // thread cannot change in a way that matters before renameat2 below: only a rename can put
+      // a directory that holds anything at a name, and every rename is performed by this one
+      // thread (an unlink and a mkdir could put an empty directory there, which carries nothing).
+      const isDir = (st: ReturnType<typeof n.statAt>) => typeof st !== 'number' && (st.mode & S_IFMT) === S_IFDIR;
+      const tree = kind === 'rename' && r2 !== null && existing !== null && (isDir(existing) || isDir(n.statAt(r2.dir, r2.name)));
+      const errno = judge({ pid, syscall: name, kind, path: source, path2: r2?.path ?? null, access: 'write', create: kind === 'mkdir' || kind === 'link', flags, file, ...(tree ? { tree } : {}) });
       if (errno) return refuse(id, errno);
       let r: number;
       const um = kind === 'mkdir' ? umaskOf(pid) : 0;
       switch (name) {
         case 'unlink': case 'rmdir': case 'unlinkat': r = n.unlinkat(r1.dir, r1.name, flags & AT_REMOVEDIR); break;
         case 'rename': case 'renameat': case 'renameat2': r = n.renameat2(r1.dir, r1.name, r2!.dir, r2!.name, flags); break;
-        case 'link': case 'linkat': r = n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, flags & AT_SYMLINK_FOLLOW); break;
+        case 'link': case 'linkat': r = followed >= 0 ? n.linkat(N.AT_FDCWD, `/proc/self/fd/${followed}`, r2!.dir, r2!.name, AT_SYMLINK_FOLLOW) : n.linkat(r1.dir, r1.name, r2!.dir, r2!.name, 0); break;
         case 'symlink': case 'symlinkat': r = n.symlinkat(st as string, r1.dir, r1.name); break;
         case 'mkdir': case 'mkdirat': r = n.mkdirat(r1.dir, r1.name, mode & ~um); break;
         default: r = n.mknodat(r1.dir, r1.name, (mode & ~0o7777) | (mode & 0o7777 & ~um), dev); break;
@@ -992,6 +1046,7 @@ function loop(decide: Decide): void {
     } finally {
       n.close(r1.dir);
       if (r2 && typeof r2 !== 'number') n.close(r2.dir);
+      if (followed >= 0) n.close(followed);
     }
   };
 

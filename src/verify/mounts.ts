@@ -107,6 +107,12 @@ const APPEND_PATH = [
 ];
 /** Visible-only: every open (any flags: a read-only one reads it) and every exec. */
 const VISIBLE_NEEDS = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat'];
+/**
+ * And every rename: a directory above a visible-only entry, renamed, takes the entry (its bind)
+ * along to a path no entry names, where only the entry's own identity is known (not those of
+ * the files in a directory entry).
+ */
+const VISIBLE_RENAMES = ['rename', 'renameat', 'renameat2'];
 
 export function validateMounts(plan: Plan, options: MountValidationOptions = {}): Finding[] {
   return runMountValidation(plan, options).findings;
@@ -309,6 +315,7 @@ function supervisedFilesFindings(plan: Plan, append: readonly string[], visible:
       out.push({ layer: 'supervisor', subject: `visible-only ${v}`, expected: 'listed in plan.rules.visible', actual: 'not listed: the supervisor would let it be opened and run' });
     }
     need(`visible-only ${v}`, VISIBLE_NEEDS, 'a grant above it may give Landlock rights, so every open and exec must be decided by the supervisor');
+    need(`visible-only ${v}`, VISIBLE_RENAMES, 'renaming a directory above it moves it to a path no entry names');
   }
   return out;
 }

@@ -39,9 +39,13 @@ const METADATA_CHANGING = [
 ];
 const EXECUTING = ['execve', 'execveat'];
 
+/** Renames: a file or a whole tree moved into or out of a path writes it (`mv tmp proj` writes proj/src/main.c). */
+const RENAMING = ['rename', 'renameat', 'renameat2'];
+
 /** The syscalls through which an event of this kind happens (what the supervisor must see for an `after`). */
 function observedBy(access: Access, target: string): string[] {
-  if (access === 'read' || access === 'write') return OPENING;
+  if (access === 'read') return OPENING;
+  if (access === 'write') return [...OPENING, ...RENAMING];
   if (access === 'exec') return EXECUTING;
   // A connect event names a destination: only the egress broker knows it (the supervisor
   // decides connect blind), so it is observed there, with no syscall supervised.

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { compile } from '../../src/api.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
-import { allowsAnyTarget, applyEvent, initialState, isAllowed, matchEvent, revocations, type Access, type Event, type Rule, type RuleState } from '../../src/rules/index.js';
-import { matchDest, matchPath } from '../../src/rules/pattern.js';
+import { allowsAnyTarget, applyEvent, eventsBelow, initialState, isAllowed, isAllowedBelow, matchEvent, revocations, type Access, type Event, type Rule, type RuleState } from '../../src/rules/index.js';
+import { matchBelow, matchDest, matchPath } from '../../src/rules/pattern.js';
 import { policyError } from '../helpers.js';
 
 const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ward-rules-')));
@@ -153,6 +153,58 @@ describe('rules: semantics', () => {
   });
 });
 
+describe('rules: a directory moved as a whole (matchBelow, isAllowedBelow, eventsBelow)', () => {
+  // Every path of up to 4 segments over a small alphabet that includes the patterns' own names.
+  const SEGS = ['w', 'a', 'src', '.env', 'x'];
+  const universe: string[] = ['/'];
+  for (let depth = 1, layer = ['']; depth <= 4; depth++) {
+    layer = layer.flatMap((p) => SEGS.map((s) => `${p}/${s}`));
+    universe.push(...layer);
+  }
+  const PATTERNS = ['/w', '/w/a/src', '/w/**/.env', '/**/.env', '/w/a/**/.env', '/'];
+  const below = (x: string, d: string) => d === '/' || x === d || x.startsWith(`${d}/`);
+
+  it('matchBelow is exact: a path it returns is at or below the directory and matched; it answers null only when no path there is matched', () => {
+    for (const pattern of PATTERNS) {
+      for (const d of universe) {
+        const w = matchBelow(pattern, d);
+        const some = universe.some((x) => below(x, d) && matchPath(pattern, x));
+        if (w !== null) assert.ok(below(w, d) && matchPath(pattern, w), `${pattern} at ${d}: ${w}`);
+        // (The universe is finite, so a witness deeper than it can exist where it finds none.)
+        if (some) assert.notEqual(w, null, `${pattern} at ${d}: a matched path exists below`);
+      }
+    }
+    assert.equal(matchBelow('/w/a/src', '/w'), '/w/a/src');
+    assert.equal(matchBelow('/w/a/src', '/w/b'), null);
+    assert.equal(matchBelow('/w/**/.env', '/w/b/c'), '/w/b/c/.env');
+    assert.equal(matchBelow('/w/**/.env', '/'), '/w/.env');
+    assert.equal(matchBelow('/w/**/.env', '/v'), null);
+  });
+
+  it('isAllowedBelow refuses exactly where a revoked path lies at or below; eventsBelow are paths below the directory that the waiting patterns match', () => {
+    const rules: Rule[] = [
+      { after: [{ access: 'read', target: '/s' }], revoke: [{ access: 'write', target: '/w/a/src' }] },
+      { after: [{ access: 'write', target: '/w/**/.env' }, { access: 'write', target: '/p/data' }], revoke: [{ access: 'read', target: '/n' }] },
+    ];
+    const fired = applyEvent(initialState(rules), { access: 'read', target: '/s/k' }).state;
+    for (const d of universe) {
+      const exact = universe.filter((x) => below(x, d)).every((x) => isAllowed(fired, 'write', x));
+      if (!exact) assert.equal(isAllowedBelow(fired, 'write', d), false, d);
+      assert.equal(isAllowedBelow(fired, 'write', d), matchBelow('/w/a/src', d) === null, d);
+      assert.equal(isAllowedBelow(fired, 'read', d), true, d);
+      assert.equal(isAllowedBelow(initialState(rules), 'write', d), true, d);
+    }
+    assert.equal(isAllowedBelow(fired, 'append', '/w'), false, 'a write revocation covers append');
+    assert.deepEqual(eventsBelow(rules, 'write', '/p').map((e) => e.target).sort(), ['/p', '/p/data']);
+    assert.deepEqual(eventsBelow(rules, 'write', '/w/b').map((e) => e.target).sort(), ['/w/b', '/w/b/.env']);
+    assert.deepEqual(eventsBelow(rules, 'write', '/q').map((e) => e.target), ['/q']);
+    // As ordinary events, they fire the rule a write of those paths would have fired.
+    const s1 = eventsBelow(rules, 'write', '/').reduce((s, e) => applyEvent(s, e).state, initialState(rules));
+    assert.deepEqual(s1.fired, [false, true]);
+    for (const d of universe) for (const e of eventsBelow(rules, 'write', d)) assert.ok(below(e.target, d), `${e.target} below ${d}`);
+  });
+});
+
 describe('rules: allowsAnyTarget (what the supervisor may decide without reading a path)', () => {
   const rules: Rule[] = [
     { after: [{ access: 'read', target: '/w/secrets' }], revoke: [{ access: 'write', target: '/w/src' }] },
@@ -259,7 +311,8 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.deepEqual(conditions([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), { writeOpens: true });
     assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'openat2']);
-    assert.deepEqual(sys([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), ['connect', 'creat', 'openat2']);
+    // A write event can be a rename too (a tree moved into or out of the pattern).
+    assert.deepEqual(sys([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), ['connect', 'creat', 'openat2', 'rename', 'renameat', 'renameat2']);
     assert.deepEqual(conditions([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), { writeOpens: true });
     // A rule about reads needs every open, whatever the flags: no condition.
     assert.deepEqual(sys([{ after: 'read ${WORKSPACE}/secrets', revoke: 'write ${WORKSPACE}/src' }]), [...writeCalls, 'open', 'openat'].sort());

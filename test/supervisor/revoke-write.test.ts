@@ -228,6 +228,102 @@ attempt('bind-inet', lambda: (lambda s: (s.bind(('127.0.0.1', 0)), s.getsockname
     assert.ok(launch?.notes.some((n) => n.startsWith(`no unix socket can be bound to a path under ${t.ws}`)), JSON.stringify(launch?.notes));
   });
 
+  it('a directory above the pattern cannot be renamed or exchanged away (its tree is the pattern\'s), and renaming a tree into a waited-for pattern is a write event', async () => {
+    const fx = sandboxFixture();
+    for (const d of ['secrets', 'proj/src', 'st/src', 'tmpd/data', 'notes', 'other/deep']) mkdirSync(path.join(fx.ws, d), { recursive: true });
+    writeFileSync(path.join(fx.ws, 'secrets', 'key.txt'), 'TOPSECRET\n');
+    writeFileSync(path.join(fx.ws, 'proj', 'src', 'main.c'), 'orig\n');
+    writeFileSync(path.join(fx.ws, 'st', 'src', 'main.c'), 'EVIL\n');
+    writeFileSync(path.join(fx.ws, 'tmpd', 'data', 'x'), 'x\n');
+    writeFileSync(path.join(fx.ws, 'notes', 'n.txt'), 'NOTES\n');
+    const records: RunRecord[] = [];
+    const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/proj/src/**' }] };
+    const script = `
+import os, sys, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+def exchange(a, b):
+    if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:  # renameat2(RENAME_EXCHANGE)
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+open('secrets/key.txt').read()
+attempt('write-in', lambda: open('proj/src/main.c', 'w'))
+attempt('rename-ancestor', lambda: os.rename('proj', 'proj2'))
+attempt('exchange-ancestor', lambda: exchange('st', 'proj'))
+attempt('exchange-ancestor-rev', lambda: exchange('proj', 'st'))
+attempt('rename-pattern-root', lambda: os.rename('proj/src', 'src2'))
+# Outside the pattern's trees renames still work, of directories and of files.
+attempt('rename-other-dir', lambda: os.rename('other', 'other2'))
+attempt('rename-dir-beside', lambda: os.rename('other2/deep', 'proj/deep'))
+attempt('rename-file', lambda: os.rename('st/src/main.c', 'st/main.c'))
+`;
+    const r = await run({ policy }, ['python3', '-c', script], fixtureRunOptions(fx, records));
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    assert.equal(r.revocations.length, 1, out);
+    for (const k of ['write-in', 'rename-ancestor', 'exchange-ancestor', 'exchange-ancestor-rev', 'rename-pattern-root']) assert.match(out, new RegExp(`^${k} refused errno=13$`, 'm'), `${k}: ${out}`);
+    for (const k of ['rename-other-dir', 'rename-dir-beside', 'rename-file']) assert.match(out, new RegExp(`^${k} ok$`, 'm'), `${k}: ${out}`);
+    assert.equal(readFileSync(path.join(fx.ws, 'proj', 'src', 'main.c'), 'utf8'), 'orig\n');
+    assert.ok(!existsSync(path.join(fx.ws, 'proj2')));
+    const sup = r.denials.filter((d) => d.layer === 'supervisor');
+    assert.ok(sup.some((d) => d.what.startsWith(`rename`) && d.what.includes(path.join(fx.ws, 'proj')) && /moved or replaced as a whole/.test(d.detail)), JSON.stringify(sup));
+
+    // Only a rule waiting for a write below pub/data: a tree renamed to pub is such a write
+    // (renames are supervised for it), and so is one renamed out of it.
+    const waits = { extends: ['default'], rules: [{ after: 'write ${WORKSPACE}/pub/data/**', revoke: 'read ${WORKSPACE}/notes/**' }] };
+    const r2 = await run({ policy: waits }, ['sh', '-c', 'cat notes/n.txt && mv tmpd pub && echo moved; cat notes/n.txt; echo rc=$?'], fixtureRunOptions(fx, records));
+    const out2 = r2.stdout.toString() + r2.stderr.toString();
+    assert.match(out2, /^NOTES\nmoved\nrc=1$/m, out2);
+    assert.equal(r2.revocations.length, 1, out2);
+    assert.equal(r2.revocations[0]?.trigger, `write ${path.join(fx.ws, 'pub', 'data')}`, JSON.stringify(r2.revocations));
+  });
+
+  it('linkat(AT_SYMLINK_FOLLOW) through a symlink is judged on the file it links, not on the symlink', async () => {
+    const t = setup();
+    const script = `
+import os, sys, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+def linkat(a, b, flags):
+    # The raw call: Python's os.link may use link(2), which never follows.
+    if libc.linkat(-100, a.encode(), -100, b.encode(), flags) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+open('src/later.c', 'w').write('made before the trigger\\n')   # unknown to the launch-time identities
+os.symlink('src/later.c', 'sl')
+os.symlink('src/main.c', 'sl2')
+open('outside.txt').read()
+os.symlink('outside.txt', 'sl3')
+open('secrets/key.txt').read()
+attempt('follow-later', lambda: linkat('sl', 'hl', 0x400))
+attempt('write-later', lambda: open('hl', 'a').write('EVIL\\n'))
+attempt('follow-main', lambda: linkat('sl2', 'hl2', 0x400))
+attempt('nofollow', lambda: linkat('sl', 'hl-sym', 0))
+attempt('follow-outside', lambda: linkat('sl3', 'hl3', 0x400))
+print('same-inode', os.stat('hl3').st_ino == os.stat('outside.txt').st_ino)
+`;
+    const r = await run({ policy: t.policy }, ['python3', '-c', script], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.revocations.length, 1, out);
+    for (const k of ['follow-later', 'follow-main']) assert.match(out, new RegExp(`^${k} refused errno=13$`, 'm'), `${k}: ${out}`);
+    // hl was never made, so the write creates a new, harmless file.
+    assert.match(out, /^write-later ok$/m, out);
+    // The symlink itself (not followed) is no revoked file; a followed link outside the pattern is the file itself.
+    for (const k of ['nofollow', 'follow-outside']) assert.match(out, new RegExp(`^${k} ok$`, 'm'), `${k}: ${out}`);
+    assert.match(out, /^same-inode True$/m, out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'later.c'), 'utf8'), 'made before the trigger\n');
+    const sup = r.denials.filter((d) => d.layer === 'supervisor');
+    assert.ok(sup.some((d) => d.what === `linkat ${path.join(t.ws, 'src', 'later.c')}`), JSON.stringify(sup.map((d) => d.what)));
+  });
+
   it('git init, add and commit work after a write revocation (outside the revoked pattern)', async () => {
     const t = setup();
     const script = [

@@ -495,6 +495,55 @@ ${WRITES}`);
   });
 });
 
+describe('dynamic rules: a file created by Ward is the file judged', { skip: skip || (!which('cc') && 'no C compiler') }, () => {
+  it('O_CREAT racing a thread that renames a hard link of a revoked file onto the name never opens the revoked file', async () => {
+    const t = setup([{ after: 'read ${WORKSPACE}/trigger/**', revoke: 'read ${WORKSPACE}/secrets/**' }]);
+    mkdirSync(path.join(t.ws, 'trigger'));
+    writeFileSync(path.join(t.ws, 'trigger', 'x'), 't\n');
+    // The racer keeps a second name of the secret appearing at d/k and vanishing again; the
+    // main thread opens d/k with O_CREAT (no O_EXCL). Ward looking the name up finds nothing,
+    // judges a create, and must not then open the secret that has appeared under that name.
+    const src = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static volatile int stop;
+static void *race(void *x) { (void)x; while (!stop) { link("secrets/key.txt", "d/s"); rename("d/s", "d/k"); unlink("d/k"); } return 0; }
+int main(void) {
+  char c[64];
+  int tf = open("trigger/x", O_RDONLY); if (tf < 0 || read(tf, c, sizeof c) < 0) return 3; close(tf);
+  mkdir("d", 0755);
+  pthread_t th; pthread_create(&th, 0, race, 0);
+  int wins = 0, refused = 0, opened = 0;
+  for (int i = 0; i < 4000; i++) {
+    int fd = open("d/k", O_RDWR | O_CREAT, 0600);
+    if (fd < 0) { refused++; continue; }
+    opened++;
+    memset(c, 0, sizeof c);
+    if (pread(fd, c, sizeof c - 1, 0) > 0 && strstr(c, "TOPSECRET")) wins++;
+    close(fd);
+  }
+  stop = 1; pthread_join(th, 0);
+  printf("wins=%d refused=%d opened=%d\\n", wins, refused, opened);
+  return 0;
+}
+`;
+    writeFileSync(path.join(t.ws, 'race.c'), src);
+    execFileSync('cc', ['-O2', '-pthread', '-o', path.join(t.ws, 'race'), path.join(t.ws, 'race.c')]);
+    const r = await run({ policy: t.policy }, ['./race'], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    const m = /wins=(\d+) refused=(\d+) opened=(\d+)/.exec(out);
+    assert.ok(m, out);
+    assert.equal(m[1], '0', `the secret was opened through the race: ${out}`);
+    // The race ran both ways: the name was found holding the secret (refused by identity) and found free (created).
+    assert.ok(Number(m[2]) > 0 && Number(m[3]) > 0, out);
+    assert.ok(supDenials(r).some((d) => /read revoked by rules\[0\]/.test(d.detail) && /linked or renamed/.test(d.detail)), JSON.stringify(supDenials(r).slice(0, 3)));
+  });
+});
+
 describe('dynamic rules: exec', { skip }, () => {
   it('after the trigger, a revoked program cannot be run, by its path, through a symlink to it or through /bin; an exec event is the resolved program', async () => {
     const id = realpathSync(execFileSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).trim());
@@ -509,6 +558,27 @@ describe('dynamic rules: exec', { skip }, () => {
     // The exec through the symlink was the event "exec <the real program>": it fired rules[1].
     assert.deepEqual(r.revocations.map((x) => [x.rule, x.trigger]), [[1, `exec ${id}`], [0, `read ${path.join(t.ws, 'secrets', 'key.txt')}`]]);
     assert.equal(supDenials(r).filter((d) => d.what.startsWith('execve') && /exec revoked by rules\[0\]/.test(d.detail)).length, 3, JSON.stringify(r.denials));
+  });
+});
+
+describe('dynamic rules: exec by identity', { skip }, () => {
+  it('a hard link or a rename of a revoked program does not run it, and running it by another name is an exec event of its launch name', async () => {
+    const id = realpathSync(execFileSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).trim());
+    const t = setup([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'exec ${WORKSPACE}/tools/**' }]);
+    mkdirSync(path.join(t.ws, 'tools'));
+    writeFileSync(path.join(t.ws, 'tools', 'deploy'), readFileSync(id), { mode: 0o755 });
+    const r = await run({ policy: t.policy }, ['sh', '-c', 'ln tools/deploy d2; ./d2 -u >/dev/null && echo before-ok; cat secrets/key.txt >/dev/null; ./tools/deploy -u; echo "direct=$?"; ./d2 -u; echo "link=$?"; mv tools/deploy d3; ./d3 -u; echo "renamed=$?"'], t.options);
+    const out = r.stdout.toString();
+    assert.match(out, /^before-ok\ndirect=126\nlink=126\nrenamed=126\n$/, out + r.stderr.toString());
+    assert.ok(supDenials(r).some((d) => d.what === `execve ${path.join(t.ws, 'd3')}` && /linked or renamed/.test(d.detail)), JSON.stringify(supDenials(r)));
+
+    const t2 = setup([{ after: 'exec ${WORKSPACE}/tools/**', revoke: 'write ${WORKSPACE}/src/**' }]);
+    mkdirSync(path.join(t2.ws, 'tools'));
+    writeFileSync(path.join(t2.ws, 'tools', 'deploy'), readFileSync(id), { mode: 0o755 });
+    const r2 = await run({ policy: t2.policy }, ['sh', '-c', 'ln tools/deploy d4; echo x > src/a.c; echo "before=$?"; ./d4 -u >/dev/null; echo x > src/b.c; echo "after=$?"'], t2.options);
+    const out2 = r2.stdout.toString();
+    assert.match(out2, /^before=0\nafter=[12]\n$/, out2 + r2.stderr.toString());
+    assert.deepEqual(r2.revocations.map((x) => x.trigger), [`exec ${path.join(t2.ws, 'tools', 'deploy')}`]);
   });
 });
 

@@ -110,4 +110,54 @@ attempt('execveat-opath', execveat)
     assert.ok(sup.some((d) => d.what === `openat ${path.join(fx.ws, 'secret.key')}`), JSON.stringify(r.denials));
     assert.ok(sup.some((d) => d.what.startsWith('execve') && d.what.endsWith('tool.sh')), JSON.stringify(r.denials));
   });
+
+  it('directory entries (visible and append-only) cannot be carried off by renaming a directory above them, and their files are known by identity under other names', async () => {
+    const fx = sandboxFixture();
+    for (const d of ['cfg/vis', 'cfg/app', 'empty', 'other']) mkdirSync(path.join(fx.ws, d), { recursive: true });
+    writeFileSync(path.join(fx.ws, 'cfg', 'vis', 'token'), 'VISIBLE-SECRET\n');
+    writeFileSync(path.join(fx.ws, 'cfg', 'app', 'log.txt'), 'APPENDLOG\n');
+    // Second names made on the host before the run, outside the entries.
+    linkSync(path.join(fx.ws, 'cfg', 'vis', 'token'), path.join(fx.ws, 'hl-vis'));
+    linkSync(path.join(fx.ws, 'cfg', 'app', 'log.txt'), path.join(fx.ws, 'hl-app'));
+    const policy = { extends: ['default'], filesystem: { visible: ['${WORKSPACE}/cfg/vis'], append: ['${WORKSPACE}/cfg/app'] } };
+    const code = `
+import os, sys, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        r = f()
+        print(name, 'ok', r if isinstance(r, (int, str)) else '')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()
+def exchange(a, b):
+    if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:  # renameat2(RENAME_EXCHANGE)
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+attempt('rename-ancestor', lambda: os.rename('cfg', 'cfg2'))
+attempt('read-after', lambda: open('cfg2/vis/token').read())
+attempt('trunc-after', lambda: open('cfg2/app/log.txt', 'w').write('REWRITTEN'))
+attempt('exchange-ancestor', lambda: exchange('empty', 'cfg'))
+attempt('rename-entry', lambda: os.rename('cfg/app', 'app2'))
+attempt('read-hardlink', lambda: open('hl-vis').read())
+attempt('trunc-hardlink', lambda: open('hl-app', 'w').write('REWRITTEN'))
+attempt('rdwr-hardlink', lambda: os.open('hl-app', os.O_RDWR))
+attempt('append-hardlink', lambda: open('hl-app', 'a').write('A1\\n'))
+attempt('link-from-vis', lambda: os.link('cfg/vis/token', 'x'))
+attempt('rename-other', lambda: os.rename('other', 'other2'))
+`;
+    const r = await run({ policy }, ['python3', '-c', code], fixtureRunOptions(fx, []));
+    const out = r.stdout.toString() + r.stderr.toString();
+    const line = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(out)?.[1] ?? 'missing';
+    for (const k of ['rename-ancestor', 'exchange-ancestor', 'read-hardlink', 'trunc-hardlink', 'rdwr-hardlink']) assert.equal(line(k), 'refused errno=13', `${k}: ${out}`);
+    assert.match(line('read-after'), /^refused errno=2$/, out);
+    assert.match(line('trunc-after'), /^refused errno=2$/, out);
+    // The entry itself is a mount point (EBUSY), or refused; a link out of its bind crosses mounts (EXDEV).
+    assert.match(line('rename-entry'), /^refused errno=(16|13)$/, out);
+    assert.match(line('link-from-vis'), /^refused errno=(18|13|30)$/, out);
+    assert.match(line('append-hardlink'), /^ok/, out);
+    assert.match(line('rename-other'), /^ok/, out);
+    assert.ok(!out.includes('VISIBLE-SECRET'), out);
+    assert.equal(readFileSync(path.join(fx.ws, 'cfg', 'app', 'log.txt'), 'utf8'), 'APPENDLOG\nA1\n');
+    assert.equal(readFileSync(path.join(fx.ws, 'cfg', 'vis', 'token'), 'utf8'), 'VISIBLE-SECRET\n');
+  });
 });

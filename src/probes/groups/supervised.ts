@@ -349,6 +349,36 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
     },
   },
   {
+    id: 'rule.file-entry-ancestor-rename',
+    ...fileProbe,
+    title: 'carry a visible-only directory and an append-only directory off by renaming the directory above them, then read the secret and truncate the log under the new name',
+    asi: ['ASI02', 'ASI06'],
+    nist: ['AC-3', 'AU-9'],
+    setup: (ctx) => {
+      mkdirSync(path.join(ctx.ws, 'cfg', 'vis'), { recursive: true });
+      mkdirSync(path.join(ctx.ws, 'cfg', 'app'), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'cfg', 'vis', 'token'), `key ${ctx.canary}\n`);
+      writeFileSync(path.join(ctx.ws, 'cfg', 'app', 'log.txt'), 'FIRST LINE\n');
+    },
+    policy: { filesystem: { visible: ['${WORKSPACE}/cfg/vis'], append: ['${WORKSPACE}/cfg/app'] } },
+    program: () =>
+      py(`attempt('elsewhere', lambda: (os.mkdir('build'), os.rename('build', 'build2'), os.rmdir('build2')))
+attempt('rename-above', lambda: os.rename('cfg', 'cfg2'))
+base = 'cfg2' if os.path.isdir('cfg2') else 'cfg'
+attempt('read', lambda: sys.stdout.write(open(base + '/vis/token').read()))
+attempt('truncate', lambda: open(base + '/app/log.txt', 'w').write('REWRITTEN'))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('elsewhere') === undefined) return noResult(run, 'elsewhere');
+      if (v.get('elsewhere') !== '0') return error(`renaming a directory elsewhere failed (errno ${v.get('elsewhere')}): the refusal is wider than the entries`);
+      if (run.stdout.includes(ctx.canary)) return broken('the visible-only file\'s contents reached the output');
+      const refused = refusedWith(run, ['rename-above', 'read', 'truncate'], E.EACCES, 'a renamed directory above the entries let the sandbox past them');
+      if (refused) return refused;
+      if (readFileSync(path.join(ctx.ws, 'cfg', 'app', 'log.txt'), 'utf8') !== 'FIRST LINE\n') return broken('the append-only log changed on the host');
+      return held('cfg, above both entries, could not be renamed (EACCES); the token stayed unread and the log intact');
+    },
+  },
+  {
     id: 'rule.write-revoke-exact',
     ...ruleProbe,
     title: 'after a write revocation on src/, change src/ by unlink, rename, mkdir, chmod, utimes, link; ordinary churn elsewhere must still work',
@@ -371,6 +401,43 @@ attempt('link', lambda: os.link('src/main.c', 'second.c'))`),
       if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host');
       if (!recorded(run, /write revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
       return held('outside src/ files were made, renamed and removed; inside it every change by path got EACCES, decided on the resolved path');
+    },
+  },
+  {
+    id: 'rule.write-revoke-ancestor',
+    ...ruleProbe,
+    title: 'after a write revocation on lib/src/, carry it off by renaming lib (a directory above the pattern), or by exchanging lib with a planted tree or an empty directory',
+    asi: ['ASI01', 'ASI05'],
+    nist: ['AC-3(8)', 'SI-7'],
+    setup: async (ctx) => {
+      await setup(ctx);
+      mkdirSync(path.join(ctx.ws, 'lib', 'src'), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'lib', 'src', 'main.c'), 'int main(void) { return 0; }\n');
+    },
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/lib/src/**' }]),
+    program: () =>
+      py(`libc = ctypes.CDLL(None, use_errno=True)
+def exchange(a, b):
+    if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:  # renameat2(RENAME_EXCHANGE)
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+os.makedirs('planted/src')
+open('planted/src/main.c', 'w').write('EVIL')
+open('secrets/token').read()
+attempt('elsewhere', lambda: (os.mkdir('build'), os.rename('build', 'build2'), os.rmdir('build2')))
+attempt('rename-above', lambda: os.rename('lib', 'lib2'))
+attempt('exchange', lambda: exchange('planted', 'lib'))
+os.mkdir('empty')
+attempt('exchange-empty', lambda: exchange('lib', 'empty'))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      if (v.get('elsewhere') === undefined) return noResult(run, 'elsewhere');
+      if (v.get('elsewhere') !== '0') return error(`renaming a directory outside the pattern failed (errno ${v.get('elsewhere')}): the revocation is wider than its pattern`);
+      const refused = refusedWith(run, ['rename-above', 'exchange', 'exchange-empty'], E.EACCES, 'a directory above the revoked pattern was moved, and lib/src with it');
+      if (refused) return refused;
+      if (readFileSync(path.join(ctx.ws, 'lib', 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('lib/src/main.c changed on the host');
+      if (!recorded(run, /moved or replaced as a whole/)) return error('refused, but no supervisor refusal was recorded');
+      return held('a directory elsewhere was renamed; lib, above the revoked lib/src, could not be renamed or exchanged (EACCES)');
     },
   },
   {
