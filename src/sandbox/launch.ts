@@ -37,7 +37,7 @@ import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
-import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
+import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
@@ -47,6 +47,9 @@ import { MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rul
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
+
+const RESOLV_CONF = '/etc/resolv.conf';
+const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -354,6 +357,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }));
   for (const sec of brokered) childEnv[sec.name] = sec.placeholder;
 
+  // Before anything is created: a mount point Ward adds must not have to be made on the host.
+  const missing = hostMountPointsMissing(plan.mounts.ops, [LAUNCHER_INSIDE, ...(plan.network ? [RESOLV_CONF] : []), ...(brokered.length > 0 ? [SYSTEM_CA] : [])]);
+  if (missing.length > 0) {
+    const m = missing[0]!;
+    throw new WardError(`Ward mounts its own ${m.dest} in the sandbox, but it lies inside the granted host directory ${m.bind}, where it does not exist as a file: bwrap would have to create it on the host`, {
+      step: 'preflight',
+      fix: `grant narrower paths than ${m.bind}, or create ${m.dest} on the host`,
+    });
+  }
+
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
   let cgroup: Cgroup | null = null;
@@ -433,13 +446,13 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     runDir = mkdtempSync(path.join(tmpdir(), 'ward-net-'));
     const resolvConf = path.join(runDir, 'resolv.conf');
     writeFileSync(resolvConf, '# Ward: DNS inside the sandbox is answered by Ward, for allowed names only\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n', { mode: 0o644 });
-    files.push({ src: resolvConf, dest: '/etc/resolv.conf' });
-    landlockRules.push({ rights: 'r', path: '/etc/resolv.conf' });
+    files.push({ src: resolvConf, dest: RESOLV_CONF });
+    landlockRules.push({ rights: 'r', path: RESOLV_CONF });
     // The run's CA exists only in this process's memory and in this sandbox's trust store.
     const ca = brokered.length > 0 ? createRunCa() : null;
     if (ca) {
       const bundle = path.join(runDir, 'ca-bundle.pem');
-      const system = '/etc/ssl/certs/ca-certificates.crt';
+      const system = SYSTEM_CA;
       writeFileSync(bundle, `${existsSync(system) ? readFileSync(system, 'utf8').trimEnd() + '\n' : ''}${ca.certPem}`, { mode: 0o644 });
       files.push({ src: bundle, dest: system });
       landlockRules.push({ rights: 'r', path: system });

@@ -116,6 +116,26 @@ describe('ward run', () => {
     assert.equal(c.code, 125);
   });
 
+  it('a workspace or a grant of / is refused before anything runs: the host\'s /proc, /dev and /sys never replace the sandbox\'s', () => {
+    const fx = sandboxFixture();
+    // Before the fix, as root, this wrote the host's sysctl (and bwrap made /.ward/launch on the host's root).
+    const marker = path.join(fx.ws, 'ran');
+    const a = ward(['run', ...degraded, '--workspace', '/', '--', 'sh', '-c', `touch ${marker}; cat /proc/1/cmdline`], { cwd: fx.ws, env: fx.env });
+    assert.equal(a.code, 125, a.stdout + a.stderr);
+    assert.match(a.stderr, /workspace \/ contains \/proc/);
+    assert.match(a.stderr, /fix: pass --workspace with the project directory/);
+    assert.equal(existsSync(marker), false);
+    writeFileSync(path.join(fx.ws, 'root.yaml'), 'extends: [default]\nfilesystem:\n  read: ["/"]\n');
+    const b = ward(['run', ...degraded, '--policy', 'root.yaml', '--', 'sh', '-c', 'touch ran; ls /proc'], { cwd: fx.ws, env: fx.env });
+    assert.equal(b.code, 125, b.stdout + b.stderr);
+    assert.match(b.stderr, /root\.yaml at filesystem\.read\[0\]: \/ contains \/proc/);
+    assert.match(b.stderr, /fix: grant the directories the command needs instead \(e\.g\. \/usr, \/etc, \/opt/);
+    assert.equal(existsSync(marker), false);
+    const c = ward(['policy', 'check', 'root.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(c.code, 125);
+    assert.match(c.stderr, /contains \/proc/);
+  });
+
   it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {
     const fx = sandboxFixture();
     const rec = path.join(path.dirname(fx.ws), 'record.jsonl');
