@@ -370,18 +370,26 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
   let cgroup: Cgroup | null = null;
+  // cpu_time needs the cgroup as much as memory and pids do: RLIMIT_CPU alone is per process,
+  // so a tree of children each under the limit could use any multiple of it.
   if (needsCgroup(plan.cgroup) || plan.cpuTimeSec !== null) {
     try {
       cgroup = createCgroup(plan.cgroup, { cpuAccounting: plan.cpuTimeSec !== null });
-    } catch (e) {
-      const required = needsCgroup(plan.cgroup);
-      if (required && !degradeAllowed) throw e;
-      if (required) {
-        degraded.push(`cgroup: ${(e as Error).message}`);
-        // Weaker stand-ins, per process rather than per tree: recorded as such.
-        if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
-        if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
+      if (plan.cpuTimeSec !== null && cgroup.cpuSeconds() === null) {
+        void cgroup.remove();
+        cgroup = null;
+        throw new WardError('cannot apply the policy\'s cpu_time over the whole process tree: the cgroup Ward made does not account CPU time (no cpuacct controller)', {
+          step: 'cgroup',
+          fix: 'mount the cpuacct controller (cgroup v1) or use cgroup v2; or set resources.cpu_time to "unlimited"; or pass --allow-degraded (if the policy allows it) to fall back to RLIMIT_CPU per process',
+        });
       }
+    } catch (e) {
+      if (!degradeAllowed) throw e;
+      degraded.push(`cgroup: ${(e as Error).message}`);
+      // Weaker stand-ins, per process rather than per tree: recorded as such.
+      if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
+      if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
+      if (plan.cpuTimeSec !== null) degraded.push(`cpu_time: RLIMIT_CPU per process only (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s each): a tree of processes can use more CPU time in total`);
     }
   }
 
