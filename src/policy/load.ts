@@ -14,6 +14,7 @@ import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { PolicyError } from '../errors.js';
+import { homeDir } from '../paths.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { expandPath, type ExpandContext } from './expand.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
@@ -89,7 +90,7 @@ interface Source {
 
 export function loadPolicy(opts: LoadOptions): LoadedPolicy {
   const env = opts.env ?? process.env;
-  const home = opts.home ?? env.HOME ?? '/';
+  const home = policyHome(opts.home, env);
   const ctx: ExpandContext = { home, workspace: opts.workspace, nodePrefix: nodePrefix() };
 
   const sources: Source[] = [];
@@ -106,7 +107,7 @@ export function loadPolicy(opts: LoadOptions): LoadedPolicy {
 /** Builds the effective policy from a policy object (the library API's entry point). */
 export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file' | 'profile'> & { label?: string }): LoadedPolicy {
   const env = opts.env ?? process.env;
-  const home = opts.home ?? env.HOME ?? '/';
+  const home = policyHome(opts.home, env);
   const label = opts.label ?? '(policy object)';
   const parsed = validate(policy, label, undefined);
   const sources: Source[] = [];
@@ -117,6 +118,11 @@ export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file'
   }
   sources.push({ label, policy: parsed });
   return build(sources, { home, workspace: opts.workspace, nodePrefix: nodePrefix() }, env, home);
+}
+
+/** The home `~` means: the caller's, or HOME's (absolute, or refused: see paths.ts homeDir). */
+function policyHome(home: string | undefined, env: NodeJS.ProcessEnv): string {
+  return home === undefined ? homeDir(env) : homeDir({ HOME: home });
 }
 
 function isProfileRef(ref: string): boolean {
@@ -436,7 +442,8 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   const lastLabel = sources.at(-1)?.label ?? '(policy)';
   for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
     const r = expandPath(raw, ctx);
-    if (!r.ok) continue;
+    // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
+    if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');
     if (!fs.deny.has(r.path)) fs.deny.set(r.path, { path: r.path, optional: true });
     if (!origins.has(`deny\0${r.path}`)) origins.set(`deny\0${r.path}`, { file: 'ward:mandatory-deny', keyPath: 'filesystem.deny' });
   }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hasCgroup, sandboxFixture, ward } from '../helpers.js';
@@ -134,6 +134,17 @@ describe('ward run', () => {
     const c = ward(['policy', 'check', 'root.yaml'], { cwd: fx.ws, env: fx.env });
     assert.equal(c.code, 125);
     assert.match(c.stderr, /contains \/proc/);
+  });
+
+  it('an empty HOME is refused before anything is written: the audit key never lands in the workspace', () => {
+    const fx = sandboxFixture();
+    for (const home of ['', 'relhome']) {
+      const r = ward(['run', ...degraded, '--', 'sh', '-c', 'touch ran; cat .config/ward/audit.key relhome/.config/ward/audit.key'], { cwd: fx.ws, env: { ...fx.env, HOME: home, XDG_CONFIG_HOME: '', XDG_STATE_HOME: '', XDG_CACHE_HOME: '' } });
+      assert.equal(r.code, 125, r.stdout + r.stderr);
+      assert.match(r.stderr, /HOME is (empty|"relhome", a relative path)/);
+      assert.match(r.stderr, /fix: set HOME to your home directory/);
+      assert.deepEqual(readdirSync(fx.ws), [], 'nothing created in the workspace');
+    }
   });
 
   it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {

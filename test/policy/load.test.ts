@@ -8,6 +8,7 @@ import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
 import { PROFILE_NAMES, PROFILES } from '../../src/policy/profiles/index.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { parseDuration, parseSize } from '../../src/policy/units.js';
+import { WardError } from '../../src/errors.js';
 import { policyError } from '../helpers.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ward-policy-test-'));
@@ -124,6 +125,28 @@ describe('policy loading', () => {
     const p = load('filesystem: {read: ["~"]}\n');
     const deny = p.effective.filesystem.deny.map((e) => e.path);
     for (const d of [`${home}/.ssh`, `${home}/.aws`, '/etc/shadow', `${home}/.cache/ward`, `${home}/.local/state/ward`]) assert.ok(deny.includes(d), d);
+  });
+
+  it('an empty or relative HOME (or XDG_*_HOME) is refused, naming the variable and the fix, never resolved against the current directory', () => {
+    const obj = { filesystem: { read: ['/usr'] } };
+    for (const [bad, name] of [[{ HOME: '' }, 'HOME is empty'], [{ HOME: 'rel/home' }, 'HOME is "rel/home", a relative path'], [{ HOME: home, XDG_STATE_HOME: 'state' }, 'XDG_STATE_HOME is "state"'], [{ HOME: home, XDG_CONFIG_HOME: './cfg' }, 'XDG_CONFIG_HOME is "./cfg"']] as const) {
+      assert.throws(
+        () => loadPolicyObject(obj, { workspace: ws, env: { PATH: '/usr/bin', ...bad } }),
+        (e: unknown) => e instanceof WardError && e.message.startsWith(name) && /absolute path/.test(e.fix ?? ''),
+        JSON.stringify(bad),
+      );
+    }
+    // Empty XDG_* means unset (XDG): the default under HOME.
+    const p = loadPolicyObject(obj, { workspace: ws, env: { HOME: home, XDG_STATE_HOME: '' } });
+    assert.ok(p.effective.filesystem.deny.some((e) => e.path === `${home}/.local/state/ward`));
+  });
+
+  it('a mandatory deny that cannot be resolved is an error, not skipped', () => {
+    const odd = path.join(dir, 'odd*home');
+    const e = policyError(() => loadPolicyObject({ filesystem: { read: ['/usr'] } }, { workspace: ws, env: { HOME: odd, PATH: '/usr/bin' } }));
+    assert.equal(e.file, 'ward:mandatory-deny');
+    assert.match(e.message, /mandatory deny ~\/\.ssh cannot be resolved/);
+    assert.match(e.fix ?? '', /set HOME/);
   });
 
   it('passes PATH, HOME, LANG, TERM by default and nothing else', () => {
