@@ -3,6 +3,7 @@
  * process starts. A Plan can be printed, hashed and checked (`ward policy show
  * --plan`, and later `ward verify`) without running anything.
  */
+import { readFileSync } from 'node:fs';
 import { PolicyError } from '../errors.js';
 import { planRules, supervisedFiles, withoutSocketNodes, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
@@ -54,6 +55,15 @@ export interface CompileContext {
 
 const seccompCache = new Map<string, Plan['seccomp']>();
 
+function readNrOpen(): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
   const rules = planRules(eff.rules ?? [], supervisedFiles(eff));
@@ -82,7 +92,14 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     // No core dumps: a crashing tool would write its memory (tokens included) into the workspace.
     core: [0, 0],
   };
-  if (r.open_files !== null) rlimits.nofile = [r.open_files, r.open_files];
+  if (r.open_files !== null) {
+    // The kernel refuses RLIMIT_NOFILE above fs.nr_open: say so now, not as a failed launch.
+    const nrOpen = readNrOpen();
+    if (nrOpen !== null && r.open_files > nrOpen) {
+      throw new PolicyError(policy.origins.get('resources\0open_files')?.file ?? policy.sources.at(-1) ?? '(policy)', 'resources.open_files', `${r.open_files} is more than this host's fs.nr_open (${nrOpen}), the most the kernel lets a process have open`, `write at most ${nrOpen}, or "unlimited"`);
+    }
+    rlimits.nofile = [r.open_files, r.open_files];
+  }
   if (r.file_size !== null) rlimits.fsize = [r.file_size, r.file_size];
   if (r.cpu_time !== null) {
     // Soft limit sends SIGXCPU at the limit, the hard one SIGKILL a second later.

@@ -120,6 +120,14 @@ export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file'
   return build(sources, { home, workspace: opts.workspace, nodePrefix: nodePrefix() }, env, home);
 }
 
+/** Bounds the kernel (or Ward's exact arithmetic) sets on resource values, checked at load so a bad value is a policy error, not a failed launch. */
+const MAX_SIZE_TEXT = '8 PiB (2^53 - 1 bytes)';
+const MAX_DURATION_S = 8760 * 3600;
+/** PID_MAX_LIMIT on 64-bit Linux: pids.max refuses more. */
+const MAX_PIDS = 4_194_304;
+/** The most fs.nr_open can ever be (INT_MAX rounded down to a multiple of 64); RLIMIT_NOFILE is capped by it. */
+const MAX_OPEN_FILES = 1_073_741_816;
+
 /** The home `~` means: the caller's, or HOME's (absolute, or refused: see paths.ts homeDir). */
 function policyHome(home: string | undefined, env: NodeJS.ProcessEnv): string {
   return home === undefined ? homeDir(env) : homeDir({ HOME: home });
@@ -425,10 +433,39 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
       if (!invariants.has(key)) invariants.set(key, r.value);
     });
     const res = policy.resources ?? {};
-    for (const k of ['memory', 'file_size', 'output'] as const) if (res[k] !== undefined) eff.resources[k] = parseSize(res[k]);
-    for (const k of ['cpu_time', 'wall_time'] as const) if (res[k] !== undefined) eff.resources[k] = parseDuration(res[k]);
-    for (const k of ['pids', 'open_files'] as const) if (res[k] !== undefined) eff.resources[k] = res[k] === 'unlimited' ? null : res[k];
-    if (res.cpus !== undefined) eff.resources.cpus = res.cpus === 'unlimited' ? null : res.cpus;
+    // Scalars: the last source to set one is where it was written (for errors found later, e.g. at compile).
+    for (const k of Object.keys(res)) origins.set(`resources\0${k}`, { file: label, keyPath: `resources.${k}` });
+    const bad = (k: string, problem: string, fix: string) => new PolicyError(label, `resources.${k}`, `${JSON.stringify(res[k as keyof typeof res])} ${problem}`, fix);
+    for (const k of ['memory', 'file_size', 'output'] as const) {
+      if (res[k] === undefined) continue;
+      const v = parseSize(res[k]);
+      // Checked after parsing: "0k" and "0.5" pass the schema's pattern and round down to 0.
+      if (v !== null && v < 1) throw bad(k, 'is less than one byte', 'write a size of at least 1 byte, e.g. "64MiB", or "unlimited"');
+      // The kernel takes these as 64-bit integers, Ward as exact ones: beyond 2^53 neither holds.
+      if (v !== null && v > Number.MAX_SAFE_INTEGER) throw bad(k, `is more than ${MAX_SIZE_TEXT}`, 'write a smaller size, or "unlimited"');
+      eff.resources[k] = v;
+    }
+    for (const k of ['cpu_time', 'wall_time'] as const) {
+      if (res[k] === undefined) continue;
+      const v = parseDuration(res[k]);
+      // Ward counts wall_time in milliseconds and cpu_time in whole seconds (RLIMIT_CPU): a
+      // value that rounds to 0 would kill the command at once.
+      if (v !== null && (k === 'wall_time' ? Math.round(v * 1000) < 1 : v <= 0)) throw bad(k, 'is no time at all', `write a duration of at least ${k === 'wall_time' ? '1ms' : '1s'}, e.g. "30s", or "unlimited"`);
+      if (v !== null && v > MAX_DURATION_S) throw bad(k, 'is more than a year', 'write a shorter duration (at most "8760h"), or "unlimited"');
+      eff.resources[k] = v;
+    }
+    for (const k of ['pids', 'open_files'] as const) {
+      if (res[k] === undefined) continue;
+      const v = res[k] === 'unlimited' ? null : res[k];
+      const max = k === 'pids' ? MAX_PIDS : MAX_OPEN_FILES;
+      if (v !== null && v > max) throw bad(k, `is more than the kernel accepts (${max})`, `write at most ${max}, or "unlimited"`);
+      eff.resources[k] = v;
+    }
+    if (res.cpus !== undefined) {
+      const v = res.cpus === 'unlimited' ? null : res.cpus;
+      if (v !== null && Math.round(v * 100_000) < 1000) throw bad('cpus', 'is less than the kernel\'s smallest CPU quota (0.01 cores: 1 ms per 100 ms period)', 'write at least 0.01, or "unlimited"');
+      eff.resources.cpus = v;
+    }
     for (const name of policy.env?.pass ?? []) pass.add(name);
     Object.assign(set, policy.env?.set ?? {});
     for (const name of policy.syscalls?.deny ?? []) deny.add(name);

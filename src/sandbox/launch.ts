@@ -51,6 +51,9 @@ import { encodeArgvMessage } from '../pool/message.js';
 const RESOLV_CONF = '/etc/resolv.conf';
 const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
 
+/** The longest delay setTimeout takes as given. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const FD_ARGS = 3;
 const FD_STATUS = 4;
 const FD_SECCOMP = 5;
@@ -654,7 +657,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   let abortSignal = opts.signal;
   const onAbort = () => killTree();
   const armLimits = () => {
-    wall = plan.wallTimeMs !== null ? setTimeout(() => ((timedOut = true), killTree()), plan.wallTimeMs) : null;
+    if (plan.wallTimeMs !== null) {
+      // setTimeout fires at once for more than 2^31-1 ms (~24.8 days): a longer wall_time is
+      // waited for in steps, against a monotonic deadline.
+      const deadline = performance.now() + plan.wallTimeMs;
+      const step = () => {
+        const left = deadline - performance.now();
+        wall = left > MAX_TIMER_MS ? setTimeout(step, MAX_TIMER_MS) : setTimeout(() => ((timedOut = true), killTree()), Math.max(0, left));
+      };
+      step();
+    }
     cpuWatch =
       plan.cpuTimeSec !== null && cgroup && cgroup.cpuSeconds() !== null
         ? setInterval(() => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { compilePlan } from '../../src/plan/compile.js';
 import { canonicalJson, sha256Hex } from '../../src/policy/canonical.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
 import { PROFILE_NAMES, PROFILES } from '../../src/policy/profiles/index.js';
@@ -169,6 +170,35 @@ describe('policy loading', () => {
     const o = loadPolicyObject({ extends: ['minimal'], resources: { pids: 5 } }, { workspace: ws, home, env });
     assert.equal(o.effective.resources.pids, 5);
     assert.throws(() => loadPolicyObject({ filesystem: { raed: [] } }, { workspace: ws, home, env }), /unknown key "raed"/);
+  });
+});
+
+describe('resource values out of range', () => {
+  it('sizes and durations that round to nothing, or beyond what the kernel and Ward can hold, are refused at load with the value named', () => {
+    const cases: [string, RegExp][] = [
+      ['memory: "0k"', /resources\.memory: "0k" is less than one byte/],
+      ['memory: "0.5"', /resources\.memory: "0\.5" is less than one byte/],
+      ['output: "0k"', /resources\.output: "0k" is less than one byte/],
+      ['file_size: 99999999999TiB', /resources\.file_size: "99999999999TiB" is more than 8 PiB/],
+      ['wall_time: "0ms"', /resources\.wall_time: "0ms" is no time at all/],
+      ['cpu_time: 1e30', /resources\.cpu_time: 1e\+30 is more than a year/],
+      ['pids: 99999999999', /resources\.pids: 99999999999 is more than the kernel accepts \(4194304\)/],
+      ['cpus: 0.001', /resources\.cpus: 0\.001 is less than the kernel's smallest CPU quota/],
+    ];
+    for (const [line, re] of cases) {
+      const e = policyError(() => load(`extends: [minimal]\nresources:\n  ${line}\n`));
+      assert.match(e.message, re, line);
+      assert.ok(e.fix, line);
+    }
+    // Long but representable: accepted (launch waits in steps beyond setTimeout's 2^31-1 ms).
+    assert.equal(load('resources: {wall_time: 600h, cpu_time: 8760h, memory: 1, cpus: 0.01}\n').effective.resources.wall_time, 600 * 3600);
+  });
+
+  it('open_files above the host\'s fs.nr_open is refused when the plan is compiled, naming both', () => {
+    const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    const p = load(`resources: {open_files: ${nrOpen + 1}}\n`, 'nofile.yaml');
+    const e = policyError(() => compilePlan(p, { home, env }));
+    assert.match(e.message, new RegExp(`nofile\\.yaml at resources\\.open_files: ${nrOpen + 1} is more than this host's fs\\.nr_open \\(${nrOpen}\\)`));
   });
 });
 

@@ -42,6 +42,13 @@ describe('resource limits', () => {
     assert.match(r.message ?? '', /cpu_time/);
   });
 
+  it('a wall_time beyond setTimeout\'s 2^31-1 ms (600h) does not kill the command at once', async () => {
+    const r = await go(limited({ wall_time: '600h' }), ['sh', '-c', 'sleep 0.5; echo finished']);
+    assert.equal(r.exitCode, 0, r.err);
+    assert.equal(r.reason, 'exit');
+    assert.match(r.out, /finished/);
+  });
+
   it('a disk filler is stopped at file_size', async () => {
     const r = await go(limited({ file_size: '1MiB' }), ['sh', '-c', 'head -c 5000000 /dev/zero > big']);
     assert.equal(r.exitCode, 137);
