@@ -169,7 +169,13 @@ function collectFile(file: string, stack: string[], seen: Set<string>, out: Sour
     const line = lines.linePos(err.pos[0]).line;
     throw new PolicyError(file, '', `not valid YAML/JSON: ${err.message.split('\n')[0]}`, 'fix the syntax at that line', line);
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    // The yaml library refuses an alias that expands too far (a "billion laughs" document) by throwing.
+    throw new PolicyError(file, '', `not a usable policy: ${(e as Error).message.split('\n')[0]} (YAML aliases that expand into too large a document)`, 'write the lists out instead of nesting *alias references');
+  }
   if (raw === null || raw === undefined) {
     throw new PolicyError(file, '', 'the policy file is empty', 'write at least `extends: [default]`, or use --profile NAME');
   }

@@ -147,6 +147,21 @@ describe('ward run', () => {
     }
   });
 
+  it('a --record path that cannot be written is refused before the command runs (its exit status is not replaced by 125 afterwards)', () => {
+    const fx = sandboxFixture();
+    for (const rec of ['/nonexistent-ward-dir/x.json', fx.ws]) {
+      const r = ward(['run', ...degraded, '--record', rec, '--', 'sh', '-c', 'touch ran; exit 3'], { cwd: fx.ws, env: fx.env });
+      assert.equal(r.code, 125, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error|    at /);
+      assert.match(r.stderr, /--record .*: cannot open it for writing \((its directory does not exist|it is a directory)\); nothing was run/);
+      assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+    }
+    const rec = path.join(path.dirname(fx.ws), 'rec.jsonl');
+    const ok = ward(['run', ...degraded, '--record', rec, '--', 'sh', '-c', 'exit 3'], { cwd: fx.ws, env: fx.env });
+    assert.equal(ok.code, 3, ok.stderr);
+    assert.equal(readFileSync(rec, 'utf8').trim().split('\n').length, 2);
+  });
+
   it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {
     const fx = sandboxFixture();
     const rec = path.join(path.dirname(fx.ws), 'record.jsonl');

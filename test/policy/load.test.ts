@@ -94,6 +94,14 @@ describe('policy loading', () => {
     assert.match(e.message, /broken\.yaml:\d+.*not valid YAML/);
   });
 
+  it('refuses a YAML alias bomb with a policy error, not a stack trace', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    const e = policyError(() => load(`${lines.join('\n')}\n`, 'bomb.yaml'));
+    assert.match(e.message, /bomb\.yaml: not a usable policy: .*alias/i);
+    assert.match(e.fix ?? '', /alias/);
+  });
+
   it('rejects duplicate keys instead of silently taking one', () => {
     assert.match(policyError(() => load('resources: {pids: 1}\nresources: {pids: 2}\n')).message, /not valid YAML/);
   });
