@@ -105,19 +105,21 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   // Landlock rule of their own, and the supervisor refuses every open and exec of them.
   const denied: { path: string; isDir: boolean; nlink: number }[] = [];
   const visible: { path: string; isDir: boolean }[] = [];
-  for (const entry of [...eff.filesystem.deny, ...eff.filesystem.visible]) {
+  const listed = [...eff.filesystem.deny.map((e) => ['deny', e] as const), ...eff.filesystem.visible.map((e) => ['visible', e] as const)];
+  for (const [key, entry] of listed) {
     const st = lstatOrNull(entry.path);
-    if (!st) continue;
-    let real = entry.path;
+    let real: string | undefined;
     try {
-      real = realpathSync(entry.path);
+      real = st ? realpathSync(entry.path) : undefined;
     } catch {
-      /* dangling symlink: nothing to hide behind it */
+      real = undefined; // a dangling symlink
+    }
+    const rst = real ? lstatOrNull(real) : null;
+    if (!real || !rst) {
+      missingDenyOrVisible(key, entry, st !== null, grants, ctx, notes);
       continue;
     }
-    const rst = lstatOrNull(real);
-    if (!rst) continue;
-    if (eff.filesystem.visible.some((v) => v.path === entry.path)) {
+    if (key === 'visible') {
       // Visible-only places are bound too (read-only), so they must stay out of the kernel's trees as grants do.
       if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes)) continue;
       visible.push({ path: real, isDir: rst.isDirectory() });
@@ -197,6 +199,30 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const cwd = nearest(binds, ws) ? ws : privateDirs.includes(ctx.home) ? ctx.home : '/';
   if (cwd !== ws) notes.push(`the workspace ${ws} is not granted, so the command starts in ${cwd}`);
   return { ops, landlock, cwd, notes };
+}
+
+/**
+ * A deny or visible path that is not there when the sandbox starts. Ward masks what exists (a
+ * mount needs something to cover), so inside a writable grant the sandbox could create it and
+ * use it freely: as for grants, a missing path is an error unless the entry says `optional`,
+ * and an optional one that a writable grant would let the command create is noted.
+ */
+function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling: boolean, grants: Map<string, Grant>, ctx: MountContext, notes: string[]): void {
+  const o = ctx.origins.get(`${key}\0${entry.path}`);
+  if (!entry.optional) {
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${key}`,
+      `${entry.path} ${dangling ? 'is a symlink to a path that does not exist' : 'does not exist'}: Ward can only hide what is there when the sandbox starts, so a command that may write there could create it and read it back`,
+      `create it (e.g. an empty file or directory), remove the entry, or mark it optional if it may be missing: { path: "${entry.path}", optional: true }`,
+    );
+  }
+  // Ward's mandatory denies and the built-in profiles' are optional by design (most workspaces and
+  // hosts lack most of them, docs/policy.md says what that means); a note for each on every run
+  // would bury the notes about what the user wrote.
+  if (key !== 'deny' || o === undefined || o.file === 'ward:mandatory-deny' || o.file.startsWith('profile:')) return;
+  const writable = [...grants.values()].find((g) => g.rights.has('w') && (isWithin(entry.path, g.real) || isWithin(entry.path, g.literal)));
+  if (writable) notes.push(`denied ${entry.path} does not exist now: if the command creates it (inside writable ${writable.literal}), nothing hides it`);
 }
 
 /** Host filesystems that are never bound in: the sandbox gets fresh ones. */

@@ -201,6 +201,22 @@ describe('ward policy', () => {
     assert.match(bad.stderr, /fix: .*\$\{WORKSPACE\}\/src/);
   });
 
+  it('check and run refuse a deny of a path that does not exist (it would hide nothing once the command made it), naming optional: true', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'd.yaml'), 'extends: [default]\nfilesystem:\n  deny: ["${WORKSPACE}/nope"]\n');
+    const c = ward(['policy', 'check', 'd.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(c.code, 125, c.stdout);
+    assert.match(c.stderr, /d\.yaml at filesystem\.deny\[0\]: .*\/nope does not exist/);
+    assert.match(c.stderr, /optional: true/);
+    const r = ward(['run', ...degraded, '--policy', 'd.yaml', '--', 'sh', '-c', 'echo s3cret > nope; cat nope'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.equal(existsSync(path.join(fx.ws, 'nope')), false);
+    writeFileSync(path.join(fx.ws, 'o.yaml'), 'extends: [default]\nfilesystem:\n  deny: [{path: "${WORKSPACE}/nope", optional: true}]\n');
+    const o = ward(['policy', 'check', 'o.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stdout, /note: denied .*\/nope does not exist now: if the command creates it/);
+  });
+
   it('show --plan prints the compiled mounts, Landlock rules and seccomp hash', () => {
     const fx = sandboxFixture();
     const r = ward(['policy', 'show', '--plan'], { cwd: fx.ws, env: fx.env });

@@ -17,6 +17,7 @@ writeFileSync(`${home}/.ssh/id_ed25519`, 'key\n');
 writeFileSync(`${root}/data/file`, 'x\n');
 symlinkSync(`${root}/data`, `${home}/datalink`);
 symlinkSync(`${home}/.ssh`, `${ws}/sshlink`);
+symlinkSync(`${ws}/nowhere`, `${ws}/dangling`);
 
 function plan(policy: Record<string, unknown>) {
   const p = loadPolicyObject(policy, { workspace: ws, home, env: { HOME: home } });
@@ -120,5 +121,26 @@ describe('mount plan', () => {
     assert.deepEqual(hostMountPointsMissing(ops, [`${root}/data/present`, `${root}/data/absent`, '/.ward/launch']), [{ dest: `${root}/data/absent`, bind: `${root}/data` }]);
     symlinkSync(`${root}/data/nowhere`, `${root}/data/dangling`);
     assert.deepEqual(hostMountPointsMissing(ops, [`${root}/data/dangling`]).map((m) => m.dest), [`${root}/data/dangling`]);
+  });
+
+  it('a deny or visible path that does not exist is an error unless optional (nothing would hide it once created); an optional one a writable grant could create is noted', () => {
+    for (const key of ['deny', 'visible']) {
+      for (const p of ['${WORKSPACE}/nope', '${WORKSPACE}/dangling']) {
+        assert.throws(
+          () => plan({ filesystem: { write: ['${WORKSPACE}'], [key]: [p] } }),
+          (e: unknown) => e instanceof PolicyError && e.keyPath === `filesystem.${key}[0]` && /does not exist: Ward can only hide what is there/.test(e.message) && /optional: true/.test(e.fix ?? ''),
+          `${key} ${p}`,
+        );
+      }
+    }
+    const m = plan({ filesystem: { write: ['${WORKSPACE}'], deny: [{ path: '${WORKSPACE}/nope', optional: true }] } });
+    assert.match(m.notes.join('\n'), new RegExp(`denied ${ws}/nope does not exist now: if the command creates it \\(inside writable ${ws}\\), nothing hides it`));
+    // Ward's own optional denies, and the profiles', load anywhere and add no notes of this kind.
+    for (const profile of ['minimal', 'node', 'python', 'default']) {
+      const empty = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-empty-'));
+      const p = loadPolicyObject({ extends: [profile] }, { workspace: empty, home: empty, env: { HOME: empty } });
+      const n = planMounts(p.effective, { home: empty, origins: p.origins });
+      assert.doesNotMatch(n.notes.join('\n'), /does not exist now/, profile);
+    }
   });
 });
