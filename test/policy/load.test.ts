@@ -210,6 +210,19 @@ describe('resource values out of range', () => {
   });
 });
 
+describe('syscalls.deny', () => {
+  it('a legacy name denied without its modern variants gets a plan note naming them (libc calls openat, not open)', () => {
+    const p = compilePlan(load('syscalls: {deny: [open, unlink, rename, renameat2, ptrace]}\n'), { home, env });
+    const notes = p.notes.join('\n');
+    assert.match(notes, /syscalls\.deny has open but not openat, openat2: .*add openat, openat2/);
+    assert.match(notes, /syscalls\.deny has unlink but not unlinkat/);
+    assert.match(notes, /syscalls\.deny has rename but not renameat:/);
+    assert.doesNotMatch(notes, /has ptrace/);
+    const complete = compilePlan(load('syscalls: {deny: [open, openat, openat2]}\n'), { home, env });
+    assert.doesNotMatch(complete.notes.join('\n'), /syscalls\.deny/);
+  });
+});
+
 describe('units', () => {
   it('parses sizes and durations', () => {
     assert.equal(parseSize('512MiB'), 512 * 1024 ** 2);
