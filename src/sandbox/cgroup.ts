@@ -122,7 +122,7 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
           writeFileSync(path.join(dir, file), value);
           applied.push(`${file}=${value}`);
         } catch (e) {
-          if (!optional) throw e;
+          if (!optional) throw rejected(file, value, e);
         }
       };
       try {
@@ -161,6 +161,7 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
         remove: () => removeDirs([dir], () => killPids(path.join(dir, 'cgroup.procs'))),
       };
     } catch (e) {
+      if (e instanceof WardError) throw e; // the value itself, which no other place would take either
       why = `${parent}: ${(e as Error).message}`;
     }
   }
@@ -218,7 +219,7 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
         writeFileSync(path.join(dir, file), value);
         applied.push(`${c}/${file}=${value}`);
       } catch (e) {
-        if (!optional) throw new Error(`${path.join(dir, file)}: ${(e as Error).message}`);
+        if (!optional) throw rejected(file, value, e, `${path.join(dir, file)}: ${(e as Error).message}`);
       }
     };
     if (limits.memory !== null) {
@@ -233,6 +234,7 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
     }
   } catch (e) {
     for (const d of dirs.reverse()) tryRmdir(d);
+    if (e instanceof WardError) throw e;
     return (e as Error).message;
   }
   const memDir = byController.get('memory');
@@ -260,6 +262,19 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
     killAll: () => killPids(path.join(anyDir, 'cgroup.procs')),
     remove: () => removeDirs(dirs, () => killPids(path.join(anyDir, 'cgroup.procs'))),
   };
+}
+
+/**
+ * A limit the kernel refused as a value (EINVAL, ERANGE) is the policy's to fix, not the host's:
+ * say which value, instead of the "mount the controllers" advice for a missing cgroup.
+ */
+function rejected(file: string, value: string, e: unknown, plain?: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EINVAL' && code !== 'ERANGE') return plain === undefined ? (e as Error) : new Error(plain);
+  return new WardError(`the kernel refused the limit ${file}=${value} (${code}): the policy's value is out of the range this kernel accepts`, {
+    step: 'cgroup',
+    fix: 'change resources.memory, resources.pids or resources.cpus in the policy to a smaller (or larger) value, or to "unlimited"',
+  });
 }
 
 function eventCount(file: string, key: string): number {

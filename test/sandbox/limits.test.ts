@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
+import { createCgroup } from '../../src/sandbox/cgroup.js';
 import { hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 function limited(resources: Record<string, unknown>): PolicyInput {
@@ -91,6 +92,15 @@ describe('resource limits', () => {
       assert.equal(r.exitCode, 137, r.err);
       assert.equal(r.reason, 'cpu_time');
       assert.doesNotMatch(r.out, /survived/);
+    });
+
+    it('a limit the kernel refuses as a value is named as such, not blamed on the cgroup setup', () => {
+      // Policies cannot say this any more (load refuses pids above 4194304); a library caller's plan can.
+      assert.throws(
+        () => createCgroup({ memory: null, pids: 100_000_000_000, cpus: null }, { cpuAccounting: false }),
+        (e: unknown) => e instanceof WardError && /kernel refused the limit pids\.max=100000000000 \(EINVAL\)/.test(e.message) && /resources\.memory, resources\.pids or resources\.cpus/.test(e.fix ?? ''),
+      );
+      assert.deepEqual(wardCgroupsOf(), []);
     });
 
     it('the launch record names the cgroup and the limits written', async () => {
