@@ -83,12 +83,15 @@ const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
 export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const notes: string[] = [];
   const grants = new Map<string, Grant>();
+  // The mount table, read once per plan and only if a grant gets past the lexical checks.
+  let kmountsRead: KernelMount[] | undefined;
+  const kmounts = () => (kmountsRead ??= kernelMounts());
 
   for (const key of ['read', 'write', 'execute', 'append'] as const) {
     for (const entry of eff.filesystem[key]) {
       const resolved = resolve(entry, key, ctx);
       if (!resolved) continue;
-      if (skipKernelTree(entry, key, resolved.real, eff.workspace, ctx, notes)) continue;
+      if (skipKernelTree(entry, key, resolved.real, eff.workspace, ctx, notes, kmounts)) continue;
       const g = grants.get(resolved.real);
       const rights = RIGHTS_OF[key];
       if (g) for (const c of rights) g.rights.add(c);
@@ -121,7 +124,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     }
     if (key === 'visible') {
       // Visible-only places are bound too (read-only), so they must stay out of the kernel's trees as grants do.
-      if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes)) continue;
+      if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes, kmounts)) continue;
       visible.push({ path: real, isDir: rst.isDirectory() });
       notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
     } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
@@ -248,24 +251,29 @@ const KERNEL_FS = new Set(['proc', 'sysfs', 'devtmpfs', 'devpts', 'debugfs', 'tr
  * binds are mounted parents first), and from the mount table for kernel filesystems mounted
  * elsewhere (e.g. a recursive bind of / at /mnt/host brings /mnt/host/proc).
  */
-export function kernelTreeProblem(real: string): { inside: boolean; what: string } | undefined {
+export function kernelTreeProblem(real: string, mounts: () => KernelMount[] = kernelMounts): { inside: boolean; what: string } | undefined {
   const inside = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(real, d));
   if (inside) return { inside: true, what: inside === WARD_DIR_INSIDE ? `${WARD_DIR_INSIDE}, where Ward mounts its launcher inside the sandbox` : inside };
   const contains = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(d, real));
   if (contains) return { inside: false, what: contains };
-  const mnt = kernelMounts().find((m) => isWithin(m.dest, real));
+  const mnt = mounts().find((m) => isWithin(m.dest, real));
   if (mnt) return { inside: false, what: `${mnt.dest} (the host's ${mnt.type} filesystem)` };
   return undefined;
 }
 
-function kernelMounts(): { dest: string; type: string }[] {
+interface KernelMount {
+  dest: string;
+  type: string;
+}
+
+function kernelMounts(): KernelMount[] {
   let text = '';
   try {
     text = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
     /* no /proc: only the lexical checks apply */
   }
-  const out: { dest: string; type: string }[] = [];
+  const out: KernelMount[] = [];
   for (const line of text.split('\n')) {
     const parts = line.split(' ');
     const sep = parts.indexOf('-');
@@ -280,8 +288,8 @@ function kernelMounts(): { dest: string; type: string }[] {
  * bind a host kernel tree into the sandbox. A grant that contains one is refused even when
  * optional: `optional` is about a path that may be missing, not about a grant too broad to hold.
  */
-function skipKernelTree(entry: FsEntry, key: FsKey, real: string, workspace: string, ctx: MountContext, notes: string[]): boolean {
-  const p = kernelTreeProblem(real);
+function skipKernelTree(entry: FsEntry, key: FsKey, real: string, workspace: string, ctx: MountContext, notes: string[], mounts: () => KernelMount[]): boolean {
+  const p = kernelTreeProblem(real, mounts);
   if (!p) return false;
   const o = ctx.origins.get(`${key}\0${entry.path}`);
   const file = o?.file ?? '(policy)';
