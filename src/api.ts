@@ -12,6 +12,7 @@ import { WardError } from './errors.js';
 import { loadPolicy, loadPolicyObject, type LoadedPolicy } from './policy/load.js';
 import type { PolicyFile } from './policy/schema.js';
 import { compilePlan, type Plan } from './plan/compile.js';
+import { kernelTreeProblem } from './plan/mounts.js';
 import { homeDir } from './paths.js';
 import type { LaunchOptions, RunHandle, RunResult } from './sandbox/launch.js';
 import { launchAudited, openAudit, type AuditOption } from './audit/run-log.js';
@@ -43,6 +44,14 @@ export function resolveWorkspace(dir: string | undefined): string {
     throw new WardError(`workspace ${ws} does not exist`, { fix: 'create the directory, or pass --workspace DIR with an existing one' });
   }
   if (!statSync(real).isDirectory()) throw new WardError(`workspace ${ws} is not a directory`, { fix: 'pass --workspace DIR with a directory' });
+  // The workspace is usually granted (the default profile binds it writable): one that holds
+  // the host's /proc, /dev or /sys would put them in the sandbox in place of its own.
+  const p = kernelTreeProblem(real);
+  if (p && !p.inside) {
+    throw new WardError(`workspace ${ws}${real !== ws ? ` (${real})` : ''} contains ${p.what}: granting it would put the host's kernel interfaces (processes, sysctls, devices) into the sandbox in place of its own`, {
+      fix: 'pass --workspace with the project directory (or run from it); grant other directories the command needs in the policy (e.g. /usr, /etc, /opt)',
+    });
+  }
   return real;
 }
 

@@ -12,7 +12,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { WardError } from '../errors.js';
-import { homeDir } from '../paths.js';
+import { xdgHome } from '../paths.js';
 
 export interface KeyPaths {
   dir: string;
@@ -29,7 +29,7 @@ export interface SigningKey {
 
 /** Ward's config directory: $XDG_CONFIG_HOME/ward, default ~/.config/ward (matches secrets.ts). */
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.XDG_CONFIG_HOME || path.join(homeDir(env), '.config'), 'ward');
+  return path.join(xdgHome(env, 'XDG_CONFIG_HOME'), 'ward');
 }
 
 export function keyPaths(env: NodeJS.ProcessEnv = process.env): KeyPaths {

@@ -23,7 +23,8 @@ import {
   statSync,
   unlinkSync,
 } from 'node:fs';
-import { constants as osConstants, homedir } from 'node:os';
+import { constants as osConstants } from 'node:os';
+import { cacheDir } from '../paths.js';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -92,10 +93,9 @@ export function launcherFileName(hash: string = launcherHash()): string {
   return `ward-launch-${hash}`;
 }
 
-/** `$XDG_CACHE_HOME/ward`, or `~/.cache/ward` (XDG: a relative value is ignored). */
+/** `$XDG_CACHE_HOME/ward`, or `~/.cache/ward`: the place the mandatory denies hide (paths.ts; a relative value is refused). */
 export function launcherCacheDir(): string {
-  const xdg = process.env['XDG_CACHE_HOME'];
-  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'ward');
+  return cacheDir(process.env);
 }
 
 /** The first of cc, gcc, clang found on PATH, or null. */

@@ -3,6 +3,7 @@
  * process starts. A Plan can be printed, hashed and checked (`ward policy show
  * --plan`, and later `ward verify`) without running anything.
  */
+import { readFileSync } from 'node:fs';
 import { PolicyError } from '../errors.js';
 import { planRules, supervisedFiles, withoutSocketNodes, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
@@ -54,6 +55,63 @@ export interface CompileContext {
 
 const seccompCache = new Map<string, Plan['seccomp']>();
 
+/**
+ * Old syscalls a current libc no longer calls, and what it calls instead. Denying only the old
+ * name looks like a rule but leaves ordinary programs untouched (glibc's open() is openat).
+ */
+const MODERN: Record<string, string[]> = {
+  open: ['openat', 'openat2'],
+  creat: ['openat', 'openat2'],
+  unlink: ['unlinkat'],
+  rmdir: ['unlinkat'],
+  rename: ['renameat', 'renameat2'],
+  renameat: ['renameat2'],
+  mkdir: ['mkdirat'],
+  mknod: ['mknodat'],
+  link: ['linkat'],
+  symlink: ['symlinkat'],
+  readlink: ['readlinkat'],
+  chmod: ['fchmodat', 'fchmodat2'],
+  chown: ['fchownat'],
+  lchown: ['fchownat'],
+  access: ['faccessat', 'faccessat2'],
+  stat: ['newfstatat', 'statx'],
+  lstat: ['newfstatat', 'statx'],
+  utime: ['utimensat'],
+  utimes: ['utimensat'],
+  futimesat: ['utimensat'],
+  fork: ['clone', 'clone3'],
+  vfork: ['clone', 'clone3'],
+  dup2: ['dup3'],
+  pipe: ['pipe2'],
+  poll: ['ppoll'],
+  select: ['pselect6'],
+  epoll_create: ['epoll_create1'],
+  epoll_wait: ['epoll_pwait', 'epoll_pwait2'],
+  eventfd: ['eventfd2'],
+  signalfd: ['signalfd4'],
+  inotify_init: ['inotify_init1'],
+  getdents: ['getdents64'],
+};
+
+export function syscallNotes(deny: readonly string[]): string[] {
+  const notes: string[] = [];
+  for (const name of deny) {
+    const missing = (MODERN[name] ?? []).filter((m) => !deny.includes(m));
+    if (missing.length > 0) notes.push(`syscalls.deny has ${name} but not ${missing.join(', ')}: programs on a current libc call ${missing.length > 1 ? 'those' : 'that'} instead, so ${name} alone stops almost nothing; add ${missing.join(', ')} to deny it`);
+  }
+  return notes;
+}
+
+function readNrOpen(): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
   const rules = planRules(eff.rules ?? [], supervisedFiles(eff));
@@ -82,7 +140,14 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     // No core dumps: a crashing tool would write its memory (tokens included) into the workspace.
     core: [0, 0],
   };
-  if (r.open_files !== null) rlimits.nofile = [r.open_files, r.open_files];
+  if (r.open_files !== null) {
+    // The kernel refuses RLIMIT_NOFILE above fs.nr_open: say so now, not as a failed launch.
+    const nrOpen = readNrOpen();
+    if (nrOpen !== null && r.open_files > nrOpen) {
+      throw new PolicyError(policy.origins.get('resources\0open_files')?.file ?? policy.sources.at(-1) ?? '(policy)', 'resources.open_files', `${r.open_files} is more than this host's fs.nr_open (${nrOpen}), the most the kernel lets a process have open`, `write at most ${nrOpen}, or "unlimited"`);
+    }
+    rlimits.nofile = [r.open_files, r.open_files];
+  }
   if (r.file_size !== null) rlimits.fsize = [r.file_size, r.file_size];
   if (r.cpu_time !== null) {
     // Soft limit sends SIGXCPU at the limit, the hard one SIGKILL a second later.
@@ -116,7 +181,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     outputBytes: r.output,
     network,
     rules,
-    notes: mounts.notes,
+    notes: [...mounts.notes, ...syscallNotes(eff.syscalls.deny)],
   };
   const sha256 = sha256Hex(
     canonicalJson({

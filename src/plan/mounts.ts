@@ -18,7 +18,7 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { lstatSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError } from '../errors.js';
 import { isWithin } from '../policy/expand.js';
@@ -83,22 +83,15 @@ const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
 export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const notes: string[] = [];
   const grants = new Map<string, Grant>();
+  // The mount table, read once per plan and only if a grant gets past the lexical checks.
+  let kmountsRead: KernelMount[] | undefined;
+  const kmounts = () => (kmountsRead ??= kernelMounts());
 
   for (const key of ['read', 'write', 'execute', 'append'] as const) {
     for (const entry of eff.filesystem[key]) {
       const resolved = resolve(entry, key, ctx);
       if (!resolved) continue;
-      const special = SPECIAL.find((d) => isWithin(resolved.real, d));
-      if (special) {
-        // The sandbox has its own /proc and /dev; a host path there (or a link into
-        // them, like /etc/mtab -> /proc/mounts) would bind the *host's* view in.
-        if (!entry.optional) {
-          const o = ctx.origins.get(`${key}\0${entry.path}`);
-          throw new PolicyError(o?.file ?? '(policy)', o?.keyPath ?? `filesystem.${key}`, `${entry.path} resolves to ${resolved.real}, inside ${special}, which cannot be granted`, `remove it: the sandbox has its own private ${special}`);
-        }
-        notes.push(`skipped ${entry.path}: it resolves into ${special}, which the sandbox has its own of`);
-        continue;
-      }
+      if (skipKernelTree(entry, key, resolved.real, eff.workspace, ctx, notes, kmounts)) continue;
       const g = grants.get(resolved.real);
       const rights = RIGHTS_OF[key];
       if (g) for (const c of rights) g.rights.add(c);
@@ -115,19 +108,23 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   // Landlock rule of their own, and the supervisor refuses every open and exec of them.
   const denied: { path: string; isDir: boolean; nlink: number }[] = [];
   const visible: { path: string; isDir: boolean }[] = [];
-  for (const entry of [...eff.filesystem.deny, ...eff.filesystem.visible]) {
+  const listed = [...eff.filesystem.deny.map((e) => ['deny', e] as const), ...eff.filesystem.visible.map((e) => ['visible', e] as const)];
+  for (const [key, entry] of listed) {
     const st = lstatOrNull(entry.path);
-    if (!st) continue;
-    let real = entry.path;
+    let real: string | undefined;
     try {
-      real = realpathSync(entry.path);
+      real = st ? realpathSync(entry.path) : undefined;
     } catch {
-      /* dangling symlink: nothing to hide behind it */
+      real = undefined; // a dangling symlink
+    }
+    const rst = real ? lstatOrNull(real) : null;
+    if (!real || !rst) {
+      missingDenyOrVisible(key, entry, st !== null, grants, ctx, notes);
       continue;
     }
-    const rst = lstatOrNull(real);
-    if (!rst) continue;
-    if (eff.filesystem.visible.some((v) => v.path === entry.path)) {
+    if (key === 'visible') {
+      // Visible-only places are bound too (read-only), so they must stay out of the kernel's trees as grants do.
+      if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes, kmounts)) continue;
       visible.push({ path: real, isDir: rst.isDirectory() });
       notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
     } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
@@ -207,8 +204,113 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   return { ops, landlock, cwd, notes };
 }
 
+/**
+ * A deny or visible path that is not there when the sandbox starts. Ward masks what exists (a
+ * mount needs something to cover), so inside a writable grant the sandbox could create it and
+ * use it freely: as for grants, a missing path is an error unless the entry says `optional`,
+ * and an optional one that a writable grant would let the command create is noted.
+ */
+function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling: boolean, grants: Map<string, Grant>, ctx: MountContext, notes: string[]): void {
+  const o = ctx.origins.get(`${key}\0${entry.path}`);
+  if (!entry.optional) {
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${key}`,
+      `${entry.path} ${dangling ? 'is a symlink to a path that does not exist' : 'does not exist'}: Ward can only hide what is there when the sandbox starts, so a command that may write there could create it and read it back`,
+      `create it (e.g. an empty file or directory), remove the entry, or mark it optional if it may be missing: { path: "${entry.path}", optional: true }`,
+    );
+  }
+  // Ward's mandatory denies and the built-in profiles' are optional by design (most workspaces and
+  // hosts lack most of them, docs/policy.md says what that means); a note for each on every run
+  // would bury the notes about what the user wrote.
+  if (key !== 'deny' || o === undefined || o.file === 'ward:mandatory-deny' || o.file.startsWith('profile:')) return;
+  const writable = [...grants.values()].find((g) => g.rights.has('w') && (isWithin(entry.path, g.real) || isWithin(entry.path, g.literal)));
+  if (writable) notes.push(`denied ${entry.path} does not exist now: if the command creates it (inside writable ${writable.literal}), nothing hides it`);
+}
+
 /** Host filesystems that are never bound in: the sandbox gets fresh ones. */
 const SPECIAL = ['/proc', '/dev', '/sys'];
+
+/**
+ * Where Ward mounts its launcher inside the sandbox. It must lie on the sandbox's own root
+ * tmpfs: inside a bound host tree, bwrap would create the mount point on the host's disk.
+ */
+export const WARD_DIR_INSIDE = '/.ward';
+
+/**
+ * Filesystems through which the host's kernel is configured or observed. Bound in from the
+ * host (wherever they are mounted: a recursive bind takes every mount below it), they would
+ * hand the sandbox the host's processes, sysctls, devices or cgroups.
+ */
+const KERNEL_FS = new Set(['proc', 'sysfs', 'devtmpfs', 'devpts', 'debugfs', 'tracefs', 'securityfs', 'bpf', 'configfs', 'cgroup', 'cgroup2', 'efivarfs', 'pstore', 'binfmt_misc', 'fusectl']);
+
+/**
+ * Why binding the host's `real` into the sandbox would expose the host's kernel interfaces or
+ * cover a place the sandbox needs for itself, or undefined if it would not. Lexical for
+ * /proc, /dev, /sys and /.ward (a bind of `/` covers the sandbox's own /proc and /dev, since
+ * binds are mounted parents first), and from the mount table for kernel filesystems mounted
+ * elsewhere (e.g. a recursive bind of / at /mnt/host brings /mnt/host/proc).
+ */
+export function kernelTreeProblem(real: string, mounts: () => KernelMount[] = kernelMounts): { inside: boolean; what: string } | undefined {
+  const inside = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(real, d));
+  if (inside) return { inside: true, what: inside === WARD_DIR_INSIDE ? `${WARD_DIR_INSIDE}, where Ward mounts its launcher inside the sandbox` : inside };
+  const contains = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(d, real));
+  if (contains) return { inside: false, what: contains };
+  const mnt = mounts().find((m) => isWithin(m.dest, real));
+  if (mnt) return { inside: false, what: `${mnt.dest} (the host's ${mnt.type} filesystem)` };
+  return undefined;
+}
+
+interface KernelMount {
+  dest: string;
+  type: string;
+}
+
+function kernelMounts(): KernelMount[] {
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    /* no /proc: only the lexical checks apply */
+  }
+  const out: KernelMount[] = [];
+  for (const line of text.split('\n')) {
+    const parts = line.split(' ');
+    const sep = parts.indexOf('-');
+    if (sep < 0 || !KERNEL_FS.has(parts[sep + 1]!)) continue;
+    out.push({ dest: parts[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), type: parts[sep + 1]! });
+  }
+  return out;
+}
+
+/**
+ * Refuses (or, for an optional entry inside such a tree, skips with a note) a grant that would
+ * bind a host kernel tree into the sandbox. A grant that contains one is refused even when
+ * optional: `optional` is about a path that may be missing, not about a grant too broad to hold.
+ */
+function skipKernelTree(entry: FsEntry, key: FsKey, real: string, workspace: string, ctx: MountContext, notes: string[], mounts: () => KernelMount[]): boolean {
+  const p = kernelTreeProblem(real, mounts);
+  if (!p) return false;
+  const o = ctx.origins.get(`${key}\0${entry.path}`);
+  const file = o?.file ?? '(policy)';
+  const at = o?.keyPath ?? `filesystem.${key}`;
+  if (p.inside) {
+    // The sandbox has its own /proc and /dev; a host path there (or a link into
+    // them, like /etc/mtab -> /proc/mounts) would bind the *host's* view in.
+    if (!entry.optional) throw new PolicyError(file, at, `${entry.path} resolves to ${real}, inside ${p.what}, which cannot be granted`, `remove it: inside the sandbox that place is the sandbox's own (a private /proc and /dev, no /sys, Ward's launcher)`);
+    notes.push(`skipped ${entry.path}: it resolves into ${p.what}, which the sandbox has its own of`);
+    return true;
+  }
+  const what = entry.path === workspace ? `the workspace ${entry.path}` : entry.path === real ? entry.path : `${entry.path} (${real})`;
+  throw new PolicyError(
+    file,
+    at,
+    `${what} contains ${p.what}: binding it would put the host's kernel interfaces (processes, sysctls, devices) into the sandbox in place of its own`,
+    entry.path === workspace
+      ? 'pass --workspace with the project directory, not a directory that contains the whole system'
+      : 'grant the directories the command needs instead (e.g. /usr, /etc, /opt, the project); the sandbox has its own /proc and /dev',
+  );
+}
 
 const KIND_ORDER: Record<MountOp['kind'], number> = { proc: 0, dev: 0, tmpfs: 1, bind: 2, symlink: 3, 'mask-dir': 4, 'mask-file': 4 };
 

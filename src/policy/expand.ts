@@ -20,8 +20,16 @@ const VARS = ['WORKSPACE', 'HOME', 'NODE_PREFIX'] as const;
 
 export function expandPath(raw: string, ctx: ExpandContext): ExpandResult {
   let p = raw.trim();
-  if (p === '~' || p.startsWith('~/')) p = ctx.home + p.slice(1);
-  else if (p.startsWith('~')) {
+  // `~` is put in after the ${...} substitution, so that a home whose name contains "${" is
+  // checked below as it is (and refused), never expanded into some other path.
+  let tilde = false;
+  if (p === '~' || p.startsWith('~/')) {
+    if (/[*?[\]{}$\0\n]/.test(ctx.home) || ctx.home.split('/').some((seg) => seg === '.' || seg === '..')) {
+      return { ok: false, problem: `"${raw}": ~ stands for the home ${JSON.stringify(ctx.home)}, which contains ".", "..", "$", a glob character or a control character`, fix: 'set HOME to the plain absolute path of your home directory' };
+    }
+    tilde = true;
+    p = p.slice(1);
+  } else if (p.startsWith('~')) {
     return { ok: false, problem: `"${raw}": ~user is not supported`, fix: 'write the absolute path of that user\'s home' };
   }
   let unknown: string | undefined;
@@ -41,6 +49,7 @@ export function expandPath(raw: string, ctx: ExpandContext): ExpandResult {
   if (unknown !== undefined) {
     return { ok: false, problem: `"${raw}": unknown variable \${${unknown}}`, fix: `use one of ${VARS.map((v) => `\${${v}}`).join(', ')}, or ~` };
   }
+  if (tilde) p = ctx.home + p;
   if (/\$(?!\{)/.test(p) && /\$[A-Za-z_]/.test(p)) {
     return { ok: false, problem: `"${raw}": shell-style $VAR is not expanded`, fix: 'write ${WORKSPACE} or ${HOME} with braces, or the literal path' };
   }

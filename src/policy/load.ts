@@ -14,6 +14,7 @@ import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { PolicyError } from '../errors.js';
+import { homeDir } from '../paths.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { expandPath, type ExpandContext } from './expand.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
@@ -89,7 +90,7 @@ interface Source {
 
 export function loadPolicy(opts: LoadOptions): LoadedPolicy {
   const env = opts.env ?? process.env;
-  const home = opts.home ?? env.HOME ?? '/';
+  const home = policyHome(opts.home, env);
   const ctx: ExpandContext = { home, workspace: opts.workspace, nodePrefix: nodePrefix() };
 
   const sources: Source[] = [];
@@ -106,7 +107,7 @@ export function loadPolicy(opts: LoadOptions): LoadedPolicy {
 /** Builds the effective policy from a policy object (the library API's entry point). */
 export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file' | 'profile'> & { label?: string }): LoadedPolicy {
   const env = opts.env ?? process.env;
-  const home = opts.home ?? env.HOME ?? '/';
+  const home = policyHome(opts.home, env);
   const label = opts.label ?? '(policy object)';
   const parsed = validate(policy, label, undefined);
   const sources: Source[] = [];
@@ -117,6 +118,19 @@ export function loadPolicyObject(policy: unknown, opts: Omit<LoadOptions, 'file'
   }
   sources.push({ label, policy: parsed });
   return build(sources, { home, workspace: opts.workspace, nodePrefix: nodePrefix() }, env, home);
+}
+
+/** Bounds the kernel (or Ward's exact arithmetic) sets on resource values, checked at load so a bad value is a policy error, not a failed launch. */
+const MAX_SIZE_TEXT = '8 PiB (2^53 - 1 bytes)';
+const MAX_DURATION_S = 8760 * 3600;
+/** PID_MAX_LIMIT on 64-bit Linux: pids.max refuses more. */
+const MAX_PIDS = 4_194_304;
+/** The most fs.nr_open can ever be (INT_MAX rounded down to a multiple of 64); RLIMIT_NOFILE is capped by it. */
+const MAX_OPEN_FILES = 1_073_741_816;
+
+/** The home `~` means: the caller's, or HOME's (absolute, or refused: see paths.ts homeDir). */
+function policyHome(home: string | undefined, env: NodeJS.ProcessEnv): string {
+  return home === undefined ? homeDir(env) : homeDir({ HOME: home });
 }
 
 function isProfileRef(ref: string): boolean {
@@ -155,7 +169,13 @@ function collectFile(file: string, stack: string[], seen: Set<string>, out: Sour
     const line = lines.linePos(err.pos[0]).line;
     throw new PolicyError(file, '', `not valid YAML/JSON: ${err.message.split('\n')[0]}`, 'fix the syntax at that line', line);
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    // The yaml library refuses an alias that expands too far (a "billion laughs" document) by throwing.
+    throw new PolicyError(file, '', `not a usable policy: ${(e as Error).message.split('\n')[0]} (YAML aliases that expand into too large a document)`, 'write the lists out instead of nesting *alias references');
+  }
   if (raw === null || raw === undefined) {
     throw new PolicyError(file, '', 'the policy file is empty', 'write at least `extends: [default]`, or use --profile NAME');
   }
@@ -419,10 +439,39 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
       if (!invariants.has(key)) invariants.set(key, r.value);
     });
     const res = policy.resources ?? {};
-    for (const k of ['memory', 'file_size', 'output'] as const) if (res[k] !== undefined) eff.resources[k] = parseSize(res[k]);
-    for (const k of ['cpu_time', 'wall_time'] as const) if (res[k] !== undefined) eff.resources[k] = parseDuration(res[k]);
-    for (const k of ['pids', 'open_files'] as const) if (res[k] !== undefined) eff.resources[k] = res[k] === 'unlimited' ? null : res[k];
-    if (res.cpus !== undefined) eff.resources.cpus = res.cpus === 'unlimited' ? null : res.cpus;
+    // Scalars: the last source to set one is where it was written (for errors found later, e.g. at compile).
+    for (const k of Object.keys(res)) origins.set(`resources\0${k}`, { file: label, keyPath: `resources.${k}` });
+    const bad = (k: string, problem: string, fix: string) => new PolicyError(label, `resources.${k}`, `${JSON.stringify(res[k as keyof typeof res])} ${problem}`, fix);
+    for (const k of ['memory', 'file_size', 'output'] as const) {
+      if (res[k] === undefined) continue;
+      const v = parseSize(res[k]);
+      // Checked after parsing: "0k" and "0.5" pass the schema's pattern and round down to 0.
+      if (v !== null && v < 1) throw bad(k, 'is less than one byte', 'write a size of at least 1 byte, e.g. "64MiB", or "unlimited"');
+      // The kernel takes these as 64-bit integers, Ward as exact ones: beyond 2^53 neither holds.
+      if (v !== null && v > Number.MAX_SAFE_INTEGER) throw bad(k, `is more than ${MAX_SIZE_TEXT}`, 'write a smaller size, or "unlimited"');
+      eff.resources[k] = v;
+    }
+    for (const k of ['cpu_time', 'wall_time'] as const) {
+      if (res[k] === undefined) continue;
+      const v = parseDuration(res[k]);
+      // Ward counts wall_time in milliseconds and cpu_time in whole seconds (RLIMIT_CPU): a
+      // value that rounds to 0 would kill the command at once.
+      if (v !== null && (k === 'wall_time' ? Math.round(v * 1000) < 1 : v <= 0)) throw bad(k, 'is no time at all', `write a duration of at least ${k === 'wall_time' ? '1ms' : '1s'}, e.g. "30s", or "unlimited"`);
+      if (v !== null && v > MAX_DURATION_S) throw bad(k, 'is more than a year', 'write a shorter duration (at most "8760h"), or "unlimited"');
+      eff.resources[k] = v;
+    }
+    for (const k of ['pids', 'open_files'] as const) {
+      if (res[k] === undefined) continue;
+      const v = res[k] === 'unlimited' ? null : res[k];
+      const max = k === 'pids' ? MAX_PIDS : MAX_OPEN_FILES;
+      if (v !== null && v > max) throw bad(k, `is more than the kernel accepts (${max})`, `write at most ${max}, or "unlimited"`);
+      eff.resources[k] = v;
+    }
+    if (res.cpus !== undefined) {
+      const v = res.cpus === 'unlimited' ? null : res.cpus;
+      if (v !== null && Math.round(v * 100_000) < 1000) throw bad('cpus', 'is less than the kernel\'s smallest CPU quota (0.01 cores: 1 ms per 100 ms period)', 'write at least 0.01, or "unlimited"');
+      eff.resources.cpus = v;
+    }
     for (const name of policy.env?.pass ?? []) pass.add(name);
     Object.assign(set, policy.env?.set ?? {});
     for (const name of policy.syscalls?.deny ?? []) deny.add(name);
@@ -436,7 +485,8 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   const lastLabel = sources.at(-1)?.label ?? '(policy)';
   for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
     const r = expandPath(raw, ctx);
-    if (!r.ok) continue;
+    // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
+    if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');
     if (!fs.deny.has(r.path)) fs.deny.set(r.path, { path: r.path, optional: true });
     if (!origins.has(`deny\0${r.path}`)) origins.set(`deny\0${r.path}`, { file: 'ward:mandatory-deny', keyPath: 'filesystem.deny' });
   }

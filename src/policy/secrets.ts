@@ -7,6 +7,8 @@
  * They are masked only where a grant would otherwise expose them: a path nothing
  * grants is invisible already.
  */
+import { xdgHome } from '../paths.js';
+
 export const SECRET_PATHS: readonly string[] = [
   '~/.ssh',
   '~/.gnupg',
@@ -39,8 +41,6 @@ export const SECRET_PATHS: readonly string[] = [
 
 /** Ward's own state, config and cache: keys, audit logs, the compiled launcher. */
 export function wardStatePaths(env: NodeJS.ProcessEnv, home: string): string[] {
-  const state = env.XDG_STATE_HOME || `${home}/.local/state`;
-  const config = env.XDG_CONFIG_HOME || `${home}/.config`;
-  const cache = env.XDG_CACHE_HOME || `${home}/.cache`;
-  return [`${state}/ward`, `${config}/ward`, `${cache}/ward`];
+  // The same resolution as the code that writes them (paths.ts): a relative value is refused there and here.
+  return (['XDG_STATE_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME'] as const).map((name) => `${xdgHome(env, name, home)}/ward`);
 }

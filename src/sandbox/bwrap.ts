@@ -7,10 +7,35 @@
  * inside the sandbox keeps its argv, and /proc/1/cmdline is readable there, so
  * the host paths of the mount plan stay out of sight.
  */
-import type { MountOp } from '../plan/mounts.js';
+import { statSync } from 'node:fs';
+import { WARD_DIR_INSIDE, type MountOp } from '../plan/mounts.js';
+import { isWithin } from '../policy/expand.js';
 
-/** Where the launcher binary appears inside the sandbox (read-only, outside every grant). */
-export const LAUNCHER_INSIDE = '/.ward/launch';
+/** Where the launcher binary appears inside the sandbox (read-only, outside every grant: see planMounts). */
+export const LAUNCHER_INSIDE = `${WARD_DIR_INSIDE}/launch`;
+
+/**
+ * The files Ward mounts over (its launcher, a run's /etc/resolv.conf and CA bundle) that lie
+ * inside a bound host tree and do not exist there. bwrap creates a missing mount point before
+ * it binds onto it, so inside a host bind that would be a new file on the host's own disk
+ * (through a writable bind), or a failed launch (through a read-only one).
+ */
+export function hostMountPointsMissing(ops: MountOp[], dests: string[]): { dest: string; bind: string }[] {
+  const binds = ops.filter((o): o is Extract<MountOp, { kind: 'bind' }> => o.kind === 'bind');
+  const out: { dest: string; bind: string }[] = [];
+  for (const dest of dests) {
+    const bind = binds.filter((b) => isWithin(dest, b.dest)).sort((a, b) => b.dest.length - a.dest.length)[0];
+    if (!bind) continue;
+    try {
+      // stat, not lstat: bwrap follows a symlink at the mount point, and creates its target if missing.
+      if (statSync(dest).isFile()) continue;
+    } catch {
+      /* missing */
+    }
+    out.push({ dest, bind: bind.dest });
+  }
+  return out;
+}
 
 export const NAMESPACE_FLAGS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup'] as const;
 

@@ -67,16 +67,16 @@ export function createCgroup(limits: CgroupLimits, opts: { cpuAccounting: boolea
     reasons.push(`cgroup v2 at ${v2.mountpoint}: ${r}`);
   } else reasons.push('no cgroup v2 mount');
 
-  const r1 = tryV1(mounts, self, wanted, limits, name);
+  const r1 = tryV1(mounts, self, wanted, limits, name, opts.cpuAccounting);
   if (typeof r1 !== 'string') return r1;
   reasons.push(`cgroup v1: ${r1}`);
 
-  throw new WardError(`cannot apply the policy's resource limits (${describe(limits)}): ${reasons.join('; ')}`, {
+  throw new WardError(`cannot apply the policy's resource limits (${describe(limits, opts.cpuAccounting)}): ${reasons.join('; ')}`, {
     step: 'cgroup',
     fix:
       process.getuid?.() === 0
-        ? 'mount the cgroup controllers (memory, pids, cpu), or remove the limits from the policy'
-        : 'run Ward in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes ward run ...`; or set resources.memory/pids/cpus to "unlimited"; or pass --allow-degraded (if the policy allows it) to fall back to rlimits',
+        ? `mount the cgroup controllers (memory, pids, cpu${opts.cpuAccounting ? ', cpuacct' : ''}), or remove the limits from the policy`
+        : 'run Ward in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes ward run ...`; or set resources.memory/pids/cpus/cpu_time to "unlimited"; or pass --allow-degraded (if the policy allows it) to fall back to per-process rlimits',
   });
 }
 
@@ -88,8 +88,8 @@ function controllersFor(l: CgroupLimits, cpuAccounting: boolean): Set<string> {
   return s;
 }
 
-function describe(l: CgroupLimits): string {
-  return [l.memory !== null && `memory ${l.memory}`, l.pids !== null && `pids ${l.pids}`, l.cpus !== null && `cpus ${l.cpus}`].filter(Boolean).join(', ');
+function describe(l: CgroupLimits, cpuAccounting: boolean): string {
+  return [l.memory !== null && `memory ${l.memory}`, l.pids !== null && `pids ${l.pids}`, l.cpus !== null && `cpus ${l.cpus}`, cpuAccounting && 'cpu_time over the whole process tree'].filter(Boolean).join(', ');
 }
 
 function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
@@ -122,7 +122,7 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
           writeFileSync(path.join(dir, file), value);
           applied.push(`${file}=${value}`);
         } catch (e) {
-          if (!optional) throw e;
+          if (!optional) throw rejected(file, value, e);
         }
       };
       try {
@@ -161,6 +161,7 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
         remove: () => removeDirs([dir], () => killPids(path.join(dir, 'cgroup.procs'))),
       };
     } catch (e) {
+      if (e instanceof WardError) throw e; // the value itself, which no other place would take either
       why = `${parent}: ${(e as Error).message}`;
     }
   }
@@ -180,9 +181,11 @@ function enableControllers(parent: string, wanted: Set<string>): void {
   }
 }
 
-function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<string>, limits: CgroupLimits, name: string): Cgroup | string {
+function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<string>, limits: CgroupLimits, name: string, cpuAccounting: boolean): Cgroup | string {
   const need = new Set(wanted);
   if (need.has('cpu')) need.add('cpuacct');
+  // v1 counts CPU time in cpuacct, not cpu: cpu_time's tree-wide watchdog needs it; cpu.cfs_quota_us (cpus) does not.
+  if (limits.cpus === null) need.delete('cpu');
   const dirs: string[] = [];
   const byController = new Map<string, string>();
   const applied: string[] = [];
@@ -190,7 +193,7 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
     for (const c of need) {
       const m = mounts.find((x) => x.type === 'cgroup' && x.options.includes(c));
       if (!m) {
-        if (c === 'cpuacct') continue; // accounting is a nicety; cpu.max is the limit
+        if (c === 'cpuacct' && !cpuAccounting) continue; // without cpu_time, accounting is a nicety; the quota is the limit
         throw new Error(`controller ${c} is not mounted`);
       }
       const existing = [...byController.entries()].find(([, d]) => d.startsWith(m.mountpoint + '/'));
@@ -216,7 +219,7 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
         writeFileSync(path.join(dir, file), value);
         applied.push(`${c}/${file}=${value}`);
       } catch (e) {
-        if (!optional) throw new Error(`${path.join(dir, file)}: ${(e as Error).message}`);
+        if (!optional) throw rejected(file, value, e, `${path.join(dir, file)}: ${(e as Error).message}`);
       }
     };
     if (limits.memory !== null) {
@@ -231,6 +234,7 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
     }
   } catch (e) {
     for (const d of dirs.reverse()) tryRmdir(d);
+    if (e instanceof WardError) throw e;
     return (e as Error).message;
   }
   const memDir = byController.get('memory');
@@ -258,6 +262,19 @@ function tryV1(mounts: CgroupMount[], self: Map<string, string>, wanted: Set<str
     killAll: () => killPids(path.join(anyDir, 'cgroup.procs')),
     remove: () => removeDirs(dirs, () => killPids(path.join(anyDir, 'cgroup.procs'))),
   };
+}
+
+/**
+ * A limit the kernel refused as a value (EINVAL, ERANGE) is the policy's to fix, not the host's:
+ * say which value, instead of the "mount the controllers" advice for a missing cgroup.
+ */
+function rejected(file: string, value: string, e: unknown, plain?: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EINVAL' && code !== 'ERANGE') return plain === undefined ? (e as Error) : new Error(plain);
+  return new WardError(`the kernel refused the limit ${file}=${value} (${code}): the policy's value is out of the range this kernel accepts`, {
+    step: 'cgroup',
+    fix: 'change resources.memory, resources.pids or resources.cpus in the policy to a smaller (or larger) value, or to "unlimited"',
+  });
 }
 
 function eventCount(file: string, key: string): number {

@@ -37,7 +37,7 @@ import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
-import { bwrapArgs, bwrapCommand, encodeArgs, NAMESPACE_FLAGS } from './bwrap.js';
+import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
@@ -49,6 +49,12 @@ import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
+
+const RESOLV_CONF = '/etc/resolv.conf';
+const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
+
+/** The longest delay setTimeout takes as given. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -370,21 +376,39 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }));
   for (const sec of brokered) childEnv[sec.name] = sec.placeholder;
 
+  // Before anything is created: a mount point Ward adds must not have to be made on the host.
+  const missing = hostMountPointsMissing(plan.mounts.ops, [LAUNCHER_INSIDE, ...(plan.network ? [RESOLV_CONF] : []), ...(brokered.length > 0 ? [SYSTEM_CA] : [])]);
+  if (missing.length > 0) {
+    const m = missing[0]!;
+    throw new WardError(`Ward mounts its own ${m.dest} in the sandbox, but it lies inside the granted host directory ${m.bind}, where it does not exist as a file: bwrap would have to create it on the host`, {
+      step: 'preflight',
+      fix: `grant narrower paths than ${m.bind}, or create ${m.dest} on the host`,
+    });
+  }
+
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
   let cgroup: Cgroup | null = null;
+  // cpu_time needs the cgroup as much as memory and pids do: RLIMIT_CPU alone is per process,
+  // so a tree of children each under the limit could use any multiple of it.
   if (needsCgroup(plan.cgroup) || plan.cpuTimeSec !== null) {
     try {
       cgroup = createCgroup(plan.cgroup, { cpuAccounting: plan.cpuTimeSec !== null });
-    } catch (e) {
-      const required = needsCgroup(plan.cgroup);
-      if (required && !degradeAllowed) throw e;
-      if (required) {
-        degraded.push(`cgroup: ${(e as Error).message}`);
-        // Weaker stand-ins, per process rather than per tree: recorded as such.
-        if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
-        if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
+      if (plan.cpuTimeSec !== null && cgroup.cpuSeconds() === null) {
+        void cgroup.remove();
+        cgroup = null;
+        throw new WardError('cannot apply the policy\'s cpu_time over the whole process tree: the cgroup Ward made does not account CPU time (no cpuacct controller)', {
+          step: 'cgroup',
+          fix: 'mount the cpuacct controller (cgroup v1) or use cgroup v2; or set resources.cpu_time to "unlimited"; or pass --allow-degraded (if the policy allows it) to fall back to RLIMIT_CPU per process',
+        });
       }
+    } catch (e) {
+      if (!degradeAllowed) throw e;
+      degraded.push(`cgroup: ${(e as Error).message}`);
+      // Weaker stand-ins, per process rather than per tree: recorded as such.
+      if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
+      if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
+      if (plan.cpuTimeSec !== null) degraded.push(`cpu_time: RLIMIT_CPU per process only (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s each): a tree of processes can use more CPU time in total`);
     }
   }
 
@@ -465,13 +489,13 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     runDir = mkdtempSync(path.join(tmpdir(), 'ward-net-'));
     const resolvConf = path.join(runDir, 'resolv.conf');
     writeFileSync(resolvConf, '# Ward: DNS inside the sandbox is answered by Ward, for allowed names only\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n', { mode: 0o644 });
-    files.push({ src: resolvConf, dest: '/etc/resolv.conf' });
-    landlockRules.push({ rights: 'r', path: '/etc/resolv.conf' });
+    files.push({ src: resolvConf, dest: RESOLV_CONF });
+    landlockRules.push({ rights: 'r', path: RESOLV_CONF });
     // The run's CA exists only in this process's memory and in this sandbox's trust store.
     const ca = brokered.length > 0 ? createRunCa() : null;
     if (ca) {
       const bundle = path.join(runDir, 'ca-bundle.pem');
-      const system = '/etc/ssl/certs/ca-certificates.crt';
+      const system = SYSTEM_CA;
       writeFileSync(bundle, `${existsSync(system) ? readFileSync(system, 'utf8').trimEnd() + '\n' : ''}${ca.certPem}`, { mode: 0o644 });
       files.push({ src: bundle, dest: system });
       landlockRules.push({ rights: 'r', path: system });
@@ -666,7 +690,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   let abortSignal = opts.signal;
   const onAbort = () => killTree();
   const armLimits = () => {
-    wall = plan.wallTimeMs !== null ? setTimeout(() => ((timedOut = true), killTree()), plan.wallTimeMs) : null;
+    if (plan.wallTimeMs !== null) {
+      // setTimeout fires at once for more than 2^31-1 ms (~24.8 days): a longer wall_time is
+      // waited for in steps, against a monotonic deadline.
+      const deadline = performance.now() + plan.wallTimeMs;
+      const step = () => {
+        const left = deadline - performance.now();
+        wall = left > MAX_TIMER_MS ? setTimeout(step, MAX_TIMER_MS) : setTimeout(() => ((timedOut = true), killTree()), Math.max(0, left));
+      };
+      step();
+    }
     cpuWatch =
       plan.cpuTimeSec !== null && cgroup && cgroup.cpuSeconds() !== null
         ? setInterval(() => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hasCgroup, sandboxFixture, ward } from '../helpers.js';
@@ -116,6 +116,52 @@ describe('ward run', () => {
     assert.equal(c.code, 125);
   });
 
+  it('a workspace or a grant of / is refused before anything runs: the host\'s /proc, /dev and /sys never replace the sandbox\'s', () => {
+    const fx = sandboxFixture();
+    // Before the fix, as root, this wrote the host's sysctl (and bwrap made /.ward/launch on the host's root).
+    const marker = path.join(fx.ws, 'ran');
+    const a = ward(['run', ...degraded, '--workspace', '/', '--', 'sh', '-c', `touch ${marker}; cat /proc/1/cmdline`], { cwd: fx.ws, env: fx.env });
+    assert.equal(a.code, 125, a.stdout + a.stderr);
+    assert.match(a.stderr, /workspace \/ contains \/proc/);
+    assert.match(a.stderr, /fix: pass --workspace with the project directory/);
+    assert.equal(existsSync(marker), false);
+    writeFileSync(path.join(fx.ws, 'root.yaml'), 'extends: [default]\nfilesystem:\n  read: ["/"]\n');
+    const b = ward(['run', ...degraded, '--policy', 'root.yaml', '--', 'sh', '-c', 'touch ran; ls /proc'], { cwd: fx.ws, env: fx.env });
+    assert.equal(b.code, 125, b.stdout + b.stderr);
+    assert.match(b.stderr, /root\.yaml at filesystem\.read\[0\]: \/ contains \/proc/);
+    assert.match(b.stderr, /fix: grant the directories the command needs instead \(e\.g\. \/usr, \/etc, \/opt/);
+    assert.equal(existsSync(marker), false);
+    const c = ward(['policy', 'check', 'root.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(c.code, 125);
+    assert.match(c.stderr, /contains \/proc/);
+  });
+
+  it('an empty HOME is refused before anything is written: the audit key never lands in the workspace', () => {
+    const fx = sandboxFixture();
+    for (const home of ['', 'relhome']) {
+      const r = ward(['run', ...degraded, '--', 'sh', '-c', 'touch ran; cat .config/ward/audit.key relhome/.config/ward/audit.key'], { cwd: fx.ws, env: { ...fx.env, HOME: home, XDG_CONFIG_HOME: '', XDG_STATE_HOME: '', XDG_CACHE_HOME: '' } });
+      assert.equal(r.code, 125, r.stdout + r.stderr);
+      assert.match(r.stderr, /HOME is (empty|"relhome", a relative path)/);
+      assert.match(r.stderr, /fix: set HOME to your home directory/);
+      assert.deepEqual(readdirSync(fx.ws), [], 'nothing created in the workspace');
+    }
+  });
+
+  it('a --record path that cannot be written is refused before the command runs (its exit status is not replaced by 125 afterwards)', () => {
+    const fx = sandboxFixture();
+    for (const rec of ['/nonexistent-ward-dir/x.json', fx.ws]) {
+      const r = ward(['run', ...degraded, '--record', rec, '--', 'sh', '-c', 'touch ran; exit 3'], { cwd: fx.ws, env: fx.env });
+      assert.equal(r.code, 125, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error|    at /);
+      assert.match(r.stderr, /--record .*: cannot open it for writing \((its directory does not exist|it is a directory)\); nothing was run/);
+      assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
+    }
+    const rec = path.join(path.dirname(fx.ws), 'rec.jsonl');
+    const ok = ward(['run', ...degraded, '--record', rec, '--', 'sh', '-c', 'exit 3'], { cwd: fx.ws, env: fx.env });
+    assert.equal(ok.code, 3, ok.stderr);
+    assert.equal(readFileSync(rec, 'utf8').trim().split('\n').length, 2);
+  });
+
   it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {
     const fx = sandboxFixture();
     const rec = path.join(path.dirname(fx.ws), 'record.jsonl');
@@ -153,6 +199,22 @@ describe('ward policy', () => {
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /rel\.yaml at filesystem\.write\[0\]: "src" is a relative path/);
     assert.match(bad.stderr, /fix: .*\$\{WORKSPACE\}\/src/);
+  });
+
+  it('check and run refuse a deny of a path that does not exist (it would hide nothing once the command made it), naming optional: true', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'd.yaml'), 'extends: [default]\nfilesystem:\n  deny: ["${WORKSPACE}/nope"]\n');
+    const c = ward(['policy', 'check', 'd.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(c.code, 125, c.stdout);
+    assert.match(c.stderr, /d\.yaml at filesystem\.deny\[0\]: .*\/nope does not exist/);
+    assert.match(c.stderr, /optional: true/);
+    const r = ward(['run', ...degraded, '--policy', 'd.yaml', '--', 'sh', '-c', 'echo s3cret > nope; cat nope'], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.equal(existsSync(path.join(fx.ws, 'nope')), false);
+    writeFileSync(path.join(fx.ws, 'o.yaml'), 'extends: [default]\nfilesystem:\n  deny: [{path: "${WORKSPACE}/nope", optional: true}]\n');
+    const o = ward(['policy', 'check', 'o.yaml'], { cwd: fx.ws, env: fx.env });
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stdout, /note: denied .*\/nope does not exist now: if the command creates it/);
   });
 
   it('show --plan prints the compiled mounts, Landlock rules and seccomp hash', () => {

@@ -76,6 +76,19 @@ describe('ward doctor on this machine', () => {
     assert.equal(find(r, 'host.root').status, process.getuid?.() === 0 ? 'info' : 'pass');
   });
 
+  it('host.cgroup with a cpu_time policy: CPU accounting is tried too, and without a cgroup the per-process fallback is named', async () => {
+    const h = host();
+    const r = await runDoctor({ workspace: h.ws, env: h.env, policy: { policy: { extends: ['minimal'], resources: { cpu_time: '2s' } } } });
+    const cg = find(r, 'host.cgroup');
+    if (cg.status === 'pass') assert.match(cg.evidence, /CPU accounting \(for cpu_time\)/);
+    else {
+      assert.equal(cg.severity, 'high', 'the policy wants the cgroup (cpu_time)');
+      assert.match(cg.evidence, /cpu_time/);
+      assert.match(cg.degrades ?? '', /RLIMIT_CPU/);
+    }
+    if (process.getuid?.() === 0) assert.equal(cg.status, 'pass', cg.evidence);
+  });
+
   it('renders one line per check with ✓ ✗ ! i, the score and what would degrade', async () => {
     const h = host();
     const r = await runDoctor({ workspace: h.ws, env: h.env });

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { PolicyError } from '../../src/errors.js';
 import { loadPolicyObject } from '../../src/policy/load.js';
 import { planMounts, type MountOp } from '../../src/plan/mounts.js';
+import { hostMountPointsMissing } from '../../src/sandbox/bwrap.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-'));
 const ws = path.join(root, 'ws');
@@ -16,6 +17,7 @@ writeFileSync(`${home}/.ssh/id_ed25519`, 'key\n');
 writeFileSync(`${root}/data/file`, 'x\n');
 symlinkSync(`${root}/data`, `${home}/datalink`);
 symlinkSync(`${home}/.ssh`, `${ws}/sshlink`);
+symlinkSync(`${ws}/nowhere`, `${ws}/dangling`);
 
 function plan(policy: Record<string, unknown>) {
   const p = loadPolicyObject(policy, { workspace: ws, home, env: { HOME: home } });
@@ -92,5 +94,53 @@ describe('mount plan', () => {
     const m = plan({ filesystem: { write: ['${WORKSPACE}'], append: ['${WORKSPACE}/src'], deny: ['${WORKSPACE}/.env'] } });
     assert.match(m.notes.join('\n'), /append-only .* supervised/);
     assert.match(m.notes.join('\n'), /hard links/);
+  });
+
+  it('refuses a grant of / (or anything containing /proc, /dev, /sys), in every list, however it is written', () => {
+    // A bind of / is mounted before (so over) the sandbox's own /proc and /dev: the host's would show.
+    symlinkSync('/', `${root}/rootlink`);
+    for (const key of ['read', 'write', 'execute', 'append', 'visible']) {
+      for (const entry of ['/', '/**', `${root}/rootlink`, { path: '/', optional: true }]) {
+        assert.throws(
+          () => plan({ filesystem: { [key]: [entry] } }),
+          (e: unknown) => e instanceof PolicyError && e.keyPath === `filesystem.${key}[0]` && /contains \/(proc|dev|sys)/.test(e.message) && /\/usr, \/etc, \/opt/.test(e.fix ?? ''),
+          `${key}: ${JSON.stringify(entry)}`,
+        );
+      }
+    }
+  });
+
+  it('a workspace of / is refused as such, with the --workspace fix', () => {
+    const p = loadPolicyObject({ filesystem: { write: ['${WORKSPACE}'] } }, { workspace: '/', home, env: { HOME: home } });
+    assert.throws(() => planMounts(p.effective, { home, origins: p.origins }), (e: unknown) => e instanceof PolicyError && /the workspace \/ contains/.test(e.message) && /--workspace/.test(e.fix ?? ''));
+  });
+
+  it('a mount point Ward adds inside a bound host tree must exist there (bwrap would create it on the host)', () => {
+    writeFileSync(`${root}/data/present`, '');
+    const ops: MountOp[] = [{ kind: 'bind', src: `${root}/data`, dest: `${root}/data`, writable: true }];
+    assert.deepEqual(hostMountPointsMissing(ops, [`${root}/data/present`, `${root}/data/absent`, '/.ward/launch']), [{ dest: `${root}/data/absent`, bind: `${root}/data` }]);
+    symlinkSync(`${root}/data/nowhere`, `${root}/data/dangling`);
+    assert.deepEqual(hostMountPointsMissing(ops, [`${root}/data/dangling`]).map((m) => m.dest), [`${root}/data/dangling`]);
+  });
+
+  it('a deny or visible path that does not exist is an error unless optional (nothing would hide it once created); an optional one a writable grant could create is noted', () => {
+    for (const key of ['deny', 'visible']) {
+      for (const p of ['${WORKSPACE}/nope', '${WORKSPACE}/dangling']) {
+        assert.throws(
+          () => plan({ filesystem: { write: ['${WORKSPACE}'], [key]: [p] } }),
+          (e: unknown) => e instanceof PolicyError && e.keyPath === `filesystem.${key}[0]` && /does not exist: Ward can only hide what is there/.test(e.message) && /optional: true/.test(e.fix ?? ''),
+          `${key} ${p}`,
+        );
+      }
+    }
+    const m = plan({ filesystem: { write: ['${WORKSPACE}'], deny: [{ path: '${WORKSPACE}/nope', optional: true }] } });
+    assert.match(m.notes.join('\n'), new RegExp(`denied ${ws}/nope does not exist now: if the command creates it \\(inside writable ${ws}\\), nothing hides it`));
+    // Ward's own optional denies, and the profiles', load anywhere and add no notes of this kind.
+    for (const profile of ['minimal', 'node', 'python', 'default']) {
+      const empty = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-empty-'));
+      const p = loadPolicyObject({ extends: [profile] }, { workspace: empty, home: empty, env: { HOME: empty } });
+      const n = planMounts(p.effective, { home: empty, origins: p.origins });
+      assert.doesNotMatch(n.notes.join('\n'), /does not exist now/, profile);
+    }
   });
 });

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { compilePlan } from '../../src/plan/compile.js';
 import { canonicalJson, sha256Hex } from '../../src/policy/canonical.js';
 import { loadPolicy, loadPolicyObject } from '../../src/policy/load.js';
 import { PROFILE_NAMES, PROFILES } from '../../src/policy/profiles/index.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { parseDuration, parseSize } from '../../src/policy/units.js';
+import { WardError } from '../../src/errors.js';
 import { policyError } from '../helpers.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ward-policy-test-'));
@@ -92,6 +94,14 @@ describe('policy loading', () => {
     assert.match(e.message, /broken\.yaml:\d+.*not valid YAML/);
   });
 
+  it('refuses a YAML alias bomb with a policy error, not a stack trace', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    const e = policyError(() => load(`${lines.join('\n')}\n`, 'bomb.yaml'));
+    assert.match(e.message, /bomb\.yaml: not a usable policy: .*alias/i);
+    assert.match(e.fix ?? '', /alias/);
+  });
+
   it('rejects duplicate keys instead of silently taking one', () => {
     assert.match(policyError(() => load('resources: {pids: 1}\nresources: {pids: 2}\n')).message, /not valid YAML/);
   });
@@ -126,6 +136,28 @@ describe('policy loading', () => {
     for (const d of [`${home}/.ssh`, `${home}/.aws`, '/etc/shadow', `${home}/.cache/ward`, `${home}/.local/state/ward`]) assert.ok(deny.includes(d), d);
   });
 
+  it('an empty or relative HOME (or XDG_*_HOME) is refused, naming the variable and the fix, never resolved against the current directory', () => {
+    const obj = { filesystem: { read: ['/usr'] } };
+    for (const [bad, name] of [[{ HOME: '' }, 'HOME is empty'], [{ HOME: 'rel/home' }, 'HOME is "rel/home", a relative path'], [{ HOME: home, XDG_STATE_HOME: 'state' }, 'XDG_STATE_HOME is "state"'], [{ HOME: home, XDG_CONFIG_HOME: './cfg' }, 'XDG_CONFIG_HOME is "./cfg"']] as const) {
+      assert.throws(
+        () => loadPolicyObject(obj, { workspace: ws, env: { PATH: '/usr/bin', ...bad } }),
+        (e: unknown) => e instanceof WardError && e.message.startsWith(name) && /absolute path/.test(e.fix ?? ''),
+        JSON.stringify(bad),
+      );
+    }
+    // Empty XDG_* means unset (XDG): the default under HOME.
+    const p = loadPolicyObject(obj, { workspace: ws, env: { HOME: home, XDG_STATE_HOME: '' } });
+    assert.ok(p.effective.filesystem.deny.some((e) => e.path === `${home}/.local/state/ward`));
+  });
+
+  it('a mandatory deny that cannot be resolved is an error, not skipped', () => {
+    const odd = path.join(dir, 'odd*home');
+    const e = policyError(() => loadPolicyObject({ filesystem: { read: ['/usr'] } }, { workspace: ws, env: { HOME: odd, PATH: '/usr/bin' } }));
+    assert.equal(e.file, 'ward:mandatory-deny');
+    assert.match(e.message, /mandatory deny ~\/\.ssh cannot be resolved/);
+    assert.match(e.fix ?? '', /set HOME/);
+  });
+
   it('passes PATH, HOME, LANG, TERM by default and nothing else', () => {
     const p = load('filesystem: {read: ["/usr"]}\n');
     assert.deepEqual(p.effective.env.pass, ['HOME', 'LANG', 'PATH', 'TERM']);
@@ -146,6 +178,48 @@ describe('policy loading', () => {
     const o = loadPolicyObject({ extends: ['minimal'], resources: { pids: 5 } }, { workspace: ws, home, env });
     assert.equal(o.effective.resources.pids, 5);
     assert.throws(() => loadPolicyObject({ filesystem: { raed: [] } }, { workspace: ws, home, env }), /unknown key "raed"/);
+  });
+});
+
+describe('resource values out of range', () => {
+  it('sizes and durations that round to nothing, or beyond what the kernel and Ward can hold, are refused at load with the value named', () => {
+    const cases: [string, RegExp][] = [
+      ['memory: "0k"', /resources\.memory: "0k" is less than one byte/],
+      ['memory: "0.5"', /resources\.memory: "0\.5" is less than one byte/],
+      ['output: "0k"', /resources\.output: "0k" is less than one byte/],
+      ['file_size: 99999999999TiB', /resources\.file_size: "99999999999TiB" is more than 8 PiB/],
+      ['wall_time: "0ms"', /resources\.wall_time: "0ms" is no time at all/],
+      ['cpu_time: 1e30', /resources\.cpu_time: 1e\+30 is more than a year/],
+      ['pids: 99999999999', /resources\.pids: 99999999999 is more than the kernel accepts \(4194304\)/],
+      ['cpus: 0.001', /resources\.cpus: 0\.001 is less than the kernel's smallest CPU quota/],
+    ];
+    for (const [line, re] of cases) {
+      const e = policyError(() => load(`extends: [minimal]\nresources:\n  ${line}\n`));
+      assert.match(e.message, re, line);
+      assert.ok(e.fix, line);
+    }
+    // Long but representable: accepted (launch waits in steps beyond setTimeout's 2^31-1 ms).
+    assert.equal(load('resources: {wall_time: 600h, cpu_time: 8760h, memory: 1, cpus: 0.01}\n').effective.resources.wall_time, 600 * 3600);
+  });
+
+  it('open_files above the host\'s fs.nr_open is refused when the plan is compiled, naming both', () => {
+    const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    const p = load(`resources: {open_files: ${nrOpen + 1}}\n`, 'nofile.yaml');
+    const e = policyError(() => compilePlan(p, { home, env }));
+    assert.match(e.message, new RegExp(`nofile\\.yaml at resources\\.open_files: ${nrOpen + 1} is more than this host's fs\\.nr_open \\(${nrOpen}\\)`));
+  });
+});
+
+describe('syscalls.deny', () => {
+  it('a legacy name denied without its modern variants gets a plan note naming them (libc calls openat, not open)', () => {
+    const p = compilePlan(load('syscalls: {deny: [open, unlink, rename, renameat2, ptrace]}\n'), { home, env });
+    const notes = p.notes.join('\n');
+    assert.match(notes, /syscalls\.deny has open but not openat, openat2: .*add openat, openat2/);
+    assert.match(notes, /syscalls\.deny has unlink but not unlinkat/);
+    assert.match(notes, /syscalls\.deny has rename but not renameat:/);
+    assert.doesNotMatch(notes, /has ptrace/);
+    const complete = compilePlan(load('syscalls: {deny: [open, openat, openat2]}\n'), { home, env });
+    assert.doesNotMatch(complete.notes.join('\n'), /syscalls\.deny/);
   });
 });
 

@@ -85,6 +85,23 @@ describe('ward probe', () => {
     assert.match(c.stderr, /policy error in .*bad\.yaml/);
   });
 
+  it('--only with an empty list and --report naming a file are refused before any probe runs, without a stack trace', () => {
+    const fx = fixture();
+    for (const only of ['', ' , ']) {
+      const r = ward(['probe', '--only', only, ...degraded, '--audit-log', fx.log], { cwd: fx.ws, env: fx.env });
+      assert.equal(r.code, 125, r.stdout + r.stderr);
+      assert.match(r.stderr, /--only was given no group or probe id/);
+      assert.equal(existsSync(fx.log), false, 'no probe ran');
+    }
+    const file = path.join(fx.base, 'a-file');
+    writeFileSync(file, 'x');
+    const r = ward(['probe', '--only', 'terminal', ...degraded, '--audit-log', fx.log, '--report', file], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stderr, /internal error|    at /);
+    assert.match(r.stderr, /--report .*a-file.* exists and is not a directory|report writer not available/);
+    assert.equal(existsSync(fx.log), false, 'no probe ran');
+  });
+
   it('--report DIR hands the results to the report writer (or says it is not available)', () => {
     const fx = fixture();
     const dir = path.join(fx.base, 'report');

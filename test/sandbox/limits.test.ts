@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
+import { createCgroup } from '../../src/sandbox/cgroup.js';
 import { hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 function limited(resources: Record<string, unknown>): PolicyInput {
@@ -19,6 +20,9 @@ async function go(policy: PolicyInput, argv: string[], allowDegraded = !hasCgrou
   const r = await run(policy, argv, { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded });
   return { ...r, out: r.stdout.toString(), err: r.stderr.toString(), ws: fx.ws };
 }
+
+/** Python that spins for 1.8 s of its own CPU time, then exits 0. */
+const SPIN_1800MS = 'import time\nt = time.process_time()\nwhile time.process_time() - t < 1.8: pass';
 
 describe('resource limits', () => {
   it('a sleeper is killed by the wall clock: exit 124, the whole tree gone', async () => {
@@ -37,6 +41,13 @@ describe('resource limits', () => {
     assert.equal(r.exitCode, 137);
     assert.equal(r.reason, 'cpu_time');
     assert.match(r.message ?? '', /cpu_time/);
+  });
+
+  it('a wall_time beyond setTimeout\'s 2^31-1 ms (600h) does not kill the command at once', async () => {
+    const r = await go(limited({ wall_time: '600h' }), ['sh', '-c', 'sleep 0.5; echo finished']);
+    assert.equal(r.exitCode, 0, r.err);
+    assert.equal(r.reason, 'exit');
+    assert.match(r.out, /finished/);
   });
 
   it('a disk filler is stopped at file_size', async () => {
@@ -76,6 +87,22 @@ describe('resource limits', () => {
       assert.deepEqual(wardCgroupsOf(), []);
     });
 
+    it('cpu_time holds over the whole tree: four children each under the limit are killed together', async () => {
+      const r = await go(limited({ cpu_time: '2s', wall_time: '60s' }), ['sh', '-c', `for i in 1 2 3 4; do python3 -c '${SPIN_1800MS}' & done; wait; echo survived`]);
+      assert.equal(r.exitCode, 137, r.err);
+      assert.equal(r.reason, 'cpu_time');
+      assert.doesNotMatch(r.out, /survived/);
+    });
+
+    it('a limit the kernel refuses as a value is named as such, not blamed on the cgroup setup', () => {
+      // Policies cannot say this any more (load refuses pids above 4194304); a library caller's plan can.
+      assert.throws(
+        () => createCgroup({ memory: null, pids: 100_000_000_000, cpus: null }, { cpuAccounting: false }),
+        (e: unknown) => e instanceof WardError && /kernel refused the limit pids\.max=100000000000 \(EINVAL\)/.test(e.message) && /resources\.memory, resources\.pids or resources\.cpus/.test(e.fix ?? ''),
+      );
+      assert.deepEqual(wardCgroupsOf(), []);
+    });
+
     it('the launch record names the cgroup and the limits written', async () => {
       const r = await go(limited({ memory: '256MiB', pids: 100 }), ['true']);
       assert.equal(r.exitCode, 0);
@@ -95,6 +122,19 @@ describe('resource limits', () => {
         go(limited({ memory: '64MiB' }), ['true'], false),
         (e: unknown) => e instanceof WardError && /cannot apply the policy's resource limits/.test(e.message) && /systemd-run --user --scope|Delegate/.test(e.fix ?? ''),
       );
+    });
+
+    it('cpu_time alone needs the cgroup too: refused without one, naming cpu_time and the fix', async () => {
+      // RLIMIT_CPU is per process: four children of 1.8 s each would run a 2 s limit to 7 s.
+      const policy = { policy: { extends: ['minimal'], resources: { cpu_time: '2s' }, sandbox: { allow_degraded: true } } };
+      await assert.rejects(
+        go(policy, ['sh', '-c', `for i in 1 2 3 4; do python3 -c '${SPIN_1800MS}' & done; wait; echo survived`], false),
+        (e: unknown) => e instanceof WardError && /cpu_time over the whole process tree/.test(e.message) && /cpu_time to "unlimited"/.test(e.fix ?? ''),
+      );
+      const r = await go(policy, ['true'], true);
+      assert.equal(r.exitCode, 0, r.err);
+      assert.ok(r.launch.degraded.some((d) => /^cpu_time: RLIMIT_CPU per process only/.test(d)), r.launch.degraded.join('\n'));
+      assert.deepEqual(r.launch.layers.rlimits.cpu, [2, 3]);
     });
 
     it('with --allow-degraded (and a policy that allows it) rlimits stand in, and the record says so', async () => {

@@ -10,7 +10,7 @@
  * promise is broken or a probe could not run; 125 when Ward itself refused
  * (bad policy, a sandbox the host cannot build, no report writer).
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { defaultAuditLog, keyCreatedNotice, openAudit } from '../../audit/run-log.js';
 import type { PolicyInput } from '../../api.js';
 import { WardError } from '../../errors.js';
@@ -39,9 +39,13 @@ export async function probe(args: string[]): Promise<number> {
       case '--json':
         json = true;
         break;
-      case '--only':
-        only = [...(only ?? []), ...takeValue(args, i++, a, 'a list').split(',').map((s) => s.trim()).filter(Boolean)];
+      case '--only': {
+        const list = takeValue(args, i++, a, 'a list').split(',').map((s) => s.trim()).filter(Boolean);
+        // An empty list selects nothing, not everything: running the whole suite is not what was asked.
+        if (list.length === 0) throw new WardError('--only was given no group or probe id', { fix: `name at least one: ${PROBE_GROUPS.join(', ')}, or probe ids (\`ward probe --help\`); or drop --only to run every probe` });
+        only = [...(only ?? []), ...list];
         break;
+      }
       case '--allow-degraded':
         allowDegraded = true;
         break;
@@ -62,6 +66,7 @@ export async function probe(args: string[]): Promise<number> {
 
   // Refusals come before any probe runs: no report writer, no log.
   const reportWriter = reportDir !== undefined ? await loadReportWriter() : undefined;
+  if (reportDir !== undefined) prepareReportDir(reportDir);
   // The log is opened (and the key made on first use) before anything runs, as for `ward run`.
   const logPath = auditLog ?? defaultAuditLog();
   const audit = openAudit(auditLog, process.env, (k) => process.stderr.write(`${keyCreatedNotice(k, logPath)}\n`));
@@ -94,6 +99,21 @@ export async function probe(args: string[]): Promise<number> {
   return report.summary.broken === 0 && report.summary.error === 0 ? 0 : 1;
 }
 
+/** The report's directory, made (or checked) before any probe runs, so a bad path costs no run. */
+function prepareReportDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new WardError(
+      code === 'EEXIST' || code === 'ENOTDIR' ? `--report ${dir}: ${dir} (or a parent of it) exists and is not a directory` : `--report ${dir}: cannot make or write the directory (${(e as Error).message})`,
+      { step: 'report', fix: '--report takes a directory (report.html and report.json are written in it): name a new or writable one' },
+    );
+  }
+}
+
 type ReportWriter = { writeReport: (dir: string, input: unknown) => Promise<{ json: string; html: string }> };
 
 /** The report writer (src/report) is loaded only when --report asks for it. */
@@ -117,13 +137,21 @@ async function writeReportTo(mod: ReportWriter, dir: string, report: ProbeReport
   } catch {
     doctor = undefined;
   }
-  const written = await mod.writeReport(dir, {
+  const written = await writeOrExplain(dir, () => mod.writeReport(dir, {
     probes: report,
     ...(doctor ? { doctor } : {}),
     policy: { sha256: report.policy_sha256, canonical: report.policy_canonical ?? '', sources: report.policy_sources },
     ...(report.audit_log ? { audit: { log: report.audit_log, ...auditHead(report.audit_log) } } : {}),
-  });
+  }));
   process.stderr.write(`ward: report written to ${written.html} and ${written.json}\n`);
+}
+
+async function writeOrExplain<T>(dir: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    throw new WardError(`the report could not be written to ${dir}: ${(e as Error).message}`, { step: 'report', fix: 'check that the directory is writable and has space; the probe results are in the audit log' });
+  }
 }
 
 /** The signed head beside the log (`FILE.head`), as the report names it; nothing if unreadable. */

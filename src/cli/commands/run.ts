@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { compile, type PolicyInput } from '../../api.js';
 import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../../audit/run-log.js';
@@ -71,6 +71,9 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const argv = args.slice(i);
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
+  // Opened before the command runs: a record that cannot be written must refuse the run, not
+  // fail after it and turn the command's exit status into Ward's.
+  const recordFd = record === undefined ? undefined : openRecord(record);
 
   // The log is opened (and the key made on first use) before anything else: no log, no run,
   // and a refusal (a --verify-strict failure included) is recorded in it as launch-failed.
@@ -111,9 +114,14 @@ export async function runCommand(args: string[]): Promise<number> {
     },
     (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), ...(session !== undefined ? { session } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
   );
-  const r = await handle.result;
-  if (record) {
-    appendFileSync(record, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, revocations: r.revocations, duration_ms: Math.round(r.durationMs) })}\n`);
+  let r;
+  try {
+    r = await handle.result;
+    if (recordFd !== undefined) {
+      writeFileSync(recordFd, `${JSON.stringify(r.launch)}\n${JSON.stringify({ type: 'exit', exit_code: r.exitCode, raw_exit_code: r.rawExitCode, reason: r.reason, denials: r.denials, revocations: r.revocations, duration_ms: Math.round(r.durationMs) })}\n`);
+    }
+  } finally {
+    if (recordFd !== undefined) closeSync(recordFd);
   }
   if (!quiet) {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
@@ -148,4 +156,16 @@ export async function runCommand(args: string[]): Promise<number> {
     for (const line of refused.values()) process.stderr.write(`${line}\n`);
   }
   return r.exitCode;
+}
+
+/** --record FILE, opened for appending (created if missing), or a refusal naming what is wrong with it. */
+function openRecord(file: string): number {
+  try {
+    return openSync(file, 'a', 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const problem =
+      code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'ENOTDIR' ? 'a parent of it is not a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
+    throw new WardError(`--record ${file}: cannot open it for writing (${problem}); nothing was run`, { fix: '--record takes a file (the launch and exit records are appended to it) in an existing, writable directory' });
+  }
 }

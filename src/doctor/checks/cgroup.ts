@@ -40,26 +40,37 @@ const TEST_LIMITS = { memory: 64 * 1024 * 1024, pids: 64, cpus: null };
 
 export const cgroupCheck: Check = {
   id: 'host.cgroup',
-  title: 'this user can create a cgroup with memory and pids limits',
+  title: 'this user can create a cgroup with memory and pids limits (and CPU accounting, for cpu_time)',
   severity: 'high',
   async run(ctx) {
     const inventory = cgroupInventory();
     const res = ctx.policy.effective.resources;
-    const policyWants = res.memory !== null || res.pids !== null || res.cpus !== null;
+    const policyWants = res.memory !== null || res.pids !== null || res.cpus !== null || res.cpu_time !== null;
+    // cpu_time is enforced over the whole tree by a watchdog on the cgroup's CPU accounting.
+    const cpuAccounting = res.cpu_time !== null;
     try {
-      const cg = createCgroup(TEST_LIMITS, { cpuAccounting: false });
+      const cg = createCgroup(TEST_LIMITS, { cpuAccounting });
       const where = cg.dirs.join(', ');
       const applied = cg.applied.join(' ');
+      const accounted = cg.cpuSeconds() !== null;
       await cg.remove();
-      return { status: 'pass', evidence: `created and removed a cgroup v${cg.version} (${where}) with ${applied}; mounted: ${inventory}` };
+      if (cpuAccounting && !accounted) {
+        return {
+          status: 'fail',
+          evidence: `created a cgroup v${cg.version} (${where}), but it does not account CPU time, which the policy's cpu_time needs; mounted: ${inventory}`,
+          fix: 'mount the cpuacct controller (cgroup v1) or use cgroup v2; or set resources.cpu_time to "unlimited"',
+          degrades: 'cpu_time over the whole process tree: runs are refused, or, with --allow-degraded and sandbox.allow_degraded, RLIMIT_CPU stands in per process (a tree of processes can use more in total)',
+        };
+      }
+      return { status: 'pass', evidence: `created and removed a cgroup v${cg.version} (${where}) with ${applied}${cpuAccounting ? ' and CPU accounting (for cpu_time)' : ''}; mounted: ${inventory}` };
     } catch (e) {
       const err = e as Error & { fix?: string };
       return {
         status: 'fail',
         severity: policyWants ? 'high' : 'medium',
-        evidence: `${err.message}; mounted: ${inventory}${policyWants ? '' : '; the policy sets no memory, pids or cpus limit'}`,
+        evidence: `${err.message}; mounted: ${inventory}${policyWants ? '' : '; the policy sets no memory, pids, cpus or cpu_time limit'}`,
         fix: err.fix ?? 'run Ward in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes ward run ...`',
-        degrades: 'per-tree memory and pids limits (cgroup): runs whose policy sets them are refused, or, with --allow-degraded and sandbox.allow_degraded, per-process rlimits stand in (weaker: RLIMIT_DATA, RLIMIT_NPROC)',
+        degrades: 'per-tree memory, pids and cpu_time limits (cgroup): runs whose policy sets them are refused, or, with --allow-degraded and sandbox.allow_degraded, per-process rlimits stand in (weaker: RLIMIT_DATA, RLIMIT_NPROC, RLIMIT_CPU: a tree of processes can use more in total)',
       };
     }
   },
