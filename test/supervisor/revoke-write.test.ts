@@ -31,6 +31,17 @@ function setup() {
   return { ...fx, records, policy, options };
 }
 
+/** Python: `attempt(name, f)` prints "name ok" or "name refused errno=N"; `libc` for raw calls. */
+const PY_ATTEMPT = `
+import os, sys, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()`;
+
 const ATTACKS = `
 import os, sys, ctypes
 def attempt(name, f):
@@ -238,15 +249,7 @@ attempt('bind-inet', lambda: (lambda s: (s.bind(('127.0.0.1', 0)), s.getsockname
     writeFileSync(path.join(fx.ws, 'notes', 'n.txt'), 'NOTES\n');
     const records: RunRecord[] = [];
     const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/proj/src/**' }] };
-    const script = `
-import os, sys, ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-def attempt(name, f):
-    try:
-        f(); print(name, 'ok')
-    except OSError as e:
-        print(name, 'refused errno=%s' % e.errno)
-    sys.stdout.flush()
+    const script = `${PY_ATTEMPT}
 def exchange(a, b):
     if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:  # renameat2(RENAME_EXCHANGE)
         e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
@@ -284,15 +287,7 @@ attempt('rename-file', lambda: os.rename('st/src/main.c', 'st/main.c'))
 
   it('linkat(AT_SYMLINK_FOLLOW) through a symlink is judged on the file it links, not on the symlink', async () => {
     const t = setup();
-    const script = `
-import os, sys, ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-def attempt(name, f):
-    try:
-        f(); print(name, 'ok')
-    except OSError as e:
-        print(name, 'refused errno=%s' % e.errno)
-    sys.stdout.flush()
+    const script = `${PY_ATTEMPT}
 def linkat(a, b, flags):
     # The raw call: Python's os.link may use link(2), which never follows.
     if libc.linkat(-100, a.encode(), -100, b.encode(), flags) != 0:

@@ -17,6 +17,18 @@ import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
 
 const skip = !which('python3') && 'python3 missing';
 
+/** Python: `attempt(name, f)` prints "name ok [result]" or "name refused errno=N"; `libc` for raw calls. */
+const PY_ATTEMPT = `
+import os, sys, ctypes, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, f):
+    try:
+        r = f()
+        print(name, 'ok', r if isinstance(r, (int, str)) else '')
+    except OSError as e:
+        print(name, 'refused errno=%s' % e.errno)
+    sys.stdout.flush()`;
+
 describe('visible-only files (filesystem.visible) in a real sandbox', { skip }, () => {
   it('stat and listing show the real file; every open and exec fails with EACCES, by every name', async () => {
     const fx = sandboxFixture();
@@ -36,16 +48,7 @@ describe('visible-only files (filesystem.visible) in a real sandbox', { skip }, 
       filesystem: { visible: ['${WORKSPACE}/secret.key', '${WORKSPACE}/vdir', '${WORKSPACE}/tool.sh', path.join(ext, 'outside.txt')] },
     };
     const size = statSync(path.join(fx.ws, 'secret.key')).size;
-    const code = `
-import os, sys, ctypes, subprocess
-def attempt(name, f):
-    try:
-        r = f()
-        print(name, 'ok', r if isinstance(r, (int, str)) else '')
-    except OSError as e:
-        print(name, 'refused errno=%s' % e.errno)
-    sys.stdout.flush()
-libc = ctypes.CDLL(None, use_errno=True)
+    const code = `${PY_ATTEMPT}
 attempt('stat', lambda: os.stat('secret.key').st_size)
 attempt('lstat-ext', lambda: os.lstat('${ext}/outside.txt').st_size)
 attempt('listed', lambda: 'yes' if 'secret.key' in os.listdir('.') else 'no')
@@ -120,16 +123,7 @@ attempt('execveat-opath', execveat)
     linkSync(path.join(fx.ws, 'cfg', 'vis', 'token'), path.join(fx.ws, 'hl-vis'));
     linkSync(path.join(fx.ws, 'cfg', 'app', 'log.txt'), path.join(fx.ws, 'hl-app'));
     const policy = { extends: ['default'], filesystem: { visible: ['${WORKSPACE}/cfg/vis'], append: ['${WORKSPACE}/cfg/app'] } };
-    const code = `
-import os, sys, ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-def attempt(name, f):
-    try:
-        r = f()
-        print(name, 'ok', r if isinstance(r, (int, str)) else '')
-    except OSError as e:
-        print(name, 'refused errno=%s' % e.errno)
-    sys.stdout.flush()
+    const code = `${PY_ATTEMPT}
 def exchange(a, b):
     if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:  # renameat2(RENAME_EXCHANGE)
         e = ctypes.get_errno(); raise OSError(e, os.strerror(e))

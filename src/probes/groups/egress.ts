@@ -49,6 +49,23 @@ function serverSawNothing(ctx: ProbeContext): Verdict | null {
   return s.bytes > 0 ? broken(`the host-side server received ${s.bytes} bytes from the sandbox`) : null;
 }
 
+const needsHostAddress = () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server');
+
+/**
+ * An upstream the broker will connect to and inspect the first message for: not loopback (refused
+ * for names, uninspected for allow_local), so a server on the host's own address, allowed by that
+ * address. No banner: a TLS server waits for the ClientHello (and a client closing with unread
+ * data would reset the connection, so the relay would drop the first message before the broker
+ * saw it).
+ */
+const silentUpstreamOnHostAddress: Pick<Probe, 'setup' | 'policy'> = {
+  setup: async (ctx) => {
+    ctx.state.server = await startHostServer({ port: 0, host: '0.0.0.0' }, 'silent');
+    ctx.state.addr = hostAddresses()[0];
+  },
+  policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
+};
+
 export const probes: Probe[] = [
   {
     id: 'net.egress-dns-exfil',
@@ -91,14 +108,8 @@ except OSError as e:
     // The fronting check needs an upstream the broker will connect to: not loopback (refused for
     // names, uninspected for allow_local), so the server listens on the host's own address and
     // the policy allows that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
-    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
-    setup: async (ctx) => {
-      // No banner: a TLS server waits for the ClientHello (and a client closing with unread data
-      // would reset the connection, so the relay would drop the ClientHello before the broker saw it).
-      ctx.state.server = await startHostServer({ port: 0, host: '0.0.0.0' }, 'silent');
-      ctx.state.addr = hostAddresses()[0];
-    },
-    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
+    requires: needsHostAddress,
+    ...silentUpstreamOnHostAddress,
     program: (ctx) =>
       py(`import ssl
 port = ${serverPort(st<HostServer>(ctx, 'server'))}
@@ -185,7 +196,7 @@ say('direct', 0 if s.recv(100) else errno.ECONNRESET)`),
     nist: ['SC-7', 'AC-4'],
     // As for fronting: an upstream the broker connects to, on the host's own address, allowed by
     // that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
-    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    requires: needsHostAddress,
     setup: async (ctx) => {
       const hosts: string[] = [];
       const server = createHttpServer((req, res) => {
@@ -240,12 +251,8 @@ say('second', codes[1] if len(codes) > 1 else 'none')`),
     // is a request to it. As for fronting, the upstream is the host's own address, allowed by
     // that address (a name would resolve to loopback, which the broker refuses); the raw-connect
     // path is covered by test/sandbox/egress.test.ts and test/net/lenient.test.ts.
-    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
-    setup: async (ctx) => {
-      ctx.state.server = await startHostServer({ port: 0, host: '0.0.0.0' }, 'silent');
-      ctx.state.addr = hostAddresses()[0];
-    },
-    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
+    requires: needsHostAddress,
+    ...silentUpstreamOnHostAddress,
     program: (ctx) =>
       py(`port = ${serverPort(st<HostServer>(ctx, 'server'))}
 addr = '${st<string>(ctx, 'addr')}'
@@ -283,7 +290,7 @@ time.sleep(0.5)  # let the records land before the run ends`),
     // Through the proxy (absolute-form), to the host's own address, as for net.egress-keepalive-host.
     // The server is as lenient as Python's http.server: a body on GET is left unread, so its
     // bytes are the next request it reads, unless the request said Connection: close.
-    requires: () => (hostAddresses().length > 0 ? null : 'the host has no non-loopback IPv4 address to stand in for the allowed server'),
+    requires: needsHostAddress,
     setup: async (ctx) => {
       const served: string[] = [];
       let raw = '';
