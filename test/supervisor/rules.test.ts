@@ -191,8 +191,11 @@ except OSError as e:
     assert.match(r.out, /^echo before$/m, r.out);
     assert.match(r.out, /^old connection cut/m, r.out);
     assert.equal(echoedAfter, 0, 'nothing sent after the read reached the server');
+    // The supervisor shut it down before the read returned (counted in the revocation record);
+    // the broker's cut comes a moment later and may find it already ended, so its note is optional.
+    assert.equal(r.revocations[0]?.connections_cut, 1, JSON.stringify(r.revocations));
     const rec = r.net.find((e) => e.kind === 'connect' && e.port === echoPort);
-    assert.match(rec?.note ?? '', /^cut: revoked by rules\[0\]/, JSON.stringify(r.net));
+    assert.ok(rec?.note === undefined || /^cut: revoked by rules\[0\]/.test(rec.note), JSON.stringify(r.net));
   });
 
   it('a connection opened before the read cannot carry the secret even when written the instant after the read', async () => {
