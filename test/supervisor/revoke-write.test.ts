@@ -136,6 +136,7 @@ describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
     const script = `
 import os, sys, time, mmap, ctypes
 r, w = os.pipe()
+go_r, go_w = os.pipe()
 def holder(kind):
     pid = os.fork()
     if pid: return pid
@@ -160,12 +161,13 @@ def holder(kind):
         f = os.open('outside.txt', os.O_WRONLY | os.O_APPEND)
         act = lambda: os.write(f, b'fine\\n')
     os.write(w, b'r')
-    time.sleep(1.5)    # the revocation comes meanwhile
+    os.read(go_r, 1)   # after the read that fires the rule has returned: no timing involved
     act()
     os._exit(0)
 kids = {k: holder(k) for k in ('fd', 'mapping', 'reader', 'outside')}
 for _ in kids: os.read(r, 1)
 open('secrets/key.txt').read()
+os.write(go_w, b'g' * len(kids))
 for k, pid in kids.items():
     _, st = os.waitpid(pid, 0)
     print(k, 'killed' if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else 'exit=%d' % os.waitstatus_to_exitcode(st))

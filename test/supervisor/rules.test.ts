@@ -254,17 +254,18 @@ describe('dynamic rules: after connect, revoke write', { skip }, () => {
   it('a process holding src/main.c open for writing from before the connection is killed when the broker fires the rule, before the untrusted bytes arrive', async () => {
     const t = setup([{ after: `connect api.test:${port}`, revoke: 'write ${WORKSPACE}/src/**' }]);
     const r = await t.py(`
-import time
 rd, wr = os.pipe()
+go_r, go_w = os.pipe()
 pid = os.fork()
 if pid == 0:
     f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
     os.write(wr, b'r')
-    time.sleep(1.5)      # the connection fires the rule meanwhile
+    os.read(go_r, 1)     # once the fetch that fires the rule is done: no timing involved
     os.write(f, b'pwned by what the server sent\\n')
     os._exit(0)
 os.read(rd, 1)
 get('fetch')
+os.write(go_w, b'g')
 _, st = os.waitpid(pid, 0)
 print('holder', 'killed' if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else 'exit=%d' % os.waitstatus_to_exitcode(st))
 `);

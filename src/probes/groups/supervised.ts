@@ -227,17 +227,18 @@ attempt('plant-link', lambda: os.symlink('/tmp/payload', 'src/payload.c'))`),
     ...afterUntrustedNoSrcWrites,
     program: (ctx) =>
       py(`${OUT(ctx)}
-import time
 rd, wr = os.pipe()
+go_r, go_w = os.pipe()
 pid = os.fork()
 if pid == 0:
     f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
     os.write(wr, b'r')
-    time.sleep(1)
+    os.read(go_r, 1)   # once the fetch is answered: the untrusted content is in
     os.write(f, b'pwned')
     os._exit(0)
 os.read(rd, 1)
 out_answered('fetch')
+os.write(go_w, b'g')
 _, st = os.waitpid(pid, 0)
 say('holder', -9 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else os.waitstatus_to_exitcode(st))`),
     check: (run, ctx) => {
