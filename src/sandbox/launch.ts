@@ -46,7 +46,7 @@ import { supervisedModeProblem, type SupervisedHost } from '../supervisor/prefli
 import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
 import { killWriters, sandboxPidUnder } from '../supervisor/cut.js';
 import { loadNative } from '../supervisor/native.js';
-import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, type RevocationReport } from '../supervisor/rules-state.js';
+import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, revokesWriting, writeRevoked, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
 
@@ -434,14 +434,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     // command of the session) has not had the supervisor's kill of the processes that can still
     // write a revoked file (rules-decider): do it now, before the broker lets the connection that
     // fired it go on (admit() calls this synchronously), so the untrusted bytes find no writer.
-    if (dyn && rep.pid === null && launcherPid !== null && dyn.rules[rep.rule]!.revoke.some((m) => revokes(m, 'append'))) {
+    if (dyn && rep.pid === null && launcherPid !== null && revokesWriting(dyn.rules[rep.rule]!)) {
       const inside = sandboxPidUnder(launcherPid);
       if (inside !== null) {
-        const state = loadRuleState(dyn.rules, ruleCells!);
-        const byId = new Map(aliases);
-        const killed = killWriters(loadNative(), inside, (p, file, append) =>
-          [p, ...((file !== null && byId.get(file)) || [])].some((q) => !isAllowed(state, append ? 'append' : 'write', q)),
-        );
+        const killed = killWriters(loadNative(), inside, writeRevoked(loadRuleState(dyn.rules, ruleCells!), new Map(aliases)));
         if (killed.length > 0) rec.killed = killed;
       }
     }

@@ -28,25 +28,25 @@ const SHUT_RDWR = 2;
 const TCP_LISTEN = '0A';
 
 /**
- * Whether `pid` is in namespaces other than Ward's (false: it is gone). A sandbox always has pid
- * and network namespaces of its own; were `pid` in Ward's, a cut or a kill "beside" it would
- * reach the host's own processes: refuse rather than trust the caller.
+ * The pid namespace of `pid`, which must be other than Ward's, as must its network namespace
+ * (null: it is gone). A sandbox always has both of its own; were `pid` in Ward's, a cut or a kill
+ * "beside" it would reach the host's own processes: refuse rather than trust the caller.
  */
-function inSandbox(pid: number): boolean {
+function sandboxPidNs(pid: number): string | null {
+  const theirs: Record<string, string> = {};
   for (const ns of ['pid', 'net']) {
-    let theirs: string;
     try {
-      theirs = readlinkSync(`/proc/${pid}/ns/${ns}`);
+      theirs[ns] = readlinkSync(`/proc/${pid}/ns/${ns}`);
     } catch {
-      return false;
+      return null;
     }
-    if (theirs === readlinkSync(`/proc/self/ns/${ns}`)) throw new Error(`refusing to act on the processes beside pid ${pid}: it shares Ward's ${ns} namespace`);
+    if (theirs[ns] === readlinkSync(`/proc/self/ns/${ns}`)) throw new Error(`refusing to act on the processes beside pid ${pid}: it shares Ward's ${ns} namespace`);
   }
-  return true;
+  return theirs.pid!;
 }
 
 /** Inodes of the TCP sockets (v4 and v6) of `pid`'s network namespace that are not listening. */
-export function connectedTcpInodes(pid: number): Set<string> {
+function connectedTcpInodes(pid: number): Set<string> {
   const inodes = new Set<string>();
   for (const table of ['tcp', 'tcp6']) {
     let text: string;
@@ -65,14 +65,8 @@ export function connectedTcpInodes(pid: number): Set<string> {
   return inodes;
 }
 
-/** Every process in `pid`'s pid namespace (Ward's pids), `pid` included. */
-export function pidsBeside(pid: number): number[] {
-  let ns: string;
-  try {
-    ns = readlinkSync(`/proc/${pid}/ns/pid`);
-  } catch {
-    return [];
-  }
+/** Every process in the pid namespace `ns` (Ward's pids). */
+function pidsIn(ns: string): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -90,11 +84,12 @@ export function pidsBeside(pid: number): number[] {
  * how many sockets were shut down.
  */
 export function cutTcpConnections(n: Native, pid: number): number {
-  if (!inSandbox(pid)) return 0; // gone: its sockets, if shared, are held by others the broker's cut still reaches
+  const ns = sandboxPidNs(pid);
+  if (ns === null) return 0; // gone: its sockets, if shared, are held by others the broker's cut still reaches
   const inodes = connectedTcpInodes(pid);
   if (inodes.size === 0) return 0;
   let cut = 0;
-  for (const p of pidsBeside(pid)) {
+  for (const p of pidsIn(ns)) {
     if (inodes.size === 0) break;
     let fds: string[];
     try {
@@ -135,6 +130,9 @@ const O_ACCMODE = 0o3;
 const O_APPEND = 0o2000;
 const SIGKILL = 9;
 
+/** Whether writing (appending, `append`) to `path`, the file "dev:ino" `file`, is revoked now. */
+export type WriteRevoked = (path: string, file: string | null, append: boolean) => boolean;
+
 /** A process killed because it could still write a file a rule had just revoked. */
 export interface Writer {
   /** Ward's pid namespace. */
@@ -153,7 +151,7 @@ function mapId(dev: string, ino: string): string {
 }
 
 /** The first way process `p` (pinned by `pidfd`) can still write a revoked file, or null. */
-function writerIn(n: Native, p: number, pidfd: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Omit<Writer, 'pid'> | null {
+function writerIn(n: Native, p: number, pidfd: number, revoked: WriteRevoked): Omit<Writer, 'pid'> | null {
   let fds: string[] = [];
   try {
     fds = readdirSync(`/proc/${p}/fd`);
@@ -200,14 +198,14 @@ function writerIn(n: Native, p: number, pidfd: number, revoked: (path: string, f
  * scan and its kill left the fd to its child, which the next round finds.
  * `revoked(path, file, append)`: writing (appending) to `path`, the file "dev:ino", is revoked.
  */
-export function killWriters(n: Native, pid: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Writer[] {
-  if (!inSandbox(pid)) return [];
-  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+export function killWriters(n: Native, pid: number, revoked: WriteRevoked): Writer[] {
+  const ns = sandboxPidNs(pid);
+  if (ns === null) return [];
   const killed: Writer[] = [];
   const done = new Set<number>();
   for (let round = 0; round < 16; round++) {
     let found = 0;
-    for (const p of pidsBeside(pid)) {
+    for (const p of pidsIn(ns)) {
       if (done.has(p)) continue;
       const pidfd = n.pidfdOpen(p);
       if (pidfd < 0) continue;

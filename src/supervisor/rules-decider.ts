@@ -42,7 +42,7 @@
  */
 import { allowsAnyTarget, eventsBelow, isAllowed, isAllowedBelow, matchEvent, revocations, revokes, type Access, type Event, type EventKind, type Match, type Rule } from '../rules/index.js';
 import { matchBelow } from '../rules/pattern.js';
-import { applyShared, loadRuleState, revocationReport, revokedBy } from './rules-state.js';
+import { applyShared, loadRuleState, revocationReport, revokedBy, revokesNetwork, revokesWriting, writeRevoked } from './rules-state.js';
 import type { Decide, DeciderContext, Decision, SupervisedEvent } from './types.js';
 
 export interface RulesDeciderData {
@@ -87,14 +87,11 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
       // Connections opened before the event must not carry out what it gave (the secret just
       // read): cut them now, before this call is answered and its fd injected. The broker's cut
       // (launch.ts) comes a moment later and covers revocations of some destinations only.
-      if (ctx?.cutConnections && rules[r]!.revoke.some((m) => revokes(m, 'connect') && m.target === '*')) rep.connections_cut = ctx.cutConnections(pid);
+      if (ctx?.cutConnections && rules[r]!.revoke.some(revokesNetwork)) rep.connections_cut = ctx.cutConnections(pid);
       // Likewise a file opened for writing before a write revocation: its holder could go on
       // writing through it (the kernel cannot take the fd's access back), so it is killed.
-      if (ctx?.killWriters && rules[r]!.revoke.some((m) => revokes(m, 'append'))) {
-        const now = loadRuleState(rules, cells);
-        const killed = ctx.killWriters(pid, (path, file, append) =>
-          [path, ...((file !== null && aliases.get(file)) || [])].some((p) => !isAllowed(now, append ? 'append' : 'write', p)),
-        );
+      if (ctx?.killWriters && revokesWriting(rules[r]!)) {
+        const killed = ctx.killWriters(pid, writeRevoked(loadRuleState(rules, cells), aliases));
         if (killed.length > 0) rep.killed = killed;
       }
       ctx?.report(rep);
@@ -107,9 +104,9 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
     const state = loadRuleState(rules, cells);
     if (e.kind === 'connect') {
       // Blind: only a revocation of every destination can be decided here.
-      const all = revocations(state).some((m) => revokes(m, 'connect') && m.target === '*');
+      const all = revocations(state).some(revokesNetwork);
       if (!all) return ALLOW;
-      return { errno: EACCES, reason: why(revokedBy(state, (m) => revokes(m, 'connect') && m.target === '*'), 'network') };
+      return { errno: EACCES, reason: why(revokedBy(state, revokesNetwork), 'network') };
     }
     if (e.kind !== 'open' && e.kind !== 'exec') {
       // Writes by path, decided on the resolved names (worker.ts handlePathOp); fd calls (no path) are not the rules' business.

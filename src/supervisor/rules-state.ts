@@ -19,8 +19,8 @@
  * The decisions themselves are src/rules' isAllowed on the loaded state: the functions
  * `ward verify` proved only revoke.
  */
-import type { Writer } from './cut.js';
-import { applyEvent, type Event, type Match, type Rule, type RuleState } from '../rules/index.js';
+import type { Writer, WriteRevoked } from './cut.js';
+import { applyEvent, isAllowed, revokes, type Event, type Match, type Rule, type RuleState } from '../rules/index.js';
 
 export function newSharedRuleState(rules: readonly Rule[]): SharedArrayBuffer {
   const cells = rules.reduce((n, r) => n + r.after.length + 1, 0);
@@ -96,4 +96,23 @@ export function revocationReport(rules: readonly Rule[], r: number, event: Event
 export function revokedBy(state: RuleState, covers: (m: Match) => boolean): number | null {
   const r = state.rules.findIndex((rule, i) => state.fired[i] && rule.revoke.some(covers));
   return r < 0 ? null : r;
+}
+
+/** A revocation of every destination (`revoke: network`, `connect *`): what a blind connect can refuse. */
+export function revokesNetwork(m: Match): boolean {
+  return revokes(m, 'connect') && m.target === '*';
+}
+
+/** Whether a rule, once fired, takes writing (or appending) away from some file. */
+export function revokesWriting(rule: Rule): boolean {
+  return rule.revoke.some((m) => revokes(m, 'append'));
+}
+
+/**
+ * In `state`, whether writing (appending, `append`) to `path`, the file "dev:ino" `file`, is
+ * revoked under that name or any name the file had at launch (`aliases`, rules-aliases.ts): the
+ * question killWriters (cut.ts) asks of every file a sandbox process can still write.
+ */
+export function writeRevoked(state: RuleState, aliases: ReadonlyMap<string, string[]>): WriteRevoked {
+  return (path, file, append) => [path, ...((file !== null && aliases.get(file)) || [])].some((p) => !isAllowed(state, append ? 'append' : 'write', p));
 }

@@ -4,7 +4,7 @@
  * so it must be cheap and synchronous.
  */
 import type { Access } from './static.js';
-import type { Writer } from './cut.js';
+import type { Writer, WriteRevoked } from './cut.js';
 import type { SupervisedSyscall } from './filter.js';
 
 export interface SupervisedEvent {
@@ -84,7 +84,7 @@ export interface DeciderContext {
    * Kills every process of `pid`'s sandbox that can still write a file `revoked` says is revoked
    * (cut.ts killWriters), before the call being decided is answered; returns who and why.
    */
-  killWriters?(pid: number, revoked: (path: string, file: string | null, append: boolean) => boolean): Writer[];
+  killWriters?(pid: number, revoked: WriteRevoked): Writer[];
 }
 
 /**
