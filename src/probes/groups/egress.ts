@@ -66,6 +66,43 @@ const silentUpstreamOnHostAddress: Pick<Probe, 'setup' | 'policy'> = {
   policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${serverPort(st<HostServer>(ctx, 'server'))}`] } }),
 };
 
+/**
+ * A server of the probe's own (HTTP, or raw TCP to read requests as a lenient server does) as the
+ * upstream on the host's address, for the same reason as silentUpstreamOnHostAddress: setup calls
+ * listenOnHostAddress, which keeps it and what the check reads in ctx.state[key].
+ */
+async function listenOnHostAddress(ctx: ProbeContext, key: string, server: TcpServer | HttpServer, seen: Record<string, unknown>): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '0.0.0.0', () => resolve());
+  });
+  ctx.state[key] = { server, ...seen };
+  ctx.state.addr = hostAddresses()[0];
+}
+
+const upstreamPort = (ctx: ProbeContext, key: string) => (st<{ server: TcpServer | HttpServer }>(ctx, key).server.address() as AddressInfo).port;
+
+/** Its teardown, and the policy allowing exactly its address and port. */
+const ownUpstreamOnHostAddress = (key: string): Pick<Probe, 'teardown' | 'policy'> => ({
+  teardown: (ctx) => new Promise<void>((r) => st<{ server: TcpServer | HttpServer }>(ctx, key).server.close(() => r())),
+  policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${upstreamPort(ctx, key)}`] } }),
+});
+
+/** Python: `port` and `addr` of that upstream. */
+const pyUpstream = (ctx: ProbeContext, key: string) => `port = ${upstreamPort(ctx, key)}
+addr = '${st<string>(ctx, 'addr')}'`;
+
+/** Python: reads socket `s` to its end (or a reset) and lists the status codes of the responses in `codes`. */
+const PY_PROXY_CODES = `data = b''
+while True:
+    try:
+        c = s.recv(4096)
+    except OSError:
+        break
+    if not c: break
+    data += c
+codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]`;
+
 export const probes: Probe[] = [
   {
     id: 'net.egress-dns-exfil',
@@ -203,31 +240,16 @@ say('direct', 0 if s.recv(100) else errno.ECONNRESET)`),
         hosts.push(req.headers.host ?? '-');
         res.end('ok\n');
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '0.0.0.0', () => resolve());
-      });
-      ctx.state.http = { server, hosts };
-      ctx.state.addr = hostAddresses()[0];
+      await listenOnHostAddress(ctx, 'http', server, { hosts });
     },
-    teardown: (ctx) => new Promise<void>((r) => st<{ server: HttpServer }>(ctx, 'http').server.close(() => r())),
-    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${(st<{ server: HttpServer }>(ctx, 'http').server.address() as AddressInfo).port}`] } }),
+    ...ownUpstreamOnHostAddress('http'),
     program: (ctx) =>
-      py(`port = ${(st<{ server: HttpServer }>(ctx, 'http').server.address() as AddressInfo).port}
-addr = '${st<string>(ctx, 'addr')}'
+      py(`${pyUpstream(ctx, 'http')}
 s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
 one = 'GET http://%s:%d/one HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)
 two = 'GET http://%s:%d/two HTTP/1.1\\r\\nHost: evil.example.com\\r\\n\\r\\n' % (addr, port)
 s.sendall((one + two).encode())
-data = b''
-while True:
-    try:
-        c = s.recv(4096)
-    except OSError:
-        break
-    if not c: break
-    data += c
-codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]
+${PY_PROXY_CODES}
 say('first', codes[0] if codes else 'none')
 say('second', codes[1] if len(codes) > 1 else 'none')`),
     check: (run, ctx) => {
@@ -316,32 +338,17 @@ time.sleep(0.5)  # let the records land before the run ends`),
           }
         });
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '0.0.0.0', () => resolve());
-      });
-      ctx.state.lenient = { server, served, raw: () => raw };
-      ctx.state.addr = hostAddresses()[0];
+      await listenOnHostAddress(ctx, 'lenient', server, { served, raw: () => raw });
     },
-    teardown: (ctx) => new Promise<void>((r) => st<{ server: TcpServer }>(ctx, 'lenient').server.close(() => r())),
-    policy: (ctx) => ({ network: { allow: [`${st<string>(ctx, 'addr')}:${(st<{ server: TcpServer }>(ctx, 'lenient').server.address() as AddressInfo).port}`] } }),
+    ...ownUpstreamOnHostAddress('lenient'),
     program: (ctx) =>
-      py(`port = ${(st<{ server: TcpServer }>(ctx, 'lenient').server.address() as AddressInfo).port}
-addr = '${st<string>(ctx, 'addr')}'
+      py(`${pyUpstream(ctx, 'lenient')}
 inner = b'GET /smuggled HTTP/1.1\\r\\nHost: evil.example.com\\r\\n\\r\\n'
 first = ('GET http://%s:%d/first HTTP/1.1\\r\\nHost: %s:%d\\r\\nContent-Length: %d\\r\\n\\r\\n' % (addr, port, addr, port, len(inner))).encode() + inner
 third = ('GET http://%s:%d/third HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode()
 s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
 s.sendall(first + third)
-data = b''
-while True:
-    try:
-        c = s.recv(4096)
-    except OSError:
-        break
-    if not c: break
-    data += c
-codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]
+${PY_PROXY_CODES}
 say('first', codes[0] if codes else 'none')
 say('third', codes[1] if len(codes) > 1 else 'none')
 time.sleep(0.3)`),
