@@ -144,7 +144,8 @@ export function checkMaskFile(file: string): void {
   }
 }
 
-function lstatOrNull(p: string): Stats | null {
+/** lstat, or null when there is nothing at `p` (or it cannot be looked at). */
+export function lstatOrNull(p: string): Stats | null {
   try {
     return lstatSync(p);
   } catch {

@@ -25,7 +25,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { cacheDir } from '../paths.js';
+import { cacheDir, lstatOrNull } from '../paths.js';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -226,14 +226,6 @@ export function launcherInCache(dir: string): string {
   const path = compileLauncher(dir, 0o700);
   checkPrivate(path, "Ward's launcher", 'file');
   return path;
-}
-
-function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
-  try {
-    return lstatSync(path);
-  } catch {
-    return null;
-  }
 }
 
 /** The kernel's Landlock ABI version as the launcher sees it (0: unavailable). For `ward doctor`. */

@@ -18,9 +18,10 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError, WardError } from '../errors.js';
+import { lstatOrNull } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
@@ -479,14 +480,6 @@ function nearest<T extends { dest: string }>(binds: T[], p: string): T | undefin
   let best: T | undefined;
   for (const b of binds) if (isWithin(p, b.dest) && (!best || b.dest.length > best.dest.length)) best = b;
   return best;
-}
-
-function lstatOrNull(p: string): Stats | null {
-  try {
-    return lstatSync(p);
-  } catch {
-    return null;
-  }
 }
 
 function depth(p: string): number {

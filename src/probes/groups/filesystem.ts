@@ -108,7 +108,7 @@ export const probes: Probe[] = [
     id: 'fs.move-mask-parent',
     group,
     promise: 'secrets',
-    title: 'rename or remove the directory above a masked secret inside the writable workspace, so a later run finds it unmasked under another name',
+    title: 'rename the directory above a masked secret (or the masked directory) inside the writable workspace, so a later run finds it unmasked under another name',
     mechanism: 'mount-namespace',
     asi: ['ASI03'],
     nist: ['AC-3', 'AC-6'],
