@@ -217,6 +217,14 @@ export interface RunHandle {
 }
 
 const { SIGXCPU, SIGXFSZ } = osConstants.signals;
+/**
+ * An exit status of 128+SIGXCPU or 137 is the command's word: `exit 152` gives the same status
+ * through bwrap as a death by SIGXCPU. A cpu_time kill is recorded only when the cgroup's CPU
+ * accounting, which the command cannot forge, shows the limit reached. RLIMIT_CPU is checked
+ * against one process's time at tick granularity, the cgroup counts every process exactly, so
+ * the cgroup's figure is never below the one that fired; the margin is for how the two round.
+ */
+const CPU_NEAR_LIMIT = 0.95;
 
 export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
@@ -893,7 +901,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_TIMEOUT;
       message = `wall_time limit (${plan.wallTimeMs! / 1000}s) reached: the whole process tree was killed`;
       denials.push({ layer: 'timeout', what: 'wall_time', verdict: 'killed', detail: message });
-    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || (raw === 137 && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec)))) {
+    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || raw === 137) && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec * CPU_NEAR_LIMIT)) {
       reason = 'cpu_time';
       exitCode = EXIT_LIMIT_KILLED;
       message = `cpu_time limit (${plan.cpuTimeSec}s) reached: the command was killed`;
@@ -903,11 +911,12 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_LIMIT_KILLED;
       message = `memory limit (${plan.cgroup.memory} bytes) reached: the kernel's OOM killer stopped the command`;
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: message });
+    } else if (raw === 128 + SIGXCPU && plan.cpuTimeSec !== null) {
+      message = cpuUsed !== null
+        ? `exit status ${raw}, as SIGXCPU would give, but the sandbox used ${cpuUsed.toFixed(2)}s of its ${plan.cpuTimeSec}s cpu_time: the command's own status, not a limit kill`
+        : `exit status ${raw}, as SIGXCPU would give: RLIMIT_CPU (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s per process) sends it, and so can the command itself; without the cgroup's CPU accounting Ward cannot tell which, so it is recorded as the command's own status`;
     } else if (raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
-      reason = 'file_size';
-      exitCode = EXIT_LIMIT_KILLED;
-      message = `file_size limit (${plan.rlimits.fsize[0]} bytes) reached: the command was killed by SIGXFSZ`;
-      denials.push({ layer: 'rlimit', what: 'file_size', verdict: 'killed', detail: message });
+      message = `exit status ${raw}, as SIGXFSZ would give: RLIMIT_FSIZE (file_size, ${plan.rlimits.fsize[0]} bytes) sends it to a process writing past the limit, and so can the command itself; Ward cannot tell which, so it is recorded as the command's own status`;
     } else if (oom) {
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: 'a process in the sandbox was killed by the OOM killer (the command itself survived)' });
     }
