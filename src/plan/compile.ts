@@ -10,7 +10,7 @@ import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
 import { planMounts, type MountPlan } from './mounts.js';
-import { planNetwork, type NetworkPlan } from '../net/policy.js';
+import { planNetwork, refuseVisibleSecretFiles, type NetworkPlan } from '../net/policy.js';
 
 export type RlimitValue = number | 'unlimited';
 export type Rlimits = Record<string, [RlimitValue, RlimitValue]>;
@@ -119,6 +119,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const network = planNetwork(policy, ctx.env);
 
   const planned = planMounts(eff, { home: ctx.home, origins: policy.origins });
+  if (network) refuseVisibleSecretFiles(policy, planned.ops);
   const sockets = withoutSocketNodes(planned.landlock, rules);
   const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 
