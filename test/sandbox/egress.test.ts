@@ -718,6 +718,7 @@ print(r.status, r.read().decode().strip())
     writeFileSync(path.join(vault, 'tok'), `${value}\n`);
     symlinkSync(path.join(fx.ws, '.tok'), path.join(outside, 'toklink'));
     symlinkSync(vault, path.join(outside, 'vaultlink'));
+    // minimal sets no limits: no cgroup is needed (and it does not allow degraded runs).
     const base = { extends: ['minimal'], filesystem: { write: ['${WORKSPACE}'] }, network: { allow: ['api.test:443'] } };
     const secret = (s: Record<string, unknown>) => ({ API: { hosts: ['api.test:443'], header: 'Authorization', ...s } });
     // Each attack reads the value inside if the policy is accepted; each policy must be refused before anything runs.
@@ -733,14 +734,14 @@ print(r.status, r.read().decode().strip())
     try {
       for (const [what, policy, problem] of attacks) {
         const env = { ...fx.env, REAL_GH_TOKEN: value, LANG: value };
-        const r = run({ policy: policy as PolicyFile }, ['sh', '-c', `env; cat .tok "${vault}/tok" "${path.join(outside, 'toklink')}" vaultlink/tok 2>/dev/null; true`], { workspace: fx.ws, env, stdin: 'ignore', allowDegraded: !hasCgroup });
+        const r = run({ policy: policy as PolicyFile }, ['sh', '-c', `env; cat .tok "${vault}/tok" "${path.join(outside, 'toklink')}" vaultlink/tok 2>/dev/null; true`], { workspace: fx.ws, env, stdin: 'ignore' });
         const out = await r.then((x) => x.stdout.toString() + x.stderr.toString(), (e: Error) => e);
         assert.ok(out instanceof PolicyError, `${what}: ran, and the sandbox ${typeof out === 'string' && out.includes(value) ? 'saw the value' : 'was not refused'}`);
         assert.match(out.message, problem, what);
         assert.match(out.fix ?? '', /outside every granted path|filesystem\.deny|env\.pass|env\.set|another variable|variable the sandbox is not given/, what);
       }
       // The same credential file, outside every grant and named by a link outside too, is accepted.
-      const ok = await run({ policy: { ...base, secrets: secret({ from_file: path.join(outside, 'vaultlink', 'tok') }) } as PolicyFile }, ['sh', '-c', 'echo "$API"; cat vaultlink/tok 2>&1 || true'], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, egress: { resolve: async () => '127.0.0.1' } });
+      const ok = await run({ policy: { ...base, secrets: secret({ from_file: path.join(outside, 'vaultlink', 'tok') }) } as PolicyFile }, ['sh', '-c', 'echo "$API"; cat vaultlink/tok 2>&1 || true'], { workspace: fx.ws, env: fx.env, stdin: 'ignore', egress: { resolve: async () => '127.0.0.1' } });
       assert.match(ok.stdout.toString(), /^ward-secret-API-[0-9a-f]{24}$/m);
       assert.doesNotMatch(ok.stdout.toString(), new RegExp(value));
     } finally {
