@@ -13,7 +13,7 @@ import { planMounts, type Guarded, type MountContext, type MountPlan } from './m
 import { ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
 import { wardOwnDirs } from '../policy/secrets.js';
 import { ensureLauncher } from '../launcher/launcher.js';
-import { planNetwork, type NetworkPlan } from '../net/policy.js';
+import { planNetwork, refuseVisibleSecretFiles, type NetworkPlan } from '../net/policy.js';
 
 export type RlimitValue = number | 'unlimited';
 export type Rlimits = Record<string, [RlimitValue, RlimitValue]>;
@@ -153,6 +153,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const network = planNetwork(policy, ctx.env);
 
   const planned = planMounts(eff, mountContext(policy, ctx));
+  if (network) refuseVisibleSecretFiles(policy, planned.ops);
   const sockets = withoutSocketNodes(planned.landlock, rules);
   const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 

@@ -217,6 +217,14 @@ export interface RunHandle {
 }
 
 const { SIGXCPU, SIGXFSZ } = osConstants.signals;
+/**
+ * An exit status of 128+SIGXCPU or 137 is the command's word: `exit 152` gives the same status
+ * through bwrap as a death by SIGXCPU. A cpu_time kill is recorded only when the cgroup's CPU
+ * accounting, which the command cannot forge, shows the limit reached: Ward's watchdog saw it,
+ * or the command died of SIGXCPU or SIGKILL with the cgroup's CPU time at the limit (RLIMIT_CPU's
+ * backstop, set well above cpu_time, fires only when the watchdog was late).
+ */
+const CPU_NEAR_LIMIT = 0.95;
 
 export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
@@ -410,6 +418,15 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
       if (plan.cpuTimeSec !== null) degraded.push(`cpu_time: RLIMIT_CPU per process only (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s each): a tree of processes can use more CPU time in total`);
     }
+  }
+  if (cgroup && plan.cpuTimeSec !== null) {
+    // With the cgroup, Ward's watchdog on its CPU accounting stops the tree at cpu_time and is the
+    // evidence of it. RLIMIT_CPU stays only as a backstop above that: the kernel checks it against
+    // tick-sampled time, which under CPU contention runs ahead of the real time (SIGXCPU came at
+    // 0.84-0.94 s of a 1 s limit on a loaded 2-core VM), so at the limit it would fire first and
+    // leave a status (152) the command can fake, and no evidence Ward can check.
+    const s = Math.ceil(plan.cpuTimeSec * 1.5) + 1;
+    rlimits.cpu = [s, s + 1];
   }
 
   let landlockMode = plan.landlock.mode;
@@ -893,7 +910,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_TIMEOUT;
       message = `wall_time limit (${plan.wallTimeMs! / 1000}s) reached: the whole process tree was killed`;
       denials.push({ layer: 'timeout', what: 'wall_time', verdict: 'killed', detail: message });
-    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || (raw === 137 && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec)))) {
+    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || raw === 137) && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec * CPU_NEAR_LIMIT)) {
       reason = 'cpu_time';
       exitCode = EXIT_LIMIT_KILLED;
       message = `cpu_time limit (${plan.cpuTimeSec}s) reached: the command was killed`;
@@ -903,13 +920,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_LIMIT_KILLED;
       message = `memory limit (${plan.cgroup.memory} bytes) reached: the kernel's OOM killer stopped the command`;
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: message });
-    } else if (raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
-      reason = 'file_size';
-      exitCode = EXIT_LIMIT_KILLED;
-      message = `file_size limit (${plan.rlimits.fsize[0]} bytes) reached: the command was killed by SIGXFSZ`;
-      denials.push({ layer: 'rlimit', what: 'file_size', verdict: 'killed', detail: message });
     } else if (oom) {
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: 'a process in the sandbox was killed by the OOM killer (the command itself survived)' });
+    }
+    // No limit confirmed: a status a limit's signal would give is the command's own, named as such.
+    if (message === null && raw === 128 + SIGXCPU && plan.cpuTimeSec !== null) {
+      message = cpuUsed !== null
+        ? `exit status ${raw}, as SIGXCPU would give, but the sandbox used ${cpuUsed.toFixed(2)}s of its ${plan.cpuTimeSec}s cpu_time: the command's own status, not a limit kill`
+        : `exit status ${raw}, as SIGXCPU would give: RLIMIT_CPU (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s per process) sends it, and so can the command itself; without the cgroup's CPU accounting Ward cannot tell which, so it is recorded as the command's own status`;
+    }
+    if (message === null && raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
+      message = `exit status ${raw}, as SIGXFSZ would give: RLIMIT_FSIZE (file_size, ${plan.rlimits.fsize[0]} bytes) sends it to a process writing past the limit, and so can the command itself; Ward cannot tell which, so it is recorded as the command's own status`;
     }
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
     if (supDropped > 0) denials.push({ layer: 'supervisor', what: 'more refusals', verdict: 'refused', detail: `${supDropped} more refusals by the supervisor were not recorded one by one` });
