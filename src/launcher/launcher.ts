@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { cacheDir, lstatOrNull } from '../paths.js';
-import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
@@ -286,9 +286,11 @@ export interface OuterOptions {
   /**
    * The network relay (needs `watchdog`): it joins the sandbox's network namespace, listens on
    * `ports` (and 53) there, carries each connection to the broker's unix `socket`, and releases
-   * bwrap through `blockFd` (bwrap --block-fd) once it listens.
+   * bwrap through `blockFd` (bwrap --block-fd) once it listens. `keyFd` is an open fd the
+   * launcher reads the broker's key from (32 bytes) before it forks anything, then closes: the
+   * relay sends it first on every connection, so the broker obeys no other peer.
    */
-  relay?: { socket: string; ports: number[]; blockFd: number };
+  relay?: { socket: string; ports: number[]; blockFd: number; keyFd: number };
 }
 
 function argError(message: string): never {
@@ -365,11 +367,14 @@ export function outerArgs(opts: OuterOptions): string[] {
   }
   if (opts.relay) {
     if (!opts.watchdog) argError('the relay needs the watchdog');
-    const { socket, ports, blockFd } = opts.relay;
+    const { socket, ports, blockFd, keyFd } = opts.relay;
     checkPath(socket, 'the relay socket');
-    if (Buffer.byteLength(socket) >= 108) argError(`the relay socket path is too long for a unix socket (${socket})`);
+    // The relay connects from the socket's directory: only the name must fit a unix socket's 107 bytes.
+    if (Buffer.byteLength(basename(socket)) >= 108) argError(`the relay socket's name is too long for a unix socket (${socket})`);
     checkStatusFd(blockFd);
-    args.push('--relay', socket, '--block-fd', String(blockFd));
+    checkStatusFd(keyFd);
+    if (keyFd === blockFd) argError('the relay key fd must differ from the block fd');
+    args.push('--relay', socket, '--block-fd', String(blockFd), '--relay-key-fd', String(keyFd));
     for (const p of ports) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) argError(`relay port ${p} is not a port number`);
       args.push('--relay-port', String(p));

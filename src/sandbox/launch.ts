@@ -16,17 +16,21 @@
  * unix socket in a private run directory, and the launcher's relay joins the
  * sandbox's network namespace and carries connections and DNS queries to it
  * (bwrap waits on --block-fd until the relay listens). The broker's decisions
- * become `net` records, between the launch record and the exit record.
+ * become `net` records, between the launch record and the exit record. The run
+ * directory is under Ward's state directory (a mandatory deny), and the relay
+ * proves itself to the broker with a key it reads from fd 11 (never argv or the
+ * environment): a pathname socket ignores the network namespace, so both must
+ * hold for the sandbox not to speak to a broker itself.
  *
  * fd 4 is a socketpair end (Node's 'pipe'), not a pipe: bwrap's pid 1 keeps a
  * copy, and a socket cannot be reopened through /proc/1/fd the way a pipe can,
  * so the command cannot write forged status lines into it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { constants as osConstants, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
+import { RELAY_KEY_LEN, startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
 import { createRunCa } from '../net/ca.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -36,7 +40,8 @@ import type { Plan, Rlimits } from '../plan/compile.js';
 import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
-import { ensureMaskFile } from '../paths.js';
+import { ensureMaskFile, ensureWardDirs, stateDir } from '../paths.js';
+import { visibleInSandbox } from '../plan/visible.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
@@ -69,6 +74,8 @@ const FD_BLOCK = 8;
 const FD_SUPERVISE = 9;
 /** Pooled (warm) sandboxes only: the channel inner reads the command's argv from (src/pool/). */
 const FD_ARGV = 10;
+/** With network.allow: the relay's key for the broker, read and closed by outer before it forks. */
+const FD_RELAY_KEY = 11;
 /** Refusals recorded one by one per run; beyond this they are counted in one closing record. */
 const MAX_SUPERVISOR_RECORDS = 1000;
 
@@ -393,6 +400,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       fix: `grant narrower paths than ${m.bind}, or create ${m.dest} on the host`,
     });
   }
+  const runParent = plan.network ? runDirParent(plan, opts.env ?? process.env) : null;
 
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
@@ -496,10 +504,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     : undefined;
   let broker: Promise<Broker> | null = null;
   let runDir: string | null = null;
+  const relayKey = plan.network ? randomBytes(RELAY_KEY_LEN) : null;
   const files: { src: string; dest: string }[] = [];
   const landlockRules = [...plan.mounts.landlock];
   if (plan.network) {
-    runDir = mkdtempSync(path.join(tmpdir(), 'ward-net-'));
+    try {
+      runDir = mkdtempSync(path.join(runParent!, 'net-'));
+    } catch (e) {
+      void cgroup?.remove();
+      throw new WardError(`cannot make the egress run directory in ${runParent}: ${(e as Error).message}`, { step: 'egress', fix: 'make Ward\'s state directory writable ($XDG_STATE_HOME/ward, default ~/.local/state/ward)' });
+    }
     const resolvConf = path.join(runDir, 'resolv.conf');
     writeFileSync(resolvConf, '# Ward: DNS inside the sandbox is answered by Ward, for allowed names only\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n', { mode: 0o644 });
     files.push({ src: resolvConf, dest: RESOLV_CONF });
@@ -519,6 +533,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     };
     broker = startBroker({
       socketPath: path.join(runDir, 'egress.sock'),
+      key: relayKey!,
       allow: plan.network.allow,
       allowLocal: plan.network.allowLocal,
       proxyPort: plan.network.proxyPort,
@@ -592,7 +607,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     ...(plan.network ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   // A warm sandbox's output is piped; hand-out decides whether it is kept or forwarded.
   const output = isWarm ? 'capture' : (opts.output ?? 'capture');
@@ -624,8 +639,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
         'pipe',
         'pipe',
         'pipe',
-        ...(supervisor || isWarm ? (['ignore', 'ignore', supervisor ? supervisor.childFd : 'ignore'] as const) : []),
-        ...(isWarm ? (['pipe'] as const) : []),
+        // 7 and 8 are the launcher's own (info and block fds): left unopened here.
+        ...(supervisor || isWarm || relayKey ? (['ignore', 'ignore', supervisor ? supervisor.childFd : 'ignore'] as const) : []),
+        ...(isWarm || relayKey ? ([isWarm ? 'pipe' : 'ignore'] as const) : []),
+        ...(relayKey ? (['pipe'] as const) : []),
       ],
       detached: false,
     });
@@ -640,6 +657,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     throw new WardError(`cannot start the launcher: ${(e as Error).message}`, { step: 'spawn' });
   }
   const stdio = child.stdio as unknown as (Readable & Writable)[];
+  if (relayKey) {
+    stdio[FD_RELAY_KEY]!.on('error', () => {}); // the launcher died first: reported below
+    stdio[FD_RELAY_KEY]!.end(relayKey);
+  }
   stdio[FD_ARGS]!.end(encodeArgs(args));
   stdio[FD_SECCOMP]!.end(plan.seccomp.program);
   // Errors on these write ends just mean bwrap already read what it needed, or died (reported below).
@@ -1037,3 +1058,25 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   return { handle, warm };
 }
 
+
+/**
+ * Where a run's egress directory goes (its broker socket, resolv.conf, CA bundle): Ward's state
+ * directory, which every policy's mandatory denies hide, never a shared temporary directory
+ * that a grant (of /tmp, say) would show the sandbox. The broker obeys only the relay (its
+ * key), so a sandbox reaching a socket is not let out; hidden, it cannot reach one at all, not
+ * even to hold the broker's slots for connections yet to say who they are. Checked against the
+ * plan too: a plan compiled with another environment than `env` may not hide this one.
+ */
+function runDirParent(plan: Plan, env: NodeJS.ProcessEnv): string {
+  const state = stateDir(env);
+  const run = path.join(state, 'run');
+  ensureWardDirs([state, run]);
+  const parent = realpathSync(run);
+  if (visibleInSandbox(plan.mounts.ops, parent)) {
+    throw new WardError(`the egress run directory ${parent} is inside a path this policy lets the sandbox see: the sandbox could reach the broker's socket`, {
+      step: 'egress',
+      fix: 'compile the policy with the environment (HOME, XDG_STATE_HOME) the run is given, or point XDG_STATE_HOME outside every granted path',
+    });
+  }
+  return parent;
+}
