@@ -350,6 +350,96 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
     },
   },
   {
+    id: 'rule.controlling-tty',
+    ...fileProbe,
+    promise: 'syscalls',
+    title: "with every open supervised, open /dev/tty (directly, and by reopening an O_PATH fd on it): Ward opens files for the sandbox, and /dev/tty is the opener's terminal",
+    asi: ['ASI09'],
+    nist: ['SC-39'],
+    setup: (ctx) => {
+      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`);
+    },
+    // Any visible-only entry puts every open of the run through Ward.
+    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    program: () =>
+      py(`import pty
+attempt('dev_tty', lambda: os.close(os.open('/dev/tty', os.O_RDWR)))
+p = os.open('/dev/tty', os.O_PATH)
+attempt('reopen', lambda: os.close(os.open('/proc/self/fd/%d' % p, os.O_RDWR)))
+# A process that made a pty of its own its controlling terminal: /dev/tty is that pty.
+child, master = pty.fork()
+if child == 0:
+    try:
+        fd = os.open('/dev/tty', os.O_RDWR)
+        os.write(fd, b'MARK-THROUGH-DEV-TTY\\n')
+        say('own_pty', 0)
+    except OSError as e:
+        say('own_pty', e.errno)
+    os._exit(0)
+got = b''
+while True:
+    try:
+        c = os.read(master, 4096)
+    except OSError:
+        break
+    if not c: break
+    got += c
+os.waitpid(child, 0)
+for line in got.decode('latin-1').splitlines():
+    if line.startswith('own_pty='): sys.stdout.write(line.strip() + '\\n')
+say('marked', 1 if b'MARK-THROUGH-DEV-TTY' in got else 0)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['dev_tty', 'reopen', 'own_pty', 'marked']) if (!v.has(k)) return noResult(run, k);
+      for (const k of ['dev_tty', 'reopen']) {
+        if (v.get(k) === '0') return broken(`/dev/tty (${k}) opened a terminal though the sandbox has none: Ward's own, the user's`);
+        if (v.get(k) !== String(E.ENXIO)) return error(`/dev/tty (${k}) failed with errno ${v.get(k)}, not ENXIO (no controlling terminal)`);
+      }
+      if (v.get('own_pty') === '0' && v.get('marked') !== '1') return broken("in a session with a pty of its own, /dev/tty opened another terminal (Ward's)");
+      if (v.get('own_pty') !== '0') return error(`in a session with a pty of its own, /dev/tty failed (errno ${v.get('own_pty')}): the kernel gives that pty`);
+      return held("/dev/tty: ENXIO, also by reopening an O_PATH fd, as the kernel answers a process without a terminal; a child with a pty of its own got that pty");
+    },
+  },
+  {
+    id: 'rule.proc-other-process',
+    ...fileProbe,
+    promise: 'secrets',
+    title: "with every open supervised, read pid 1's (bwrap's) environment and memory, and a non-dumpable sibling's memory, through /proc",
+    asi: ['ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    setup: (ctx) => {
+      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`);
+    },
+    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    program: () =>
+      py(`attempt('environ', lambda: os.read(os.open('/proc/1/environ', os.O_RDONLY), 64))
+attempt('mem', lambda: os.close(os.open('/proc/1/mem', os.O_RDONLY)))
+attempt('maps', lambda: os.close(os.open('/proc/1/maps', os.O_RDONLY)))
+attempt('status', lambda: os.close(os.open('/proc/1/status', os.O_RDONLY)))
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: only a tracer with CAP_SYS_PTRACE may read it
+    os.close(r); os.write(w, b'x')
+    time.sleep(30)  # killed below
+    os._exit(0)
+os.close(w); os.read(r, 1)
+attempt('sibling_mem', lambda: os.close(os.open('/proc/%d/mem' % child, os.O_RDONLY)))
+attempt('sibling_environ', lambda: os.close(os.open('/proc/%d/environ' % child, os.O_RDONLY)))
+attempt('own_environ', lambda: os.close(os.open('/proc/self/environ', os.O_RDONLY)))
+os.kill(child, 9)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['environ', 'mem', 'maps', 'status', 'sibling_mem', 'sibling_environ', 'own_environ']) if (!v.has(k)) return noResult(run, k);
+      if (v.get('status') !== '0') return error(`/proc/1/status could not be opened (errno ${v.get('status')}): the refusal is wider than the entries the kernel checks`);
+      if (v.get('own_environ') !== '0') return error(`the process's own /proc/self/environ could not be opened (errno ${v.get('own_environ')})`);
+      const refused = refusedWith(run, ['environ', 'mem', 'maps', 'sibling_mem', 'sibling_environ'], E.EACCES, "another process's environment or memory was opened through Ward");
+      if (refused) return refused;
+      if (!recorded(run, /another process's \/proc/)) return error('refused, but no supervisor refusal was recorded');
+      return held("/proc/1/environ, mem and maps, and a non-dumpable sibling's mem and environ: EACCES, as the kernel answers the sandbox; /proc/1/status and the process's own entries opened");
+    },
+  },
+  {
     id: 'rule.file-entry-ancestor-rename',
     ...fileProbe,
     title: 'carry a visible-only directory and an append-only directory off by renaming the directory above them, then read the secret and truncate the log under the new name',
