@@ -43,7 +43,8 @@ import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
-import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
+import { grantedRights } from '../supervisor/static.js';
+import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, runnableVisibleFiles, type Aliases } from '../supervisor/rules-aliases.js';
 import { killWriters, sandboxPidUnder } from '../supervisor/cut.js';
 import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, revokesWriting, writeRevoked, type RevocationReport } from '../supervisor/rules-state.js';
@@ -414,6 +415,19 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 
   let landlockMode = plan.landlock.mode;
   if (landlockMode === 'required' && degradeAllowed) landlockMode = 'optional';
+  if (dyn?.visible && dyn.visible.length > 0) {
+    // Landlock is the only layer that restricts execute: when it may not be in force, every file can run.
+    const executable = (p: string) => landlockMode !== 'required' || grantedRights(plan.mounts.landlock, p).has('x');
+    const runnable = runnableVisibleFiles(dyn.visible, executable);
+    if (runnable.length > 0) {
+      const first = runnable[0]!;
+      const others = runnable.length > 1 ? ` (and ${runnable.length - 1} more: ${runnable.slice(1, 4).map((r) => r.path).join(', ')}${runnable.length > 4 ? ', ...' : ''})` : '';
+      throw new WardError(
+        `the visible-only file ${first.path} has an execute bit and ${landlockMode === 'required' ? first.why : `Landlock may not be in force (sandbox.landlock ${landlockMode}), so nothing else restricts execute`}${others}: a script's #! line or an ELF's interpreter naming it would run it (the kernel opens an interpreter itself, unseen by the supervisor), and its code could be read from the process's memory`,
+        { step: 'supervise', fix: `remove its execute bits on the host (chmod a-x ${first.path}), or keep execute from being granted where it is` },
+      );
+    }
+  }
 
   // 1b. egress: the broker listens before anything can connect (listen() on a path binds at once).
   const netEvents: NetEvent[] = [];

@@ -134,6 +134,7 @@ const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
 ]);
 const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
 const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat', 'fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
+const CHMOD_CALLS = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'fchmod']);
 /** The metadata calls on an fd (no path argument). */
 const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -593,6 +594,13 @@ function loop(decide: Decide): void {
         post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
         return EACCES;
       }
+    }
+    // A mode change of a visible-only file (by a hard link's name: its own bind is read-only) could
+    // give it the execute bit that lets a script's #! line run it, unseen (launch.ts refuses one
+    // that has it already).
+    if (event.kind === 'attr' && CHMOD_CALLS.has(event.syscall) && isVisibleFile(event.path, event.file)) {
+      post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): its mode cannot be changed (an execute bit would let the kernel run it as a script's interpreter)" });
+      return EACCES;
     }
     if (input.visible.length > 0 && treeTouches(input.visible, event)) {
       post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): a rename would move a visible-only entry or what is in it to a name no entry covers" });

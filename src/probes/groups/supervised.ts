@@ -7,7 +7,7 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
@@ -437,6 +437,39 @@ os.kill(child, 9)`),
       if (refused) return refused;
       if (!recorded(run, /another process's \/proc/)) return error('refused, but no supervisor refusal was recorded');
       return held("/proc/1/environ, mem and maps, and a non-dumpable sibling's mem and environ: EACCES, as the kernel answers the sandbox; /proc/1/status and the process's own entries opened");
+    },
+  },
+  {
+    id: 'rule.visible-interpreter',
+    ...fileProbe,
+    title: "run a visible-only file as a script's interpreter (#! names it: the kernel opens it itself, no open or exec of it reaches the supervisor), after adding an execute bit through a hard link made before the run",
+    asi: ['ASI02', 'ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    setup: (ctx) => {
+      // No execute bit: with one, under the workspace's execute grant, the run is refused at launch.
+      writeFileSync(path.join(ctx.ws, 'credentials'), `#!/bin/sh\necho key ${ctx.canary}\n`, { mode: 0o644 });
+      linkSync(path.join(ctx.ws, 'credentials'), path.join(ctx.ws, 'alias'));
+      writeFileSync(path.join(ctx.ws, 'run.sh'), `#!${path.join(ctx.ws, 'credentials')}\n`, { mode: 0o755 });
+    },
+    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    program: () =>
+      py(`import subprocess
+def run():
+    r = subprocess.run(['./run.sh'], capture_output=True)
+    sys.stdout.write((r.stdout + r.stderr).decode(errors='replace'))
+attempt('exec_before', run)
+attempt('chmod_alias', lambda: os.chmod('alias', 0o755))
+attempt('chmod_own', lambda: os.chmod('credentials', 0o755))
+attempt('exec_after', run)`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      for (const k of ['exec_before', 'chmod_alias', 'chmod_own', 'exec_after']) if (!v.has(k)) return noResult(run, k);
+      if (run.stdout.includes(ctx.canary)) return broken("the visible-only file ran as a script's interpreter");
+      if ((statSync(path.join(ctx.ws, 'credentials')).mode & 0o111) !== 0) return broken('the visible-only file got an execute bit');
+      if (v.get('chmod_alias') !== String(E.EACCES)) return v.get('chmod_alias') === '0' ? broken('chmod +x through a hard link of the visible-only file succeeded') : error(`chmod through the hard link failed with errno ${v.get('chmod_alias')}, not EACCES`);
+      if (v.get('chmod_own') === '0') return broken('chmod +x of the visible-only file succeeded');
+      if (!recorded(run, /its mode cannot be changed/)) return error('refused, but no supervisor refusal was recorded');
+      return held("no execute bit on it, so the kernel refused it as an interpreter; chmod +x through a hard link got EACCES from the supervisor, and by its own name EROFS/EACCES");
     },
   },
   {
