@@ -324,7 +324,9 @@ attempt('link', lambda: os.link('audit.log', 'second-name'))`),
     asi: ['ASI02', 'ASI03'],
     nist: ['AC-3', 'AC-6'],
     setup: (ctx) => {
-      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`, { mode: 0o755 });
+      // No execute bit: with one, under the workspace's execute grant, the run is refused at launch
+      // (rule.visible-interpreter); the exec below is refused by the supervisor before the kernel's check.
+      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`, { mode: 0o644 });
     },
     policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
     program: () =>
