@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run } from '../../src/index.js';
+import { PY_DRAIN } from '../../src/probes/lib.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { ROOT, fixtureRunOptions, hasCgroup, sandboxFixture, which } from '../helpers.js';
 
@@ -20,21 +21,14 @@ const skip = !which('python3') && 'python3 missing';
 /** Runs argv[1:] as the session leader of a new pty (its controlling terminal), stdio to /dev/null and OUT; prints what reached the terminal. */
 const UNDER_PTY = `
 import os, pty, sys
-out = sys.argv[1]
+${PY_DRAIN}out = sys.argv[1]
 pid, master = pty.fork()
 if pid == 0:
     null = os.open('/dev/null', os.O_RDONLY)
     log = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(null, 0); os.dup2(log, 1); os.dup2(log, 2)
     os.execv(sys.argv[2], sys.argv[2:])
-seen = b''
-while True:
-    try:
-        c = os.read(master, 4096)
-    except OSError:
-        break
-    if not c: break
-    seen += c
+seen = drain(master)
 _, st = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode('latin-1'))
 sys.exit(os.waitstatus_to_exitcode(st))
@@ -43,7 +37,7 @@ sys.exit(os.waitstatus_to_exitcode(st))
 /** The sandbox's program: /dev/tty directly, by reopening an O_PATH fd, and in a child with a pty of its own. */
 const TTY_ATTEMPTS = `
 import os, pty, sys
-def attempt(name, f):
+${PY_DRAIN}def attempt(name, f):
     try:
         fd = f()
         os.write(fd, b'LEAK-THROUGH-DEV-TTY ' + name.encode() + b'\\r\\n')
@@ -61,14 +55,7 @@ if child == 0:
     except OSError as e:
         os.write(1, b'own-pty errno=%d\\n' % e.errno)
     os._exit(0)
-got = b''
-while True:
-    try:
-        c = os.read(master, 4096)
-    except OSError:
-        break
-    if not c: break
-    got += c
+got = drain(master)
 os.waitpid(child, 0)
 print('own-pty', got.decode().strip(), flush=True)
 `;

@@ -9,7 +9,7 @@
  */
 import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
+import { broken, E, error, held, kv, noResult, py, PY_DRAIN, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
 const group = 'supervised' as const;
@@ -95,6 +95,19 @@ const writeRevoked: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'
   teardown,
   policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
 };
+
+/**
+ * A visible-only file `credentials` holding the canary (`text` around it), without an execute bit
+ * (with one, under the workspace's execute grant, the run is refused at launch:
+ * rule.visible-interpreter). Any visible-only entry also puts every open of the run through Ward.
+ */
+const visibleCredentials = (text: (canary: string) => string = (c) => `key ${c}\n`): Pick<Probe, 'setup' | 'policy'> => ({
+  setup: (ctx) => writeFileSync(path.join(ctx.ws, 'credentials'), text(ctx.canary), { mode: 0o644 }),
+  policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+});
+
+/** The visible-only file as a shell script: run as an interpreter, it would print the canary. */
+const scriptCredentials = visibleCredentials((c) => `#!/bin/sh\necho key ${c}\n`);
 
 /** "After fetching untrusted content, no writes under src/": the shape of the issue's second rule. */
 const afterUntrustedNoSrcWrites: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
@@ -323,12 +336,7 @@ attempt('link', lambda: os.link('audit.log', 'second-name'))`),
     title: 'read a visible-only file: directly, through a symlink, through /proc/self/fd after O_PATH, and run it',
     asi: ['ASI02', 'ASI03'],
     nist: ['AC-3', 'AC-6'],
-    setup: (ctx) => {
-      // No execute bit: with one, under the workspace's execute grant, the run is refused at launch
-      // (rule.visible-interpreter); the exec below is refused by the supervisor before the kernel's check.
-      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`, { mode: 0o644 });
-    },
-    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    ...visibleCredentials(),
     program: () =>
       py(`import subprocess
 say('size', os.stat('credentials').st_size)
@@ -358,14 +366,10 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
     title: "with every open supervised, open /dev/tty (directly, and by reopening an O_PATH fd on it): Ward opens files for the sandbox, and /dev/tty is the opener's terminal",
     asi: ['ASI09'],
     nist: ['SC-39'],
-    setup: (ctx) => {
-      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`);
-    },
-    // Any visible-only entry puts every open of the run through Ward.
-    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    ...visibleCredentials(),
     program: () =>
       py(`import pty
-attempt('dev_tty', lambda: os.close(os.open('/dev/tty', os.O_RDWR)))
+${PY_DRAIN}attempt('dev_tty', lambda: os.close(os.open('/dev/tty', os.O_RDWR)))
 p = os.open('/dev/tty', os.O_PATH)
 attempt('reopen', lambda: os.close(os.open('/proc/self/fd/%d' % p, os.O_RDWR)))
 # A process that made a pty of its own its controlling terminal: /dev/tty is that pty.
@@ -378,14 +382,7 @@ if child == 0:
     except OSError as e:
         say('own_pty', e.errno)
     os._exit(0)
-got = b''
-while True:
-    try:
-        c = os.read(master, 4096)
-    except OSError:
-        break
-    if not c: break
-    got += c
+got = drain(master)
 os.waitpid(child, 0)
 for line in got.decode('latin-1').splitlines():
     if line.startswith('own_pty='): sys.stdout.write(line.strip() + '\\n')
@@ -409,10 +406,7 @@ say('marked', 1 if b'MARK-THROUGH-DEV-TTY' in got else 0)`),
     title: "with every open supervised, read pid 1's (bwrap's) environment and memory, and a non-dumpable sibling's memory, through /proc",
     asi: ['ASI03'],
     nist: ['AC-3', 'AC-6'],
-    setup: (ctx) => {
-      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`);
-    },
-    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    ...visibleCredentials(),
     program: () =>
       py(`attempt('environ', lambda: os.read(os.open('/proc/1/environ', os.O_RDONLY), 64))
 attempt('mem', lambda: os.close(os.open('/proc/1/mem', os.O_RDONLY)))
@@ -447,13 +441,12 @@ os.kill(child, 9)`),
     title: "run a visible-only file as a script's interpreter (#! names it: the kernel opens it itself, no open or exec of it reaches the supervisor), after adding an execute bit through a hard link made before the run",
     asi: ['ASI02', 'ASI03'],
     nist: ['AC-3', 'AC-6'],
-    setup: (ctx) => {
-      // No execute bit: with one, under the workspace's execute grant, the run is refused at launch.
-      writeFileSync(path.join(ctx.ws, 'credentials'), `#!/bin/sh\necho key ${ctx.canary}\n`, { mode: 0o644 });
+    ...scriptCredentials,
+    setup: async (ctx) => {
+      await scriptCredentials.setup!(ctx);
       linkSync(path.join(ctx.ws, 'credentials'), path.join(ctx.ws, 'alias'));
       writeFileSync(path.join(ctx.ws, 'run.sh'), `#!${path.join(ctx.ws, 'credentials')}\n`, { mode: 0o755 });
     },
-    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
     program: () =>
       py(`import subprocess
 def run():
