@@ -80,6 +80,8 @@ const EXECS: SupervisedSyscall[] = ['execve', 'execveat'];
 /** Writes by path that are not opens, performed by the supervisor on resolved names (filter.ts PATH_OPS). */
 const PATH_WRITES: SupervisedSyscall[] = [...PATH_OPS];
 const RENAMES: SupervisedSyscall[] = ['rename', 'renameat', 'renameat2'];
+/** Mode changes: an execute bit added to a visible-only file (by a second name) would let the kernel run it as an interpreter. */
+const CHMODS: SupervisedSyscall[] = ['chmod', 'fchmodat', 'fchmodat2', 'fchmod'];
 
 /**
  * The append-only paths of a policy, as real paths (the binds keep real paths, and the
@@ -137,7 +139,9 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
   // Visible-only: every open (a read-only one too) and every exec, whatever the flags; and the
   // renames, so no directory above an entry is moved (its files would then be at paths no entry
   // names, and an entry that is a directory knows only its own identity).
-  if (visible.length > 0) [...OPENS, ...EXECS, ...RENAMES].forEach((s) => need.add(s));
+  // And its mode: a file of an entry must keep no execute bit (checked at launch, launch.ts), or
+  // a script's #! line naming it runs it without any exec of it.
+  if (visible.length > 0) [...OPENS, ...EXECS, ...RENAMES, ...CHMODS].forEach((s) => need.add(s));
   const plan: RulesPlan = { rules: rules.map((r) => ({ after: r.after.map((m) => ({ ...m })), revoke: r.revoke.map((m) => ({ ...m })) })), syscalls: [...need].sort() };
   // (Where open and openat are listed, a rule or visible-only file needs every one of them, and the filter notifies them all.)
   if (writeOpens && !(need.has('open') && need.has('openat'))) plan.conditions = { writeOpens: true };

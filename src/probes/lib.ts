@@ -51,6 +51,22 @@ def attempt(key, fn):
 
 export const py = (body: string): ProbeProgram => ({ python: `${PY_PRELUDE}${body}\n` });
 
+/**
+ * Python: `drain(fd)`, every byte a pty master gives until no process holds its other side any
+ * more (read fails with EIO then) or EOF.
+ */
+export const PY_DRAIN = `def drain(fd):
+    got = b''
+    while True:
+        try:
+            c = os.read(fd, 4096)
+        except OSError:
+            break
+        if not c: break
+        got += c
+    return got
+`;
+
 /** `key=value` lines of a probe's stdout (the last value of a repeated key wins). */
 export function kv(stdout: string): Map<string, string> {
   const m = new Map<string, string>();

@@ -35,7 +35,7 @@ import { createRunCa } from '../net/ca.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
-import { ensureLauncher, innerArgs, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
+import { ensureLauncher, innerArgs, landlockAbi, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
 import type { Plan, Rlimits } from '../plan/compile.js';
 import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
@@ -48,7 +48,8 @@ import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
 import { supervisedModeProblem, type SupervisedHost } from '../supervisor/preflight.js';
-import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, type Aliases } from '../supervisor/rules-aliases.js';
+import { grantedRights } from '../supervisor/static.js';
+import { entryFileIds, MAX_ALIAS_WALK, ruleFileAliases, runnableVisibleFiles, type Aliases } from '../supervisor/rules-aliases.js';
 import { killWriters, sandboxPidUnder } from '../supervisor/cut.js';
 import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, revokesWriting, writeRevoked, type RevocationReport } from '../supervisor/rules-state.js';
@@ -439,6 +440,22 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 
   let landlockMode = plan.landlock.mode;
   if (landlockMode === 'required' && degradeAllowed) landlockMode = 'optional';
+  if (dyn?.visible && dyn.visible.length > 0) {
+    // Landlock is the only layer that restricts execute: when it is not in force, every file can
+    // run. 'optional' is in force where this kernel has it (the launcher asks the same kernel).
+    let enforced: boolean | null = landlockMode === 'required' ? true : landlockMode === 'off' ? false : null;
+    const landlockEnforced = () => (enforced ??= landlockAbi() > 0);
+    const executable = (p: string) => !landlockEnforced() || grantedRights(plan.mounts.landlock, p).has('x');
+    const runnable = runnableVisibleFiles(dyn.visible, executable);
+    if (runnable.length > 0) {
+      const first = runnable[0]!;
+      const others = runnable.length > 1 ? ` (and ${runnable.length - 1} more: ${runnable.slice(1, 4).map((r) => r.path).join(', ')}${runnable.length > 4 ? ', ...' : ''})` : '';
+      throw new WardError(
+        `the visible-only file ${first.path} has an execute bit and ${landlockEnforced() ? first.why : `Landlock is not in force (sandbox.landlock ${landlockMode}${landlockMode === 'off' ? '' : ', and this kernel has none'}), so nothing restricts execute`}${others}: a script's #! line or an ELF's interpreter naming it would run it (the kernel opens an interpreter itself, unseen by the supervisor), and its code could be read from the process's memory`,
+        { step: 'supervise', fix: `remove its execute bits on the host (chmod a-x ${first.path}), or keep execute from being granted where it is` },
+      );
+    }
+  }
 
   // 1b. egress: the broker listens before anything can connect (listen() on a path binds at once).
   const netEvents: NetEvent[] = [];

@@ -112,6 +112,8 @@ export interface Native {
   dropThreadCaps(): number;
   /** "dev:ino" of an open file (fstat), or null: which file it is, whatever name it was opened by. */
   fileId(fd: number): string | null;
+  /** st_mode and st_rdev (the kernel's encoding, as /proc/PID/stat's tty_nr) of an open file (fstat), or null. */
+  fileKind(fd: number): { mode: number; rdev: number } | null;
   /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
   pidfdOpen(pid: number): number;
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
@@ -340,6 +342,8 @@ export function loadNative(): Native {
         ? fail()
         : { id: `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`, mode: statBuf.readUInt32LE(24) },
     fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
+    // st_mode u32 at 24, st_rdev u64 at 40
+    fileKind: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : { mode: statBuf.readUInt32LE(24), rdev: Number(statBuf.readBigUInt64LE(40)) }),
     errno,
   };
   return cached;

@@ -14,7 +14,7 @@
  * Not covered: a file created later under a pattern and then linked or renamed out before it
  * is read (it held nothing at launch: the agent wrote it itself). Host I/O, run at launch.
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Rule } from '../rules/index.js';
 import { matchPath, pathShape } from '../rules/pattern.js';
@@ -28,7 +28,7 @@ export type Aliases = [fileId: string, paths: string[]][];
  * Calls `file(path, "dev:ino")` for each regular file at or below `root` (symlinks not
  * followed), counting every entry visited in `budget.visited`; false once that passes `max`.
  */
-function walkFiles(root: string, budget: { visited: number }, max: number, file: (p: string, id: string) => void): boolean {
+function walkFiles(root: string, budget: { visited: number }, max: number, file: (p: string, id: string, st: BigIntStats) => void): boolean {
   const stack = [root];
   while (stack.length > 0) {
     const p = stack.pop()!;
@@ -49,7 +49,7 @@ function walkFiles(root: string, budget: { visited: number }, max: number, file:
         continue;
       }
       for (const n of names) stack.push(p === '/' ? `/${n}` : path.join(p, n));
-    } else if (st.isFile()) file(p, `${st.dev}:${st.ino}`);
+    } else if (st.isFile()) file(p, `${st.dev}:${st.ino}`, st);
   }
   return true;
 }
@@ -86,4 +86,29 @@ export function entryFileIds(entries: readonly string[], max = MAX_ALIAS_WALK): 
   const budget = { visited: 0 };
   for (const e of entries) if (!walkFiles(e, budget, max, (_p, id) => ids.add(id))) return null;
   return [...ids];
+}
+
+/**
+ * The files of `filesystem.visible` entries (an entry itself, or a regular file inside a
+ * directory entry) that the kernel could run without any exec naming them, with why. A script's
+ * `#!` line and an ELF's PT_INTERP make the kernel open the interpreter they name itself, inside
+ * the exec of *another* file: no open or exec of the visible file reaches the supervisor, and the
+ * interpreter's code is then in the process's memory (/proc/PID/mem of a child copies it out).
+ * What still stops that open is the kernel's: an execute permission bit (MAY_EXEC) and
+ * Landlock's execute right. So a visible file with an execute bit is refused when `executable(p)`
+ * (an execute grant reaches it, or Landlock may not be in force) or when it has another name (a
+ * hard link, which may be under an execute grant). Host I/O, run at launch, after entryFileIds
+ * (which bounds the walk).
+ */
+export function runnableVisibleFiles(entries: readonly string[], executable: (p: string) => boolean, max = MAX_ALIAS_WALK): { path: string; why: string }[] {
+  const out: { path: string; why: string }[] = [];
+  const budget = { visited: 0 };
+  for (const e of entries) {
+    walkFiles(e, budget, max, (p, _id, st) => {
+      if ((st.mode & 0o111n) === 0n) return;
+      if (executable(p)) out.push({ path: p, why: 'execute is granted there' });
+      else if (st.nlink > 1n) out.push({ path: p, why: `it has ${st.nlink} hard links, and another name may be where execute is granted` });
+    });
+  }
+  return out;
 }

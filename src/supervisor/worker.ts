@@ -134,6 +134,7 @@ const PATH_KIND = new Map<SupervisedSyscall, SupervisedEvent['kind']>([
 ]);
 const FD_KIND = new Set<SupervisedSyscall>(['ftruncate', 'fallocate', 'fcntl', 'pwritev2', 'io_setup']);
 const ATTR_KIND = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'utime', 'utimes', 'futimesat', 'utimensat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr', 'setxattrat', 'removexattrat', 'fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
+const CHMOD_CALLS = new Set<SupervisedSyscall>(['chmod', 'fchmodat', 'fchmodat2', 'fchmod']);
 /** The metadata calls on an fd (no path argument). */
 const ATTR_ON_FD = new Set<SupervisedSyscall>(['fchmod', 'fchown', 'fsetxattr', 'fremovexattr']);
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -141,7 +142,18 @@ const XATTR_SIZE_MAX = 65536;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
 const EEXIST = 17;
+const ENXIO = 6;
+const EIO = 5;
+/** /dev/tty (5:0) in the kernel's dev_t encoding, and the major of the ptys of a devpts. */
+const DEV_TTY = 0x500;
+const PTS_MAJOR = 136;
+/**
+ * The /proc/N entries another process may be opened through Ward (othersProcEntry): their open
+ * checks nothing, and what their read checks is checked on the reader.
+ */
+const PROC_OTHERS = new Set(['stat', 'status', 'statm', 'cmdline', 'comm', 'cgroup', 'cpuset', 'oom_score', 'oom_score_adj', 'limits', 'sched', 'schedstat', 'loginuid', 'sessionid', 'mountinfo', 'mounts', 'uid_map', 'gid_map', 'setgroups', 'children', 'task']);
 /** Lookups again after an O_EXCL create met a file that appeared meanwhile (handleOpen). */
 const MAX_CREATE_TRIES = 8;
 
@@ -395,6 +407,84 @@ function loop(decide: Decide): void {
     return `/proc/${self[1] === 'self' ? ids.tgid : `${ids.tgid}/task/${ids.tid}`}${self[2] ?? ''}`;
   };
 
+  /**
+   * The caller's controlling terminal: tty_nr of /proc/PID/stat (the kernel's dev_t encoding,
+   * as fstat's st_rdev), 0 for none, null when it cannot be read.
+   */
+  const cttyOf = (pid: number): number | null => {
+    const fd = n.open(`/proc/${pid}/stat`, N.O_CLOEXEC);
+    if (fd < 0) return null;
+    const got = n.pread(fd, pathBuf, PATH_MAX, 0);
+    n.close(fd);
+    if (got <= 0) return null;
+    const text = pathBuf.toString('latin1', 0, got);
+    // After the command name (which may hold spaces and parentheses): state ppid pgrp session tty_nr.
+    const tty = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[4]);
+    return Number.isInteger(tty) ? tty : null;
+  };
+
+  /**
+   * /dev/tty as the kernel opens it for the caller. Its open gives the *opener's* controlling
+   * terminal: opened by Ward, it was Ward's, the user's own terminal (the sandbox read keystrokes
+   * from it and switched its echo off). The sandbox's processes run in a new session without one,
+   * so the answer is ENXIO, as the kernel gives them; a process there that made a pty of its own
+   * its terminal (`script`, `ssh -t`, a pty.fork() child) gets that pty, from the sandbox's
+   * /dev/pts (its devpts, the only one whose ptys the sandbox can make), checked to be that
+   * device. Returns an fd or -errno.
+   */
+  const callerTty = (pid: number, flags: number): number => {
+    const tty = cttyOf(pid);
+    if (!tty) return -ENXIO;
+    const major = (tty >> 8) & 0xfff;
+    const minor = (tty & 0xff) | ((tty >> 12) & 0xfff00);
+    if (major !== PTS_MAJOR) return -ENXIO;
+    const fd = n.openat2(rootFd, `/dev/pts/${minor}`, openHow(flags, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS | N.RESOLVE_NO_SYMLINKS));
+    if (fd < 0) return -ENXIO;
+    const k = n.fileKind(fd);
+    if (k === null || (k.mode & S_IFMT) !== S_IFCHR || k.rdev !== tty) {
+      n.close(fd);
+      return -ENXIO;
+    }
+    return fd;
+  };
+
+  /**
+   * Ward's own open of a name (`fd`, or its -errno) made good for the caller when it was /dev/tty
+   * (callerTty): the open succeeded on Ward's terminal, or failed (ENXIO, EIO) for Ward's lack of
+   * one. `probe` opens the same name O_PATH (which runs no device open) to tell, after a failure.
+   * Any other file: `fd` unchanged.
+   */
+  const ttyAsCaller = (pid: number, fd: number, probe: () => number, flags: number): number => {
+    let k: ReturnType<typeof n.fileKind>;
+    if (fd >= 0) k = n.fileKind(fd);
+    else if (fd === -ENXIO || fd === -EIO) {
+      const p = probe();
+      if (p < 0) return fd;
+      k = n.fileKind(p);
+      n.close(p);
+    } else return fd;
+    if (k === null || (k.mode & S_IFMT) !== S_IFCHR || k.rdev !== DEV_TTY) return fd;
+    if (fd >= 0) n.close(fd);
+    return callerTty(pid, flags);
+  };
+
+  /**
+   * Another process's /proc/N/... (or /proc/N/task/M/...) that the kernel opens only after
+   * ptrace_may_access (environ, mem, maps, auxv, fdinfo...): refused, because Ward's open passes
+   * that check where the caller's would not. Ward's thread owns the sandbox's user namespace, so
+   * the kernel counts it as holding every capability there (CAP_SYS_PTRACE: a non-dumpable
+   * process's memory), and it is outside the sandbox's Landlock domain (which keeps the sandbox
+   * from tracing bwrap, pid 1). Only the entries whose open checks nothing (what ps and top read;
+   * a check at read time is made on the reader, the caller) are opened for it; the caller's own
+   * process, which the kernel always lets in, keeps every entry.
+   */
+  const othersProcEntry = (pid: number, p: string | null): string | null => {
+    const m = p === null ? null : /^\/proc\/(\d+)(?:\/task\/\d+(?=\/|$))?(?:\/([^/]+))?/.exec(p);
+    if (!m || m[2] === undefined || PROC_OTHERS.has(m[2])) return null;
+    const ids = nsIdsOf(pid);
+    return ids && (Number(m[1]) === ids.tgid || Number(m[1]) === ids.tid) ? null : m[2];
+  };
+
   const accessOf = (flags: number): Access => {
     if (flags & N.O_PATH) return 'path';
     const acc = flags & N.O_ACCMODE;
@@ -492,11 +582,25 @@ function loop(decide: Decide): void {
 
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
+    if (event.kind === 'open' && event.access !== 'path') {
+      const entry = othersProcEntry(event.pid, event.path);
+      if (entry !== null) {
+        post({ type: 'denial', event, errno: EACCES, reason: `another process's /proc ${entry}: the kernel lets only a process that may trace it open that` });
+        return EACCES;
+      }
+    }
     if ((event.kind === 'open' && event.access !== 'path') || event.kind === 'exec') {
       if (isVisibleFile(event.path, event.file)) {
         post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
         return EACCES;
       }
+    }
+    // A mode change of a visible-only file (by a hard link's name: its own bind is read-only) could
+    // give it the execute bit that lets a script's #! line run it, unseen (launch.ts refuses one
+    // that has it already).
+    if (event.kind === 'attr' && CHMOD_CALLS.has(event.syscall) && isVisibleFile(event.path, event.file)) {
+      post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): its mode cannot be changed (an execute bit would let the kernel run it as a script's interpreter)" });
+      return EACCES;
     }
     if (input.visible.length > 0 && treeTouches(input.visible, event)) {
       post({ type: 'denial', event, errno: EACCES, reason: "visible-only (filesystem.visible): a rename would move a visible-only entry or what is in it to a name no entry covers" });
@@ -651,7 +755,9 @@ function loop(decide: Decide): void {
       const ids = nsIdsOf(pid);
       if (!ids || Number(own[1]) !== ids.tgid) return refuse(id, EACCES);
       openRoot(pid, id);
-      const fd = n.open(`/proc/${pid}/fd/${own[2]}`, (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY);
+      const reopen = (flags & ~(N.O_CREAT | N.O_EXCL | N.O_TRUNC | N.O_CLOEXEC)) | N.O_CLOEXEC | N.O_NONBLOCK | N.O_NOCTTY;
+      // An O_PATH fd on /dev/tty (no device open: CONTINUEd) reopened here opens the terminal anew, the opener's.
+      const fd = ttyAsCaller(pid, n.open(`/proc/${pid}/fd/${own[2]}`, reopen), () => n.open(`/proc/${pid}/fd/${own[2]}`, N.O_PATH | N.O_CLOEXEC), reopen);
       if (fd < 0 && input.visible.length > 0) {
         // As below for a path: a visible-only file reads EACCES, not the EROFS of its bind.
         const probe = n.open(`/proc/${pid}/fd/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
@@ -731,6 +837,7 @@ function loop(decide: Decide): void {
       }
       return inject(id, fd, cloexec);
     }
+    fd = ttyAsCaller(pid, fd, () => n.openat2(rootFd, full, openHow(N.O_PATH | N.O_CLOEXEC | (flags & N.O_NOFOLLOW), 0, resolveFlags)), base);
     let target: string | null;
     if (fd >= 0) {
       target = fdPath(fd);

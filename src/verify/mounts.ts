@@ -113,6 +113,8 @@ const VISIBLE_NEEDS = ['open', 'openat', 'openat2', 'creat', 'execve', 'execveat
  * the files in a directory entry).
  */
 const VISIBLE_RENAMES = ['rename', 'renameat', 'renameat2'];
+/** And every mode change: an execute bit added through a second name lets the kernel run it as a #! interpreter, unseen. */
+const VISIBLE_CHMODS = ['chmod', 'fchmodat', 'fchmodat2', 'fchmod'];
 
 export function validateMounts(plan: Plan, options: MountValidationOptions = {}): Finding[] {
   return runMountValidation(plan, options).findings;
@@ -316,6 +318,7 @@ function supervisedFilesFindings(plan: Plan, append: readonly string[], visible:
     }
     need(`visible-only ${v}`, VISIBLE_NEEDS, 'a grant above it may give Landlock rights, so every open and exec must be decided by the supervisor');
     need(`visible-only ${v}`, VISIBLE_RENAMES, 'renaming a directory above it moves it to a path no entry names');
+    need(`visible-only ${v}`, VISIBLE_CHMODS, "an execute bit added by another name lets a script's #! line run it, an exec the supervisor never sees");
   }
   return out;
 }

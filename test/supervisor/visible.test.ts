@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { run } from '../../src/index.js';
+import { execFileSync } from 'node:child_process';
+import { run, WardError } from '../../src/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
 
@@ -37,8 +38,9 @@ describe('visible-only files (filesystem.visible) in a real sandbox', { skip }, 
     mkdirSync(path.join(fx.ws, 'vdir'));
     writeFileSync(path.join(fx.ws, 'secret.key'), 'PRIVATE-KEY-BYTES\n');
     writeFileSync(path.join(fx.ws, 'vdir', 'inner.txt'), 'INNER\n');
+    // No execute bit: one under the workspace's execute grant is refused at launch (test below).
     writeFileSync(path.join(fx.ws, 'tool.sh'), '#!/bin/sh\necho TOOL-RAN\n');
-    chmodSync(path.join(fx.ws, 'tool.sh'), 0o755);
+    chmodSync(path.join(fx.ws, 'tool.sh'), 0o644);
     writeFileSync(path.join(ext, 'outside.txt'), 'OUTSIDE\n');
     // A second name made on the host, before the run, in a granted directory.
     linkSync(path.join(fx.ws, 'secret.key'), path.join(fx.ws, 'innocent.txt'));
@@ -153,5 +155,93 @@ attempt('rename-other', lambda: os.rename('other', 'other2'))
     assert.ok(!out.includes('VISIBLE-SECRET'), out);
     assert.equal(readFileSync(path.join(fx.ws, 'cfg', 'app', 'log.txt'), 'utf8'), 'APPENDLOG\nA1\n');
     assert.equal(readFileSync(path.join(fx.ws, 'cfg', 'vis', 'token'), 'utf8'), 'VISIBLE-SECRET\n');
+  });
+  it("a visible-only file the kernel could run as an interpreter (#!, PT_INTERP), unseen by the supervisor, is refused at launch: an execute bit under an execute grant, or with a second name", async () => {
+    const fx = sandboxFixture();
+    const ext = path.join(path.dirname(fx.ws), 'ext');
+    mkdirSync(ext);
+    // The red team's shape: a visible binary in the workspace (granted rwx) and a script naming it.
+    writeFileSync(path.join(fx.ws, 'visbin'), '#!/bin/sh\necho VISIBLE-CODE-RAN\n', { mode: 0o755 });
+    writeFileSync(path.join(fx.ws, 'sb.sh'), `#!${path.join(fx.ws, 'visbin')}\n`, { mode: 0o755 });
+    const refusal = async (visible: string[]) => {
+      try {
+        await run({ policy: { extends: ['default'], filesystem: { visible } } }, ['./sb.sh'], fixtureRunOptions(fx, []));
+      } catch (e) {
+        assert.ok(e instanceof WardError, String(e));
+        return `${e.message}\nfix: ${e.fix ?? ''}`;
+      }
+      return 'ran';
+    };
+    const direct = await refusal(['${WORKSPACE}/visbin']);
+    assert.match(direct, new RegExp(`visible-only file ${path.join(fx.ws, 'visbin')} has an execute bit and execute is granted there`), direct);
+    assert.match(direct, new RegExp(`fix: remove its execute bits on the host \\(chmod a-x ${path.join(fx.ws, 'visbin')}\\)`), direct);
+    // Inside a directory entry.
+    mkdirSync(path.join(fx.ws, 'vdir'));
+    writeFileSync(path.join(fx.ws, 'vdir', 'readme'), 'text\n', { mode: 0o644 });
+    writeFileSync(path.join(fx.ws, 'vdir', 'tool'), 'x\n', { mode: 0o700 });
+    assert.match(await refusal(['${WORKSPACE}/vdir']), new RegExp(`visible-only file ${path.join(fx.ws, 'vdir', 'tool')} has an execute bit`));
+    // Outside every execute grant Landlock refuses the interpreter's open itself; but not by a
+    // second name in the workspace.
+    writeFileSync(path.join(ext, 'outbin'), '#!/bin/sh\necho OUTSIDE-CODE-RAN\n', { mode: 0o755 });
+    writeFileSync(path.join(fx.ws, 'sb.sh'), `#!${path.join(ext, 'outbin')}\n`, { mode: 0o755 });
+    const r = await run({ policy: { extends: ['default'], filesystem: { visible: [path.join(ext, 'outbin')] } } }, ['sh', '-c', './sb.sh; echo "rc=$?"'], fixtureRunOptions(fx, []));
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.match(out, /rc=126/, out);
+    assert.ok(!out.includes('OUTSIDE-CODE-RAN'), out);
+    linkSync(path.join(ext, 'outbin'), path.join(fx.ws, 'second-name'));
+    assert.match(await refusal([path.join(ext, 'outbin')]), /has an execute bit and it has 2 hard links, and another name may be where execute is granted/);
+    assert.equal(readFileSync(path.join(fx.ws, 'visbin'), 'utf8'), '#!/bin/sh\necho VISIBLE-CODE-RAN\n');
+  });
+
+  it('a visible-only file without an execute bit named as an interpreter (#!, PT_INTERP) gives EACCES and shows nothing; no execute bit can be added to it, by a second name or by its own', { skip: !which('cc') && 'no C compiler' }, async () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'vis.txt'), 'VISIBLE-TEXT\n', { mode: 0o644 });
+    writeFileSync(path.join(fx.ws, 'vbin.c'), '#include <stdio.h>\nint main(void) { puts("VISIBLE-BINARY-RAN"); return 0; }\n');
+    execFileSync('cc', ['-o', path.join(fx.ws, 'vbin'), path.join(fx.ws, 'vbin.c')]);
+    chmodSync(path.join(fx.ws, 'vbin'), 0o644);
+    // Second names made on the host before the run, outside the entries, where execute is granted.
+    linkSync(path.join(fx.ws, 'vbin'), path.join(fx.ws, 'hl-bin'));
+    linkSync(path.join(fx.ws, 'vis.txt'), path.join(fx.ws, 'hl-txt'));
+    // An ELF whose PT_INTERP is the visible file.
+    writeFileSync(path.join(fx.ws, 'hello.c'), 'int main(void) { return 0; }\n');
+    execFileSync('cc', [`-Wl,--dynamic-linker=${path.join(fx.ws, 'vbin')}`, '-o', path.join(fx.ws, 'interp-elf'), path.join(fx.ws, 'hello.c')]);
+    for (const [name, target] of [['s-txt', 'vis.txt'], ['s-bin', 'vbin'], ['s-hl', 'hl-bin']] as const) writeFileSync(path.join(fx.ws, name), `#!${path.join(fx.ws, target)}\n`, { mode: 0o755 });
+    // A second name passes launch when there is no execute bit to use.
+    assert.equal(statSync(path.join(fx.ws, 'vbin')).nlink, 2);
+    const policy = { extends: ['default'], filesystem: { visible: ['${WORKSPACE}/vis.txt', '${WORKSPACE}/vbin'] } };
+    const code = `${PY_ATTEMPT}
+def execv(p):
+    pid = os.fork()
+    if pid == 0:
+        try: os.execv(p, [p])
+        except OSError as e: os._exit(100 + e.errno)
+    _, st = os.waitpid(pid, 0)
+    rc = os.waitstatus_to_exitcode(st)
+    if rc >= 100: raise OSError(rc - 100, 'execv')
+    return 'ran rc=%d' % rc
+for s in ('s-txt', 's-bin', 's-hl', 'interp-elf'):
+    attempt(s, lambda: execv('./' + s))
+attempt('chmod-hl-bin', lambda: os.chmod('hl-bin', 0o755))
+attempt('chmod-hl-txt', lambda: os.chmod('hl-txt', 0o700))
+attempt('chmod-own', lambda: os.chmod('vbin', 0o755))
+def fchmodat(p, mode):
+    if libc.syscall(268, -100, p.encode(), mode, 0) != 0:  # fchmodat
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+attempt('fchmodat-hl', lambda: fchmodat('hl-bin', 0o755))
+for s in ('s-bin', 's-hl', 'interp-elf'):
+    attempt('after-' + s, lambda: execv('./' + s))
+attempt('chmod-other', lambda: os.chmod('vbin.c', 0o600))
+`;
+    const r = await run({ policy }, ['python3', '-c', code], fixtureRunOptions(fx, []));
+    const out = r.stdout.toString() + r.stderr.toString();
+    const line = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(out)?.[1] ?? 'missing';
+    for (const k of ['s-txt', 's-bin', 's-hl', 'interp-elf', 'after-s-bin', 'after-s-hl', 'after-interp-elf']) assert.equal(line(k), 'refused errno=13', `${k}: ${out}`);
+    for (const k of ['chmod-hl-bin', 'chmod-hl-txt', 'fchmodat-hl']) assert.equal(line(k), 'refused errno=13', `${k}: ${out}`);
+    // Its own name is its read-only bind (EROFS), or refused by identity first.
+    assert.match(line('chmod-own'), /^refused errno=(13|30)$/, out);
+    assert.match(line('chmod-other'), /^ok/, out);
+    assert.ok(!out.includes('VISIBLE-BINARY-RAN') && !out.includes('VISIBLE-TEXT'), out);
+    for (const f of ['vbin', 'vis.txt']) assert.equal(statSync(path.join(fx.ws, f)).mode & 0o777, 0o644, f);
+    assert.ok(r.denials.some((d) => d.layer === 'supervisor' && /its mode cannot be changed/.test(d.detail) && d.what.endsWith('hl-bin')), JSON.stringify(r.denials));
   });
 });

@@ -7,9 +7,9 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
+import { broken, E, error, held, kv, noResult, py, PY_DRAIN, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { AuditRecord } from '../../audit/format.js';
 import { renderTimeline } from '../../audit/timeline.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
@@ -97,6 +97,19 @@ const writeRevoked: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'
   teardown,
   policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }]),
 };
+
+/**
+ * A visible-only file `credentials` holding the canary (`text` around it), without an execute bit
+ * (with one, under the workspace's execute grant, the run is refused at launch:
+ * rule.visible-interpreter). Any visible-only entry also puts every open of the run through Ward.
+ */
+const visibleCredentials = (text: (canary: string) => string = (c) => `key ${c}\n`): Pick<Probe, 'setup' | 'policy'> => ({
+  setup: (ctx) => writeFileSync(path.join(ctx.ws, 'credentials'), text(ctx.canary), { mode: 0o644 }),
+  policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+});
+
+/** The visible-only file as a shell script: run as an interpreter, it would print the canary. */
+const scriptCredentials = visibleCredentials((c) => `#!/bin/sh\necho key ${c}\n`);
 
 /** "After fetching untrusted content, no writes under src/": the shape of the issue's second rule. */
 const afterUntrustedNoSrcWrites: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
@@ -325,10 +338,7 @@ attempt('link', lambda: os.link('audit.log', 'second-name'))`),
     title: 'read a visible-only file: directly, through a symlink, through /proc/self/fd after O_PATH, and run it',
     asi: ['ASI02', 'ASI03'],
     nist: ['AC-3', 'AC-6'],
-    setup: (ctx) => {
-      writeFileSync(path.join(ctx.ws, 'credentials'), `key ${ctx.canary}\n`, { mode: 0o755 });
-    },
-    policy: { filesystem: { visible: ['${WORKSPACE}/credentials'] } },
+    ...visibleCredentials(),
     program: () =>
       py(`import subprocess
 say('size', os.stat('credentials').st_size)
@@ -349,6 +359,114 @@ attempt('exec', lambda: subprocess.run(['./credentials'], check=False))`),
       if (refused) return refused;
       if (!recorded(run, /visible-only/)) return error('refused, but no supervisor refusal was recorded');
       return held('stat and listing showed the real file; every open (directly, by a symlink, by /proc/self/fd) and the exec got EACCES');
+    },
+  },
+  {
+    id: 'rule.controlling-tty',
+    ...fileProbe,
+    promise: 'syscalls',
+    title: "with every open supervised, open /dev/tty (directly, and by reopening an O_PATH fd on it): Ward opens files for the sandbox, and /dev/tty is the opener's terminal",
+    asi: ['ASI09'],
+    nist: ['SC-39'],
+    ...visibleCredentials(),
+    program: () =>
+      py(`import pty
+${PY_DRAIN}attempt('dev_tty', lambda: os.close(os.open('/dev/tty', os.O_RDWR)))
+p = os.open('/dev/tty', os.O_PATH)
+attempt('reopen', lambda: os.close(os.open('/proc/self/fd/%d' % p, os.O_RDWR)))
+# A process that made a pty of its own its controlling terminal: /dev/tty is that pty.
+child, master = pty.fork()
+if child == 0:
+    try:
+        fd = os.open('/dev/tty', os.O_RDWR)
+        os.write(fd, b'MARK-THROUGH-DEV-TTY\\n')
+        say('own_pty', 0)
+    except OSError as e:
+        say('own_pty', e.errno)
+    os._exit(0)
+got = drain(master)
+os.waitpid(child, 0)
+for line in got.decode('latin-1').splitlines():
+    if line.startswith('own_pty='): sys.stdout.write(line.strip() + '\\n')
+say('marked', 1 if b'MARK-THROUGH-DEV-TTY' in got else 0)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['dev_tty', 'reopen', 'own_pty', 'marked']) if (!v.has(k)) return noResult(run, k);
+      for (const k of ['dev_tty', 'reopen']) {
+        if (v.get(k) === '0') return broken(`/dev/tty (${k}) opened a terminal though the sandbox has none: Ward's own, the user's`);
+        if (v.get(k) !== String(E.ENXIO)) return error(`/dev/tty (${k}) failed with errno ${v.get(k)}, not ENXIO (no controlling terminal)`);
+      }
+      if (v.get('own_pty') === '0' && v.get('marked') !== '1') return broken("in a session with a pty of its own, /dev/tty opened another terminal (Ward's)");
+      if (v.get('own_pty') !== '0') return error(`in a session with a pty of its own, /dev/tty failed (errno ${v.get('own_pty')}): the kernel gives that pty`);
+      return held("/dev/tty: ENXIO, also by reopening an O_PATH fd, as the kernel answers a process without a terminal; a child with a pty of its own got that pty");
+    },
+  },
+  {
+    id: 'rule.proc-other-process',
+    ...fileProbe,
+    promise: 'secrets',
+    title: "with every open supervised, read pid 1's (bwrap's) environment and memory, and a non-dumpable sibling's memory, through /proc",
+    asi: ['ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    ...visibleCredentials(),
+    program: () =>
+      py(`attempt('environ', lambda: os.read(os.open('/proc/1/environ', os.O_RDONLY), 64))
+attempt('mem', lambda: os.close(os.open('/proc/1/mem', os.O_RDONLY)))
+attempt('maps', lambda: os.close(os.open('/proc/1/maps', os.O_RDONLY)))
+attempt('status', lambda: os.close(os.open('/proc/1/status', os.O_RDONLY)))
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: only a tracer with CAP_SYS_PTRACE may read it
+    os.close(r); os.write(w, b'x')
+    time.sleep(30)  # killed below
+    os._exit(0)
+os.close(w); os.read(r, 1)
+attempt('sibling_mem', lambda: os.close(os.open('/proc/%d/mem' % child, os.O_RDONLY)))
+attempt('sibling_environ', lambda: os.close(os.open('/proc/%d/environ' % child, os.O_RDONLY)))
+attempt('own_environ', lambda: os.close(os.open('/proc/self/environ', os.O_RDONLY)))
+os.kill(child, 9)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['environ', 'mem', 'maps', 'status', 'sibling_mem', 'sibling_environ', 'own_environ']) if (!v.has(k)) return noResult(run, k);
+      if (v.get('status') !== '0') return error(`/proc/1/status could not be opened (errno ${v.get('status')}): the refusal is wider than the entries the kernel checks`);
+      if (v.get('own_environ') !== '0') return error(`the process's own /proc/self/environ could not be opened (errno ${v.get('own_environ')})`);
+      const refused = refusedWith(run, ['environ', 'mem', 'maps', 'sibling_mem', 'sibling_environ'], E.EACCES, "another process's environment or memory was opened through Ward");
+      if (refused) return refused;
+      if (!recorded(run, /another process's \/proc/)) return error('refused, but no supervisor refusal was recorded');
+      return held("/proc/1/environ, mem and maps, and a non-dumpable sibling's mem and environ: EACCES, as the kernel answers the sandbox; /proc/1/status and the process's own entries opened");
+    },
+  },
+  {
+    id: 'rule.visible-interpreter',
+    ...fileProbe,
+    title: "run a visible-only file as a script's interpreter (#! names it: the kernel opens it itself, no open or exec of it reaches the supervisor), after adding an execute bit through a hard link made before the run",
+    asi: ['ASI02', 'ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    ...scriptCredentials,
+    setup: async (ctx) => {
+      await scriptCredentials.setup!(ctx);
+      linkSync(path.join(ctx.ws, 'credentials'), path.join(ctx.ws, 'alias'));
+      writeFileSync(path.join(ctx.ws, 'run.sh'), `#!${path.join(ctx.ws, 'credentials')}\n`, { mode: 0o755 });
+    },
+    program: () =>
+      py(`import subprocess
+def run():
+    r = subprocess.run(['./run.sh'], capture_output=True)
+    sys.stdout.write((r.stdout + r.stderr).decode(errors='replace'))
+attempt('exec_before', run)
+attempt('chmod_alias', lambda: os.chmod('alias', 0o755))
+attempt('chmod_own', lambda: os.chmod('credentials', 0o755))
+attempt('exec_after', run)`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      for (const k of ['exec_before', 'chmod_alias', 'chmod_own', 'exec_after']) if (!v.has(k)) return noResult(run, k);
+      if (run.stdout.includes(ctx.canary)) return broken("the visible-only file ran as a script's interpreter");
+      if ((statSync(path.join(ctx.ws, 'credentials')).mode & 0o111) !== 0) return broken('the visible-only file got an execute bit');
+      if (v.get('chmod_alias') !== String(E.EACCES)) return v.get('chmod_alias') === '0' ? broken('chmod +x through a hard link of the visible-only file succeeded') : error(`chmod through the hard link failed with errno ${v.get('chmod_alias')}, not EACCES`);
+      if (v.get('chmod_own') === '0') return broken('chmod +x of the visible-only file succeeded');
+      if (!recorded(run, /its mode cannot be changed/)) return error('refused, but no supervisor refusal was recorded');
+      return held("no execute bit on it, so the kernel refused it as an interpreter; chmod +x through a hard link got EACCES from the supervisor, and by its own name EROFS/EACCES");
     },
   },
   {
