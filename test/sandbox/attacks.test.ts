@@ -118,6 +118,40 @@ describe('filesystem: sees only what the policy names', () => {
     assert.match(r.err, /Permission denied/);
     assert.doesNotMatch(r.out, /EXECUTED/);
   });
+
+  it('W^X: code written to an anonymous memfd cannot be executed (no path for Landlock to check)', async () => {
+    const t = setup();
+    // Under the policy `ward verify` proves W^X for: the workspace writable, nothing writable executable.
+    const wx: PolicyInput = { policy: { extends: ['minimal'], filesystem: { write: ['${WORKSPACE}'] }, sandbox: { allow_degraded: true } } };
+    const py = `import os
+code = open('/bin/true', 'rb').read()
+def run(flags):
+    try:
+        fd = os.memfd_create('payload', flags)
+    except OSError as e:
+        return 'create:%d' % e.errno
+    os.write(fd, code)
+    try:
+        os.fchmod(fd, 0o755)
+    except OSError:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv('/proc/self/fd/%d' % fd, ['payload'])
+        except OSError as e:
+            os._exit(100 + e.errno)
+    return 'exec:%d' % (os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) - 100)
+print('plain', run(os.MFD_CLOEXEC))
+print('sealed', run(os.MFD_CLOEXEC | 8))
+`;
+    const r = await t.exec(['python3', '-c', py], wx);
+    assert.equal(r.exitCode, 0, r.err);
+    // Without MFD_NOEXEC_SEAL the seccomp filter answers ENOSYS (38): programs fall back to a file.
+    assert.match(r.out, /^plain create:38$/m);
+    // With it the memfd is made, but mode and seal keep it from ever being executed (EACCES, 13).
+    assert.match(r.out, /^sealed exec:13$/m);
+  });
 });
 
 describe('syscalls: the seccomp filter refuses escapes', () => {
