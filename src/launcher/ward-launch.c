@@ -1595,6 +1595,9 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 	int wardfd = (int)syscall(SYS_pidfd_open, ward_pid, 0U);
 	/* The relay is our child; nobody needs its exit status. */
 	signal(SIGCHLD, SIG_IGN);
+	/* A report on the status socket, or the release of bwrap, after Ward or bwrap died must fail
+	 * with EPIPE, not kill us: the cleanup of a dead Ward's sandbox is still to come. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Own session: the terminal's ^C for the command's process group is not ours. */
 	setsid();
 	prctl(PR_SET_NAME, "ward-watchdog", 0, 0, 0);
@@ -1662,24 +1665,32 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 				}
 			}
 			if (blocks) {
-				/* The limits and the relay need the init's pidfd to join its namespaces;
-				 * without it the command must not start: kill whatever bwrap started. */
-				if (pidfd < 0) {
+				/*
+				 * The limits and the relay need the init's pidfd to join its
+				 * namespaces; without it, or if the limits cannot be set, the
+				 * command must not start: kill whatever bwrap started. Then go on
+				 * watching as usual (the init's exit, the lifeline), so that a Ward
+				 * that died meanwhile (the usual reason the init is gone this
+				 * early) still gets its sandbox's cgroups removed.
+				 */
+				int failed = pidfd < 0;
+				if (failed)
 					report_failure(relay_socket ? "relay" : "userns-limits", errno ? errno : ESRCH, "no sandbox init to attach to", NULL);
+				else if (n_userns_limits > 0)
+					failed = set_userns_limits(pidfd, init_pid) < 0;
+				if (failed) {
 					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-					_exit(EXIT_LAUNCHER);
-				}
-				if (n_userns_limits > 0 && set_userns_limits(pidfd, init_pid) < 0) {
-					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-					_exit(EXIT_LAUNCHER);
+					close(3);
+					close(4);
+					status_fd = -1;
+					continue;
 				}
 			}
 			if (blocks && !relay_socket) {
-				/* Limits set: let bwrap go on, and let Ward's reader reach EOF. */
-				if (write_all(4, "1", 1) < 0) {
+				/* Limits set: let bwrap go on, and let Ward's reader reach EOF. A
+				 * bwrap that is gone (EPIPE) takes its sandbox with it; watch on. */
+				if (write_all(4, "1", 1) < 0)
 					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-					_exit(EXIT_LAUNCHER);
-				}
 				close(3);
 				close(4);
 				status_fd = -1;
