@@ -10,6 +10,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
+import { EXHAUST_INOTIFY, EXHAUST_SIGQUEUE, SIGQUEUE_SETUP } from '../../src/probes/groups/resources.js';
+import { USERNS_LIMIT_SHARE } from '../../src/plan/compile.js';
 import { createCgroup } from '../../src/sandbox/cgroup.js';
 import { hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
@@ -243,16 +245,9 @@ open('go').read()
 describe("per-user kernel budgets: the sandbox cannot take the caller's", () => {
   it('inotify instances stop at the sandbox user namespace\'s bound; the host user can still make one meanwhile', async () => {
     const hostMax = Number(readFileSync('/proc/sys/user/max_inotify_instances', 'utf8'));
-    const bound = Math.max(1, Math.floor(hostMax / 8));
+    const bound = Math.max(1, Math.floor(hostMax / USERNS_LIMIT_SHARE));
     const r = await whileSandboxHolds(
-      `fds = []
-while n < 1000000:
-    fd = libc.inotify_init1(0)
-    if fd < 0:
-        err = ctypes.get_errno()
-        break
-    fds.append(fd)
-    n += 1`,
+      EXHAUST_INOTIFY,
       `fd = libc.inotify_init1(0)\nprint(0 if fd >= 0 else ctypes.get_errno())`,
     );
     assert.equal(r.host, '0', `the host user made an inotify instance while the sandbox held ${r.n}`);
@@ -262,16 +257,9 @@ while n < 1000000:
   });
 
   it('queued signals stop at RLIMIT_SIGPENDING; the host user can still queue one meanwhile', async () => {
-    const queue = `signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
-libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]`;
     const r = await whileSandboxHolds(
-      `${queue}
-while n < 10000000:
-    if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) != 0:
-        err = ctypes.get_errno()
-        break
-    n += 1`,
-      `${queue}\nprint(0 if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) == 0 else ctypes.get_errno())`,
+      EXHAUST_SIGQUEUE,
+      `${SIGQUEUE_SETUP}\nprint(0 if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) == 0 else ctypes.get_errno())`,
     );
     assert.equal(r.host, '0', `the host user queued a signal while the sandbox held ${r.n}`);
     assert.ok(r.n <= 1024, `the sandbox queued ${r.n} signals`);

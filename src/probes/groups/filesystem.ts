@@ -65,6 +65,31 @@ const usrFiles = (ctx: ProbeContext) => [`/usr/bin/ward-probe-${ctx.id}`, `/usr/
 
 const homeSecrets = (ctx: ProbeContext, filter: (f: string) => boolean) => HOME_SECRETS.filter(filter).map((f) => path.join(ctx.home, f));
 
+/**
+ * Writes /bin/true into a memfd, without and with MFD_NOEXEC_SEAL, and execs it through
+ * /proc/self/fd: `create:NAME=errno` or `exec:NAME=errno` (0: it ran). Shared with attacks.test.ts.
+ */
+export const MEMFD_EXEC = `code = open('/bin/true', 'rb').read()
+for name, flags in (('plain', os.MFD_CLOEXEC), ('sealed', os.MFD_CLOEXEC | 8)):
+    try:
+        fd = os.memfd_create('payload', flags)
+    except OSError as e:
+        say('create:' + name, e.errno)
+        continue
+    os.write(fd, code)
+    try:
+        os.fchmod(fd, 0o755)
+    except OSError:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv('/proc/self/fd/%d' % fd, ['payload'])
+        except OSError as e:
+            os._exit(100 + e.errno)
+    st = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    say('exec:' + name, 0 if st == 0 else st - 100)`;
+
 export const probes: Probe[] = [
   {
     id: 'fs.read-ssh-key',
@@ -500,26 +525,7 @@ attempt('write2', lambda: os.close(os.open('/etc/passwd', os.O_WRONLY | os.O_APP
     expect: 'refused',
     // A memfd has no path, so Landlock's execute check never sees it. Flagless: refused by the
     // filter (ENOSYS); with MFD_NOEXEC_SEAL: made, but never executable (EACCES).
-    program: py(`code = open('/bin/true', 'rb').read()
-for name, flags in (('plain', os.MFD_CLOEXEC), ('sealed', os.MFD_CLOEXEC | 8)):
-    try:
-        fd = os.memfd_create('payload', flags)
-    except OSError as e:
-        say('create:' + name, e.errno)
-        continue
-    os.write(fd, code)
-    try:
-        os.fchmod(fd, 0o755)
-    except OSError:
-        pass
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.execv('/proc/self/fd/%d' % fd, ['payload'])
-        except OSError as e:
-            os._exit(100 + e.errno)
-    st = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    say('exec:' + name, 0 if st == 0 else st - 100)`),
+    program: py(MEMFD_EXEC),
     check: (run) => {
       const v = kv(run.stdout);
       if (v.get('exec:plain') === '0' || v.get('exec:sealed') === '0') return broken(`a program written into a memfd ran (${v.get('exec:plain') === '0' ? 'without' : 'with'} MFD_NOEXEC_SEAL)`);

@@ -26,6 +26,30 @@ function hostUserLimit(name: string): number | null {
   }
 }
 
+/**
+ * Python (with \`libc\` from ctypes, use_errno) that takes inotify instances until refused, leaving
+ * \`n\` (how many) and \`err\` (the errno that stopped it), and holds them. Shared with limits.test.ts.
+ */
+export const EXHAUST_INOTIFY = `fds = []
+while n < 1000000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        err = ctypes.get_errno()
+        break
+    fds.append(fd)
+    n += 1`;
+
+/** The same for queued signals: SIGRTMIN blocked, sigqueue to itself until refused. */
+export const SIGQUEUE_SETUP = `import signal
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
+libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]`;
+export const EXHAUST_SIGQUEUE = `${SIGQUEUE_SETUP}
+while n < 10000000:
+    if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) != 0:
+        err = ctypes.get_errno()
+        break
+    n += 1`;
+
 /** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
 const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
 
@@ -149,14 +173,7 @@ say('disk', os.fstat(fd).st_blocks * 512)`),
     nist: ['SC-5', 'SC-6'],
     expect: 'refused',
     program: py(`n, err = 0, 0
-fds = []
-while n < 1000000:
-    fd = libc.inotify_init1(0)
-    if fd < 0:
-        err = ctypes.get_errno()
-        break
-    fds.append(fd)
-    n += 1
+${EXHAUST_INOTIFY}
 say('instances', n)
 say('errno', err)`),
     check: (run) => {
@@ -181,15 +198,8 @@ say('errno', err)`),
     asi: ['ASI08'],
     nist: ['SC-5', 'SC-6'],
     expect: 'refused',
-    program: py(`import signal
-signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
-libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
-n, err = 0, 0
-while n < 10000000:
-    if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) != 0:
-        err = ctypes.get_errno()
-        break
-    n += 1
+    program: py(`n, err = 0, 0
+${EXHAUST_SIGQUEUE}
 say('queued', n)
 say('errno', err)`),
     check: (run) => {
