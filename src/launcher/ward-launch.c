@@ -1332,7 +1332,7 @@ static int join_sandbox_net(int pidfd, pid_t init_pid, const char **step);
 /* In a child that joins the namespace and writes each limit. 0, or -1 once the failure is reported. */
 static int set_userns_limits(int pidfd, pid_t init_pid)
 {
-	static const char hint[] = "Ward bounds the sandbox's inotify and fanotify use so it cannot take the caller's whole per-user budget";
+	static const char hint[] = "Ward bounds the sandbox's inotify and fanotify use by joining its user namespace (setns, as its owner) and writing /proc/sys/user there; a host that forbids this (a seccomp or AppArmor profile refusing setns) must allow it for Ward's launcher";
 	signal(SIGCHLD, SIG_DFL); /* the watchdog ignores it otherwise: we need this child's status */
 	pid_t child = fork();
 	if (child == 0) {

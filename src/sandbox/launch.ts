@@ -865,8 +865,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       });
     }
     if (failure?.stage === 'outer') {
-      throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
+      throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}${failure.step !== 'cgroup-join' && failure.detail ? ` (${failure.detail})` : ''}`, {
         step: `launcher:${failure.step}`,
+        ...(failure.hint ? { fix: failure.hint } : {}),
       });
     }
     if (failure && !execFailed) {
