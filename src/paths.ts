@@ -2,7 +2,8 @@
  * Where Ward keeps its own files. All of them are on the mandatory deny list
  * (policy/secrets.ts), so no policy can expose them to a sandbox.
  */
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, fchmodSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WardError } from './errors.js';
@@ -56,25 +57,106 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdgHome(env, 'XDG_STATE_HOME'), 'ward');
 }
 
+/**
+ * Creates Ward's own directories (state, config, cache; 0700) if they are missing. Called before
+ * a plan is made: a mask needs something to cover, so a directory Ward made only after planning
+ * (the cache on a first run, the key on first use) would be left unmasked inside a grant, and a
+ * sandbox that can write there could plant what a later run executes or trusts.
+ */
+export function ensureWardDirs(dirs: readonly string[]): void {
+  for (const dir of dirs) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new WardError(`cannot create Ward's directory ${dir}: ${(e as Error).message}`, {
+        step: 'preflight',
+        fix: `create it (\`mkdir -p -m 700 ${dir}\`), or point HOME or XDG_STATE_HOME / XDG_CONFIG_HOME / XDG_CACHE_HOME at a place you can write`,
+      });
+    }
+    const st = lstatSync(dir);
+    if (!st.isDirectory()) {
+      throw new WardError(`Ward's directory ${dir} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}: Ward keeps its keys, audit log and launcher there, and will not follow it to somewhere else`, {
+        step: 'preflight',
+        fix: `remove it (\`rm ${dir}\`) and Ward makes a fresh directory; if you moved Ward's files on purpose, set XDG_STATE_HOME / XDG_CONFIG_HOME / XDG_CACHE_HOME instead`,
+      });
+    }
+  }
+}
+
 let maskFile: string | undefined;
+
+const MASK_NAME = 'mask-0000';
 
 /**
  * An empty file with mode 0000, bound over every denied file that a grant would
  * expose: the sandbox (no capabilities, so no CAP_DAC_OVERRIDE even as uid 0)
  * gets EACCES on open, and nothing of the original content.
+ *
+ * bwrap binds whatever is at this path, so it must be exactly the file Ward made: a symlink
+ * would bind its target over every masked file (and a chmod would follow it), a hard link
+ * would make the chmod change another file, and a file someone else owns may be changed under
+ * us. Anything but our own regular, single-link, mode-0000 file is refused, never "repaired".
  */
 export function ensureMaskFile(): string {
   if (maskFile !== undefined) return maskFile;
   const dir = cacheDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, 'mask-0000');
-  if (!existsSync(file)) {
-    // Made under a temporary name and renamed (atomic), so a parallel first run never binds a half-made file.
-    const tmp = `${file}.${process.pid}`;
-    writeFileSync(tmp, '', { mode: 0o000 });
+  ensureWardDirs([dir]);
+  const file = path.join(dir, MASK_NAME);
+  if (lstatOrNull(file) === null) {
+    // Made under a temporary name and renamed (atomic), so a parallel first run never binds a
+    // half-made file; O_EXCL|O_NOFOLLOW so the temporary name is ours, not a planted link.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o000);
+    try {
+      fchmodSync(fd, 0o000); // the umask cannot add bits, but a mode is only trusted once set
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, file);
   }
-  chmodSync(file, 0o000);
+  checkMaskFile(file);
   maskFile = file;
   return file;
+}
+
+/** Exported for tests: throws unless `file` is a mask file Ward can trust (see ensureMaskFile). */
+export function checkMaskFile(file: string): void {
+  const st = lstatSync(file);
+  const uid = process.getuid?.() ?? st.uid;
+  const problem = st.isSymbolicLink()
+    ? `a symlink (to ${readlinkOr(file)})`
+    : !st.isFile()
+      ? 'not a regular file'
+      : st.uid !== uid
+        ? `owned by uid ${st.uid}, not you (${uid})`
+        : st.nlink !== 1
+          ? `a file with ${st.nlink} hard links`
+          : (st.mode & 0o7777) !== 0
+            ? `mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}, not 0000`
+            : st.size !== 0
+              ? `not empty (${st.size} bytes)`
+              : null;
+  if (problem !== null) {
+    throw new WardError(`refusing to use Ward's mask file ${file}: it is ${problem}. Ward binds this file over every denied file a grant would expose, so it must be the empty, mode-0000 file Ward made`, {
+      step: 'preflight',
+      fix: `remove it (\`rm ${file}\`) and Ward makes a new one; if a sandbox could write ${path.dirname(file)}, check what else it changed there`,
+    });
+  }
+}
+
+/** lstat, or null when there is nothing at `p` (or it cannot be looked at). */
+export function lstatOrNull(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function readlinkOr(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '?';
+  }
 }

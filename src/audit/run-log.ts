@@ -13,9 +13,8 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { WardError } from '../errors.js';
 import type { Plan } from '../plan/compile.js';
-import type { MountOp } from '../plan/mounts.js';
+import { visibleInSandbox } from '../plan/visible.js';
 import { stateDir } from '../paths.js';
-import { isWithin } from '../policy/expand.js';
 import { launch, type LaunchOptions, type RunHandle, type RunRecord } from '../sandbox/launch.js';
 import { WARD_VERSION } from '../version.js';
 import { ensurePrivateDir, shortKeyId, type InitResult } from './keys.js';
@@ -47,20 +46,6 @@ export function openAudit(option: AuditOption, env: NodeJS.ProcessEnv = process.
 /** The notice `ward run` prints once, when it made the key. */
 export function keyCreatedNotice(r: InitResult, log: string): string {
   return `ward: created the audit signing key ${r.privateKey} (key id ${shortKeyId(r.keyId)}); the checkpoints of ${log} are signed with it. Keep a copy of ${r.publicKey} off this machine to verify the log with \`ward audit verify --pubkey\`.`;
-}
-
-/**
- * Would the sandbox this plan builds see `file`? The deepest mount operation
- * covering a path decides: a bind shows the host's file; a mask, a private
- * tmpfs, or nothing at all (the empty root) does not.
- */
-export function visibleInSandbox(ops: MountOp[], file: string): boolean {
-  let deepest: MountOp | undefined;
-  for (const op of ops) {
-    if (op.kind === 'symlink' || !isWithin(file, op.dest)) continue;
-    if (!deepest || op.dest.length >= deepest.dest.length) deepest = op;
-  }
-  return deepest?.kind === 'bind';
 }
 
 /** Refuses a log (or its directory, where the head and lock files live) that the sandbox could read or write. */

@@ -4,6 +4,7 @@
  * whatever it can parse.
  */
 import type { AuditRecord } from './format.js';
+import { printable, shown } from '../printable.js';
 import { shortKeyId } from './keys.js';
 
 export type ShownLine = { line: number; record: AuditRecord } | { line: number; error: string };
@@ -34,69 +35,69 @@ export function renderTimeline(lines: ShownLine[]): string {
   let refusals = 0;
   for (const l of lines) {
     if ('error' in l) {
-      out.push(`${'?'.padEnd(23)}  ${'-'.padEnd(8)}  line ${l.line}: ${l.error}`);
+      out.push(`${'?'.padEnd(23)}  ${'-'.padEnd(8)}  line ${l.line}: ${printable(l.error)}`);
       continue;
     }
     const r = l.record;
-    const time = typeof r.ts === 'string' ? r.ts.replace('T', ' ').replace('Z', '') : '?';
-    const run = typeof r.run_id === 'string' ? r.run_id.slice(0, 8) : '-';
+    const time = typeof r.ts === 'string' ? printable(r.ts.replace('T', ' ').replace('Z', '')) : '?';
+    const run = typeof r.run_id === 'string' ? printable(r.run_id.slice(0, 8)) : '-';
     if (typeof r.run_id === 'string') runs.add(r.run_id);
     const head = `${time.padEnd(23)}  ${run.padEnd(8)}  `;
     switch (r.type) {
       case 'log-start':
-        out.push(`${head}log started: log ${String(r.log_id).slice(0, 16)}, key ${shortKeyId(String(r.key_id))}, ward ${String(r.ward_version)}`);
+        out.push(`${head}log started: log ${shown(r.log_id).slice(0, 16)}, key ${shortKeyId(shown(r.key_id))}, ward ${shown(r.ward_version)}`);
         break;
       case 'launch':
         out.push(`${head}launch  ${shellLine(r.argv)}`);
-        out.push(`${INDENT}policy ${String(r.policy_sha256).slice(0, 12)}  plan ${String(r.plan_sha256).slice(0, 12)}  cwd ${String(r.cwd)}`);
-        out.push(`${INDENT}layers: ${layers(r)}`);
-        if (Array.isArray(r.degraded) && r.degraded.length > 0) out.push(`${INDENT}DEGRADED: ${r.degraded.join('; ')}`);
+        out.push(`${INDENT}policy ${shown(r.policy_sha256).slice(0, 12)}  plan ${shown(r.plan_sha256).slice(0, 12)}  cwd ${shown(r.cwd)}`);
+        out.push(`${INDENT}layers: ${printable(layers(r))}`);
+        if (Array.isArray(r.degraded) && r.degraded.length > 0) out.push(`${INDENT}DEGRADED: ${r.degraded.map(shown).join('; ')}`);
         if (r.verification && typeof r.verification === 'object') {
           const v = r.verification as { ok?: boolean; properties?: { id: string; status: string }[] };
-          const notProved = (v.properties ?? []).filter((p) => p.status !== 'PROVED').map((p) => `${p.id} ${p.status}`);
+          const notProved = (v.properties ?? []).filter((p) => p.status !== 'PROVED').map((p) => `${shown(p.id)} ${shown(p.status)}`);
           out.push(`${INDENT}verified (ward verify, this policy and plan): ${notProved.length === 0 ? `all ${(v.properties ?? []).length} properties PROVED` : notProved.join(', ')}`);
         }
         break;
       case 'denial':
-        out.push(`${head}denial  ${String(r.layer)} ${String(r.what)} ${String(r.verdict)}: ${String(r.detail)}`);
+        out.push(`${head}denial  ${shown(r.layer)} ${shown(r.what)} ${shown(r.verdict)}: ${shown(r.detail)}`);
         break;
       case 'revocation': {
         // A dynamic rule fired: what triggered it (and who), and what is refused from now on.
-        const who = r.pid !== null && r.pid !== undefined ? `pid ${String(r.pid)}, ${String(r.by)}` : String(r.by);
-        out.push(`${head}revoke  rules[${String(r.rule)}] fired on ${String(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(String).join(', ')} revoked${typeof r.connections_cut === 'number' ? `; ${r.connections_cut} open connection(s) cut` : ''}${Array.isArray(r.killed) && r.killed.length > 0 ? `; killed ${(r.killed as { pid?: unknown; file?: unknown; through?: unknown }[]).map((k) => `pid ${String(k.pid)} (${String(k.file)} open for writing, ${String(k.through)})`).join(', ')}` : ''}`);
+        const who = r.pid !== null && r.pid !== undefined ? `pid ${shown(r.pid)}, ${shown(r.by)}` : shown(r.by);
+        out.push(`${head}revoke  rules[${shown(r.rule)}] fired on ${shown(r.trigger)} (${who}): ${(Array.isArray(r.revoked) ? r.revoked : []).map(shown).join(', ')} revoked${typeof r.connections_cut === 'number' ? `; ${r.connections_cut} open connection(s) cut` : ''}${Array.isArray(r.killed) && r.killed.length > 0 ? `; killed ${(r.killed as { pid?: unknown; file?: unknown; through?: unknown }[]).map((k) => `pid ${shown(k.pid)} (${shown(k.file)} open for writing, ${shown(k.through)})`).join(', ')}` : ''}`);
         break;
       }
       case 'net': {
-        const dest = `${String(r.host ?? '?')}${r.port !== undefined ? `:${String(r.port)}` : ''}${r.qtype !== undefined ? ` ${String(r.qtype)}` : ''}`;
-        const why = r.verdict === 'deny' ? `DENIED (${String(r.reason)})` : `allowed by ${String(r.rule)}`;
+        const dest = `${shown(r.host ?? '?')}${r.port !== undefined ? `:${shown(r.port)}` : ''}${r.qtype !== undefined ? ` ${shown(r.qtype)}` : ''}`;
+        const why = r.verdict === 'deny' ? `DENIED (${shown(r.reason)})` : `allowed by ${shown(r.rule)}`;
         // Only what the record has: an http record counts bytes out alone (its bytes in are its
         // connection's), a summary has a count and no traffic at all.
         const traffic = [
-          r.bytes_out !== undefined ? `${String(r.bytes_out)} B out` : null,
-          r.bytes_in !== undefined ? `${String(r.bytes_in)} B in` : null,
-          r.duration_ms !== undefined ? `${String(r.duration_ms)} ms` : null,
-          r.count !== undefined ? `${String(r.count)} times` : null,
+          r.bytes_out !== undefined ? `${shown(r.bytes_out)} B out` : null,
+          r.bytes_in !== undefined ? `${shown(r.bytes_in)} B in` : null,
+          r.duration_ms !== undefined ? `${shown(r.duration_ms)} ms` : null,
+          r.count !== undefined ? `${shown(r.count)} times` : null,
         ].filter((t) => t !== null);
-        const request = r.kind === 'http' && r.method !== undefined ? ` ${String(r.method)} ${String(r.path ?? '?')}` : '';
-        const note = r.note !== undefined ? `  (${String(r.note)})` : '';
-        out.push(`${head}net ${String(r.kind).padEnd(7)} ${dest}${request}  ${why}${traffic.length > 0 ? `  ${traffic.join(', ')}` : ''}${note}`);
+        const request = r.kind === 'http' && r.method !== undefined ? ` ${shown(r.method)} ${shown(r.path ?? '?')}` : '';
+        const note = r.note !== undefined ? `  (${shown(r.note)})` : '';
+        out.push(`${head}net ${shown(r.kind).padEnd(7)} ${dest}${request}  ${why}${traffic.length > 0 ? `  ${traffic.join(', ')}` : ''}${note}`);
         break;
       }
       case 'exit': {
-        const limit = r.reason !== 'exit' && r.reason !== 'signal' ? ` (${String(r.reason)})` : r.reason === 'signal' ? ' (signal)' : '';
-        out.push(`${head}exit ${String(r.exit_code)}${limit}  ${String(r.duration_ms)} ms${r.output_truncated ? '  output truncated' : ''}${r.message ? `  ${String(r.message)}` : ''}`);
+        const limit = r.reason !== 'exit' && r.reason !== 'signal' ? ` (${shown(r.reason)})` : r.reason === 'signal' ? ' (signal)' : '';
+        out.push(`${head}exit ${shown(r.exit_code)}${limit}  ${shown(r.duration_ms)} ms${r.output_truncated ? '  output truncated' : ''}${r.message ? `  ${shown(r.message)}` : ''}`);
         break;
       }
       case 'launch-failed':
         refusals++;
-        out.push(`${head}REFUSED at ${String(r.step)}: ${String(r.message)}`);
+        out.push(`${head}REFUSED at ${shown(r.step)}: ${shown(r.message)}`);
         if (Array.isArray(r.argv)) out.push(`${INDENT}command: ${shellLine(r.argv)}`);
         break;
       case 'checkpoint':
-        out.push(`${head}checkpoint: ${String(r.size)} records, head ${String(r.head).slice(0, 16)}, signed by ${shortKeyId(String(r.key_id))}`);
+        out.push(`${head}checkpoint: ${shown(r.size)} records, head ${shown(r.head).slice(0, 16)}, signed by ${shortKeyId(shown(r.key_id))}`);
         break;
       default:
-        out.push(`${head}${r.type}`);
+        out.push(`${head}${printable(r.type)}`);
     }
   }
   const records = lines.filter((l) => 'record' in l).length;
@@ -124,6 +125,6 @@ function layers(r: AuditRecord): string {
 
 function shellLine(argv: unknown): string {
   if (!Array.isArray(argv)) return '?';
-  const s = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${String(a).replace(/'/g, `'\\''`)}'`)).join(' ');
+  const s = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${shown(a).replace(/'/g, `'\\''`)}'`)).join(' ');
   return s.length > 160 ? `${s.slice(0, 157)}...` : s;
 }

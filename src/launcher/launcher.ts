@@ -17,6 +17,7 @@ import {
   chmodSync,
   constants as fsConstants,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -24,8 +25,8 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { cacheDir } from '../paths.js';
-import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { cacheDir, lstatOrNull } from '../paths.js';
+import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
@@ -170,16 +171,27 @@ function isExecutableFile(path: string): boolean {
 }
 
 /**
- * The launcher is a trust root: a cache directory (or binary) that someone
- * else can write would let them replace it. Refuse rather than run it.
+ * The launcher is a trust root: it runs on the host, outside every sandbox. A cache directory
+ * (or binary) that is a symlink, someone else's, or writable by others could be swapped for
+ * anything; refuse rather than run it. (A file planted by a sandbox would be ours and 0755:
+ * that is kept out by never letting a sandbox write Ward's directories, see plan/mounts.ts.)
  */
-function checkPrivate(path: string, what: string): void {
-  const st = statSync(path);
+function checkPrivate(path: string, what: string, kind: 'directory' | 'file'): void {
+  const st = lstatSync(path);
   const uid = process.getuid?.() ?? st.uid;
-  if ((st.uid !== uid && st.uid !== 0) || (st.mode & 0o022) !== 0) {
+  const problem = st.isSymbolicLink()
+    ? 'it is a symlink'
+    : (kind === 'directory' ? !st.isDirectory() : !st.isFile())
+      ? `it is not a ${kind}`
+      : st.uid !== uid
+        ? `it is owned by uid ${st.uid}, not you (${uid})`
+        : (st.mode & 0o022) !== 0
+          ? `it is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`
+          : null;
+  if (problem !== null) {
     throw new Error(
-      `refusing to use ${what} ${path}: it must be owned by you and not writable by group or others ` +
-        `(owner ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); remove it and Ward will rebuild it`,
+      `refusing to use ${what} ${path}: ${problem}; it must be a ${kind} owned by you and not writable by group or others. ` +
+        `Remove it and Ward will rebuild it`,
     );
   }
 }
@@ -200,12 +212,19 @@ export function ensureLauncher(): string {
     cachedLauncher = built;
     return built;
   }
-  const dir = launcherCacheDir();
+  cachedLauncher = launcherInCache(launcherCacheDir());
+  return cachedLauncher;
+}
+
+/** The launcher compiled into (or found in) the cache directory `dir`, after checking both. */
+export function launcherInCache(dir: string): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  checkPrivate(dir, "Ward's cache directory");
+  checkPrivate(dir, "Ward's cache directory", 'directory');
+  const target = join(dir, launcherFileName());
+  // Checked before compileLauncher looks at it: a planted symlink there would otherwise be "already built".
+  if (lstatOrNull(target)) checkPrivate(target, "Ward's launcher", 'file');
   const path = compileLauncher(dir, 0o700);
-  checkPrivate(path, "Ward's launcher");
-  cachedLauncher = path;
+  checkPrivate(path, "Ward's launcher", 'file');
   return path;
 }
 
@@ -267,9 +286,11 @@ export interface OuterOptions {
   /**
    * The network relay (needs `watchdog`): it joins the sandbox's network namespace, listens on
    * `ports` (and 53) there, carries each connection to the broker's unix `socket`, and releases
-   * bwrap through `blockFd` (bwrap --block-fd) once it listens.
+   * bwrap through `blockFd` (bwrap --block-fd) once it listens. `keyFd` is an open fd the
+   * launcher reads the broker's key from (32 bytes) before it forks anything, then closes: the
+   * relay sends it first on every connection, so the broker obeys no other peer.
    */
-  relay?: { socket: string; ports: number[]; blockFd: number };
+  relay?: { socket: string; ports: number[]; blockFd: number; keyFd: number };
   /**
    * Limits of the sandbox's user namespace (/proc/sys/user/NAME, see ward-launch.c "user
    * namespace limits"), set by the watchdog before it releases bwrap through `blockFd` (the
@@ -355,12 +376,15 @@ export function outerArgs(opts: OuterOptions): string[] {
   }
   if (opts.relay) {
     if (!opts.watchdog) argError('the relay needs the watchdog');
-    const { socket, ports, blockFd } = opts.relay;
+    const { socket, ports, blockFd, keyFd } = opts.relay;
     checkPath(socket, 'the relay socket');
-    if (Buffer.byteLength(socket) >= 108) argError(`the relay socket path is too long for a unix socket (${socket})`);
+    // The relay connects from the socket's directory: only the name must fit a unix socket's 107 bytes.
+    if (Buffer.byteLength(basename(socket)) >= 108) argError(`the relay socket's name is too long for a unix socket (${socket})`);
     checkStatusFd(blockFd);
+    checkStatusFd(keyFd);
+    if (keyFd === blockFd) argError('the relay key fd must differ from the block fd');
     if (opts.userns && opts.userns.blockFd !== blockFd) argError('the relay and the user namespace limits share one block fd');
-    args.push('--relay', socket, '--block-fd', String(blockFd));
+    args.push('--relay', socket, '--block-fd', String(blockFd), '--relay-key-fd', String(keyFd));
     for (const p of ports) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) argError(`relay port ${p} is not a port number`);
       args.push('--relay-port', String(p));

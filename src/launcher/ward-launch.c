@@ -384,7 +384,13 @@ static void parse_status_fd(const char *opt, const char *value, int make_cloexec
  * it, and it reaches the broker's unix socket, which the sandbox cannot.
  *
  * For each accepted connection it opens a new connection to the broker and
- * sends "tcp <dialed-ip> <dialed-port>\n", then copies bytes both ways. For
+ * sends the run's key, then "tcp <dialed-ip> <dialed-port>\n", then copies
+ * bytes both ways. The key (RELAY_KEY_LEN random bytes, read once from
+ * --relay-key-fd, never in argv or the environment) is how the broker knows
+ * the relay from any other process of the same user: a pathname unix socket
+ * ignores network namespaces, and a sandbox that could reach the socket
+ * (another run's, under a grant it was not hidden from) would otherwise speak
+ * this protocol itself, to be let out or to forge counts. For
  * each UDP DNS query: "dns\n", the query with a 2-byte length, and the one
  * framed answer comes back. The relay trusts nothing and decides nothing:
  * the agent may reach the broker through it with any bytes it likes; the
@@ -461,6 +467,15 @@ struct relay_conn {
 };
 
 static const char *relay_socket;
+/*
+ * The socket's name in its directory, the relay's working directory: a unix
+ * socket's path holds 107 bytes, and Ward's state directory, where the
+ * broker's socket is, may lie deeper than that.
+ */
+static const char *relay_name;
+/* Sent first on every connection to the broker: only Ward and we hold it (see above). */
+#define RELAY_KEY_LEN 32
+static unsigned char relay_key[RELAY_KEY_LEN];
 static int relay_ports[RELAY_MAX_PORTS];
 static int n_relay_ports;
 static int dialer_fd = -1; /* the dialer's socket; -1 once it is gone */
@@ -539,15 +554,14 @@ static int relay_dial_broker(void)
 	if (fd < 0)
 		return -1;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(relay_socket) >= sizeof a.sun_path) {
+	strcpy(a.sun_path, relay_name); /* its length was checked with the options */
+	/* A unix connect completes at once or fails (EAGAIN: the broker's backlog is full). A
+	 * fresh unix socket takes the key at once too. */
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    write_all(fd, (const char *)relay_key, RELAY_KEY_LEN) < 0) {
+		int err = errno;
 		close(fd);
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(a.sun_path, relay_socket);
-	/* A unix connect completes at once or fails (EAGAIN: the broker's backlog is full). */
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-		close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;
@@ -1253,6 +1267,15 @@ __attribute__((noreturn)) static void run_relay(int pidfd, pid_t init_pid, int b
 {
 	stage = "relay";
 	prctl(PR_SET_NAME, "ward-relay", 0, 0, 0);
+	char dir[PATH_MAX];
+	size_t dir_len = (size_t)(relay_name - relay_socket);
+	memcpy(dir, relay_socket, dir_len);
+	dir[dir_len > 1 ? dir_len - 1 : dir_len] = 0; /* without the '/' before the name, unless it is the root */
+	if (chdir(dir) < 0) {
+		int err = errno;
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+		_exit(report_failure("relay-chdir", err, dir, "the relay reaches the broker's socket from its directory"));
+	}
 	/*
 	 * The dialer first, while we are still in the host's network namespace.
 	 * Without it the relay still works, the slower way (the broker carries
@@ -1787,7 +1810,7 @@ static void start_watchdog(int lifeline, int info_fd, int block_fd, char **cgrou
 
 static int run_outer(int argc, char **argv)
 {
-	int i, lifeline = -1, info_fd = -1, block_fd = -1, n_files = 0, keep[12], n_keep = 0;
+	int i, lifeline = -1, info_fd = -1, block_fd = -1, key_fd = -1, n_files = 0, keep[12], n_keep = 0;
 	stage = "outer";
 
 	/* Pass 1: validate every option before doing anything. */
@@ -1802,9 +1825,18 @@ static int run_outer(int argc, char **argv)
 			parse_status_fd(argv[i], option_value(argc, argv, &i), 0);
 		} else if (strcmp(argv[i], "--relay") == 0) {
 			const char *path = option_value(argc, argv, &i);
-			if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-				usage_error("option --relay: '%s' is not an absolute socket path under 108 bytes", path);
+			const char *name = strrchr(path, '/');
+			if (path[0] != '/' || strlen(path) >= PATH_MAX || !name[1] ||
+			    strlen(name + 1) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+				usage_error("option --relay: '%s' is not an absolute socket path (its name under 108 bytes)", path);
 			relay_socket = path;
+			relay_name = name + 1;
+		} else if (strcmp(argv[i], "--relay-key-fd") == 0) {
+			const char *value = option_value(argc, argv, &i);
+			uint64_t v;
+			if (parse_u64(value, &v) < 0 || v < 3 || v > INT_MAX || fcntl((int)v, F_GETFD) < 0)
+				usage_error("option --relay-key-fd: '%s' is not an open fd >= 3", value);
+			key_fd = (int)v;
 		} else if (strcmp(argv[i], "--relay-port") == 0) {
 			const char *value = option_value(argc, argv, &i);
 			uint64_t v;
@@ -1874,6 +1906,27 @@ static int run_outer(int argc, char **argv)
 		usage_error("outer: --block-fd without --relay or --userns-limit");
 	if (!relay_socket && n_relay_ports > 0)
 		usage_error("outer: --relay-port without --relay");
+	if ((relay_socket != NULL) != (key_fd >= 0))
+		usage_error("outer: --relay and --relay-key-fd go together");
+
+	/*
+	 * Step "relay-key": the key the relay proves itself to the broker with.
+	 * Read now, before anything is forked, and closed: only our memory (and
+	 * so the watchdog's, the relay's and the dialer's) keeps it; bwrap's exec
+	 * drops it, and the sandbox never gets the fd.
+	 */
+	if (key_fd >= 0) {
+		size_t got = 0;
+		while (got < RELAY_KEY_LEN) {
+			ssize_t n = read(key_fd, relay_key + got, RELAY_KEY_LEN - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				fail("relay-key", n < 0 ? errno : EIO, "reading the relay's key", NULL);
+			got += (size_t)n;
+		}
+		close(key_fd);
+	}
 
 	/*
 	 * Step "parent-death": die with Ward. bwrap sets the same signal for

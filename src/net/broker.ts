@@ -4,7 +4,8 @@
  * The relay (src/launcher/ward-launch.c: in the sandbox's network namespace,
  * outside everything else of it) accepts the sandbox's TCP connections and DNS
  * queries on loopback and, for each one, opens a new connection to this
- * broker's unix socket and says what it caught:
+ * broker's unix socket, sends the run's key (RELAY_KEY_LEN bytes, `key`
+ * below) and says what it caught:
  *
  *   tcp <dst-ip> <dst-port>\n       then raw bytes both ways (half-close passed on)
  *   tcp <dst-ip> <dst-port> dial\n  the same, from a relay that can dial (below)
@@ -47,14 +48,24 @@
  *    clients that honour HTTP(S)_PROXY; the same rules and checks apply.
  *  - 127.0.0.1:<port> for a port in allow_local reaches the host's loopback.
  *
- * The relay's socket is reachable by the sandboxed agent too, so everything
- * read from it is hostile: each buffer is bounded, each wait has a timeout (or a
- * peer that can only hurt itself), and a failure in one connection closes that
- * connection and nothing else.
+ * The key is what makes a peer the relay. A pathname unix socket ignores
+ * network namespaces and file modes do not stop the same user, so any process
+ * that can reach the socket's path could otherwise speak this protocol: a
+ * sandbox shown another run's socket would be let out by that run's policy, or
+ * forge its byte counts. Without the key a connection is refused before one
+ * line is obeyed (`not-the-relay`), and a dialed connection's id is random, so
+ * its "done" names a connection only the relay was told about.
+ *
+ * What comes after the key is still the sandboxed agent's to choose (the relay
+ * passes its bytes on), so everything read is hostile: each buffer is bounded,
+ * each wait has a timeout (or a peer that can only hurt itself), and a failure
+ * in one connection closes that connection and nothing else.
  */
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { chmodSync, lstatSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, lstatSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { Duplex, Transform } from 'node:stream';
 import tls from 'node:tls';
 import type { RunCa } from './ca.js';
@@ -128,6 +139,8 @@ export interface BrokeredSecret {
 
 export interface BrokerOptions {
   socketPath: string;
+  /** RELAY_KEY_LEN random bytes: every connection must start with them (the relay's proof; see the top). */
+  key: Buffer;
   allow: EgressRule[];
   allowLocal: number[];
   proxyPort: number;
@@ -160,6 +173,10 @@ export interface Broker {
   names(): Map<string, string>;
 }
 
+/** The length of the relay's key (ward-launch.c RELAY_KEY_LEN). */
+export const RELAY_KEY_LEN = 32;
+/** Dialed connections' ids are drawn from [1, DIAL_ID_LIMIT): unguessable, and within the relay's parse and the "done" line's 15 digits. */
+const DIAL_ID_LIMIT = 2 ** 48;
 /** The relay's first line: "tcp 127.100.0.3 443" is 19 bytes; 256 is generous and still small. */
 const HEADER_MAX = 256;
 /** The relay writes its line at once; a peer that does not is not the relay. */
@@ -260,9 +277,8 @@ interface Ctx {
   admitted: number;
   /** Connections whose relay line has not been read yet (bounded by UNREAD_MAX). */
   unread: number;
-  /** Connections handed to the relay ("dial"), by id, until the relay's "done" or their record. */
+  /** Connections handed to the relay ("dial"), by id (random), until the relay's "done" or their record. */
   dialed: Map<number, Conn>;
-  nextId: number;
   closing: boolean;
   /** Refusals so far (recorded or counted): past DENY_RECORDS_MAX they are counted in `summaries`. */
   denied: number;
@@ -320,6 +336,7 @@ interface Conn {
 // ===== the server =====
 
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  if (opts.key.length !== RELAY_KEY_LEN) throw new Error(`egress broker: the relay key must be ${RELAY_KEY_LEN} bytes, got ${opts.key.length}`);
   const ctx: Ctx = {
     opts,
     resolve: opts.resolve ?? defaultResolve,
@@ -332,7 +349,6 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     admitted: 0,
     unread: 0,
     dialed: new Map(),
-    nextId: 1,
     closing: false,
     denied: 0,
     dnsAllowed: 0,
@@ -343,13 +359,20 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   // client does, and the server's answer must still get back.
   const server = net.createServer({ allowHalfOpen: true }, (sock) => accept(ctx, sock));
   server.on('error', () => {}); // accept errors (EMFILE) must not take the broker down
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.socketPath, () => {
-      server.off('error', reject);
-      resolve();
+  // Bound through the open directory: a unix socket's path holds 107 bytes, and Ward's state
+  // directory may lie deeper (the relay connects from the directory, by the name alone).
+  const dir = openSync(path.dirname(opts.socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(`/proc/self/fd/${dir}/${path.basename(opts.socketPath)}`, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } finally {
+    closeSync(dir);
+  }
   // The parent directory is the real fence (the launcher makes it 0700); 0600
   // keeps other users out even if it is not.
   chmodSync(opts.socketPath, 0o600);
@@ -465,12 +488,25 @@ function accept(ctx: Ctx, down: net.Socket): void {
 
 async function handle(c: Conn): Promise<void> {
   c.ctx.unread++;
-  const { value: header, buf } = await readUntil(c.down, Buffer.alloc(0), HEADER_TIMEOUT_MS, (b, ended) => {
-    const nl = b.indexOf(0x0a);
-    if (nl >= 0 && nl < HEADER_MAX) return { line: b.toString('latin1', 0, nl), rest: nl + 1 };
-    if (nl >= 0 || b.length >= HEADER_MAX || ended) return null;
-    return undefined;
-  }).finally(() => c.ctx.unread--);
+  const key = c.ctx.opts.key;
+  // The key is judged only once all of it is here, and at once then: a verdict on a part would
+  // tell a guesser which prefix is right.
+  const isKey = (b: Buffer) => b.length >= RELAY_KEY_LEN && timingSafeEqual(b.subarray(0, RELAY_KEY_LEN), key);
+  const { value: header, buf } = await readUntil(
+    c.down,
+    Buffer.alloc(0),
+    HEADER_TIMEOUT_MS,
+    (b, ended) => {
+      if (b.length < RELAY_KEY_LEN) return ended ? ('not-the-relay' as const) : undefined;
+      if (!isKey(b)) return 'not-the-relay' as const;
+      const nl = b.indexOf(0x0a, RELAY_KEY_LEN);
+      if (nl >= 0 && nl < RELAY_KEY_LEN + HEADER_MAX) return { line: b.toString('latin1', RELAY_KEY_LEN, nl), rest: nl + 1 };
+      if (nl >= 0 || b.length >= RELAY_KEY_LEN + HEADER_MAX || ended) return null;
+      return undefined;
+    },
+    (b) => (isKey(b) ? null : ('not-the-relay' as const)),
+  ).finally(() => c.ctx.unread--);
+  if (header === 'not-the-relay') return deny(c, 'not-the-relay');
   const h = header && parseHeader(header.line);
   if (!header || !h) return deny(c, 'malformed');
   const rest = buf.subarray(header.rest);
@@ -535,7 +571,9 @@ function parseHeader(line: string): Header | null {
 
 /**
  * The relay's count for a dialed connection. The line comes on a connection of its own, which
- * is not a connection of the sandbox's and gets no record.
+ * is not a connection of the sandbox's and gets no record. Only the relay gets this far (the
+ * key), and it names the connection by the random id it was given on that connection's own
+ * socket: a count for an id never handed out, or already counted, changes nothing.
  */
 function handleDone(c: Conn, h: Extract<Header, { type: 'done' }>): void {
   c.reported = true;
@@ -898,7 +936,9 @@ async function handOff(c: Conn, rest: Buffer, from: number, target: Target, port
     return denyWith(c, `upstream-error: ${code}`, textResponse(502, `ward: could not reach ${connectHost}:${port} (${code}).\n`));
   }
   if (c.downClosed || ctx.closing) return;
-  const id = ctx.nextId++;
+  let id: number;
+  do id = randomInt(1, DIAL_ID_LIMIT);
+  while (ctx.dialed.has(id));
   ctx.dialed.set(id, c);
   c.dialId = id;
   c.mode = 'dial';

@@ -4,8 +4,10 @@
  * on inside the sandbox. Entries the broker cannot enforce exactly are
  * refused here, at compile time, with the fix.
  */
-import { readFileSync } from 'node:fs';
-import { isWithin } from '../policy/expand.js';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import type { MountOp } from '../plan/mounts.js';
+import { bindShowing } from '../plan/visible.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyError, WardError } from '../errors.js';
 import { matchRule, type EgressRule } from './broker.js';
@@ -101,6 +103,32 @@ export function planNetwork(policy: LoadedPolicy, callerEnv: NodeJS.ProcessEnv =
   return { allow: rules, allowLocal: [...allowLocal], proxyPort: PROXY_PORT, ports, env, secrets };
 }
 
+/**
+ * A brokered credential's file must be out of the sandbox's sight. Checked on the plan's mounts,
+ * by real path: a grant of a symlink binds what it points to, and a from_file naming a symlink
+ * is read through it, so a check on the names written lets a link carry the file into a grant.
+ */
+export function refuseVisibleSecretFiles(policy: LoadedPolicy, ops: MountOp[]): void {
+  for (const [name, sec] of Object.entries(policy.effective.secrets ?? {})) {
+    if (sec.from_file === undefined) continue;
+    const file = sec.from_file;
+    let real: string;
+    try {
+      real = realpathSync(file);
+    } catch {
+      real = path.resolve(file); // missing: refused when read at launch; a name inside a grant is refused now
+    }
+    const o = policy.origins.get(`secrets\0${name}`);
+    const refuse = (problem: string, fix: string): never => {
+      throw new PolicyError(o?.file ?? '(policy)', `${o?.keyPath ?? `secrets.${name}`}.from_file`, problem, fix);
+    };
+    const shows = bindShowing(ops, real);
+    if (shows) refuse(`${file}${real !== file ? ` (really ${real})` : ''} is visible inside the sandbox through the grant of ${shows.dest}, so the sandbox could read the credential itself`, `keep the file outside every granted path, or add "${real}" to filesystem.deny`);
+    const link = real !== file ? bindShowing(ops, file) : null;
+    if (link) refuse(`${file} lies inside the grant of ${link.dest}: the sandbox could point it at another file, which Ward would read and send as the credential`, `name the file by its real path (${real}), outside every granted path`);
+  }
+}
+
 function planSecrets(policy: LoadedPolicy, rules: EgressRule[], env: NodeJS.ProcessEnv): PlannedSecret[] {
   const eff = policy.effective;
   const out: PlannedSecret[] = [];
@@ -117,12 +145,14 @@ function planSecrets(policy: LoadedPolicy, rules: EgressRule[], env: NodeJS.Proc
       if (!matchRule(rules, host, port)) refuse('.hosts', `"${entry}" is not in network.allow, so the credential could never be sent there`, `add "${entry}" to network.allow`);
       return { host, port };
     });
-    if (sec.from_file !== undefined) {
-      const file = sec.from_file;
-      // The point is that the sandbox never reads the value: its file must not be granted.
-      const granted = (['read', 'write', 'execute', 'append'] as const).some((k) => eff.filesystem[k].some((e) => isWithin(file, e.path)));
-      const denied = eff.filesystem.deny.some((e) => isWithin(file, e.path));
-      if (granted && !denied) refuse('.from_file', `${file} is inside a filesystem grant, so the sandbox could read the credential itself`, `add "${file}" to filesystem.deny, or keep the file outside the granted paths`);
+    // The point is that the sandbox never sees the value: a variable it is given would hand it over.
+    // (Whether from_file is visible is checked on the mount plan: refuseVisibleSecretFiles.)
+    if (sec.from_env !== undefined) {
+      const v = sec.from_env;
+      if (eff.env.pass.includes(v)) {
+        refuse('.from_env', `$${v} is passed into the sandbox (env.pass; PATH, HOME, LANG and TERM always are), so the sandbox would get the credential's real value in its environment`, `remove ${v} from env.pass (the broker adds the value on the way out; the sandbox never needs it), or keep the credential in a variable the sandbox is not given and name that in from_env`);
+      }
+      if (Object.hasOwn(eff.env.set, v)) refuse('.from_env', `$${v} is also set by env.set: the sandbox's ${v} would not be the credential's placeholder`, `remove ${v} from env.set, or read the credential from another variable`);
     }
     const source = sec.from_env !== undefined ? `env ${sec.from_env}` : `file ${sec.from_file}`;
     const read = (): string => {

@@ -9,9 +9,11 @@ import { planRules, supervisedFiles, withoutSocketNodes, type RulesPlan } from '
 import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
-import { planMounts, type MountPlan } from './mounts.js';
-import { planNetwork, type NetworkPlan } from '../net/policy.js';
-import { USERNS_LIMIT_NAMES } from '../launcher/launcher.js';
+import { planMounts, type Guarded, type MountContext, type MountPlan } from './mounts.js';
+import { ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
+import { wardOwnDirs } from '../policy/secrets.js';
+import { ensureLauncher, USERNS_LIMIT_NAMES } from '../launcher/launcher.js';
+import { planNetwork, refuseVisibleSecretFiles, type NetworkPlan } from '../net/policy.js';
 
 export type RlimitValue = number | 'unlimited';
 export type Rlimits = Record<string, [RlimitValue, RlimitValue]>;
@@ -170,13 +172,45 @@ function readNrOpen(): number | null {
   }
 }
 
+/**
+ * What planMounts needs besides the policy. Makes Ward's own directories, its mask file and
+ * (when it is built into the cache) its launcher first, so the mandatory denies of those
+ * directories always find them and mask them (a mask is only made for what exists), and names
+ * the places no writable grant may contain: the caller's home and Ward's own directories.
+ */
+export function mountContext(policy: LoadedPolicy, ctx: CompileContext): MountContext {
+  return { home: ctx.home, origins: policy.origins, guarded: prepareWardFiles(ctx) };
+}
+
+function prepareWardFiles(ctx: CompileContext): Guarded[] {
+  const own = wardOwnDirs(ctx.env, ctx.home);
+  ensureWardDirs(own);
+  ensureMaskFile();
+  ensureLauncher();
+  const homes = [...new Set([ctx.home, homeDir(process.env)])];
+  return [
+    ...homes.map((h) => ({
+      path: h,
+      what: 'your home directory',
+      why: 'a sandboxed command could rewrite ~/.bashrc, ~/.profile, systemd user units and other files that later run outside the sandbox, and Ward\'s own keys, audit log and launcher',
+    })),
+    ...own.map((d) => ({
+      path: d,
+      what: "Ward's own directory",
+      why: 'a sandboxed command could plant what a later run executes on the host (the launcher) or trusts (the mask file, the audit key and log)',
+      fix: 'or point XDG_STATE_HOME, XDG_CONFIG_HOME or XDG_CACHE_HOME (whichever places it there) outside that grant',
+    })),
+  ];
+}
+
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
   const rules = planRules(eff.rules ?? [], supervisedFiles(eff));
 
   const network = planNetwork(policy, ctx.env);
 
-  const planned = planMounts(eff, { home: ctx.home, origins: policy.origins });
+  const planned = planMounts(eff, mountContext(policy, ctx));
+  if (network) refuseVisibleSecretFiles(policy, planned.ops);
   const sockets = withoutSocketNodes(planned.landlock, rules);
   const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 

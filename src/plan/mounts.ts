@@ -18,9 +18,10 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { PolicyError } from '../errors.js';
+import { PolicyError, WardError } from '../errors.js';
+import { lstatOrNull } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
@@ -54,6 +55,21 @@ export interface MountPlan {
 export interface MountContext {
   home: string;
   origins: Map<string, Origin>;
+  /**
+   * Places no writable grant may be or contain, each with what it is (for the error): the
+   * caller's home (its ~/.bashrc, ~/.profile and systemd user units run outside the sandbox)
+   * and Ward's own directories, which compile.ts creates before planning.
+   */
+  guarded: Guarded[];
+}
+
+/** A place no writable grant may be or contain; `what` names it and `why` says what writing there would do. */
+export interface Guarded {
+  path: string;
+  what: string;
+  why: string;
+  /** Added to the fix, e.g. how to move the place itself. */
+  fix?: string;
 }
 
 interface Grant {
@@ -67,6 +83,8 @@ interface Grant {
    * point) or to hard-link it elsewhere (EXDEV), whoever asks.
    */
   append?: boolean;
+  /** The first write or append entry that made it writable, for errors. */
+  writer?: { key: FsKey; path: string };
 }
 
 const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
@@ -87,19 +105,26 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   let kmountsRead: KernelMount[] | undefined;
   const kmounts = () => (kmountsRead ??= kernelMounts());
 
+  const entries: { key: Exclude<FsKey, 'deny' | 'visible'>; entry: FsEntry; real: string; stat: Stats }[] = [];
   for (const key of ['read', 'write', 'execute', 'append'] as const) {
     for (const entry of eff.filesystem[key]) {
       const resolved = resolve(entry, key, ctx);
       if (!resolved) continue;
       if (skipKernelTree(entry, key, resolved.real, eff.workspace, ctx, notes, kmounts)) continue;
-      const g = grants.get(resolved.real);
-      const rights = RIGHTS_OF[key];
-      if (g) for (const c of rights) g.rights.add(c);
-      else grants.set(resolved.real, { literal: entry.path, real: resolved.real, rights: new Set(rights), isDir: resolved.stat.isDirectory() });
-      if (key === 'append') {
-        grants.get(resolved.real)!.append = true;
-        notes.push(`append-only ${entry.path}: the run is supervised, and only O_APPEND writes are given (no truncate, rename, unlink, link)`);
-      }
+      entries.push({ key, entry, ...resolved });
+    }
+  }
+  const writableReals = entries.filter((e) => e.key === 'write' || e.key === 'append').map((e) => ({ real: e.real, literal: e.entry.path }));
+  for (const { key, entry, real } of entries) refuseLinkInWritable(entry, key, real, writableReals, ctx);
+
+  for (const { key, entry, real, stat } of entries) {
+    let g = grants.get(real);
+    if (!g) grants.set(real, (g = { literal: entry.path, real, rights: new Set(), isDir: stat.isDirectory() }));
+    for (const c of RIGHTS_OF[key]) g.rights.add(c);
+    if ((key === 'write' || key === 'append') && !g.writer) g.writer = { key, path: entry.path };
+    if (key === 'append') {
+      g.append = true;
+      notes.push(`append-only ${entry.path}: the run is supervised, and only O_APPEND writes are given (no truncate, rename, unlink, link)`);
     }
   }
 
@@ -122,6 +147,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
       missingDenyOrVisible(key, entry, st !== null, grants, ctx, notes);
       continue;
     }
+    if (key === 'visible') refuseLinkInWritable(entry, key, real, writableReals, ctx);
     if (key === 'visible') {
       // Visible-only places are bound too (read-only), so they must stay out of the kernel's trees as grants do.
       if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes, kmounts)) continue;
@@ -140,6 +166,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
       notes.push(`grant ${g.literal} is inside denied ${d.path} and was dropped (deny wins)`);
     }
   }
+
+  for (const g of grants.values()) refuseWritableOverGuarded(g, eff.workspace, ctx);
 
   const ops: MountOp[] = [{ kind: 'proc', dest: '/proc' }, { kind: 'dev', dest: '/dev' }];
   const binds: { dest: string; writable: boolean }[] = [];
@@ -169,11 +197,24 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   }
 
   // Masks, only where a bind would expose the denied place.
+  const bound = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
   for (const d of denied) {
-    if (!nearest(binds, d.path)) continue;
+    const b = nearest(binds, d.path);
+    if (!b) continue;
     ops.push({ kind: d.isDir ? 'mask-dir' : 'mask-file', dest: d.path });
     if (!d.isDir && d.nlink > 1) {
       notes.push(`denied ${d.path} has ${d.nlink} hard links: other names of the same file inside a grant stay readable`);
+    }
+    // A mask is a mount on the denied path, so that path cannot be renamed (EBUSY), but a
+    // directory above it inside a writable bind could be, taking the secret out from under its
+    // mask: the next run would find nothing at the denied path and the secret at the new name.
+    // Every directory between the bind and the mask is bound onto itself, so each is a mount
+    // point too and renaming or removing it fails with EBUSY.
+    if (!b.writable) continue;
+    for (let a = path.dirname(d.path); a !== b.dest && isWithin(a, b.dest); a = path.dirname(a)) {
+      if (bound.has(a) || denied.some((x) => isWithin(a, x.path))) continue;
+      bound.add(a);
+      ops.push({ kind: 'bind', src: a, dest: a, writable: true });
     }
   }
 
@@ -212,6 +253,14 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
  */
 function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling: boolean, grants: Map<string, Grant>, ctx: MountContext, notes: string[]): void {
   const o = ctx.origins.get(`${key}\0${entry.path}`);
+  const own = ctx.guarded.find((g) => g.path === entry.path);
+  if (key === 'deny' && own) {
+    // compile.ts made it before planning: gone now means something removed it meanwhile.
+    throw new WardError(`${own.what} ${entry.path} ${dangling ? 'is a dangling symlink' : 'does not exist'} while the plan is made, so its mandatory deny could mask nothing`, {
+      step: 'preflight',
+      fix: `create it (\`mkdir -p -m 700 ${entry.path}\`) and run again; if something else removes it, find out what`,
+    });
+  }
   if (!entry.optional) {
     throw new PolicyError(
       o?.file ?? '(policy)',
@@ -226,6 +275,68 @@ function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling:
   if (key !== 'deny' || o === undefined || o.file === 'ward:mandatory-deny' || o.file.startsWith('profile:')) return;
   const writable = [...grants.values()].find((g) => g.rights.has('w') && (isWithin(entry.path, g.real) || isWithin(entry.path, g.literal)));
   if (writable) notes.push(`denied ${entry.path} does not exist now: if the command creates it (inside writable ${writable.literal}), nothing hides it`);
+}
+
+/**
+ * A grant whose path goes through a symlink that lies inside a writable grant of the same
+ * policy: a sandboxed command could have made that link in an earlier run, to point this grant,
+ * and so a later run's bind, at any host path (e.g. a profile's optional ~/.pyenv made a link to
+ * a secret directory). Refused, optional entries too (SECURITY-MODEL.md says why), unless the
+ * link resolves inside the writable grant it lies in: the command can reach that already.
+ */
+function refuseLinkInWritable(entry: FsEntry, key: FsKey, real: string, writable: { real: string; literal: string }[], ctx: MountContext): void {
+  if (entry.path === real || writable.length === 0) return; // no symlink on the way
+  for (const link of symlinkChain(entry.path)) {
+    const at = realParentJoin(link.dest);
+    const around = writable.filter((w) => isWithin(at, w.real));
+    if (around.length === 0 || around.some((w) => isWithin(real, w.real))) continue;
+    const o = ctx.origins.get(`${key}\0${entry.path}`);
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${key}`,
+      `${entry.path} goes through the symlink ${link.dest} -> ${link.target}, which lies inside the writable grant ${around[0]!.literal}: a sandboxed command could have made that link, to point this grant at any host path (here ${real})`,
+      `if you did not make the link, remove it (\`rm ${link.dest}\`) and check what else changed in ${around[0]!.literal}; if you did, grant the target by its real path (${real}) instead of ${entry.path}`,
+    );
+  }
+}
+
+/** `p` with its parent directory resolved (the link itself is kept). */
+function realParentJoin(p: string): string {
+  try {
+    return path.join(realpathSync(path.dirname(p)), path.basename(p));
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * Refuses a writable grant that is or contains the caller's home or one of Ward's own
+ * directories (ctx.guarded). Masks cannot make that safe: what the sandbox writes there runs
+ * outside it later (~/.bashrc, ~/.profile, systemd user units, Ward's launcher), and a mask is
+ * only made for what exists when the plan is made.
+ */
+function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContext): void {
+  if (!g.writer) return;
+  for (const place of ctx.guarded) {
+    let real = place.path;
+    try {
+      real = realpathSync(place.path);
+    } catch {
+      /* not there: the name decides */
+    }
+    if (!isWithin(real, g.real) && !isWithin(place.path, g.real)) continue;
+    const o = ctx.origins.get(`${g.writer.key}\0${g.writer.path}`);
+    const isWs = g.writer.path === workspace;
+    const what = isWs ? `the workspace ${g.writer.path}` : `filesystem.${g.writer.key} ${g.writer.path}`;
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${g.writer.key}`,
+      `${what} is writable and ${real === g.real ? 'is' : 'contains'} ${place.what} ${place.path}: ${place.why}`,
+      (isWs
+        ? 'use a project directory as the workspace: `ward run --workspace DIR`, or cd into it first (the workspace is the current directory unless --workspace says otherwise)'
+        : `grant write only on the directories the command must change (e.g. the project) instead of ${g.writer.path}; a read-only grant there is allowed`) + (place.fix ? `; ${place.fix}` : ''),
+    );
+  }
 }
 
 /** Host filesystems that are never bound in: the sandbox gets fresh ones. */
@@ -369,14 +480,6 @@ function nearest<T extends { dest: string }>(binds: T[], p: string): T | undefin
   let best: T | undefined;
   for (const b of binds) if (isWithin(p, b.dest) && (!best || b.dest.length > best.dest.length)) best = b;
   return best;
-}
-
-function lstatOrNull(p: string): Stats | null {
-  try {
-    return lstatSync(p);
-  } catch {
-    return null;
-  }
 }
 
 function depth(p: string): number {

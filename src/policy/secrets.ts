@@ -7,7 +7,7 @@
  * They are masked only where a grant would otherwise expose them: a path nothing
  * grants is invisible already.
  */
-import { xdgHome } from '../paths.js';
+import { homeDir, xdgHome } from '../paths.js';
 
 export const SECRET_PATHS: readonly string[] = [
   '~/.ssh',
@@ -43,4 +43,15 @@ export const SECRET_PATHS: readonly string[] = [
 export function wardStatePaths(env: NodeJS.ProcessEnv, home: string): string[] {
   // The same resolution as the code that writes them (paths.ts): a relative value is refused there and here.
   return (['XDG_STATE_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME'] as const).map((name) => `${xdgHome(env, name, home)}/ward`);
+}
+
+/**
+ * Every directory of Ward's own a run depends on: those of `env` (the audit key and log the run
+ * is recorded with) and, when the caller passed another environment, those of the process itself
+ * (its launcher cache and mask file, and the real user's key and log).
+ */
+export function wardOwnDirs(env: NodeJS.ProcessEnv, home: string): string[] {
+  const dirs = wardStatePaths(env, home);
+  if (env !== process.env) for (const d of wardStatePaths(process.env, homeDir(process.env))) if (!dirs.includes(d)) dirs.push(d);
+  return dirs;
 }

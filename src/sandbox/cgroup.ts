@@ -97,19 +97,27 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
   // parent of our own cgroup (v2 forbids processes in a cgroup whose children have
   // controllers, so a sibling of our own leaf is where a delegated user can create).
   const own = path.join(m.mountpoint, selfPath);
-  const candidates = process.getuid?.() === 0 ? [path.join(m.mountpoint, 'ward'), path.dirname(own)] : [path.dirname(own)];
+  // A process in the mount's root cgroup has no parent cgroup of its own: dirname would leave
+  // the cgroup filesystem.
+  const ownParent = own === m.mountpoint ? [] : [path.dirname(own)];
+  const candidates = process.getuid?.() === 0 ? [path.join(m.mountpoint, 'ward'), ...ownParent] : ownParent;
   let why = 'no writable parent cgroup';
   for (const parent of candidates) {
+    let made = false;
     try {
       if (!existsSync(parent)) {
         enableControllers(path.dirname(parent), wanted);
         mkdirSync(parent);
+        made = true;
       }
       enableControllers(parent, wanted);
       const have = new Set(readFileSync(path.join(parent, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/));
       const missing = [...wanted].filter((c) => !have.has(c));
       if (missing.length) {
         why = `controllers ${missing.join(', ')} not enabled in ${parent}`;
+        // Do not leave behind a parent that could not be used (a hybrid host's v2 mount
+        // often has no controllers at all).
+        if (made) rmdirQuietly(parent);
         continue;
       }
       accessSync(parent, constants.W_OK);
@@ -166,6 +174,14 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
     }
   }
   return why;
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* another run may be using it by now */
+  }
 }
 
 function enableControllers(parent: string, wanted: Set<string>): void {

@@ -16,17 +16,21 @@
  * unix socket in a private run directory, and the launcher's relay joins the
  * sandbox's network namespace and carries connections and DNS queries to it
  * (bwrap waits on --block-fd until the relay listens). The broker's decisions
- * become `net` records, between the launch record and the exit record.
+ * become `net` records, between the launch record and the exit record. The run
+ * directory is under Ward's state directory (a mandatory deny), and the relay
+ * proves itself to the broker with a key it reads from fd 11 (never argv or the
+ * environment): a pathname socket ignores the network namespace, so both must
+ * hold for the sandbox not to speak to a broker itself.
  *
  * fd 4 is a socketpair end (Node's 'pipe'), not a pipe: bwrap's pid 1 keeps a
  * copy, and a socket cannot be reopened through /proc/1/fd the way a pipe can,
  * so the command cannot write forged status lines into it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { constants as osConstants, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
+import { RELAY_KEY_LEN, startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
 import { createRunCa } from '../net/ca.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -36,7 +40,8 @@ import type { Plan, Rlimits } from '../plan/compile.js';
 import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
-import { ensureMaskFile } from '../paths.js';
+import { ensureMaskFile, ensureWardDirs, stateDir } from '../paths.js';
+import { visibleInSandbox } from '../plan/visible.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
@@ -69,6 +74,8 @@ const FD_BLOCK = 8;
 const FD_SUPERVISE = 9;
 /** Pooled (warm) sandboxes only: the channel inner reads the command's argv from (src/pool/). */
 const FD_ARGV = 10;
+/** With network.allow: the relay's key for the broker, read and closed by outer before it forks. */
+const FD_RELAY_KEY = 11;
 /** Refusals recorded one by one per run; beyond this they are counted in one closing record. */
 const MAX_SUPERVISOR_RECORDS = 1000;
 
@@ -219,6 +226,14 @@ export interface RunHandle {
 }
 
 const { SIGXCPU, SIGXFSZ } = osConstants.signals;
+/**
+ * An exit status of 128+SIGXCPU or 137 is the command's word: `exit 152` gives the same status
+ * through bwrap as a death by SIGXCPU. A cpu_time kill is recorded only when the cgroup's CPU
+ * accounting, which the command cannot forge, shows the limit reached: Ward's watchdog saw it,
+ * or the command died of SIGXCPU or SIGKILL with the cgroup's CPU time at the limit (RLIMIT_CPU's
+ * backstop, set well above cpu_time, fires only when the watchdog was late).
+ */
+const CPU_NEAR_LIMIT = 0.95;
 
 export function launch(plan: Plan, argv: string[], opts: LaunchOptions = {}): RunHandle {
   if (argv.length === 0) throw new WardError('no command given', { fix: 'ward run [options] -- COMMAND [ARGS...]' });
@@ -387,6 +402,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       fix: `grant narrower paths than ${m.bind}, or create ${m.dest} on the host`,
     });
   }
+  const runParent = plan.network ? runDirParent(plan, opts.env ?? process.env) : null;
 
   // 1. cgroup
   const rlimits: Rlimits = { ...plan.rlimits };
@@ -412,6 +428,15 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
       if (plan.cpuTimeSec !== null) degraded.push(`cpu_time: RLIMIT_CPU per process only (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s each): a tree of processes can use more CPU time in total`);
     }
+  }
+  if (cgroup && plan.cpuTimeSec !== null) {
+    // With the cgroup, Ward's watchdog on its CPU accounting stops the tree at cpu_time and is the
+    // evidence of it. RLIMIT_CPU stays only as a backstop above that: the kernel checks it against
+    // tick-sampled time, which under CPU contention runs ahead of the real time (SIGXCPU came at
+    // 0.84-0.94 s of a 1 s limit on a loaded 2-core VM), so at the limit it would fire first and
+    // leave a status (152) the command can fake, and no evidence Ward can check.
+    const s = Math.ceil(plan.cpuTimeSec * 1.5) + 1;
+    rlimits.cpu = [s, s + 1];
   }
 
   let landlockMode = plan.landlock.mode;
@@ -481,10 +506,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     : undefined;
   let broker: Promise<Broker> | null = null;
   let runDir: string | null = null;
+  const relayKey = plan.network ? randomBytes(RELAY_KEY_LEN) : null;
   const files: { src: string; dest: string }[] = [];
   const landlockRules = [...plan.mounts.landlock];
   if (plan.network) {
-    runDir = mkdtempSync(path.join(tmpdir(), 'ward-net-'));
+    try {
+      runDir = mkdtempSync(path.join(runParent!, 'net-'));
+    } catch (e) {
+      void cgroup?.remove();
+      throw new WardError(`cannot make the egress run directory in ${runParent}: ${(e as Error).message}`, { step: 'egress', fix: 'make Ward\'s state directory writable ($XDG_STATE_HOME/ward, default ~/.local/state/ward)' });
+    }
     const resolvConf = path.join(runDir, 'resolv.conf');
     writeFileSync(resolvConf, '# Ward: DNS inside the sandbox is answered by Ward, for allowed names only\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n', { mode: 0o644 });
     files.push({ src: resolvConf, dest: RESOLV_CONF });
@@ -504,6 +535,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     };
     broker = startBroker({
       socketPath: path.join(runDir, 'egress.sock'),
+      key: relayKey!,
       allow: plan.network.allow,
       allowLocal: plan.network.allowLocal,
       proxyPort: plan.network.proxyPort,
@@ -579,7 +611,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     ...(plan.network || userns ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK } } : {}), ...(userns ? { userns } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}), ...(userns ? { userns } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   // A warm sandbox's output is piped; hand-out decides whether it is kept or forwarded.
   const output = isWarm ? 'capture' : (opts.output ?? 'capture');
@@ -611,8 +643,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
         'pipe',
         'pipe',
         'pipe',
-        ...(supervisor || isWarm ? (['ignore', 'ignore', supervisor ? supervisor.childFd : 'ignore'] as const) : []),
-        ...(isWarm ? (['pipe'] as const) : []),
+        // 7 and 8 are the launcher's own (info and block fds): left unopened here.
+        ...(supervisor || isWarm || relayKey ? (['ignore', 'ignore', supervisor ? supervisor.childFd : 'ignore'] as const) : []),
+        ...(isWarm || relayKey ? ([isWarm ? 'pipe' : 'ignore'] as const) : []),
+        ...(relayKey ? (['pipe'] as const) : []),
       ],
       detached: false,
     });
@@ -627,6 +661,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     throw new WardError(`cannot start the launcher: ${(e as Error).message}`, { step: 'spawn' });
   }
   const stdio = child.stdio as unknown as (Readable & Writable)[];
+  if (relayKey) {
+    stdio[FD_RELAY_KEY]!.on('error', () => {}); // the launcher died first: reported below
+    stdio[FD_RELAY_KEY]!.end(relayKey);
+  }
   stdio[FD_ARGS]!.end(encodeArgs(args));
   stdio[FD_SECCOMP]!.end(plan.seccomp.program);
   // Errors on these write ends just mean bwrap already read what it needed, or died (reported below).
@@ -899,7 +937,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_TIMEOUT;
       message = `wall_time limit (${plan.wallTimeMs! / 1000}s) reached: the whole process tree was killed`;
       denials.push({ layer: 'timeout', what: 'wall_time', verdict: 'killed', detail: message });
-    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || (raw === 137 && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec)))) {
+    } else if (cpuKilled || (plan.cpuTimeSec !== null && (raw === 128 + SIGXCPU || raw === 137) && cpuUsed !== null && cpuUsed >= plan.cpuTimeSec * CPU_NEAR_LIMIT)) {
       reason = 'cpu_time';
       exitCode = EXIT_LIMIT_KILLED;
       message = `cpu_time limit (${plan.cpuTimeSec}s) reached: the command was killed`;
@@ -909,13 +947,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       exitCode = EXIT_LIMIT_KILLED;
       message = `memory limit (${plan.cgroup.memory} bytes) reached: the kernel's OOM killer stopped the command`;
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: message });
-    } else if (raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
-      reason = 'file_size';
-      exitCode = EXIT_LIMIT_KILLED;
-      message = `file_size limit (${plan.rlimits.fsize[0]} bytes) reached: the command was killed by SIGXFSZ`;
-      denials.push({ layer: 'rlimit', what: 'file_size', verdict: 'killed', detail: message });
     } else if (oom) {
       denials.push({ layer: 'cgroup', what: 'memory', verdict: 'killed', detail: 'a process in the sandbox was killed by the OOM killer (the command itself survived)' });
+    }
+    // No limit confirmed: a status a limit's signal would give is the command's own, named as such.
+    if (message === null && raw === 128 + SIGXCPU && plan.cpuTimeSec !== null) {
+      message = cpuUsed !== null
+        ? `exit status ${raw}, as SIGXCPU would give, but the sandbox used ${cpuUsed.toFixed(2)}s of its ${plan.cpuTimeSec}s cpu_time: the command's own status, not a limit kill`
+        : `exit status ${raw}, as SIGXCPU would give: RLIMIT_CPU (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s per process) sends it, and so can the command itself; without the cgroup's CPU accounting Ward cannot tell which, so it is recorded as the command's own status`;
+    }
+    if (message === null && raw === 128 + SIGXFSZ && plan.rlimits.fsize) {
+      message = `exit status ${raw}, as SIGXFSZ would give: RLIMIT_FSIZE (file_size, ${plan.rlimits.fsize[0]} bytes) sends it to a process writing past the limit, and so can the command itself; Ward cannot tell which, so it is recorded as the command's own status`;
     }
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
     if (supDropped > 0) denials.push({ layer: 'supervisor', what: 'more refusals', verdict: 'refused', detail: `${supDropped} more refusals by the supervisor were not recorded one by one` });
@@ -1022,3 +1064,25 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   return { handle, warm };
 }
 
+
+/**
+ * Where a run's egress directory goes (its broker socket, resolv.conf, CA bundle): Ward's state
+ * directory, which every policy's mandatory denies hide, never a shared temporary directory
+ * that a grant (of /tmp, say) would show the sandbox. The broker obeys only the relay (its
+ * key), so a sandbox reaching a socket is not let out; hidden, it cannot reach one at all, not
+ * even to hold the broker's slots for connections yet to say who they are. Checked against the
+ * plan too: a plan compiled with another environment than `env` may not hide this one.
+ */
+function runDirParent(plan: Plan, env: NodeJS.ProcessEnv): string {
+  const state = stateDir(env);
+  const run = path.join(state, 'run');
+  ensureWardDirs([state, run]);
+  const parent = realpathSync(run);
+  if (visibleInSandbox(plan.mounts.ops, parent)) {
+    throw new WardError(`the egress run directory ${parent} is inside a path this policy lets the sandbox see: the sandbox could reach the broker's socket`, {
+      step: 'egress',
+      fix: 'compile the policy with the environment (HOME, XDG_STATE_HOME) the run is given, or point XDG_STATE_HOME outside every granted path',
+    });
+  }
+  return parent;
+}

@@ -98,7 +98,7 @@ describe('audit log: ward run', () => {
     assert.equal(existsSync(path.join(fx.ws, 'ran')), false);
   });
 
-  it('the sandbox cannot reach the log: not with the default policy, not when the policy grants all of ~', () => {
+  it('the sandbox cannot reach the log: not with the default policy, not when the policy grants all of ~ to read; a writable ~ never runs', () => {
     const fx = fixture();
     assert.equal(ward(['run', ...degraded, '--', 'true'], { cwd: fx.ws, env: fx.env }).code, 0);
     const attack = ['sh', '-c', `cat ${fx.log}; echo "cat=$?"; ls ${fx.state}; echo "ls=$?"; echo x >> ${fx.log}; echo "append=$?"; ls -l /proc/self/fd/ /proc/1/fd/ 2>&1 | grep -c audit`];
@@ -108,8 +108,9 @@ describe('audit log: ward run', () => {
     assert.match(a.stdout, /ls=[12]/);
     assert.match(a.stdout, /append=[12]/);
     assert.match(a.stdout, /^0$/m); // no descriptor of the sandbox points at the log
-    // A policy granting all of ~ (read and write): the state dir is on the mandatory deny list, masked.
-    writeFileSync(path.join(fx.ws, 'home.yaml'), 'extends: [default]\nfilesystem:\n  write: ["~"]\n');
+    // A policy granting all of ~ to read: the state dir is on the mandatory deny list, masked.
+    // (A writable ~ is refused before anything runs: see the end.)
+    writeFileSync(path.join(fx.ws, 'home.yaml'), 'extends: [default]\nfilesystem:\n  read: ["~"]\n');
     const shown = ward(['policy', 'show', 'home.yaml'], { cwd: fx.ws, env: fx.env });
     assert.ok(JSON.parse(shown.stdout.split('\n')[0]!).filesystem.deny.some((d: { path: string }) => d.path === fx.state), 'the state dir is denied');
     const b = ward(['run', ...degraded, '--policy', 'home.yaml', '--', ...attack], { cwd: fx.ws, env: fx.env });
@@ -118,6 +119,10 @@ describe('audit log: ward run', () => {
     assert.match(b.stdout, /ls=[12]/);
     assert.match(b.stdout, /append=[12]/);
     assert.match(b.stdout, /^0$/m);
+    writeFileSync(path.join(fx.ws, 'home-rw.yaml'), 'extends: [default]\nfilesystem:\n  write: ["~"]\n');
+    const c = ward(['run', ...degraded, '--policy', 'home-rw.yaml', '--', ...attack], { cwd: fx.ws, env: fx.env });
+    assert.equal(c.code, 125, c.stdout + c.stderr);
+    assert.match(c.stderr, /is writable and is your home directory/);
     const v = fx.verify();
     assert.equal(v.ok, true, JSON.stringify(v.problem));
     assert.equal(fx.records().filter((r) => r.type === 'launch').length, 3);

@@ -20,3 +20,25 @@ describe('ward audit show: net records', () => {
     assert.match(summary, /DENIED \(not-allowed\) {2}1900 times/);
   });
 });
+
+describe('ward audit show: fields a sandbox can choose', () => {
+  it('every record keeps to its own lines, with no raw control, C1, separator or bidi character', () => {
+    const bad = 'x\n2026-11-22 19:59:59.000  deadbeef  exit 0  5 ms\x1b[2K\u0085\u2028\u202e\r';
+    const at = (type: string, r: Record<string, unknown>) => ({ ts: '2025-01-01T00:00:00.000Z', run_id: 'run00000', type, ...r }) as unknown as AuditRecord;
+    const records = [
+      at('launch', { argv: ['cat', bad], cwd: bad, policy_sha256: 'p', plan_sha256: 'q', degraded: [bad] }),
+      at('denial', { layer: 'supervisor', what: `openat ${bad}`, verdict: 'refused', detail: bad }),
+      at('revocation', { rule: 0, trigger: `read ${bad}`, pid: 2, by: 'openat', revoked: [bad], killed: [{ pid: 3, file: bad, through: 'fd' }] }),
+      at('net', { kind: 'http', host: bad, port: 80, verdict: 'deny', reason: bad, method: bad, path: bad, note: bad }),
+      at('exit', { exit_code: 0, reason: 'exit', duration_ms: 1, message: bad }),
+      at('launch-failed', { step: 'spawn', message: bad, argv: [bad] }),
+      at(bad, {}),
+    ];
+    const lines = renderTimeline([...records.map((record, i) => ({ line: i + 1, record })), { line: 8, error: `not a record: ${bad}` }]).split('\n');
+    // launch: 4 lines (with DEGRADED); launch-failed: 2; the others 1 each; then a blank line, the summary and the final newline.
+    assert.equal(lines.length, 4 + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 3, lines.join('\n'));
+    for (const l of lines) assert.doesNotMatch(l, /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, l);
+    assert.equal(lines.filter((l) => l.startsWith('2026-11-22 19:59:59')).length, 0);
+    assert.ok(lines.every((l) => l === '' || /^(2025-01-01 00:00:00\.000|\?) |^ {35}|^\d+ records/.test(l)), lines.join('\n'));
+  });
+});

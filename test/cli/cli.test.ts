@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { hasCgroup, sandboxFixture, ward } from '../helpers.js';
+import { hasCgroup, sandboxFixture, tempDir, ward } from '../helpers.js';
 
 const degraded = hasCgroup ? [] : ['--allow-degraded'];
 
@@ -134,6 +134,60 @@ describe('ward run', () => {
     const c = ward(['policy', 'check', 'root.yaml'], { cwd: fx.ws, env: fx.env });
     assert.equal(c.code, 125);
     assert.match(c.stderr, /contains \/proc/);
+  });
+
+  it('ward started from ~ (the workspace is $HOME) is refused before anything runs, with the fix', () => {
+    const fx = sandboxFixture();
+    // Reproducer: from ~, the sandbox moved ~/.cache away, so the next run made Ward's cache
+    // (its launcher) unmasked inside the writable home, and a third run executed what was planted.
+    mkdirSync(path.join(fx.home, '.cache'), { recursive: true });
+    const env = { ...fx.env, XDG_CACHE_HOME: '', XDG_CONFIG_HOME: '', XDG_STATE_HOME: '' };
+    const r = ward(['run', ...degraded, '--', 'sh', '-c', 'mv ~/.cache ~/.cache-old; touch ran'], { cwd: fx.home, env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`the workspace ${fx.home} is writable and is your home directory ${fx.home}: a sandboxed command could rewrite ~/\\.bashrc, ~/\\.profile, systemd user units`));
+    assert.match(r.stderr, /fix: use a project directory as the workspace: `ward run --workspace DIR`, or cd into it first/);
+    assert.ok(existsSync(path.join(fx.home, '.cache')) && !existsSync(path.join(fx.home, 'ran')), 'nothing ran');
+    // --workspace ~ is the same; a project directory below ~ runs.
+    assert.equal(ward(['run', ...degraded, '--workspace', fx.home, '--', 'true'], { cwd: fx.ws, env }).code, 125);
+    mkdirSync(path.join(fx.home, 'proj'));
+    const ok = ward(['run', ...degraded, '--workspace', path.join(fx.home, 'proj'), '--', 'sh', '-c', 'touch made; mv ~/.cache ~/x'], { cwd: fx.ws, env });
+    assert.ok(existsSync(path.join(fx.home, 'proj/made')), ok.stderr);
+    assert.ok(existsSync(path.join(fx.home, '.cache')), 'the private $HOME inside is not the host\'s');
+  });
+
+  it("Ward's cache inside the workspace (XDG_CACHE_HOME) is refused: a sandbox must never write where the launcher and mask file live", () => {
+    const fx = sandboxFixture();
+    const r = ward(['run', ...degraded, '--', 'touch', 'ran'], { cwd: fx.ws, env: { ...fx.env, XDG_CACHE_HOME: path.join(fx.ws, '.cache') } });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`the workspace ${fx.ws} is writable and contains Ward's own directory ${fx.ws}/\\.cache/ward`));
+    assert.ok(!existsSync(path.join(fx.ws, 'ran')));
+  });
+
+  it('a mask file that is a symlink (or anything but our own empty mode-0000 file) is refused, and what it points at is left alone', () => {
+    const fx = sandboxFixture();
+    const cache = tempDir('ward-cache-');
+    mkdirSync(path.join(cache, 'ward'), { mode: 0o700 });
+    const mask = path.join(cache, 'ward', 'mask-0000');
+    const victim = path.join(path.dirname(fx.ws), 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o644 });
+    symlinkSync(victim, mask);
+    const env = { ...fx.env, XDG_CACHE_HOME: cache };
+    const r = ward(['run', ...degraded, '--', 'touch', 'ran'], { cwd: fx.ws, env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`refusing to use Ward's mask file ${mask}: it is a symlink \\(to ${victim}\\)`));
+    assert.match(r.stderr, /fix: remove it \(`rm .*mask-0000`\) and Ward makes a new one/);
+    assert.equal(statSync(victim).mode & 0o7777, 0o644, 'the victim was not chmodded');
+    assert.ok(!existsSync(path.join(fx.ws, 'ran')));
+    for (const [make, why] of [[() => writeFileSync(mask, '', { mode: 0o644 }), /mode 0644, not 0000/], [() => linkSync(victim, mask), /2 hard links/]] as const) {
+      rmSync(mask);
+      make();
+      const x = ward(['run', ...degraded, '--', 'true'], { cwd: fx.ws, env });
+      assert.equal(x.code, 125, x.stderr);
+      assert.match(x.stderr, why);
+    }
+    rmSync(mask);
+    assert.equal(ward(['run', ...degraded, '--', 'true'], { cwd: fx.ws, env }).code, 0, 'a fresh one is made');
+    assert.equal(lstatSync(mask).mode & 0o7777, 0);
   });
 
   it('an empty HOME is refused before anything is written: the audit key never lands in the workspace', () => {

@@ -218,17 +218,17 @@ describe('what a policy grants (policy.world-writable, policy.state-dir)', () =>
     assert.match(c.evidence, /granted paths of profile:minimal .* checked/);
   });
 
-  it("Ward's state inside a grant: masked (a warning), or not yet created inside a writable grant (a failure)", async () => {
+  it("Ward's state inside a grant: masked (a warning) under a read grant; a writable grant over it is refused (a failure naming the refusal)", async () => {
     const h = host();
-    const policy = { policy: { extends: ['minimal'], filesystem: { write: ['~'] } } };
-    const early = find(await runDoctor({ workspace: h.ws, env: h.env, policy, checks: [stateOutsideGrantsCheck] }), 'policy.state-dir');
-    assert.equal(early.status, 'fail');
-    assert.equal(early.severity, 'high');
-    assert.match(early.evidence, /\.local\/state\/ward \(not created yet\) lies inside filesystem\.write/);
-    assert.match(early.fix!, /mkdir -p -m 700/);
+    const writable = { policy: { extends: ['minimal'], filesystem: { write: ['~/.local'] } } };
+    mkdirSync(path.join(h.home, '.local'), { recursive: true });
+    const refused = find(await runDoctor({ workspace: h.ws, env: h.env, policy: writable, checks: [stateOutsideGrantsCheck] }), 'policy.state-dir');
+    assert.equal(refused.status, 'fail');
+    assert.match(refused.evidence, new RegExp(`Ward refuses to run this policy here: .*filesystem\\.write ${h.home}/\\.local is writable and contains Ward's own directory ${h.home}/\\.local/state/ward`));
+    assert.match(refused.fix!, /grant write only on the directories the command must change/);
 
-    for (const d of ['.local/state/ward', '.config/ward', '.cache/ward']) mkdirSync(path.join(h.home, d), { recursive: true, mode: 0o700 });
-    const masked = find(await runDoctor({ workspace: h.ws, env: h.env, policy, checks: [stateOutsideGrantsCheck] }), 'policy.state-dir');
+    const home = { policy: { extends: ['minimal'], filesystem: { read: ['~'] } } };
+    const masked = find(await runDoctor({ workspace: h.ws, env: h.env, policy: home, checks: [stateOutsideGrantsCheck] }), 'policy.state-dir');
     assert.equal(masked.status, 'warn', masked.evidence);
     assert.match(masked.evidence, /masked by the mandatory deny/);
 

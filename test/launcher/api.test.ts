@@ -1,7 +1,7 @@
 /** The TypeScript API of src/launcher/launcher.ts: build, argument lists, status parsing. */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import {
   launcherCacheDir,
   launcherFileName,
   launcherHash,
+  launcherInCache,
   launcherSource,
   outerArgs,
   packageRoot,
@@ -87,6 +88,35 @@ describe('locating and building', () => {
       assert.match(out, /refusing to use Ward's cache directory .*not writable by group or others/);
     } finally {
       rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  test('a launcher in the cache that is a symlink, not ours, or writable by others is refused, never run', () => {
+    const dir = tempDir('cache-plant');
+    try {
+      const cache = join(dir, 'ward');
+      const target = join(cache, launcherFileName());
+      mkdirSync(cache, { mode: 0o700 });
+      // What a sandbox that could write the cache planted: a script in the launcher's name.
+      writeFileSync(join(dir, 'evil'), '#!/bin/sh\ntouch "$0.ran"\n', { mode: 0o755 });
+      symlinkSync(join(dir, 'evil'), target);
+      assert.throws(() => launcherInCache(cache), new RegExp(`refusing to use Ward's launcher ${target}: it is a symlink; .*Remove it and Ward will rebuild it`));
+      rmSync(target);
+      writeFileSync(target, '#!/bin/sh\n', { mode: 0o755 });
+      chmodSync(target, 0o775);
+      assert.throws(() => launcherInCache(cache), /it is writable by group or others \(mode 775\)/);
+      if (process.getuid?.() === 0) {
+        chmodSync(target, 0o755);
+        chownSync(target, 65534, 65534);
+        assert.throws(() => launcherInCache(cache), /it is owned by uid 65534, not you \(0\)/);
+      }
+      rmSync(target);
+      rmSync(cache, { recursive: true });
+      symlinkSync(dir, cache);
+      assert.throws(() => launcherInCache(cache), /refusing to use Ward's cache directory .*: it is a symlink/);
+      assert.ok(!existsSync(join(dir, 'evil.ran')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { outerArgs } from '../../src/launcher/launcher.js';
 import { eventually, tempDir } from '../helpers.js';
@@ -21,6 +21,9 @@ const STATUS = 4;
 const LIFELINE = 6;
 const INFO = 7;
 const BLOCK = 8;
+const KEY_FD = 9;
+/** The broker's key for every relay this file starts: the stand-in refuses any peer without it. */
+const KEY = randomBytes(32);
 
 interface Stand {
   server: Server;
@@ -28,6 +31,8 @@ interface Stand {
   sockets: Set<Socket>;
   /** The relay's "done" lines (its counts for dialed connections). */
   done: string[];
+  /** Connections that did not begin with the key (there must be none: the relay always sends it). */
+  unkeyed: number;
 }
 
 /**
@@ -62,15 +67,26 @@ function dialThenPassAfterLine(id: number, port: number): TcpHandler {
 function standInBroker(socketPath: string, onTcp: TcpHandler = pipeAnswer): Promise<Stand> {
   // allowHalfOpen, as the real broker: the relay half-closes when the client does, and a broker
   // that closes its side too cuts the connection (a dialed one included).
-  const stand: Stand = { server: createServer({ allowHalfOpen: true }), heads: [], sockets: new Set(), done: [] };
+  const stand: Stand = { server: createServer({ allowHalfOpen: true }), heads: [], sockets: new Set(), done: [], unkeyed: 0 };
   stand.server.on('connection', (c) => {
     stand.sockets.add(c);
     c.on('close', () => stand.sockets.delete(c));
     c.on('error', () => {});
     let buf = Buffer.alloc(0);
     let handled = false;
+    let keyed = false;
     c.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
+      if (!keyed) {
+        if (buf.length < KEY.length) return;
+        if (!buf.subarray(0, KEY.length).equals(KEY)) {
+          stand.unkeyed++;
+          c.destroy();
+          return;
+        }
+        keyed = true;
+        buf = buf.subarray(KEY.length);
+      }
       const nl = buf.indexOf(10);
       if (nl < 0 || stand.heads.length > 100 || handled) return;
       const head = buf.subarray(0, nl).toString();
@@ -193,11 +209,12 @@ async function sandboxed(
   code: string,
   cmd: string[] = ['python3', '-c', code],
 ): Promise<{ code: number | null; out: string; status: string }> {
-  const args = outerArgs({ cgroupProcs: [], statusFd: STATUS, watchdog: { lifelineFd: LIFELINE, infoFd: INFO }, relay: { socket: socketPath, ports, blockFd: BLOCK } });
+  const args = outerArgs({ cgroupProcs: [], statusFd: STATUS, watchdog: { lifelineFd: LIFELINE, infoFd: INFO }, relay: { socket: socketPath, ports, blockFd: BLOCK, keyFd: KEY_FD } });
   // --dev makes an unprivileged bwrap map uid 0 first and move into a nested user namespace later:
   // the relay must take the capabilities of the user namespace that owns the network namespace.
   const bwrap = [BWRAP, '--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--info-fd', String(INFO), '--block-fd', String(BLOCK), '--', ...cmd];
-  const child = spawn(launcher(), [...args, ...bwrap], { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'pipe', 'ignore', 'pipe'] });
+  const child = spawn(launcher(), [...args, ...bwrap], { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'pipe', 'ignore', 'pipe', 'ignore', 'ignore', 'pipe'] });
+  (child.stdio as unknown as Writable[])[KEY_FD]!.end(KEY);
   let out = '';
   let status = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -239,15 +256,21 @@ dns()
 tcp(9999)
 try:
     socket.create_connection(('1.1.1.1', 443), timeout=3); print('internet OPEN')
-except OSError as e: print('internet', errno.errorcode.get(e.errno, e.errno))`);
+except OSError as e: print('internet', errno.errorcode.get(e.errno, e.errno))
+import os
+try:
+    os.fstat(${KEY_FD}); print('key fd OPEN')
+except OSError as e: print('key fd', errno.errorcode.get(e.errno, e.errno))`);
       assert.equal(r.code, 0, r.out + r.status);
       assert.match(r.out, /^tcp 8080 'broker saw "hi"\\n'$/m);
       assert.match(r.out, /^tcp 443 'broker saw "x"\\n'$/m);
       assert.match(r.out, /^dns aabbcc$/m);
       assert.match(r.out, /^tcp 9999 ECONNREFUSED$/m);
       assert.match(r.out, /^internet ENETUNREACH$/m);
-      // " dial": the relay has its dialer, and offers it.
+      assert.match(r.out, /^key fd EBADF$/m, 'the key fd is closed before bwrap');
+      // " dial": the relay has its dialer, and offers it. Every connection began with the key.
       assert.deepEqual(stand.heads.sort(), ['dns', 'tcp 127.0.0.1 443 dial', 'tcp 127.0.0.1 8080 dial']);
+      assert.equal(stand.unkeyed, 0);
       assert.equal(r.status, '', 'the relay reports nothing when all went well');
     } finally {
       stand.server.close();
@@ -524,10 +547,12 @@ print('sent MiB', sent >> 20)`);
     }
   });
 
-  it('--relay without --block-fd, a relative socket path, --relay-port without --relay, a bad --userns-limit: usage errors', async () => {
+  it('--relay without --block-fd or --relay-key-fd, a relative socket path, --relay-port without --relay, a bad --userns-limit: usage errors', async () => {
     const cases: [string[], RegExp][] = [
       [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--relay', '/tmp/x.sock'], /--relay needs --block-fd/],
+      [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--relay', '/tmp/x.sock', '--block-fd', String(BLOCK)], /--relay and --relay-key-fd go together/],
       [['--relay', 'x.sock'], /not an absolute socket path/],
+      [['--relay-key-fd', '99'], /--relay-key-fd: '99' is not an open fd/],
       [['--relay-port', '80'], /--relay-port without --relay/],
       [['--relay-port', '0'], /not a port number/],
       [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--userns-limit', 'max_inotify_instances=16'], /--userns-limit needs --block-fd/],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { matchRule, ruleText, startBroker, type NetEvent } from '../../src/net/broker.js';
 import { buildQuery, qtypeNumber } from '../../src/net/dns.js';
-import { closedWithin, dnsQuery, firstData, listen, onCleanup, readAll, relay, relayTcp, tcpServer, tempDir, testBroker, within } from './helpers.js';
+import { closedWithin, connectWith, dnsQuery, firstData, keyFor, listen, onCleanup, readAll, relay, relayTcp, tcpServer, tempDir, testBroker, within } from './helpers.js';
 
 describe('matchRule / ruleText', { timeout: 20_000 }, () => {
   const rules = [
@@ -50,7 +50,7 @@ describe('the broker socket', { timeout: 20_000 }, () => {
     const port = await listen(server);
     const events: NetEvent[] = [];
     const socketPath = path.join(tempDir(), 'b.sock');
-    const broker = await startBroker({ socketPath, allow: [{ host: 'x.test', port }], allowLocal: [], proxyPort: 3128, resolve: async () => '127.0.0.1', onEvent: (e) => events.push(e) });
+    const broker = await startBroker({ socketPath, key: keyFor(socketPath), allow: [{ host: 'x.test', port }], allowLocal: [], proxyPort: 3128, resolve: async () => '127.0.0.1', onEvent: (e) => events.push(e) });
     onCleanup(() => broker.close()); // if an assertion fails before the close() under test
     assert.equal(statSync(socketPath).mode & 0o777, 0o600);
     assert.ok(statSync(socketPath).isSocket());
@@ -76,13 +76,13 @@ describe('the broker socket', { timeout: 20_000 }, () => {
     await new Promise<void>((r) => old.listen(stale, r));
     // Leave the file behind as a crashed broker would.
     (old as unknown as { _handle: { close(): void } | null })._handle?.close();
-    const b = await startBroker({ socketPath: stale, allow: [], allowLocal: [], proxyPort: 1, onEvent: () => {} });
+    const b = await startBroker({ socketPath: stale, key: keyFor(stale), allow: [], allowLocal: [], proxyPort: 1, onEvent: () => {} });
     onCleanup(() => b.close());
     await b.close();
     const file = path.join(dir, 'regular');
     const { writeFileSync } = await import('node:fs');
     writeFileSync(file, 'keep');
-    await assert.rejects(startBroker({ socketPath: file, allow: [], allowLocal: [], proxyPort: 1, onEvent: () => {} }), { code: 'EADDRINUSE' });
+    await assert.rejects(startBroker({ socketPath: file, key: keyFor(file), allow: [], allowLocal: [], proxyPort: 1, onEvent: () => {} }), { code: 'EADDRINUSE' });
     assert.equal(existsSync(file), true);
   });
 
@@ -133,6 +133,7 @@ describe('the broker socket', { timeout: 20_000 }, () => {
     const socketPath = path.join(tempDir(), 'b.sock');
     const broker = await startBroker({
       socketPath,
+      key: keyFor(socketPath),
       allow: [{ host: 'api.test', port: 443 }],
       allowLocal: [],
       proxyPort: 3128,

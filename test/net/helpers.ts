@@ -6,6 +6,7 @@
  * Everything made here is closed and removed when the test file ends.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -13,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import tls from 'node:tls';
-import { startBroker, type Broker, type BrokerOptions, type NetEvent } from '../../src/net/broker.js';
+import { RELAY_KEY_LEN, startBroker, type Broker, type BrokerOptions, type NetEvent } from '../../src/net/broker.js';
 import { buildQuery, qtypeNumber } from '../../src/net/dns.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -38,6 +39,16 @@ export interface TestBroker {
   event(pred: (e: NetEvent) => boolean, ms?: number): Promise<NetEvent>;
 }
 
+/** The key of the broker at each socket path: the fake relay sends it, as the real one does. */
+const keys = new Map<string, Buffer>();
+
+/** A fresh key for a broker about to listen at `socketPath`, which `relay` will then send. */
+export function keyFor(socketPath: string): Buffer {
+  const key = randomBytes(RELAY_KEY_LEN);
+  keys.set(socketPath, key);
+  return key;
+}
+
 /** A broker on a fresh socket; `resolve` defaults to mapping every name to 127.0.0.1. */
 export async function testBroker(opts: Partial<BrokerOptions> = {}): Promise<TestBroker> {
   const socketPath = path.join(tempDir(), 'broker.sock');
@@ -45,6 +56,7 @@ export async function testBroker(opts: Partial<BrokerOptions> = {}): Promise<Tes
   const waiters: Array<() => void> = [];
   const broker = await startBroker({
     socketPath,
+    key: keyFor(socketPath),
     allow: [],
     allowLocal: [],
     proxyPort: 3128,
@@ -71,8 +83,15 @@ export async function testBroker(opts: Partial<BrokerOptions> = {}): Promise<Tes
   return { broker, socketPath, events, event };
 }
 
-/** The fake relay: a new connection to the broker, the header line written, the socket returned. */
+/** The fake relay: a new connection to the broker, the key and the header line written, the socket returned. */
 export async function relay(socketPath: string, header: string): Promise<net.Socket> {
+  const key = keys.get(socketPath);
+  if (!key) throw new Error(`no key for a broker at ${socketPath} (make it with keyFor)`);
+  return connectWith(socketPath, Buffer.concat([key, Buffer.from(header, 'latin1')]));
+}
+
+/** Any other process that reaches the socket: `bytes` are all it sends (no key, unless it has one). */
+export async function connectWith(socketPath: string, bytes: Buffer | string): Promise<net.Socket> {
   const sock = net.connect({ path: socketPath, allowHalfOpen: true });
   sock.on('error', () => {});
   onCleanup(() => sock.destroy());
@@ -80,7 +99,7 @@ export async function relay(socketPath: string, header: string): Promise<net.Soc
     sock.once('connect', resolve);
     sock.once('error', reject);
   });
-  sock.write(header);
+  sock.write(bytes);
   return sock;
 }
 

@@ -4,8 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { PolicyError } from '../../src/errors.js';
+import { isWithin } from '../../src/policy/expand.js';
+import { policyError } from '../helpers.js';
 import { loadPolicyObject } from '../../src/policy/load.js';
 import { planMounts, type MountOp } from '../../src/plan/mounts.js';
+import { mountContext } from '../../src/plan/compile.js';
 import { hostMountPointsMissing } from '../../src/sandbox/bwrap.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-'));
@@ -21,7 +24,7 @@ symlinkSync(`${ws}/nowhere`, `${ws}/dangling`);
 
 function plan(policy: Record<string, unknown>) {
   const p = loadPolicyObject(policy, { workspace: ws, home, env: { HOME: home } });
-  return planMounts(p.effective, { home, origins: p.origins });
+  return planMounts(p.effective, mountContext(p, { home, env: { HOME: home } }));
 }
 const find = (ops: MountOp[], kind: MountOp['kind'], dest: string) => ops.find((o) => o.kind === kind && o.dest === dest);
 
@@ -110,9 +113,80 @@ describe('mount plan', () => {
     }
   });
 
+  it('a writable grant that is or contains $HOME is refused, naming the grant and the fix; a read-only grant of ~ is not', () => {
+    // The workspace defaults to the current directory: `ward run` started from ~.
+    const inHome = loadPolicyObject({ extends: ['default'] }, { workspace: home, home, env: { HOME: home } });
+    const e = policyError(() => planMounts(inHome.effective, mountContext(inHome, { home, env: { HOME: home } })));
+    assert.equal(e.message, `policy error in profile:default at filesystem.write[0]: the workspace ${home} is writable and is your home directory ${home}: a sandboxed command could rewrite ~/.bashrc, ~/.profile, systemd user units and other files that later run outside the sandbox, and Ward's own keys, audit log and launcher`);
+    assert.match(e.fix!, /use a project directory as the workspace: `ward run --workspace DIR`, or cd into it first/);
+    for (const grant of ['~', root]) {
+      for (const key of ['write', 'append'] as const) {
+        if (key === 'append' && grant === root) continue; // append is for files
+        const g = policyError(() => plan({ filesystem: { [key]: [grant] } }));
+        assert.equal(g.keyPath, `filesystem.${key}[0]`);
+        assert.match(g.message, new RegExp(`filesystem\\.${key} ${grant === '~' ? home : root} is writable and ${grant === '~' ? 'is' : 'contains'} your home directory ${home}: a sandboxed command could rewrite ~/\\.bashrc`));
+        assert.match(g.fix!, /grant write only on the directories the command must change \(e\.g\. the project\)/);
+      }
+    }
+    assert.ok(find(plan({ filesystem: { read: ['~'] } }).ops, 'bind', home), 'reading ~ stays allowed (its secrets are masked)');
+  });
+
+  it("a writable grant that contains one of Ward's own directories is refused, wherever XDG_*_HOME puts it", () => {
+    for (const name of ['XDG_STATE_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME']) {
+      const env = { HOME: home, [name]: `${ws}/.xdg-${name}` };
+      const p = loadPolicyObject({ filesystem: { write: ['${WORKSPACE}'] } }, { workspace: ws, home, env });
+      const e = policyError(() => planMounts(p.effective, mountContext(p, { home, env })));
+      assert.match(e.message, new RegExp(`the workspace ${ws} is writable and contains Ward's own directory ${ws}/\\.xdg-${name}/ward: a sandboxed command could plant what a later run executes on the host \\(the launcher\\)`), name);
+      assert.match(e.fix!, /--workspace DIR.*or point XDG_STATE_HOME, XDG_CONFIG_HOME or XDG_CACHE_HOME .* outside that grant/);
+    }
+    // Made before planning, so their mandatory deny (required, not optional) always finds them.
+    const fresh = `${root}/fresh-home`;
+    mkdirSync(fresh);
+    const p = loadPolicyObject({ filesystem: { read: ['~'] } }, { workspace: ws, home: fresh, env: { HOME: fresh } });
+    const m = planMounts(p.effective, mountContext(p, { home: fresh, env: { HOME: fresh } }));
+    for (const d of ['.local/state/ward', '.config/ward', '.cache/ward']) {
+      assert.ok(find(m.ops, 'mask-dir', `${fresh}/${d}`), `${d} is masked on the first run too`);
+      assert.ok(!p.effective.filesystem.deny.find((x) => x.path === `${fresh}/${d}`)!.optional, `${d} is a required deny`);
+    }
+  });
+
+  it('a grant through a symlink inside a writable grant is refused, optional entries too, naming the link, its target and the fix', () => {
+    const w = `${root}/wr`;
+    mkdirSync(`${w}/inner`, { recursive: true });
+    symlinkSync(`${root}/data`, `${w}/.pyenv`);
+    symlinkSync(`${w}/inner`, `${w}/here`);
+    for (const entry of [`${w}/.pyenv`, { path: `${w}/.pyenv`, optional: true as const }, `${w}/.pyenv/file`]) {
+      for (const key of ['read', 'execute', 'write'] as const) {
+        const e = policyError(() => plan({ filesystem: key === 'write' ? { write: [w, entry] } : { write: [w], [key]: [entry] } }));
+        const literal = typeof entry === 'string' ? entry : entry.path;
+        assert.match(e.message, new RegExp(`${literal} goes through the symlink ${w}/\\.pyenv -> ${root}/data, which lies inside the writable grant ${w}: a sandboxed command could have made that link`), `${key} ${JSON.stringify(entry)}`);
+        assert.match(e.fix!, new RegExp(`remove it \\(\`rm ${w}/\\.pyenv\`\\).*grant the target by its real path \\(${root}/data`));
+      }
+    }
+    // A link that stays inside the writable grant gives nothing the command could not reach already.
+    assert.ok(find(plan({ filesystem: { write: [w], execute: [`${w}/here`] } }).ops, 'bind', w));
+    // The same link outside any writable grant is the user's own: followed as before.
+    assert.ok(find(plan({ filesystem: { read: [`${w}/.pyenv`] } }).ops, 'bind', `${root}/data`));
+  });
+
+  it('every directory between a writable bind and a mask inside it is bound onto itself (renaming it would move the secret out from under the mask)', () => {
+    mkdirSync(`${ws}/deep/er/gh`, { recursive: true });
+    writeFileSync(`${ws}/deep/er/gh/hosts.yml`, 'oauth_token: x\n');
+    const m = plan({ filesystem: { write: ['${WORKSPACE}'], deny: ['${WORKSPACE}/deep/er/gh/hosts.yml', '${WORKSPACE}/.env'] } });
+    const i = (kind: MountOp['kind'], dest: string) => m.ops.findIndex((o) => o.kind === kind && o.dest === dest);
+    for (const d of [`${ws}/deep`, `${ws}/deep/er`, `${ws}/deep/er/gh`]) {
+      assert.deepEqual(find(m.ops, 'bind', d), { kind: 'bind', src: d, dest: d, writable: true }, d);
+      assert.ok(i('bind', ws) < i('bind', d) && i('bind', d) < i('mask-file', `${ws}/deep/er/gh/hosts.yml`), `${d}: after the workspace, before the mask`);
+    }
+    assert.equal(m.ops.filter((o) => o.kind === 'bind' && isWithin(o.dest, ws)).length, 4, 'the workspace, and one bind per directory on the way: .env needs none');
+    // Under a read-only bind nothing can be renamed: no extra binds.
+    const ro = plan({ filesystem: { read: ['${WORKSPACE}'], deny: ['${WORKSPACE}/deep/er/gh/hosts.yml'] } });
+    assert.equal(ro.ops.filter((o) => o.kind === 'bind' && isWithin(o.dest, ws)).length, 1);
+  });
+
   it('a workspace of / is refused as such, with the --workspace fix', () => {
     const p = loadPolicyObject({ filesystem: { write: ['${WORKSPACE}'] } }, { workspace: '/', home, env: { HOME: home } });
-    assert.throws(() => planMounts(p.effective, { home, origins: p.origins }), (e: unknown) => e instanceof PolicyError && /the workspace \/ contains/.test(e.message) && /--workspace/.test(e.fix ?? ''));
+    assert.throws(() => planMounts(p.effective, mountContext(p, { home, env: { HOME: home } })), (e: unknown) => e instanceof PolicyError && /the workspace \/ contains/.test(e.message) && /--workspace/.test(e.fix ?? ''));
   });
 
   it('a mount point Ward adds inside a bound host tree must exist there (bwrap would create it on the host)', () => {
@@ -138,8 +212,10 @@ describe('mount plan', () => {
     // Ward's own optional denies, and the profiles', load anywhere and add no notes of this kind.
     for (const profile of ['minimal', 'node', 'python', 'default']) {
       const empty = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-empty-'));
-      const p = loadPolicyObject({ extends: [profile] }, { workspace: empty, home: empty, env: { HOME: empty } });
-      const n = planMounts(p.effective, { home: empty, origins: p.origins });
+      const [ews, ehome] = [`${empty}/ws`, `${empty}/home`];
+      for (const d of [ews, ehome]) mkdirSync(d);
+      const p = loadPolicyObject({ extends: [profile] }, { workspace: ews, home: ehome, env: { HOME: ehome } });
+      const n = planMounts(p.effective, mountContext(p, { home: ehome, env: { HOME: ehome } }));
       assert.doesNotMatch(n.notes.join('\n'), /does not exist now/, profile);
     }
   });

@@ -14,6 +14,7 @@ import { createPool, run, WardError, type PolicyInput, type Pool, type RunResult
 import { eventually, hasCgroup, pySyscall, sandboxFixture, tempDir, wardCgroupsOf, which } from '../helpers.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
 import { LAUNCHER_INSIDE } from '../../src/sandbox/bwrap.js';
+import { stateDir } from '../../src/paths.js';
 
 const pools: Pool[] = [];
 after(async () => {
@@ -196,21 +197,13 @@ describe('pool: egress (network.allow) in pooled sandboxes', { skip: !which('pyt
   it('the allowed name works, any other is refused, and each decision is recorded after the launch record', async () => {
     const fx = sandboxFixture();
     const log = path.join(tempDir('ward-pool-audit-'), 'audit.jsonl');
-    // The brokers' run directories go to a temporary directory of this test's own, to be checked.
-    const runDirs = tempDir('ward-pool-tmp-');
-    const savedTmp = process.env.TMPDIR;
-    process.env.TMPDIR = runDirs;
+    // The brokers' run directories are under the fixture's Ward state, to be checked.
+    const runDirs = path.join(stateDir(fx.env), 'run');
     const policy = { policy: { extends: ['default'], network: { allow: [`api.test:${port}`] } } };
-    let pool: Pool;
-    try {
-      pool = createPool({ policy, size: 1, workspace: fx.ws, env: fx.env, audit: log, allowDegraded: !hasCgroup, egress: { resolve: async () => '127.0.0.1' } });
-      await pool.ready();
-    } finally {
-      if (savedTmp === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = savedTmp;
-    }
+    const pool = createPool({ policy, size: 1, workspace: fx.ws, env: fx.env, audit: log, allowDegraded: !hasCgroup, egress: { resolve: async () => '127.0.0.1' } });
     pools.push(pool);
-    assert.equal(readdirSync(runDirs).filter((d) => d.startsWith('ward-net-')).length, 1, 'the warm sandbox has its broker up');
+    await pool.ready();
+    assert.equal(readdirSync(runDirs).filter((d) => d.startsWith('net-')).length, 1, 'the warm sandbox has its broker up');
     const code = `
 import socket
 def get(host):

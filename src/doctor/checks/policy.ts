@@ -6,12 +6,13 @@
  *   everyone on the host: what the sandbox reads or executes there can be
  *   planted, and what it writes there can be read or changed.
  * - Ward's own state (keys, audit logs, the launcher cache) must never be inside
- *   a grant: the mandatory deny masks it where a grant would expose it, which is
- *   one wall (the mount layer; Landlock cannot subtract a subdirectory), so the
- *   check reports it, and a state directory that does not exist yet inside a
- *   writable grant would not be masked at all (the mount plan is made at launch).
+ *   a grant: the mandatory deny masks it where a read grant would expose it, which
+ *   is one wall (the mount layer; Landlock cannot subtract a subdirectory), so the
+ *   check reports it; a writable grant over it (or over $HOME) is refused by the
+ *   planner, and the check says that nothing will run under the policy here.
  */
 import { realpathSync } from 'node:fs';
+import { WardError } from '../../errors.js';
 import { compilePlan } from '../../plan/compile.js';
 import { isWithin } from '../../policy/expand.js';
 import { wardStatePaths } from '../../policy/secrets.js';
@@ -75,29 +76,31 @@ export const stateOutsideGrantsCheck: Check = {
   run(ctx) {
     const eff = ctx.policy.effective;
     const states = wardStatePaths(ctx.env, ctx.home);
-    const grants = GRANT_KEYS.flatMap((key) => eff.filesystem[key].filter((e) => lstatOrNull(e.path)).map((e) => ({ key, path: e.path, real: realOr(e.path) })));
     let masks: string[] | null = null;
     let planError: string | null = null;
     try {
+      // Compiling also creates Ward's directories (a mask needs something to cover), so they exist below.
       const plan = compilePlan(ctx.policy, { home: ctx.home, env: ctx.env });
       masks = plan.mounts.ops.filter((o) => o.kind === 'mask-dir' || o.kind === 'mask-file').map((o) => o.dest);
     } catch (e) {
+      if (e instanceof WardError && /is writable and (is|contains) (your home directory|Ward's own directory)/.test(e.message)) {
+        return {
+          status: 'fail',
+          evidence: `Ward refuses to run this policy here: ${e.message}`,
+          fix: e.fix ?? 'grant write only on project directories',
+          degrades: 'nothing runs under this policy from here (the refusal keeps Ward\'s state and the files that run outside the sandbox out of its reach)',
+        };
+      }
       planError = (e as Error).message;
     }
+    const grants = GRANT_KEYS.flatMap((key) => eff.filesystem[key].filter((e) => lstatOrNull(e.path)).map((e) => ({ key, path: e.path, real: realOr(e.path) })));
     const exposed: string[] = [];
     const maskedOnly: string[] = [];
-    const notYet: string[] = [];
     for (const s of states) {
-      const exists = lstatOrNull(s) !== null;
       const real = realOr(s);
       const covering = grants.filter((g) => isWithin(s, g.path) || isWithin(real, g.real));
       if (covering.length === 0) continue;
       const by = covering.map((g) => `filesystem.${g.key} ${g.path}`).join(', ');
-      const writable = covering.some((g) => g.key === 'write');
-      if (!exists) {
-        if (writable) notYet.push(`${s} (not created yet) lies inside ${by}`);
-        continue;
-      }
       if (masks && masks.some((m) => isWithin(real, m))) maskedOnly.push(`${s} inside ${by}`);
       else exposed.push(`${s} inside ${by}${planError ? ` (the plan could not be compiled to check for a mask: ${planError})` : ', and no mask covers it'}`);
     }
@@ -107,15 +110,6 @@ export const stateOutsideGrantsCheck: Check = {
         evidence: exposed.join('; '),
         fix: 'narrow the grant so it does not contain Ward\'s state directories, and report this: the mandatory deny should have masked them',
         degrades: 'the evidence: a sandboxed command could read the signing key or rewrite the audit log',
-      };
-    }
-    if (notYet.length) {
-      return {
-        status: 'fail',
-        severity: 'high',
-        evidence: `${notYet.join('; ')}: a mask is only made for what exists at launch, so a sandbox could create it first`,
-        fix: `create the directories now so every launch masks them (\`mkdir -p -m 700 ${states.join(' ')}\`), or narrow the grant`,
-        degrades: 'Ward\'s state stays out of every sandbox',
       };
     }
     if (maskedOnly.length) {

@@ -9,7 +9,9 @@
  * the refusal (run.net): a denial nobody can show did not happen.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { existsSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import os from 'node:os';
 import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
@@ -103,7 +105,74 @@ while True:
     data += c
 codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]`;
 
+/** Where a run directory with a broker socket could be seen from inside: shared temporary places, granted by the probe's policy. */
+const sharedTmpDirs = () => [...new Set([os.tmpdir(), '/tmp', process.env.XDG_RUNTIME_DIR].filter((d): d is string => !!d && existsSync(d)))];
+
+/**
+ * Python: every unix socket called egress.sock under the given roots (and $HOME), a few levels
+ * deep; to each, a DNS question in the relay's words ("dns", then a framed query). Prints
+ * found=N, connected=N, answered=N and answered_at=PATH for the first that answered.
+ */
+const PY_BROKER_SOCKETS = (roots: string[]) => `import stat
+roots = ${JSON.stringify(roots)} + [os.environ.get('HOME', '/')]
+found, seen = [], 0
+def walk(d, depth):
+    global seen
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return
+    for e in entries:
+        seen += 1
+        if seen > 50000: return
+        try:
+            if e.name == 'egress.sock' and stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode): found.append(e.path)
+            elif depth > 0 and e.is_dir(follow_symlinks=False): walk(e.path, depth - 1)
+        except OSError:
+            pass
+for r in roots: walk(r, 5)
+found = sorted(set(found))[:20]
+q = struct.pack('>HHHHHH', 0x5744, 0x0100, 1, 0, 0, 0) + b'\\x07allowed\\x0bward-probe\\x07invalid\\x00' + struct.pack('>HH', 1, 1)
+connected = answered = 0
+for p in found:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(p)
+        connected += 1
+        s.sendall(b'dns\\n' + struct.pack('>H', len(q)) + q)
+        s.shutdown(socket.SHUT_WR)
+        if len(s.recv(512)) >= 2:
+            answered += 1
+            if answered == 1: say('answered_at', p)
+    except OSError:
+        pass
+say('found', len(found))
+say('connected', connected)
+say('answered', answered)`;
+
 export const probes: Probe[] = [
+  {
+    id: 'net.egress-broker-socket',
+    ...egressProbe,
+    title: "speak to an egress broker's unix socket directly (this run's or another's), under a grant of the shared temporary directories",
+    asi: ['ASI02', 'ASI03'],
+    nist: ['SC-7', 'AC-4', 'IA-9'],
+    setup,
+    teardown,
+    policy: (ctx) => ({ ...overlay(ctx), filesystem: { read: sharedTmpDirs() } }),
+    program: () => py(PY_BROKER_SOCKETS(sharedTmpDirs())),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return seen;
+      const v = kv(run.stdout);
+      const found = v.get('found');
+      if (found === undefined) return noResult(run, 'the search for broker sockets');
+      if (v.get('answered') !== '0') return broken(`the broker at ${v.get('answered_at')} answered the sandbox as if it were the relay (a sandbox that speaks the relay's protocol is let out by that run's policy and can forge its counts)`);
+      if (found !== '0') return held(`${found} broker socket(s) visible, ${v.get('connected')} connected to; none answered without the relay's key`);
+      return held(`no broker socket visible with ${sharedTmpDirs().join(', ')} granted: run directories are under Ward's state directory, which the mandatory denies hide (and a broker obeys only its relay's key)`);
+    },
+  },
   {
     id: 'net.egress-dns-exfil',
     ...egressProbe,

@@ -130,6 +130,30 @@ export const probes: Probe[] = [
     check: (run, ctx) => readsRefused(homeSecrets(ctx, () => true), [E.EACCES], 'mandatory deny masks')(run),
   },
   {
+    id: 'fs.move-mask-parent',
+    group,
+    promise: 'secrets',
+    title: 'rename the directory above a masked secret (or the masked directory) inside the writable workspace, so a later run finds it unmasked under another name',
+    mechanism: 'mount-namespace',
+    asi: ['ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    expect: 'refused',
+    policy: { filesystem: { deny: ['${WORKSPACE}/config/gh'] } },
+    setup: (ctx) => {
+      mkdirSync(path.join(ctx.ws, 'config/gh'), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'config/gh/hosts.yml'), `oauth_token: ${ctx.canary}\n`);
+    },
+    program: py(`attempt('rename', lambda: os.rename('config', 'config-x'))
+attempt('rename_mask', lambda: os.rename('config/gh', 'config/gh-x'))
+attempt('read', lambda: sys.stdout.write('content=%s\\n' % open('config-x/gh/hosts.yml').read()))`),
+    check: (run, ctx) => {
+      if (!unchanged(path.join(ctx.ws, 'config/gh/hosts.yml'), `oauth_token: ${ctx.canary}\n`)) return broken('the masked file is no longer at its path on the host: a later run would not mask it');
+      if (existsSync(path.join(ctx.ws, 'config-x'))) return broken('the directory above the mask was renamed on the host');
+      // EROFS: a policy under test whose workspace is read-only holds this on its own.
+      return expectErrno({ keys: ['rename', 'rename_mask'], refused: [E.EBUSY, E.EROFS], by: 'a bind of every directory between the workspace and the mask (each a mount point)' })(run);
+    },
+  },
+  {
     id: 'fs.read-etc-shadow',
     group,
     promise: 'filesystem',

@@ -10,6 +10,7 @@
  * initial root user) they report `skipped` with the reason.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { broken, E, errnoName, error, held, kv, noResult, py, skipped } from '../lib.js';
 import type { Probe, ProbeRun } from '../types.js';
@@ -52,6 +53,35 @@ while n < 10000000:
 
 /** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
 const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
+
+const { SIGXCPU, SIGXFSZ } = osConstants.signals;
+
+/**
+ * The command exits with the status a limit's signal gives (128+N) without meeting the limit,
+ * to have the audit log record a kill that never happened. Held if the exit is recorded as the
+ * command's own: its status, and no denial.
+ */
+function forgedLimitKill(id: string, limit: 'cpu_time' | 'file_size', signal: number, mechanism: 'cgroup' | 'rlimit'): Probe {
+  const status = 128 + signal;
+  return {
+    id,
+    group,
+    promise: 'resources',
+    title: `forge a ${limit} kill in the audit log: \`exit ${status}\` under a ${limit} limit`,
+    mechanism,
+    asi: ['ASI08', 'ASI10'],
+    nist: ['AU-9', 'AU-10'],
+    expect: 'refused',
+    policy: { resources: { cpu_time: '5s', file_size: '1MiB' } },
+    program: { sh: `exit ${status}` },
+    check: (run) => {
+      const forged = run.denials.find((d) => d.what === limit);
+      if (forged || run.reason === limit) return broken(`a ${limit} kill was recorded for a plain \`exit ${status}\`: ${forged?.detail ?? run.message}`);
+      if (run.exitCode !== status) return error(`the command's exit status ${status} came back as ${run.exitCode} (${run.reason})`);
+      return held(`recorded as the command's own exit ${status}, no denial: ${run.message}`);
+    },
+  };
+}
 
 export const probes: Probe[] = [
   {
@@ -132,8 +162,9 @@ while True:
       const big = path.join(ctx.ws, 'big');
       const size = existsSync(big) ? statSync(big).size : -1;
       if (size > 1024 * 1024) return broken(`a ${size}-byte file was written under a 1 MiB limit`);
-      if (run.reason === 'file_size' && run.exitCode === 137 && run.denials.some((d) => d.what === 'file_size')) return held(`${run.message}; the file stopped at ${size} bytes`);
       if (size === -1) return noResult(run, 'the file');
+      // bwrap gives a death by SIGXFSZ the status `exit 153` gives: Ward names it, and records no kill it cannot confirm.
+      if (run.exitCode === 128 + SIGXFSZ && run.denials.every((d) => d.what !== 'file_size')) return held(`the file stopped at ${size} bytes; ${run.message}`);
       // A shell that ignores SIGXFSZ gets EFBIG instead of being killed: refused all the same.
       if (/File too large/.test(run.stderr)) return held(`write refused with EFBIG at ${size} bytes (RLIMIT_FSIZE)`);
       return error(`the write stopped at ${size} bytes, but not by file_size (reason ${run.reason}, exit ${run.exitCode})`);
@@ -230,9 +261,13 @@ say('errno', err)`),
         return d ? held(`${run.message} (${d.layer === 'cgroup' ? "Ward's watchdog on the cgroup's CPU accounting" : 'RLIMIT_CPU'})`) : error('killed at cpu_time, but no denial was recorded');
       }
       if (run.reason === 'timeout') return broken('the spinner ran until the wall clock: cpu_time did not stop it');
+      // Without the cgroup's CPU accounting nothing confirms that SIGXCPU came from RLIMIT_CPU: named, not recorded as a kill.
+      if (!hadCgroup(run) && run.exitCode === 128 + SIGXCPU) return held(`degraded (no cgroup): ${run.message}`);
       return error(`the spinner ended by ${run.reason} (exit ${run.exitCode})`);
     },
   },
+  forgedLimitKill('res.forged-cpu-kill', 'cpu_time', SIGXCPU, 'cgroup'),
+  forgedLimitKill('res.forged-fsize-kill', 'file_size', SIGXFSZ, 'rlimit'),
   {
     id: 'res.wall-clock',
     group,

@@ -187,12 +187,13 @@ attempt('rewrite', lambda: open(PATHS[1], 'w').write('{"forged": true}\\n'))`),
     id: 'sec.ward-state-home-granted',
     group,
     promise: 'secrets',
-    title: "with all of ~ granted writable, still read or rewrite Ward's audit key and log",
+    // A writable ~ is refused before anything runs (plan/mounts.ts), so the broadest grant left is ~ to read.
+    title: "with all of ~ granted, still read or rewrite Ward's audit key and log, or move its state directory",
     mechanism: 'mount-namespace',
     asi: ['ASI03', 'ASI06'],
     nist: ['AU-9', 'SC-3'],
     expect: 'refused',
-    policy: { filesystem: { write: ['~'] } },
+    policy: { filesystem: { read: ['~'] } },
     program: (ctx) =>
       py(`D = ${JSON.stringify(path.join(ctx.home, FAKE_WARD_STATE))}
 attempt('read_key', lambda: sys.stdout.write('content=%s\\n' % open(D + '/audit.key').read()))

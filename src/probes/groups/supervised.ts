@@ -10,6 +10,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
+import type { AuditRecord } from '../../audit/format.js';
+import { renderTimeline } from '../../audit/timeline.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
 const group = 'supervised' as const;
@@ -518,6 +520,33 @@ else:
       if (refused) return refused;
       if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
       return held(`bind(2) to a path in src/ got EACCES from Landlock (MAKE_SOCK taken from the trees the write revocation reaches)${v.get('away') === '-' ? '' : `; in ${v.get('away')} it worked`}`);
+    },
+  },
+  {
+    id: 'rule.forged-log-line',
+    ...ruleProbe,
+    mechanism: 'sandbox',
+    title: 'forge a line of `ward audit show` and move the terminal\'s cursor: a rule fires on a file named with a newline, a fake exit record and ESC sequences',
+    asi: ['ASI10'],
+    nist: ['AU-9', 'AU-10'],
+    setup: (ctx) => {
+      for (const d of ['secrets', 'out']) mkdirSync(path.join(ctx.ws, d), { recursive: true });
+    },
+    policy: { rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/out/**' }] },
+    program: {
+      sh: 'exec 2>/dev/null; f="$(printf "secrets/x\\n2026-11-22 19:59:59.000  deadbeef  exit 0  5 ms\\033[2K\\033[1A")"; echo s > "$f"; cat "$f"; echo z > "out/$(printf "q\\nFAKE LINE\\033[31mRED\\342\\200\\256")"; true',
+    },
+    check: (run) => {
+      if (run.revocations.length === 0) return noResult(run, 'the rule firing on the forged name');
+      const denial = run.denials.find((d) => d.layer === 'supervisor');
+      if (!denial) return error('the write under out/ was not refused by the supervisor: nothing to show');
+      const records = [...run.revocations, { type: 'denial', ...denial }].map((r, i) => ({ line: i + 1, record: { ts: '2026-01-01T00:00:00.000Z', run_id: 'probe000', ...r } as unknown as AuditRecord }));
+      const shown = renderTimeline(records).split('\n');
+      const raw = shown.find((l) => /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(l));
+      if (raw !== undefined) return broken(`a control character the sandbox chose reaches the terminal: ${JSON.stringify(raw)}`);
+      const forged = shown.find((l) => /^(2026-11-22 19:59:59|FAKE LINE)/.test(l));
+      if (forged !== undefined) return broken(`a line the sandbox wrote stands as its own line of the timeline: ${JSON.stringify(forged)}`);
+      return held('the trigger and the refusal each stay on their one line of `ward audit show`, the newline, ESC and U+202E shown escaped');
     },
   },
 ];
