@@ -241,7 +241,7 @@ export function landlockAbi(): number {
 // ---------------------------------------------------------------------------
 
 /** Resource names `--rlimit` accepts. */
-export const RLIMIT_NAMES = ['cpu', 'fsize', 'nofile', 'nproc', 'as', 'data', 'core', 'stack', 'memlock'] as const;
+export const RLIMIT_NAMES = ['cpu', 'fsize', 'nofile', 'nproc', 'as', 'data', 'core', 'stack', 'memlock', 'sigpending', 'msgqueue'] as const;
 export type RlimitName = (typeof RLIMIT_NAMES)[number];
 export type RlimitValue = number | 'unlimited';
 export type LandlockMode = 'required' | 'optional' | 'off';
@@ -291,7 +291,16 @@ export interface OuterOptions {
    * relay sends it first on every connection, so the broker obeys no other peer.
    */
   relay?: { socket: string; ports: number[]; blockFd: number; keyFd: number };
+  /**
+   * Limits of the sandbox's user namespace (/proc/sys/user/NAME, see ward-launch.c "user
+   * namespace limits"), set by the watchdog before it releases bwrap through `blockFd` (the
+   * relay's, when there is one). Needs `watchdog`.
+   */
+  userns?: { limits: Record<string, number>; blockFd: number };
 }
+
+/** The /proc/sys/user limits `--userns-limit` accepts. */
+export const USERNS_LIMIT_NAMES = ['max_inotify_instances', 'max_inotify_watches', 'max_fanotify_groups', 'max_fanotify_marks'] as const;
 
 function argError(message: string): never {
   throw new Error(`ward-launch arguments: ${message}`);
@@ -374,10 +383,21 @@ export function outerArgs(opts: OuterOptions): string[] {
     checkStatusFd(blockFd);
     checkStatusFd(keyFd);
     if (keyFd === blockFd) argError('the relay key fd must differ from the block fd');
+    if (opts.userns && opts.userns.blockFd !== blockFd) argError('the relay and the user namespace limits share one block fd');
     args.push('--relay', socket, '--block-fd', String(blockFd), '--relay-key-fd', String(keyFd));
     for (const p of ports) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) argError(`relay port ${p} is not a port number`);
       args.push('--relay-port', String(p));
+    }
+  }
+  if (opts.userns) {
+    if (!opts.watchdog) argError('user namespace limits need the watchdog');
+    checkStatusFd(opts.userns.blockFd);
+    if (!opts.relay) args.push('--block-fd', String(opts.userns.blockFd));
+    for (const [name, value] of Object.entries(opts.userns.limits)) {
+      if (!(USERNS_LIMIT_NAMES as readonly string[]).includes(name)) argError(`unknown user namespace limit '${name}' (known: ${USERNS_LIMIT_NAMES.join(' ')})`);
+      if (!Number.isSafeInteger(value) || value < 0 || value > 0x7fffffff) argError(`user namespace limit ${name}: ${value} is not an integer in 0..2^31-1`);
+      args.push('--userns-limit', `${name}=${value}`);
     }
   }
   for (const fd of opts.keepFds ?? []) {

@@ -4,8 +4,13 @@
  * Ward runs a command as
  *
  *   ward-launch outer [--cgroup-procs FILE]... [--status-fd N]
- *                     [--lifeline-fd L --info-fd I] -- bwrap ARGS... \
+ *                     [--lifeline-fd L --info-fd I] [--block-fd B]
+ *                     [--userns-limit NAME=N]... -- bwrap ARGS... \
  *     -- /path/to/ward-launch inner [options] -- CMD ARGS...
+ *
+ * With --userns-limit, the watchdog sets the sandbox user namespace's
+ * /proc/sys/user/NAME limits before it releases bwrap (--block-fd): see
+ * "user namespace limits".
  *
  * "outer" runs before bubblewrap, in the caller's namespaces: it ties its
  * life to Ward's (parent-death signal, and with --lifeline-fd a watchdog
@@ -1323,6 +1328,65 @@ __attribute__((noreturn)) static void run_relay(int pidfd, pid_t init_pid, int b
 }
 
 /* ------------------------------------------------------------------------ */
+/* user namespace limits                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Inotify and fanotify instances and watches are counted per user, at every
+ * level of the user namespace chain: the sandbox's use is also charged to the
+ * caller's uid on the host, against the host's limit (128 inotify instances
+ * by default). A new user namespace's own limits start at INT_MAX, so without
+ * this a sandbox could take every instance the caller's uid has, and the
+ * caller's other processes (every root daemon, for a root caller) would get
+ * EMFILE for as long as it held them. The limits of the sandbox's user
+ * namespace are its /proc/sys/user/max_* seen from inside it, writable with
+ * CAP_SYS_RESOURCE there: this process, the namespace's owner, gets that by
+ * joining it. Nothing in the sandbox has it (bwrap drops every capability),
+ * so the sandbox cannot raise them back.
+ */
+#define USERNS_MAX_LIMITS 8
+static const char *const userns_limit_names[] = { "max_inotify_instances", "max_inotify_watches",
+						  "max_fanotify_groups", "max_fanotify_marks" };
+static const char *userns_limits[USERNS_MAX_LIMITS]; /* "NAME=VALUE", validated */
+static int n_userns_limits;
+
+static int join_sandbox_net(int pidfd, pid_t init_pid, const char **step);
+
+/* In a child that joins the namespace and writes each limit. 0, or -1 once the failure is reported. */
+static int set_userns_limits(int pidfd, pid_t init_pid)
+{
+	static const char hint[] = "Ward bounds the sandbox's inotify and fanotify use by joining its user namespace (setns, as its owner) and writing /proc/sys/user there; a host that forbids this (a seccomp or AppArmor profile refusing setns) must allow it for Ward's launcher";
+	signal(SIGCHLD, SIG_DFL); /* the watchdog ignores it otherwise: we need this child's status */
+	pid_t child = fork();
+	if (child == 0) {
+		const char *step = "userns-setns";
+		int err = join_sandbox_net(pidfd, init_pid, &step);
+		if (err)
+			_exit(report_failure("userns-limits", err, step, hint));
+		for (int k = 0; k < n_userns_limits; k++) {
+			const char *eq = strchr(userns_limits[k], '=');
+			char path[64];
+			snprintf(path, sizeof path, "/proc/sys/user/%.*s", (int)(eq - userns_limits[k]),
+				 userns_limits[k]);
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write_all(fd, eq + 1, strlen(eq + 1)) < 0 || close(fd) < 0)
+				_exit(report_failure("userns-limits", errno, userns_limits[k], hint));
+		}
+		_exit(0);
+	}
+	int st = 0, err = errno;
+	if (child > 0)
+		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+			;
+	signal(SIGCHLD, SIG_IGN);
+	if (child < 0 || !WIFEXITED(st)) {
+		report_failure("userns-limits", child < 0 ? err : ECHILD, child < 0 ? "fork" : "the helper was killed", NULL);
+		return -1;
+	}
+	return WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* watchdog                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -1526,10 +1590,12 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 	unsigned long status_ino = status_fd >= 0 && fstat(status_fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
 	/*
 	 * Keep only what we need, at fixed numbers, so Ward's output pipes never
-	 * wait on us: 0 lifeline, 1 info; with a relay also 3 the status fd (for
-	 * the relay's failure report) and 4 the write end of bwrap's --block-fd.
+	 * wait on us: 0 lifeline, 1 info; when bwrap waits for us (a relay, or
+	 * user namespace limits to set) also 3 the status fd (for a failure
+	 * report) and 4 the write end of bwrap's --block-fd.
 	 */
-	int want[4] = { lifeline, info, relay_socket ? status_fd : -1, relay_socket ? block : -1 };
+	int blocks = block >= 0;
+	int want[4] = { lifeline, info, blocks ? status_fd : -1, blocks ? block : -1 };
 	int high[4];
 	for (int k = 0; k < 4; k++)
 		high[k] = want[k] < 0 ? -1 : fcntl(want[k], F_DUPFD_CLOEXEC, 100);
@@ -1541,17 +1607,20 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 		close(null);
 	}
 	static const int relay_fds[2] = { 3, 4 };
-	if (relay_socket) {
+	if (blocks) {
 		if (high[2] < 0 || high[3] < 0 || dup2(high[2], 3) < 0 || dup2(high[3], 4) < 0)
 			_exit(EXIT_LAUNCHER);
 		status_fd = 3;
 	}
-	if (close_fds_except(relay_fds, relay_socket ? 2 : 0) < 0)
-		for (int fd = relay_socket ? 5 : 3; fd < 1024; fd++)
+	if (close_fds_except(relay_fds, blocks ? 2 : 0) < 0)
+		for (int fd = blocks ? 5 : 3; fd < 1024; fd++)
 			close(fd);
 	int wardfd = (int)syscall(SYS_pidfd_open, ward_pid, 0U);
 	/* The relay is our child; nobody needs its exit status. */
 	signal(SIGCHLD, SIG_IGN);
+	/* A report on the status socket, or the release of bwrap, after Ward or bwrap died must fail
+	 * with EPIPE, not kill us: the cleanup of a dead Ward's sandbox is still to come. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Own session: the terminal's ^C for the command's process group is not ours. */
 	setsid();
 	prctl(PR_SET_NAME, "ward-watchdog", 0, 0, 0);
@@ -1618,14 +1687,38 @@ __attribute__((noreturn)) static void run_watchdog(int lifeline, int info, int b
 					_exit(0);
 				}
 			}
-			if (relay_socket) {
-				/* The relay needs the init's pidfd to join its namespaces; without it
-				 * the command must not start: kill whatever bwrap started. */
-				if (pidfd < 0) {
-					report_failure("relay", errno ? errno : ESRCH, "no sandbox init to attach to", NULL);
+			if (blocks) {
+				/*
+				 * The limits and the relay need the init's pidfd to join its
+				 * namespaces; without it, or if the limits cannot be set, the
+				 * command must not start: kill whatever bwrap started. Then go on
+				 * watching as usual (the init's exit, the lifeline), so that a Ward
+				 * that died meanwhile (the usual reason the init is gone this
+				 * early) still gets its sandbox's cgroups removed.
+				 */
+				int failed = pidfd < 0;
+				if (failed)
+					report_failure(relay_socket ? "relay" : "userns-limits", errno ? errno : ESRCH, "no sandbox init to attach to", NULL);
+				else if (n_userns_limits > 0)
+					failed = set_userns_limits(pidfd, init_pid) < 0;
+				if (failed) {
 					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
-					_exit(EXIT_LAUNCHER);
+					close(3);
+					close(4);
+					status_fd = -1;
+					continue;
 				}
+			}
+			if (blocks && !relay_socket) {
+				/* Limits set: let bwrap go on, and let Ward's reader reach EOF. A
+				 * bwrap that is gone (EPIPE) takes its sandbox with it; watch on. */
+				if (write_all(4, "1", 1) < 0)
+					watchdog_fire(pidfd, init_pid, status_ino, cgroup_files, n_cgroup);
+				close(3);
+				close(4);
+				status_fd = -1;
+			}
+			if (relay_socket) {
 				pid_t relay = fork();
 				if (relay == 0)
 					run_relay(pidfd, init_pid, 4);
@@ -1672,7 +1765,7 @@ static void start_watchdog(int lifeline, int info_fd, int block_fd, char **cgrou
 {
 	int p[2], b[2] = { -1, -1 };
 	high_pipe(p);
-	if (relay_socket)
+	if (block_fd >= 0)
 		high_pipe(b);
 	ward_pid = getppid();
 	pid_t child = fork();
@@ -1698,8 +1791,8 @@ static void start_watchdog(int lifeline, int info_fd, int block_fd, char **cgrou
 	if (dup2(p[1], info_fd) < 0) /* dup2 leaves the new fd inheritable */
 		fail("watchdog", errno, "dup2", NULL);
 	close(p[1]);
-	if (relay_socket) {
-		/* bwrap waits on the read end (--block-fd) until the relay listens. */
+	if (block_fd >= 0) {
+		/* bwrap waits on the read end (--block-fd) until the limits are set and the relay listens. */
 		close(b[1]);
 		if (dup2(b[0], block_fd) < 0)
 			fail("watchdog", errno, "dup2", NULL);
@@ -1752,6 +1845,18 @@ static int run_outer(int argc, char **argv)
 			if (n_relay_ports == RELAY_MAX_PORTS)
 				usage_error("option --relay-port: at most %d ports", RELAY_MAX_PORTS);
 			relay_ports[n_relay_ports++] = (int)v;
+		} else if (strcmp(argv[i], "--userns-limit") == 0) {
+			const char *value = option_value(argc, argv, &i), *eq = strchr(value, '=');
+			uint64_t v;
+			int known = 0;
+			for (size_t k = 0; eq && k < sizeof userns_limit_names / sizeof *userns_limit_names; k++)
+				known |= strlen(userns_limit_names[k]) == (size_t)(eq - value) &&
+					 strncmp(value, userns_limit_names[k], (size_t)(eq - value)) == 0;
+			if (!known || parse_u64(eq + 1, &v) < 0 || v > INT_MAX)
+				usage_error("option --userns-limit: '%s' is not NAME=N with NAME one of max_inotify_instances max_inotify_watches max_fanotify_groups max_fanotify_marks", value);
+			if (n_userns_limits == USERNS_MAX_LIMITS)
+				usage_error("option --userns-limit: at most %d", USERNS_MAX_LIMITS);
+			userns_limits[n_userns_limits++] = value;
 		} else if (strcmp(argv[i], "--block-fd") == 0) {
 			const char *value = option_value(argc, argv, &i);
 			uint64_t v;
@@ -1793,8 +1898,12 @@ static int run_outer(int argc, char **argv)
 		usage_error("outer: missing program after '--'");
 	if ((lifeline < 0) != (info_fd < 0))
 		usage_error("outer: --lifeline-fd and --info-fd go together");
-	if ((relay_socket != NULL) != (block_fd >= 0) || (relay_socket && lifeline < 0))
+	if (relay_socket && (block_fd < 0 || lifeline < 0))
 		usage_error("outer: --relay needs --block-fd and --lifeline-fd");
+	if (n_userns_limits > 0 && (block_fd < 0 || lifeline < 0))
+		usage_error("outer: --userns-limit needs --block-fd and --lifeline-fd");
+	if (block_fd >= 0 && !relay_socket && n_userns_limits == 0)
+		usage_error("outer: --block-fd without --relay or --userns-limit");
 	if (!relay_socket && n_relay_ports > 0)
 		usage_error("outer: --relay-port without --relay");
 	if ((relay_socket != NULL) != (key_fd >= 0))
@@ -1904,6 +2013,7 @@ static const struct {
 	{ "cpu", RLIMIT_CPU },	   { "fsize", RLIMIT_FSIZE }, { "nofile", RLIMIT_NOFILE },
 	{ "nproc", RLIMIT_NPROC }, { "as", RLIMIT_AS },	      { "data", RLIMIT_DATA },
 	{ "core", RLIMIT_CORE },   { "stack", RLIMIT_STACK }, { "memlock", RLIMIT_MEMLOCK },
+	{ "sigpending", RLIMIT_SIGPENDING }, { "msgqueue", RLIMIT_MSGQUEUE },
 };
 #define N_RLIMITS (sizeof rlimit_names / sizeof rlimit_names[0])
 
@@ -1963,7 +2073,7 @@ static void parse_rlimit(const char *arg, struct rlimit_opt *out)
 			out->index = (int)k;
 	if (out->index < 0)
 		usage_error("option --rlimit: unknown resource '%s' (known: cpu fsize nofile nproc as "
-			    "data core stack memlock)",
+			    "data core stack memlock sigpending msgqueue)",
 			    buf);
 	if (parse_limit_value(soft, &out->value.rlim_cur) < 0 ||
 	    parse_limit_value(hard ? hard : soft, &out->value.rlim_max) < 0)

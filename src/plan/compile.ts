@@ -12,7 +12,7 @@ import { compileSeccomp } from '../seccomp/index.js';
 import { planMounts, type Guarded, type MountContext, type MountPlan } from './mounts.js';
 import { ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
 import { wardOwnDirs } from '../policy/secrets.js';
-import { ensureLauncher } from '../launcher/launcher.js';
+import { ensureLauncher, USERNS_LIMIT_NAMES } from '../launcher/launcher.js';
 import { planNetwork, refuseVisibleSecretFiles, type NetworkPlan } from '../net/policy.js';
 
 export type RlimitValue = number | 'unlimited';
@@ -32,6 +32,11 @@ export interface Plan {
   landlock: { mode: 'required' | 'optional' | 'off'; scope: boolean };
   /** Set inside the sandbox's user namespace by the launcher. */
   rlimits: Rlimits;
+  /**
+   * The sandbox user namespace's own /proc/sys/user limits, set by the launcher's watchdog
+   * before the command starts (userNamespaceLimits below).
+   */
+  usernsLimits: Record<string, number>;
   cgroup: CgroupLimits;
   env: Record<string, string>;
   wallTimeMs: number | null;
@@ -106,6 +111,58 @@ export function syscallNotes(deny: readonly string[]): string[] {
   return notes;
 }
 
+/** Ward's own hard limit for a /proc/self/limits line ("Max pending signals"); null: unlimited or unknown. */
+function ownHardLimit(label: string): number | null {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(label));
+    const hard = Number(line?.slice(label.length).trim().split(/\s+/)[1]);
+    return Number.isSafeInteger(hard) && hard >= 0 ? hard : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Queued signals and POSIX message queue bytes are charged to the user, at every level of the
+ * user namespace chain, so the sandbox's use counts against the caller's own per-user budget on
+ * the host: with the caller's limits, a sandbox could queue signals (or fill queues) until every
+ * other process of that user, root's daemons for a root caller, got EAGAIN (EMFILE). Bounded
+ * below the caller's hard limit, which an unprivileged inner launcher could not raise.
+ */
+const SIGPENDING = 1024;
+/** One queue of the default size (10 messages of 8 KiB) fits; the default per-user budget is 800 KiB. */
+const MSGQUEUE = 100 * 1024;
+
+function userBudget(value: number, label: string): [number, number] {
+  const hard = ownHardLimit(label);
+  const v = hard === null ? value : Math.min(value, hard);
+  return [v, v];
+}
+
+/**
+ * Inotify and fanotify instances and watches are charged to the caller's uid on the host too
+ * (every level of the user namespace chain counts), and a new user namespace's own limits start
+ * at INT_MAX: the host's per-user limit is then the sandbox's, and a sandbox holding it leaves
+ * the caller's other processes with EMFILE/ENOSPC. The sandbox gets an eighth of each host
+ * limit (16 of the default 128 inotify instances), so it can never take them all; several
+ * sandboxes at once still share the one budget.
+ */
+export const USERNS_LIMIT_SHARE = 8;
+
+function userNamespaceLimits(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of USERNS_LIMIT_NAMES) {
+    let host: number;
+    try {
+      host = Number(readFileSync(`/proc/sys/user/${name}`, 'utf8').trim());
+    } catch {
+      continue; // an older kernel without this counter (fanotify's came in 5.13): nothing to bound
+    }
+    if (Number.isSafeInteger(host) && host >= 0) out[name] = Math.max(1, Math.floor(host / USERNS_LIMIT_SHARE));
+  }
+  return out;
+}
+
 function readNrOpen(): number | null {
   try {
     const n = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
@@ -157,12 +214,13 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const sockets = withoutSocketNodes(planned.landlock, rules);
   const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 
-  const key = canonicalJson(eff.syscalls);
+  const fileSize = eff.resources.file_size !== null;
+  const key = canonicalJson({ syscalls: eff.syscalls, fileSize });
   let seccomp = seccompCache.get(key);
   if (!seccomp) {
     let compiled;
     try {
-      compiled = compileSeccomp({ extraDeny: eff.syscalls.deny, allowIa32: eff.syscalls.allow_ia32 });
+      compiled = compileSeccomp({ extraDeny: eff.syscalls.deny, allowIa32: eff.syscalls.allow_ia32, fileSize });
     } catch (e) {
       throw new PolicyError(policy.sources.at(-1) ?? '(policy)', 'syscalls.deny', (e as Error).message, 'use x86_64 syscall names as in `man 2 syscalls` (e.g. "ptrace", "mknodat")');
     }
@@ -174,6 +232,8 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const rlimits: Rlimits = {
     // No core dumps: a crashing tool would write its memory (tokens included) into the workspace.
     core: [0, 0],
+    sigpending: userBudget(SIGPENDING, 'Max pending signals'),
+    msgqueue: userBudget(MSGQUEUE, 'Max msgqueue size'),
   };
   if (r.open_files !== null) {
     // The kernel refuses RLIMIT_NOFILE above fs.nr_open: say so now, not as a failed launch.
@@ -209,6 +269,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
     seccomp,
     landlock: { mode: eff.sandbox.landlock, scope: true },
     rlimits,
+    usernsLimits: userNamespaceLimits(),
     cgroup: { memory: r.memory, pids: r.pids, cpus: r.cpus },
     env,
     wallTimeMs: r.wall_time === null ? null : Math.round(r.wall_time * 1000),
@@ -226,6 +287,7 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
       cwd: mounts.cwd,
       seccomp: seccomp.sha256,
       rlimits,
+      userns_limits: plan.usernsLimits,
       cgroup: plan.cgroup,
       env: Object.keys(env).sort(),
       network: network && { ...network, secrets: network.secrets.map(({ read: _read, ...rest }) => rest) },

@@ -170,6 +170,8 @@ export interface LaunchRecord {
     seccomp: { sha256: string; instructions: number };
     cgroup: { version: 1 | 2; applied: string[] } | null;
     rlimits: Rlimits;
+    /** The sandbox user namespace's /proc/sys/user limits, set before the command started. */
+    userns_limits?: Record<string, number>;
     landlock_mode: string;
     /** The egress path in force: null means an empty network namespace and nothing else. */
     network: { allow: string[]; allow_local: number[]; relay_ports: number[]; secrets: { name: string; hosts: string[]; source: string }[] } | null;
@@ -614,6 +616,8 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     ...(supervisor ? { superviseFd: FD_SUPERVISE } : {}),
     ...(isWarm ? { argvFd: FD_ARGV } : {}),
   });
+  // bwrap waits (--block-fd) until the watchdog has bounded the sandbox's user namespace.
+  const userns = Object.keys(plan.usernsLimits).length > 0 ? { limits: plan.usernsLimits, blockFd: FD_BLOCK } : null;
   const args = bwrapArgs({
     ops: plan.mounts.ops,
     cwd: plan.mounts.cwd,
@@ -621,10 +625,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     maskFile,
     seccompFd: FD_SECCOMP,
     infoFd: FD_INFO,
-    ...(plan.network ? { blockFd: FD_BLOCK } : {}),
+    ...(plan.network || userns ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}), ...(userns ? { userns } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
 
   // A warm sandbox's output is piped; hand-out decides whether it is kept or forwarded.
   const output = isWarm ? 'capture' : (opts.output ?? 'capture');
@@ -858,6 +862,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
         seccomp: { sha256: plan.seccomp.sha256, instructions: plan.seccomp.instructions },
         cgroup: cgroup ? { version: cgroup.version, applied: cgroup.applied } : null,
         rlimits,
+        userns_limits: plan.usernsLimits,
         landlock_mode: landlockMode,
         ...(dyn ? { rules: dyn.rules.map((r) => `after ${r.after.map((m) => `${m.access} ${m.target}`).join(' and ')} -> revoke ${r.revoke.map((m) => `${m.access} ${m.target}`).join(', ')}`) } : {}),
         ...(supervisor && notifyFilter
@@ -915,8 +920,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       });
     }
     if (failure?.stage === 'outer') {
-      throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}`, {
+      throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}${failure.step !== 'cgroup-join' && failure.detail ? ` (${failure.detail})` : ''}`, {
         step: `launcher:${failure.step}`,
+        ...(failure.hint ? { fix: failure.hint } : {}),
       });
     }
     if (failure && !execFailed) {

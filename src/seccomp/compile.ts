@@ -39,6 +39,7 @@ import { X86_64_SYSCALLS } from './arch/x86_64.js';
 import { assemble, encode, ja, jeq, jge, jset, label, ldAbs, ret, type AsmItem, type Target } from './bpf.js';
 import { DENY_EPERM, type ArgTest, type RuleAction, type SeccompRule } from './rule.js';
 import { SECCOMP_RULES } from './rules/index.js';
+import { FILE_SIZE_RULES } from './rules/file-size.js';
 
 export interface SeccompOptions {
   /**
@@ -54,6 +55,8 @@ export interface SeccompOptions {
    * is a known way to reach syscalls under numbers a filter did not expect.
    */
   readonly allowIa32?: boolean;
+  /** The policy sets resources.file_size: add FILE_SIZE_RULES (fallocate modes that skip RLIMIT_FSIZE). */
+  readonly fileSize?: boolean;
 }
 
 export interface CompiledSeccomp {
@@ -81,7 +84,12 @@ export function compileSeccomp(options: SeccompOptions = {}): CompiledSeccomp {
     if (syscallNumber(X86_64_SYSCALLS, name) === undefined) throw unknownSyscall(name);
     return { syscall: name, action: DENY_EPERM, why: 'Denied by the policy (syscalls.deny).' };
   });
-  return compileRules([...SECCOMP_RULES, ...extra], { allowIa32: options.allowIa32 ?? false });
+  return compileRules([...builtinRules(options.fileSize ?? false), ...extra], { allowIa32: options.allowIa32 ?? false });
+}
+
+/** The built-in rules a plan gets, before the policy's syscalls.deny. */
+export function builtinRules(fileSize: boolean): readonly SeccompRule[] {
+  return fileSize ? [...SECCOMP_RULES, ...FILE_SIZE_RULES] : SECCOMP_RULES;
 }
 
 function unknownSyscall(name: string): Error {
@@ -147,6 +155,8 @@ function validate(rule: SeccompRule): void {
   if (!Number.isInteger(when.arg) || when.arg < 0 || when.arg > 5) throw new Error(`${where}: argument ${when.arg} is not in 0..5`);
   if ('anyBits' in when) {
     if (when.anyBits <= 0n || when.anyBits > 0xffff_ffff_ffff_ffffn) throw new Error(`${where}: anyBits mask must be a non-zero u64`);
+  } else if ('noneOf32' in when) {
+    if (!Number.isInteger(when.noneOf32) || when.noneOf32 <= 0 || when.noneOf32 > 0xffffffff) throw new Error(`${where}: noneOf32 mask must be a non-zero u32`);
   } else {
     const values = 'in32' in when ? when.in32 : when.notIn32;
     if (values.length === 0) throw new Error(`${where}: empty value list`);
@@ -245,6 +255,8 @@ function argTest(test: ArgTest, match: string, noMatch: string): AsmItem[] {
     ].filter((h) => h.mask !== 0);
     return halves.flatMap((h, i) => [ldAbs(h.offset), jset(h.mask, match, i === halves.length - 1 ? noMatch : null)]);
   }
+  // A bit of the mask set: the required flag is there, so the rule does not match.
+  if ('noneOf32' in test) return [ldAbs(low), jset(test.noneOf32, noMatch, match)];
   const inSet = 'in32' in test;
   const values = inSet ? test.in32 : test.notIn32;
   const [hit, miss]: [Target, Target] = inSet ? [match, noMatch] : [noMatch, match];

@@ -3,7 +3,7 @@
  * per ABI (./arch/), a compiler to classic BPF for `bwrap --seccomp FD`, and an interpreter that
  * says what the kernel will do with the compiled program.
  */
-export { compileSeccomp, compileRules, syscallNumber, ABIS, type SeccompOptions, type CompiledSeccomp } from './compile.js';
+export { compileSeccomp, compileRules, builtinRules, syscallNumber, ABIS, type SeccompOptions, type CompiledSeccomp } from './compile.js';
 export {
   runFilter,
   checkFilter,
@@ -18,6 +18,7 @@ export {
 export { encode, decode, disassemble, assemble, type SockFilter, type AsmItem } from './bpf.js';
 export { ruleMatches, DENY_EPERM, DENY_ENOSYS, type SeccompRule, type RuleAction, type ArgTest, type ArgIndex } from './rule.js';
 export { SECCOMP_RULES, RULE_FAMILIES } from './rules/index.js';
+export { FILE_SIZE_RULES } from './rules/file-size.js';
 export { X86_64_SYSCALLS } from './arch/x86_64.js';
 export { I386_SYSCALLS } from './arch/i386.js';
 export {

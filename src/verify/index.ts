@@ -8,7 +8,7 @@
  * readable, W^X, refinement) is a separate question, answered over the policy alone.
  */
 import type { Plan } from '../plan/compile.js';
-import { SECCOMP_RULES } from '../seccomp/rules/index.js';
+import { builtinRules } from '../seccomp/compile.js';
 import type { Finding } from './finding.js';
 import { runMountValidation, type MountValidationOptions } from './mounts.js';
 import { validateNotifyFilter } from './notify.js';
@@ -33,7 +33,7 @@ export interface PlanValidation {
 export function validatePlan(plan: Plan, options: MountValidationOptions = {}): PlanValidation {
   const eff = plan.policy.effective;
   const seccomp = runSeccompValidation(plan.seccomp.program, {
-    rules: SECCOMP_RULES,
+    rules: builtinRules(eff.resources.file_size !== null),
     allowIa32: eff.syscalls.allow_ia32,
     extraDeny: eff.syscalls.deny,
   });

@@ -15,7 +15,7 @@
  *
  * Argument values are a finite sample, chosen where a compiled test can go wrong: each bit of
  * an anyBits mask alone, the mask, its complement, 0, values with only high-32 bits set, each
- * listed in32/notIn32 value, the values one above and below, the same with high bits set (the
+ * listed in32/notIn32 value, each bit of a noneOf32 mask set alone and cleared alone, the values one above and below, the same with high bits set (the
  * kernel ignores them for an int argument), and a few pseudo-random values from a fixed seed.
  * Every value is tried with the other arguments all 0 and all 1s.
  */
@@ -152,6 +152,18 @@ export function argValues(test: ArgTest): bigint[] {
     out.add(~mask & ALL_ONES);
     out.add((mask << 32n) & ALL_ONES);
     for (let bit = 0n; bit < 64n; bit++) if ((mask >> bit) & 1n) out.add(1n << bit);
+  } else if ('noneOf32' in test) {
+    const mask = BigInt(test.noneOf32);
+    for (const v of [mask, ~mask & 0xffff_ffffn]) {
+      out.add(v);
+      out.add(v | 0xffff_ffff_0000_0000n);
+    }
+    for (let bit = 0n; bit < 32n; bit++) {
+      if ((mask >> bit) & 1n) {
+        out.add(1n << bit);
+        out.add(~(1n << bit) & 0xffff_ffffn);
+      }
+    }
   } else {
     const values = 'in32' in test ? test.in32 : test.notIn32;
     for (const v of values) {

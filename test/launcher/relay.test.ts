@@ -547,7 +547,7 @@ print('sent MiB', sent >> 20)`);
     }
   });
 
-  it('--relay without --block-fd or --relay-key-fd, a relative socket path, --relay-port without --relay: usage errors', async () => {
+  it('--relay without --block-fd or --relay-key-fd, a relative socket path, --relay-port without --relay, a bad --userns-limit: usage errors', async () => {
     const cases: [string[], RegExp][] = [
       [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--relay', '/tmp/x.sock'], /--relay needs --block-fd/],
       [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--relay', '/tmp/x.sock', '--block-fd', String(BLOCK)], /--relay and --relay-key-fd go together/],
@@ -555,6 +555,10 @@ print('sent MiB', sent >> 20)`);
       [['--relay-key-fd', '99'], /--relay-key-fd: '99' is not an open fd/],
       [['--relay-port', '80'], /--relay-port without --relay/],
       [['--relay-port', '0'], /not a port number/],
+      [['--lifeline-fd', String(LIFELINE), '--info-fd', String(INFO), '--userns-limit', 'max_inotify_instances=16'], /--userns-limit needs --block-fd/],
+      [['--userns-limit', 'max_user_namespaces=0'], /not NAME=N/],
+      [['--userns-limit', 'max_inotify_instances=-1'], /not NAME=N/],
+      [['--userns-limit', 'max_inotify_instances=4294967296'], /not NAME=N/],
     ];
     for (const [opts, message] of cases) {
       const r = await outerUsage(opts);

@@ -58,7 +58,7 @@ describe('rlimits', () => {
     assert.deepEqual(rl['core'], [0, 'unlimited']);
     assert.deepEqual(rl['cpu'], [30, 60]);
     // Every known limit is reported, set or not.
-    assert.deepEqual(Object.keys(rl).sort(), ['as', 'core', 'cpu', 'data', 'fsize', 'memlock', 'nofile', 'nproc', 'stack']);
+    assert.deepEqual(Object.keys(rl).sort(), ['as', 'core', 'cpu', 'data', 'fsize', 'memlock', 'msgqueue', 'nofile', 'nproc', 'sigpending', 'stack']);
   });
 
   test('fsize=1000000: writing 2000000 bytes is stopped by SIGXFSZ at the limit', async () => {

@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, type PolicyInput, type RunOptions } from '../../src/index.js';
+import { MEMFD_EXEC } from '../../src/probes/groups/filesystem.js';
+import { kv, PY_PRELUDE } from '../../src/probes/lib.js';
 import { hasCgroup, pySyscall, sandboxFixture, tempDir } from '../helpers.js';
 
 function setup(policy: PolicyInput = { profile: 'default' }) {
@@ -160,6 +162,21 @@ describe('filesystem: sees only what the policy names', () => {
     assert.notEqual(r.exitCode, 0, 'the mount allows it; Landlock refuses');
     assert.match(r.err, /Permission denied/);
     assert.doesNotMatch(r.out, /EXECUTED/);
+  });
+
+  it('W^X: code written to an anonymous memfd cannot be executed (no path for Landlock to check)', async () => {
+    const t = setup();
+    // Under the policy `ward verify` proves W^X for: the workspace writable, nothing writable executable.
+    const wx: PolicyInput = { policy: { extends: ['minimal'], filesystem: { write: ['${WORKSPACE}'] }, sandbox: { allow_degraded: true } } };
+    const r = await t.exec(['python3', '-c', PY_PRELUDE + MEMFD_EXEC], wx);
+    assert.equal(r.exitCode, 0, r.err);
+    const v = kv(r.out);
+    assert.notEqual(v.get('exec:plain'), '0', 'a memfd without MFD_NOEXEC_SEAL ran');
+    assert.notEqual(v.get('exec:sealed'), '0', 'a sealed memfd ran');
+    // Without MFD_NOEXEC_SEAL the seccomp filter answers ENOSYS (38): programs fall back to a file.
+    assert.equal(v.get('create:plain'), '38', r.out);
+    // With it the memfd is made, but mode and seal keep it from ever being executed (EACCES, 13).
+    assert.equal(v.get('exec:sealed'), '13', r.out);
   });
 });
 

@@ -4,10 +4,14 @@
  * without delegation) the cgroup-backed limits must be refused, not skipped.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, WardError, type PolicyInput } from '../../src/index.js';
+import { EXHAUST_INOTIFY, EXHAUST_SIGQUEUE, SIGQUEUE_SETUP } from '../../src/probes/groups/resources.js';
+import { USERNS_LIMIT_SHARE } from '../../src/plan/compile.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
 import { createCgroup } from '../../src/sandbox/cgroup.js';
 import { fixtureRunOptions, hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
@@ -83,6 +87,36 @@ describe('resource limits', () => {
     assert.equal(r.exitCode, 153);
     assert.match(r.message ?? '', /exit status 153, as SIGXFSZ would give: RLIMIT_FSIZE \(file_size, 1048576 bytes\)/);
     assert.ok(!r.denials.some((d) => d.what === 'file_size'), JSON.stringify(r.denials));
+  });
+
+  it('file_size: fallocate cannot take disk beyond the limit (keep-size and insert-range refused, plain allocation checked)', async () => {
+    // RLIMIT_FSIZE is not checked for FALLOC_FL_KEEP_SIZE: without the seccomp rule this file
+    // takes 64 MiB of disk under a 1 MiB limit. Python ignores SIGXFSZ, so a checked call is EFBIG.
+    const py = `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open('big', os.O_RDWR | os.O_CREAT, 0o644)
+def fa(mode, off, n):
+    r = libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(n))
+    return ctypes.get_errno() if r == -1 else 0
+print('keep_size', fa(0x01, 0, 64 << 20))
+print('zero_keep', fa(0x11, 0, 64 << 20))
+print('plain', fa(0, 0, 64 << 20))
+print('small', fa(0, 0, 512 << 10))
+print('punch', fa(0x03, 0, 4096))
+print('blocks', os.fstat(fd).st_blocks * 512)`;
+    const r = await go(limited({ file_size: '1MiB' }), ['python3', '-c', py]);
+    assert.equal(r.exitCode, 0, r.err);
+    const v = Object.fromEntries(r.out.trim().split('\n').map((l) => l.split(' ')));
+    assert.equal(v['keep_size'], '95', r.out); // EOPNOTSUPP
+    assert.equal(v['zero_keep'], '95', r.out);
+    assert.equal(v['plain'], '27', r.out); // EFBIG from RLIMIT_FSIZE
+    assert.equal(v['small'], '0', r.out);
+    assert.equal(v['punch'], '0', r.out);
+    assert.ok(Number(v['blocks']) <= 1024 * 1024, r.out);
+    assert.ok(statSync(path.join(r.ws, 'big')).blocks * 512 <= 1024 * 1024);
+    // Without file_size the filter has no such rule: keep-size allocation works as usual.
+    const free = await go(limited({ file_size: 'unlimited' }), ['python3', '-c', py.replace(/64 << 20/g, '1 << 20')]);
+    assert.match(free.out, /^keep_size 0$/m, free.out);
   });
 
   it('open_files caps descriptors per process', async () => {
@@ -197,5 +231,68 @@ describe('resource limits', () => {
     assert.deepEqual(after, before);
     assert.deepEqual(readdirSync(fx.ws), ['keep']);
     assert.equal(readFileSync(path.join(fx.ws, 'keep'), 'utf8'), 'x');
+  });
+});
+
+/**
+ * Runs Python `exhaust` (it sets `n`, how many it got, and `err`, the errno that stopped it) in a
+ * sandbox, which then reports through the fifo `held` and keeps what it took until the host
+ * writes to the fifo `go`. While it holds them, `hostCheck` (Python, printing an errno, 0 for
+ * success) runs on the host as the same user. Fifos sequence the two sides, no sleeps.
+ */
+async function whileSandboxHolds(exhaust: string, hostCheck: string) {
+  const fx = sandboxFixture();
+  const held = path.join(fx.ws, 'held');
+  const go = path.join(fx.ws, 'go');
+  for (const f of [held, go]) assert.equal(spawnSync('mkfifo', [f]).status, 0);
+  const prog = `import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+n, err = 0, 0
+${exhaust}
+with open('held', 'w') as f:
+    f.write('%d %d\\n' % (n, err))
+open('go').read()
+`;
+  const running = run({ profile: 'default' }, ['python3', '-c', prog], { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup });
+  // If the sandbox ends first, the other end of a fifo is opened here, so no open stays blocked.
+  const ended = running.then((r) => ({ ended: r }));
+  const first = await Promise.race([readFile(held, 'utf8').then((text) => ({ text })), ended]);
+  if ('ended' in first) {
+    closeSync(openSync(held, constants.O_WRONLY | constants.O_NONBLOCK));
+    assert.fail(`the sandbox ended before it held anything: exit ${first.ended.exitCode} ${first.ended.stderr.toString()}`);
+  }
+  const [n, err] = first.text.trim().split(' ').map(Number) as [number, number];
+  const host = spawnSync('python3', ['-c', `import ctypes, os, signal\nlibc = ctypes.CDLL(None, use_errno=True)\n${hostCheck}`], { encoding: 'utf8' });
+  const second = await Promise.race([writeFile(go, 'x').then(() => ({})), ended]);
+  if ('ended' in second) closeSync(openSync(go, constants.O_RDONLY | constants.O_NONBLOCK));
+  const r = await running;
+  assert.equal(r.exitCode, 0, r.stderr.toString());
+  return { n, err, host: host.stdout.trim() + host.stderr, launch: r.launch };
+}
+
+describe("per-user kernel budgets: the sandbox cannot take the caller's", () => {
+  it('inotify instances stop at the sandbox user namespace\'s bound; the host user can still make one meanwhile', async () => {
+    const hostMax = Number(readFileSync('/proc/sys/user/max_inotify_instances', 'utf8'));
+    const bound = Math.max(1, Math.floor(hostMax / USERNS_LIMIT_SHARE));
+    const r = await whileSandboxHolds(
+      EXHAUST_INOTIFY,
+      `fd = libc.inotify_init1(0)\nprint(0 if fd >= 0 else ctypes.get_errno())`,
+    );
+    assert.equal(r.host, '0', `the host user made an inotify instance while the sandbox held ${r.n}`);
+    assert.ok(r.n >= 1 && r.n <= bound, `the sandbox made ${r.n} inotify instances; its bound is ${bound} (the host's ${hostMax})`);
+    assert.equal(r.err, 24, `stopped by EMFILE after ${r.n}`);
+    assert.equal(r.launch.layers.userns_limits?.['max_inotify_instances'], bound);
+  });
+
+  it('queued signals stop at RLIMIT_SIGPENDING; the host user can still queue one meanwhile', async () => {
+    const r = await whileSandboxHolds(
+      EXHAUST_SIGQUEUE,
+      `${SIGQUEUE_SETUP}\nprint(0 if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) == 0 else ctypes.get_errno())`,
+    );
+    assert.equal(r.host, '0', `the host user queued a signal while the sandbox held ${r.n}`);
+    assert.ok(r.n <= 1024, `the sandbox queued ${r.n} signals`);
+    assert.equal(r.err, 11, `stopped by EAGAIN after ${r.n}`);
+    const [soft] = r.launch.layers.rlimits['sigpending'] ?? [];
+    assert.ok(typeof soft === 'number' && r.n <= soft, `the sandbox queued ${r.n} signals under RLIMIT_SIGPENDING ${String(soft)}`);
   });
 });

@@ -321,6 +321,26 @@ describe('compileRules: the rest of the rule shape', () => {
     assert.deepEqual(verdict(runFilter(c.program, x86(0))), { action: 'errno', data: 5 });
   });
 
+  it('noneOf32: matches when the low 32 bits lack every bit of the mask; high bits are ignored', () => {
+    const rules: SeccompRule[] = [{ syscall: 'memfd_create', action: { errno: 38 }, when: { arg: 1, noneOf32: 0x8 }, why: 'test: a required flag' }];
+    const c = compileRules(rules, { allowIa32: true });
+    const nr = nrOf('memfd_create');
+    const cases: [bigint, Outcome][] = [
+      [0n, { action: 'errno', data: 38 }],
+      [1n, { action: 'errno', data: 38 }],
+      [0x8n, allow],
+      [0x9n, allow],
+      [0xffff_fff7n, { action: 'errno', data: 38 }],
+      // A high bit that looks like the flag is not the flag: the kernel reads an unsigned int.
+      [0x8_0000_0000n, { action: 'errno', data: 38 }],
+      [0xffff_ffff_0000_0008n, allow],
+    ];
+    for (const [flags, want] of cases) {
+      assert.deepEqual(verdict(runFilter(c.program, x86(nr, [0n, flags]))), want, flags.toString(16));
+      assert.deepEqual(expected(rules, 'memfd_create', [0n, flags]), want, `reference ${flags.toString(16)}`);
+    }
+  });
+
   it('malformed rules are refused', () => {
     const bad: SeccompRule[] = [
       { syscall: 'nosuchcall', action: { errno: 1 }, why: 'x' },
@@ -331,6 +351,8 @@ describe('compileRules: the rest of the rule shape', () => {
       { syscall: 'read', action: { errno: 1 }, when: { arg: 0, in32: [] }, why: 'x' },
       { syscall: 'read', action: { errno: 1 }, when: { arg: 0, notIn32: [2 ** 32] }, why: 'x' },
       { syscall: 'read', action: { errno: 1 }, when: { arg: 6 as 0, in32: [1] }, why: 'x' },
+      { syscall: 'read', action: { errno: 1 }, when: { arg: 0, noneOf32: 0 }, why: 'x' },
+      { syscall: 'read', action: { errno: 1 }, when: { arg: 0, noneOf32: 2 ** 32 }, why: 'x' },
     ];
     for (const rule of bad) assert.throws(() => compileRules([rule], { allowIa32: false }), /seccomp rule for/, JSON.stringify(rule, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
   });

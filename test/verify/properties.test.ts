@@ -88,6 +88,17 @@ describe('seeded flaws', () => {
     assert.match(p.detail!, new RegExp(`write ${home}`));
   });
 
+  it('w-xor-x PROVED says what it covers: exec of a file by path and memfds, not an interpreter or the dynamic loader reading a writable file', async () => {
+    const p = prop(await run(policy({ filesystem: { write: ['${WORKSPACE}'] } })), 'w-xor-x');
+    assert.equal(p.status, 'PROVED', JSON.stringify(p));
+    assert.match(p.title, /execve\/execveat/);
+    assert.match(p.title, /interpreter or the dynamic loader/);
+    assert.match(p.detail!, /execve\/execveat/);
+    assert.match(p.detail!, /MFD_NOEXEC_SEAL/);
+    assert.match(p.detail!, /ld-linux-x86-64\.so\.2 \.\/f/);
+    assert.match(p.detail!, /noexec/);
+  });
+
   it('an execute grant over a writable directory breaks W^X inside that directory', async () => {
     const r = await run(policy({ filesystem: { write: ['${WORKSPACE}/build'], execute: ['${WORKSPACE}'] } }));
     const p = prop(r, 'w-xor-x');

@@ -12,10 +12,44 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { broken, E, error, held, kv, noResult, py, skipped } from '../lib.js';
+import { broken, E, errnoName, error, held, kv, noResult, py, skipped } from '../lib.js';
 import type { Probe, ProbeRun } from '../types.js';
 
 const group = 'resources' as const;
+
+/** A /proc/sys/user limit as the host (Ward's own user namespace) has it; null if unreadable. */
+function hostUserLimit(name: string): number | null {
+  try {
+    const n = Number(readFileSync(`/proc/sys/user/${name}`, 'utf8').trim());
+    return Number.isSafeInteger(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Python (with \`libc\` from ctypes, use_errno) that takes inotify instances until refused, leaving
+ * \`n\` (how many) and \`err\` (the errno that stopped it), and holds them. Shared with limits.test.ts.
+ */
+export const EXHAUST_INOTIFY = `fds = []
+while n < 1000000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        err = ctypes.get_errno()
+        break
+    fds.append(fd)
+    n += 1`;
+
+/** The same for queued signals: SIGRTMIN blocked, sigqueue to itself until refused. */
+export const SIGQUEUE_SETUP = `import signal
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
+libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]`;
+export const EXHAUST_SIGQUEUE = `${SIGQUEUE_SETUP}
+while n < 10000000:
+    if libc.sigqueue(os.getpid(), signal.SIGRTMIN, None) != 0:
+        err = ctypes.get_errno()
+        break
+    n += 1`;
 
 /** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
 const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
@@ -134,6 +168,80 @@ while True:
       // A shell that ignores SIGXFSZ gets EFBIG instead of being killed: refused all the same.
       if (/File too large/.test(run.stderr)) return held(`write refused with EFBIG at ${size} bytes (RLIMIT_FSIZE)`);
       return error(`the write stopped at ${size} bytes, but not by file_size (reason ${run.reason}, exit ${run.exitCode})`);
+    },
+  },
+  {
+    id: 'res.fallocate-keep-size',
+    group,
+    promise: 'resources',
+    title: 'take disk past file_size with fallocate(FALLOC_FL_KEEP_SIZE) (file_size 1MiB)',
+    mechanism: 'seccomp',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    policy: { resources: { file_size: '1MiB' } },
+    // RLIMIT_FSIZE is checked where a file grows, and a keep-size allocation does not grow it.
+    program: py(`fd = os.open('big', os.O_RDWR | os.O_CREAT, 0o644)
+r, e = sc2(285, fd, 1, 0, 64 << 20)
+say('keep_size', e)
+say('disk', os.fstat(fd).st_blocks * 512)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('disk')) return noResult(run, 'the allocation');
+      const disk = Number(v.get('disk'));
+      if (disk > 1024 * 1024) return broken(`a file under a 1 MiB file_size took ${disk} bytes of disk`);
+      if (v.get('keep_size') !== String(E.EOPNOTSUPP)) return error(`the keep-size fallocate failed with ${errnoName(Number(v.get('keep_size')))}, not EOPNOTSUPP`);
+      return held('keep-size fallocate refused with EOPNOTSUPP (seccomp, with file_size set); the file took no disk. file_size bounds each file, not the disk: many files each under it are not bounded');
+    },
+  },
+  {
+    id: 'res.inotify-instances',
+    group,
+    promise: 'resources',
+    title: "exhaust the caller's per-user inotify instances (charged up the user namespace chain)",
+    mechanism: 'user-namespace',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    program: py(`n, err = 0, 0
+${EXHAUST_INOTIFY}
+say('instances', n)
+say('errno', err)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('instances')) return noResult(run, 'the instance count');
+      const n = Number(v.get('instances'));
+      const host = hostUserLimit('max_inotify_instances');
+      const bound = run.launch.layers.userns_limits?.['max_inotify_instances'];
+      if (host !== null && n >= host) return broken(`the sandbox made ${n} inotify instances: the caller's whole per-user budget (${host}); the caller's other processes get EMFILE meanwhile`);
+      if (bound === undefined) return error(`made ${n} instances, and the launch record has no user namespace limit`);
+      if (n > bound) return broken(`made ${n} inotify instances over the sandbox's bound of ${bound}`);
+      if (v.get('errno') !== String(E.EMFILE)) return error(`stopped after ${n} with ${errnoName(Number(v.get('errno')))}, not EMFILE`);
+      return held(`EMFILE after ${n} instances: the sandbox's user namespace allows ${bound}, of the caller's ${host ?? '?'} on the host`);
+    },
+  },
+  {
+    id: 'res.signal-queue',
+    group,
+    promise: 'resources',
+    title: "exhaust the caller's per-user queued signals with sigqueue (charged up the user namespace chain)",
+    mechanism: 'rlimit',
+    asi: ['ASI08'],
+    nist: ['SC-5', 'SC-6'],
+    expect: 'refused',
+    program: py(`n, err = 0, 0
+${EXHAUST_SIGQUEUE}
+say('queued', n)
+say('errno', err)`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('queued')) return noResult(run, 'the signal count');
+      const n = Number(v.get('queued'));
+      const limit = run.launch.layers.rlimits['sigpending']?.[0];
+      if (typeof limit !== 'number') return error(`queued ${n} signals, and the launch record has no RLIMIT_SIGPENDING`);
+      if (n > limit) return broken(`queued ${n} signals over RLIMIT_SIGPENDING ${limit}`);
+      if (v.get('errno') !== String(E.EAGAIN)) return error(`stopped after ${n} with ${errnoName(Number(v.get('errno')))}, not EAGAIN`);
+      return held(`EAGAIN after ${n} queued signals (RLIMIT_SIGPENDING ${limit}, below the caller's own: the rest of the per-user budget stays the caller's)`);
     },
   },
   {

@@ -8,6 +8,7 @@ import { rules as bpf } from './bpf.js';
 import { rules as ioUring } from './io-uring.js';
 import { rules as kernel } from './kernel.js';
 import { rules as keys } from './keys.js';
+import { rules as memfd } from './memfd.js';
 import { rules as mount } from './mount.js';
 import { rules as namespaces } from './namespaces.js';
 import { rules as perf } from './perf.js';
@@ -32,6 +33,7 @@ export const RULE_FAMILIES: Readonly<Record<string, readonly SeccompRule[]>> = O
   personality,
   sockets,
   setuid,
+  memfd,
 });
 
 export const SECCOMP_RULES: readonly SeccompRule[] = Object.freeze(Object.values(RULE_FAMILIES).flat());

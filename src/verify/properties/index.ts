@@ -86,7 +86,7 @@ export const MAX_ENTRIES = 2000;
 
 export const PROPERTY_TITLES = {
   'no-secret-access': 'no secret path (SECRET_PATHS, Ward state, ${WORKSPACE}/**/.env) is readable or writable',
-  'w-xor-x': 'W^X: no path is both writable and executable',
+  'w-xor-x': 'W^X: no path is both writable and executable as a program (execve/execveat of the file); code in a writable file can still run through an interpreter or the dynamic loader',
   'visible-not-readable': 'visible-only paths are never readable',
   'append-not-writable': 'append-only paths are never writable (only appendable)',
   'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
@@ -213,6 +213,15 @@ function visibleNotReadable(p: PropertyResult, compiled: PropertyResult, landloc
  * private tmpfs dirs, writable though no grant names them, are executable too. With Landlock
  * optional or degraded allowed, the proof holds on the runs that have it, and the detail says so.
  */
+/**
+ * What a PROVED w-xor-x covers, said in its detail as in its title, since "W^X" alone reads stronger. The
+ * execute right is Landlock's, checked when a file is run by path; a memfd (no path) cannot be
+ * made executable (the seccomp filter allows only MFD_NOEXEC_SEAL ones). An interpreter or the
+ * dynamic loader only *reads* the file it runs, and reading a writable file is allowed: only a
+ * noexec mount would stop the loader's mmap, and bwrap 0.8.0 cannot mount noexec.
+ */
+export const W_X_SCOPE = 'this covers running a file as a program (execve/execveat, Landlock) and memfds (only MFD_NOEXEC_SEAL ones can be made); code written to a writable path still runs when an interpreter or the dynamic loader reads it (sh ./f, python3 ./f, /lib64/ld-linux-x86-64.so.2 ./f): that needs noexec mounts, which bwrap 0.8.0 cannot set';
+
 function wXorX(p: PropertyResult, eff: EffectivePolicy, home: string): PropertyResult {
   const mode = eff.sandbox.landlock;
   if (mode === 'off') {
@@ -222,10 +231,12 @@ function wXorX(p: PropertyResult, eff: EffectivePolicy, home: string): PropertyR
     const { detail: _d, ...rest } = p;
     return { ...rest, status: 'VIOLATED', counterexample: dir, detail: `a private tmpfs, writable by the sandbox; sandbox.landlock: off, so nothing restricts execute (the mount layer sets no noexec)` };
   }
-  if (p.status === 'PROVED' && (mode === 'optional' || eff.sandbox.allow_degraded)) {
-    return { ...p, detail: `${p.detail}; execute is restricted by Landlock alone, and ${mode === 'optional' ? 'sandbox.landlock: optional' : 'sandbox.allow_degraded: true'} lets a run go without it (recorded as degraded)` };
+  if (p.status !== 'PROVED') return p;
+  const scoped = { ...p, detail: `${p.detail}; ${W_X_SCOPE}` };
+  if (mode === 'optional' || eff.sandbox.allow_degraded) {
+    return { ...scoped, detail: `${scoped.detail}; execute is restricted by Landlock alone, and ${mode === 'optional' ? 'sandbox.landlock: optional' : 'sandbox.allow_degraded: true'} lets a run go without it (recorded as degraded)` };
   }
-  return p;
+  return scoped;
 }
 
 /** What a PROVED path or destination property rests on (in its detail, so `--json` shows it). */
