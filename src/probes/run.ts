@@ -107,7 +107,7 @@ export async function runProbes(opts: RunProbesOptions): Promise<ProbeReport> {
       policy_sha256: reported.sha256,
       policy_canonical: reported.canonical,
       policy_sources: reported.sources,
-      audit_log: typeof audit === 'string' ? path.resolve(audit) : audit === false ? null : audit && 'path' in audit ? String(audit.path) : null,
+      audit_log: auditLogPath(audit),
       started: started.toISOString(),
       finished: new Date().toISOString(),
       host: {
@@ -124,6 +124,10 @@ export async function runProbes(opts: RunProbesOptions): Promise<ProbeReport> {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+function auditLogPath(audit: RunOptions['audit']): string | null {
+  return typeof audit === 'string' ? path.resolve(audit) : audit === false ? null : audit && 'path' in audit ? String(audit.path) : null;
 }
 
 interface Shared {
@@ -150,6 +154,7 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
     isRoot: uid === 0,
     uid,
     wardDirs: wardStatePaths(process.env, os.homedir()),
+    auditLog: auditLogPath(shared.audit),
     state: {},
   };
   let verdict: Verdict | undefined;

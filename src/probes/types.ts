@@ -89,6 +89,8 @@ export interface ProbeContext {
   uid: number;
   /** Ward's real state, config and cache directories of the user running the suite. */
   wardDirs: string[];
+  /** The audit log the suite's runs are recorded in (a resolved path), or null when not recorded. */
+  auditLog: string | null;
   /** Scratch space for a probe's setup to pass values (ports, pids, counters) to its program and check. */
   state: Record<string, unknown>;
 }

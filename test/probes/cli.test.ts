@@ -20,7 +20,9 @@ function fixture() {
   mkdirSync(home, { mode: 0o700 });
   mkdirSync(ws);
   // TMPDIR: the suite's scratch directories go inside this test's own, not beside other tests' in /tmp.
-  return { base, home, ws, log: path.join(base, 'audit.jsonl'), env: { ...process.env, HOME: home, XDG_CONFIG_HOME: '', XDG_STATE_HOME: '', TMPDIR: base } };
+  // The log where Ward keeps it by default, under its state directory: hidden by the mandatory
+  // denies even from the probe that grants the temporary directories (net.egress-broker-socket).
+  return { base, home, ws, log: path.join(home, '.local', 'state', 'ward', 'audit.jsonl'), env: { ...process.env, HOME: home, XDG_CONFIG_HOME: '', XDG_STATE_HOME: '', TMPDIR: base } };
 }
 
 describe('ward probe', () => {

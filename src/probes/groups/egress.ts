@@ -9,11 +9,12 @@
  * the refusal (run.net): a denial nobody can show did not happen.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import os from 'node:os';
 import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
+import { isWithin } from '../../policy/expand.js';
 
 const group = 'network' as const;
 /** What every probe here shares: the egress promise, refused by the broker unless it says otherwise. */
@@ -106,6 +107,14 @@ while True:
 codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]`;
 
 /** Where a run directory with a broker socket could be seen from inside: shared temporary places, granted by the probe's policy. */
+function realOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
 const sharedTmpDirs = () => [...new Set([os.tmpdir(), '/tmp', process.env.XDG_RUNTIME_DIR].filter((d): d is string => !!d && existsSync(d)))];
 
 /**
@@ -158,6 +167,15 @@ export const probes: Probe[] = [
     title: "speak to an egress broker's unix socket directly (this run's or another's), under a grant of the shared temporary directories",
     asi: ['ASI02', 'ASI03'],
     nist: ['SC-7', 'AC-4', 'IA-9'],
+    // Ward refuses to run with the audit log inside a grant, so a suite recorded in a log under
+    // a temporary directory (e.g. `ward probe --audit-log /tmp/x.jsonl`) cannot run this one,
+    // unless the log is in Ward's own directories there, which the mandatory denies hide.
+    requires: (ctx) => {
+      const log = ctx.auditLog;
+      const hidden = log !== null && ctx.wardDirs.some((d) => isWithin(log, realOr(d)) || isWithin(log, d));
+      const under = log && !hidden ? sharedTmpDirs().find((d) => isWithin(log, realOr(d))) : undefined;
+      return under ? `the suite's audit log ${log} is under ${under}, which this probe grants; run it with the log elsewhere (the default log is)` : null;
+    },
     setup,
     teardown,
     policy: (ctx) => ({ ...overlay(ctx), filesystem: { read: sharedTmpDirs() } }),
