@@ -3,7 +3,7 @@
  * (policy/secrets.ts), so no policy can expose them to a sandbox.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, fchmodSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, fchmodSync, lstatSync, mkdirSync, openSync, readlinkSync, realpathSync, renameSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WardError } from './errors.js';
@@ -150,6 +150,15 @@ export function lstatOrNull(p: string): Stats | null {
     return lstatSync(p);
   } catch {
     return null;
+  }
+}
+
+/** `p`'s real path, or `p` made absolute when it cannot be resolved (missing, unreadable): the name decides then. */
+export function realOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
   }
 }
 

@@ -9,12 +9,11 @@
  * run reports a Ward error instead of the command's status.
  */
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { WardError } from '../errors.js';
 import type { Plan } from '../plan/compile.js';
 import { visibleInSandbox } from '../plan/visible.js';
-import { stateDir } from '../paths.js';
+import { realOr, stateDir } from '../paths.js';
 import { launch, type LaunchOptions, type RunHandle, type RunRecord } from '../sandbox/launch.js';
 import { WARD_VERSION } from '../version.js';
 import { ensurePrivateDir, shortKeyId, type InitResult } from './keys.js';
@@ -58,14 +57,6 @@ export function assertLogHidden(writer: AuditWriter, plan: Plan): void {
       step: 'audit:log',
       fix: `keep the log outside every granted path: the default ${defaultAuditLog()} is always hidden, or pass --audit-log FILE elsewhere`,
     });
-  }
-}
-
-function realOr(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return path.resolve(p);
   }
 }
 

@@ -2,8 +2,9 @@
  * File-permission questions several checks ask: who owns a path, who may write
  * it, and whether someone else could swap it by renaming a directory above it.
  */
-import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { realOr } from '../paths.js';
 
 /** `0644`-style octal of the permission bits (with setuid/setgid/sticky when set). */
 export function octal(mode: number): string {
@@ -18,13 +19,8 @@ export function statOrNull(p: string): Stats | null {
   }
 }
 
-export function lstatOrNull(p: string): Stats | null {
-  try {
-    return lstatSync(p);
-  } catch {
-    return null;
-  }
-}
+// One lstat-or-null for the planner, the launcher and the doctor.
+export { lstatOrNull } from '../paths.js';
 
 export const isWorldWritable = (st: Stats): boolean => (st.mode & 0o002) !== 0;
 export const isGroupWritable = (st: Stats): boolean => (st.mode & 0o020) !== 0;
@@ -62,12 +58,7 @@ export function worldWritableReasons(p: string): WritableFinding[] {
   if (st && isWorldWritable(st)) {
     out.push({ path: p, mode: octal(st.mode), why: `${p} is writable by every user (mode ${octal(st.mode)}${isSticky(st) ? ', sticky' : ''})` });
   }
-  let real = p;
-  try {
-    real = realpathSync(p);
-  } catch {
-    /* missing: the written name is all there is */
-  }
+  const real = realOr(p); // missing: the written name is all there is
   const seen = new Set<string>();
   for (const dir of [...ancestors(p), ...(real !== p ? ancestors(real) : [])]) {
     if (seen.has(dir) || dir === p) continue;

@@ -4,10 +4,10 @@
  * on inside the sandbox. Entries the broker cannot enforce exactly are
  * refused here, at compile time, with the fix.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { MountOp } from '../plan/mounts.js';
 import { bindShowing } from '../plan/visible.js';
+import { realOr } from '../paths.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyError, WardError } from '../errors.js';
 import { matchRule, type EgressRule } from './broker.js';
@@ -112,12 +112,7 @@ export function refuseVisibleSecretFiles(policy: LoadedPolicy, ops: MountOp[]): 
   for (const [name, sec] of Object.entries(policy.effective.secrets ?? {})) {
     if (sec.from_file === undefined) continue;
     const file = sec.from_file;
-    let real: string;
-    try {
-      real = realpathSync(file);
-    } catch {
-      real = path.resolve(file); // missing: refused when read at launch; a name inside a grant is refused now
-    }
+    const real = realOr(file); // missing: refused when read at launch; a name inside a grant is refused now
     const o = policy.origins.get(`secrets\0${name}`);
     const refuse = (problem: string, fix: string): never => {
       throw new PolicyError(o?.file ?? '(policy)', `${o?.keyPath ?? `secrets.${name}`}.from_file`, problem, fix);

@@ -21,7 +21,7 @@
 import { readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError, WardError } from '../errors.js';
-import { lstatOrNull } from '../paths.js';
+import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
@@ -318,12 +318,7 @@ function realParentJoin(p: string): string {
 function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContext): void {
   if (!g.writer) return;
   for (const place of ctx.guarded) {
-    let real = place.path;
-    try {
-      real = realpathSync(place.path);
-    } catch {
-      /* not there: the name decides */
-    }
+    const real = realOr(place.path); // not there: the name decides
     if (!isWithin(real, g.real) && !isWithin(place.path, g.real)) continue;
     const o = ctx.origins.get(`${g.writer.key}\0${g.writer.path}`);
     const isWs = g.writer.path === workspace;

@@ -11,24 +11,16 @@
  *   check reports it; a writable grant over it (or over $HOME) is refused by the
  *   planner, and the check says that nothing will run under the policy here.
  */
-import { realpathSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { compilePlan } from '../../plan/compile.js';
 import { isWithin } from '../../policy/expand.js';
 import { wardStatePaths } from '../../policy/secrets.js';
 import { FS_KEYS } from '../../policy/schema.js';
 import { lstatOrNull, worldWritableReasons } from '../files.js';
+import { realOr } from '../../paths.js';
 import type { Check } from '../types.js';
 
 const GRANT_KEYS = FS_KEYS.filter((k) => k !== 'deny');
-
-function realOr(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
-}
 
 export const worldWritableGrantsCheck: Check = {
   id: 'policy.world-writable',

@@ -9,12 +9,13 @@
  * the refusal (run.net): a denial nobody can show did not happen.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import os from 'node:os';
 import { broken, E, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 import { isWithin } from '../../policy/expand.js';
+import { realOr } from '../../paths.js';
 
 const group = 'network' as const;
 /** What every probe here shares: the egress promise, refused by the broker unless it says otherwise. */
@@ -107,14 +108,6 @@ while True:
 codes = [p[:3].decode() for p in data.split(b'HTTP/1.1 ')[1:]]`;
 
 /** Where a run directory with a broker socket could be seen from inside: shared temporary places, granted by the probe's policy. */
-function realOr(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
-}
-
 const sharedTmpDirs = () => [...new Set([os.tmpdir(), '/tmp', process.env.XDG_RUNTIME_DIR].filter((d): d is string => !!d && existsSync(d)))];
 
 /**
