@@ -111,15 +111,21 @@ export function syscallNotes(deny: readonly string[]): string[] {
   return notes;
 }
 
+/** Ward's own /proc/self/limits, read once: nothing in Ward changes its limits, and every compile asks. */
+let ownLimits: string[] | undefined;
+
 /** Ward's own hard limit for a /proc/self/limits line ("Max pending signals"); null: unlimited or unknown. */
 function ownHardLimit(label: string): number | null {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(label));
-    const hard = Number(line?.slice(label.length).trim().split(/\s+/)[1]);
-    return Number.isSafeInteger(hard) && hard >= 0 ? hard : null;
-  } catch {
-    return null;
+  if (ownLimits === undefined) {
+    try {
+      ownLimits = readFileSync('/proc/self/limits', 'utf8').split('\n');
+    } catch {
+      ownLimits = [];
+    }
   }
+  const line = ownLimits.find((l) => l.startsWith(label));
+  const hard = Number(line?.slice(label.length).trim().split(/\s+/)[1]);
+  return Number.isSafeInteger(hard) && hard >= 0 ? hard : null;
 }
 
 /**
