@@ -27,7 +27,7 @@
  * so the command cannot write forged status lines into it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { RELAY_KEY_LEN, startBroker, type Broker, type BrokeredSecret, type NetEvent } from '../net/broker.js';
@@ -40,10 +40,10 @@ import type { Plan, Rlimits } from '../plan/compile.js';
 import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
-import { ensureMaskFile, ensureWardDirs, stateDir } from '../paths.js';
-import { visibleInSandbox } from '../plan/visible.js';
+import { ensureMaskFile } from '../paths.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
+import { makeRunDir, runDirParent } from './run-dir.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
 import { rulesDeciderModule, startSupervisor, validateSupervise, type NotifyFilter, type SuperviseOptions, type Supervisor, type SupervisorDenial } from '../supervisor/index.js';
@@ -528,7 +528,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   const landlockRules = [...plan.mounts.landlock];
   if (plan.network) {
     try {
-      runDir = mkdtempSync(path.join(runParent!, 'net-'));
+      runDir = makeRunDir(runParent!);
     } catch (e) {
       void cgroup?.remove();
       throw new WardError(`cannot make the egress run directory in ${runParent}: ${(e as Error).message}`, { step: 'egress', fix: 'make Ward\'s state directory writable ($XDG_STATE_HOME/ward, default ~/.local/state/ward)' });
@@ -1082,24 +1082,3 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 }
 
 
-/**
- * Where a run's egress directory goes (its broker socket, resolv.conf, CA bundle): Ward's state
- * directory, which every policy's mandatory denies hide, never a shared temporary directory
- * that a grant (of /tmp, say) would show the sandbox. The broker obeys only the relay (its
- * key), so a sandbox reaching a socket is not let out; hidden, it cannot reach one at all, not
- * even to hold the broker's slots for connections yet to say who they are. Checked against the
- * plan too: a plan compiled with another environment than `env` may not hide this one.
- */
-function runDirParent(plan: Plan, env: NodeJS.ProcessEnv): string {
-  const state = stateDir(env);
-  const run = path.join(state, 'run');
-  ensureWardDirs([state, run]);
-  const parent = realpathSync(run);
-  if (visibleInSandbox(plan.mounts.ops, parent)) {
-    throw new WardError(`the egress run directory ${parent} is inside a path this policy lets the sandbox see: the sandbox could reach the broker's socket`, {
-      step: 'egress',
-      fix: 'compile the policy with the environment (HOME, XDG_STATE_HOME) the run is given, or point XDG_STATE_HOME outside every granted path',
-    });
-  }
-  return parent;
-}

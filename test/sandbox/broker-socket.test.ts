@@ -11,6 +11,7 @@
  * file's runs made them, old code or new, never at other processes' brokers.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import path from 'node:path';
@@ -19,7 +20,8 @@ import { compile, start, WardError, type RunHandle } from '../../src/index.js';
 import type { NetEvent } from '../../src/net/broker.js';
 import { launch, type RunRecord } from '../../src/sandbox/launch.js';
 import { stateDir } from '../../src/paths.js';
-import { sandboxFixture, tempDir } from '../helpers.js';
+import { ROOT, sandboxFixture, tempDir } from '../helpers.js';
+import { sweepRunDirs } from '../../src/sandbox/run-dir.js';
 
 const runTmp = tempDir('ward-runsock-');
 
@@ -215,5 +217,47 @@ describe('the run directory', { timeout: 60_000 }, () => {
     assert.equal(r.stdout.toString().trim(), '127.100.0.1');
     assert.ok(r.net.some((e) => e.kind === 'dns' && e.verdict === 'allow' && e.host === 'api.test'), JSON.stringify(r.net));
     assert.deepEqual(readdirSync(path.join(deep, 'ward', 'run')), []);
+  });
+
+  it('left by a Ward that was killed is swept by a later one; a live run\'s is not touched', async () => {
+    const fx = sandboxFixture();
+    const runs = path.join(stateDir(fx.env), 'run');
+    const policyFile = path.join(fx.ws, '..', `p-${path.basename(fx.ws)}.json`);
+    writeFileSync(policyFile, JSON.stringify(policy.policy));
+    // A real Ward, SIGKILLed while its sandbox runs: nothing of it can clean up.
+    const killed = spawn(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', '--policy', policyFile, '--workspace', fx.ws, '--', 'sh', '-c', 'echo up; exec sleep 60'], { env: fx.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      killed.stdout.on('data', (d: Buffer) => d.toString().includes('up') && resolve());
+      let err = '';
+      killed.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      killed.on('exit', (code) => reject(new Error(`ward exited ${code} before its command ran: ${err}`)));
+    });
+    const left = readdirSync(runs);
+    assert.equal(left.length, 1, 'the killed run has its directory');
+    assert.match(left[0]!, new RegExp(`^net-${killed.pid}-`));
+    const gone = new Promise<void>((r) => killed.on('exit', () => r()));
+    killed.kill('SIGKILL');
+    await gone;
+    assert.deepEqual(readdirSync(runs), left, 'nothing removed it: its Ward was killed');
+
+    // A live run beside it: its directory stays, and its broker is not knocked on.
+    let launched!: () => void;
+    const launchedP = new Promise<void>((r) => (launched = r));
+    const live = startHere(policy, ['sh', '-c', 'read x'], { workspace: fx.ws, env: fx.env, audit: false, stdin: 'pipe', onRecord: (rec: RunRecord) => rec.type === 'launch' && launched() });
+    await launchedP;
+    const liveDir = readdirSync(runs).find((n) => n.startsWith(`net-${process.pid}-`)) ?? '';
+    try {
+      assert.ok(liveDir, 'the live run made its directory');
+      // The live run's start sweeps in the background; a sweep now finishes the job if that one
+      // has not yet, and must leave the live run alone either way.
+      await sweepRunDirs(runs);
+      assert.deepEqual(readdirSync(runs), [liveDir], 'the killed run\'s directory is swept, the live run\'s stays');
+    } finally {
+      live.stdin!.end('x\n');
+    }
+    const r = await live.result;
+    assert.equal(r.exitCode, 0, r.stderr.toString());
+    assert.ok(!r.net.some((e) => JSON.stringify(e).includes('not-the-relay')), JSON.stringify(r.net));
+    assert.deepEqual(readdirSync(runs), []);
   });
 });
