@@ -47,11 +47,21 @@ export function keyCreatedNotice(r: InitResult, log: string): string {
   return `ward: created the audit signing key ${r.privateKey} (key id ${shortKeyId(r.keyId)}); the checkpoints of ${log} are signed with it. Keep a copy of ${r.publicKey} off this machine to verify the log with \`ward audit verify --pubkey\`.`;
 }
 
+/**
+ * The first place of `file` (its directory, its name there, what it resolves to) that the plan
+ * shows the sandbox, or undefined when it is hidden. A file the command can see, it can read; in
+ * a directory it can write, it can also replace the file by name, so that Ward's records go to
+ * an unlinked inode and the name holds the command's own.
+ */
+export function seenInSandbox(plan: Plan, file: string): string | undefined {
+  const dir = path.dirname(file);
+  const places = [realOr(dir), path.join(realOr(dir), path.basename(file)), realOr(file)];
+  return places.find((p) => visibleInSandbox(plan.mounts.ops, p));
+}
+
 /** Refuses a log (or its directory, where the head and lock files live) that the sandbox could read or write. */
 export function assertLogHidden(writer: AuditWriter, plan: Plan): void {
-  const dir = path.dirname(writer.path);
-  const places = [realOr(dir), path.join(realOr(dir), path.basename(writer.path)), realOr(writer.path)];
-  const seen = places.find((p) => visibleInSandbox(plan.mounts.ops, p));
+  const seen = seenInSandbox(plan, writer.path);
   if (seen !== undefined) {
     throw new WardError(`the audit log ${writer.path} is inside a path this policy lets the sandbox see (${seen}): the command could read, cut or delete its own record`, {
       step: 'audit:log',

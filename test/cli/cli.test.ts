@@ -216,6 +216,24 @@ describe('ward run', () => {
     assert.equal(readFileSync(rec, 'utf8').trim().split('\n').length, 2);
   });
 
+  it('a --record path the sandbox can see is refused: the command could replace the file with records of its own', () => {
+    const fx = sandboxFixture();
+    // The attack: the command unlinks the record file Ward holds open and writes forged records
+    // at its name, so Ward's real records go to the unlinked inode.
+    const forge = `rm -f rec.jsonl; printf '%s\\n' '{"type":"launch","argv":["true"],"policy_sha256":"forged"}' '{"type":"exit","exit_code":0}' > rec.jsonl; exit 7`;
+    const rec = path.join(fx.ws, 'rec.jsonl');
+    const r = ward(['run', ...degraded, '--record', rec, '--', 'sh', '-c', forge], { cwd: fx.ws, env: fx.env });
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, /--record .*rec\.jsonl is inside a path this policy lets the sandbox see/);
+    assert.doesNotMatch(readFileSync(rec, 'utf8'), /forged/, 'the command never ran');
+    // Through a symlink outside the grants that points into them: judged by where it leads.
+    const link = path.join(path.dirname(fx.ws), 'rec-link.jsonl');
+    symlinkSync(rec, link);
+    const viaLink = ward(['run', ...degraded, '--record', link, '--', 'sh', '-c', forge], { cwd: fx.ws, env: fx.env });
+    assert.equal(viaLink.code, 125, viaLink.stdout + viaLink.stderr);
+    assert.doesNotMatch(readFileSync(rec, 'utf8'), /forged/);
+  });
+
   it('--record writes the launch record with the same policy hash `ward policy show` prints', () => {
     const fx = sandboxFixture();
     const rec = path.join(path.dirname(fx.ws), 'record.jsonl');

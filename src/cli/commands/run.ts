@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { WardError } from '../../errors.js';
 import { compile, type PolicyInput } from '../../api.js';
-import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit } from '../../audit/run-log.js';
+import { defaultAuditLog, keyCreatedNotice, launchAudited, openAudit, seenInSandbox } from '../../audit/run-log.js';
 import { policyFromFlag, takeValue } from '../main.js';
 import type { VerificationSummary } from '../../sandbox/launch.js';
 import { verifyPolicy } from '../../verify/properties/index.js';
@@ -111,7 +111,15 @@ export async function runCommand(args: string[]): Promise<number> {
     () => {
       // Thrown inside launchAudited so that the refusal is written to the audit log.
       if (refusal) throw refusal;
-      return compile(policy, { workspace });
+      const plan = compile(policy, { workspace });
+      const seen = record === undefined ? undefined : seenInSandbox(plan, record);
+      if (seen !== undefined) {
+        throw new WardError(`--record ${record} is inside a path this policy lets the sandbox see (${seen}): the command could read it, or replace it with records of its own`, {
+          step: 'record',
+          fix: 'write the record outside every granted path (e.g. in a directory beside the workspace, not inside it)',
+        });
+      }
+      return plan;
     },
     (plan) => ({ allowDegraded, stdin: 'inherit', ...(verification ? { verification } : {}), ...(session !== undefined ? { session } : {}), output: plan.outputBytes === null ? 'inherit' : { stdout: process.stdout, stderr: process.stderr } }),
   );
