@@ -87,9 +87,16 @@ export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
 export type OutputMode = 'inherit' | 'capture' | { stdout: Writable; stderr: Writable };
 
 export interface LaunchOptions {
-  /** 'inherit' (default for the CLI): the child gets Ward's stdin. */
+  /**
+   * 'inherit' (the default; the CLI's): Ward's stdin, passed when it is a pipe, a socket or a
+   * terminal, relayed through a pipe when it is anyone's file (src/sandbox/stdio.ts); 'ignore':
+   * EOF; 'pipe': the handle's stdin.
+   */
   stdin?: 'inherit' | 'pipe' | 'ignore';
-  /** 'capture' buffers (the library default), an object forwards; both honour resources.output. */
+  /**
+   * 'capture' buffers (the library default), an object forwards; both honour resources.output.
+   * 'inherit' passes or relays Ward's fds 1 and 2 as stdin 'inherit' does fd 0.
+   */
   output?: OutputMode;
   /** Run with a missing layer if the policy's sandbox.allow_degraded also allows it. */
   allowDegraded?: boolean;
