@@ -55,6 +55,7 @@ import { loadNative } from '../supervisor/native.js';
 import { applyShared, firedIn, loadRuleState, newSharedRuleState, revocationReport, revokedBy, revokesWriting, writeRevoked, type RevocationReport } from '../supervisor/rules-state.js';
 import { joinSession, saveSession, watchSession } from '../supervisor/session.js';
 import { encodeArgvMessage } from '../pool/message.js';
+import { sandboxStdio } from './stdio.js';
 
 const RESOLV_CONF = '/etc/resolv.conf';
 const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
@@ -86,9 +87,16 @@ export const DEFAULT_CAPTURE_BYTES = 16 * 1024 * 1024;
 export type OutputMode = 'inherit' | 'capture' | { stdout: Writable; stderr: Writable };
 
 export interface LaunchOptions {
-  /** 'inherit' (default for the CLI): the child gets Ward's stdin. */
+  /**
+   * 'inherit' (the default; the CLI's): Ward's stdin, passed when it is a pipe, a socket or a
+   * terminal, relayed through a pipe when it is anyone's file (src/sandbox/stdio.ts); 'ignore':
+   * EOF; 'pipe': the handle's stdin.
+   */
   stdin?: 'inherit' | 'pipe' | 'ignore';
-  /** 'capture' buffers (the library default), an object forwards; both honour resources.output. */
+  /**
+   * 'capture' buffers (the library default), an object forwards; both honour resources.output.
+   * 'inherit' passes or relays Ward's fds 1 and 2 as stdin 'inherit' does fd 0.
+   */
   output?: OutputMode;
   /** Run with a missing layer if the policy's sandbox.allow_degraded also allows it. */
   allowDegraded?: boolean;
@@ -628,14 +636,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     ...(plan.network || userns ? { blockFd: FD_BLOCK } : {}),
     files,
   });
-  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}), ...(userns ? { userns } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
-
   // A warm sandbox's output is piped; hand-out decides whether it is kept or forwarded.
   const output = isWarm ? 'capture' : (opts.output ?? 'capture');
   const capture = output !== 'inherit';
   if (output === 'inherit' && plan.outputBytes !== null) {
     throw new Error('launch: resources.output needs captured or forwarded output');
   }
+  // What is no one's file is passed, the rest relayed (stdio.ts); 'ignore' is a pipe's EOF.
+  const stdinMode = isWarm ? 'pipe' : (opts.stdin ?? 'inherit');
+  const fds0to2 = sandboxStdio(stdinMode, output === 'inherit' ? 'inherit' : 'pipe');
+  const outer = [...outerArgs({ cgroupProcs: cgroup?.procsFiles ?? [], statusFd: FD_STATUS, watchdog: { lifelineFd: FD_LIFELINE, infoFd: FD_INFO }, keepFds: [FD_ARGS, FD_SECCOMP, ...(supervisor ? [FD_SUPERVISE] : []), ...(isWarm ? [FD_ARGV] : [])], ...(plan.network && runDir ? { relay: { socket: path.join(runDir, 'egress.sock'), ports: plan.network.ports, blockFd: FD_BLOCK, keyFd: FD_RELAY_KEY } } : {}), ...(userns ? { userns } : {}) }), bwrap, '--args', String(FD_ARGS), ...bwrapCommand([...inner, ...argv])]; // innerArgs ends with '--'
+
   let outputCap = plan.outputBytes ?? (output === 'capture' ? DEFAULT_CAPTURE_BYTES : null);
 
   // Side by side with other commands of the session: their revocations reach this one while it runs.
@@ -653,9 +664,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       argv0: 'ward-launch',
       env: childEnv,
       stdio: [
-        isWarm ? 'pipe' : (opts.stdin ?? 'inherit'),
-        capture ? 'pipe' : 'inherit',
-        capture ? 'pipe' : 'inherit',
+        ...fds0to2.entries,
         'pipe',
         'pipe',
         'pipe',
@@ -670,6 +679,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     launcherPid = child.pid ?? null;
     supervisor?.closeChildFd();
   } catch (e) {
+    fds0to2.abandon();
     stopWatch?.();
     supervisor?.closeChildFd();
     void supervisor?.stop();
@@ -721,11 +731,16 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   // Through fwd at each chunk, not bound now: a warm sandbox learns where its output goes at hand-out.
   const outSink = sink(out, undefined);
   const errSink = sink(err, undefined);
-  child.stdout?.on('data', (c: Buffer) => (fwd ? sink(out, fwd.stdout)(c) : outSink(c)));
-  child.stderr?.on('data', (c: Buffer) => (fwd ? sink(err, fwd.stderr)(c) : errSink(c)));
-  const streamsDone = Promise.all(
-    [child.stdout, child.stderr].filter((s): s is Readable => s !== null).map((s) => new Promise<void>((r) => s.on('close', () => r()))),
-  );
+  if (capture) {
+    child.stdout?.on('data', (c: Buffer) => (fwd ? sink(out, fwd.stdout)(c) : outSink(c)));
+    child.stderr?.on('data', (c: Buffer) => (fwd ? sink(err, fwd.stderr)(c) : errSink(c)));
+  }
+  // Relayed output is all written to the caller's fds before the result (and the exit record).
+  const relays = fds0to2.start(child);
+  const streamsDone = Promise.all([
+    ...(capture ? [child.stdout, child.stderr] : []).filter((s): s is Readable => s !== null).map((s) => new Promise<void>((r) => s.on('close', () => r()))),
+    relays.done,
+  ]);
 
   // 4. limits Ward enforces from outside
   let timedOut = false;
@@ -775,8 +790,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 
   let ended = false;
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.once('exit', (c, s) => ((ended = true), lifeline.destroy(), resolve([c, s])));
-    child.once('error', () => ((ended = true), lifeline.destroy(), resolve([null, null])));
+    // A command that ended without reading all its stdin: Ward stops reading the caller's for it.
+    child.once('exit', (c, s) => ((ended = true), lifeline.destroy(), relays.stopInput(), resolve([c, s])));
+    child.once('error', () => ((ended = true), lifeline.destroy(), relays.stopInput(), resolve([null, null])));
   });
   let markHandedOut = () => {};
   const handedOut = new Promise<void>((r) => (markHandedOut = r));
@@ -1016,7 +1032,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }
   result.catch(() => {}); // the caller gets the rejection through `result`; avoid an unhandled warning in between
 
-  const handle: RunHandle = { pid: child.pid ?? -1, stdin: child.stdin, result, kill: killTree };
+  const handle: RunHandle = { pid: child.pid ?? -1, stdin: stdinMode === 'pipe' ? child.stdin : null, result, kill: killTree };
   if (!isWarm) return { handle, warm: null };
 
   // The first status line is "ready" (every layer in force, inner waiting on FD_ARGV), or a failure.

@@ -108,6 +108,8 @@ export interface Native {
   recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
   socketpair(): [number, number] | number;
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number] | number;
   /** Drops every capability of the calling thread only (capset with pid 0). */
   dropThreadCaps(): number;
   /** "dev:ino" of an open file (fstat), or null: which file it is, whatever name it was opened by. */
@@ -186,6 +188,7 @@ export function loadNative(): Native {
   const recv = libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']);
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
+  const pipe2 = libc.func('pipe2', 'int', ['void *', 'int']);
   const shutdown = libc.func('shutdown', 'int', ['int', 'int']);
   const sysPidfdSignal = libc.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'unsigned int']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
@@ -286,6 +289,10 @@ export function loadNative(): Native {
     socketpair: () => {
       const fds = Buffer.alloc(8);
       return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0 ? fail() : [fds.readInt32LE(0), fds.readInt32LE(4)];
+    },
+    pipe: () => {
+      const fds = Buffer.alloc(8);
+      return pipe2(fds, O_CLOEXEC) < 0 ? fail() : [fds.readInt32LE(0), fds.readInt32LE(4)];
     },
     dropThreadCaps: () => {
       // struct __user_cap_header_struct { u32 version = _LINUX_CAPABILITY_VERSION_3; int pid = 0 (this thread) }

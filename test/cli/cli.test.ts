@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { hasCgroup, sandboxFixture, tempDir, ward } from '../helpers.js';
+import { hasCgroup, ROOT, sandboxFixture, tempDir, ward } from '../helpers.js';
 
 const degraded = hasCgroup ? [] : ['--allow-degraded'];
 
@@ -18,6 +19,29 @@ describe('ward run', () => {
     assert.equal(r.code, 7, r.stderr);
     assert.equal(r.stdout, 'out:hello\n');
     assert.match(r.stderr, /^err$/m);
+  });
+
+  it('stdin and stdout redirected to files, with resources.output (forwarded output): the command changes neither file by fd', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {output: 1KiB}\n');
+    const inFile = path.join(fx.ws, 'in.txt');
+    const outFile = path.join(fx.ws, 'out.txt');
+    writeFileSync(inFile, 'x'.repeat(4096), { mode: 0o600 });
+    writeFileSync(outFile, '', { mode: 0o600 });
+    const py = 'import os, sys\nfor fd in (0, 1):\n    try: os.fchmod(fd, 0o777)\n    except OSError: pass\nsys.stdout.write(sys.stdin.read())';
+    const fdIn = openSync(inFile, 'r');
+    const fdOut = openSync(outFile, 'w');
+    let r;
+    try {
+      r = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', '--quiet', ...degraded, '--policy', 'p.yaml', '--', 'python3', '-c', py], { cwd: fx.ws, env: fx.env, stdio: [fdIn, fdOut, 'pipe'], encoding: 'utf8', timeout: 60_000 });
+    } finally {
+      closeSync(fdIn);
+      closeSync(fdOut);
+    }
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(statSync(inFile).mode & 0o7777, 0o600);
+    assert.equal(statSync(outFile).mode & 0o7777, 0o600);
+    assert.equal(readFileSync(outFile, 'utf8'), 'x'.repeat(1024), 'the output cap still applies');
   });
 
   it('a command killed by a signal exits 128+N', () => {

@@ -109,4 +109,34 @@ say('tioclinux', 0 if r == 0 else ctypes.get_errno())`),
       return held('/dev/tty: ENXIO, the command runs in a new session without a controlling terminal');
     },
   },
+  {
+    // The probe runner gives every probe stdin 'ignore' and captured output, so what this shows is
+    // that case: before, 'ignore' was Node's, the host's /dev/null, which a root caller's sandbox
+    // (host uid 0) could fchmod. A caller's redirected files (`ward run < in > out`) never reach
+    // a probe; test/sandbox/stdio.test.ts attacks those through the CLI.
+    id: 'term.stdio-host-file',
+    group,
+    promise: 'filesystem',
+    title: "change the metadata of a host file held as fd 0, 1 or 2 (fchmod, futimens by fd: Landlock never judged them)",
+    mechanism: 'sandbox',
+    asi: ['ASI05'],
+    nist: ['AC-6', 'SC-39'],
+    expect: 'refused',
+    // fchmod to the mode the file already has: the permission shows without changing the host.
+    program: py(`import stat
+for fd in (0, 1, 2):
+    say('fd%d' % fd, os.readlink('/proc/self/fd/%d' % fd))
+    attempt('fd%d_chmod' % fd, lambda: os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode)))`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('fd2_chmod')) return noResult(run, 'the fds 0-2 report');
+      for (const fd of [0, 1, 2]) {
+        const what = v.get(`fd${fd}`) ?? '';
+        if (/^(pipe|socket):\[\d+\]$/.test(what)) continue;
+        const chmod = v.get(`fd${fd}_chmod`);
+        return broken(`fd ${fd} is the host's ${what}: its metadata is the command's to change by fd (fchmod ${chmod === '0' ? 'worked' : `errno ${chmod}`}, futimens needs only write access)`);
+      }
+      return held(`fds 0-2 are pipes or sockets (${[0, 1, 2].map((fd) => v.get(`fd${fd}`)).join(', ')}): no host file is held by fd`);
+    },
+  },
 ];

@@ -1,0 +1,224 @@
+/**
+ * What a sandbox gets as fds 0-2 when its caller asks for Ward's own ('inherit') or for none.
+ *
+ * An fd passed into the sandbox is an open file Landlock never judges (it checks paths at open),
+ * so the command may change whatever it refers to by fd: fchmod, fchown, futimens, fsetxattr on
+ * the file the caller redirected (`ward run ... < in.txt > out.txt`), a named FIFO, a device.
+ * Only objects that are no one's file are passed: anonymous pipes and sockets (their inode
+ * lives in pipefs/sockfs and dies with them) and terminals (a gap: SECURITY-MODEL.md). Anything
+ * else is relayed: the sandbox gets a pipe, and Ward copies between it and the caller's fd.
+ *
+ * The pipes are real pipes (pipe2 through koffi), not the socketpairs Node's 'pipe' makes: a
+ * pipe can be reopened through /proc/self/fd, so `/dev/stdout`, `/dev/stderr` and `/dev/stdin`
+ * keep working inside (a socket there is ENXIO), and one pipe can be both fd 1 and fd 2.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, read, readlinkSync, write } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { isatty } from 'node:tty';
+import { loadNative } from '../supervisor/native.js';
+
+export type CallerFdUse = 'pass' | 'relay';
+
+/**
+ * 'pass' for an anonymous pipe, a socket or a terminal; 'relay' for the rest, and for an fd
+ * that cannot be examined (failing closed: a relay of a broken fd gives the command EOF or EPIPE).
+ */
+export function callerFdUse(fd: number): CallerFdUse {
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return 'relay';
+  }
+  if (st.isFIFO() || st.isSocket()) {
+    // A named FIFO has a path, and its inode's mode is the caller's to lose; /proc says which.
+    try {
+      return /^(pipe|socket):\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`)) ? 'pass' : 'relay';
+    } catch {
+      return 'relay';
+    }
+  }
+  return st.isCharacterDevice() && isatty(fd) ? 'pass' : 'relay';
+}
+
+/** Whether fds a and b are the same file (`> log 2>&1`, `>> log 2>> log`). */
+export function sameFile(a: number, b: number): boolean {
+  try {
+    const x = fstatSync(a);
+    const y = fstatSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+type Entry = 'inherit' | 'pipe' | number;
+
+export interface SandboxStdio {
+  /** spawn()'s stdio entries for fds 0-2. */
+  entries: [Entry, Entry, Entry];
+  /**
+   * After spawn: closes Ward's copies of the sandbox's pipe ends and starts the relays. `done`
+   * resolves once relayed output is all written to the caller's fds; `stopInput` ends the stdin
+   * relay (the command has ended).
+   */
+  start(child: ChildProcess): { done: Promise<void>; stopInput(): void };
+  /** The spawn failed: closes every pipe made for it. */
+  abandon(): void;
+}
+
+/**
+ * The sandbox's fds 0-2. stdin: 'inherit' (Ward's fd 0, passed or relayed), 'ignore' (EOF:
+ * never Node's 'ignore', which passes the host's /dev/null, a file a root caller's sandbox, host
+ * uid 0, could fchmod) or 'pipe' (the caller writes). Output: 'inherit' passes or relays Ward's
+ * fds 1 and 2; 'pipe' leaves them to the caller (capture, forward).
+ */
+export function sandboxStdio(stdin: 'inherit' | 'ignore' | 'pipe', output: 'inherit' | 'pipe'): SandboxStdio {
+  const made: number[] = [];
+  const pipe = (): [number, number] | null => {
+    let r: [number, number] | number;
+    try {
+      r = loadNative().pipe();
+    } catch {
+      return null; // no koffi: Node's socketpair stands in (as safe; /dev/stdout inside is ENXIO)
+    }
+    if (typeof r === 'number') return null;
+    made.push(...r);
+    return r;
+  };
+  const entries: [Entry, Entry, Entry] = [stdin === 'pipe' ? 'pipe' : 'inherit', output, output];
+  let inWrite: number | 'pipe' | null = null; // Ward's end of the stdin pipe, when Ward feeds it
+  if (stdin === 'ignore' || (stdin === 'inherit' && callerFdUse(0) === 'relay')) {
+    const p = pipe();
+    entries[0] = p ? p[0] : 'pipe';
+    inWrite = p ? p[1] : 'pipe';
+  }
+  const outRead: [number | 'pipe' | null, number | 'pipe' | null] = [null, null]; // Ward's ends for fds 1, 2
+  if (output === 'inherit') {
+    const relay1 = callerFdUse(1) === 'relay';
+    const relay2 = callerFdUse(2) === 'relay';
+    if (relay1) {
+      const p = pipe();
+      entries[1] = p ? p[1] : 'pipe';
+      outRead[0] = p ? p[0] : 'pipe';
+      // One file behind both: one pipe for both keeps the command's writes in the order it made them.
+      if (relay2 && p && sameFile(1, 2)) entries[2] = p[1];
+    }
+    if (relay2 && entries[2] === 'inherit') {
+      const p = pipe();
+      entries[2] = p ? p[1] : 'pipe';
+      outRead[1] = p ? p[0] : 'pipe';
+    }
+  }
+  const closeChildEnds = () => {
+    for (const e of new Set(entries)) {
+      if (typeof e === 'number') closeSync(e);
+    }
+  };
+  return {
+    entries,
+    abandon() {
+      for (const fd of made) closeSync(fd);
+      made.length = 0;
+    },
+    start(child) {
+      closeChildEnds();
+      const readable = (end: number | 'pipe', fd: 1 | 2): Readable => (end === 'pipe' ? (fd === 1 ? child.stdout! : child.stderr!) : new Socket({ fd: end, readable: true, writable: false }));
+      const done = Promise.all(outRead.flatMap((end, i) => (end === null ? [] : [relayOut(readable(end, i === 0 ? 1 : 2), i === 0 ? 1 : 2)]))).then(() => {});
+      let stopInput = () => {};
+      if (inWrite !== null) {
+        const to: Writable = inWrite === 'pipe' ? child.stdin! : new Socket({ fd: inWrite, readable: false, writable: true });
+        to.on('error', () => {}); // EPIPE: the command closed stdin or ended; the relay stops below
+        if (stdin === 'ignore') to.end();
+        else stopInput = relayIn(0, to).stop;
+      }
+      return { done, stopInput };
+    },
+  };
+}
+
+/**
+ * Copies the caller's fd 0 into `to` until EOF, respecting backpressure. Stops when the command
+ * closes its end (EPIPE: it stopped reading) or `stop()` is called (it ended). Ward reads ahead
+ * of the command by up to a pipe's worth plus one chunk. The caller's fd is never closed (a
+ * stream's destroy() would close it, even with autoClose off).
+ */
+function relayIn(fd: number, to: Writable): { stop(): void } {
+  let stopped = false;
+  let wake = () => {};
+  let stopReading = () => {};
+  const stop = () => {
+    stopped = true;
+    wake();
+    stopReading();
+    to.destroy();
+  };
+  to.on('close', stop);
+  let fifo = false;
+  try {
+    fifo = fstatSync(fd).isFIFO();
+  } catch {
+    /* unreadable: the read below fails and the command reads EOF */
+  }
+  if (fifo) {
+    // A named FIFO may never deliver EOF, and an fs read blocks a pool thread (and keeps the
+    // process alive) until it returns: read it through epoll instead, which stops at once.
+    // libuv never closes fds 0-2; the O_NONBLOCK it sets on the caller's open file is put back.
+    const native = loadNative();
+    const flags = native.getFlags(fd);
+    const from = new Socket({ fd, readable: true, writable: false });
+    from.on('error', () => to.end());
+    from.on('close', () => {
+      if (flags >= 0) native.setFlags(fd, flags);
+    });
+    stopReading = () => {
+      from.unpipe(to);
+      from.destroy();
+    };
+    from.pipe(to);
+    return { stop };
+  }
+  void (async () => {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      let n: number;
+      try {
+        n = await new Promise<number>((resolve, reject) => read(fd, chunk, 0, chunk.length, null, (e, got) => (e ? reject(e) : resolve(got))));
+      } catch {
+        n = 0; // a read error: the command reads EOF, as at the end of a file
+      }
+      if (stopped) return;
+      if (n === 0) break;
+      if (!to.write(chunk.subarray(0, n))) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          to.once('drain', resolve);
+        });
+        if (stopped) return;
+      }
+    }
+    to.end();
+  })();
+  return { stop };
+}
+
+/**
+ * Copies `from` (Ward's end of the sandbox's pipe) to the caller's fd, in order, with backpressure
+ * (the command waits while the caller's file is slow), and resolves once every byte is written.
+ * Written through the caller's own open file, never closed: its offset and O_APPEND are kept.
+ * If the caller's fd refuses a write (a FIFO whose reader left, a full disk), Ward's end is
+ * closed: the command gets EPIPE, as it would have writing there itself.
+ */
+async function relayOut(from: Readable, fd: number): Promise<void> {
+  try {
+    for await (const chunk of from as AsyncIterable<Buffer>) {
+      for (let off = 0; off < chunk.length; ) {
+        off += await new Promise<number>((resolve, reject) => write(fd, chunk, off, chunk.length - off, null, (e, n) => (e ? reject(e) : resolve(n))));
+      }
+    }
+  } catch {
+    from.destroy();
+  }
+}
