@@ -42,3 +42,21 @@ describe('ward audit show: fields a sandbox can choose', () => {
     assert.ok(lines.every((l) => l === '' || /^(2025-01-01 00:00:00\.000|\?) |^ {35}|^\d+ records/.test(l)), lines.join('\n'));
   });
 });
+
+describe('ward audit show: a tampered log', () => {
+  it('a record with fields of the wrong type is shown as such, and the records around it still are', () => {
+    const at = (type: string, r: Record<string, unknown>) => ({ ts: '2025-01-01T00:00:00.000Z', run_id: 'run00000', type, ...r }) as unknown as AuditRecord;
+    const records = [
+      at('exit', { exit_code: 3, reason: 'exit', duration_ms: 1 }),
+      at('launch', { argv: ['true'], layers: { cgroup: { version: 1, applied: 'zz' } } }),
+      at('launch', { argv: ['true'], verification: { properties: 5 } }),
+      at('launch-failed', { step: 'spawn', message: 'm', argv: ['x'] }),
+    ];
+    const text = renderTimeline(records.map((record, i) => ({ line: i + 1, record })));
+    assert.match(text, /exit 3 /);
+    assert.match(text, /line 2: a launch record not in the form Ward writes \(/);
+    assert.match(text, /line 3: a launch record not in the form Ward writes \(/);
+    assert.match(text, /REFUSED at spawn: m/);
+    assert.match(text, /4 records, 1 runs, 1 refused\./);
+  });
+});
