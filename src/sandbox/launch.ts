@@ -833,6 +833,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     } finally {
       stopWatch?.();
       await closeNet();
+      // Also when the run failed (its supervisor, its launcher): what the command did before
+      // that, a rule's first half included, must still bind the session's next command.
+      saveToSession();
     }
   })();
   async function body(): Promise<RunResult> {
