@@ -9,7 +9,7 @@
  * and the run are about the same thing.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import { compile, run } from '../../src/index.js';
 import { PolicyError } from '../../src/errors.js';
 import { realPrefix } from '../../src/paths.js';
 import { resolveRules } from '../../src/plan/rules.js';
-import type { RunRecord } from '../../src/sandbox/launch.js';
+import { launch, type RunRecord } from '../../src/sandbox/launch.js';
 import { validatePlan } from '../../src/verify/index.js';
 import { modelRules } from '../../src/verify/properties/dynamic.js';
 import { verifyPolicy } from '../../src/verify/properties/index.js';
@@ -175,6 +175,21 @@ post('after', key)
     const written = { ...plan, rules: { ...plan.rules!, rules: [{ after: [{ access: 'read' as const, target: link }], revoke: [{ access: 'connect' as const, target: '*' }] }] } };
     const f = validatePlan(written).findings;
     assert.ok(f.some((x) => x.layer === 'supervisor' && x.subject === 'rules' && /resolved through symlinks/.test(x.expected)), JSON.stringify(f));
+  });
+});
+
+describe('a link changed between compiling and running', () => {
+  it('refuses the plan: its rules are no longer the policy\'s as they resolve now', () => {
+    const d = tempDir();
+    mkdirSync(path.join(d, 'a'));
+    mkdirSync(path.join(d, 'b'));
+    symlinkSync(path.join(d, 'a'), path.join(d, 'link'));
+    const fx = sandboxFixture();
+    const policy = { extends: ['minimal'], rules: [{ after: `read ${d}/link/**`, revoke: 'network' }] };
+    const plan = compile({ policy }, { workspace: fx.ws, env: fx.env });
+    unlinkSync(path.join(d, 'link'));
+    symlinkSync(path.join(d, 'b'), path.join(d, 'link'));
+    assert.throws(() => launch(plan, ['true']), /dynamic rules are not the policy's as they resolve now/);
   });
 });
 
