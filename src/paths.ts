@@ -162,6 +162,35 @@ export function realOr(p: string): string {
   }
 }
 
+/**
+ * `p` as the kernel would resolve it, as far as it exists: its longest existing prefix through
+ * every symlink (a dangling one followed to its target), the missing rest appended as written.
+ * For a path pattern about files that may not exist yet (a rule's `dir/**`): the supervisor
+ * sees the kernel's real paths, so a pattern must name them; on a merged-/usr host
+ * `/bin/sh` is `/usr/bin/sh`, and `/bin/new` would be `/usr/bin/new`.
+ */
+export function realPrefix(p: string): string {
+  let head = path.resolve(p);
+  const rest: string[] = [];
+  for (let hops = 0; ; ) {
+    try {
+      const real = realpathSync(head);
+      return rest.length === 0 ? real : path.join(real, ...rest);
+    } catch {
+      /* missing, a dangling link or unreadable: look at it, then one level up */
+    }
+    const st = lstatOrNull(head);
+    if (st?.isSymbolicLink() && hops++ < 40) {
+      // Dangling: what is created at its target later is what the kernel then opens by this name.
+      head = path.resolve(realOr(path.dirname(head)), readlinkOr(head));
+      continue;
+    }
+    if (head === '/') return path.join('/', ...rest);
+    rest.unshift(path.basename(head));
+    head = path.dirname(head);
+  }
+}
+
 function readlinkOr(p: string): string {
   try {
     return readlinkSync(p);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { PolicyError } from '../errors.js';
-import { planRules, supervisedFiles, withoutSocketNodes, type RulesPlan } from './rules.js';
+import { policyRules, withoutSocketNodes, type RulesPlan } from './rules.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
@@ -211,7 +211,7 @@ function prepareWardFiles(ctx: CompileContext): Guarded[] {
 
 export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const eff = policy.effective;
-  const rules = planRules(eff.rules ?? [], supervisedFiles(eff));
+  const rules = policyRules(policy);
 
   const network = planNetwork(policy, ctx.env);
 

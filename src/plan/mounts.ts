@@ -285,19 +285,32 @@ function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling:
  * link resolves inside the writable grant it lies in: the command can reach that already.
  */
 function refuseLinkInWritable(entry: FsEntry, key: FsKey, real: string, writable: { real: string; literal: string }[], ctx: MountContext): void {
-  if (entry.path === real || writable.length === 0) return; // no symlink on the way
-  for (const link of symlinkChain(entry.path)) {
+  const found = linkInWritable(entry.path, real, writable);
+  if (!found) return;
+  const { link, around } = found;
+  const o = ctx.origins.get(`${key}\0${entry.path}`);
+  throw new PolicyError(
+    o?.file ?? '(policy)',
+    o?.keyPath ?? `filesystem.${key}`,
+    `${entry.path} goes through the symlink ${link.dest} -> ${link.target}, which lies inside the writable grant ${around.literal}: a sandboxed command could have made that link, to point this grant at any host path (here ${real})`,
+    `if you did not make the link, remove it (\`rm ${link.dest}\`) and check what else changed in ${around.literal}; if you did, grant the target by its real path (${real}) instead of ${entry.path}`,
+  );
+}
+
+/**
+ * The first symlink on the way from `p` to its real path `real` that lies inside a writable
+ * grant (`writable`, by real path) while `real` is outside that grant, with the grant; undefined
+ * when there is none. Such a link may have been made by a sandboxed command in an earlier run.
+ */
+export function linkInWritable(p: string, real: string, writable: readonly { real: string; literal: string }[]): { link: { target: string; dest: string }; around: { real: string; literal: string } } | undefined {
+  if (p === real || writable.length === 0) return undefined; // no symlink on the way
+  for (const link of symlinkChain(p)) {
     const at = realParentJoin(link.dest);
     const around = writable.filter((w) => isWithin(at, w.real));
     if (around.length === 0 || around.some((w) => isWithin(real, w.real))) continue;
-    const o = ctx.origins.get(`${key}\0${entry.path}`);
-    throw new PolicyError(
-      o?.file ?? '(policy)',
-      o?.keyPath ?? `filesystem.${key}`,
-      `${entry.path} goes through the symlink ${link.dest} -> ${link.target}, which lies inside the writable grant ${around[0]!.literal}: a sandboxed command could have made that link, to point this grant at any host path (here ${real})`,
-      `if you did not make the link, remove it (\`rm ${link.dest}\`) and check what else changed in ${around[0]!.literal}; if you did, grant the target by its real path (${real}) instead of ${entry.path}`,
-    );
+    return { link, around: around[0]! };
   }
+  return undefined;
 }
 
 /** `p` with its parent directory resolved (the link itself is kept). */

@@ -48,12 +48,15 @@
  * broker, so nothing is lost; a connection inside the sandbox's own loopback is only covered by
  * `revoke: network`.
  */
-import type { Rule } from '../rules/index.js';
+import type { Match, Rule } from '../rules/index.js';
 import type { LandlockRule } from '../launcher/launcher.js';
 import { isWithin } from '../policy/expand.js';
-import { pathShape } from '../rules/pattern.js';
+import { pathShape, resolvePathPattern } from '../rules/pattern.js';
 import { realpathSync } from 'node:fs';
-import type { EffectivePolicy } from '../policy/load.js';
+import type { EffectivePolicy, LoadedPolicy } from '../policy/load.js';
+import { PolicyError } from '../errors.js';
+import { realOr, realPrefix } from '../paths.js';
+import { linkInWritable } from './mounts.js';
 import { FD_OPS, PATH_OPS, type NotifyConditions, type SupervisedSyscall } from '../supervisor/filter.js';
 
 export interface RulesPlan {
@@ -102,6 +105,51 @@ function realPaths(entries: readonly { path: string }[]): string[] {
     }
   }
   return [...new Set(out)].sort();
+}
+
+/**
+ * The rules as the supervisor must match them: every path pattern resolved through the
+ * symlinks on its existing prefix (pattern.ts resolvePathPattern, paths.ts realPrefix). The
+ * supervisor decides on the kernel's real path of what was opened, so `revoke: read /bin/**`
+ * on a host where /bin -> usr/bin would otherwise match nothing while Ward reports it revoked.
+ * Destination patterns are kept. `real` is for tests.
+ */
+export function resolveRules(rules: readonly Rule[], real: (p: string) => string = realPrefix): Rule[] {
+  const one = (m: Match): Match => (m.access === 'connect' ? { ...m } : { access: m.access, target: resolvePathPattern(m.target, real) });
+  return rules.map((r) => ({ after: r.after.map(one), revoke: r.revoke.map(one) }));
+}
+
+/**
+ * The plan's rules for a policy (compile.ts, and launch.ts to check a plan against its
+ * policy): resolved as above. A pattern whose way to its real path goes through a symlink
+ * inside a writable grant of the same policy is refused, as a grant through one is
+ * (mounts.ts linkInWritable): a sandboxed command could have made that link in an earlier run,
+ * to turn this run's trigger or revocation away from the files the user named.
+ */
+export function policyRules(policy: LoadedPolicy): RulesPlan | null {
+  const eff = policy.effective;
+  const rules = eff.rules ?? [];
+  const writable = [...eff.filesystem.write, ...eff.filesystem.append].map((e) => ({ real: realOr(e.path), literal: e.path }));
+  const resolved = resolveRules(rules);
+  rules.forEach((rule, i) => {
+    for (const role of ['after', 'revoke'] as const) {
+      rule[role].forEach((m, j) => {
+        if (m.access === 'connect') return;
+        const s = pathShape(m.target);
+        const root = s.kind === 'subtree' ? s.path : s.dir;
+        const real = realPrefix(root);
+        const found = linkInWritable(root, real, writable);
+        if (!found) return;
+        throw new PolicyError(
+          policy.sources.at(-1) ?? '(policy)',
+          `rules[${i}].${role}`,
+          `"${m.access} ${m.target}" goes through the symlink ${found.link.dest} -> ${found.link.target}, which lies inside the writable grant ${found.around.literal}: a sandboxed command could have made that link, to point this rule at other files (here ${resolved[i]![role][j]!.target})`,
+          `if you did not make the link, remove it (\`rm ${found.link.dest}\`) and check what else changed in ${found.around.literal}; if you did, name the real path in the rule: "${m.access} ${resolved[i]![role][j]!.target}"`,
+        );
+      });
+    }
+  });
+  return planRules(resolved, supervisedFiles(eff));
 }
 
 export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): RulesPlan | null {

@@ -44,6 +44,19 @@ export function pathShape(pattern: string): PathShape {
   return { kind: 'named-below', dir: pattern.slice(0, i) || '/', name: pattern.slice(i + NAMED.length) };
 }
 
+/**
+ * The pattern with its root (the subtree, or the directory of a named-below) replaced by
+ * `real(root)`: the real path the kernel reaches by that name (src/paths.ts realPrefix, passed
+ * in so that this module stays pure). Matching is on canonical paths, so a pattern written
+ * through a symlink (`/bin/**` where /bin -> usr/bin) matches nothing until resolved.
+ */
+export function resolvePathPattern(pattern: string, real: (p: string) => string): string {
+  const s = pathShape(pattern);
+  if (s.kind === 'subtree') return real(s.path);
+  const dir = real(s.dir);
+  return `${dir === '/' ? '' : dir}${NAMED}${s.name}`;
+}
+
 /** Is the canonical path `p` matched by the (expanded) path pattern? */
 export function matchPath(pattern: string, p: string): boolean {
   const s = pathShape(pattern);

@@ -37,7 +37,7 @@ import type { Readable, Writable } from 'node:stream';
 import { EXIT_LIMIT_KILLED, EXIT_TIMEOUT, EXIT_WARD_ERROR, WardError } from '../errors.js';
 import { ensureLauncher, innerArgs, landlockAbi, outerArgs, parseLauncherStatus, type InnerReport, type LauncherStatus } from '../launcher/launcher.js';
 import type { Plan, Rlimits } from '../plan/compile.js';
-import { planRules, supervisedFiles } from '../plan/rules.js';
+import { policyRules } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
@@ -298,10 +298,11 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   let handedAt: bigint | null = null;
   const eff = plan.policy.effective;
   // Dynamic rules run supervised or not at all. A plan whose rules are not exactly the
-  // policy's (built by hand, or edited after compilation) is refused: it would enforce less.
+  // policy's (built by hand, edited after compilation, or resolved through a symlink that has
+  // changed since) is refused: it would enforce less.
   const dyn = plan.rules;
-  if (canonicalJson(dyn) !== canonicalJson(planRules(eff.rules ?? [], supervisedFiles(eff)))) {
-    throw new WardError('the plan\'s dynamic rules are not the policy\'s (a plan must be compiled from its policy)', { step: 'supervise', fix: 'compile the plan with compile()/compilePlan() from the policy that runs' });
+  if (canonicalJson(dyn) !== canonicalJson(policyRules(plan.policy))) {
+    throw new WardError('the plan\'s dynamic rules are not the policy\'s as they resolve now (a plan must be compiled from its policy, and a symlink on the way of a rule\'s pattern must not change between compiling and running)', { step: 'supervise', fix: 'compile the plan with compile()/compilePlan() from the policy that runs, just before running it' });
   }
   if (dyn && opts.supervise) {
     throw new WardError('this policy has dynamic rules, which Ward supervises itself; a caller\'s own supervise option cannot be combined with them', { step: 'supervise' });

@@ -21,6 +21,7 @@
  * enough for fchmod, fchown and fsetxattr.
  */
 import type { Plan } from '../plan/compile.js';
+import { resolveRules } from '../plan/rules.js';
 import type { Access, Rule } from '../rules/index.js';
 import type { Finding } from './finding.js';
 
@@ -93,8 +94,11 @@ export function validateRuleCoverage(plan: Plan): RulesValidation {
   if (plan.rules === null) {
     return { findings: [{ layer: 'supervisor', subject: 'rules', expected: `${rules.length} rules enforced by supervised mode`, actual: 'no rules in the plan: nothing supervised' }], checked: 0 };
   }
-  if (canonical(plan.rules.rules) !== canonical(rules)) {
-    findings.push({ layer: 'supervisor', subject: 'rules', expected: "the policy's rules", actual: 'the plan carries different rules for the supervisor' });
+  // The supervisor matches real paths, so the plan must carry the policy's patterns resolved
+  // through symlinks as they are on this host now (a pattern as written through /bin -> usr/bin
+  // would match nothing).
+  if (canonical(plan.rules.rules) !== canonical(resolveRules(rules))) {
+    findings.push({ layer: 'supervisor', subject: 'rules', expected: "the policy's rules, their path patterns resolved through symlinks", actual: 'the plan carries different rules for the supervisor' });
   }
   const supervised = new Set<string>(plan.rules.syscalls);
   // open and openat notified only when their flags could write (./notify.ts checks the filter

@@ -1,6 +1,6 @@
 import { WardError } from '../../errors.js';
 import { compile, preparePolicy } from '../../api.js';
-import { showMatch } from '../../rules/index.js';
+import { showMatch, type Rule } from '../../rules/index.js';
 import { takeValue } from '../main.js';
 
 /**
@@ -20,7 +20,13 @@ export function policyCheck(args: string[]): number {
     const sys = plan.rules?.syscalls ?? [];
     const when = plan.rules?.conditions?.writeOpens && !sys.includes('open') ? '; open, openat when they could write' : '';
     out.push(`  rules (${rules.length}; enforced in supervised mode, intercepting ${sys.length > 0 ? sys.join(', ') : 'no syscall (the egress broker decides)'}${when}):`);
-    for (const r of rules) out.push(`    after ${r.after.map(showMatch).join(' and ')} -> revoke ${r.revoke.map(showMatch).join(', ')}`);
+    const line = (r: Rule) => `after ${r.after.map(showMatch).join(' and ')} -> revoke ${r.revoke.map(showMatch).join(', ')}`;
+    // What the supervisor matches: the patterns resolved through symlinks (real paths).
+    for (const [i, r] of rules.entries()) {
+      const planned = plan.rules?.rules[i];
+      const resolved = planned && line(planned) !== line(r) ? `\n      resolved: ${line(planned)}` : '';
+      out.push(`    ${line(r)}${resolved}`);
+    }
   }
   for (const [i, inv] of (loaded.effective.invariants ?? []).entries()) out.push(`  invariant:${i + 1} ${inv.text} (\`ward verify\` proves it)`);
   process.stdout.write(`${out.join('\n')}\n`);

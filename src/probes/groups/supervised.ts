@@ -7,7 +7,7 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, PY_DRAIN, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { AuditRecord } from '../../audit/format.js';
@@ -210,6 +210,30 @@ out('after-rename', b)`),
       refusedWith(run, ['after-link', 'after-rename'], E.EACCES, 'a new name hid the secret from the rule') ??
       nothingAfter(ctx, 1) ??
       held('the secret read under a hard link\'s name fired the rule all the same (the supervisor knows the file by identity); later connects got EACCES'),
+  },
+  {
+    id: 'rule.secret-named-through-link',
+    ...ruleProbe,
+    title: 'the rule names the secrets through a symlink (vault -> secrets): read the secret by its real name, then connect out',
+    asi: ['ASI02'],
+    nist: ['AC-4', 'AC-3(8)'],
+    // The link stays inside the workspace, so Ward resolves the pattern rather than refusing it.
+    setup: async (ctx) => {
+      await setup(ctx);
+      symlinkSync('secrets', path.join(ctx.ws, 'vault'));
+    },
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/vault/**', revoke: 'network' }]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+out('before')
+secret = open('secrets/token', 'rb').read()
+out('after', secret)`),
+    check: (run, ctx) =>
+      workedBefore(run, 'before') ??
+      refusedWith(run, ['after'], E.EACCES, 'the rule watched the link\'s name, which the kernel never reports, so it never fired') ??
+      nothingAfter(ctx, 1) ??
+      (recorded(run, /network revoked by rules\[0\]/) ? held('the rule\'s pattern was resolved through the link at plan time, so reading secrets/token (the real path the supervisor sees) fired it; the connect after got EACCES') : error('refused, but no supervisor refusal was recorded')),
   },
   {
     id: 'rule.write-after-untrusted',

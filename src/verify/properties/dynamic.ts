@@ -21,11 +21,35 @@ import { applyEvent as realApplyEvent, ACCESS_KINDS, initialState, isAllowed, re
 import { matchDest, matchPath, pathShape } from '../../rules/pattern.js';
 import type { Invariant, InvariantAccess } from '../../rules/parse.js';
 import type { EffectivePolicy } from '../../policy/load.js';
+import { resolveRules } from '../../plan/rules.js';
 import type { Encoder } from '../smt/encode.js';
 import { check as z3Check, type CheckFn } from '../smt/z3.js';
 import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
 import type { DestList } from './exact.js';
 import { grantText, hostPatterns, inSet, type HostPattern, type PathSet } from './model.js';
+
+/**
+ * The rules as the model explores them. The supervisor matches each path pattern resolved
+ * through the symlinks on its way (plan/rules.ts resolveRules: what the plan carries), and the
+ * kernel resolves a path named through such a link to the real one; but the static sets and
+ * invariants here may name paths as written (a grant of /bin, `never read /bin/**` where
+ * /bin -> usr/bin). So each pattern stands for both its forms: a revocation revokes both, and an
+ * `after` is met by either. A rule says "either" only as one rule per choice of form for each
+ * `after` pattern: together they fire once every pattern has been met in some form, and
+ * revoke the same. A policy without links gets its own rules back.
+ */
+export function modelRules(rules: readonly Rule[], resolved: readonly Rule[] = resolveRules(rules)): Rule[] {
+  const forms = (a: Match, b: Match): Match[] => (a.target === b.target ? [a] : [a, b]);
+  return rules.flatMap((rule, i) => {
+    const r = resolved[i]!;
+    const revoke = rule.revoke.flatMap((m, j) => forms(m, r.revoke[j]!));
+    let choices: Match[][] = [[]];
+    rule.after.forEach((m, j) => {
+      choices = choices.flatMap((c) => forms(m, r.after[j]!).map((f) => [...c, f]));
+    });
+    return choices.map((after) => ({ after, revoke }));
+  });
+}
 
 export type ApplyEvent = (state: RuleState, event: Event) => { state: RuleState; fired: number[] };
 

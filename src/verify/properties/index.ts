@@ -36,7 +36,7 @@ import {
   type PathSet,
 } from './model.js';
 import { decideDests, decidePaths, type Witness } from './decide.js';
-import { checkInvariant, dynamicModel, rulesOnlyRevoke } from './dynamic.js';
+import { checkInvariant, dynamicModel, modelRules, rulesOnlyRevoke } from './dynamic.js';
 import { refinesChecks } from './refines.js';
 
 export { inSet } from './model.js';
@@ -156,12 +156,14 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   properties.push(await egressProperty(enc, eff, timeoutMs, check));
   // Dynamic rules and invariants: reported only for policies that have them, so the report of
   // every other policy is what it was.
+  // Over the patterns the supervisor matches (resolved through symlinks), in both forms.
+  const dynEff: EffectivePolicy = eff.rules ? { ...eff, rules: modelRules(eff.rules) } : eff;
   if ((eff.rules?.length ?? 0) > 0) {
     const t = performance.now();
-    const o = await rulesOnlyRevoke(enc, eff, sets, timeoutMs, undefined, check);
+    const o = await rulesOnlyRevoke(enc, dynEff, sets, timeoutMs, undefined, check);
     properties.push({ id: 'rules-only-revoke', title: PROPERTY_TITLES['rules-only-revoke'], ...o, ms: Math.round(performance.now() - t) });
   }
-  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, eff, sets, timeoutMs, check) : undefined;
+  const model = (eff.invariants?.length ?? 0) > 0 ? await dynamicModel(enc, dynEff, sets, timeoutMs, check) : undefined;
   for (const [i, inv] of (eff.invariants ?? []).entries()) {
     const t = performance.now();
     const o = await checkInvariant(model!, inv, (p) => explain(eff, p));
