@@ -22,6 +22,8 @@ import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
 export type PathPattern =
   /** `path` itself and everything below it. */
   | { kind: 'subtree'; path: string }
+  /** Everything strictly below `path`, not `path` itself: what a mask at `path` hides while its name shows. */
+  | { kind: 'below'; path: string }
   /** Any entry called `name` at any depth below `dir` (and everything below that entry). */
   | { kind: 'named-below'; dir: string; name: string };
 
@@ -113,6 +115,7 @@ export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: st
 /** Is the canonical path `p` in the pattern? (The plain matcher every solver answer is checked against.) */
 export function inPattern(p: string, pat: PathPattern): boolean {
   if (pat.kind === 'subtree') return isWithin(p, pat.path);
+  if (pat.kind === 'below') return p !== pat.path && isWithin(p, pat.path);
   const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
   return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
 }
