@@ -162,6 +162,51 @@ export function realOr(p: string): string {
   }
 }
 
+/**
+ * Where the absolute path `p` leads on this host: its real path when it exists, and otherwise
+ * the real path of its longest existing prefix with the rest appended as written, following
+ * symlinks on the way even when they dangle (`/bin/nope` is `/usr/bin/nope` on a merged-/usr
+ * host). For a path pattern whose tail may not exist yet, so that it can be compared with the
+ * real paths the sandbox is built on (plan/mounts.ts binds and sets Landlock on those). A link
+ * loop, or more than 40 links, leaves `p` as written: the kernel would refuse it (ELOOP).
+ */
+export function resolveExistingPrefix(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    /* something on the way is missing, unreadable or a dangling link: walk it */
+  }
+  let cur = '/';
+  let rest = p.split('/').filter(Boolean);
+  for (let links = 0; rest.length > 0; ) {
+    const [head, ...tail] = rest as [string, ...string[]];
+    rest = tail;
+    if (head === '.') continue;
+    // `cur` has no links in it, so its lexical parent is its real parent.
+    if (head === '..') {
+      cur = path.posix.dirname(cur);
+      continue;
+    }
+    const next = path.posix.join(cur, head);
+    const st = lstatOrNull(next);
+    if (st === null) return path.posix.join(next, ...rest);
+    if (!st.isSymbolicLink()) {
+      cur = next;
+      continue;
+    }
+    if (++links > 40) return p;
+    let target: string;
+    try {
+      target = readlinkSync(next);
+    } catch {
+      return path.posix.join(next, ...rest);
+    }
+    if (target.startsWith('/')) cur = '/';
+    rest = [...target.split('/').filter(Boolean), ...rest];
+  }
+  return cur;
+}
+
 function readlinkOr(p: string): string {
   try {
     return readlinkSync(p);
