@@ -170,7 +170,7 @@ export function realOr(p: string): string {
  * real paths the sandbox is built on (plan/mounts.ts binds and sets Landlock on those). A link
  * loop, or more than 40 links, leaves `p` as written: the kernel would refuse it (ELOOP).
  */
-export function resolveExistingPrefix(p: string): string {
+export function realPrefix(p: string): string {
   try {
     return realpathSync(p);
   } catch {

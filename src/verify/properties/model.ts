@@ -32,7 +32,7 @@ import { expandPath, isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy } from '../../policy/load.js';
 import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
 import { pathShape } from '../../rules/pattern.js';
-import { resolveExistingPrefix } from '../../paths.js';
+import { realPrefix } from '../../paths.js';
 
 /** A regular set of canonical absolute paths. */
 export type PathPattern =
@@ -66,7 +66,7 @@ export interface HostPattern {
 
 const subtrees = (paths: string[]): PathPattern[] => paths.map((p) => ({ kind: 'subtree', path: p }));
 
-/** Where a path leads on this host (paths.ts resolveExistingPrefix); tests pass their own. */
+/** Where a path leads on this host (paths.ts realPrefix); tests pass their own. */
 export type Resolve = (p: string) => string;
 
 type GrantKey = 'read' | 'write' | 'execute' | 'append';
@@ -94,7 +94,7 @@ function rebase(inner: string, outer: string, to: string): string {
   return rel === '' ? to : path.posix.join(to, rel);
 }
 
-export function hostView(eff: EffectivePolicy, resolve: Resolve = resolveExistingPrefix): HostView {
+export function hostView(eff: EffectivePolicy, resolve: Resolve = realPrefix): HostView {
   const fs = eff.filesystem;
   const grants: HostGrant[] = [...GRANT_KEYS, 'visible' as const].flatMap((key) => fs[key].map((e) => ({ key, written: e.path, real: resolve(e.path) })));
   const real = grants.filter((g) => g.key !== 'visible');
@@ -116,7 +116,7 @@ export function hostView(eff: EffectivePolicy, resolve: Resolve = resolveExistin
 const formsOf = (grants: HostGrant[], keys: readonly HostGrant['key'][]): string[] => unique(grants.filter((g) => keys.includes(g.key)).flatMap((g) => [g.written, g.real]));
 
 /** What the policy lets a sandboxed process do, per kind of access, on the paths as written and as resolved. */
-export function accessSets(eff: EffectivePolicy, resolve: Resolve = resolveExistingPrefix): Record<Access, PathSet> {
+export function accessSets(eff: EffectivePolicy, resolve: Resolve = realPrefix): Record<Access, PathSet> {
   const view = hostView(eff, resolve);
   // One entry per name (two denies can lead to one place; being masked depends on the name only).
   const denied = [...new Map(view.denied.map((d) => [d.path, d] as const)).values()];
@@ -149,7 +149,7 @@ export function accessSets(eff: EffectivePolicy, resolve: Resolve = resolveExist
  * directory there instead, or a deny covers it. They hold nothing of the host, so the path sets
  * leave them out; they matter where writing is half of the question (W^X).
  */
-export function privateDirs(eff: EffectivePolicy, home: string, resolve: Resolve = resolveExistingPrefix): string[] {
+export function privateDirs(eff: EffectivePolicy, home: string, resolve: Resolve = realPrefix): string[] {
   const view = hostView(eff, resolve);
   const grants = formsOf(view.grants, GRANT_KEYS);
   const dirs = ['/tmp', ...(eff.sandbox.home === 'tmpfs' && home !== '/' ? [home] : [])];
@@ -157,13 +157,13 @@ export function privateDirs(eff: EffectivePolicy, home: string, resolve: Resolve
 }
 
 /** The paths of `visible` entries (minus deny): names whose bytes must never be readable. */
-export function visibleSet(eff: EffectivePolicy, resolve: Resolve = resolveExistingPrefix): PathSet {
+export function visibleSet(eff: EffectivePolicy, resolve: Resolve = realPrefix): PathSet {
   const view = hostView(eff, resolve);
   return { include: subtrees(formsOf(view.grants, ['visible'])), exclude: subtrees(unique(view.denied.map((d) => d.path))) };
 }
 
 /** The paths of `append` entries: files that may grow but never be rewritten. */
-export function appendOnlySet(eff: EffectivePolicy, resolve: Resolve = resolveExistingPrefix): PathSet {
+export function appendOnlySet(eff: EffectivePolicy, resolve: Resolve = realPrefix): PathSet {
   return { include: subtrees(formsOf(hostView(eff, resolve).grants, ['append'])), exclude: [] };
 }
 
@@ -172,7 +172,7 @@ export function appendOnlySet(eff: EffectivePolicy, resolve: Resolve = resolveEx
  * for this user, by name and by real path. Inside, not the directories themselves: where a
  * grant covers their parent, the mandatory deny masks each one, and a mask's name shows.
  */
-export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Resolve = resolveExistingPrefix): PathSet {
+export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Resolve = realPrefix): PathSet {
   const dirs = unique(wardStatePaths(env, home).flatMap((p) => [path.posix.normalize(p), resolve(path.posix.normalize(p))]));
   return { include: dirs.map((p): PathPattern => ({ kind: 'below', path: p })), exclude: [] };
 }
@@ -183,7 +183,7 @@ export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Reso
  * list is the property's, not the policy's: a policy that forgets to deny one of these is what
  * the property catches.
  */
-export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string, resolve: Resolve = resolveExistingPrefix): PathSet {
+export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string, resolve: Resolve = realPrefix): PathSet {
   const ctx = { home, workspace: eff.workspace, nodePrefix: '/' };
   const paths: string[] = [];
   for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
@@ -199,7 +199,7 @@ export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: st
  * resolves on this host: `never exec /bin/**` is about /usr/bin too on a merged-/usr host, and
  * a pattern whose tail does not exist yet resolves by its longest existing prefix.
  */
-export function patternForms(pattern: string, resolve: Resolve = resolveExistingPrefix): PathPattern[] {
+export function patternForms(pattern: string, resolve: Resolve = realPrefix): PathPattern[] {
   const s = pathShape(pattern);
   const r: PathPattern = s.kind === 'subtree' ? { kind: 'subtree', path: resolve(s.path) } : { kind: 'named-below', dir: resolve(s.dir), name: s.name };
   return JSON.stringify(r) === JSON.stringify(s) ? [s] : [s, r];
@@ -209,7 +209,7 @@ export function patternForms(pattern: string, resolve: Resolve = resolveExisting
  * The grants behind an access to `p`, as a reviewer finds them in the policy file (a grant
  * through a symlink named with where it leads), and when `p` is a masked deny, why its name shows.
  */
-export function grantsBehind(eff: EffectivePolicy, p: string, resolve: Resolve = resolveExistingPrefix): string {
+export function grantsBehind(eff: EffectivePolicy, p: string, resolve: Resolve = realPrefix): string {
   const view = hostView(eff, resolve);
   const covering = view.grants.flatMap((g) => (isWithin(p, g.written) ? [`${g.key} ${g.written}`] : isWithin(p, g.real) ? [`${g.key} ${g.written} (which leads to ${g.real})`] : []));
   if (covering.length === 0) return 'covered by no grant';
