@@ -12,12 +12,13 @@ import { describe, it } from 'node:test';
 import { run, type PolicyInput, type RunOptions } from '../../src/index.js';
 import { realPrefix } from '../../src/paths.js';
 import { verifyPolicy, type VerifyReport } from '../../src/verify/properties/index.js';
-import { hasCgroup, sandboxFixture, tempDir, ward } from '../helpers.js';
+import { sandboxFixture, tempDir, ward } from '../helpers.js';
 import { prop } from './helpers.js';
 
 function setup() {
   const fx = sandboxFixture();
-  const options: RunOptions = { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup };
+  // No resource limits in these policies, so no cgroup is needed (and none allows a degraded run).
+  const options: RunOptions = { workspace: fx.ws, env: fx.env, stdin: 'ignore' };
   const sh = async (policy: PolicyInput, script: string) => {
     const r = await run(policy, ['/bin/sh', '-c', script], options);
     return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
@@ -68,7 +69,7 @@ describe('grants through a symlink: verify reasons about what the sandbox binds'
     // And `ward run --verify-strict` now refuses it before anything runs.
     const file = path.join(t.ws, '..', 'usr-links.json');
     writeFileSync(file, JSON.stringify(policy));
-    const strict = ward(['run', ...(hasCgroup ? [] : ['--allow-degraded']), '--verify-strict', '--audit-log', path.join(t.ws, '..', 'audit.jsonl'), '--policy', file, '--', '/bin/sh', '-c', '/usr/bin/id -u; echo RAN'], { cwd: t.ws, env: t.env, timeout: 120_000 });
+    const strict = ward(['run', '--verify-strict', '--audit-log', path.join(t.ws, '..', 'audit.jsonl'), '--policy', file, '--', '/bin/sh', '-c', '/usr/bin/id -u; echo RAN'], { cwd: t.ws, env: t.env, timeout: 120_000 });
     assert.equal(strict.code, 125, strict.stderr);
     assert.match(strict.stderr, /--verify-strict: .*invariant:1 VIOLATED/);
     assert.doesNotMatch(strict.stdout, /RAN/);
