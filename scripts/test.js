@@ -72,8 +72,9 @@ function runTests(label, files, wrap = (cmd, args) => [cmd, args], env = {}) {
 const files = testFiles();
 runTests(process.getuid() === 0 ? 'root' : `uid ${process.getuid()}`, files);
 
-// The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user).
-const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor|pool)\/|^test\/seccomp\/kernel/.test(f));
+// The unprivileged run uses only the sandbox tests (the pure unit tests do not depend on the user);
+// verify/real-paths holds ward verify's verdicts to real sandboxes, so it is one of them.
+const sandboxFiles = files.filter((f) => /^test\/(sandbox|cli|launcher|doctor|probes|audit|supervisor|pool)\/|^test\/seccomp\/kernel|^test\/verify\/real-paths/.test(f));
 // With none selected (WARD_TEST_FILES naming unit tests only) there is nothing to run unprivileged:
 // `node --test` with no file would look for tests itself and find this script.
 if (process.getuid() === 0 && process.env.WARD_TEST_UNPRIVILEGED !== '0' && sandboxFiles.length > 0) {

@@ -163,32 +163,48 @@ export function realOr(p: string): string {
 }
 
 /**
- * `p` as the kernel would resolve it, as far as it exists: its longest existing prefix through
- * every symlink (a dangling one followed to its target), the missing rest appended as written.
- * For a path pattern about files that may not exist yet (a rule's `dir/**`): the supervisor
- * sees the kernel's real paths, so a pattern must name them; on a merged-/usr host
- * `/bin/sh` is `/usr/bin/sh`, and `/bin/new` would be `/usr/bin/new`.
+ * Where the absolute path `p` leads on this host: its real path when it exists, and otherwise
+ * the real path of its longest existing prefix with the rest appended as written, following
+ * symlinks on the way even when they dangle (`/bin/nope` is `/usr/bin/nope` on a merged-/usr
+ * host). For a path pattern whose tail may not exist yet, so that it can be compared with the
+ * real paths the sandbox is built on (plan/mounts.ts binds and sets Landlock on those). A link
+ * loop, or more than 40 links, leaves `p` as written: the kernel would refuse it (ELOOP).
  */
 export function realPrefix(p: string): string {
-  let head = path.resolve(p);
-  const rest: string[] = [];
-  for (let hops = 0; ; ) {
-    try {
-      const real = realpathSync(head);
-      return rest.length === 0 ? real : path.join(real, ...rest);
-    } catch {
-      /* missing, a dangling link or unreadable: look at it, then one level up */
-    }
-    const st = lstatOrNull(head);
-    if (st?.isSymbolicLink() && hops++ < 40) {
-      // Dangling: what is created at its target later is what the kernel then opens by this name.
-      head = path.resolve(realOr(path.dirname(head)), readlinkOr(head));
+  try {
+    return realpathSync(p);
+  } catch {
+    /* something on the way is missing, unreadable or a dangling link: walk it */
+  }
+  let cur = '/';
+  let rest = p.split('/').filter(Boolean);
+  for (let links = 0; rest.length > 0; ) {
+    const [head, ...tail] = rest as [string, ...string[]];
+    rest = tail;
+    if (head === '.') continue;
+    // `cur` has no links in it, so its lexical parent is its real parent.
+    if (head === '..') {
+      cur = path.posix.dirname(cur);
       continue;
     }
-    if (head === '/') return path.join('/', ...rest);
-    rest.unshift(path.basename(head));
-    head = path.dirname(head);
+    const next = path.posix.join(cur, head);
+    const st = lstatOrNull(next);
+    if (st === null) return path.posix.join(next, ...rest);
+    if (!st.isSymbolicLink()) {
+      cur = next;
+      continue;
+    }
+    if (++links > 40) return p;
+    let target: string;
+    try {
+      target = readlinkSync(next);
+    } catch {
+      return path.posix.join(next, ...rest);
+    }
+    if (target.startsWith('/')) cur = '/';
+    rest = [...target.split('/').filter(Boolean), ...rest];
   }
+  return cur;
 }
 
 function readlinkOr(p: string): string {

@@ -23,6 +23,7 @@ import { prop, verifyEnv } from './helpers.js';
 
 const sub = (p: string): PathPattern => ({ kind: 'subtree', path: p });
 const named = (dir: string, name: string): PathPattern => ({ kind: 'named-below', dir, name });
+const below = (p: string): PathPattern => ({ kind: 'below', path: p });
 const set = (include: PathPattern[], exclude: PathPattern[] = []): PathSet => ({ include, exclude });
 
 /** Every canonical path over `alphabet` up to `depth` segments: the brute-force reference. */
@@ -64,6 +65,19 @@ describe('exact path decision', () => {
     { what: 'include minus a deeper exclude leaves the include root', pos: [set([sub('/a')], [sub('/a/b')])], neg: [set([named('/', 'a')])], sat: false },
     { what: 'non-canonical names never match', pos: [set([named('/r', '..')])], neg: [], sat: false },
     { what: 'a root "/" subtree minus a named-below at "/"', pos: [set([sub('/')])], neg: [set([named('/', 'a')]), set([sub('/a')])], sat: true },
+    // `below` (everything strictly below a path): what a mask hides while its own name shows.
+    { what: 'a masked directory: its name is seen', pos: [set([sub('/h')], [below('/h/.ssh')]), set([sub('/h/.ssh')])], neg: [], sat: true },
+    { what: '… and nothing below it', pos: [set([sub('/h')], [below('/h/.ssh')]), set([below('/h/.ssh')])], neg: [], sat: false },
+    { what: 'a below never holds its own path: subtree minus below leaves the path alone', pos: [set([sub('/a')], [below('/a')])], neg: [set([sub('/b')])], sat: true },
+    {
+      what: 'below a path with every child the patterns name excluded: only a fresh child is a witness (the T + [F] candidate)',
+      pos: [set([below('/a')], [sub('/a/b'), sub('/a/c')])],
+      neg: [],
+      sat: true,
+    },
+    { what: 'below "/" is every path but "/"', pos: [set([below('/')])], neg: [set([sub('/a')]), set([named('/', 'b')])], sat: true },
+    { what: 'below "/" minus subtree "/" is empty', pos: [set([below('/')], [sub('/')])], neg: [], sat: false },
+    { what: 'a name below a masked dir is hidden with it', pos: [set([named('/h', 'k')], [below('/h/m')]), set([sub('/h/m')])], neg: [], sat: false },
   ];
   for (const c of cases) {
     it(c.what, () => {
@@ -74,7 +88,7 @@ describe('exact path decision', () => {
       }
       // The brute force over a small tree agrees (it finds a witness exactly when one exists
       // among short paths; each case above has a short one when it has any).
-      const names = [...new Set([...c.pos, ...c.neg].flatMap((s) => [...s.include, ...s.exclude]).flatMap((p) => (p.kind === 'subtree' ? p.path.split('/') : [...p.dir.split('/'), p.name])))]
+      const names = [...new Set([...c.pos, ...c.neg].flatMap((s) => [...s.include, ...s.exclude]).flatMap((p) => (p.kind === 'named-below' ? [...p.dir.split('/'), p.name] : p.path.split('/'))))]
         .filter((n) => n !== '' && n !== '..' && n !== '.');
       const brute = allPaths([...names, 'other'], 4).find((p) => holds(p, c.pos, c.neg));
       assert.equal(brute !== undefined, c.sat, `brute force found ${brute}`);

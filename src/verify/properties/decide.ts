@@ -5,7 +5,8 @@
  * Why: one membership query over the whole policy (a union of ~150 grants minus ~100 denies,
  * intersected with ~30 secrets) left Z3 without an answer after 10 s (BENCHMARKS.md). But the
  * sets have a simple shape: unions of patterns minus unions of patterns, where a pattern is a
- * subtree (`/a/b` and everything below) or a named-below (`any entry called NAME below DIR`).
+ * subtree (`/a/b` and everything below), a below (everything strictly below `/a/b`) or a
+ * named-below (`any entry called NAME below DIR`).
  * Distributing the intersection over the unions gives a disjunction of cells:
  *
  *   exists p. p in i_1 ∩ ... ∩ i_k  and  p in no exclude
@@ -14,15 +15,15 @@
  * T's includes" or "p in one of T's excludes" (p ∉ T  <=>  p ∉ ∪T.include  or  p ∈ ∪T.exclude).
  * The answer is sat iff some cell is non-empty.
  *
- * Every pattern lies inside the subtree of its root (the subtree's path, the named-below's
- * dir), and every pattern is closed downwards (if p is in it, so is every path below p). Two
+ * Every pattern lies inside the subtree of its root (the subtree's or below's path, the
+ * named-below's dir), and every pattern is closed downwards (if p is in it, so is every path below p). Two
  * facts follow, and they are all the prefix reasoning used here:
  *   1. Includes whose roots are not nested (neither within the other) are disjoint: the cell
  *      is empty. Otherwise the cell lies in the subtree of the deepest root, `root`.
  *   2. If `root` itself is in an exclude, the whole subtree of `root` is, so the cell is empty.
  * When every include is a subtree the cell *is* the subtree of `root` minus the excludes, so
  * it is non-empty exactly when `root` is not excluded, and `root` is the witness. When a
- * named-below include takes part, a few candidate paths are tried with the plain matcher (a
+ * named-below or below include takes part, a few candidate paths are tried with the plain matcher (a
  * concrete path that is in the cell is a proof of sat on its own); if none is, the solver
  * decides that cell, with only the excludes that can meet it.
  *
@@ -63,7 +64,7 @@ export interface DecideStats {
 export const MAX_CELLS = 200_000;
 
 export function rootOf(p: PathPattern): string {
-  return p.kind === 'subtree' ? p.path : p.dir;
+  return p.kind === 'named-below' ? p.dir : p.path;
 }
 
 /** The cells of the question (lazily: the caller stops at the first non-empty one). */
@@ -101,12 +102,14 @@ const join = (dir: string, ...segs: string[]): string => (dir === '/' ? '' : dir
 
 /** Decides a cell without the solver where prefix reasoning is exact; `open` otherwise. */
 export function decideCell(cell: Cell): CellDecision {
+  const allSubtrees = cell.include.every((i) => i.kind === 'subtree');
   const names = [...new Set(cell.include.flatMap((i) => (i.kind === 'named-below' ? [i.name] : [])))];
-  const candidates = [cell.root, ...(names.length > 0 ? [join(cell.root, ...names), join(cell.root, 'sub', ...names)] : [])];
+  // A `below` include never holds its own path: its candidates lie under the root.
+  const candidates = allSubtrees ? [cell.root] : [cell.root, ...(names.length > 0 ? [join(cell.root, ...names)] : []), join(cell.root, 'sub', ...names)];
   for (const c of candidates) if (inCell(c, cell)) return { status: 'sat', path: c };
   // All subtrees: the cell is subtree(root) minus the excludes, and root is out, so (every
   // exclude being closed downwards) the whole subtree is out.
-  if (names.length === 0) return { status: 'unsat' };
+  if (allSubtrees) return { status: 'unsat' };
   return { status: 'open' };
 }
 

@@ -26,7 +26,7 @@ import type { Encoder } from '../smt/encode.js';
 import { check as z3Check, type CheckFn } from '../smt/z3.js';
 import { decideDests, decidePaths, type DestWitness, type Witness } from './decide.js';
 import type { DestList } from './exact.js';
-import { grantText, hostPatterns, inSet, type HostPattern, type PathSet } from './model.js';
+import { grantText, hostPatterns, inPattern, inSet, patternForms, type HostPattern, type PathSet } from './model.js';
 
 /**
  * The rules as the model explores them. The supervisor matches each path pattern resolved
@@ -294,7 +294,7 @@ function allowedIn(c: Ctx, s: RuleState, access: InvariantAccess, target: string
   // The answer depends on the revocations in force only, not on what else was seen.
   return cached(c, JSON.stringify(['allowed', access, target, access === 'connect' ? revokedDests(s) : revokedPaths(s, access).include]), async () => {
     if (access === 'connect') return fromDests(await destQuestion(c, [c.allowed, [target]], [revokedDests(s)]));
-    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(access)], { include: [pathShape(target)], exclude: [] }], [revokedPaths(s, access)], c.timeoutMs, undefined, c.check));
+    return fromPaths(await decidePaths(c.enc, [c.sets[staticKey(access)], { include: patternForms(target), exclude: [] }], [revokedPaths(s, access)], c.timeoutMs, undefined, c.check));
   });
 }
 
@@ -346,7 +346,8 @@ export async function checkInvariant(model: DynamicModel | { tooLarge: string },
       if (x === null) continue;
       const staticOk = inv.never.access === 'connect' ? c.allowed.some((p) => matchDest(p, x)) : inSet(x, sets[staticKey(inv.never.access)]);
       const dynOk = inv.never.access === 'see' || isAllowed(n.state, inv.never.access, x);
-      const inTarget = inv.never.access === 'connect' ? matchDest(inv.never.target, x) : matchPath(inv.never.target, x);
+      // The pattern as written (the runtime's matcher) or as it resolves on this host (./model.ts).
+      const inTarget = inv.never.access === 'connect' ? matchDest(inv.never.target, x) : matchPath(inv.never.target, x) || patternForms(inv.never.target).some((f) => inPattern(x, f));
       if (!staticOk || !dynOk || !inTarget) return { status: 'ERROR', detail: `deciders disagree: ${inv.never.access} ${x} is not confirmed by the TypeScript matchers` };
       const why = inv.never.access === 'connect' ? `allowed by ${hostPatterns(c.eff).filter((h) => matchDest(h.entry, x)).map(grantText).join(', ')}` : explain(x);
       const revoking = rules.length === 0 ? 'the policy has no dynamic rules' : 'no fired rule revokes it';

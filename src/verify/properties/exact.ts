@@ -35,31 +35,36 @@ const segs = (p: string): string[] => (p === '/' ? [] : p.slice(1).split('/'));
 const join = (base: string, rest: string[]): string => (rest.length === 0 ? base : (base === '/' ? '' : base) + rest.map((s) => `/${s}`).join(''));
 
 function rootOf(p: PathPattern): string {
-  return p.kind === 'subtree' ? p.path : p.dir;
+  return p.kind === 'named-below' ? p.dir : p.path;
 }
 
 /**
  * Is there a canonical path in every `pos` set and in no `neg` set?
  *
- * Why the candidates suffice. Let TRIE be the pattern roots (subtree paths, named-below dirs)
- * and all their ancestors, "/" included, and NAMES the names of the named-below patterns.
+ * Why the candidates suffice. Let TRIE be the pattern roots (subtree and below paths,
+ * named-below dirs) and all their ancestors, "/" included, and NAMES the names of the
+ * named-below patterns.
  * Take any canonical witness p. Let T be the deepest TRIE node that is p or an ancestor of p
  * (there is one: "/"), and G the segments of p below T (the first of them, if any, is not a
  * child of T in TRIE, or T would not be the deepest). Then for every pattern:
  *   - subtree P (P in TRIE): P holds p iff P is T or an ancestor of T. (P on p's ancestor
  *     chain is a TRIE node on that chain, so at most as deep as T; and P deeper than T would
  *     need G's first segment to be a TRIE child of T.)
+ *   - below P (P in TRIE): p is in it iff P is a proper ancestor of p. With G non-empty that
+ *     is: P is T or an ancestor of T (as for subtree, p being deeper than T); with G empty
+ *     (p = T): P is a proper ancestor of T.
  *   - named-below (D, N) (D in TRIE): p is in it iff D is a proper ancestor of p and N is a
  *     segment of p below D. D on p's chain is T or an ancestor of T (as above). If D is a
  *     proper ancestor of T, p is in it iff N is among T's segments below D or among G's; if
  *     D = T, iff N is among G's segments; otherwise p is not in it.
- * So membership depends only on T and on S = NAMES ∩ G. The candidate T + [F, ...S], with F
- * a fresh segment (no TRIE node's segment and no name, so never a TRIE child), has the same T
- * (F leaves the trie at once) and the same S, hence the same membership; for S empty the
- * candidate is T itself. It is canonical when p is: T is a prefix of p, S's names are
+ * So membership depends only on T, on S = NAMES ∩ G and on whether G is empty. The candidate
+ * T + [F, ...S], with F a fresh segment (no TRIE node's segment and no name, so never a TRIE
+ * child), has the same T (F leaves the trie at once), the same S and a non-empty G, hence the
+ * same membership as any such p; for S empty the candidates are T itself (G empty) and T + [F]
+ * (G non-empty). It is canonical when p is: T is a prefix of p, S's names are
  * segments of p, F is a valid segment. Names irrelevant at T (no named-below pattern with its
  * dir on T's chain) never change membership and are left out; NAMES that are no canonical
- * segment ("." or "a/b") cannot occur in p and are left out. Candidates are |TRIE| × 2^|S|.
+ * segment ("." or "a/b") cannot occur in p and are left out. Candidates are |TRIE| × (2^|S| + 1).
  */
 export function exactPaths(pos: PathSet[], neg: PathSet[]): ExactAnswer<string> {
   const patterns = [...pos, ...neg].flatMap((s) => [...s.include, ...s.exclude]);
@@ -94,9 +99,10 @@ export function exactPaths(pos: PathSet[], neg: PathSet[]): ExactAnswer<string> 
     if (names.length > MAX_NAMES) return { status: 'too-large', reason: `${names.length} distinct names of "**/NAME" patterns below ${t} (at most ${MAX_NAMES})` };
     for (let mask = 0; mask < 1 << names.length; mask++) {
       const chosen = names.filter((_, i) => mask & (1 << i));
-      const c = chosen.length === 0 ? t : join(t, [fresh, ...chosen]);
-      candidates++;
-      if (holds(c)) return { status: 'sat', witness: c, candidates };
+      for (const c of chosen.length === 0 ? [t, join(t, [fresh])] : [join(t, [fresh, ...chosen])]) {
+        candidates++;
+        if (holds(c)) return { status: 'sat', witness: c, candidates };
+      }
     }
   }
   return { status: 'unsat', candidates };

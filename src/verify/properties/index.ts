@@ -17,7 +17,6 @@
 import { compile, preparePolicy, type PolicyInput } from '../../api.js';
 import { WardError } from '../../errors.js';
 import { homeDir } from '../../paths.js';
-import { isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy, LoadedPolicy } from '../../policy/load.js';
 import { validatePlan } from '../index.js';
 import { encoder, type Encoder } from '../smt/encode.js';
@@ -25,6 +24,7 @@ import { check as z3Check, z3, type CheckFn } from '../smt/z3.js';
 import {
   accessSets,
   appendOnlySet,
+  grantsBehind,
   grantText,
   hostPatterns,
   isBounded,
@@ -89,7 +89,7 @@ export const PROPERTY_TITLES = {
   'w-xor-x': 'W^X: no path is both writable and executable as a program (execve/execveat of the file); code in a writable file can still run through an interpreter or the dynamic loader',
   'visible-not-readable': 'visible-only paths are never readable',
   'append-not-writable': 'append-only paths are never writable (only appendable)',
-  'ward-state-ungranted': "Ward's audit log, keys and state are outside every grant",
+  'ward-state-ungranted': "nothing inside Ward's audit log, key and state directories can be seen, read or written (where a grant covers their parent, each is masked: its own name shows, empty)",
   egress: 'egress: every allowed destination is a declared host with a specific port, wildcards only below a 2+ label domain',
   'rules-only-revoke': 'dynamic rules only ever remove permissions: after any sequence of events, what is allowed is a subset of what was allowed before',
   refines: 'every access allowed is allowed by the baseline, and no limit, layer, credential, variable, syscall rule or dynamic rule is looser',
@@ -152,6 +152,8 @@ export async function verifyPolicy(input: PolicyInput, options: VerifyOptions = 
   // path in rules.append and that every call that could rewrite it is supervised. The
   // supervisor gives appends; it never makes this property hold or fail.
   properties.push(await pathProp('append-not-writable', [appendOnlySet(eff), sets.write]));
+  // What lies inside Ward's directories, not the directories: under a grant of their parent the
+  // mandatory deny mounts a mask at each, and a mask's name is listed.
   properties.push(await pathProp('ward-state-ungranted', [wardStateSet(env, home), sets.see]));
   properties.push(await egressProperty(enc, eff, timeoutMs, check));
   // Dynamic rules and invariants: reported only for policies that have them, so the report of
@@ -251,10 +253,7 @@ function pathWitness(enc: Encoder, pos: PathSet[], neg: PathSet[], timeoutMs: nu
 
 /** The policy entries that cover a path: what a reviewer edits to fix a finding. */
 function explain(eff: EffectivePolicy, p: string): string {
-  const covering = (['read', 'write', 'execute', 'append', 'visible'] as const).flatMap((k) =>
-    eff.filesystem[k].filter((e) => isWithin(p, e.path)).map((e) => `${k} ${e.path}`),
-  );
-  return covering.length > 0 ? `granted by: ${covering.join(', ')}; no deny covers it` : 'covered by no grant';
+  return grantsBehind(eff, p);
 }
 
 // ---------------------------------------------------------------------------

@@ -12,16 +12,34 @@
  * neither readable nor writable by themselves: they only make a name exist. A grant above a
  * visible path still covers it here, as in Landlock (which cannot subtract); the supervisor's
  * refusal of its opens is accounted for by visible-not-readable (./index.ts).
+ *
+ * The sandbox is built on real paths: plan/mounts.ts binds each grant, sets its Landlock rule
+ * and masks each deny at the path the host resolves it to. So every grant is in its set twice,
+ * as written and as resolved (`/bin` and `/usr/bin` on a merged-/usr host; a link in a granted
+ * directory and the workspace it points into): a property about either name sees it. A deny is
+ * subtracted under every name that leads to what it masks: as written, as resolved, and its real
+ * path seen through each grant's symlinked name. The property's own paths (secrets, Ward's
+ * state, an invariant's pattern) are taken both ways too (patternForms). Over-approximating the
+ * grants keeps every PROVED sound; the cost is a VIOLATED about a name the host's links would
+ * send elsewhere (a link in a read-only grant, named by an invariant).
+ *
+ * A deny under a grant is enforced by a mode-0000 mask mounted at the denied path, so its name
+ * is listed (`ls -la ~` shows `d--------- .ssh`) while its contents are gone: the `see` set
+ * subtracts only what lies strictly below such a deny.
  */
 import path from 'node:path';
 import { expandPath, isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy } from '../../policy/load.js';
 import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
+import { pathShape } from '../../rules/pattern.js';
+import { realPrefix } from '../../paths.js';
 
 /** A regular set of canonical absolute paths. */
 export type PathPattern =
   /** `path` itself and everything below it. */
   | { kind: 'subtree'; path: string }
+  /** Everything strictly below `path`, not `path` itself: what a mask at `path` hides while its name shows. */
+  | { kind: 'below'; path: string }
   /** Any entry called `name` at any depth below `dir` (and everything below that entry). */
   | { kind: 'named-below'; dir: string; name: string };
 
@@ -48,12 +66,70 @@ export interface HostPattern {
 
 const subtrees = (paths: string[]): PathPattern[] => paths.map((p) => ({ kind: 'subtree', path: p }));
 
-/** What the policy lets a sandboxed process do, per kind of access. */
-export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
+/** Where a path leads on this host (paths.ts realPrefix); tests pass their own. */
+export type Resolve = (p: string) => string;
+
+type GrantKey = 'read' | 'write' | 'execute' | 'append';
+const GRANT_KEYS: readonly GrantKey[] = ['read', 'write', 'execute', 'append'];
+
+/** A grant as written and where it leads on this host. */
+export interface HostGrant {
+  key: GrantKey | 'visible';
+  written: string;
+  real: string;
+}
+
+/** The policy's paths as the sandbox is built on them (see the header). */
+export interface HostView {
+  grants: HostGrant[];
+  /** Every name that leads to a denied place; `masked`: a grant's bind would expose it, so a mask is mounted there and its name shows. */
+  denied: { path: string; masked: boolean; deny: string }[];
+}
+
+const unique = <T>(xs: T[]): T[] => [...new Set(xs)];
+
+/** `inner` (a path within `outer`) moved under `to`: the same place, named through `to`. */
+function rebase(inner: string, outer: string, to: string): string {
+  const rel = path.posix.relative(outer, inner);
+  return rel === '' ? to : path.posix.join(to, rel);
+}
+
+export function hostView(eff: EffectivePolicy, resolve: Resolve = realPrefix): HostView {
   const fs = eff.filesystem;
-  const of = (...keys: (keyof EffectivePolicy['filesystem'])[]) => keys.flatMap((k) => fs[k].map((e) => e.path));
-  const exclude = subtrees(of('deny'));
-  const set = (...keys: (keyof EffectivePolicy['filesystem'])[]): PathSet => ({ include: subtrees(of(...keys)), exclude });
+  const grants: HostGrant[] = [...GRANT_KEYS, 'visible' as const].flatMap((key) => fs[key].map((e) => ({ key, written: e.path, real: resolve(e.path) })));
+  const real = grants.filter((g) => g.key !== 'visible');
+  const denied: HostView['denied'] = [];
+  for (const d of fs.deny) {
+    const r = resolve(d.path);
+    // The planner drops a grant at or below a denied real path, and masks a denied real path
+    // below a grant: through a symlinked grant the same place has another name.
+    const through = real.filter((g) => g.written !== g.real).flatMap((g) => (isWithin(r, g.real) ? [rebase(r, g.real, g.written)] : isWithin(g.real, r) ? [g.written] : []));
+    for (const name of unique([d.path, r, ...through])) {
+      // Masked when a grant's bind lies strictly above it (plan/mounts.ts masks only there).
+      const masked = real.some((g) => name !== g.written && name !== g.real && (isWithin(name, g.written) || isWithin(name, g.real)));
+      denied.push({ path: name, masked, deny: d.path });
+    }
+  }
+  return { grants, denied };
+}
+
+const formsOf = (grants: HostGrant[], keys: readonly HostGrant['key'][]): string[] => unique(grants.filter((g) => keys.includes(g.key)).flatMap((g) => [g.written, g.real]));
+
+/** What the policy lets a sandboxed process do, per kind of access, on the paths as written and as resolved. */
+export function accessSets(eff: EffectivePolicy, resolve: Resolve = realPrefix): Record<Access, PathSet> {
+  const view = hostView(eff, resolve);
+  // One entry per name (two denies can lead to one place; being masked depends on the name only).
+  const denied = [...new Map(view.denied.map((d) => [d.path, d] as const)).values()];
+  const exclude = subtrees(denied.map((d) => d.path));
+  const set = (...keys: GrantKey[]): PathSet => ({ include: subtrees(formsOf(view.grants, keys)), exclude });
+  const visibleForms = formsOf(view.grants, ['visible']);
+  // A masked deny hides what is below it, not its own name. One under a visible-only bind and
+  // no grant is not masked at all (that bind shows it whole), so nothing of it is subtracted.
+  const seeExclude = denied.flatMap((d): PathPattern[] => {
+    if (d.masked) return [{ kind: 'below', path: d.path }];
+    if (visibleForms.some((v) => isWithin(d.path, v) && d.path !== v)) return [];
+    return [{ kind: 'subtree', path: d.path }];
+  });
   return {
     read: set('read', 'write', 'execute', 'append'),
     write: set('write'),
@@ -63,7 +139,7 @@ export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
     // readable file can be run.
     execute: eff.sandbox.landlock === 'off' ? set('read', 'write', 'execute', 'append') : set('execute'),
     // The name exists in the sandbox: any grant at all, visible-only included.
-    see: set('read', 'write', 'execute', 'append', 'visible'),
+    see: { include: subtrees(formsOf(view.grants, [...GRANT_KEYS, 'visible'])), exclude: seeExclude },
   };
 }
 
@@ -73,46 +149,81 @@ export function accessSets(eff: EffectivePolicy): Record<Access, PathSet> {
  * directory there instead, or a deny covers it. They hold nothing of the host, so the path sets
  * leave them out; they matter where writing is half of the question (W^X).
  */
-export function privateDirs(eff: EffectivePolicy, home: string): string[] {
-  const fs = eff.filesystem;
-  const grants = [...fs.read, ...fs.write, ...fs.execute, ...fs.append].map((e) => e.path);
+export function privateDirs(eff: EffectivePolicy, home: string, resolve: Resolve = realPrefix): string[] {
+  const view = hostView(eff, resolve);
+  const grants = formsOf(view.grants, GRANT_KEYS);
   const dirs = ['/tmp', ...(eff.sandbox.home === 'tmpfs' && home !== '/' ? [home] : [])];
-  return dirs.filter((d) => !grants.some((g) => isWithin(d, g)) && !fs.deny.some((e) => isWithin(d, e.path)));
+  return dirs.filter((d) => !grants.some((g) => isWithin(d, g)) && !view.denied.some((x) => isWithin(d, x.path)));
 }
 
 /** The paths of `visible` entries (minus deny): names whose bytes must never be readable. */
-export function visibleSet(eff: EffectivePolicy): PathSet {
-  return { include: subtrees(eff.filesystem.visible.map((e) => e.path)), exclude: subtrees(eff.filesystem.deny.map((e) => e.path)) };
+export function visibleSet(eff: EffectivePolicy, resolve: Resolve = realPrefix): PathSet {
+  const view = hostView(eff, resolve);
+  return { include: subtrees(formsOf(view.grants, ['visible'])), exclude: subtrees(unique(view.denied.map((d) => d.path))) };
 }
 
 /** The paths of `append` entries: files that may grow but never be rewritten. */
-export function appendOnlySet(eff: EffectivePolicy): PathSet {
-  return { include: subtrees(eff.filesystem.append.map((e) => e.path)), exclude: [] };
+export function appendOnlySet(eff: EffectivePolicy, resolve: Resolve = realPrefix): PathSet {
+  return { include: subtrees(formsOf(hostView(eff, resolve).grants, ['append'])), exclude: [] };
 }
 
-/** Ward's own state (audit logs), config (signing keys) and cache (launcher), for this user. */
-export function wardStateSet(env: NodeJS.ProcessEnv, home: string): PathSet {
-  return { include: subtrees(wardStatePaths(env, home).map((p) => path.posix.normalize(p))), exclude: [] };
+/**
+ * What lies inside Ward's own state (audit logs), config (signing keys) and cache (launcher),
+ * for this user, by name and by real path. Inside, not the directories themselves: where a
+ * grant covers their parent, the mandatory deny masks each one, and a mask's name shows.
+ */
+export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Resolve = realPrefix): PathSet {
+  const dirs = unique(wardStatePaths(env, home).flatMap((p) => [path.posix.normalize(p), resolve(path.posix.normalize(p))]));
+  return { include: dirs.map((p): PathPattern => ({ kind: 'below', path: p })), exclude: [] };
 }
 
 /**
  * The secrets no policy may expose: Ward's mandatory list (SECRET_PATHS), Ward's own state,
- * and any file named `.env` at any depth in the workspace. The list is the property's, not the
- * policy's: a policy that forgets to deny one of these is what the property catches.
+ * and any file named `.env` at any depth in the workspace, each by name and by real path. The
+ * list is the property's, not the policy's: a policy that forgets to deny one of these is what
+ * the property catches.
  */
-export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string): PathSet {
+export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string, resolve: Resolve = realPrefix): PathSet {
   const ctx = { home, workspace: eff.workspace, nodePrefix: '/' };
   const paths: string[] = [];
   for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
     const r = expandPath(raw, ctx);
-    if (r.ok) paths.push(r.path);
+    if (r.ok) paths.push(r.path, resolve(r.path));
   }
-  return { include: [...subtrees(paths), { kind: 'named-below', dir: eff.workspace, name: '.env' }], exclude: [] };
+  const envFiles = unique([eff.workspace, resolve(eff.workspace)]).map((dir): PathPattern => ({ kind: 'named-below', dir, name: '.env' }));
+  return { include: [...subtrees(unique(paths)), ...envFiles], exclude: [] };
+}
+
+/**
+ * A path pattern (rules/pattern.ts syntax: `/a/b`, `/a/**` + `/NAME`) as written and as it
+ * resolves on this host: `never exec /bin/**` is about /usr/bin too on a merged-/usr host, and
+ * a pattern whose tail does not exist yet resolves by its longest existing prefix.
+ */
+export function patternForms(pattern: string, resolve: Resolve = realPrefix): PathPattern[] {
+  const s = pathShape(pattern);
+  const r: PathPattern = s.kind === 'subtree' ? { kind: 'subtree', path: resolve(s.path) } : { kind: 'named-below', dir: resolve(s.dir), name: s.name };
+  return JSON.stringify(r) === JSON.stringify(s) ? [s] : [s, r];
+}
+
+/**
+ * The grants behind an access to `p`, as a reviewer finds them in the policy file (a grant
+ * through a symlink named with where it leads), and when `p` is a masked deny, why its name shows.
+ */
+export function grantsBehind(eff: EffectivePolicy, p: string, resolve: Resolve = realPrefix): string {
+  const view = hostView(eff, resolve);
+  const covering = view.grants.flatMap((g) => (isWithin(p, g.written) ? [`${g.key} ${g.written}`] : isWithin(p, g.real) ? [`${g.key} ${g.written} (which leads to ${g.real})`] : []));
+  if (covering.length === 0) return 'covered by no grant';
+  const mask = view.denied.find((d) => d.masked && d.path === p);
+  if (mask) {
+    return `granted by: ${covering.join(', ')}; deny ${mask.deny} is enforced there by a mode-0000 mask mounted at ${p}, which hides its contents but not its name (\`ls\` lists it); to hide the name too, do not grant its parent: grant only the directories the command needs`;
+  }
+  return `granted by: ${covering.join(', ')}; no deny covers it`;
 }
 
 /** Is the canonical path `p` in the pattern? (The plain matcher every solver answer is checked against.) */
 export function inPattern(p: string, pat: PathPattern): boolean {
   if (pat.kind === 'subtree') return isWithin(p, pat.path);
+  if (pat.kind === 'below') return p !== pat.path && isWithin(p, pat.path);
   const prefix = pat.dir === '/' ? '/' : `${pat.dir}/`;
   return p.startsWith(prefix) && p.slice(prefix.length).split('/').includes(pat.name);
 }

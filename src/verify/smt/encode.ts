@@ -42,6 +42,7 @@ export function encoder(ctx: Z3Context): Encoder {
 
   const pattern = (p: PathPattern): R => {
     if (p.kind === 'subtree') return p.path === '/' ? canon : ctx.ReConcat(lit(p.path), below);
+    if (p.kind === 'below') return ctx.ReConcat(lit(p.path === '/' ? '/' : `${p.path}/`), ctx.Plus(any));
     const dir = p.dir === '/' ? '' : p.dir;
     return ctx.ReConcat(lit(`${dir}/`), ctx.Star(ctx.ReConcat(seg, lit('/'))), lit(p.name), below);
   };
