@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ALL_PROBES, type ProbeReport } from '../../src/probes/index.js';
-import { hasCgroup, tempDir, ward } from '../helpers.js';
+import { hasCgroup, tempDir, ward, wardWithReadOnlyCgroups } from '../helpers.js';
 import { ALLOWED_BROKEN } from './known-gaps.js';
 
 const degraded = hasCgroup ? [] : ['--allow-degraded'];
@@ -47,6 +47,26 @@ describe('ward probe', () => {
     assert.equal(out.audit_log, fx.log);
     const verify = ward(['audit', 'verify', fx.log], { env: fx.env });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  });
+
+  it('as root with every cgroup mount read-only and --allow-degraded: the fork bomb holds because Ward refuses to run it; the shared-memory hog is skipped, RLIMIT_DATA not counting it', (t) => {
+    const fx = fixture();
+    const policy = path.join(fx.base, 'degraded.json');
+    // No pids in the policy itself (the suite's own first run would be refused): the probe's overlay adds it.
+    writeFileSync(policy, JSON.stringify({ extends: ['minimal', 'python'], filesystem: { write: ['${WORKSPACE}'] }, sandbox: { allow_degraded: true } }));
+    const r = wardWithReadOnlyCgroups(() => true, ['probe', '--json', '--policy', policy, '--allow-degraded', '--only', 'res.fork-bomb,res.memory-shared', '--audit-log', fx.log], { cwd: fx.ws, env: fx.env });
+    if (typeof r === 'string') return t.skip(r);
+    const out = JSON.parse(r.stdout) as ProbeReport;
+    const bomb = out.probes.find((p) => p.id === 'res.fork-bomb')!;
+    assert.equal(bomb.status, 'held', bomb.detail);
+    assert.match(bomb.detail, /nothing stands in for pids as root: Ward refused to run the bomb \(cannot apply the policy's pids limit \(32\) without a cgroup, even degraded\)/);
+    const shared = out.probes.find((p) => p.id === 'res.memory-shared')!;
+    assert.equal(shared.status, 'skipped', shared.detail);
+    assert.match(shared.detail, /RLIMIT_DATA does not count shared memory/);
+    assert.ok(shared.degraded.some((d) => /^memory: RLIMIT_DATA per process only .*not shared memory/.test(d)), shared.degraded.join('\n'));
+    assert.equal(r.code, 0, r.stderr);
+    const records = readFileSync(fx.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: string });
+    assert.ok(records.some((x) => x.type === 'launch-failed' && x.step === 'cgroup'), 'the refused bomb is in the audit log');
   });
 
   it('a readable table: groups, ✓ per held probe, a summary; exit 0 when everything held', () => {
