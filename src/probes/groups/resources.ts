@@ -55,6 +55,20 @@ while n < 10000000:
 /** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
 const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
 
+/** The memory probes: a 64 MiB limit, which the run's cgroup is expected to hold. */
+const MEMORY_64MIB: Pick<Probe, 'group' | 'promise' | 'mechanism' | 'asi' | 'nist' | 'expect' | 'policy'> = {
+  group,
+  promise: 'resources',
+  mechanism: 'cgroup',
+  asi: ['ASI08'],
+  nist: ['SC-5', 'SC-6'],
+  expect: 'refused',
+  policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+};
+
+/** The memory cgroup killed the run, and Ward recorded it as such. */
+const killedByMemoryCgroup = (run: ProbeRun) => run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory');
+
 const { SIGXCPU, SIGXFSZ } = osConstants.signals;
 
 /**
@@ -124,14 +138,8 @@ while True:
   },
   {
     id: 'res.memory-shared',
-    group,
-    promise: 'resources',
     title: 'take memory as a shared anonymous mapping, which RLIMIT_DATA does not count (memory limit 64MiB, 256MiB touched)',
-    mechanism: 'cgroup',
-    asi: ['ASI08'],
-    nist: ['SC-5', 'SC-6'],
-    expect: 'refused',
-    policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+    ...MEMORY_64MIB,
     // MAP_SHARED|MAP_ANONYMOUS is shmem: the memory cgroup charges it, RLIMIT_DATA never sees it.
     program: py(`import mmap
 size = 256 << 20
@@ -146,21 +154,15 @@ say('mib', size >> 20)`),
       if (!hadCgroup(run)) {
         return skipped(`no cgroup (degraded): RLIMIT_DATA does not count shared memory, so nothing stood in (${mib} MiB touched); the run's degraded list says so`);
       }
-      if (run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory')) return held(`${run.message} at about ${mib} MiB touched (exit 137, recorded as a cgroup denial)`);
+      if (killedByMemoryCgroup(run)) return held(`${run.message} at about ${mib} MiB touched (exit 137, recorded as a cgroup denial)`);
       if (mib >= 256) return broken(`touched ${mib} MiB of shared memory under a 64 MiB limit`);
       return error(`the mapping ended by ${run.reason} (exit ${run.exitCode}), not the memory limit: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
     },
   },
   {
     id: 'res.memory-hog',
-    group,
-    promise: 'resources',
     title: 'allocate memory without end (memory limit 64MiB)',
-    mechanism: 'cgroup',
-    asi: ['ASI08'],
-    nist: ['SC-5', 'SC-6'],
-    expect: 'refused',
-    policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+    ...MEMORY_64MIB,
     program: py(`blocks = []
 while True:
     blocks.append(bytearray(4 << 20))
@@ -170,7 +172,7 @@ while True:
       const mib = Number(kv(run.stdout).get('mib') ?? '0');
       if (mib >= 1024) return broken(`allocated ${mib} MiB under a 64 MiB limit`);
       if (hadCgroup(run)) {
-        if (run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory')) return held(`${run.message} (exit 137, recorded as a cgroup denial)`);
+        if (killedByMemoryCgroup(run)) return held(`${run.message} (exit 137, recorded as a cgroup denial)`);
         return run.reason === 'timeout' ? broken('the hog ran until the wall clock') : error(`the hog ended by ${run.reason} (exit ${run.exitCode}), not the memory limit: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
       }
       const data = run.launch.layers.rlimits.data;
