@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createCgroup } from '../src/sandbox/cgroup.js';
+import { createCgroup, readCgroupMounts, type CgroupMount } from '../src/sandbox/cgroup.js';
 import type { RunRecord } from '../src/sandbox/launch.js';
 import type { RunOptions } from '../src/api.js';
 import { PolicyError } from '../src/errors.js';
@@ -71,6 +71,33 @@ export function ward(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessE
     encoding: 'utf8',
     timeout: opts.timeout ?? 60_000,
   });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+}
+
+/**
+ * Runs the built CLI, as root, in a private mount namespace where the cgroup mounts `readOnly`
+ * picks are remounted read-only: a host whose cgroups are unusable, made for this one process and
+ * its children (the host's mounts are untouched). A string says why it cannot be done here.
+ */
+export function wardWithReadOnlyCgroups(
+  readOnly: (m: CgroupMount) => boolean,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): ReturnType<typeof ward> | string {
+  if (!isRoot) return 'only root can remount the cgroup filesystems';
+  if (!which('unshare')) return 'unshare (util-linux) is not installed';
+  if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status !== 0) return 'this host does not let root make a mount namespace (unshare -m)';
+  const mounts = readCgroupMounts().filter(readOnly).map((m) => m.mountpoint);
+  if (mounts.length === 0) return 'no cgroup mount here of the kind the test needs';
+  const script = 'for m in $WARD_TEST_RO; do mount -o remount,bind,ro "$m" || { echo "test: cannot remount $m read-only" >&2; exit 99; }; done; exec "$@"';
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), ...args], {
+    cwd: opts.cwd,
+    env: { ...(opts.env ?? process.env), WARD_TEST_RO: mounts.join(' ') },
+    input: '',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.notEqual(r.status, 99, r.stderr);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
 }
 

@@ -218,7 +218,8 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
           verdict = broken(`a planted secret (the canary) is in the probe's output; the check said: ${verdict.detail}`);
         }
       } catch (e) {
-        verdict = error(`the sandbox could not run the probe: ${(e as Error).message}${e instanceof WardError && e.fix ? ` (fix: ${e.fix})` : ''}`);
+        const refusal = outcome === undefined && e instanceof WardError ? (probe.refused?.(e, ctx) ?? null) : null;
+        verdict = refusal ?? error(`the sandbox could not run the probe: ${(e as Error).message}${e instanceof WardError && e.fix ? ` (fix: ${e.fix})` : ''}`);
       }
     }
   } finally {

@@ -8,6 +8,7 @@
  * The report writer (src/report/) and the CLI (src/cli/commands/probe.ts) consume
  * `ProbeReport` and `ProbeResult`; nothing here depends on how they render it.
  */
+import type { WardError } from '../errors.js';
 import type { NetEvent } from '../net/broker.js';
 import type { PolicyFile } from '../policy/schema.js';
 import type { Denial, LaunchRecord, RevocationRecord, RunReason } from '../sandbox/launch.js';
@@ -131,6 +132,8 @@ export interface Probe {
   /** A reason to skip when an optional tool is missing (checked on the host first); null to run. */
   requires?: (ctx: ProbeContext) => string | null;
   check: (run: ProbeRun, ctx: ProbeContext) => Verdict;
+  /** What Ward refusing the run (before the command started) means here; unset or null: an error. */
+  refused?: (e: WardError, ctx: ProbeContext) => Verdict | null;
 }
 
 /** One probe's outcome, as `ward probe --json` prints it and the report consumes it. */

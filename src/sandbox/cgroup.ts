@@ -96,7 +96,8 @@ function tryV2(m: CgroupMount, selfPath: string, wanted: Set<string>, limits: Cg
   // Candidates for the parent: as root, a `ward` cgroup at the top; otherwise the
   // parent of our own cgroup (v2 forbids processes in a cgroup whose children have
   // controllers, so a sibling of our own leaf is where a delegated user can create).
-  const own = path.join(m.mountpoint, selfPath);
+  // Not path.join for the root cgroup: it would keep a trailing slash, and the guard below never match.
+  const own = selfPath === '/' ? m.mountpoint : path.join(m.mountpoint, selfPath);
   // A process in the mount's root cgroup has no parent cgroup of its own: dirname would leave
   // the cgroup filesystem.
   const ownParent = own === m.mountpoint ? [] : [path.dirname(own)];

@@ -432,9 +432,23 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       }
     } catch (e) {
       if (!degradeAllowed) throw e;
+      // The kernel never applies RLIMIT_NPROC to global uid 0 (copy_process exempts INIT_USER), and
+      // a root caller's sandbox runs as host uid 0: nothing would stand in for pids at all.
+      if (plan.cgroup.pids !== null && process.getuid?.() === 0) {
+        throw new WardError(`cannot apply the policy's pids limit (${plan.cgroup.pids}) without a cgroup, even degraded: Ward runs as root, and the kernel never applies RLIMIT_NPROC (the per-process stand-in) to uid 0, so nothing would limit the number of processes (${(e as Error).message})`, {
+          step: 'cgroup',
+          fix: 'make the pids controller usable (mount it writable: cgroup v1 /sys/fs/cgroup/pids, or v2 with pids enabled); or run Ward as an unprivileged user, where RLIMIT_NPROC stands in; or set resources.pids to "unlimited"',
+        });
+      }
       degraded.push(`cgroup: ${(e as Error).message}`);
-      // Weaker stand-ins, per process rather than per tree: recorded as such.
-      if (plan.cgroup.memory !== null) rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
+      // Weaker stand-ins, per process rather than per tree: recorded as such. RLIMIT_AS is not one:
+      // it bounds address space, not memory, and programs reserve far more than they use (node 20
+      // aborts at start under a 256 MiB RLIMIT_AS).
+      if (plan.cgroup.memory !== null) {
+        rlimits.data = [plan.cgroup.memory, plan.cgroup.memory];
+        degraded.push(`memory: RLIMIT_DATA per process only (${plan.cgroup.memory} bytes each): not shared memory, tmpfs or page cache, and not the tree (each process may use as much)`);
+      }
+      if (plan.cgroup.pids !== null) degraded.push(`pids: RLIMIT_NPROC (${plan.cgroup.pids}) instead of the pids cgroup: it counts the processes and threads of the sandbox's uid in its user namespace (on Linux < 5.14, all of the user's processes on the host), and a refused fork is not recorded`);
       if (plan.cgroup.cpus !== null) degraded.push('cpus: no bandwidth limit without a cgroup');
       if (plan.cpuTimeSec !== null) degraded.push(`cpu_time: RLIMIT_CPU per process only (${rlimits.cpu?.[0] ?? plan.cpuTimeSec}s each): a tree of processes can use more CPU time in total`);
     }

@@ -13,7 +13,8 @@ import { looksSecret } from '../../src/doctor/checks/env.js';
 import { envSecretsCheck } from '../../src/doctor/checks/env.js';
 import { stateOutsideGrantsCheck, worldWritableGrantsCheck } from '../../src/doctor/checks/policy.js';
 import { CHECKS, isBlocking, penalty, renderDoctor, runDoctor, score, type Check, type CheckResult } from '../../src/doctor/index.js';
-import { tempDir, which } from '../helpers.js';
+import type { CgroupMount } from '../../src/sandbox/cgroup.js';
+import { tempDir, wardWithReadOnlyCgroups, which } from '../helpers.js';
 
 /** A private HOME with no XDG overrides, so Ward's directories are under it. */
 function host(): { home: string; ws: string; env: NodeJS.ProcessEnv } {
@@ -87,6 +88,32 @@ describe('ward doctor on this machine', () => {
       assert.match(cg.degrades ?? '', /RLIMIT_CPU/);
     }
     if (process.getuid?.() === 0) assert.equal(cg.status, 'pass', cg.evidence);
+  });
+
+  it("host.cgroup tries the controllers the policy's own limits need: with the cpu controller read-only, a policy with cpus fails the check as its run fails, one without passes as its run does", (t) => {
+    const h = host();
+    // v1's cpu controller alone (cpu.cfs_quota_us, for cpus); cpuacct, memory and pids stay writable.
+    const cpuOnly = (m: CgroupMount) => m.type === 'cgroup' && m.options.includes('cpu');
+    const doctorAndRun = (resources: Record<string, unknown>) => {
+      const file = path.join(h.ws, '..', 'policy.json');
+      writeFileSync(file, JSON.stringify({ extends: ['minimal'], resources }));
+      const d = wardWithReadOnlyCgroups(cpuOnly, ['doctor', '--json', '--policy', file, '--workspace', h.ws], { env: h.env });
+      const r = wardWithReadOnlyCgroups(cpuOnly, ['run', '--policy', file, '--workspace', h.ws, '--', 'true'], { env: h.env });
+      if (typeof d === 'string' || typeof r === 'string') return typeof d === 'string' ? d : (r as string);
+      return { check: find(JSON.parse(d.stdout) as { checks: CheckResult[] }, 'host.cgroup'), run: r };
+    };
+    const withCpus = doctorAndRun({ memory: '256MiB', pids: 64, cpus: 1 });
+    if (typeof withCpus === 'string') return t.skip(withCpus);
+    assert.equal(withCpus.run.code, 125, 'the run cannot make its cgroup');
+    assert.match(withCpus.run.stderr, /cannot apply the policy's resource limits .*cpus 1/);
+    assert.equal(withCpus.check.status, 'fail', withCpus.check.evidence);
+    assert.equal(withCpus.check.severity, 'high');
+    assert.match(withCpus.check.evidence, /cannot apply the policy's resource limits \(memory 268435456, pids 64, cpus 1\): .*EROFS.*\/sys\/fs\/cgroup\/cpu/);
+    const without = doctorAndRun({ memory: '256MiB', pids: 64 });
+    if (typeof without === 'string') return t.skip(without);
+    assert.equal(without.run.code, 0, without.run.stderr);
+    assert.equal(without.check.status, 'pass', without.check.evidence);
+    assert.match(without.check.evidence, /memory\.limit_in_bytes=268435456 .*pids\.max=64/);
   });
 
   it('renders one line per check with ✓ ✗ ! i, the score and what would degrade', async () => {

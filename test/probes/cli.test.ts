@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ALL_PROBES, type ProbeReport } from '../../src/probes/index.js';
-import { hasCgroup, tempDir, ward } from '../helpers.js';
+import { hasCgroup, tempDir, ward, wardWithReadOnlyCgroups } from '../helpers.js';
 import { ALLOWED_BROKEN } from './known-gaps.js';
 
 const degraded = hasCgroup ? [] : ['--allow-degraded'];
@@ -40,13 +40,35 @@ describe('ward probe', () => {
 
     // Every probe's sandbox is in the audit log: a launch and an exit record each (plus the preflight).
     const records = readFileSync(fx.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-    const ran = out.probes.filter((p) => p.status !== 'skipped').length;
-    assert.equal(records.filter((x) => x.type === 'launch').length, ran + 1);
-    assert.equal(records.filter((x) => x.type === 'exit').length, ran + 1);
-    assert.ok(out.probes.filter((p) => p.status !== 'skipped').every((p) => (p.audit_records ?? 0) >= 2));
+    // A probe ran when its sandbox did (it has the run's policy hash): a skip may come after its run
+    // (res.memory-shared without a cgroup) or before it (a missing tool).
+    const ran = out.probes.filter((p) => p.policy_sha256 !== null);
+    assert.equal(records.filter((x) => x.type === 'launch').length, ran.length + 1);
+    assert.equal(records.filter((x) => x.type === 'exit').length, ran.length + 1);
+    assert.ok(ran.every((p) => (p.audit_records ?? 0) >= 2));
     assert.equal(out.audit_log, fx.log);
     const verify = ward(['audit', 'verify', fx.log], { env: fx.env });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  });
+
+  it('as root with every cgroup mount read-only and --allow-degraded: the fork bomb holds because Ward refuses to run it; the shared-memory hog is skipped, RLIMIT_DATA not counting it', (t) => {
+    const fx = fixture();
+    const policy = path.join(fx.base, 'degraded.json');
+    // No pids in the policy itself (the suite's own first run would be refused): the probe's overlay adds it.
+    writeFileSync(policy, JSON.stringify({ extends: ['minimal', 'python'], filesystem: { write: ['${WORKSPACE}'] }, sandbox: { allow_degraded: true } }));
+    const r = wardWithReadOnlyCgroups(() => true, ['probe', '--json', '--policy', policy, '--allow-degraded', '--only', 'res.fork-bomb,res.memory-shared', '--audit-log', fx.log], { cwd: fx.ws, env: fx.env });
+    if (typeof r === 'string') return t.skip(r);
+    const out = JSON.parse(r.stdout) as ProbeReport;
+    const bomb = out.probes.find((p) => p.id === 'res.fork-bomb')!;
+    assert.equal(bomb.status, 'held', bomb.detail);
+    assert.match(bomb.detail, /nothing stands in for pids as root: Ward refused to run the bomb \(cannot apply the policy's pids limit \(32\) without a cgroup, even degraded\)/);
+    const shared = out.probes.find((p) => p.id === 'res.memory-shared')!;
+    assert.equal(shared.status, 'skipped', shared.detail);
+    assert.match(shared.detail, /RLIMIT_DATA does not count shared memory/);
+    assert.ok(shared.degraded.some((d) => /^memory: RLIMIT_DATA per process only .*not shared memory/.test(d)), shared.degraded.join('\n'));
+    assert.equal(r.code, 0, r.stderr);
+    const records = readFileSync(fx.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: string });
+    assert.ok(records.some((x) => x.type === 'launch-failed' && x.step === 'cgroup'), 'the refused bomb is in the audit log');
   });
 
   it('a readable table: groups, ✓ per held probe, a summary; exit 0 when everything held', () => {

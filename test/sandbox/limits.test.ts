@@ -13,8 +13,8 @@ import { run, WardError, type PolicyInput } from '../../src/index.js';
 import { EXHAUST_INOTIFY, EXHAUST_SIGQUEUE, SIGQUEUE_SETUP } from '../../src/probes/groups/resources.js';
 import { USERNS_LIMIT_SHARE } from '../../src/plan/compile.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
-import { createCgroup } from '../../src/sandbox/cgroup.js';
-import { fixtureRunOptions, hasCgroup, isRoot, sandboxFixture, wardCgroupsOf } from '../helpers.js';
+import { createCgroup, readCgroupMounts } from '../../src/sandbox/cgroup.js';
+import { fixtureRunOptions, hasCgroup, isRoot, sandboxFixture, wardCgroupsOf, wardWithReadOnlyCgroups } from '../helpers.js';
 
 function limited(resources: Record<string, unknown>): PolicyInput {
   return { policy: { extends: ['default'], resources } };
@@ -25,6 +25,9 @@ async function go(policy: PolicyInput, argv: string[], allowDegraded = !hasCgrou
   const r = await run(policy, argv, { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded });
   return { ...r, out: r.stdout.toString(), err: r.stderr.toString(), ws: fx.ws };
 }
+
+/** The degraded line for memory without a cgroup, as Ward prints and records it. */
+const DEGRADED_MEMORY = (bytes: number) => `memory: RLIMIT_DATA per process only (${bytes} bytes each): not shared memory, tmpfs or page cache, and not the tree (each process may use as much)`;
 
 /** Python that spins for 1.8 s of its own CPU time, then exits 0. */
 const SPIN_1800MS = 'import time\nt = time.process_time()\nwhile time.process_time() - t < 1.8: pass';
@@ -205,6 +208,9 @@ print('blocks', os.fstat(fd).st_blocks * 512)`;
       assert.match(r.err, /MemoryError/);
       assert.ok(r.launch.degraded.some((d) => /cgroup/.test(d)));
       assert.deepEqual(r.launch.layers.rlimits.data, [64 * 1024 * 1024, 64 * 1024 * 1024]);
+      // What each stand-in does not do is named, not only the missing cgroup.
+      assert.ok(r.launch.degraded.includes(DEGRADED_MEMORY(64 * 1024 * 1024)), r.launch.degraded.join('\n'));
+      assert.ok(r.launch.degraded.some((d) => /^pids: RLIMIT_NPROC \(64\) instead of the pids cgroup: it counts .* user namespace/.test(d)), r.launch.degraded.join('\n'));
     });
   }
 
@@ -294,5 +300,58 @@ describe("per-user kernel budgets: the sandbox cannot take the caller's", () => 
     assert.equal(r.err, 11, `stopped by EAGAIN after ${r.n}`);
     const [soft] = r.launch.layers.rlimits['sigpending'] ?? [];
     assert.ok(typeof soft === 'number' && r.n <= soft, `the sandbox queued ${r.n} signals under RLIMIT_SIGPENDING ${String(soft)}`);
+  });
+});
+
+/** The audit log's records, in order. */
+function logRecords(log: string): Record<string, unknown>[] {
+  return readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('degraded runs as root on a host whose cgroups are unusable (every cgroup mount read-only, in a private mount namespace)', () => {
+  const everyCgroup = () => true;
+  /** A policy file beside the fixture's workspace with these resources, degraded runs allowed. */
+  function policyFile(fx: { ws: string }, resources: Record<string, unknown>): string {
+    const file = path.join(fx.ws, '..', 'degraded.json');
+    writeFileSync(file, JSON.stringify({ extends: ['minimal'], resources, sandbox: { allow_degraded: true } }));
+    return file;
+  }
+
+  it('a policy with pids is refused even with --allow-degraded: the kernel never applies RLIMIT_NPROC to uid 0, so 200 forks would succeed', (t) => {
+    const fx = sandboxFixture();
+    const log = path.join(fx.ws, '..', 'audit.jsonl');
+    const policy = policyFile(fx, { memory: '256MiB', pids: 64, cpus: 1, cpu_time: '20s' });
+    const fork200 = 'import os, time\nn = 0\nfor i in range(200):\n    try:\n        p = os.fork()\n    except OSError:\n        break\n    if p == 0:\n        time.sleep(2)\n        os._exit(0)\n    n += 1\nprint("forked", n)';
+    const r = wardWithReadOnlyCgroups(everyCgroup, ['run', '--policy', policy, '--workspace', fx.ws, '--allow-degraded', '--audit-log', log, '--', 'python3', '-c', fork200], { cwd: fx.ws, env: fx.env });
+    if (typeof r === 'string') return t.skip(r);
+    assert.equal(r.code, 125, `${r.stdout}${r.stderr}`);
+    assert.doesNotMatch(r.stdout, /forked/, 'the fork bomb never ran');
+    assert.match(r.stderr, /cannot apply the policy's pids limit \(64\) without a cgroup, even degraded: Ward runs as root, and the kernel never applies RLIMIT_NPROC .* to uid 0/);
+    assert.match(r.stderr, /fix: make the pids controller usable .*; or run Ward as an unprivileged user, where RLIMIT_NPROC stands in; or set resources\.pids to "unlimited"/);
+    const records = logRecords(log);
+    assert.ok(!records.some((x) => x.type === 'launch'), 'nothing was launched');
+    const failed = records.filter((x) => x.type === 'launch-failed').at(-1);
+    assert.equal(failed?.step, 'cgroup');
+    assert.match(String(failed?.message), /RLIMIT_NPROC/);
+    // cgroup v2: only cgroups are tried as parents, never the directory the v2 filesystem is mounted in.
+    for (const m of readCgroupMounts().filter((x) => x.type === 'cgroup2')) assert.ok(!r.stderr.includes(`${path.dirname(m.mountpoint)}:`), r.stderr);
+  });
+
+  it('without pids the run goes on degraded, and the printed and recorded lines say what RLIMIT_DATA does not count', (t) => {
+    const fx = sandboxFixture();
+    const log = path.join(fx.ws, '..', 'audit.jsonl');
+    const policy = policyFile(fx, { memory: '256MiB', cpus: 1, cpu_time: '20s' });
+    const r = wardWithReadOnlyCgroups(everyCgroup, ['run', '--policy', policy, '--workspace', fx.ws, '--allow-degraded', '--audit-log', log, '--', 'true'], { cwd: fx.ws, env: fx.env });
+    if (typeof r === 'string') return t.skip(r);
+    assert.equal(r.code, 0, r.stderr);
+    const memory = DEGRADED_MEMORY(256 * 1024 * 1024);
+    assert.ok(r.stderr.split('\n').includes(`ward: degraded: ${memory}`), r.stderr);
+    assert.match(r.stderr, /^ward: degraded: cpus: no bandwidth limit without a cgroup$/m);
+    assert.match(r.stderr, /^ward: degraded: cpu_time: RLIMIT_CPU per process only/m);
+    const launch = logRecords(log).find((x) => x.type === 'launch') as { degraded: string[]; layers: { cgroup: unknown; rlimits: Record<string, unknown> } } | undefined;
+    assert.ok(launch, 'the launch is recorded');
+    assert.equal(launch.layers.cgroup, null);
+    assert.ok(launch.degraded.includes(memory), launch.degraded.join('\n'));
+    assert.deepEqual(launch.layers.rlimits['data'], [256 * 1024 * 1024, 256 * 1024 * 1024]);
   });
 });

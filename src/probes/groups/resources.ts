@@ -6,8 +6,9 @@
  * Without a cgroup (an unprivileged user without delegation, run with
  * --allow-degraded) rlimits stand in: RLIMIT_DATA for memory, RLIMIT_NPROC for
  * pids, RLIMIT_CPU for cpu time. The probes then hold if the stand-in refused,
- * and say so; where no stand-in can work (RLIMIT_NPROC does not bind the
- * initial root user) they report `skipped` with the reason.
+ * and say so; where no stand-in can work they report `skipped` with the reason
+ * (RLIMIT_DATA does not count shared memory), or Ward refuses the run (as root,
+ * RLIMIT_NPROC binds nothing) and they hold on that refusal.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -53,6 +54,20 @@ while n < 10000000:
 
 /** Whether this run had a cgroup with the limits (false: degraded to rlimits). */
 const hadCgroup = (run: ProbeRun) => run.launch.layers.cgroup !== null;
+
+/** The memory probes: a 64 MiB limit, which the run's cgroup is expected to hold. */
+const MEMORY_64MIB: Pick<Probe, 'group' | 'promise' | 'mechanism' | 'asi' | 'nist' | 'expect' | 'policy'> = {
+  group,
+  promise: 'resources',
+  mechanism: 'cgroup',
+  asi: ['ASI08'],
+  nist: ['SC-5', 'SC-6'],
+  expect: 'refused',
+  policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+};
+
+/** The memory cgroup killed the run, and Ward recorded it as such. */
+const killedByMemoryCgroup = (run: ProbeRun) => run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory');
 
 const { SIGXCPU, SIGXFSZ } = osConstants.signals;
 
@@ -114,22 +129,40 @@ while True:
         if (!d) return broken('the bomb ran until the wall clock without a single fork refused by the pids limit');
         return held(`${d.detail}; then the wall clock killed the tree (exit 124)`);
       }
-      if (ctx.isRoot) return skipped('no cgroup: RLIMIT_NPROC does not bind the initial root user, so nothing stands in for the pids limit');
       if (errnos.length === 0) return broken('no fork was refused (RLIMIT_NPROC did not stand in)');
       if (!errnos.every((e) => e === E.EAGAIN)) return error(`forks failed with errno ${errnos.join(',')}, not EAGAIN`);
       return held(`degraded (no cgroup): RLIMIT_NPROC refused forks with EAGAIN; the wall clock killed the tree (exit 124)`);
     },
+    // As root without a cgroup nothing would stand in (the kernel never applies RLIMIT_NPROC to uid 0): Ward refuses to run it.
+    refused: (e, ctx) => (ctx.isRoot && e.step === 'cgroup' && /RLIMIT_NPROC/.test(e.message) ? held(`no cgroup, and nothing stands in for pids as root: Ward refused to run the bomb (${e.message.split(': Ward runs as root')[0]})`) : null),
+  },
+  {
+    id: 'res.memory-shared',
+    title: 'take memory as a shared anonymous mapping, which RLIMIT_DATA does not count (memory limit 64MiB, 256MiB touched)',
+    ...MEMORY_64MIB,
+    // MAP_SHARED|MAP_ANONYMOUS is shmem: the memory cgroup charges it, RLIMIT_DATA never sees it.
+    program: py(`import mmap
+size = 256 << 20
+m = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+for i in range(0, size, 4096):
+    m[i] = 1
+    if i % (32 << 20) == 0:
+        say('mib', i >> 20)
+say('mib', size >> 20)`),
+    check: (run) => {
+      const mib = Number(kv(run.stdout).get('mib') ?? '0');
+      if (!hadCgroup(run)) {
+        return skipped(`no cgroup (degraded): RLIMIT_DATA does not count shared memory, so nothing stood in (${mib} MiB touched); the run's degraded list says so`);
+      }
+      if (killedByMemoryCgroup(run)) return held(`${run.message} at about ${mib} MiB touched (exit 137, recorded as a cgroup denial)`);
+      if (mib >= 256) return broken(`touched ${mib} MiB of shared memory under a 64 MiB limit`);
+      return error(`the mapping ended by ${run.reason} (exit ${run.exitCode}), not the memory limit: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
+    },
   },
   {
     id: 'res.memory-hog',
-    group,
-    promise: 'resources',
     title: 'allocate memory without end (memory limit 64MiB)',
-    mechanism: 'cgroup',
-    asi: ['ASI08'],
-    nist: ['SC-5', 'SC-6'],
-    expect: 'refused',
-    policy: { resources: { memory: '64MiB', wall_time: '30s' } },
+    ...MEMORY_64MIB,
     program: py(`blocks = []
 while True:
     blocks.append(bytearray(4 << 20))
@@ -139,7 +172,7 @@ while True:
       const mib = Number(kv(run.stdout).get('mib') ?? '0');
       if (mib >= 1024) return broken(`allocated ${mib} MiB under a 64 MiB limit`);
       if (hadCgroup(run)) {
-        if (run.exitCode === 137 && run.reason === 'memory' && run.denials.some((d) => d.what === 'memory')) return held(`${run.message} (exit 137, recorded as a cgroup denial)`);
+        if (killedByMemoryCgroup(run)) return held(`${run.message} (exit 137, recorded as a cgroup denial)`);
         return run.reason === 'timeout' ? broken('the hog ran until the wall clock') : error(`the hog ended by ${run.reason} (exit ${run.exitCode}), not the memory limit: ${run.stderr.trim().split('\n').at(-1) ?? ''}`);
       }
       const data = run.launch.layers.rlimits.data;
