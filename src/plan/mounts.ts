@@ -131,7 +131,10 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   // Denied places, on both the name written and the real path it resolves to. Visible-only
   // places are collected apart: they are bound read-only (stat shows the real file) with no
   // Landlock rule of their own, and the supervisor refuses every open and exec of them.
-  const denied: { path: string; isDir: boolean; nlink: number }[] = [];
+  // `via`: a deny of Ward's or a profile's reached through a symlink inside a writable grant
+  // (planted or the user's own, e.g. `.env -> .env.development`): masked where it points now,
+  // which holds for this run only, since the command can re-aim the link (see below).
+  const denied: { path: string; isDir: boolean; nlink: number; via?: { entry: string; link: { target: string; dest: string }; around: string } }[] = [];
   const visible: { path: string; isDir: boolean }[] = [];
   const listed = [...eff.filesystem.deny.map((e) => ['deny', e] as const), ...eff.filesystem.visible.map((e) => ['visible', e] as const)];
   for (const [key, entry] of listed) {
@@ -147,13 +150,15 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
       missingDenyOrVisible(key, entry, st !== null, grants, ctx, notes);
       continue;
     }
-    if (key === 'visible') refuseLinkInWritable(entry, key, real, writableReals, ctx);
+    const o = ctx.origins.get(`${key}\0${entry.path}`);
+    const wards = key === 'deny' && (o === undefined || o.file === 'ward:mandatory-deny' || o.file.startsWith('profile:'));
+    const via = wards ? linkInWritable(entry.path, real, writableReals, true) : refuseLinkInWritable(entry, key, real, writableReals, ctx);
     if (key === 'visible') {
       // Visible-only places are bound too (read-only), so they must stay out of the kernel's trees as grants do.
       if (skipKernelTree(entry, 'visible', real, eff.workspace, ctx, notes, kmounts)) continue;
       visible.push({ path: real, isDir: rst.isDirectory() });
       notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
-    } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
+    } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink, ...(via ? { via: { entry: entry.path, link: via.link, around: via.around.literal } } : {}) });
   }
   // Deny wins over visible too: a visible path inside a denied one stays hidden.
   const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
@@ -202,6 +207,14 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     const b = nearest(binds, d.path);
     if (!b) continue;
     ops.push({ kind: d.isDir ? 'mask-dir' : 'mask-file', dest: d.path });
+    // Refusing these would let any command stop every later run of the default profile with one
+    // `ln -s` (and refuse the common `.env -> .env.development`), so the target is masked and the
+    // user told; a deny of the real path by an entry with no such link makes it hold across runs.
+    if (d.via && !denied.some((x) => !x.via && isWithin(d.path, x.path))) {
+      notes.push(
+        `denied ${d.via.entry} goes through the symlink ${d.via.link.dest} -> ${d.via.link.target} inside the writable grant ${d.via.around}: ${d.path} is masked in this run only, since the command can re-aim the link and a later run would mask whatever it points at then; if ${d.path} holds secrets, deny it by its real path (filesystem.deny: ["${d.path}"])`,
+      );
+    }
     if (!d.isDir && d.nlink > 1) {
       notes.push(`denied ${d.path} has ${d.nlink} hard links: other names of the same file inside a grant stay readable`);
     }
@@ -283,12 +296,26 @@ function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling:
  * and so a later run's bind, at any host path (e.g. a profile's optional ~/.pyenv made a link to
  * a secret directory). Refused, optional entries too (SECURITY-MODEL.md says why), unless the
  * link resolves inside the writable grant it lies in: the command can reach that already.
+ *
+ * A restriction (deny, visible, append) through such a link is refused wherever the link points:
+ * there the danger is the place it points at now, which the command can leave unrestricted in a
+ * later run by re-aiming the link, inside the grant as well as out of it.
  */
-function refuseLinkInWritable(entry: FsEntry, key: FsKey, real: string, writable: { real: string; literal: string }[], ctx: MountContext): void {
-  const found = linkInWritable(entry.path, real, writable);
-  if (!found) return;
+function refuseLinkInWritable(entry: FsEntry, key: FsKey, real: string, writable: { real: string; literal: string }[], ctx: MountContext): undefined {
+  const restricts = key === 'deny' || key === 'visible' || key === 'append';
+  const found = linkInWritable(entry.path, real, writable, restricts);
+  if (!found) return undefined;
   const { link, around } = found;
   const o = ctx.origins.get(`${key}\0${entry.path}`);
+  if (restricts) {
+    const left = { deny: 'unmasked', visible: 'readable', append: 'writable in full' }[key];
+    throw new PolicyError(
+      o?.file ?? '(policy)',
+      o?.keyPath ?? `filesystem.${key}`,
+      `${entry.path} goes through the symlink ${link.dest} -> ${link.target}, which lies inside the writable grant ${around.literal}: a sandboxed command can re-aim that link, so a later run would apply filesystem.${key} to whatever it points at then and leave ${real} ${left}`,
+      `name the real path instead: filesystem.${key}: ["${real}"]; if you did not make the link, remove it (\`rm ${link.dest}\`) and check what else changed in ${around.literal}`,
+    );
+  }
   throw new PolicyError(
     o?.file ?? '(policy)',
     o?.keyPath ?? `filesystem.${key}`,
@@ -299,15 +326,22 @@ function refuseLinkInWritable(entry: FsEntry, key: FsKey, real: string, writable
 
 /**
  * The first symlink on the way from `p` to its real path `real` that lies inside a writable
- * grant (`writable`, by real path) while `real` is outside that grant, with the grant; undefined
- * when there is none. Such a link may have been made by a sandboxed command in an earlier run.
+ * grant (`writable`, by real path), with the grant; undefined when there is none. Such a link
+ * may have been made, and can be re-aimed, by a sandboxed command. With `anyTarget` false (a
+ * grant), a link is let through when `real` lies inside that grant: the command reaches it
+ * already. A restriction or a rule pattern passes `anyTarget`: there no link is harmless.
  */
-export function linkInWritable(p: string, real: string, writable: readonly { real: string; literal: string }[]): { link: { target: string; dest: string }; around: { real: string; literal: string } } | undefined {
+export function linkInWritable(
+  p: string,
+  real: string,
+  writable: readonly { real: string; literal: string }[],
+  anyTarget = false,
+): { link: { target: string; dest: string }; around: { real: string; literal: string } } | undefined {
   if (p === real || writable.length === 0) return undefined; // no symlink on the way
   for (const link of symlinkChain(p)) {
     const at = realParentJoin(link.dest);
     const around = writable.filter((w) => isWithin(at, w.real));
-    if (around.length === 0 || around.some((w) => isWithin(real, w.real))) continue;
+    if (around.length === 0 || (!anyTarget && around.some((w) => isWithin(real, w.real)))) continue;
     return { link, around: around[0]! };
   }
   return undefined;

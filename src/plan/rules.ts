@@ -122,8 +122,8 @@ export function resolveRules(rules: readonly Rule[], real: (p: string) => string
 /**
  * The plan's rules for a policy (compile.ts, and launch.ts to check a plan against its
  * policy): resolved as above. A pattern whose way to its real path goes through a symlink
- * inside a writable grant of the same policy is refused, as a grant through one is
- * (mounts.ts linkInWritable): a sandboxed command could have made that link in an earlier run,
+ * inside a writable grant of the same policy is refused, wherever the link points (mounts.ts
+ * linkInWritable): a sandboxed command could have made or re-aimed that link in an earlier run,
  * to turn this run's trigger or revocation away from the files the user named.
  */
 export function policyRules(policy: LoadedPolicy): RulesPlan | null {
@@ -138,12 +138,14 @@ export function policyRules(policy: LoadedPolicy): RulesPlan | null {
         const s = pathShape(m.target);
         const root = s.kind === 'subtree' ? s.path : s.dir;
         const real = realPrefix(root);
-        const found = linkInWritable(root, real, writable);
+        // Any link there, even one that stays inside the grant: re-aimed between runs (`ln -sfn
+        // decoy secrets`), it would turn the next run's rule away from the files named now.
+        const found = linkInWritable(root, real, writable, true);
         if (!found) return;
         throw new PolicyError(
           policy.sources.at(-1) ?? '(policy)',
           `rules[${i}].${role}`,
-          `"${m.access} ${m.target}" goes through the symlink ${found.link.dest} -> ${found.link.target}, which lies inside the writable grant ${found.around.literal}: a sandboxed command could have made that link, to point this rule at other files (here ${resolved[i]![role][j]!.target})`,
+          `"${m.access} ${m.target}" goes through the symlink ${found.link.dest} -> ${found.link.target}, which lies inside the writable grant ${found.around.literal}: a sandboxed command could have made that link, or re-aim it, to point this rule at other files (now ${resolved[i]![role][j]!.target})`,
           `if you did not make the link, remove it (\`rm ${found.link.dest}\`) and check what else changed in ${found.around.literal}; if you did, name the real path in the rule: "${m.access} ${resolved[i]![role][j]!.target}"`,
         );
       });

@@ -169,6 +169,31 @@ describe('mount plan', () => {
     assert.ok(find(plan({ filesystem: { read: [`${w}/.pyenv`] } }).ops, 'bind', `${root}/data`));
   });
 
+  it('a deny, visible or append entry through any symlink inside a writable grant is refused, even one pointing inside it; a profile\'s deny is masked with a note', () => {
+    const w = `${root}/wr2`;
+    mkdirSync(`${w}/vault`, { recursive: true });
+    writeFileSync(`${w}/vault/key`, 'k\n');
+    symlinkSync('vault', `${w}/.secrets`);
+    for (const key of ['deny', 'visible', 'append'] as const) {
+      for (const entry of [`${w}/.secrets/key`, { path: `${w}/.secrets/key`, optional: true as const }]) {
+        const e = policyError(() => plan({ filesystem: { write: [w], [key]: [entry] } }));
+        assert.match(e.message, new RegExp(`${w}/\\.secrets/key goes through the symlink ${w}/\\.secrets -> vault, which lies inside the writable grant ${w}: a sandboxed command can re-aim that link`), `${key} ${JSON.stringify(entry)}`);
+        assert.ok(e.fix!.includes(`filesystem.${key}: ["${w}/vault/key"]`) && e.fix!.includes(`\`rm ${w}/.secrets\``), e.fix);
+      }
+    }
+    // Outside every writable grant the link is the user's own: followed as before.
+    assert.ok(find(plan({ filesystem: { read: [w], deny: [`${w}/.secrets`] } }).ops, 'mask-dir', `${w}/vault`));
+    // Ward's and the profiles' denies are not the user's to rename: masked where the link points, with a note.
+    writeFileSync(`${w}/.env.development`, 'K=V\n');
+    symlinkSync('.env.development', `${w}/.env`);
+    const p = loadPolicyObject({ extends: ['default'] }, { workspace: w, home, env: { HOME: home } });
+    const m = planMounts(p.effective, mountContext(p, { home, env: { HOME: home } }));
+    assert.ok(find(m.ops, 'mask-file', `${w}/.env.development`));
+    assert.match(m.notes.join('\n'), new RegExp(`denied ${w}/\\.env goes through the symlink ${w}/\\.env -> \\.env\\.development inside the writable grant ${w}: ${w}/\\.env\\.development is masked in this run only`));
+    const q = loadPolicyObject({ extends: ['default'], filesystem: { deny: ['${WORKSPACE}/.env.development'] } }, { workspace: w, home, env: { HOME: home } });
+    assert.doesNotMatch(planMounts(q.effective, mountContext(q, { home, env: { HOME: home } })).notes.join('\n'), /in this run only/, 'denied by its real path too: no note');
+  });
+
   it('every directory between a writable bind and a mask inside it is bound onto itself (renaming it would move the secret out from under the mask)', () => {
     mkdirSync(`${ws}/deep/er/gh`, { recursive: true });
     writeFileSync(`${ws}/deep/er/gh/hosts.yml`, 'oauth_token: x\n');

@@ -156,6 +156,62 @@ describe('filesystem: sees only what the policy names', () => {
     );
   });
 
+  it('a deny written through a symlink in the workspace cannot be turned away by re-aiming the link: refused, and the real path holds across runs', async () => {
+    const t = setup();
+    mkdirSync(path.join(t.ws, 'vault'));
+    writeFileSync(path.join(t.ws, 'vault/key'), 'VAULT-KEY\n');
+    symlinkSync('vault', path.join(t.ws, '.secrets'));
+    mkdirSync(path.join(t.ws, 'env/prod'), { recursive: true });
+    writeFileSync(path.join(t.ws, 'env/prod/secrets.yaml'), 'token: PROD-TOKEN\n');
+    symlinkSync('env/prod', path.join(t.ws, 'conf'));
+    const reaim = 'rm .secrets conf && mkdir decoy && ln -s decoy .secrets && ln -s decoy conf && echo re-aimed';
+    // Before, run 1 masked vault (where .secrets pointed), run 1 re-aimed the link, and run 2 read vault/key.
+    for (const [deny, link, target, real] of [
+      ['${WORKSPACE}/.secrets', '.secrets', 'vault', 'vault'],
+      ['${WORKSPACE}/conf/secrets.yaml', 'conf', 'env/prod', 'env/prod/secrets.yaml'],
+    ] as const) {
+      const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: [deny] } } };
+      await assert.rejects(t.sh(reaim, policy), (e: Error & { fix?: string }) => {
+        assert.ok(e.message.includes(`goes through the symlink ${t.ws}/${link} -> ${target}, which lies inside the writable grant ${t.ws}: a sandboxed command can re-aim that link`), e.message);
+        assert.ok((e.fix ?? '').includes(`filesystem.deny: ["${t.ws}/${real}"]`), e.fix);
+        return true;
+      });
+      assert.ok(!existsSync(path.join(t.ws, 'decoy')), 'nothing ran');
+    }
+    // As the error says: deny the real paths. Re-aiming the links then changes nothing.
+    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: ['${WORKSPACE}/vault', '${WORKSPACE}/env/prod/secrets.yaml'] } } };
+    const first = await t.sh(`cat vault/key env/prod/secrets.yaml; ${reaim}`, policy);
+    assert.match(first.out, /re-aimed/);
+    assert.doesNotMatch(first.out, /VAULT-KEY|PROD-TOKEN/);
+    const second = await t.sh('cat vault/key env/prod/secrets.yaml .secrets/key conf/secrets.yaml', policy);
+    assert.notEqual(second.exitCode, 0);
+    assert.match(second.err, /Permission denied/);
+    assert.doesNotMatch(second.out, /VAULT-KEY|PROD-TOKEN/);
+  });
+
+  it("a link planted at a profile's deny name (.env) does not stop later runs: its target is masked for the run, and the plan says it holds for that run only", async () => {
+    const t = setup();
+    writeFileSync(path.join(t.ws, '.env.development'), 'API_KEY=sk-dev-123\n');
+    // The first run plants it (the default profile's .env is optional: absent, nothing masked).
+    const plant = await t.sh('ln -s .env.development .env && echo planted');
+    assert.match(plant.out, /planted/);
+    const r = await t.sh('cat .env; cat .env.development');
+    assert.doesNotMatch(r.out, /sk-dev/);
+    assert.match(r.err, /Permission denied/);
+    assert.ok(
+      r.launch.notes.some((n) => n.includes(`denied ${t.ws}/.env goes through the symlink ${t.ws}/.env -> .env.development inside the writable grant ${t.ws}: ${t.ws}/.env.development is masked in this run only`) && n.includes(`filesystem.deny: ["${t.ws}/.env.development"]`)),
+      r.launch.notes.join('\n'),
+    );
+    // Denied by its real path, it holds across runs and the note goes.
+    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: ['${WORKSPACE}/.env.development'] } } };
+    const reaim = await t.sh('rm .env && ln -s /dev/null .env && echo re-aimed', policy);
+    assert.match(reaim.out, /re-aimed/);
+    assert.ok(!reaim.launch.notes.some((n) => n.includes('in this run only')), reaim.launch.notes.join('\n'));
+    const after = await t.sh('cat .env.development', policy);
+    assert.match(after.err, /Permission denied/);
+    assert.doesNotMatch(after.out, /sk-dev/);
+  });
+
   it('Landlock is a second, independent wall: a program copied to writable /tmp cannot be executed', async () => {
     const t = setup();
     const r = await t.sh('cp /bin/true /tmp/t && chmod +x /tmp/t && /tmp/t && echo EXECUTED');

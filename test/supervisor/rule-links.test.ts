@@ -9,7 +9,7 @@
  * and the run are about the same thing.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -211,12 +211,38 @@ describe('a rule pattern through a symlink inside a writable grant', () => {
     );
   });
 
-  it('is resolved when the link stays inside that grant', () => {
+  it('is refused when the link stays inside that grant too: re-aimed between runs, it would turn the next run\'s rule away', () => {
     const fx = sandboxFixture();
     mkdirSync(path.join(fx.ws, 'keys'));
     symlinkSync('keys', path.join(fx.ws, 'secrets'));
     const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'network' }] };
-    const plan = compile({ policy }, { workspace: fx.ws, env: fx.env });
-    assert.deepEqual(plan.rules?.rules[0]?.after, [{ access: 'read', target: path.join(fx.ws, 'keys') }]);
+    assert.throws(
+      () => compile({ policy }, { workspace: fx.ws, env: fx.env }),
+      (e: unknown) => e instanceof PolicyError && e.keyPath === 'rules[0].after' && e.message.includes(`${fx.ws}/secrets -> keys, which lies inside the writable grant ${fx.ws}`) && (e.fix ?? '').includes(`"read ${fx.ws}/keys"`),
+    );
+  });
+});
+
+describe('a rule pattern through a link in the workspace, re-aimed by one run for the next', { skip }, () => {
+  it('is refused before anything runs; named by its real path, the rule fires in the run after the re-aim', async () => {
+    const fx = sandboxFixture();
+    for (const d of ['vault', 'sub']) mkdirSync(path.join(fx.ws, d));
+    writeFileSync(path.join(fx.ws, 'vault/key'), 'VAULT-KEY\n');
+    writeFileSync(path.join(fx.ws, 'sub/data'), 'SUB-DATA\n');
+    symlinkSync('vault', path.join(fx.ws, 'secrets'));
+    const rules = (p: string) => ({ extends: ['default'], rules: [{ after: `read \${WORKSPACE}/${p}/**`, revoke: 'read ${WORKSPACE}/sub/**' }], ...degraded });
+    const records: RunRecord[] = [];
+    // Before, this run re-aimed the link, and the next run read vault/key with no rule firing, then sub/data.
+    const reaim = 'mkdir decoy && ln -sfn decoy secrets && echo re-aimed';
+    await assert.rejects(run({ policy: rules('secrets') }, ['sh', '-c', reaim], fixtureRunOptions(fx, records)), (e: Error) =>
+      e.message.includes(`goes through the symlink ${fx.ws}/secrets -> vault, which lies inside the writable grant ${fx.ws}`),
+    );
+    assert.ok(!existsSync(path.join(fx.ws, 'decoy')), 'nothing ran');
+    const first = await run({ policy: rules('vault') }, ['sh', '-c', reaim], fixtureRunOptions(fx, records));
+    assert.match(first.stdout.toString(), /re-aimed/);
+    const second = await run({ policy: rules('vault') }, ['sh', '-c', 'cat vault/key >/dev/null; cat sub/data'], fixtureRunOptions(fx, records));
+    assert.doesNotMatch(second.stdout.toString(), /SUB-DATA/);
+    assert.match(second.stderr.toString(), /Permission denied/);
+    assert.equal(second.revocations.length, 1, JSON.stringify(second.revocations));
   });
 });
