@@ -154,6 +154,34 @@ attempt('read', lambda: sys.stdout.write('content=%s\\n' % open('config-x/gh/hos
     },
   },
   {
+    id: 'fs.deny-link-reaim',
+    group,
+    promise: 'secrets',
+    title: "re-aim a symlink inside the writable workspace that a deny is written through (.secrets -> vault), so a later run masks a decoy and shows the vault",
+    mechanism: 'sandbox',
+    asi: ['ASI03'],
+    nist: ['AC-3', 'AC-6'],
+    expect: 'refused',
+    policy: { filesystem: { deny: ['${WORKSPACE}/.secrets'] } },
+    setup: (ctx) => {
+      mkdirSync(path.join(ctx.ws, 'vault'));
+      writeFileSync(path.join(ctx.ws, 'vault/key'), `${ctx.canary}\n`);
+      symlinkSync('vault', path.join(ctx.ws, '.secrets'));
+    },
+    program: py(`attempt('read', lambda: sys.stdout.write('content=%s\\n' % open('vault/key').read().strip()))
+attempt('reaim', lambda: (os.unlink('.secrets'), os.mkdir('decoy'), os.symlink('decoy', '.secrets')))`),
+    // The fix: Ward refuses a deny through a link in a writable grant before anything runs.
+    refused: (e) => (/goes through the symlink .*\.secrets -> vault, which lies inside the writable grant .*re-aim/.test(e.message) ? held(`refused before the run: ${e.message.split(': a sandboxed')[0]}`) : null),
+    check: (run, ctx) => {
+      if (run.stdout.includes(ctx.canary)) return broken('the denied file was read through its real name');
+      const v = kv(run.stdout);
+      if (!v.has('reaim')) return noResult(run, 'the re-aim attempt');
+      // A policy under test whose workspace is read-only cannot have the link re-aimed: nothing to refuse.
+      if (v.get('reaim') !== '0') return held(`the link could not be re-aimed (${errnoName(Number(v.get('reaim')))})`);
+      return broken(`the deny through ${ctx.ws}/.secrets -> vault ran and the command re-aimed the link: the next run masks decoy and shows vault/key`);
+    },
+  },
+  {
     id: 'fs.read-etc-shadow',
     group,
     promise: 'filesystem',
