@@ -219,6 +219,8 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
         }
       } catch (e) {
         const refusal = outcome === undefined && e instanceof WardError ? (probe.refused?.(e, ctx) ?? null) : null;
+        // A refusal that holds was decided on this policy, which loaded: its hash names it as a launch's would.
+        if (refusal) policySha = refusedPolicySha(withOverlay(shared.policy, overlay), fx.ws, probeEnv(fx.home, shared.canary));
         verdict = refusal ?? error(`the sandbox could not run the probe: ${(e as Error).message}${e instanceof WardError && e.fix ? ` (fix: ${e.fix})` : ''}`);
       }
     }
@@ -251,6 +253,14 @@ async function runOne(probe: Probe, index: number, shared: Shared): Promise<Prob
     audit_records: shared.audit === false ? 0 : recorded.length,
     duration_ms: Date.now() - t0,
   };
+}
+
+function refusedPolicySha(input: PolicyInput, workspace: string, env: NodeJS.ProcessEnv): string | null {
+  try {
+    return preparePolicy(input, { workspace, env }).sha256;
+  } catch {
+    return null; // refused while loading: there is no effective policy to name
+  }
 }
 
 /** The policy as it applies in the user's workspace (null if that directory is unusable: the reference one stands in). */

@@ -40,9 +40,10 @@ describe('ward probe', () => {
 
     // Every probe's sandbox is in the audit log: a launch and an exit record each (plus the preflight).
     const records = readFileSync(fx.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-    // A probe ran when its sandbox did (it has the run's policy hash): a skip may come after its run
-    // (res.memory-shared without a cgroup) or before it (a missing tool).
-    const ran = out.probes.filter((p) => p.policy_sha256 !== null);
+    // A probe ran when its sandbox did (it has the run's exit code): a skip may come after its run
+    // (res.memory-shared without a cgroup) or before it (a missing tool), and a probe held by Ward
+    // refusing its policy (fs.deny-link-reaim) has that policy's hash but no run.
+    const ran = out.probes.filter((p) => p.exit_code !== null);
     assert.equal(records.filter((x) => x.type === 'launch').length, ran.length + 1);
     assert.equal(records.filter((x) => x.type === 'exit').length, ran.length + 1);
     assert.ok(ran.every((p) => (p.audit_records ?? 0) >= 2));

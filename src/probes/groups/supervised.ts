@@ -214,16 +214,16 @@ out('after-rename', b)`),
   {
     id: 'rule.secret-named-through-link',
     ...ruleProbe,
-    title: 'the rule names the secrets through a symlink (vault -> secrets): read the secret by its real name, then connect out',
+    title: 'the rule names the secrets through a symlink outside the workspace (vault -> ws/secrets): read the secret by its real name, then connect out',
     asi: ['ASI02'],
     nist: ['AC-4', 'AC-3(8)'],
-    // The link stays inside the workspace, so Ward resolves the pattern rather than refusing it.
+    // The link lies outside every writable grant (one inside would be refused: the command could re-aim it), so Ward resolves the pattern.
     setup: async (ctx) => {
       await setup(ctx);
-      symlinkSync('secrets', path.join(ctx.ws, 'vault'));
+      symlinkSync(path.join(ctx.ws, 'secrets'), path.join(ctx.outside, 'vault'));
     },
     teardown,
-    policy: overlay([{ after: 'read ${WORKSPACE}/vault/**', revoke: 'network' }]),
+    policy: (ctx) => overlay([{ after: `read ${ctx.outside}/vault/**`, revoke: 'network' }])(ctx),
     program: (ctx) =>
       py(`${OUT(ctx)}
 out('before')
