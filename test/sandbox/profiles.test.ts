@@ -18,8 +18,9 @@ function setup(extraEnv: NodeJS.ProcessEnv = {}) {
   const fx = sandboxFixture();
   const env = { ...fx.env, ...extraEnv };
   const options: RunOptions = { workspace: fx.ws, env, stdin: 'ignore', allowDegraded: !hasCgroup };
-  const sh = async (script: string, p: PolicyInput) => {
-    const r = await run(p, ['sh', '-c', script], options);
+  // Only the default profile sets limits (and so may need a degraded run without a cgroup); the others refuse --allow-degraded.
+  const sh = async (script: string, p: PolicyInput, allowDegraded = options.allowDegraded) => {
+    const r = await run(p, ['sh', '-c', script], { ...options, allowDegraded });
     return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };
   };
   return { ...fx, env, sh };
@@ -137,7 +138,7 @@ describe('profiles: the node profile grants Node, not its prefix', () => {
     plant(path.join(local, 'secret.txt'), 'LEAKED-local\n');
     plant(path.join(local, 'etc/npmrc'), '//registry.npmjs.org/:_authToken=LEAKED-npmrc\n');
     const script = `node ${local}/lib/node_modules/tool/index.js; ${catEach([`${local}/share/app/token`, `${local}/secret.txt`, `${local}/etc/npmrc`])}`;
-    const r = wardWith(path.join(local, 'bin/node'), ['run', '--profile', 'node', ...degraded, '--', 'sh', '-c', script], fx);
+    const r = wardWith(path.join(local, 'bin/node'), ['run', '--profile', 'node', '--', 'sh', '-c', script], fx);
     assert.equal(r.out.split('\n')[0], 'tool ran', r.err);
     assert.doesNotMatch(r.out, /:ok|LEAKED/, r.out);
     assert.match(r.out, /0:.*No such file or directory/);
@@ -163,7 +164,7 @@ describe('profiles: the node profile grants Node, not its prefix', () => {
     plant(path.join(nvmNode, 'etc/npmrc'), '//registry.npmjs.org/:_authToken=LEAKED-nvm\n');
     plant(path.join(nvmNode, 'lib/node_modules/x/index.js'), 'console.log("nvm lib")\n');
     plant(path.join(t.home, '.npm-global/etc/npmrc'), '//registry.npmjs.org/:_authToken=LEAKED-global\n');
-    const r = await t.sh(`node ${nvmNode}/lib/node_modules/x/index.js; ${catEach([`${nvmNode}/etc/npmrc`, `${t.home}/.npm-global/etc/npmrc`])}`, { profile: 'node' });
+    const r = await t.sh(`node ${nvmNode}/lib/node_modules/x/index.js; ${catEach([`${nvmNode}/etc/npmrc`, `${t.home}/.npm-global/etc/npmrc`])}`, { profile: 'node' }, false);
     assert.doesNotMatch(r.out, /:ok|LEAKED/, r.out);
     assert.deepEqual(r.out.trim().split('\n').map((l) => l.replace(/^(\d:).*Permission denied.*/, '$1denied')), ['nvm lib', '0:denied', '1:denied']);
   });
