@@ -9,17 +9,18 @@
  * `env.set` merges key by key, last value wins. Then Ward's mandatory denies are
  * added. Deny always wins over grants, whatever the order.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { PolicyError } from '../errors.js';
 import { homeDir } from '../paths.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
-import { expandPath, type ExpandContext } from './expand.js';
+import { expandPath, isWithin, type ExpandContext } from './expand.js';
+import { isWorkspaceSecretName } from './profiles/default.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
-import { SECRET_PATHS, wardOwnDirs } from './secrets.js';
+import { ALL_SECRET_PATHS, nvmNpmrcPaths, relocatedSecretPaths, wardOwnDirs } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
 import type { Match, Rule } from '../rules/index.js';
 import { parseAfter, parseInvariant, parseRevoke, type Invariant, type Parsed } from '../rules/parse.js';
@@ -481,10 +482,36 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
     if (policy.sandbox?.home !== undefined) eff.sandbox.home = policy.sandbox.home;
   }
 
+  // The node profile grants ${NODE_PREFIX}/bin as Node's own programs; with a Node at ~/bin/node
+  // (or /home/bin/node) that is the user's own bin, and a grant of it (or of more) was never meant.
+  if (sources.some((s) => s.label === 'profile:node') && isWithin(home, ctx.nodePrefix)) {
+    throw new PolicyError(
+      'profile:node',
+      'filesystem.execute',
+      `the Node.js running Ward is ${process.execPath}, so \${NODE_PREFIX} is ${ctx.nodePrefix}, which is or contains your home (${home}): the node profile grants \${NODE_PREFIX}/bin as Node's own programs, and ${ctx.nodePrefix}/bin holds yours`,
+      'run Ward with a Node installed under a prefix of its own (the system\'s /usr/bin/node, nvm, or an unpacked release such as ~/.local/node-v20/bin/node), or use a policy that extends minimal and grants that Node binary by path',
+    );
+  }
+
+  if (sources.some((s) => s.label === 'profile:default')) {
+    for (const name of workspaceSecretFiles(ctx.workspace)) {
+      // A name Ward cannot write as a policy path would stay readable: refused, never skipped.
+      const r = /[*?[\]{}$\n]/.test(name) ? { ok: false as const, problem: 'it contains a glob character, "$" or a newline' } : expandPath(`\${WORKSPACE}/${name}`, ctx);
+      if (!r.ok) throw new PolicyError('profile:default', 'filesystem.deny', `${path.join(ctx.workspace, name)} looks like a secrets file the default profile hides, but it cannot be masked: ${r.problem}`, 'rename it without glob characters or "$", or move it out of the workspace');
+      if (!fs.deny.has(r.path)) fs.deny.set(r.path, { path: r.path, optional: true });
+      if (!origins.has(`deny\0${r.path}`)) origins.set(`deny\0${r.path}`, { file: 'profile:default', keyPath: 'filesystem.deny' });
+    }
+  }
+
   // Mandatory denies: never granted, whatever the policy says.
   const lastLabel = sources.at(-1)?.label ?? '(policy)';
   const own = wardOwnDirs(env, home);
-  for (const raw of [...SECRET_PATHS, ...own]) {
+  const relocated = relocatedSecretPaths(env === process.env ? [env] : [env, process.env]);
+  if (relocated.problem) {
+    const { name, value } = relocated.problem;
+    throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `${name} is "${value}", a relative path: it names a credential store Ward masks, and Ward cannot tell where it is`, `set ${name} to an absolute path, or unset it`);
+  }
+  for (const raw of [...ALL_SECRET_PATHS, ...relocated.paths, ...nvmNpmrcPaths(home), ...own]) {
     const r = expandPath(raw, ctx);
     // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
     if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');
@@ -546,4 +573,13 @@ function nodePrefix(): string {
     cachedNodePrefix = path.dirname(path.dirname(exe));
   }
   return cachedNodePrefix;
+}
+
+/** The names at the top of `workspace` the default profile hides (isWorkspaceSecretName); none when it cannot be listed (a missing workspace is reported by the plan). */
+function workspaceSecretFiles(workspace: string): string[] {
+  try {
+    return readdirSync(workspace).filter(isWorkspaceSecretName).sort();
+  } catch {
+    return [];
+  }
 }

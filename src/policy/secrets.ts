@@ -7,6 +7,8 @@
  * They are masked only where a grant would otherwise expose them: a path nothing
  * grants is invisible already.
  */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { homeDir, xdgHome } from '../paths.js';
 
 export const SECRET_PATHS: readonly string[] = [
@@ -38,6 +40,151 @@ export const SECRET_PATHS: readonly string[] = [
   '/run/containerd',
   '/run/podman',
 ];
+
+/**
+ * Credential stores, browser profiles and histories under ~ that no tool inside a sandbox needs to
+ * read (docs/policy.md lists each with the reason). Config that tools do need stays readable under a
+ * grant of ~ even when a user may have put a token in it: ~/.gitconfig (git reads it; a token in a
+ * url.insteadOf is not masked), ~/.config/git/config, caches (~/.npm, ~/.cache/pip: packages, no
+ * credentials). Kept apart from SECRET_PATHS so each list reads as one decision.
+ */
+export const HOME_CREDENTIAL_PATHS: readonly string[] = [
+  // Package registries and build tools: auth tokens and passwords.
+  '~/.npmrc',
+  '~/.yarnrc',
+  '~/.yarnrc.yml',
+  '~/.pypirc',
+  '~/.cargo/credentials',
+  '~/.cargo/credentials.toml',
+  '~/.m2/settings.xml',
+  '~/.m2/settings-security.xml',
+  '~/.gradle/gradle.properties',
+  '~/.gem/credentials',
+  '~/.npm-global/etc/npmrc',
+  // Forges, clouds, infrastructure and databases.
+  '~/.config/git/credentials',
+  '~/.config/hub',
+  '~/.terraformrc',
+  '~/.terraform.d/credentials.tfrc.json',
+  '~/.s3cfg',
+  '~/.config/rclone',
+  '~/.my.cnf',
+  '~/.mylogin.cnf',
+  '~/.env',
+  // AI provider keys (the agent's own, which its commands must not reuse).
+  '~/.config/openai',
+  '~/.config/anthropic',
+  '~/.claude/.credentials.json',
+  '~/.codex/auth.json',
+  // Shell and REPL histories: commands typed with tokens and passwords in them.
+  '~/.bash_history',
+  '~/.zsh_history',
+  '~/.zhistory',
+  '~/.histfile',
+  '~/.python_history',
+  '~/.node_repl_history',
+  '~/.psql_history',
+  '~/.mysql_history',
+  '~/.sqlite_history',
+  '~/.rediscli_history',
+  '~/.irb_history',
+  '~/.lesshst',
+  '~/.local/share/fish/fish_history',
+  // Keyrings, password managers, browsers and editors' stored logins.
+  '~/.local/share/keyrings',
+  '~/.local/share/kwalletd',
+  '~/.mozilla',
+  '~/.thunderbird',
+  '~/.config/google-chrome',
+  '~/.config/chromium',
+  '~/.config/BraveSoftware',
+  '~/.config/Code',
+];
+
+/** Credentials outside ~ that a grant of /etc (or of Node's prefix) would show. */
+export const SYSTEM_CREDENTIAL_PATHS: readonly string[] = [
+  // RHEL-family private keys (minimal grants only the certificate parts of /etc/pki).
+  '/etc/pki/tls/private',
+  '/etc/pki/CA/private',
+  // npm's global config, where `npm config set -g` writes auth tokens.
+  '/etc/npmrc',
+  '${NODE_PREFIX}/etc/npmrc',
+];
+
+/** Every fixed mandatory deny of a credential (Ward's own directories and the relocated stores aside). */
+export const ALL_SECRET_PATHS: readonly string[] = [...SECRET_PATHS, ...HOME_CREDENTIAL_PATHS, ...SYSTEM_CREDENTIAL_PATHS];
+
+/** Variables that move a credential store away from its default place, and what they name. */
+const RELOCATING_VARS: readonly { name: string; kind: 'dir' | 'file' | 'files' | 'cargo' }[] = [
+  { name: 'DOCKER_CONFIG', kind: 'dir' },
+  { name: 'KUBECONFIG', kind: 'files' },
+  { name: 'GNUPGHOME', kind: 'dir' },
+  { name: 'PASSWORD_STORE_DIR', kind: 'dir' },
+  { name: 'CARGO_HOME', kind: 'cargo' },
+  { name: 'AWS_SHARED_CREDENTIALS_FILE', kind: 'file' },
+  { name: 'AWS_CONFIG_FILE', kind: 'file' },
+  { name: 'CLOUDSDK_CONFIG', kind: 'dir' },
+  { name: 'GH_CONFIG_DIR', kind: 'dir' },
+  { name: 'AZURE_CONFIG_DIR', kind: 'dir' },
+  { name: 'NPM_CONFIG_USERCONFIG', kind: 'file' },
+  { name: 'npm_config_userconfig', kind: 'file' },
+  { name: 'NPM_CONFIG_GLOBALCONFIG', kind: 'file' },
+  { name: 'npm_config_globalconfig', kind: 'file' },
+  { name: 'NETRC', kind: 'file' },
+  { name: 'PGPASSFILE', kind: 'file' },
+  { name: 'HISTFILE', kind: 'file' },
+];
+
+/**
+ * The same stores where the environment puts them: every ~/.config/X and ~/.local/share/X entry
+ * again under XDG_CONFIG_HOME / XDG_DATA_HOME, and the files and directories the variables above
+ * name. Both places are denied, the default and the moved one: a tool run without the variable
+ * still looks in the default. Found from `envs` (the run's and Ward's own), as Ward finds its own
+ * directories. A relative value is refused: Ward cannot tell what it names, so cannot mask it.
+ */
+export function relocatedSecretPaths(envs: readonly NodeJS.ProcessEnv[]): { paths: string[]; problem?: { name: string; value: string } } {
+  const out = new Set<string>();
+  const homeEntries = [...SECRET_PATHS, ...HOME_CREDENTIAL_PATHS];
+  for (const env of envs) {
+    for (const [name, prefix] of [['XDG_CONFIG_HOME', '~/.config/'], ['XDG_DATA_HOME', '~/.local/share/']] as const) {
+      const base = env[name];
+      if (!base) continue;
+      if (!path.isAbsolute(base)) return { paths: [], problem: { name, value: base } };
+      for (const p of homeEntries) if (p.startsWith(prefix)) out.add(path.join(base, p.slice(prefix.length)));
+    }
+    for (const { name, kind } of RELOCATING_VARS) {
+      const value = env[name];
+      if (!value) continue;
+      const parts = kind === 'files' ? value.split(':').filter((v) => v !== '') : [value];
+      for (const v of parts) {
+        if (!path.isAbsolute(v)) return { paths: [], problem: { name, value } };
+        // The sandbox has its own /dev, /proc and /sys: a store "there" (KUBECONFIG=/dev/null) is no host file.
+        if (/^\/(dev|proc|sys)(\/|$)/.test(path.normalize(v))) continue;
+        if (kind === 'cargo') {
+          out.add(path.join(v, 'credentials'));
+          out.add(path.join(v, 'credentials.toml'));
+        } else out.add(path.normalize(v));
+      }
+    }
+  }
+  return { paths: [...out] };
+}
+
+/**
+ * Each nvm-installed Node's global npmrc (~/.nvm/versions/node/VERSION/etc/npmrc), listed when the
+ * policy is loaded: the node profile grants ~/.nvm, and `npm config set -g` writes tokens there.
+ */
+export function nvmNpmrcPaths(home: string): string[] {
+  const dir = path.join(home, '.nvm/versions/node');
+  let versions: string[];
+  try {
+    versions = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  // A name Ward could not write as a policy path (glob characters) is not an nvm version.
+  return versions.filter((v) => /^[\w.+-]+$/.test(v) && v !== '.' && v !== '..').sort().map((v) => path.join(dir, v, 'etc/npmrc'));
+}
 
 /** Ward's own state, config and cache: keys, audit logs, the compiled launcher. */
 export function wardStatePaths(env: NodeJS.ProcessEnv, home: string): string[] {

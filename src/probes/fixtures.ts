@@ -2,9 +2,9 @@
  * Each probe's world, made fresh and removed afterwards:
  *
  *   <root>/<n>-<id>/
- *     ws/        the workspace: a README, a planted .env/.npmrc/.pypirc/.netrc
+ *     ws/        the workspace: a README, a planted .env (and variants)/.envrc/.npmrc/.yarnrc.yml/.pypirc/.netrc
  *     home/      the fake $HOME the sandbox is given: SSH keys, cloud and token
- *                files, shell rc files, Ward's state dir with a fake audit key
+ *                files, registry credentials, histories, browser logins, shell rc files, Ward's state dir with a fake audit key
  *     outside/   outside every grant: a secret file, a place for writes to land
  *
  * Every planted secret contains the suite's canary, a random token: a probe
@@ -31,8 +31,40 @@ export const HOME_SECRETS = [
   '.vault-token',
 ] as const;
 
+/**
+ * Credential stores, browser logins and histories planted in the fake $HOME beside HOME_SECRETS:
+ * the mandatory denies added for them (policy/secrets.ts HOME_CREDENTIAL_PATHS), one file each.
+ */
+export const HOME_CREDENTIAL_FILES = [
+  '.npmrc',
+  '.yarnrc.yml',
+  '.pypirc',
+  '.cargo/credentials.toml',
+  '.m2/settings.xml',
+  '.gradle/gradle.properties',
+  '.config/git/credentials',
+  '.config/hub',
+  '.terraform.d/credentials.tfrc.json',
+  '.s3cfg',
+  '.config/rclone/rclone.conf',
+  '.my.cnf',
+  '.env',
+  '.config/anthropic/api_key',
+  '.bash_history',
+  '.zsh_history',
+  '.python_history',
+  '.node_repl_history',
+  '.local/share/fish/fish_history',
+  '.local/share/keyrings/login.keyring',
+  '.mozilla/firefox/p.default/logins.json',
+  '.config/google-chrome/Default/Login Data',
+  '.config/Code/User/globalStorage/state.vscdb',
+  '.npm-global/etc/npmrc',
+  '.nvm/versions/node/v20.0.0/etc/npmrc',
+] as const;
+
 /** Secret-looking files planted in the workspace that the default profile hides. */
-export const WORKSPACE_SECRETS = ['.env', '.env.local', '.npmrc', '.pypirc', '.netrc'] as const;
+export const WORKSPACE_SECRETS = ['.env', '.env.local', '.npmrc', '.pypirc', '.netrc', '.env.development', '.env.production.local', '.envrc', '.yarnrc.yml'] as const;
 
 /** Shell start-up files planted in the fake $HOME: a write to them is persistence on the host. */
 export const RC_FILES = ['.bashrc', '.profile', '.zshrc', '.bash_profile'] as const;
@@ -60,7 +92,7 @@ export function makeFixture(root: string, index: number, id: string, canary: str
   writeFileSync(path.join(ws, 'README.md'), '# probe workspace\n');
   for (const f of WORKSPACE_SECRETS) writeFileSync(path.join(ws, f), `TOKEN=${canary}-ws${f}\n`);
 
-  for (const f of HOME_SECRETS) plant(path.join(home, f), `${canary}-home/${f}\n`, 0o600);
+  for (const f of [...HOME_SECRETS, ...HOME_CREDENTIAL_FILES]) plant(path.join(home, f), `${canary}-home/${f}\n`, 0o600);
   for (const f of RC_FILES) plant(path.join(home, f), `# ${f}: planted by the probe suite\n`, 0o644);
   plant(path.join(home, '.gitconfig'), '[user]\n\tname = probe\n', 0o644);
   plant(path.join(home, FAKE_WARD_STATE, 'audit.key'), `${canary}-ward-audit-key\n`, 0o600);

@@ -53,7 +53,7 @@ import path from 'node:path';
 import type { Plan } from '../plan/compile.js';
 import type { LandlockRule, MountOp } from '../plan/mounts.js';
 import { isWithin } from '../policy/expand.js';
-import { SECRET_PATHS } from '../policy/secrets.js';
+import { ALL_SECRET_PATHS } from '../policy/secrets.js';
 import type { Finding } from './finding.js';
 
 export interface MountValidationOptions {
@@ -177,7 +177,7 @@ export function runMountValidation(plan: Plan, options: MountValidationOptions =
       if (key !== 'deny' && key !== 'visible') declared.add(e.path);
     }
   }
-  for (const s of SECRET_PATHS) add(s.startsWith('~/') ? path.posix.join(plan.home, s.slice(2)) : s);
+  for (const s of ALL_SECRET_PATHS) add(s.startsWith('~/') ? path.posix.join(plan.home, s.slice(2)) : s);
   for (const g of grants) {
     const parent = path.posix.dirname(g.real);
     add(parent);

@@ -19,7 +19,14 @@ export const minimal: PolicyFile = {
       opt('/etc/alternatives'),
       opt('/etc/ssl/certs'),
       opt('/etc/ca-certificates'),
-      opt('/etc/pki'),
+      // RHEL-family trust stores: the certificates only, never /etc/pki whole (its tls/private and
+      // CA/private hold the host's keys, and nssdb may).
+      opt('/etc/pki/tls/certs'),
+      opt('/etc/pki/tls/cert.pem'),
+      opt('/etc/pki/tls/openssl.cnf'),
+      opt('/etc/pki/ca-trust'),
+      opt('/etc/pki/java'),
+      opt('/etc/crypto-policies'),
       opt('/etc/passwd'),
       opt('/etc/group'),
       opt('/etc/nsswitch.conf'),

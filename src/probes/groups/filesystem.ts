@@ -10,7 +10,7 @@
  */
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { HOME_SECRETS } from '../fixtures.js';
+import { HOME_CREDENTIAL_FILES, HOME_SECRETS } from '../fixtures.js';
 import { broken, E, error, errnoName, expectErrno, held, kv, noResult, py, verdictFromErrnos } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
 
@@ -128,6 +128,19 @@ export const probes: Probe[] = [
     program: (ctx) => readEach(homeSecrets(ctx, () => true)),
     // Masked: a mode-0000 file or directory bound over each one, so EACCES (never ENOENT: the grant shows ~).
     check: (run, ctx) => readsRefused(homeSecrets(ctx, () => true), [E.EACCES], 'mandatory deny masks')(run),
+  },
+  {
+    id: 'fs.home-credential-files',
+    group,
+    promise: 'secrets',
+    title: 'with all of ~ granted, read registry tokens (.npmrc, .pypirc, cargo, maven, gradle), git credentials, terraform, rclone, shell histories, keyrings, browser logins, AI keys and global npmrc files',
+    mechanism: 'mount-namespace',
+    asi: ['ASI03'],
+    nist: ['AC-3', 'AC-6', 'IA-5'],
+    expect: 'refused',
+    policy: { filesystem: { read: ['~'] } },
+    program: (ctx) => readEach(HOME_CREDENTIAL_FILES.map((f) => path.join(ctx.home, f))),
+    check: (run, ctx) => readsRefused(HOME_CREDENTIAL_FILES.map((f) => path.join(ctx.home, f)), [E.EACCES], 'mandatory deny masks')(run),
   },
   {
     id: 'fs.move-mask-parent',

@@ -85,7 +85,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const MAX_ENTRIES = 2000;
 
 export const PROPERTY_TITLES = {
-  'no-secret-access': 'no secret path (SECRET_PATHS, Ward state, ${WORKSPACE}/**/.env) is readable or writable',
+  'no-secret-access': 'no secret path (the mandatory denies, Ward state, ${WORKSPACE}/**/.env) is readable or writable',
   'w-xor-x': 'W^X: no path is both writable and executable as a program (execve/execveat of the file); code in a writable file can still run through an interpreter or the dynamic loader',
   'visible-not-readable': 'visible-only paths are never readable',
   'append-not-writable': 'append-only paths are never writable (only appendable)',

@@ -30,7 +30,7 @@
 import path from 'node:path';
 import { expandPath, isWithin } from '../../policy/expand.js';
 import type { EffectivePolicy } from '../../policy/load.js';
-import { SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
+import { ALL_SECRET_PATHS, wardStatePaths } from '../../policy/secrets.js';
 import { pathShape } from '../../rules/pattern.js';
 import { realPrefix } from '../../paths.js';
 
@@ -178,7 +178,7 @@ export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Reso
 }
 
 /**
- * The secrets no policy may expose: Ward's mandatory list (SECRET_PATHS), Ward's own state,
+ * The secrets no policy may expose: Ward's mandatory list (ALL_SECRET_PATHS), Ward's own state,
  * and any file named `.env` at any depth in the workspace, each by name and by real path. The
  * list is the property's, not the policy's: a policy that forgets to deny one of these is what
  * the property catches.
@@ -186,7 +186,7 @@ export function wardStateSet(env: NodeJS.ProcessEnv, home: string, resolve: Reso
 export function secretSet(eff: EffectivePolicy, env: NodeJS.ProcessEnv, home: string, resolve: Resolve = realPrefix): PathSet {
   const ctx = { home, workspace: eff.workspace, nodePrefix: '/' };
   const paths: string[] = [];
-  for (const raw of [...SECRET_PATHS, ...wardStatePaths(env, home)]) {
+  for (const raw of [...ALL_SECRET_PATHS, ...wardStatePaths(env, home)]) {
     const r = expandPath(raw, ctx);
     if (r.ok) paths.push(r.path, resolve(r.path));
   }
