@@ -184,13 +184,14 @@ describe('mount plan', () => {
     // Outside every writable grant the link is the user's own: followed as before.
     assert.ok(find(plan({ filesystem: { read: [w], deny: [`${w}/.secrets`] } }).ops, 'mask-dir', `${w}/vault`));
     // Ward's and the profiles' denies are not the user's to rename: masked where the link points, with a note.
-    writeFileSync(`${w}/.env.development`, 'K=V\n');
-    symlinkSync('.env.development', `${w}/.env`);
+    // (a name the default profile does not deny by itself: every top-level .env* is denied directly)
+    writeFileSync(`${w}/dev-settings`, 'K=V\n');
+    symlinkSync('dev-settings', `${w}/.env`);
     const p = loadPolicyObject({ extends: ['default'] }, { workspace: w, home, env: { HOME: home } });
     const m = planMounts(p.effective, mountContext(p, { home, env: { HOME: home } }));
-    assert.ok(find(m.ops, 'mask-file', `${w}/.env.development`));
-    assert.match(m.notes.join('\n'), new RegExp(`denied ${w}/\\.env goes through the symlink ${w}/\\.env -> \\.env\\.development inside the writable grant ${w}: ${w}/\\.env\\.development is masked in this run only`));
-    const q = loadPolicyObject({ extends: ['default'], filesystem: { deny: ['${WORKSPACE}/.env.development'] } }, { workspace: w, home, env: { HOME: home } });
+    assert.ok(find(m.ops, 'mask-file', `${w}/dev-settings`));
+    assert.match(m.notes.join('\n'), new RegExp(`denied ${w}/\\.env goes through the symlink ${w}/\\.env -> dev-settings inside the writable grant ${w}: ${w}/dev-settings is masked in this run only`));
+    const q = loadPolicyObject({ extends: ['default'], filesystem: { deny: ['${WORKSPACE}/dev-settings'] } }, { workspace: w, home, env: { HOME: home } });
     assert.doesNotMatch(planMounts(q.effective, mountContext(q, { home, env: { HOME: home } })).notes.join('\n'), /in this run only/, 'denied by its real path too: no note');
   });
 

@@ -191,23 +191,24 @@ describe('filesystem: sees only what the policy names', () => {
 
   it("a link planted at a profile's deny name (.env) does not stop later runs: its target is masked for the run, and the plan says it holds for that run only", async () => {
     const t = setup();
-    writeFileSync(path.join(t.ws, '.env.development'), 'API_KEY=sk-dev-123\n');
+    // dev-settings: a name the default profile does not deny by itself (every top-level .env* is denied directly).
+    writeFileSync(path.join(t.ws, 'dev-settings'), 'API_KEY=sk-dev-123\n');
     // The first run plants it (the default profile's .env is optional: absent, nothing masked).
-    const plant = await t.sh('ln -s .env.development .env && echo planted');
+    const plant = await t.sh('ln -s dev-settings .env && echo planted');
     assert.match(plant.out, /planted/);
-    const r = await t.sh('cat .env; cat .env.development');
+    const r = await t.sh('cat .env; cat dev-settings');
     assert.doesNotMatch(r.out, /sk-dev/);
     assert.match(r.err, /Permission denied/);
     assert.ok(
-      r.launch.notes.some((n) => n.includes(`denied ${t.ws}/.env goes through the symlink ${t.ws}/.env -> .env.development inside the writable grant ${t.ws}: ${t.ws}/.env.development is masked in this run only`) && n.includes(`filesystem.deny: ["${t.ws}/.env.development"]`)),
+      r.launch.notes.some((n) => n.includes(`denied ${t.ws}/.env goes through the symlink ${t.ws}/.env -> dev-settings inside the writable grant ${t.ws}: ${t.ws}/dev-settings is masked in this run only`) && n.includes(`filesystem.deny: ["${t.ws}/dev-settings"]`)),
       r.launch.notes.join('\n'),
     );
     // Denied by its real path, it holds across runs and the note goes.
-    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: ['${WORKSPACE}/.env.development'] } } };
+    const policy: PolicyInput = { policy: { extends: ['default'], filesystem: { deny: ['${WORKSPACE}/dev-settings'] } } };
     const reaim = await t.sh('rm .env && ln -s /dev/null .env && echo re-aimed', policy);
     assert.match(reaim.out, /re-aimed/);
     assert.ok(!reaim.launch.notes.some((n) => n.includes('in this run only')), reaim.launch.notes.join('\n'));
-    const after = await t.sh('cat .env.development', policy);
+    const after = await t.sh('cat dev-settings', policy);
     assert.match(after.err, /Permission denied/);
     assert.doesNotMatch(after.out, /sk-dev/);
   });
