@@ -41,7 +41,8 @@ import { planRules, supervisedFiles } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile, ensureWardDirs, stateDir } from '../paths.js';
-import { visibleInSandbox } from '../plan/visible.js';
+import { visibleInSandbox, writableInSandbox } from '../plan/visible.js';
+import { hostBinaryProblem } from '../hostbin.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
@@ -378,8 +379,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     }
   }
 
-  const bwrap = findBwrap();
+  // Both run on the host, as the caller: nothing this sandbox could write may change them.
+  const sandboxWritable = (p: string) => writableInSandbox(plan.mounts.ops, p);
+  const bwrap = findBwrap(opts.env ?? process.env, sandboxWritable);
   const launcher = ensureLauncher();
+  const launcherProblem = hostBinaryProblem(launcher, sandboxWritable);
+  if (launcherProblem !== null) {
+    throw new WardError(`refusing to run Ward's launcher ${launcher} on the host: ${launcherProblem}`, {
+      step: 'preflight:launcher',
+      fix: 'install Ward outside every writable grant of the policy (not in the workspace\'s node_modules), or deny its directory in the policy',
+    });
+  }
   const maskFile = ensureMaskFile();
 
   const childEnv: Record<string, string> = { ...plan.env };
