@@ -273,6 +273,19 @@ export interface InnerOptions {
    * The command is then not given on the command line: nothing follows the final '--'.
    */
   argvFd?: number;
+  /**
+   * What inner must find in force before it execs (else it fails at step "confinement"): at least
+   * `seccompFilters` seccomp filters (mode 2), no_new_privs and no capability in any set when
+   * `unprivileged`, and a namespace other than the host's for each name (host inode given).
+   */
+  require?: Confinement;
+}
+
+export interface Confinement {
+  seccompFilters: number;
+  unprivileged: boolean;
+  /** /proc/self/ns name (user, pid, ipc, uts, net, cgroup, mnt) -> the host's namespace inode. */
+  namespaces: Record<string, number>;
 }
 
 export interface OuterOptions {
@@ -362,6 +375,16 @@ export function innerArgs(opts: InnerOptions): string[] {
     checkStatusFd(opts.argvFd);
     if (opts.argvFd === opts.statusFd || opts.argvFd === opts.superviseFd) argError('the argv fd must differ from the status and supervise fds');
     args.push('--argv-fd', String(opts.argvFd));
+  }
+  if (opts.require) {
+    const { seccompFilters, unprivileged, namespaces } = opts.require;
+    if (!Number.isInteger(seccompFilters) || seccompFilters < 0 || seccompFilters > 1000) argError(`seccompFilters must be an integer in 0..1000, got ${seccompFilters}`);
+    if (seccompFilters > 0) args.push('--require-seccomp', String(seccompFilters));
+    if (unprivileged) args.push('--require-unprivileged');
+    for (const [name, ino] of Object.entries(namespaces)) {
+      if (!/^[a-z_]{1,15}$/.test(name) || !Number.isSafeInteger(ino) || ino < 0) argError(`namespace requirement ${name}:${ino} is not NAME:INODE`);
+      args.push('--require-ns', `${name}:${ino}`);
+    }
   }
   args.push('--');
   return args;

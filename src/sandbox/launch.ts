@@ -43,6 +43,7 @@ import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile, ensureWardDirs, stateDir } from '../paths.js';
 import { visibleInSandbox, writableInSandbox } from '../plan/visible.js';
 import { hostBinaryProblem } from '../hostbin.js';
+import { confinementProblem, sandboxConfinement } from './confinement.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
@@ -619,7 +620,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }
 
   // 2. spawn
+  const confinement = sandboxConfinement(supervisor !== null);
   const inner = innerArgs({
+    require: confinement,
     rlimits,
     landlock: { mode: landlockMode, rules: landlockRules, scope: plan.landlock.scope },
     statusFd: FD_STATUS,
@@ -843,15 +846,30 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     // The byte is sent before the exec that ended the status stream: already here, or never.
     if (isWarm && handedAt !== null) await Promise.race([takenP, exited]);
 
+    const killAndRemove = async () => {
+      killTree();
+      await exited;
+      // Armed clocks would keep the process alive after the refusal.
+      if (wall) clearTimeout(wall);
+      if (cpuWatch) clearInterval(cpuWatch);
+      if (cgroup) await cgroup.remove();
+    };
     let status: LauncherStatus;
     try {
       status = parseLauncherStatus(Buffer.concat(statusChunks).toString('utf8'));
     } catch (e) {
       // Only Ward's launchers write there; anything malformed means the launch cannot be trusted.
-      killTree();
-      await exited;
-      if (cgroup) await cgroup.remove();
+      await killAndRemove();
       throw new WardError(`the launcher's status report is malformed: ${(e as Error).message}`, { step: 'launcher:status' });
+    }
+    // The launcher checked this before the exec; checked again in case its requirements never reached it.
+    const weak = status.ready ? confinementProblem(status.ready, confinement, landlockMode) : null;
+    if (weak !== null) {
+      await killAndRemove();
+      throw new WardError(`the sandbox is not confined as Ward asked (${weak}): the launcher did not check it before the command started, so the command was killed`, {
+        step: 'launcher:confinement',
+        fix: 'the bwrap Ward ran, or its arguments, were changed: check WARD_BWRAP and `ward doctor`',
+      });
     }
     const failure = status.failure;
     const execFailed = failure?.stage === 'inner' && failure.step === 'exec';

@@ -19,6 +19,42 @@ function fixture() {
   return { ...fx, base, policy: path.join(base, 'p.yaml'), marker: path.join(base, 'host-ran') };
 }
 
+/** A bwrap wrapper outside every grant: python that edits bwrap's options (from --args FD) and argv, then execs the real one. */
+function wrapper(dir: string, name: string, edit: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(
+    file,
+    `#!/usr/bin/python3
+import os, sys
+argv = sys.argv[1:]
+if '--args' not in argv:
+    os.execv('/usr/bin/bwrap', ['bwrap'] + argv)
+k = argv.index('--args')
+fd = int(argv[k + 1])
+data = b''
+while True:
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        break
+    data += chunk
+opts = [o.decode() for o in data.split(b'\\0')[:-1]]
+def drop(lst, name, n):
+    while name in lst:
+        i = lst.index(name)
+        del lst[i:i + n]
+${edit}
+r, w = os.pipe()
+os.write(w, b''.join(o.encode() + b'\\0' for o in opts))
+os.close(w)
+os.set_inheritable(r, True)
+argv[k + 1] = str(r)
+os.execv('/usr/bin/bwrap', ['bwrap'] + argv)
+`,
+    { mode: 0o755 },
+  );
+  return file;
+}
+
 const PLANT = 'mkdir -p node_modules/.bin && printf "#!/bin/sh\\ntouch $MARK\\nexec /usr/bin/bwrap \\"\\$@\\"\\n" > node_modules/.bin/bwrap && chmod 755 node_modules/.bin/bwrap && cp node_modules/.bin/bwrap bwrap';
 
 describe('host programs: never from PATH, never one a sandbox could change', () => {
@@ -73,4 +109,39 @@ describe('host programs: never from PATH, never one a sandbox could change', () 
       assert.match(hostBinaryProblem(path.join(theirs, 'bwrap')) ?? '', /the directory \S+\/theirs is owned by uid 65534, neither root nor you \(uid 0\)/);
     }
   });
+});
+
+describe('what bwrap built is checked before the command runs', () => {
+  it('a bwrap that drops --seccomp: refused with 125 at the launcher\'s confinement check, the command never runs', () => {
+    const fx = fixture();
+    const bwrap = wrapper(fx.base, 'bwrap-noseccomp', "drop(opts, '--seccomp', 2)");
+    const r = ward(['run', '--policy', fx.policy, '--', 'touch', fx.marker], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: bwrap } });
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /could not be completed at step confinement: .*Seccomp is 0, not 2: no seccomp filter is in force/);
+    assert.ok(!existsSync(fx.marker), 'the command ran without seccomp');
+  });
+
+  it("a bwrap that does not unshare the IPC namespace (the host's System V shared memory): refused, the command never runs", () => {
+    const fx = fixture();
+    const bwrap = wrapper(fx.base, 'bwrap-hostipc', "drop(opts, '--unshare-ipc', 1)");
+    const r = ward(['run', '--policy', fx.policy, '--', 'touch', fx.marker], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: bwrap } });
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /step confinement: .*the ipc namespace is the host's/);
+    assert.ok(!existsSync(fx.marker));
+  });
+
+  it('a bwrap that also strips the launcher\'s requirements: Ward\'s own check of the report kills the command and fails the run', () => {
+    const fx = fixture();
+    const bwrap = wrapper(
+      fx.base,
+      'bwrap-strip',
+      `drop(opts, '--seccomp', 2)
+for name, n in (('--require-seccomp', 2), ('--require-ns', 2), ('--require-unprivileged', 1)):
+    drop(argv, name, n)`,
+    );
+    const r = ward(['run', '--policy', fx.policy, '--', 'true'], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: bwrap } });
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /the sandbox is not confined as Ward asked \(Seccomp is 0, not 2: no seccomp filter is in force\): the launcher did not check it before the command started, so the command was killed/);
+  });
+
 });
