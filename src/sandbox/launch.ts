@@ -947,6 +947,12 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
         ...(dyn ? { fix: '`ward doctor` checks supervised mode on this host (host.seccomp-notify); a container whose seccomp profile refuses user notification must allow it; or remove `rules:` from the policy to run without its revocations' } : {}),
       });
     }
+    if (failure?.stage === 'outer' && !status.ready && (failure.step === 'relay' || failure.step === 'userns-limits')) {
+      // The watchdog found no sandbox init because bwrap itself failed (user namespaces refused,
+      // most often): bwrap's reason and its fix come first.
+      const diagnosis = diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
+      if (diagnosis.step !== 'bwrap') throw diagnosis;
+    }
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}${failure.step !== 'cgroup-join' && failure.detail ? ` (${failure.detail})` : ''}`, {
         step: `launcher:${failure.step}`,

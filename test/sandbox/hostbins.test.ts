@@ -144,4 +144,17 @@ for name, n in (('--require-seccomp', 2), ('--require-ns', 2), ('--require-unpri
     assert.match(r.stderr, /the sandbox is not confined as Ward asked \(Seccomp is 0, not 2: no seccomp filter is in force\): the launcher did not check it before the command started, so the command was killed/);
   });
 
+  it('user namespaces refused (bwrap fails before its init starts): the diagnosis and its fix, not the watchdog\'s "no sandbox init"', () => {
+    const fx = fixture();
+    const bwrap = path.join(fx.base, 'bwrap-nouserns');
+    writeFileSync(bwrap, '#!/bin/sh\necho "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n', { mode: 0o755 });
+    // Each time: whether the watchdog's report or bwrap's exit reaches Ward first must not matter.
+    for (let i = 0; i < 3; i++) {
+      const r = ward(['run', '--policy', fx.policy, '--', 'true'], { cwd: fx.ws, env: { ...fx.env, WARD_BWRAP: bwrap } });
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, /user namespaces are refused on this host, so bwrap cannot build the sandbox/);
+      assert.match(r.stderr, /fix: .*(apparmor|sysctl)/i);
+      assert.doesNotMatch(r.stderr, /no sandbox init/);
+    }
+  });
 });
