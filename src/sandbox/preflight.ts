@@ -4,7 +4,7 @@
  * its questions are asked of the machine as it is at that moment.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { WardError } from '../errors.js';
 import { hostBinaryProblem, SYSTEM_BIN_DIRS, SYSTEM_PATH, systemBinary, type SandboxWritable } from '../hostbin.js';
 
@@ -19,8 +19,9 @@ export const BWRAP_INSTALL_FIX = 'install it: `sudo apt-get install -y bubblewra
 export function findBwrap(env: NodeJS.ProcessEnv = process.env, writable?: SandboxWritable): string {
   const given = env.WARD_BWRAP;
   const bwrap = given ? given : systemBinary('bwrap');
-  if (bwrap === null) {
-    throw new WardError(`bubblewrap (bwrap) is not installed in ${SYSTEM_BIN_DIRS.join(', ')}, and Ward builds every sandbox with it (PATH is not searched: a sandbox can write what it names)`, {
+  if (bwrap === null || existsSync(bwrap) === false) {
+    const where = given ? `: WARD_BWRAP=${given} does not exist` : ` in ${SYSTEM_BIN_DIRS.join(', ')} (PATH is not searched: a sandbox can write what it names)`;
+    throw new WardError(`bubblewrap (bwrap) is not installed${where}, and Ward builds every sandbox with it`, {
       step: 'preflight:bwrap',
       fix: BWRAP_INSTALL_FIX,
     });
