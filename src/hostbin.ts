@@ -7,6 +7,7 @@
  */
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { lstatOrNull } from './paths.js';
 
 /** Where host programs are looked for, in this order: system directories only, never PATH. */
 export const SYSTEM_BIN_DIRS: readonly string[] = ['/usr/bin', '/bin', '/usr/local/bin', '/usr/sbin', '/sbin', '/usr/local/sbin'];
@@ -82,16 +83,7 @@ export function hostBinaryProblem(file: string, writable?: SandboxWritable): str
 
 /** The first `name` in SYSTEM_BIN_DIRS that exists (whatever its state: the caller checks it), or null. */
 export function systemBinary(name: string, dirs: readonly string[] = SYSTEM_BIN_DIRS): string | null {
-  for (const dir of dirs) {
-    const candidate = path.join(dir, name);
-    try {
-      lstatSync(candidate);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
+  return dirs.map((dir) => path.join(dir, name)).find((candidate) => lstatOrNull(candidate) !== null) ?? null;
 }
 
 /** `name` from the system directories, checked: for the helper programs Ward itself starts on the host. */
