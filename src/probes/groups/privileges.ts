@@ -14,6 +14,7 @@ import { broken, E, error, expectErrno, held, killedBySigsys, kv, noResult, py }
 import type { Probe, ProbeRun, Verdict } from '../types.js';
 import { findCompiler } from '../../launcher/launcher.js';
 import { findBwrap } from '../../sandbox/preflight.js';
+import { WardError } from '../../errors.js';
 
 const group = 'privileges' as const;
 
@@ -180,7 +181,8 @@ true`,
         findBwrap({ ...env, WARD_BWRAP: named }, planted);
         return broken(`WARD_BWRAP=${named}, a file the sandbox wrote, would be run on the host`);
       } catch (e) {
-        if (!/can be changed from inside the sandbox/.test((e as Error).message)) return error(`WARD_BWRAP=${named}: ${(e as Error).message}`);
+        // Refused for whichever reason comes first on its way (the grant, or a mode the sandbox set).
+        if (!(e instanceof WardError) || !/^refusing to run WARD_BWRAP=/.test(e.message)) return error(`WARD_BWRAP=${named}: ${(e as Error).message}`);
       }
       if (existsSync(path.join(ctx.ws, '.host-ran'))) return broken('a planted program ran on the host');
       return held(`the next launch runs ${bwrap} and compiles with ${cc ?? '(no compiler)'}: PATH is not searched; WARD_BWRAP naming the planted file is refused`);
