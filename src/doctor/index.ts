@@ -12,7 +12,7 @@ import os from 'node:os';
 import { preparePolicy, type PolicyInput } from '../api.js';
 import { homeDir } from '../paths.js';
 import { WARD_VERSION } from '../version.js';
-import { locateBwrap } from './checks/bwrap.js';
+import { locateBwrap, policyWritable } from './checks/bwrap.js';
 import { CHECKS } from './checks/index.js';
 import { isBlocking, score } from './score.js';
 import type { Check, CheckResult, DoctorContext, DoctorReport } from './types.js';
@@ -37,7 +37,10 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const env = opts.env ?? process.env;
   const policy = preparePolicy(opts.policy, { workspace: opts.workspace, env });
   const uid = process.getuid?.() ?? -1;
-  const ctx: DoctorContext = { env, uid, home: homeDir(env), policy, bwrap: locateBwrap(env) };
+  const home = homeDir(env);
+  // Refused here, before any check runs it: a bwrap the policy's sandbox could change.
+  const found = locateBwrap(env, policyWritable(policy, home));
+  const ctx: DoctorContext = { env, uid, home, policy, bwrap: found.path, bwrapRefusal: found.refusal };
 
   const checks: CheckResult[] = [];
   for (const check of opts.checks ?? CHECKS) {

@@ -4,6 +4,7 @@
  * check's data with the outcome filled in, ready for a terminal, JSON or the
  * auditor report.
  */
+import type { WardError } from '../errors.js';
 import type { LoadedPolicy } from '../policy/load.js';
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info';
@@ -45,6 +46,8 @@ export interface DoctorContext {
   policy: LoadedPolicy;
   /** The bwrap path, or null when none was found (later checks that need it say so). */
   bwrap: string | null;
+  /** Why there is no bwrap: missing, or refused as a program others (or a sandbox) could have changed. */
+  bwrapRefusal: WardError | null;
 }
 
 export interface Check {

@@ -26,14 +26,15 @@ import {
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { cacheDir, lstatOrNull } from '../paths.js';
-import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { hostBinaryProblem, SYSTEM_BIN_DIRS, SYSTEM_PATH, systemBinary } from '../hostbin.js';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /** Compiler flags; part of the binary's hash, so changing them rebuilds it. */
 export const LAUNCHER_CFLAGS: readonly string[] = ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror'];
 
-/** Compilers tried, in this order, on PATH. */
+/** Compilers tried, in this order, in the system directories. */
 const COMPILERS = ['cc', 'gcc', 'clang'] as const;
 
 /** Version of the status JSON (WARD_STATUS_PROTOCOL in ward-launch.c). */
@@ -99,19 +100,18 @@ export function launcherCacheDir(): string {
   return cacheDir(process.env);
 }
 
-/** The first of cc, gcc, clang found on PATH, or null. */
-export function findCompiler(path: string = process.env['PATH'] ?? ''): string | null {
+/**
+ * The first of cc, gcc, clang in the system directories, or null; never PATH (src/hostbin.ts):
+ * the compiler runs on the host and its output becomes the launcher. Throws when the one found
+ * could have been changed by someone other than root or the caller.
+ */
+export function findCompiler(dirs: readonly string[] = SYSTEM_BIN_DIRS): string | null {
   for (const name of COMPILERS) {
-    for (const dir of path.split(delimiter)) {
-      if (!dir || !isAbsolute(dir)) continue;
-      const candidate = join(dir, name);
-      try {
-        accessSync(candidate, fsConstants.X_OK);
-        if (statSync(candidate).isFile()) return candidate;
-      } catch {
-        // not here
-      }
-    }
+    const candidate = systemBinary(name, dirs);
+    if (candidate === null) continue;
+    const problem = hostBinaryProblem(candidate);
+    if (problem !== null) throw new Error(`refusing to run the C compiler ${candidate} to build Ward's launcher: ${problem}`);
+    return candidate;
   }
   return null;
 }
@@ -126,18 +126,21 @@ const NO_COMPILER =
  * directory which is then renamed: atomic, so parallel processes building the
  * same hash never see (or exec) a half-written binary.
  */
-export function compileLauncher(outDir: string, dirMode = 0o755): string {
+export function compileLauncher(outDir: string, dirMode = 0o755, compilerDirs: readonly string[] = SYSTEM_BIN_DIRS): string {
   const sourcePath = launcherSource();
   const source = readFileSync(sourcePath);
   const target = join(outDir, launcherFileName(launcherHash(source)));
   if (isExecutableFile(target)) return target;
-  const compiler = findCompiler();
+  const compiler = findCompiler(compilerDirs);
   if (!compiler) throw new Error(NO_COMPILER);
   mkdirSync(outDir, { recursive: true, mode: dirMode });
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
+    // The compiler finds its assembler and linker through PATH and GCC_EXEC_PREFIX/COMPILER_PATH:
+    // none of the caller's, only the system's.
     execFileSync(compiler, [...LAUNCHER_CFLAGS, '-o', tmp, sourcePath], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: SYSTEM_PATH, ...(process.env['TMPDIR'] ? { TMPDIR: process.env['TMPDIR'] } : {}) },
     });
     chmodSync(tmp, 0o755);
     renameSync(tmp, target);
@@ -270,6 +273,19 @@ export interface InnerOptions {
    * The command is then not given on the command line: nothing follows the final '--'.
    */
   argvFd?: number;
+  /**
+   * What inner must find in force before it execs (else it fails at step "confinement"): at least
+   * `seccompFilters` seccomp filters (mode 2), no_new_privs and no capability in any set when
+   * `unprivileged`, and a namespace other than the host's for each name (host inode given).
+   */
+  require?: Confinement;
+}
+
+export interface Confinement {
+  seccompFilters: number;
+  unprivileged: boolean;
+  /** /proc/self/ns name (user, pid, ipc, uts, net, cgroup, mnt) -> the host's namespace inode. */
+  namespaces: Record<string, number>;
 }
 
 export interface OuterOptions {
@@ -359,6 +375,16 @@ export function innerArgs(opts: InnerOptions): string[] {
     checkStatusFd(opts.argvFd);
     if (opts.argvFd === opts.statusFd || opts.argvFd === opts.superviseFd) argError('the argv fd must differ from the status and supervise fds');
     args.push('--argv-fd', String(opts.argvFd));
+  }
+  if (opts.require) {
+    const { seccompFilters, unprivileged, namespaces } = opts.require;
+    if (!Number.isInteger(seccompFilters) || seccompFilters < 0 || seccompFilters > 1000) argError(`seccompFilters must be an integer in 0..1000, got ${seccompFilters}`);
+    if (seccompFilters > 0) args.push('--require-seccomp', String(seccompFilters));
+    if (unprivileged) args.push('--require-unprivileged');
+    for (const [name, ino] of Object.entries(namespaces)) {
+      if (!/^[a-z_]{1,15}$/.test(name) || !Number.isSafeInteger(ino) || ino < 0) argError(`namespace requirement ${name}:${ino} is not NAME:INODE`);
+      args.push('--require-ns', `${name}:${ino}`);
+    }
   }
   args.push('--');
   return args;

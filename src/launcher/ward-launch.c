@@ -17,8 +17,9 @@
  * process outside the sandbox, see below), joins the cgroups and execs bwrap. "inner" runs as bwrap's command, inside the
  * sandbox (mounts built, bwrap's seccomp filter and no_new_privs in force):
  * it makes sure the command inherits only fds 0-2, applies Landlock, changes
- * directory, sets resource limits, reports what is in force, and execs the
- * command. (bwrap's seccomp filter must therefore allow what these steps
+ * directory, sets resource limits, checks that what Ward requires is in
+ * force (--require-seccomp N, --require-unprivileged, --require-ns NAME:INO:
+ * step "confinement"), reports what is in force, and execs the command. (bwrap's seccomp filter must therefore allow what these steps
  * use: landlock_* 444-446, prctl, close_range, chdir, prlimit64, execve, and
  * for supervised mode seccomp, recv and sendmsg.) With --supervise-fd N,
  * inner also installs the supervisor's notify filter and hands its listener
@@ -2201,51 +2202,138 @@ static const char *const proc_fields[] = {
 	"CapBnd",     "CapAmb",  "Uid",		    "Gid",
 };
 
-/* "proc_status":{...} from an fd opened on /proc/self/status, or null. */
-static void json_proc_status(FILE *f, int fd)
+/* The text of /proc/self/status read from fd (opened earlier), or NULL. */
+static char *read_proc_status(int fd)
 {
 	static char buf[16384];
 	size_t len = 0;
 	ssize_t n;
-	while (fd >= 0 && len < sizeof buf - 1 &&
-	       (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
+	if (fd < 0)
+		return NULL;
+	while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			fd = -1;
-			break;
+			return NULL;
 		}
 		len += (size_t)n;
 	}
-	if (fd < 0) {
+	buf[len] = '\0';
+	return buf;
+}
+
+/* The value of the "NAME:\tvalue" line of a /proc status text, copied into out; NULL if absent. */
+static const char *proc_field(const char *text, const char *name, char *out, size_t size)
+{
+	size_t nlen = strlen(name);
+	for (const char *line = text; line && *line;) {
+		const char *next = strchr(line, '\n');
+		if (strncmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t vlen = next ? (size_t)(next - v) : strlen(v);
+			if (vlen >= size)
+				vlen = size - 1;
+			memcpy(out, v, vlen);
+			out[vlen] = '\0';
+			return out;
+		}
+		line = next ? next + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* "proc_status":{...} from the status text, or null. */
+static void json_proc_status(FILE *f, const char *text)
+{
+	if (!text) {
 		fputs("null", f);
 		return;
 	}
-	buf[len] = '\0';
 	fputc('{', f);
 	int first = 1;
 	for (size_t k = 0; k < sizeof proc_fields / sizeof proc_fields[0]; k++) {
-		size_t klen = strlen(proc_fields[k]);
-		for (char *line = buf; line && *line;) {
-			char *next = strchr(line, '\n');
-			if (next)
-				*next = '\0';
-			if (strncmp(line, proc_fields[k], klen) == 0 && line[klen] == ':') {
-				char *v = line + klen + 1;
-				while (*v == ' ' || *v == '\t')
-					v++;
-				fputs(first ? "" : ",", f);
-				json_str(f, proc_fields[k]);
-				fputc(':', f);
-				json_str(f, v);
-				first = 0;
-			}
-			if (next)
-				*next = '\n';
-			line = next ? next + 1 : NULL;
-		}
+		char v[128];
+		if (!proc_field(text, proc_fields[k], v, sizeof v))
+			continue;
+		fputs(first ? "" : ",", f);
+		json_str(f, proc_fields[k]);
+		fputc(':', f);
+		json_str(f, v);
+		first = 0;
 	}
 	fputc('}', f);
+}
+
+/*
+ * Step "confinement": what the caller requires to be in force, checked from
+ * inside before the command can run. bwrap is a separate program found on the
+ * host; one that dropped an option (`--seccomp`, an `--unshare-*`, `--cap-drop`)
+ * would still run us, and without this the command would run with the layer
+ * missing and only the report would show it. Only fields the kernel shows
+ * are checked: the filters' count, not their content.
+ */
+#define MAX_REQUIRED_NS 8
+#define CONFINEMENT_HINT                                                                             \
+	"the bwrap Ward ran did not build the sandbox Ward asked for: check WARD_BWRAP and that bwrap " \
+	"is the distribution's (`ward doctor`)"
+struct required_ns {
+	char name[16];
+	uint64_t host_ino;
+};
+
+static void require_confinement(const char *text, unsigned long min_filters, int unprivileged)
+{
+	char v[128];
+	const char *hint = CONFINEMENT_HINT;
+	if (!text)
+		fail("confinement", EACCES, "/proc/self/status cannot be read, so what is in force cannot be checked", hint);
+	char d[200];
+	if (min_filters > 0) {
+		const char *mode = proc_field(text, "Seccomp", v, sizeof v);
+		if (!mode || strcmp(mode, "2") != 0) {
+			snprintf(d, sizeof d, "Seccomp is %s, not 2: no seccomp filter is in force", mode ? mode : "absent");
+			fail("confinement", EPERM, d, hint);
+		}
+		/* Absent before Linux 5.9: the mode alone is checked there. */
+		const char *count = proc_field(text, "Seccomp_filters", v, sizeof v);
+		uint64_t have;
+		if (count && (parse_u64(count, &have) < 0 || have < min_filters)) {
+			snprintf(d, sizeof d, "Seccomp_filters is %s, fewer than the %lu Ward installs", count, min_filters);
+			fail("confinement", EPERM, d, hint);
+		}
+	}
+	if (unprivileged) {
+		const char *nnp = proc_field(text, "NoNewPrivs", v, sizeof v);
+		if (!nnp || strcmp(nnp, "1") != 0)
+			fail("confinement", EPERM, "NoNewPrivs is not 1: a setuid program would gain privileges", hint);
+		static const char *const caps[] = { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" };
+		for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+			const char *set = proc_field(text, caps[k], v, sizeof v);
+			if (!set || strspn(set, "0") != strlen(set) || !*set) {
+				snprintf(d, sizeof d, "%s is %s: the sandbox holds capabilities", caps[k], set ? set : "absent");
+				fail("confinement", EPERM, d, hint);
+			}
+		}
+	}
+}
+
+/* Each namespace named must be a new one: its inode differs from the host's (given by Ward). */
+static void require_namespaces(const struct required_ns *ns, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		char p[64], d[200];
+		struct stat st;
+		snprintf(p, sizeof p, "/proc/self/ns/%.15s", ns[k].name);
+		if (stat(p, &st) < 0)
+			fail("confinement", errno, p, NULL);
+		if ((uint64_t)st.st_ino == ns[k].host_ino) {
+			snprintf(d, sizeof d, "the %.15s namespace is the host's (inode %llu): bwrap did not unshare it", ns[k].name,
+				 (unsigned long long)st.st_ino);
+			fail("confinement", EPERM, d, CONFINEMENT_HINT);
+		}
+	}
 }
 
 static void json_limit(FILE *f, rlim_t v)
@@ -2452,6 +2540,10 @@ static int run_inner(int argc, char **argv)
 	const char *chdir_to = NULL;
 	int supervise_fd = -1;
 	int argv_fd = -1;
+	unsigned long min_filters = 0;
+	int unprivileged = 0;
+	struct required_ns req_ns[MAX_REQUIRED_NS];
+	size_t n_req_ns = 0;
 	if (!rules)
 		fail("parse", ENOMEM, NULL, NULL);
 
@@ -2507,6 +2599,28 @@ static int run_inner(int argc, char **argv)
 			if (parse_u64(v, &fd) < 0 || fd < 3 || fd > INT_MAX || fcntl((int)fd, F_GETFD) < 0)
 				usage_error("option --argv-fd: '%s' is not an open fd >= 3", v);
 			argv_fd = (int)fd;
+		} else if (strcmp(opt, "--require-seccomp") == 0) {
+			const char *v = option_value(argc, argv, &i);
+			uint64_t n;
+			if (min_filters > 0)
+				usage_error("option --require-seccomp given twice");
+			if (parse_u64(v, &n) < 0 || n < 1 || n > 1000)
+				usage_error("option --require-seccomp: '%s' is not a filter count 1..1000", v);
+			min_filters = (unsigned long)n;
+		} else if (strcmp(opt, "--require-unprivileged") == 0) {
+			unprivileged = 1;
+		} else if (strcmp(opt, "--require-ns") == 0) {
+			const char *v = option_value(argc, argv, &i);
+			const char *colon = strchr(v, ':');
+			uint64_t ino;
+			if (n_req_ns >= MAX_REQUIRED_NS)
+				usage_error("option --require-ns: at most %d", MAX_REQUIRED_NS);
+			if (!colon || colon == v || (size_t)(colon - v) >= sizeof req_ns[0].name ||
+			    strspn(v, "abcdefghijklmnopqrstuvwxyz_") != (size_t)(colon - v) || parse_u64(colon + 1, &ino) < 0)
+				usage_error("option --require-ns: '%s' is not NAME:HOST_INODE", v);
+			memcpy(req_ns[n_req_ns].name, v, (size_t)(colon - v));
+			req_ns[n_req_ns].name[colon - v] = '\0';
+			req_ns[n_req_ns++].host_ino = ino;
 		} else if (opt[0] != '-') {
 			usage_error("inner: unexpected argument '%s' (the command goes after '--')", opt);
 		} else {
@@ -2552,6 +2666,9 @@ static int run_inner(int argc, char **argv)
 	 * need not grant /proc. Failure is not fatal: the report says null.
 	 */
 	int proc_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	/* Step "confinement" (namespaces): fixed since bwrap made them; seccomp refuses new ones. */
+	require_namespaces(req_ns, n_req_ns);
 
 	/*
 	 * Step "landlock-abi": which Landlock the kernel has. Mode "required"
@@ -2668,6 +2785,14 @@ static int run_inner(int argc, char **argv)
 			fail("rlimit", errno, rlimits[k].arg, NULL);
 
 	/*
+	 * Step "confinement" (seccomp, privileges): last, after our own filter
+	 * (supervised mode) and every other step, on what the report will show.
+	 */
+	const char *proc_text = read_proc_status(proc_fd);
+	if (min_filters > 0 || unprivileged)
+		require_confinement(proc_text, min_filters, unprivileged);
+
+	/*
 	 * Step "status": report what is in force, observed from inside, as one
 	 * line. The status fd is close-on-exec: a successful exec closes it.
 	 */
@@ -2696,7 +2821,7 @@ static int run_inner(int argc, char **argv)
 		if (mode != LL_OFF && abi < 1)
 			fprintf(f, ",\"errno\":%d", ll_errno);
 		fputs("},\"proc_status\":", f);
-		json_proc_status(f, proc_fd);
+		json_proc_status(f, proc_text);
 		fputs(",\"rlimits\":{", f);
 		for (size_t k = 0; k < N_RLIMITS; k++) {
 			struct rlimit rl;

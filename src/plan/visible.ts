@@ -24,3 +24,8 @@ export function bindShowing(ops: MountOp[], file: string): Extract<MountOp, { ki
 export function visibleInSandbox(ops: MountOp[], file: string): boolean {
   return bindShowing(ops, file) !== null;
 }
+
+/** Could the sandbox this plan builds change `file` (or, for a directory, its entries)? */
+export function writableInSandbox(ops: MountOp[], file: string): boolean {
+  return bindShowing(ops, file)?.writable === true;
+}

@@ -9,6 +9,7 @@
  * exit code alone: it reads *how* each attempt was refused.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { hostTool } from '../hostbin.js';
 import { createServer, type Server } from 'node:net';
 import os, { constants as osConstants } from 'node:os';
 import type { ProbeContext, ProbeProgram, ProbeRun, Verdict } from './types.js';
@@ -194,7 +195,7 @@ export function serverPort(s: HostServer): number {
 
 /** A harmless host process (sleep) the sandbox must not be able to signal or open. */
 export function startVictim(): ChildProcess {
-  const c = spawn('sleep', ['120'], { stdio: 'ignore', detached: false });
+  const c = spawn(hostTool('sleep'), ['120'], { stdio: 'ignore', detached: false });
   c.on('error', () => {});
   return c;
 }

@@ -41,6 +41,9 @@ import { policyRules } from '../plan/rules.js';
 import { canonicalJson } from '../policy/canonical.js';
 import { isAllowed, matchEvent, revokes, type Event } from '../rules/index.js';
 import { ensureMaskFile } from '../paths.js';
+import { writableInSandbox } from '../plan/visible.js';
+import { hostBinaryProblem } from '../hostbin.js';
+import { confinementProblem, sandboxConfinement } from './confinement.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
 import { makeRunDir, runDirParent } from './run-dir.js';
@@ -387,8 +390,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     }
   }
 
-  const bwrap = findBwrap();
+  // Both run on the host, as the caller: nothing this sandbox could write may change them.
+  const sandboxWritable = (p: string) => writableInSandbox(plan.mounts.ops, p);
+  const bwrap = findBwrap(opts.env ?? process.env, sandboxWritable);
   const launcher = ensureLauncher();
+  const launcherProblem = hostBinaryProblem(launcher, sandboxWritable);
+  if (launcherProblem !== null) {
+    throw new WardError(`refusing to run Ward's launcher ${launcher} on the host: ${launcherProblem}`, {
+      step: 'preflight:launcher',
+      fix: 'install Ward outside every writable grant of the policy (not in the workspace\'s node_modules), or deny its directory in the policy',
+    });
+  }
   const maskFile = ensureMaskFile();
 
   const childEnv: Record<string, string> = { ...plan.env };
@@ -632,7 +644,9 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   }
 
   // 2. spawn
+  const confinement = sandboxConfinement(supervisor !== null);
   const inner = innerArgs({
+    require: confinement,
     rlimits,
     landlock: { mode: landlockMode, rules: landlockRules, scope: plan.landlock.scope },
     statusFd: FD_STATUS,
@@ -867,15 +881,30 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     // The byte is sent before the exec that ended the status stream: already here, or never.
     if (isWarm && handedAt !== null) await Promise.race([takenP, exited]);
 
+    const killAndRemove = async () => {
+      killTree();
+      await exited;
+      // Armed clocks would keep the process alive after the refusal.
+      if (wall) clearTimeout(wall);
+      if (cpuWatch) clearInterval(cpuWatch);
+      if (cgroup) await cgroup.remove();
+    };
     let status: LauncherStatus;
     try {
       status = parseLauncherStatus(Buffer.concat(statusChunks).toString('utf8'));
     } catch (e) {
       // Only Ward's launchers write there; anything malformed means the launch cannot be trusted.
-      killTree();
-      await exited;
-      if (cgroup) await cgroup.remove();
+      await killAndRemove();
       throw new WardError(`the launcher's status report is malformed: ${(e as Error).message}`, { step: 'launcher:status' });
+    }
+    // The launcher checked this before the exec; checked again in case its requirements never reached it.
+    const weak = status.ready ? confinementProblem(status.ready, confinement, landlockMode) : null;
+    if (weak !== null) {
+      await killAndRemove();
+      throw new WardError(`the sandbox is not confined as Ward asked (${weak}): the launcher did not check it before the command started, so the command was killed`, {
+        step: 'launcher:confinement',
+        fix: 'the bwrap Ward ran, or its arguments, were changed: check WARD_BWRAP and `ward doctor`',
+      });
     }
     const failure = status.failure;
     const execFailed = failure?.stage === 'inner' && failure.step === 'exec';
@@ -952,6 +981,12 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
         // A policy's rules cannot run without the supervisor: say how to find out why, and the way out.
         ...(dyn ? { fix: '`ward doctor` checks supervised mode on this host (host.seccomp-notify); a container whose seccomp profile refuses user notification must allow it; or remove `rules:` from the policy to run without its revocations' } : {}),
       });
+    }
+    if (failure?.stage === 'outer' && !status.ready && (failure.step === 'relay' || failure.step === 'userns-limits')) {
+      // The watchdog found no sandbox init because bwrap itself failed (user namespaces refused,
+      // most often): bwrap's reason and its fix come first.
+      const diagnosis = diagnoseBwrapFailure(bwrap, code, capture ? Buffer.concat(err).toString('utf8') : undefined);
+      if (diagnosis.step !== 'bwrap') throw diagnosis;
     }
     if (failure?.stage === 'outer') {
       throw new WardError(`the launcher could not ${failure.step === 'cgroup-join' ? `join the cgroup (${failure.detail})` : failure.step}: ${failure.error}${failure.step !== 'cgroup-join' && failure.detail ? ` (${failure.detail})` : ''}`, {

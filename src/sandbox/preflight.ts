@@ -4,31 +4,38 @@
  * its questions are asked of the machine as it is at that moment.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { WardError } from '../errors.js';
+import { hostBinaryProblem, SYSTEM_BIN_DIRS, SYSTEM_PATH, systemBinary, type SandboxWritable } from '../hostbin.js';
 
-let bwrapPath: string | undefined;
+export const BWRAP_INSTALL_FIX = 'install it: `sudo apt-get install -y bubblewrap` (Debian/Ubuntu), `sudo dnf install bubblewrap` (Fedora); or set WARD_BWRAP to its absolute path';
 
-/** The bwrap binary: $WARD_BWRAP, or the first `bwrap` on PATH, or the usual places. */
-export function findBwrap(env: NodeJS.ProcessEnv = process.env): string {
-  if (bwrapPath) return bwrapPath;
-  const candidates = env.WARD_BWRAP
-    ? [env.WARD_BWRAP]
-    : [...(env.PATH ?? '').split(':').filter(Boolean).map((d) => path.join(d, 'bwrap')), '/usr/bin/bwrap', '/usr/local/bin/bwrap'];
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      bwrapPath = c;
-      return c;
-    } catch {
-      /* next */
-    }
+/**
+ * The bwrap binary: $WARD_BWRAP (an absolute path), or the first `bwrap` in the system
+ * directories (src/hostbin.ts: never PATH). It runs on the host as the caller, so it is refused
+ * when anyone but root or the caller, or (with `writable`) the sandbox about to run, could have
+ * changed it or a directory on the way to it.
+ */
+export function findBwrap(env: NodeJS.ProcessEnv = process.env, writable?: SandboxWritable): string {
+  const given = env.WARD_BWRAP;
+  const bwrap = given ? given : systemBinary('bwrap');
+  if (bwrap === null || existsSync(bwrap) === false) {
+    const where = given ? `: WARD_BWRAP=${given} does not exist` : ` in ${SYSTEM_BIN_DIRS.join(', ')} (PATH is not searched: a sandbox can write what it names)`;
+    throw new WardError(`bubblewrap (bwrap) is not installed${where}, and Ward builds every sandbox with it`, {
+      step: 'preflight:bwrap',
+      fix: BWRAP_INSTALL_FIX,
+    });
   }
-  throw new WardError('bubblewrap (bwrap) is not installed, and Ward builds every sandbox with it', {
-    step: 'preflight:bwrap',
-    fix: 'install it: `sudo apt-get install -y bubblewrap` (Debian/Ubuntu), `sudo dnf install bubblewrap` (Fedora); or set WARD_BWRAP to its path',
-  });
+  const problem = hostBinaryProblem(bwrap, writable);
+  if (problem !== null) {
+    throw new WardError(`refusing to run ${given ? `WARD_BWRAP=${given}` : bwrap} on the host: ${problem}`, {
+      step: 'preflight:bwrap',
+      fix: given
+        ? `point WARD_BWRAP at a bwrap in a directory only root (or you) can write, outside every writable grant of the policy; or unset it to use the system one (${BWRAP_INSTALL_FIX})`
+        : `a system bwrap must be root's (or yours) and in directories no one else can write: check ${bwrap} and the directories above it; ${BWRAP_INSTALL_FIX}`,
+    });
+  }
+  return bwrap;
 }
 
 function read(file: string): string | undefined {
@@ -39,12 +46,15 @@ function read(file: string): string | undefined {
   }
 }
 
+/** bwrap's smallest sandbox, to see whether it can be built at all (diagnosis and `ward doctor`). */
+export const USERNS_PROBE_ARGS: readonly string[] = ['--unshare-user', '--unshare-net', '--unshare-pid', '--ro-bind', '/', '/', '--', 'true'];
+
 /**
  * bwrap exited before Ward's launcher reported in: find out which layer the
  * kernel refused and say how to get it.
  */
 export function diagnoseBwrapFailure(bwrap: string, exitCode: number | null, bwrapStderr?: string): WardError {
-  const probe = spawnSync(bwrap, ['--unshare-user', '--unshare-net', '--unshare-pid', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  const probe = spawnSync(bwrap, USERNS_PROBE_ARGS, { encoding: 'utf8', timeout: 10_000, env: { PATH: SYSTEM_PATH } });
   const err = `${probe.stderr ?? ''}`.trim();
   const apparmor = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
   const maxUserns = read('/proc/sys/user/max_user_namespaces');

@@ -137,13 +137,30 @@ describe('locating and building', () => {
     }
   });
 
-  test('no compiler on PATH: an error naming the problem and the fix', () => {
+  test('no compiler in the system directories: an error naming the problem and the fix', () => {
     const dir = tempDir('nocc');
+    try {
+      assert.equal(findCompiler(['/nonexistent']), null);
+      assert.throws(() => compileLauncher(dir, 0o755, ['/nonexistent']), /no C compiler found to build Ward's launcher: install one with `apt-get install -y gcc libc6-dev`, or run `npm run build`/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a cc planted first on PATH (a workspace\'s node_modules/.bin) is never run; one in a directory others can write is refused', () => {
+    const dir = tempDir('plantcc');
     const savedPath = process.env['PATH'];
     try {
-      process.env['PATH'] = '/nonexistent';
-      assert.equal(findCompiler(), null);
-      assert.throws(() => compileLauncher(dir), /no C compiler found to build Ward's launcher: install one with `apt-get install -y gcc libc6-dev`, or run `npm run build`/);
+      const bin = join(dir, 'bin');
+      mkdirSync(bin, { mode: 0o755 });
+      for (const name of ['cc', 'gcc', 'clang']) writeFileSync(join(bin, name), `#!/bin/sh\ntouch ${join(dir, 'ran')}\nexec /usr/bin/${name} "$@"\n`, { mode: 0o755 });
+      process.env['PATH'] = `${bin}:${savedPath}`;
+      assert.ok(!findCompiler()?.startsWith(bin), 'the compiler came from PATH');
+      const out = compileLauncher(join(dir, 'out'));
+      assert.match(execFileSync(out, ['--version'], { encoding: 'utf8' }), /^ward-launch /);
+      assert.ok(!existsSync(join(dir, 'ran')), 'the planted compiler ran on the host');
+      chmodSync(bin, 0o777);
+      assert.throws(() => findCompiler([bin]), /refusing to run the C compiler \S+\/cc to build Ward's launcher: the directory \S+\/bin is writable by group or others/);
     } finally {
       process.env['PATH'] = savedPath;
       rmSync(dir, { recursive: true, force: true });

@@ -3,11 +3,11 @@
  * steps, and the status protocol (EOF at exec).
  */
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { innerArgs, LAUNCHER_EXIT } from '../../src/launcher/launcher.js';
-import { bwrap, launcher, run, seccompDeny, status, STATUS_FD, SYSTEM_RULES, tempDir } from './helpers.js';
+import { innerArgs, LAUNCHER_EXIT, type Confinement } from '../../src/launcher/launcher.js';
+import { bwrap, launcher, run, seccompDeny, status, STATUS_FD, SYSTEM_RULES, tempDir, type RunResult } from './helpers.js';
 
 let work: string;
 before(() => {
@@ -194,6 +194,49 @@ describe('inner steps', () => {
     const r = await run([...bwrap(), ...inner(), 'echo', 'found', 'on', 'PATH']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'found on PATH\n');
+  });
+});
+
+describe('inner step confinement: what must be in force is checked before the exec', () => {
+  const hostNs = (name: string) => statSync(`/proc/self/ns/${name}`).ino;
+  const inner = (require: Confinement) => [launcher(), ...innerArgs({ landlock: { mode: 'off', rules: [] }, statusFd: STATUS_FD, require })];
+  const confinementFailure = (r: RunResult) => {
+    assert.equal(r.code, 125, r.stderr);
+    assert.equal(r.stdout, '', 'the command ran');
+    const f = status(r).failure!;
+    assert.equal(f.step, 'confinement');
+    return f.detail;
+  };
+
+  test('outside any sandbox: the host\'s namespace, no no_new_privs, no seccomp: each refused', async () => {
+    assert.match(confinementFailure(await run([...inner({ seccompFilters: 0, unprivileged: false, namespaces: { net: hostNs('net') } }), '/bin/echo', 'ran'])), /^the net namespace is the host's/);
+    assert.match(confinementFailure(await run([...inner({ seccompFilters: 0, unprivileged: true, namespaces: {} }), '/bin/echo', 'ran'])), /^NoNewPrivs is not 1|^Cap\w+ is [0-9a-f]+: the sandbox holds capabilities/);
+    assert.match(confinementFailure(await run([...inner({ seccompFilters: 1, unprivileged: false, namespaces: {} }), '/bin/echo', 'ran'])), /^Seccomp is 0, not 2/);
+  });
+
+  test('in bwrap without --seccomp: refused; with it, every requirement holds and the command runs', { skip: process.arch !== 'x64' && 'x86_64 BPF program' }, async () => {
+    const namespaces = Object.fromEntries(['user', 'pid', 'ipc', 'uts', 'net', 'cgroup', 'mnt'].map((n) => [n, hostNs(n)]));
+    const want: Confinement = { seccompFilters: 1, unprivileged: true, namespaces };
+    assert.match(confinementFailure(await run([...bwrap(), ...inner(want), '/bin/echo', 'ran'])), /^Seccomp is 0, not 2/);
+    const progFile = join(work, 'seccomp-confinement.bpf');
+    writeFileSync(progFile, seccompDeny(436, 38));
+    const prog = openSync(progFile, 'r');
+    try {
+      const r = await run([...bwrap(['--seccomp', '4']), ...inner(want), '/bin/echo', 'ran'], { extraFds: [prog] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'ran\n');
+      assert.equal(status(r).ready?.proc_status?.['Seccomp'], '2');
+      // One more filter than is in force: refused (the count, not only the mode, is checked).
+      const prog2 = openSync(progFile, 'r');
+      try {
+        const more = await run([...bwrap(['--seccomp', '4']), ...inner({ ...want, seccompFilters: 2 }), '/bin/echo', 'ran'], { extraFds: [prog2] });
+        assert.match(confinementFailure(more), /^Seccomp_filters is 1, fewer than the 2 Ward installs/);
+      } finally {
+        closeSync(prog2);
+      }
+    } finally {
+      closeSync(prog);
+    }
   });
 });
 

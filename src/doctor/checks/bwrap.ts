@@ -9,19 +9,34 @@
 import { spawnSync } from 'node:child_process';
 import { WardError } from '../../errors.js';
 import { bwrapArgs } from '../../sandbox/bwrap.js';
-import { findBwrap } from '../../sandbox/preflight.js';
+import { planMounts } from '../../plan/mounts.js';
+import { writableInSandbox } from '../../plan/visible.js';
+import type { LoadedPolicy } from '../../policy/load.js';
+import { BWRAP_INSTALL_FIX, findBwrap } from '../../sandbox/preflight.js';
 import { octal, statOrNull } from '../files.js';
 import type { Check } from '../types.js';
 
-const INSTALL_FIX = 'install it: `sudo apt-get install -y bubblewrap` (Debian/Ubuntu), `sudo dnf install bubblewrap` (Fedora); or set WARD_BWRAP to its path';
-
-/** Where bwrap is, or null; never throws (the bwrap check reports the absence). */
-export function locateBwrap(env: NodeJS.ProcessEnv): string | null {
+/** Where bwrap is, or why it is missing or refused (never throws: the bwrap check reports it). */
+export function locateBwrap(env: NodeJS.ProcessEnv, writable?: (p: string) => boolean): { path: string | null; refusal: WardError | null } {
   try {
-    return findBwrap(env);
+    return { path: findBwrap(env, writable), refusal: null };
   } catch (e) {
-    if (e instanceof WardError) return null;
+    if (e instanceof WardError) return { path: null, refusal: e };
     throw e;
+  }
+}
+
+/**
+ * What the policy under check lets a sandbox write, as a run's refusal sees it: its mount plan,
+ * made without Ward's own files (making those is the policy checks' business, not a lookup's).
+ * Undefined when the plan cannot be made (policy.* checks say why).
+ */
+export function policyWritable(policy: LoadedPolicy, home: string): ((p: string) => boolean) | undefined {
+  try {
+    const ops = planMounts(policy.effective, { home, origins: policy.origins, guarded: [] }).ops;
+    return (p) => writableInSandbox(ops, p);
+  } catch {
+    return undefined;
   }
 }
 
@@ -57,9 +72,9 @@ export const bwrapCheck: Check = {
     if (!ctx.bwrap) {
       return {
         status: 'fail',
-        evidence: `no bwrap found (${ctx.env.WARD_BWRAP ? `WARD_BWRAP=${ctx.env.WARD_BWRAP} is not executable` : 'not on PATH, /usr/bin or /usr/local/bin'})`,
-        fix: INSTALL_FIX,
-        degrades: 'every sandbox: Ward refuses to run any command without bwrap',
+        evidence: ctx.bwrapRefusal?.message ?? 'no bwrap found',
+        fix: ctx.bwrapRefusal?.fix ?? BWRAP_INSTALL_FIX,
+        degrades: 'every sandbox: Ward refuses to run any command without a bwrap it can trust',
       };
     }
     const v = spawnSync(ctx.bwrap, ['--version'], { encoding: 'utf8', timeout: 10_000 });
@@ -71,7 +86,7 @@ export const bwrapCheck: Check = {
       return {
         status: 'fail',
         evidence: `${ctx.bwrap}: ${version}; its --help lacks ${missing.join(', ')}`,
-        fix: `install a newer bubblewrap (Ward is tested with 0.8.0); ${INSTALL_FIX}`,
+        fix: `install a newer bubblewrap (Ward is tested with 0.8.0); ${BWRAP_INSTALL_FIX}`,
         degrades: 'every sandbox: bwrap would reject the options Ward passes',
       };
     }
@@ -86,7 +101,7 @@ export const bwrapSetuidCheck: Check = {
   run(ctx) {
     if (!ctx.bwrap) return { status: 'info', evidence: 'no bwrap to look at (see host.bwrap)' };
     const st = statOrNull(ctx.bwrap);
-    if (!st) return { status: 'warn', evidence: `cannot stat ${ctx.bwrap}`, fix: 'check the path in WARD_BWRAP or PATH' };
+    if (!st) return { status: 'warn', evidence: `cannot stat ${ctx.bwrap}`, fix: 'check the path in WARD_BWRAP' };
     const mode = `mode ${octal(st.mode)}, owner uid ${st.uid}`;
     if ((st.mode & 0o4000) !== 0 && st.uid === 0) {
       return {

@@ -7,7 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { diagnoseBwrapFailure } from '../../sandbox/preflight.js';
+import { SYSTEM_PATH } from '../../hostbin.js';
+import { diagnoseBwrapFailure, USERNS_PROBE_ARGS } from '../../sandbox/preflight.js';
 import type { Check } from '../types.js';
 
 function sysctl(file: string): string | undefined {
@@ -34,7 +35,7 @@ export const usernsCheck: Check = {
   run(ctx) {
     const sysctls = usernsSysctls();
     if (!ctx.bwrap) return { status: 'fail', evidence: `cannot try without bwrap (see host.bwrap); ${sysctls}`, fix: 'install bubblewrap, then run `ward doctor` again', degrades: 'every sandbox' };
-    const probe = spawnSync(ctx.bwrap, ['--unshare-user', '--unshare-net', '--unshare-pid', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    const probe = spawnSync(ctx.bwrap, USERNS_PROBE_ARGS, { encoding: 'utf8', timeout: 10_000, env: { PATH: SYSTEM_PATH } });
     if (probe.status !== 0) {
       const said = `${probe.stderr ?? ''}`.trim() || (probe.error ? probe.error.message : `exit ${probe.status}`);
       const diagnosis = diagnoseBwrapFailure(ctx.bwrap, probe.status, said);

@@ -5,7 +5,6 @@
  * promise failed). Optional toolchains (git, gcc) are skipped when the host
  * does not have them.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, held, kv, tail } from '../lib.js';
@@ -13,7 +12,8 @@ import type { Probe, ProbeRun, Verdict } from '../types.js';
 
 const group = 'positive' as const;
 
-const onPath = (bin: string): string | null => (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0 ? null : `${bin} is not installed on this host`);
+// Looked up, never run: the probe runs it inside the sandbox, by the sandbox's PATH.
+const onPath = (bin: string): string | null => ((process.env['PATH'] ?? '').split(':').some((d) => path.isAbsolute(d) && existsSync(path.join(d, bin))) ? null : `${bin} is not installed on this host`);
 
 /** The work succeeded: exit 0 and every expected `key=value` line. */
 function worked(expected: Record<string, string>, what: string): (run: ProbeRun) => Verdict {

@@ -12,6 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { broken, E, error, expectErrno, held, killedBySigsys, kv, noResult, py } from '../lib.js';
 import type { Probe, ProbeRun, Verdict } from '../types.js';
+import { findCompiler } from '../../launcher/launcher.js';
+import { findBwrap } from '../../sandbox/preflight.js';
+import { WardError } from '../../errors.js';
 
 const group = 'privileges' as const;
 
@@ -144,6 +147,45 @@ true`,
       }
       if (found.length > 0) return broken(`on the host: ${found.join('; ')}: any host user who can reach the workspace gets root by running it (uid 0 inside maps to the host's root)`);
       return held(`no setuid/setgid-root file on the host: files made inside belong to uid ${ctx.uid} (${ctx.isRoot ? 'root' : 'the user who ran Ward'}), setuid to that user gains nothing`);
+    },
+  },
+  {
+    id: 'priv.plant-host-binary',
+    group,
+    promise: 'escalation',
+    title: "plant bwrap and cc in the workspace's node_modules/.bin (first on PATH under `npm run`) and ./, for Ward's next launch to run on the host",
+    mechanism: 'launcher',
+    asi: ['ASI03', 'ASI05'],
+    nist: ['CM-5', 'SI-7'],
+    expect: 'refused',
+    program: (ctx) => ({
+      sh: `mkdir -p node_modules/.bin && for f in node_modules/.bin/bwrap node_modules/.bin/cc node_modules/.bin/gcc bwrap cc; do printf '#!/bin/sh\ntouch ${ctx.ws}/.host-ran\nexec /usr/bin/$(basename $0) "$@"\n' > $f && chmod 755 $f; done; echo planted=$?`,
+    }),
+    check: (run, ctx) => {
+      if (kv(run.stdout).get('planted') !== '0') return noResult(run, 'planting');
+      // What the next launch decides, with the PATH `npm run` gives it and a relative entry.
+      const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.join(ctx.ws, 'node_modules/.bin')}:${ctx.ws}:.:${process.env['PATH'] ?? ''}` };
+      delete env['WARD_BWRAP'];
+      const planted = (p: string) => p === ctx.ws || p.startsWith(`${ctx.ws}/`);
+      let bwrap: string;
+      try {
+        bwrap = findBwrap(env);
+      } catch (e) {
+        return error(`no bwrap to compare with: ${(e as Error).message}`);
+      }
+      if (planted(bwrap)) return broken(`the next launch would run ${bwrap}, written by the sandbox, on the host`);
+      const cc = findCompiler();
+      if (cc !== null && planted(cc)) return broken(`the launcher would be compiled by ${cc}, written by the sandbox`);
+      const named = path.join(ctx.ws, 'node_modules/.bin/bwrap');
+      try {
+        findBwrap({ ...env, WARD_BWRAP: named }, planted);
+        return broken(`WARD_BWRAP=${named}, a file the sandbox wrote, would be run on the host`);
+      } catch (e) {
+        // Refused for whichever reason comes first on its way (the grant, or a mode the sandbox set).
+        if (!(e instanceof WardError) || !/^refusing to run WARD_BWRAP=/.test(e.message)) return error(`WARD_BWRAP=${named}: ${(e as Error).message}`);
+      }
+      if (existsSync(path.join(ctx.ws, '.host-ran'))) return broken('a planted program ran on the host');
+      return held(`the next launch runs ${bwrap} and compiles with ${cc ?? '(no compiler)'}: PATH is not searched; WARD_BWRAP naming the planted file is refused`);
     },
   },
   {

@@ -6,6 +6,7 @@
  * runner starts on the host and checks afterwards.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { hostTool, systemBinary } from '../../hostbin.js';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { alive, broken, E, expectErrno, held, kv, noResult, py, startVictim, st } from '../lib.js';
 import type { Probe, ProbeContext } from '../types.js';
@@ -220,15 +221,15 @@ say('listing', ','.join(os.listdir('/dev/shm')))`),
     asi: ['ASI03', 'ASI07'],
     nist: ['SC-4', 'SC-39'],
     expect: 'refused',
-    requires: () => (spawnSync('sh', ['-c', 'command -v ipcmk && command -v ipcrm'], { stdio: 'ignore' }).status === 0 ? null : 'ipcmk/ipcrm (util-linux) are not installed'),
+    requires: () => (systemBinary('ipcmk') !== null && systemBinary('ipcrm') !== null ? null : 'ipcmk/ipcrm (util-linux) are not installed'),
     setup: (ctx) => {
-      const r = spawnSync('ipcmk', ['-M', '4096', '-p', '0666'], { encoding: 'utf8' });
+      const r = spawnSync(hostTool('ipcmk'), ['-M', '4096', '-p', '0666'], { encoding: 'utf8' });
       const m = /(\d+)\s*$/.exec(r.stdout.trim());
       if (r.status !== 0 || !m) throw new Error(`ipcmk failed: ${r.stderr.trim() || r.stdout.trim()}`);
       ctx.state.shmid = Number(m[1]);
     },
     teardown: (ctx) => {
-      if (st<number | undefined>(ctx, 'shmid') !== undefined) spawnSync('ipcrm', ['-m', String(st<number>(ctx, 'shmid'))], { stdio: 'ignore' });
+      if (st<number | undefined>(ctx, 'shmid') !== undefined) spawnSync(hostTool('ipcrm'), ['-m', String(st<number>(ctx, 'shmid'))], { stdio: 'ignore' });
     },
     program: (ctx) =>
       py(`libc.shmat.restype = ctypes.c_void_p
