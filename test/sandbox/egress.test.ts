@@ -535,24 +535,32 @@ except OSError as e: print('other refused', e.errno)
   });
 
   it('a relay that stops mid-run (SIGTERM from the host) is reported: a network denial in the result, the network gone after it, not silently', async () => {
-    const flags = tempDir();
+    // In the workspace: the sandbox sees both.
     const connected = path.join(fx.ws, 'relay-connected');
-    const stopped = path.join(flags, 'relay-stopped');
-    rmSync(connected, { force: true });
+    const stopped = path.join(fx.ws, 'relay-stopped');
+    for (const f of [connected, stopped]) rmSync(f, { force: true });
     // This run's relay: its command line names the run directory, which is named after this process.
     const ours = new RegExp(`/net-${process.pid}-[^/]*/egress\\.sock$`);
+    // Once the command has connected: SIGTERM the relay, and tell the command once it is gone.
+    const killed: string[] = [];
+    let looked = false;
     const watcher = setInterval(() => {
       if (!existsSync(connected)) return;
-      clearInterval(watcher);
-      for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-        try {
-          if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() !== 'ward-relay') continue;
-          if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => ours.test(a))) continue;
-          process.kill(Number(d), 'SIGTERM');
-        } catch {
-          /* gone meanwhile */
+      if (!looked) {
+        looked = true;
+        for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+          try {
+            if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() !== 'ward-relay') continue;
+            if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => ours.test(a))) continue;
+            process.kill(Number(d), 'SIGTERM');
+            killed.push(d);
+          } catch {
+            /* gone meanwhile */
+          }
         }
       }
+      if (killed.some((d) => existsSync(`/proc/${d}`))) return;
+      clearInterval(watcher);
       writeFileSync(stopped, '');
     }, 20);
     try {
@@ -568,6 +576,7 @@ try:
 except OSError as e: print('after:', errno.errorcode.get(e.errno, e.errno))
 `]);
       assert.match(r.out, /LOCAL-DEV-SERVER/);
+      assert.equal(killed.length, 1, 'this run\'s relay was found and stopped');
       assert.match(r.out, /^after: ECONNREFUSED$/m, r.out);
       assert.equal(r.exitCode, 0, 'the command\'s own status: the run is reported, not failed');
       const d = r.denials.find((x) => x.layer === 'network');
@@ -578,7 +587,7 @@ except OSError as e: print('after:', errno.errorcode.get(e.errno, e.errno))
       assert.equal(conn?.bytes_in, 'LOCAL-DEV-SERVER\n'.length, 'the connection before it kept its count');
     } finally {
       clearInterval(watcher);
-      rmSync(connected, { force: true });
+      for (const f of [connected, stopped]) rmSync(f, { force: true });
     }
   });
 
