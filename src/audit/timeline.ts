@@ -90,8 +90,9 @@ function renderRecord(r: AuditRecord, out: string[], runs: Set<string>): number 
       // Only what the record has: an http record counts bytes out alone (its bytes in are its
       // connection's), a summary has a count and no traffic at all.
       const traffic = [
-        r.bytes_out !== undefined ? `${shown(r.bytes_out)} B out` : null,
-        r.bytes_in !== undefined ? `${shown(r.bytes_in)} B in` : null,
+        // null: the relay gave no count (the note says why); "0 B" would claim nothing went.
+        r.bytes_out !== undefined ? (r.bytes_out === null ? 'unknown B out' : `${shown(r.bytes_out)} B out`) : null,
+        r.bytes_in !== undefined ? (r.bytes_in === null ? 'unknown B in' : `${shown(r.bytes_in)} B in`) : null,
         r.duration_ms !== undefined ? `${shown(r.duration_ms)} ms` : null,
         r.count !== undefined ? `${shown(r.count)} times` : null,
       ].filter((t) => t !== null);

@@ -465,6 +465,7 @@ struct relay_conn {
 	size_t ctl_len;
 	int client_shut, broker_shut, up_shut; /* we have done shutdown(SHUT_WR) on that side */
 	struct sockaddr_in peer; /* UDP: where the answer goes */
+	int slot[3]; /* this turn's pollfd index of client, broker, upstream; -1: not polled */
 };
 
 static const char *relay_socket;
@@ -613,6 +614,10 @@ static const char *errno_name(int err)
 	case ENOBUFS: return "ENOBUFS";
 	case ENOMEM: return "ENOMEM";
 	case ESHUTDOWN: return "ESHUTDOWN";
+	case EINVAL: return "EINVAL";
+	case EINTR: return "EINTR";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
 	default: return "EUNKNOWN";
 	}
 }
@@ -987,8 +992,16 @@ static void relay_dial_failed(struct relay_conn *c)
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* Per connection: the poll slots 0 client, 1 broker, 2 upstream. */
-static void relay_events(struct relay_conn *c, struct pollfd *p)
+/*
+ * Adds c's sockets to the poll set at p[n], only those it wants something
+ * from, and returns the new count. Why only those: poll() reports POLLHUP and
+ * POLLERR even for events 0, so a client that sent FIN and then RST while its
+ * dial is pending woke the loop at once on every turn, a busy spin on the
+ * host's CPU, outside the sandbox's cgroup. And poll() fails (EINVAL) when
+ * nfds exceeds RLIMIT_NOFILE: -1 placeholders count toward nfds, real fds
+ * cannot outnumber the limit.
+ */
+static int relay_events(struct relay_conn *c, struct pollfd *p, int n)
 {
 	short cev = 0, bev = 0, uev = 0;
 	int direct_up = c->mode == MODE_DIAL && c->passed;
@@ -1013,15 +1026,27 @@ static void relay_events(struct relay_conn *c, struct pollfd *p)
 				uev |= POLLOUT;
 		}
 	}
-	p[0] = (struct pollfd){ .fd = c->client, .events = cev };
-	p[1] = (struct pollfd){ .fd = c->broker, .events = bev };
-	p[2] = (struct pollfd){ .fd = c->target, .events = uev };
+	int fds[3] = { c->client, c->broker, c->target };
+	short evs[3] = { cev, bev, uev };
+	for (int k = 0; k < 3; k++) {
+		c->slot[k] = -1;
+		if (fds[k] < 0 || evs[k] == 0)
+			continue;
+		c->slot[k] = n;
+		p[n++] = (struct pollfd){ .fd = fds[k], .events = evs[k] };
+	}
+	return n;
+}
+
+static short relay_revents(const struct relay_conn *c, const struct pollfd *p, int k)
+{
+	return c->slot[k] < 0 ? 0 : p[c->slot[k]].revents;
 }
 
 /* One connection's turn. Returns 1 when it is over (and must be freed). */
 static int relay_step(struct relay_conn *c, struct pollfd *p, int udp, long long now)
 {
-	short cev = p[0].revents, bev = p[1].revents, uev = p[2].revents;
+	short cev = relay_revents(c, p, 0), bev = relay_revents(c, p, 1), uev = relay_revents(c, p, 2);
 	int bad = 0;
 	if (c->client < 0) { /* a DNS query over UDP */
 		bad |= relay_pump(-1, c->broker, &c->up, 0, bev, NULL, NULL);
@@ -1073,7 +1098,8 @@ static int relay_step(struct relay_conn *c, struct pollfd *p, int udp, long long
 		bad |= relay_pump(c->target, c->client, &c->down, uev, cev, &c->bytes_down, NULL);
 	else if (c->down.off < c->down.len)
 		bad |= relay_pump(-1, c->client, &c->down, 0, cev, NULL, NULL);
-	if (bad)
+	/* A client in error (reset) is over in every mode, once what it sent before is read. */
+	if (bad || (cev & (POLLERR | POLLNVAL)))
 		return 1;
 	/* Half-close: pass on an EOF once its buffered bytes are through. */
 	if (c->down.eof && c->down.off == c->down.len && !c->client_shut) {
@@ -1087,12 +1113,87 @@ static int relay_step(struct relay_conn *c, struct pollfd *p, int udp, long long
 	return 0;
 }
 
-/* The end: every connection is cut; the broker gets the counts of those it handed us. */
-__attribute__((noreturn)) static void relay_exit(struct relay_conn **conns, int n_conns)
+/*
+ * The relay's own fds besides its connections': lifeline, pidfd, dialer, UDP,
+ * stdio, and what a turn opens for a moment (a "done" or "over" report, a
+ * dialed socket for a connection that is gone). The listeners come on top.
+ */
+#define RELAY_FDS_RESERVE 16
+/* client, broker, upstream */
+#define RELAY_FDS_PER_CONN 3
+
+static int relay_max_conns = RELAY_MAX_CONNS;
+
+/*
+ * How many connections the relay's fds allow: each holds up to three, and a
+ * relay out of fds can neither accept nor report. The soft limit is raised
+ * towards the hard one first (what the relay needs for RELAY_MAX_CONNS), as
+ * a process may. Returns the cap, or -1 when not even one connection fits.
+ */
+static int relay_conn_cap(int n_tcp)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	rlim_t want = (rlim_t)(RELAY_FDS_RESERVE + n_tcp + RELAY_FDS_PER_CONN * RELAY_MAX_CONNS);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		struct rlimit up = { .rlim_cur = raised, .rlim_max = rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = raised;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return RELAY_MAX_CONNS;
+	long room = (long)rl.rlim_cur - RELAY_FDS_RESERVE - n_tcp;
+	return room < RELAY_FDS_PER_CONN ? -1 : (int)(room / RELAY_FDS_PER_CONN);
+}
+
+/* One line to the broker on a connection of its own ("over", "exit"): it writes the record. */
+static void relay_tell(const char *line, size_t len)
+{
+	int fd = relay_dial_broker();
+	if (fd < 0)
+		return; /* the broker is gone: there is no run left to tell */
+	send(fd, line, len, MSG_NOSIGNAL); /* a fresh unix socket takes a short line at once */
+	close(fd);
+}
+
+/*
+ * A connection past the cap: closed at once (the client sees EOF, not a
+ * connect that hangs in the backlog) and recorded by the broker as an
+ * overload refusal, as its own cap does.
+ */
+static void relay_refuse(int cl, const char *ip, unsigned port)
+{
+	close(cl);
+	char line[64];
+	int n = snprintf(line, sizeof line, "over %s %u\n", ip, port);
+	relay_tell(line, (size_t)n);
+}
+
+static volatile sig_atomic_t relay_signal;
+
+static void relay_on_signal(int sig)
+{
+	relay_signal = sig;
+}
+
+/*
+ * The end: every connection is cut, and the broker gets the counts of those it
+ * handed us. `why` set: the relay could not go on (the sandbox loses its network
+ * for the rest of the run); after the counts the broker is told why, so Ward
+ * reports it instead of the network vanishing unnoticed.
+ */
+__attribute__((noreturn)) static void relay_exit(struct relay_conn **conns, int n_conns, const char *why, int err)
 {
 	for (int k = 0; k < n_conns; k++)
 		relay_free(conns[k]);
-	_exit(0);
+	if (!why)
+		_exit(0);
+	char line[96];
+	int n = snprintf(line, sizeof line, "exit %s %s\n", why, errno_name(err));
+	relay_tell(line, (size_t)n);
+	_exit(EXIT_LAUNCHER);
 }
 
 __attribute__((noreturn)) static void relay_loop(int pidfd, int *tcp, int n_tcp, int udp)
@@ -1100,60 +1201,86 @@ __attribute__((noreturn)) static void relay_loop(int pidfd, int *tcp, int n_tcp,
 	static struct relay_conn *conns[RELAY_MAX_CONNS];
 	int n_conns = 0;
 	static struct pollfd p[3 + RELAY_MAX_PORTS + 1 + 3 * RELAY_MAX_CONNS];
+	/* accept() ran out of something (fds, memory): listen again once a connection ends, not in a spin. */
+	int starved = 0;
+	/*
+	 * SIGTERM (the host's, not the sandbox's: it cannot signal us) ends the relay the
+	 * reported way. Blocked but inside ppoll, so it cannot slip in between the check and the wait.
+	 */
+	sigset_t term, during_poll;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &during_poll);
+	sigdelset(&during_poll, SIGTERM);
+	struct sigaction sa = { .sa_handler = relay_on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
 	for (;;) {
+		if (relay_signal)
+			relay_exit(conns, n_conns, "SIGTERM", EINTR);
 		int n = 0;
 		p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN }; /* lifeline */
 		p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = dialer_fd, .events = POLLIN };
+		if (dialer_fd >= 0)
+			p[n++] = (struct pollfd){ .fd = dialer_fd, .events = POLLIN };
+		int dialer_slot = dialer_fd >= 0 ? n - 1 : -1;
 		int first_listener = n;
-		for (int k = 0; k < n_tcp; k++)
-			p[n++] = (struct pollfd){ .fd = n_conns < RELAY_MAX_CONNS ? tcp[k] : -1,
-						  .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = n_conns < RELAY_MAX_CONNS ? udp : -1, .events = POLLIN };
-		int first_conn = n;
+		/* Past the cap, TCP is still accepted, to be refused at once; UDP queries wait in the socket. */
+		if (!starved)
+			for (int k = 0; k < n_tcp; k++)
+				p[n++] = (struct pollfd){ .fd = tcp[k], .events = POLLIN };
+		int udp_slot = -1;
+		if (n_conns < relay_max_conns) {
+			udp_slot = n;
+			p[n++] = (struct pollfd){ .fd = udp, .events = POLLIN };
+		}
 		long long now = now_ms(), wake = -1;
 		for (int k = 0; k < n_conns; k++) {
-			relay_events(conns[k], &p[n]);
-			n += 3;
+			n = relay_events(conns[k], p, n);
 			if (conns[k]->mode == MODE_DIAL && !conns[k]->connected) {
 				long long left = conns[k]->deadline > now ? conns[k]->deadline - now : 0;
 				if (wake < 0 || left < wake)
 					wake = left;
 			}
 		}
-		if (poll(p, (nfds_t)n, wake < 0 ? -1 : (int)(wake + 1)) < 0) {
+		struct timespec ts = { .tv_sec = (wake + 1) / 1000, .tv_nsec = ((wake + 1) % 1000) * 1000000 };
+		if (ppoll(p, (nfds_t)n, wake < 0 ? NULL : &ts, &during_poll) < 0) {
 			if (errno == EINTR)
 				continue;
-			_exit(EXIT_LAUNCHER);
+			relay_exit(conns, n_conns, "poll", errno);
 		}
 		if (p[0].revents) {
 			char ch;
 			ssize_t r = read(0, &ch, 1);
 			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
-				relay_exit(conns, n_conns); /* Ward is gone or done */
+				relay_exit(conns, n_conns, NULL, 0); /* Ward is gone or done */
 		}
 		if (p[1].revents)
-			relay_exit(conns, n_conns); /* the sandbox init exited */
-		if (p[2].revents)
+			relay_exit(conns, n_conns, NULL, 0); /* the sandbox init exited */
+		if (dialer_slot >= 0 && p[dialer_slot].revents)
 			relay_dialer_reply(conns, n_conns);
 
-		/* Existing connections first: their pollfd slots refer to this array's order. */
+		/* Existing connections first: their slots index this turn's poll set. */
 		now = now_ms();
 		for (int k = n_conns - 1; k >= 0; k--) {
-			if (relay_step(conns[k], &p[first_conn + 3 * k], udp, now)) {
+			if (relay_step(conns[k], p, udp, now)) {
 				relay_free(conns[k]);
 				conns[k] = conns[--n_conns];
+				starved = 0;
 			}
 		}
 
-		for (int k = 0; k < n_tcp; k++) {
+		for (int k = 0; !starved && k < n_tcp; k++) {
 			if (!(p[first_listener + k].revents & POLLIN))
 				continue;
 			struct sockaddr_in local;
 			socklen_t ll = sizeof local;
 			int cl = accept4(tcp[k], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-			if (cl < 0)
+			if (cl < 0) {
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+					starved = 1;
 				continue;
+			}
 			/* We forward what we read at once; Nagle would hold a small write for an ACK (~40 ms). */
 			int one = 1;
 			setsockopt(cl, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1165,6 +1292,10 @@ __attribute__((noreturn)) static void relay_loop(int pidfd, int *tcp, int n_tcp,
 			}
 			char ip[INET_ADDRSTRLEN];
 			inet_ntop(AF_INET, &local.sin_addr, ip, sizeof ip);
+			if (n_conns >= relay_max_conns) {
+				relay_refuse(cl, ip, ntohs(local.sin_port));
+				continue;
+			}
 			int can_dial = dialer_fd >= 0;
 			int hl = snprintf(head, sizeof head, "tcp %s %u%s\n", ip, ntohs(local.sin_port),
 					  can_dial ? " dial" : "");
@@ -1174,10 +1305,8 @@ __attribute__((noreturn)) static void relay_loop(int pidfd, int *tcp, int n_tcp,
 				continue;
 			}
 			conns[n_conns++] = c;
-			if (n_conns == RELAY_MAX_CONNS)
-				break;
 		}
-		if (n_conns < RELAY_MAX_CONNS && (p[first_listener + n_tcp].revents & POLLIN)) {
+		if (udp_slot >= 0 && n_conns < relay_max_conns && (p[udp_slot].revents & POLLIN)) {
 			unsigned char q[2 + 4 + 1500];
 			struct sockaddr_in peer;
 			socklen_t pl = sizeof peer;
@@ -1316,6 +1445,13 @@ __attribute__((noreturn)) static void run_relay(int pidfd, pid_t init_pid, int b
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
 		_exit(report_failure(udp < 0 ? "relay-listen" : "relay-capset", err,
 				     udp < 0 ? "udp port 53" : NULL, NULL));
+	}
+	/* Step "relay-nofile": a relay that cannot hold one connection would fail every one. */
+	relay_max_conns = relay_conn_cap(n_tcp);
+	if (relay_max_conns < 1) {
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+		_exit(report_failure("relay-nofile", EMFILE, "RLIMIT_NOFILE leaves the relay no room for a connection",
+				     "raise Ward's open-file limit (ulimit -n; the relay needs 3 per connection, 16 and one per allowed port besides)"));
 	}
 	/* Ready: release bwrap, and close the status fd so Ward's reader can reach EOF. */
 	if (write_all(block_fd, "1", 1) < 0) {

@@ -11,6 +11,8 @@
  *   tcp <dst-ip> <dst-port> dial\n  the same, from a relay that can dial (below)
  *   dns\n                           then one DNS-over-TCP framed query; one framed answer back
  *   done <id> <up> <down> <err>\n   the relay's byte counts for a dialed connection
+ *   over <dst-ip> <dst-port>\n      a connection the relay refused at its own cap (its fds)
+ *   exit <why> <err>\n               the relay could not go on and is gone (after its counts)
  *
  * A relay that can dial has a dialer in the host's network namespace, so the
  * bytes of an allowed connection need not pass through Node. To such a relay
@@ -103,8 +105,9 @@ export interface NetEvent {
   qtype?: string;
   reason?: string;
   rule?: string;
-  bytes_out?: number;
-  bytes_in?: number;
+  /** null: not known (the relay carried the connection and gave no count; the note says so). */
+  bytes_out?: number | null;
+  bytes_in?: number | null;
   duration_ms?: number;
   /** Something the verdict alone does not say (e.g. cut before its first message was checked). */
   note?: string;
@@ -146,6 +149,11 @@ export interface BrokerOptions {
   proxyPort: number;
   resolve?: (host: string) => Promise<string>;
   onEvent: (e: NetEvent) => void;
+  /**
+   * The relay said it could not go on ("exit"): the sandbox has no network from then on. `why`
+   * is its words (the failing step and errno name), already checked to be plain.
+   */
+  onRelayExit?: (why: string) => void;
   maxConnections?: number;
   /** How long a client's first message may take once its first byte came (default FIRST_MESSAGE_TIMEOUT_MS; tests shorten it). */
   firstMessageTimeoutMs?: number;
@@ -511,6 +519,21 @@ async function handle(c: Conn): Promise<void> {
   if (!header || !h) return deny(c, 'malformed');
   const rest = buf.subarray(header.rest);
   if (h.type === 'done') return handleDone(c, h);
+  if (h.type === 'exit') {
+    c.reported = true;
+    c.down.destroy();
+    try {
+      c.ctx.opts.onRelayExit?.(h.why);
+    } catch {
+      // The embedder's bug must not become the broker's crash.
+    }
+    return;
+  }
+  if (h.type === 'over') {
+    // Not counted against maxConnections: the relay already closed it.
+    c.ev = { kind: 'connect', host: h.ip, port: h.port, note: "past the relay's connection cap (its open-file limit)" };
+    return deny(c, 'overload');
+  }
   if (c.ctx.admitted >= c.ctx.maxConnections) return deny(c, 'overload');
   c.admitted = true;
   c.ctx.admitted++;
@@ -550,7 +573,9 @@ async function handle(c: Conn): Promise<void> {
 type Header =
   | { type: 'dns' }
   | { type: 'tcp'; ip: string; port: number; dial: boolean }
-  | { type: 'done'; id: number; up: number; down: number; err: string | null };
+  | { type: 'done'; id: number; up: number; down: number; err: string | null }
+  | { type: 'over'; ip: string; port: number }
+  | { type: 'exit'; why: string };
 
 /** The relay's line, exactly as the relay writes it (canonical dotted quad, decimal numbers); anything else is refused. */
 function parseHeader(line: string): Header | null {
@@ -560,13 +585,16 @@ function parseHeader(line: string): Header | null {
     const [id, up, down] = [d[1], d[2], d[3]].map(Number) as [number, number, number];
     return { type: 'done', id, up, down, err: d[4] === '-' ? null : d[4]! };
   }
-  const m = /^tcp (\d{1,3}(?:\.\d{1,3}){3}) (\d{1,5})( dial)?$/.exec(line);
-  if (!m) return null;
-  const octets = m[1]!.split('.').map(Number);
-  if (octets.some((o) => o > 255) || octets.join('.') !== m[1]) return null;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535 || String(port) !== m[2]) return null;
-  return { type: 'tcp', ip: m[1]!, port, dial: m[3] !== undefined };
+  const x = /^exit ([a-zA-Z0-9-]{1,30}) (E[A-Z0-9]{1,30})$/.exec(line);
+  if (x) return { type: 'exit', why: `${x[1]}: ${x[2]}` };
+  const m = /^(tcp|over) (\d{1,3}(?:\.\d{1,3}){3}) (\d{1,5})( dial)?$/.exec(line);
+  if (!m || (m[1] === 'over' && m[4] !== undefined)) return null;
+  const octets = m[2]!.split('.').map(Number);
+  if (octets.some((o) => o > 255) || octets.join('.') !== m[2]) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535 || String(port) !== m[3]) return null;
+  if (m[1] === 'over') return { type: 'over', ip: m[2]!, port };
+  return { type: 'tcp', ip: m[2]!, port, dial: m[4] !== undefined };
 }
 
 /**
@@ -1574,14 +1602,15 @@ function finishDialed(c: Conn, waited = false): void {
   const base = { type: 'net' as const, ...c.ev };
   const notes = [
     ...(c.cutWhileChecking ? ['closed before its first message was checked; nothing was forwarded'] : []),
-    ...(k ? [] : ['the relay gave no byte count']),
+    ...(k ? [] : ['the relay gave no byte count: the bytes are unknown']),
   ];
   report(c, {
     ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
     ...base,
     verdict: 'allow',
-    bytes_out: k?.up ?? 0,
-    bytes_in: k?.down ?? 0,
+    // Unknown, not 0: a relay that died (or was cut off) may have carried any amount.
+    bytes_out: k ? k.up : null,
+    bytes_in: k ? k.down : null,
     duration_ms: Date.now() - c.started,
   });
 }

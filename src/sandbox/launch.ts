@@ -160,7 +160,7 @@ export type RevocationRecord = { type: 'revocation' } & Omit<RevocationReport, '
 
 /** Something the boundary refused or stopped, as Ward observed it. */
 export interface Denial {
-  layer: 'cgroup' | 'rlimit' | 'timeout' | 'seccomp' | 'landlock' | 'output' | 'supervisor';
+  layer: 'cgroup' | 'rlimit' | 'timeout' | 'seccomp' | 'landlock' | 'output' | 'supervisor' | 'network';
   what: string;
   verdict: 'killed' | 'refused' | 'truncated';
   detail: string;
@@ -557,6 +557,8 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       }
     : undefined;
   let broker: Promise<Broker> | null = null;
+  /** The relay's last words ("exit"): it stopped mid-run, and the sandbox's network with it. */
+  let relayExit: string | null = null;
   let runDir: string | null = null;
   const relayKey = plan.network ? randomBytes(RELAY_KEY_LEN) : null;
   const files: { src: string; dest: string }[] = [];
@@ -595,6 +597,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       ...(ca ? { secrets: brokered, tls: { ca, ...(opts.egress?.upstreamCa ? { upstreamCa: opts.egress.upstreamCa } : {}) } } : {}),
       ...(admit ? { admit } : {}),
       onEvent,
+      onRelayExit: (why) => (relayExit ??= why),
     });
   }
   const removeRunDir = () => {
@@ -1051,6 +1054,12 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
 
     // Connections still open are cut and recorded before the exit record.
     await closeNet();
+    // After closeNet, so a relay that stopped as the run ended has been heard. Reported, not a
+    // failed run: the sandbox lost its network (it gained nothing), the connections the relay
+    // carried were counted before it went, and the command's status is its own.
+    if (relayExit !== null) {
+      denials.push({ layer: 'network', what: 'relay', verdict: 'killed', detail: `the network relay stopped during the run (${relayExit as string}): the sandbox had no network from then on; the connections it carried were cut, their byte counts sent first` });
+    }
     // What this command added to its session (a rule's first half included) is kept for the next.
     saveToSession();
     if (sessionError) {

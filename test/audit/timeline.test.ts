@@ -15,6 +15,8 @@ describe('ward audit show: net records', () => {
 
   it('a connection record keeps its traffic; a refusal summary shows its count', () => {
     assert.match(show({ kind: 'connect', host: 'a.test', port: 443, verdict: 'allow', rule: 'a.test:443', bytes_out: 1, bytes_in: 2, duration_ms: 3 }), /1 B out, 2 B in, 3 ms$/m);
+    // The relay gave no count: unknown, never shown as nothing having gone.
+    assert.match(show({ kind: 'connect', host: 'a.test', port: 443, verdict: 'allow', rule: 'a.test:443', bytes_out: null, bytes_in: null, duration_ms: 3, note: 'the relay gave no byte count: the bytes are unknown' }), /unknown B out, unknown B in, 3 ms {2}\(the relay gave no byte count/);
     const summary = show({ kind: 'connect', host: '127.0.0.1', port: 9, verdict: 'deny', reason: 'not-allowed', count: 1900 });
     assert.doesNotMatch(summary, /undefined/);
     assert.match(summary, /DENIED \(not-allowed\) {2}1900 times/);

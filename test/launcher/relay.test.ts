@@ -6,7 +6,7 @@
  * connection fails at once (fail closed, no hang).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -31,6 +31,9 @@ interface Stand {
   sockets: Set<Socket>;
   /** The relay's "done" lines (its counts for dialed connections). */
   done: string[];
+  /** Its "over" lines (connections refused at its fd cap) and "exit" lines (it could not go on). */
+  over: string[];
+  exits: string[];
   /** Connections that did not begin with the key (there must be none: the relay always sends it). */
   unkeyed: number;
 }
@@ -67,7 +70,7 @@ function dialThenPassAfterLine(id: number, port: number): TcpHandler {
 function standInBroker(socketPath: string, onTcp: TcpHandler = pipeAnswer): Promise<Stand> {
   // allowHalfOpen, as the real broker: the relay half-closes when the client does, and a broker
   // that closes its side too cuts the connection (a dialed one included).
-  const stand: Stand = { server: createServer({ allowHalfOpen: true }), heads: [], sockets: new Set(), done: [], unkeyed: 0 };
+  const stand: Stand = { server: createServer({ allowHalfOpen: true }), heads: [], sockets: new Set(), done: [], over: [], exits: [], unkeyed: 0 };
   stand.server.on('connection', (c) => {
     stand.sockets.add(c);
     c.on('close', () => stand.sockets.delete(c));
@@ -90,8 +93,9 @@ function standInBroker(socketPath: string, onTcp: TcpHandler = pipeAnswer): Prom
       const nl = buf.indexOf(10);
       if (nl < 0 || stand.heads.length > 100 || handled) return;
       const head = buf.subarray(0, nl).toString();
-      if (head.startsWith('done ')) {
-        stand.done.push(head);
+      for (const [word, into] of [['done ', stand.done], ['over ', stand.over], ['exit ', stand.exits]] as const) {
+        if (!head.startsWith(word)) continue;
+        into.push(head);
         handled = true;
         return;
       }
@@ -208,12 +212,15 @@ async function sandboxed(
   ports: number[],
   code: string,
   cmd: string[] = ['python3', '-c', code],
+  /** Runs the launcher through this (e.g. prlimit): its limits are the relay's. */
+  wrap: string[] = [],
 ): Promise<{ code: number | null; out: string; status: string }> {
   const args = outerArgs({ cgroupProcs: [], statusFd: STATUS, watchdog: { lifelineFd: LIFELINE, infoFd: INFO }, relay: { socket: socketPath, ports, blockFd: BLOCK, keyFd: KEY_FD } });
   // --dev makes an unprivileged bwrap map uid 0 first and move into a nested user namespace later:
   // the relay must take the capabilities of the user namespace that owns the network namespace.
   const bwrap = [BWRAP, '--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--info-fd', String(INFO), '--block-fd', String(BLOCK), '--', ...cmd];
-  const child = spawn(launcher(), [...args, ...bwrap], { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'pipe', 'ignore', 'pipe', 'ignore', 'ignore', 'pipe'] });
+  const [file, ...rest] = [...wrap, launcher(), ...args, ...bwrap];
+  const child = spawn(file!, rest, { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'pipe', 'ignore', 'pipe', 'ignore', 'ignore', 'pipe'] });
   (child.stdio as unknown as Writable[])[KEY_FD]!.end(KEY);
   let out = '';
   let status = '';
@@ -543,6 +550,152 @@ print('sent MiB', sent >> 20)`);
       assert.ok(rssKiB < 80 * 1024, `relay RSS ${rssKiB} KiB with ${sent} MiB pushed at it`);
     } finally {
       clearInterval(watcher);
+      stand.server.close();
+    }
+  });
+
+  it("many idle connections under a low open-file limit: the relay refuses past its fd cap (recorded \"over\") and lives on; the dialed connection's count is sent", async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const server = await hostServer(null);
+    const dialPass = dialThenPassAfterLine(11, server.port);
+    // Port 8080 is dialed; the DNS port's TCP connections stay idle (the broker waits for a query).
+    const stand = await standInBroker(sock, (c, head, body) => head.includes(' 8080 ') && dialPass(c, head, body));
+    try {
+      // 256 fds: the relay holds at most (256 - 18) / 3 = 79 connections. Before, poll() was
+      // given 3 slots per connection, -1 ones included, failed with EINVAL past the limit, and
+      // the relay died at once: no count for the live connection, no network for the rest.
+      const r = await sandboxed(
+        sock,
+        [8080],
+        `import socket, time, errno
+a = socket.create_connection(('127.0.0.1', 8080), timeout=5)
+a.sendall(b'FOR-THE-BROKER\\n' + b'S' * 100000)
+time.sleep(0.3)
+idle = []
+for i in range(150):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(('127.0.0.1', 53))
+    except BlockingIOError: pass
+    idle.append(s)
+time.sleep(0.5)
+try:
+    b = socket.create_connection(('127.0.0.1', 8080), timeout=3)
+    print('over', 'closed' if b.recv(10) == b'' else 'data')
+except OSError as e: print('over', errno.errorcode.get(e.errno, e.errno))
+a.sendall(b'T' * 1000)
+a.shutdown(socket.SHUT_WR)
+print('a', repr(a.recv(10)))`,
+        undefined,
+        ['prlimit', '--nofile=256:256', '--'],
+      );
+      assert.ok(await eventually(() => stand.done.length === 1, 5000), `the relay's count for the live connection (done ${JSON.stringify(stand.done)}, out ${r.out}, status ${r.status})`);
+      assert.deepEqual(stand.done, [`done 11 101000 0 -`]);
+      assert.equal(r.code, 0, r.out + r.status);
+      assert.match(r.out, /^over (closed|ECONNRESET)$/m, 'a connection past the cap is refused at once, not left hanging');
+      assert.match(r.out, /^a b''$/m);
+      assert.ok(stand.over.includes('over 127.0.0.1 8080'), `the refusal is reported to the broker (over ${JSON.stringify(stand.over.slice(0, 3))})`);
+      assert.ok(stand.over.every((l) => /^over 127\.0\.0\.1 (53|8080)$/.test(l)));
+      assert.deepEqual(stand.exits, [], 'the relay did not stop');
+      assert.equal(r.status, '');
+    } finally {
+      server.close();
+      stand.server.close();
+    }
+  });
+
+  it('a client that sends FIN then RST while its dial is pending does not make the relay spin on the host CPU', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    // A host listener whose accept queue is full: the relay's dial to it stays pending (its SYNs are dropped).
+    const holder = spawn('python3', ['-c', `import socket, sys, time
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)
+fill = []
+for i in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(l.getsockname())
+    except BlockingIOError: pass
+    fill.append(c)
+print(l.getsockname()[1], flush=True)
+sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const port = Number(await new Promise<string>((r) => holder.stdout!.setEncoding('utf8').once('data', (d: string) => r(d.trim()))));
+    let n = 0;
+    const stand = await standInBroker(sock, (c, head) => {
+      if (!head.includes(' 3128 ') || (c as Socket & { dialed?: boolean }).dialed) return false;
+      (c as Socket & { dialed?: boolean }).dialed = true;
+      c.write(`dial ${++n} 127.0.0.1 ${port} connect example.test\n`);
+      return false;
+    });
+    // The relay's CPU (user + system, clock ticks), sampled until it exits: its last sample is its total.
+    const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    let ticks = -1;
+    const watcher = setInterval(() => {
+      for (const pid of forksNamed('ward-relay', sock)) {
+        try {
+          const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+          ticks = Math.max(ticks, Number(f[11]) + Number(f[12]));
+        } catch {
+          /* gone */
+        }
+      }
+    }, 50);
+    try {
+      const r = await sandboxed(sock, [3128], `import socket, struct, time
+for i in range(4):
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+    s.sendall(b'CONNECT example.test:443 HTTP/1.1\\r\\n\\r\\n')
+    time.sleep(0.1)
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.close()
+time.sleep(3)
+print('held')`);
+      assert.equal(r.code, 0, r.out + r.status);
+      assert.match(r.out, /^held$/m);
+      assert.equal(n, 4, 'each connection was told to dial');
+      assert.ok(ticks >= 0, 'the relay was measured');
+      // A CPU budget, not a clock: the attack holds the reset clients for 3 s of wall time. A
+      // relay that polls them (before: woken at once, every turn, by their POLLERR|POLLHUP) spins
+      // through it (84 ticks in 2 s measured at load 11, ~all of a core when idle); one that does
+      // not poll them uses 0-1 ticks all run. The bound, 0.25 s of CPU, sits far from both.
+      assert.ok(ticks < hz / 4, `the relay used ${ticks} ticks (${hz}/s) of CPU while 4 reset clients waited on their dials`);
+    } finally {
+      clearInterval(watcher);
+      holder.kill();
+      stand.server.close();
+    }
+  });
+
+  it('SIGTERM (from the host): the relay sends its counts, then says it stopped ("exit"), so Ward can report the lost network', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'b.sock');
+    const server = await hostServer(null);
+    const stand = await standInBroker(sock, dialThenPassAfterLine(12, server.port));
+    const flag = path.join(dir, 'relay-stopped');
+    const watcher = setInterval(() => {
+      if (server.got().length < 5000) return;
+      clearInterval(watcher);
+      for (const pid of forksNamed('ward-relay', sock)) process.kill(pid, 'SIGTERM');
+      writeFileSync(flag, '');
+    }, 20);
+    try {
+      const r = await sandboxed(sock, [8080], `import socket, os, time, errno
+a = socket.create_connection(('127.0.0.1', 8080), timeout=5)
+a.sendall(b'FOR-THE-BROKER\\n' + b'S' * 5000)
+for _ in range(250):
+    if os.path.exists(${JSON.stringify(flag)}): break
+    time.sleep(0.02)
+try:
+    print('live', 'closed' if a.recv(10) == b'' else 'data')
+except OSError as e: print('live', errno.errorcode.get(e.errno, e.errno))`);
+      assert.match(r.out, /^live (closed|ECONNRESET)$/m, r.out);
+      assert.ok(await eventually(() => stand.exits.length === 1, 5000), `the relay's exit line (exits ${JSON.stringify(stand.exits)}, done ${JSON.stringify(stand.done)})`);
+      assert.deepEqual(stand.done, ['done 12 5000 0 -'], 'the count came first');
+      assert.deepEqual(stand.exits, ['exit SIGTERM EINTR']);
+    } finally {
+      clearInterval(watcher);
+      server.close();
       stand.server.close();
     }
   });

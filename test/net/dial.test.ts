@@ -169,7 +169,7 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     assert.equal(e.rule, undefined, 'a refusal names no allowing rule');
   });
 
-  it('no count from the relay: the record is still written, saying so; a count for an unknown id is ignored', async () => {
+  it('no count from the relay: the record is still written, saying so, its bytes unknown (null, not 0); a count for an unknown id is ignored', async () => {
     const b = await testBroker({ allow: [{ host: 'web.test', port: 8080 }] });
     const ip = await addressOf(b, 'web.test');
     await done(b, '999', 1, 1); // nothing has that id: no record, no crash
@@ -182,7 +182,10 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     sock.destroy();
     const e = await b.event((x) => x.kind === 'connect', 3000);
     assert.equal(e.verdict, 'allow');
-    assert.equal(e.note, 'the relay gave no byte count');
+    assert.equal(e.note, 'the relay gave no byte count: the bytes are unknown');
+    // Unknown, not 0: whatever the relay carried went out uncounted.
+    assert.equal(e.bytes_out, null);
+    assert.equal(e.bytes_in, null);
     assert.equal(b.events.filter((x) => x.kind === 'connect').length, 1);
   });
 
@@ -210,6 +213,6 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     const conns = b.events.filter((x) => x.kind === 'connect');
     assert.equal(conns.length, 2, JSON.stringify(conns));
     assert.ok(conns.some((e) => e.bytes_out === 5 && e.bytes_in === 7 && e.note === undefined), 'the count that came during close() is used');
-    assert.ok(conns.some((e) => e.note === 'the relay gave no byte count'), 'the other record says it has no count');
+    assert.ok(conns.some((e) => e.note === 'the relay gave no byte count: the bytes are unknown' && e.bytes_out === null), 'the other record says it has no count');
   });
 });

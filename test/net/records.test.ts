@@ -132,3 +132,37 @@ describe("the relay's byte count always gets in", { timeout: 30_000 }, () => {
     sock.destroy();
   });
 });
+
+describe("the relay's own refusals and its end reach the record", { timeout: 30_000 }, () => {
+  it('"over": a connection the relay refused at its fd cap is recorded as overload, not counted against the broker\'s cap', async () => {
+    const b = await testBroker({ maxConnections: 1 });
+    for (let i = 0; i < 3; i++) (await relay(b.socketPath, 'over 127.0.0.1 8080\n')).end();
+    await b.event((e) => b.events.filter((x) => x.reason === 'overload').length === 3 && e.reason === 'overload');
+    const rec = b.events.find((e) => e.reason === 'overload')!;
+    assert.equal(rec.verdict, 'deny');
+    assert.equal(rec.host, '127.0.0.1');
+    assert.equal(rec.port, 8080);
+    assert.match(rec.note ?? '', /relay's connection cap/);
+    // The broker's one slot is still free: a DNS query over TCP is answered, not refused as overload.
+    const dns = await relay(b.socketPath, 'tcp 127.0.0.1 53\n');
+    dns.end();
+    await closedWithin(dns, 3000);
+    assert.equal(b.events.filter((e) => e.reason === 'overload').length, 3, JSON.stringify(b.events));
+  });
+
+  it('"exit": the relay\'s last words go to the embedder (Ward reports the lost network); malformed ones are refused', async () => {
+    const said: string[] = [];
+    const b = await testBroker({ onRelayExit: (why) => said.push(why) });
+    (await relay(b.socketPath, 'exit poll EINVAL\n')).end();
+    const bad = await relay(b.socketPath, 'exit poll\x1b[2K EINVAL\n');
+    await b.event((e) => e.reason === 'malformed');
+    bad.destroy();
+    await within(
+      new Promise<void>((r) => {
+        const t = setInterval(() => said.length > 0 && (clearInterval(t), r()), 5);
+      }),
+      'the relay\'s exit reaching onRelayExit',
+    );
+    assert.deepEqual(said, ['poll: EINVAL']);
+  });
+});

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttp, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { createServer as createTcp, type AddressInfo } from 'node:net';
@@ -532,6 +532,63 @@ except OSError as e: print('other refused', e.errno)
     assert.match(r.out, /LOCAL-DEV-SERVER/);
     assert.doesNotMatch(r.out, /OTHER-HOST-SERVICE/);
     assert.match(r.out, /other refused/);
+  });
+
+  it('a relay that stops mid-run (SIGTERM from the host) is reported: a network denial in the result, the network gone after it, not silently', async () => {
+    // In the workspace: the sandbox sees both.
+    const connected = path.join(fx.ws, 'relay-connected');
+    const stopped = path.join(fx.ws, 'relay-stopped');
+    for (const f of [connected, stopped]) rmSync(f, { force: true });
+    // This run's relay: its command line names the run directory, which is named after this process.
+    const ours = new RegExp(`/net-${process.pid}-[^/]*/egress\\.sock$`);
+    // Once the command has connected: SIGTERM the relay, and tell the command once it is gone.
+    const killed: string[] = [];
+    let looked = false;
+    const watcher = setInterval(() => {
+      if (!existsSync(connected)) return;
+      if (!looked) {
+        looked = true;
+        for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+          try {
+            if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() !== 'ward-relay') continue;
+            if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => ours.test(a))) continue;
+            process.kill(Number(d), 'SIGTERM');
+            killed.push(d);
+          } catch {
+            /* gone meanwhile */
+          }
+        }
+      }
+      if (killed.some((d) => existsSync(`/proc/${d}`))) return;
+      clearInterval(watcher);
+      writeFileSync(stopped, '');
+    }, 20);
+    try {
+      const r = await sandboxed(['python3', '-c', `
+import socket, os, time, errno
+print(socket.create_connection(('127.0.0.1', ${localPort}), timeout=3).recv(100).decode().strip())
+open(${JSON.stringify(connected)}, 'w').close()
+for _ in range(500):
+    if os.path.exists(${JSON.stringify(stopped)}): break
+    time.sleep(0.02)
+try:
+    socket.create_connection(('127.0.0.1', ${localPort}), timeout=3).recv(100); print('after: connected')
+except OSError as e: print('after:', errno.errorcode.get(e.errno, e.errno))
+`]);
+      assert.match(r.out, /LOCAL-DEV-SERVER/);
+      assert.equal(killed.length, 1, 'this run\'s relay was found and stopped');
+      assert.match(r.out, /^after: ECONNREFUSED$/m, r.out);
+      assert.equal(r.exitCode, 0, 'the command\'s own status: the run is reported, not failed');
+      const d = r.denials.find((x) => x.layer === 'network');
+      assert.ok(d, JSON.stringify(r.denials));
+      assert.equal(d.what, 'relay');
+      assert.match(d.detail, /the network relay stopped during the run \(SIGTERM: EINTR\)/);
+      const conn = r.net.find((e) => e.kind === 'connect' && e.port === localPort && e.verdict === 'allow');
+      assert.equal(conn?.bytes_in, 'LOCAL-DEV-SERVER\n'.length, 'the connection before it kept its count');
+    } finally {
+      clearInterval(watcher);
+      for (const f of [connected, stopped]) rmSync(f, { force: true });
+    }
   });
 
   it('every decision is in the audit log, between the run\'s launch and exit records, and the log verifies', async () => {

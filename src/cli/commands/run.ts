@@ -143,7 +143,8 @@ export async function runCommand(args: string[]): Promise<number> {
     // write): one line per kind, with a count and the first call, not one line per call.
     const kinds = new Map<string, { n: number; first: string }>();
     for (const d of r.denials) {
-      if (d.verdict === 'killed') continue;
+      // A limit's kill is r.message already; the relay's end is not.
+      if (d.verdict === 'killed' && d.layer !== 'network') continue;
       if (d.layer !== 'supervisor') {
         process.stderr.write(`ward: ${printable(d.detail)}\n`);
         continue;
