@@ -76,7 +76,7 @@ describe('ward probe', () => {
     const r = ward(['probe', '--only', 'network,terminal', ...degraded, '--audit-log', fx.log], { cwd: fx.ws, env: fx.env });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^network \(\d+\/\d+ held\)$/m);
-    assert.match(r.stdout, /^terminal \(5\/5 held\)$/m);
+    assert.match(r.stdout, /^terminal \(6\/6 held\)$/m);
     assert.match(r.stdout, /✓ held\s+term\.tiocsti\s+seccomp/);
     assert.match(r.stdout, /^summary: \d+ held, 0 broken, 0 error, 0 skipped/m);
     assert.doesNotMatch(r.stdout, /filesystem|BROKEN/);
