@@ -223,7 +223,8 @@ function ioctlAttack(calls: Record<string, string>): string {
 libc = ctypes.CDLL(None, use_errno=True)
 out = []
 for name, (req, arg) in ${JSON.stringify(Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v.split(' ')])))}.items():
-    buf = ctypes.create_string_buffer(struct.pack('i', int(arg)) + bytes(4)) if arg != '-' else None
+    # '-': no argument; '=N': N as a value (TCXONC); N: a pointer to an int N
+    buf = None if arg == '-' else ctypes.c_ulong(int(arg[1:])) if arg.startswith('=') else ctypes.create_string_buffer(struct.pack('i', int(arg)) + bytes(4))
     r = libc.ioctl(0, ctypes.c_ulong(int(req, 16)), buf)
     out.append('%s=%d' % (name, 0 if r == 0 else ctypes.get_errno()))
 open('report.txt', 'w').write(' '.join(out) + '\\n')
@@ -231,12 +232,12 @@ open('report.txt', 'w').write(' '.join(out) + '\\n')
 }
 
 describe("the caller's terminal", () => {
-  it('TIOCSETD, TIOCEXCL are refused on it: the terminal keeps its line discipline and stays openable, and Ward exits with the status', () => {
+  it('TIOCSETD, TIOCEXCL, TCXONC are refused on it: the terminal keeps its line discipline and stays openable, and Ward exits with the status', () => {
     const fx = sandboxFixture();
-    // N_NULL (27) left the terminal dead and Node's terminal restore at Ward's exit aborted; TIOCEXCL made it unopenable (EBUSY).
-    const r = wardOnPty(fx, 'ctty', ['sh', '-c', `python3 -c "$1"; exit 3`, 'sh', ioctlAttack({ setd: '0x5423 27', excl: '0x540c -', cons: '0x541d -', vhangup: '0x5437 -' })]);
+    // N_NULL (27) left the terminal dead and Node's terminal restore at Ward's exit aborted; TIOCEXCL made it unopenable (EBUSY); TCOOFF stopped its output.
+    const r = wardOnPty(fx, 'ctty', ['sh', '-c', `python3 -c "$1"; exit 3`, 'sh', ioctlAttack({ setd: '0x5423 27', excl: '0x540c -', xonc: '0x540a =0', cons: '0x541d -', vhangup: '0x5437 -' })]);
     const report = readFileSync(path.join(fx.ws, 'report.txt'), 'utf8');
-    assert.equal(report.trim(), 'setd=1 excl=1 cons=1 vhangup=1', report);
+    assert.equal(report.trim(), 'setd=1 excl=1 xonc=1 cons=1 vhangup=1', report);
     assert.equal(r.ldisc, 0, 'N_TTY still');
     assert.equal(r.exclusive, 0, 'not exclusive');
     assert.equal(r.status, 3, `Ward exits with the command's status: ${JSON.stringify(r)}`);

@@ -97,7 +97,7 @@ say('tioclinux', 0 if r == 0 else ctypes.get_errno())`),
     id: 'term.break-terminal',
     group,
     promise: 'syscalls',
-    title: 'leave a terminal dead (TIOCSETD to N_NULL) or unopenable (TIOCEXCL) after the command',
+    title: 'leave a terminal dead (TIOCSETD to N_NULL), unopenable (TIOCEXCL) or stopped (TCOOFF) after the command',
     mechanism: 'seccomp',
     asi: ['ASI05'],
     nist: ['SC-39', 'AC-6'],
@@ -107,9 +107,11 @@ say('tioclinux', 0 if r == 0 else ctypes.get_errno())`),
 r = libc.ioctl(fd, ctypes.c_ulong(0x5423), ctypes.byref(d))
 say('tiocsetd', 0 if r == 0 else ctypes.get_errno())
 r = libc.ioctl(fd, ctypes.c_ulong(0x540c), None)
-say('tiocexcl', 0 if r == 0 else ctypes.get_errno())`),
+say('tiocexcl', 0 if r == 0 else ctypes.get_errno())
+r = libc.ioctl(fd, ctypes.c_ulong(0x540a), ctypes.c_ulong(0))  # TCXONC TCOOFF
+say('tcxonc', 0 if r == 0 else ctypes.get_errno())`),
     ),
-    check: expectErrno({ keys: ['tiocsetd', 'tiocexcl'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCSETD, TIOCEXCL)' }),
+    check: expectErrno({ keys: ['tiocsetd', 'tiocexcl', 'tcxonc'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCSETD, TIOCEXCL, TCXONC)' }),
   },
   {
     id: 'term.controlling-tty',

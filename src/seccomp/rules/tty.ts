@@ -13,6 +13,9 @@
  * - TIOCEXCL makes the terminal exclusive: every later open of it is EBUSY without
  *   CAP_SYS_ADMIN, so the user's sudo, ssh and gpg prompts (which open /dev/tty) failed after the
  *   run. TIOCNXCL only undoes it and stays allowed.
+ * - TCXONC with TCOOFF stops the terminal's output: the user's shell, and Ward's own last
+ *   words, then hang on their next write until ^Q (or forever, without IXON). tcflow() is for
+ *   serial lines; nothing a sandboxed program does on a terminal needs it.
  * - TIOCCONS (redirect console output) and TIOCVHANGUP (hang up the terminal) need
  *   CAP_SYS_ADMIN in the initial namespace, which no sandbox has; refused here too so that no
  *   capability slip makes them work.
@@ -34,6 +37,7 @@ export const TIOCSETD = 0x5423;
 export const TIOCEXCL = 0x540c;
 export const TIOCCONS = 0x541d;
 export const TIOCVHANGUP = 0x5437;
+export const TCXONC = 0x540a;
 
 export const rules: readonly SeccompRule[] = [
   {
@@ -45,7 +49,7 @@ export const rules: readonly SeccompRule[] = [
   {
     syscall: 'ioctl',
     action: DENY_EPERM,
-    when: { arg: 1, in32: [TIOCSETD, TIOCEXCL, TIOCCONS, TIOCVHANGUP] },
-    why: "TIOCSETD / TIOCEXCL / TIOCCONS / TIOCVHANGUP leave the user's terminal dead, unopenable or redirected after the run.",
+    when: { arg: 1, in32: [TIOCSETD, TIOCEXCL, TCXONC, TIOCCONS, TIOCVHANGUP] },
+    why: "TIOCSETD / TIOCEXCL / TCXONC / TIOCCONS / TIOCVHANGUP leave the user's terminal dead, unopenable, stopped or redirected after the run.",
   },
 ];
