@@ -3,9 +3,10 @@
  *
  * An fd passed into the sandbox is an open file Landlock never judges (it checks paths at open),
  * so the command may change whatever it refers to by fd: fchmod, fchown, futimens, fsetxattr on
- * the file the caller redirected (`ward run ... < in.txt > out.txt`), a named FIFO, a device.
- * Only objects that are no one's file are passed: anonymous pipes and sockets (their inode
- * lives in pipefs/sockfs and dies with them) and terminals (a gap: SECURITY-MODEL.md). Anything
+ * the file the caller redirected (`ward run ... < in.txt > out.txt`), a named FIFO, a device;
+ * and a pipe, reopened through /proc/self/fd, hands out its other end. Only two kinds are passed:
+ * a connected unix stream socket (it cannot be reopened, and talks only to its peer) and the
+ * caller's controlling terminal (so it stays interactive; a gap: SECURITY-MODEL.md). Anything
  * else is relayed: the sandbox gets a pipe, and Ward copies between it and the caller's fd.
  *
  * The pipes are real pipes (pipe2 through koffi), not the socketpairs Node's 'pipe' makes: a
