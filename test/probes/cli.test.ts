@@ -137,6 +137,6 @@ describe('ward probe', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(path.join(dir, 'report.json')), r.stderr);
     const doc = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as { probes: ProbeReport };
-    assert.equal(doc.probes.probes.length, 5);
+    assert.equal(doc.probes.probes.length, 6);
   });
 });
