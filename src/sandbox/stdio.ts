@@ -3,9 +3,10 @@
  *
  * An fd passed into the sandbox is an open file Landlock never judges (it checks paths at open),
  * so the command may change whatever it refers to by fd: fchmod, fchown, futimens, fsetxattr on
- * the file the caller redirected (`ward run ... < in.txt > out.txt`), a named FIFO, a device.
- * Only objects that are no one's file are passed: anonymous pipes and sockets (their inode
- * lives in pipefs/sockfs and dies with them) and terminals (a gap: SECURITY-MODEL.md). Anything
+ * the file the caller redirected (`ward run ... < in.txt > out.txt`), a named FIFO, a device;
+ * and a pipe, reopened through /proc/self/fd, hands out its other end. Only two kinds are passed:
+ * a connected unix stream socket (it cannot be reopened, and talks only to its peer) and the
+ * caller's controlling terminal (so it stays interactive; a gap: SECURITY-MODEL.md). Anything
  * else is relayed: the sandbox gets a pipe, and Ward copies between it and the caller's fd.
  *
  * The pipes are real pipes (pipe2 through koffi), not the socketpairs Node's 'pipe' makes: a
@@ -13,17 +14,43 @@
  * keep working inside (a socket there is ENXIO), and one pipe can be both fd 1 and fd 2.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, read, readlinkSync, write } from 'node:fs';
+import { closeSync, fstatSync, read, readFileSync, write } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { isatty } from 'node:tty';
+import { isatty, ReadStream } from 'node:tty';
 import { loadNative } from '../supervisor/native.js';
 
 export type CallerFdUse = 'pass' | 'relay';
 
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+
+/** The calling process's controlling terminal (tty_nr of /proc/self/stat, as fstat's st_rdev), 0 for none. */
+function controllingTty(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'latin1');
+    // After the command name (which may hold spaces and parentheses): state ppid pgrp session tty_nr.
+    const tty = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[4]);
+    return Number.isInteger(tty) ? tty : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
- * 'pass' for an anonymous pipe, a socket or a terminal; 'relay' for the rest, and for an fd
- * that cannot be examined (failing closed: a relay of a broken fd gives the command EOF or EPIPE).
+ * 'pass' for a connected unix stream socket and for the caller's controlling terminal; 'relay'
+ * for the rest, and for an fd that cannot be examined (failing closed: a relay of a broken fd
+ * gives the command EOF or EPIPE).
+ *
+ * A pipe is relayed too, anonymous or not: reopened through /proc/self/fd with the other access
+ * mode, it gives the command the end it was not given: it wrote into the caller's stdin pipe,
+ * which the caller's shell read and ran after it (`(echo ls) | { ward run ...; sh; }`), and could
+ * read a sibling's output off a shared stdout pipe. A socket cannot be reopened (ENXIO), but
+ * one of another family or type is the host network namespace's: an inet socket can be
+ * disconnected (connect AF_UNSPEC) and connected anywhere, a datagram one sent anywhere, a
+ * listening one accepted on. A connected unix stream socket (what Node's and most harnesses'
+ * 'pipe' is) only talks to its peer. A terminal other than the caller's controlling one
+ * (`< /dev/ttyS0`, `> /dev/console` by root) is a device node the command could fchmod.
  */
 export function callerFdUse(fd: number): CallerFdUse {
   let st;
@@ -32,15 +59,20 @@ export function callerFdUse(fd: number): CallerFdUse {
   } catch {
     return 'relay';
   }
-  if (st.isFIFO() || st.isSocket()) {
-    // A named FIFO has a path, and its inode's mode is the caller's to lose; /proc says which.
+  if (st.isSocket()) {
+    let kind;
     try {
-      return /^(pipe|socket):\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`)) ? 'pass' : 'relay';
+      kind = loadNative().sockKind(fd);
     } catch {
-      return 'relay';
+      return 'relay'; // no koffi: its kind is unknown
     }
+    return kind && kind.domain === AF_UNIX && kind.type === SOCK_STREAM && !kind.listening ? 'pass' : 'relay';
   }
-  return st.isCharacterDevice() && isatty(fd) ? 'pass' : 'relay';
+  if (st.isCharacterDevice() && isatty(fd)) {
+    const ctty = controllingTty();
+    return ctty !== 0 && st.rdev === ctty ? 'pass' : 'relay';
+  }
+  return 'relay';
 }
 
 /** Whether fds a and b are the same file (`> log 2>&1`, `>> log 2>> log`). */
@@ -156,19 +188,29 @@ function relayIn(fd: number, to: Writable): { stop(): void } {
     to.destroy();
   };
   to.on('close', stop);
-  let fifo = false;
+  let polled = false;
+  let tty = false;
   try {
-    fifo = fstatSync(fd).isFIFO();
+    const st = fstatSync(fd);
+    tty = st.isCharacterDevice() && isatty(fd);
+    polled = st.isFIFO() || st.isSocket() || tty;
   } catch {
     /* unreadable: the read below fails and the command reads EOF */
   }
-  if (fifo) {
-    // A named FIFO may never deliver EOF, and an fs read blocks a pool thread (and keeps the
-    // process alive) until it returns: read it through epoll instead, which stops at once.
-    // libuv never closes fds 0-2; the O_NONBLOCK it sets on the caller's open file is put back.
+  if (polled) {
+    // A pipe, a socket or a terminal may never deliver EOF, and an fs read blocks a pool thread
+    // (and keeps the process alive) until it returns: read it through epoll instead, which stops
+    // at once. libuv never closes fds 0-2; the O_NONBLOCK it sets on the caller's open file is
+    // put back.
     const native = loadNative();
     const flags = native.getFlags(fd);
-    const from = new Socket({ fd, readable: true, writable: false });
+    let from: Socket;
+    try {
+      from = tty ? new ReadStream(fd) : new Socket({ fd, readable: true, writable: false });
+    } catch {
+      to.end(); // a socket kind Node cannot read (datagram): the command reads EOF
+      return { stop };
+    }
     from.on('error', () => to.end());
     from.on('close', () => {
       if (flags >= 0) native.setFlags(fd, flags);

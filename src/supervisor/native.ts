@@ -121,6 +121,10 @@ export interface Native {
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
+  /** A socket's SO_DOMAIN, SO_TYPE and SO_ACCEPTCONN (getsockopt), or null when fd is no socket. */
+  sockKind(fd: number): { domain: number; type: number; listening: boolean } | null;
+  /** The calling process's process group (getpgrp). */
+  getpgrp(): number;
   /** pidfd_send_signal(pidfd, sig): to exactly the process the pidfd names, never a recycled pid. */
   pidfdKill(pidfd: number, sig: number): number;
   /** shutdown(2): acts on the socket itself, so every descriptor of it (in any process) is cut. */
@@ -190,6 +194,8 @@ export function loadNative(): Native {
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
   const pipe2 = libc.func('pipe2', 'int', ['void *', 'int']);
   const shutdown = libc.func('shutdown', 'int', ['int', 'int']);
+  const getsockopt = libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
+  const getpgrp = libc.func('getpgrp', 'int', []);
   const sysPidfdSignal = libc.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'unsigned int']);
   const umask = libc.func('umask', 'uint32_t', ['uint32_t']);
   const sys1 = libc.func('syscall', 'long', ['long']);
@@ -327,6 +333,20 @@ export function loadNative(): Native {
       const r = fcntl(fd, F_GETFL, 0) as number;
       return r < 0 ? fail() : r;
     },
+    sockKind: (fd) => {
+      // SOL_SOCKET 1; SO_TYPE 3, SO_ACCEPTCONN 30, SO_DOMAIN 39
+      const opt = (name: number): number | null => {
+        const v = Buffer.alloc(4);
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(4, 0);
+        return getsockopt(fd, 1, name, v, len) < 0 ? null : v.readInt32LE(0);
+      };
+      const domain = opt(39);
+      const type = opt(3);
+      const accept = opt(30);
+      return domain === null || type === null || accept === null ? null : { domain, type, listening: accept !== 0 };
+    },
+    getpgrp: () => getpgrp() as number,
     pidfdKill: (pidfd, sig) => (Number(sysPidfdSignal(SYS_pidfd_send_signal, pidfd, sig, null, 0)) < 0 ? fail() : 0),
     shutdown: (fd, how) => (shutdown(fd, how) < 0 ? fail() : 0),
     ftruncateTo: (fd, length) => (ftruncate(fd, length) < 0 ? fail() : 0),

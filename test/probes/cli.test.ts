@@ -77,7 +77,7 @@ describe('ward probe', () => {
     const r = ward(['probe', '--only', 'network,terminal', ...degraded, '--audit-log', fx.log], { cwd: fx.ws, env: fx.env });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^network \(\d+\/\d+ held\)$/m);
-    assert.match(r.stdout, /^terminal \(5\/5 held\)$/m);
+    assert.match(r.stdout, /^terminal \(6\/6 held\)$/m);
     assert.match(r.stdout, /✓ held\s+term\.tiocsti\s+seccomp/);
     assert.match(r.stdout, /^summary: \d+ held, 0 broken, 0 error, 0 skipped/m);
     assert.doesNotMatch(r.stdout, /filesystem|BROKEN/);
@@ -138,6 +138,6 @@ describe('ward probe', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(path.join(dir, 'report.json')), r.stderr);
     const doc = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as { probes: ProbeReport };
-    assert.equal(doc.probes.probes.length, 5);
+    assert.equal(doc.probes.probes.length, 6);
   });
 });

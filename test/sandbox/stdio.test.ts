@@ -37,7 +37,7 @@ function userXattrs(file: string): string[] {
 }
 
 /** Inside: fchmod 0777, futimens to 1970 and setxattr user.x on fds 0, 1, 2; one line per fd on stderr. */
-const ATTACK = `import os, sys
+const ATTACK_FDS = `import os, sys
 for fd in (0, 1, 2):
     res = []
     for name, f in (("chmod", lambda: os.fchmod(fd, 0o777)), ("utime", lambda: os.utime(fd, (1, 1))), ("xattr", lambda: os.setxattr(fd, "user.x", b"1"))):
@@ -46,7 +46,9 @@ for fd in (0, 1, 2):
         except OSError as e:
             res.append(name + "=" + str(e.errno))
     sys.stderr.write("%d %s %s\\n" % (fd, os.readlink("/proc/self/fd/%d" % fd), " ".join(res)))
-sys.stdout.write(sys.stdin.read())
+`;
+/** ATTACK_FDS, then stdin copied to stdout. */
+const ATTACK = `${ATTACK_FDS}sys.stdout.write(sys.stdin.read())
 `;
 
 describe('the caller\'s redirected files are not the sandbox\'s fds', () => {
@@ -138,5 +140,146 @@ describe('relayed stdio works as the file did', () => {
     assert.equal(r.code, 0, r.stderr);
     const want = ['before', ...Array.from({ length: 2000 }, (_, i) => [`out ${i}`, `err ${i}`]).flat(), ''];
     assert.deepEqual(readFileSync(log, 'utf8').split('\n'), want);
+  });
+});
+
+/**
+ * Runs argv[2:] with fds 0-2 on a new pty, and prints a JSON report of the pty after it ended.
+ * argv[1] 'ctty': the pty is the program's controlling terminal (login_tty, as a terminal
+ * emulator or sshd starts a shell); 'plain': it is only its fds (a device redirected to it).
+ * The test keeps the slave open, so its line discipline, exclusivity, termios and mode can be
+ * read after the run; it ends when the program does (a pidfd), whatever reached the terminal.
+ */
+const ON_PTY = `
+import fcntl, json, os, select, struct, sys, termios
+mode = sys.argv[1]
+master, slave = os.openpty()
+name = os.ttyname(slave)
+before = termios.tcgetattr(slave)
+mode_before = oct(os.stat(name).st_mode & 0o7777)
+pid = os.fork()
+if pid == 0:
+    os.close(master)
+    if mode == 'ctty':
+        os.login_tty(slave)
+    else:
+        for fd in (0, 1, 2): os.dup2(slave, fd)
+    os.execv(sys.argv[2], sys.argv[2:])
+pidfd = os.pidfd_open(pid)
+seen = b''
+while True:
+    ready, _, _ = select.select([master, pidfd], [], [])
+    if master in ready:
+        try:
+            c = os.read(master, 4096)
+        except OSError:
+            c = b''
+        seen += c
+        if c: continue
+    if pidfd in ready: break
+os.set_blocking(master, False)
+try:
+    while True:
+        c = os.read(master, 4096)
+        if not c: break
+        seen += c
+except OSError:
+    pass
+_, st = os.waitpid(pid, 0)
+def get(req):
+    try:
+        return struct.unpack('i', fcntl.ioctl(slave, req, b'\\0' * 4))[0]
+    except OSError as e:
+        return 'errno %d' % e.errno
+ldisc = get(termios.TIOCGETD)
+excl = get(0x80045440)  # TIOCGEXCL
+try:
+    after = termios.tcgetattr(slave)
+except termios.error as e:
+    after = str(e)
+print(json.dumps({'status': os.waitstatus_to_exitcode(st), 'seen': seen.decode('latin-1'), 'ldisc': ldisc, 'exclusive': excl, 'termios_kept': after == before, 'mode': oct(os.stat(name).st_mode & 0o7777), 'mode_before': mode_before}))
+`;
+
+interface PtyReport {
+  status: number;
+  seen: string;
+  ldisc: number | string;
+  exclusive: number | string;
+  termios_kept: boolean;
+  mode: string;
+  mode_before: string;
+}
+
+/** `ward run -- argv` on a new pty (see ON_PTY). */
+function wardOnPty(fx: { ws: string; env: NodeJS.ProcessEnv }, mode: 'ctty' | 'plain', argv: string[]): PtyReport {
+  const r = spawnSync('python3', ['-c', ON_PTY, mode, process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', '--quiet', ...degraded, '--', ...argv], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as PtyReport;
+}
+
+/** Inside: each ioctl on fd 0 (the terminal), its errno (0: done) written to report.txt in the workspace. */
+function ioctlAttack(calls: Record<string, string>): string {
+  return `import ctypes, fcntl, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for name, (req, arg) in ${JSON.stringify(Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v.split(' ')])))}.items():
+    # '-': no argument; '=N': N as a value (TCXONC); N: a pointer to an int N
+    buf = None if arg == '-' else ctypes.c_ulong(int(arg[1:])) if arg.startswith('=') else ctypes.create_string_buffer(struct.pack('i', int(arg)) + bytes(4))
+    r = libc.ioctl(0, ctypes.c_ulong(int(req, 16)), buf)
+    out.append('%s=%d' % (name, 0 if r == 0 else ctypes.get_errno()))
+open('report.txt', 'w').write(' '.join(out) + '\\n')
+`;
+}
+
+describe("the caller's terminal", () => {
+  it('TIOCSETD, TIOCEXCL, TCXONC are refused on it: the terminal keeps its line discipline and stays openable, and Ward exits with the status', () => {
+    const fx = sandboxFixture();
+    // N_NULL (27) left the terminal dead and Node's terminal restore at Ward's exit aborted; TIOCEXCL made it unopenable (EBUSY); TCOOFF stopped its output.
+    const r = wardOnPty(fx, 'ctty', ['sh', '-c', `python3 -c "$1"; exit 3`, 'sh', ioctlAttack({ setd: '0x5423 27', excl: '0x540c -', xonc: '0x540a =0', cons: '0x541d -', vhangup: '0x5437 -' })]);
+    const report = readFileSync(path.join(fx.ws, 'report.txt'), 'utf8');
+    assert.equal(report.trim(), 'setd=1 excl=1 xonc=1 cons=1 vhangup=1', report);
+    assert.equal(r.ldisc, 0, 'N_TTY still');
+    assert.equal(r.exclusive, 0, 'not exclusive');
+    assert.equal(r.status, 3, `Ward exits with the command's status: ${JSON.stringify(r)}`);
+  });
+
+  it('is the command\'s own terminal when it is the caller\'s controlling terminal (isatty inside, interactive)', () => {
+    const fx = sandboxFixture();
+    const r = wardOnPty(fx, 'ctty', ['python3', '-c', 'import sys; print("tty", sys.stdin.isatty(), sys.stdout.isatty(), sys.stderr.isatty())']);
+    assert.equal(r.status, 0, JSON.stringify(r));
+    assert.match(r.seen, /tty True True True/, r.seen);
+    assert.equal(r.termios_kept, true);
+  });
+
+  it('a terminal that is not the caller\'s controlling terminal is relayed: fchmod on fds 0-2 leaves the device node as it was', () => {
+    const fx = sandboxFixture();
+    const r = wardOnPty(fx, 'plain', ['python3', '-c', ATTACK_FDS]);
+    assert.equal(r.status, 0, JSON.stringify(r));
+    assert.equal(r.mode, r.mode_before, `the pty's mode: ${JSON.stringify(r)}`);
+    for (const fd of [0, 1, 2]) assert.match(r.seen, new RegExp(`^${fd} pipe:\\[\\d+\\] `, 'm'), r.seen);
+  });
+});
+
+describe('pipes and sockets of the caller', () => {
+  it("a reopen of the caller's stdin pipe for writing reaches only the command's own pipe: the next reader of the caller's pipe never sees it", () => {
+    const fx = sandboxFixture();
+    // The shell after Ward reads the same pipe: what the command wrote there, it would run.
+    const script = `{ printf 'echo first\\n'; } | { "$@" sh -c 'printf "echo INJECTED\\n" > /proc/self/fd/0; echo wrote=$?'; cat; }`;
+    const r = spawnSync('sh', ['-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', '--quiet', ...degraded, '--'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /wrote=0/, 'the write itself works: it went to the sandbox\'s own pipe');
+    assert.doesNotMatch(r.stdout, /INJECTED/, r.stdout);
+  });
+
+  it("a reopen of the caller's stdout pipe for reading reads nothing a sibling wrote there", () => {
+    const fx = sandboxFixture();
+    // A sibling's output is in the pipe before Ward starts, and its reader waits (on a FIFO) until
+    // Ward has ended: the command reads what is in the pipe without blocking, to stderr.
+    const steal = 'import os, sys\nfd = os.open("/proc/self/fd/1", os.O_RDONLY | os.O_NONBLOCK)\ntry:\n    got = os.read(fd, 64)\nexcept BlockingIOError:\n    got = b"nothing"\nsys.stderr.write("read: %r\\n" % got)\n';
+    const script = `mkfifo gate; { printf 'SIBLING-SECRET\\n'; "$@" python3 -c '${steal}'; echo > gate; } | { read _ < gate; cat; }`;
+    const r = spawnSync('sh', ['-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', '--quiet', ...degraded, '--'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.match(r.stderr, /read: b'nothing'/, r.stderr);
+    assert.match(r.stdout, /SIBLING-SECRET/, 'the sibling\'s output reached its reader');
+    assert.doesNotMatch(r.stderr, /SIBLING-SECRET/, r.stderr);
   });
 });

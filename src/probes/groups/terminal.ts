@@ -92,6 +92,28 @@ say('tioclinux', 0 if r == 0 else ctypes.get_errno())`),
     check: expectErrno({ keys: ['tioclinux'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCLINUX)' }),
   },
   {
+    // The probe's own stdio is never a terminal: the target is a pty of its own, the controlling
+    // terminal of a new session, as the user's terminal is when Ward runs in one.
+    id: 'term.break-terminal',
+    group,
+    promise: 'syscalls',
+    title: 'leave a terminal dead (TIOCSETD to N_NULL), unopenable (TIOCEXCL) or stopped (TCOOFF) after the command',
+    mechanism: 'seccomp',
+    asi: ['ASI05'],
+    nist: ['SC-39', 'AC-6'],
+    expect: 'refused',
+    program: py(
+      onControllingPty(`d = ctypes.c_int(27)  # N_NULL
+r = libc.ioctl(fd, ctypes.c_ulong(0x5423), ctypes.byref(d))
+say('tiocsetd', 0 if r == 0 else ctypes.get_errno())
+r = libc.ioctl(fd, ctypes.c_ulong(0x540c), None)
+say('tiocexcl', 0 if r == 0 else ctypes.get_errno())
+r = libc.ioctl(fd, ctypes.c_ulong(0x540a), ctypes.c_ulong(0))  # TCXONC TCOOFF
+say('tcxonc', 0 if r == 0 else ctypes.get_errno())`),
+    ),
+    check: expectErrno({ keys: ['tiocsetd', 'tiocexcl', 'tcxonc'], refused: [E.EPERM], by: 'seccomp (ioctl TIOCSETD, TIOCEXCL, TCXONC)' }),
+  },
+  {
     id: 'term.controlling-tty',
     group,
     promise: 'syscalls',
