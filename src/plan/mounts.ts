@@ -25,6 +25,7 @@ import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
+import { boundSocketPaths, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
 
 /** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
 export type Rights = string;
@@ -61,6 +62,8 @@ export interface MountContext {
    * and Ward's own directories, which compile.ts creates before planning.
    */
   guarded: Guarded[];
+  /** Where unix sockets live on this host (sockets.ts socketAreas): granted trees there are walked to the end. */
+  socketAreas: string[];
 }
 
 /** A place no writable grant may be or contain; `what` names it and `why` says what writing there would do. */
@@ -196,6 +199,18 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     privateDirs.push(dest);
   }
 
+  // Unix sockets a bind would expose are masked like denied files (sockets.ts says why).
+  const socks = planSockets({
+    roots: [...binds.map((b) => b.dest), ...shown.map((v) => v.path)],
+    hidden: denied.map((d) => d.path),
+    granted: new Set(grants.keys()),
+    areas: ctx.socketAreas,
+    bound: boundSocketPaths(),
+  });
+  if (socks.incomplete) refuseUnwalkable(socks.incomplete, grants, ctx);
+  for (const s of socks.masks) denied.push({ path: s, isDir: false, nlink: 1 });
+  for (const s of socks.granted) notes.push(`${grants.get(s)?.literal ?? s} is a unix socket granted by name: the command can connect to it, and whatever serves it acts outside the sandbox with its own rights`);
+
   // Masks, only where a bind would expose the denied place.
   const bound = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
   for (const d of denied) {
@@ -320,6 +335,23 @@ function realParentJoin(p: string): string {
   } catch {
     return p;
   }
+}
+
+/**
+ * A granted tree in a socket area (/run, /tmp, $XDG_RUNTIME_DIR...) too large or deep to walk
+ * whole: a socket Ward did not see would stay reachable, so the plan is refused.
+ */
+function refuseUnwalkable(at: NonNullable<SocketPlan['incomplete']>, grants: Map<string, Grant>, ctx: MountContext): never {
+  const literal = grants.get(at.root)?.literal ?? at.root;
+  const key = (['read', 'write', 'execute', 'append', 'visible'] as const).find((k) => ctx.origins.has(`${k}\0${literal}`));
+  const o = key ? ctx.origins.get(`${key}\0${literal}`) : undefined;
+  const where = at.part === at.root ? literal : `${literal}'s ${at.part}`;
+  throw new PolicyError(
+    o?.file ?? '(policy)',
+    o?.keyPath ?? `filesystem.${key ?? 'read'}`,
+    `${where} is a place where unix sockets live, and it holds ${at.stopped}: Ward masks every socket in a granted tree there (connect(2) ignores a read-only bind, so a socket would reach its server outside the sandbox), and it stops looking after ${SOCKET_WALK.entries} entries or ${SOCKET_WALK.depth} levels`,
+    `grant only the subdirectories or files the command needs instead of ${literal}`,
+  );
 }
 
 /**

@@ -19,7 +19,7 @@ import { canonicalJson, sha256Hex } from './canonical.js';
 import { expandPath, type ExpandContext } from './expand.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
-import { SECRET_PATHS, wardOwnDirs } from './secrets.js';
+import { SECRET_PATHS, socketPlaces, wardOwnDirs } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
 import type { Match, Rule } from '../rules/index.js';
 import { parseAfter, parseInvariant, parseRevoke, type Invariant, type Parsed } from '../rules/parse.js';
@@ -484,7 +484,7 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
   // Mandatory denies: never granted, whatever the policy says.
   const lastLabel = sources.at(-1)?.label ?? '(policy)';
   const own = wardOwnDirs(env, home);
-  for (const raw of [...SECRET_PATHS, ...own]) {
+  for (const raw of [...SECRET_PATHS, ...own, ...socketPlaces(env, home)]) {
     const r = expandPath(raw, ctx);
     // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
     if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');
