@@ -18,7 +18,7 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError, WardError } from '../errors.js';
 import { lstatOrNull, realOr } from '../paths.js';
@@ -158,6 +158,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
       notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
     } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink });
   }
+  linkedOutOfDenied(denied, [...grants.keys()], notes);
   // Deny wins over visible too: a visible path inside a denied one stays hidden.
   const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
 
@@ -258,6 +259,56 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const cwd = nearest(binds, ws) ? ws : privateDirs.includes(ctx.home) ? ctx.home : '/';
   if (cwd !== ws) notes.push(`the workspace ${ws} is not granted, so the command starts in ${cwd}`);
   return { ops, landlock, cwd, notes };
+}
+
+/** How far linkedOutOfDenied looks inside each denied directory. */
+const DENIED_LINKS = { entries: 1000, depth: 3 };
+
+/**
+ * Adds to `denied` the real targets of the symlinks inside each denied directory that lead out of
+ * it into a grant. A dotfile manager (GNU stow, chezmoi's symlink mode) makes ~/.ssh/id_rsa a
+ * link to ~/dotfiles/ssh/.ssh/id_rsa: the mask hides the link, but the key itself would stay
+ * readable at its real path under a grant of ~. A target that is or holds a grant (or the denied
+ * directory) is not a secret file of the directory but a link to some place the policy names: it
+ * is left, with a note. Bounded (DENIED_LINKS): a denied directory is not walked to the end.
+ */
+function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number }[], granted: string[], notes: string[]): void {
+  const dirs = denied.filter((d) => d.isDir);
+  for (const d of dirs) {
+    const queue: [string, number][] = [[d.path, 0]];
+    let seen = 0;
+    for (let i = 0; i < queue.length && seen < DENIED_LINKS.entries; i++) {
+      const [dir, level] = queue[i]!;
+      let names;
+      try {
+        names = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of names.slice(0, DENIED_LINKS.entries - seen)) {
+        seen++;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory() && level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+        if (!e.isSymbolicLink()) continue;
+        let real: string;
+        try {
+          real = realpathSync(p);
+        } catch {
+          continue; // dangling: nothing to hide
+        }
+        if (isWithin(real, d.path) || denied.some((x) => isWithin(real, x.path)) || !granted.some((g) => isWithin(real, g))) continue;
+        if (isWithin(d.path, real) || granted.some((g) => isWithin(g, real))) {
+          notes.push(`denied ${d.path} holds the symlink ${p} -> ${real}, which is or holds a granted place: it stays as the policy grants it`);
+          continue;
+        }
+        const st = lstatOrNull(real);
+        if (!st) continue;
+        denied.push({ path: real, isDir: st.isDirectory(), nlink: st.nlink });
+        notes.push(`denied ${real} too: the symlink ${p} inside denied ${d.path} leads there`);
+      }
+    }
+    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it`);
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Unix sockets in granted trees: connect(2) ignores a read-only bind and Landlock does not
  * restrict it, so each attack here is a real server on the host that the sandbox must not reach
- * through a grant of the directory it lives in.
+ * through a grant of the directory it lives in. And symlinks out of a denied directory: the
+ * target of ~/.ssh/id_rsa -> ../dotfiles/ssh/.ssh/id_rsa must stay hidden under a grant of ~.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -136,5 +137,32 @@ describe('unix sockets in granted trees', () => {
     const r = await t.exec(['python3', '-c', CONNECT, `${dir}/user/bus`]);
     assert.equal(r.exitCode, 0, r.err);
     assert.match(r.out, /bus refused EACCES/);
+  });
+});
+
+describe('symlinks out of a denied directory', () => {
+  it('a stow-style ~/.ssh/id_rsa link: its target is hidden under a grant of ~, the rest of the dotfiles stay readable', async () => {
+    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } });
+    mkdirSync(`${t.home}/dotfiles/ssh/.ssh`, { recursive: true });
+    mkdirSync(`${t.home}/dotfiles/git`, { recursive: true });
+    mkdirSync(`${t.home}/.ssh`);
+    writeFileSync(`${t.home}/dotfiles/ssh/.ssh/id_rsa`, 'STOWED-PRIVATE-KEY\n');
+    writeFileSync(`${t.home}/dotfiles/git/.gitconfig`, '[user]\n  name = USABLE\n');
+    symlinkSync('../dotfiles/ssh/.ssh/id_rsa', `${t.home}/.ssh/id_rsa`);
+    symlinkSync('dotfiles/git/.gitconfig', `${t.home}/.gitconfig`);
+    const r = await t.exec(['sh', '-c', 'cat ~/dotfiles/ssh/.ssh/id_rsa; cat ~/.ssh/id_rsa; cat ~/.gitconfig']);
+    assert.doesNotMatch(r.out, /STOWED-PRIVATE-KEY/);
+    assert.match(r.out, /USABLE/);
+    assert.match(r.err, /dotfiles\/ssh\/\.ssh\/id_rsa: Permission denied/);
+  });
+
+  it('a denied file that is a symlink is denied at its real path', async () => {
+    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } });
+    mkdirSync(`${t.home}/dotfiles`);
+    writeFileSync(`${t.home}/dotfiles/netrc`, 'machine x password STOWED-NETRC\n');
+    symlinkSync('dotfiles/netrc', `${t.home}/.netrc`);
+    const r = await t.exec(['sh', '-c', 'cat ~/dotfiles/netrc; cat ~/.netrc']);
+    assert.doesNotMatch(r.out, /STOWED-NETRC/);
+    assert.equal((r.err.match(/Permission denied/g) ?? []).length, 2, r.err);
   });
 });
