@@ -39,9 +39,10 @@ for p in sys.argv[1:]:
         print(p, "refused", errno.errorcode.get(e.errno, e.errno))
 `;
 
-function setup(policy: PolicyInput) {
+/** `limits`: the policy sets resource limits (the default profile), which without a cgroup only run degraded. */
+function setup(policy: PolicyInput, limits = false) {
   const fx = sandboxFixture();
-  const options: RunOptions = { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup };
+  const options: RunOptions = { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: limits && !hasCgroup };
   const exec = async (argv: string[], env: RunOptions['env'] = fx.env) => {
     const r = await run(policy, argv, { ...options, env });
     return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };
@@ -65,7 +66,7 @@ describe('unix sockets in granted trees', () => {
   });
 
   it('nor a writable grant (the workspace), and the socket cannot be moved out from under its mask', async () => {
-    const t = setup({ profile: 'default' });
+    const t = setup({ profile: 'default' }, true);
     mkdirSync(`${t.ws}/run`);
     await serve(`${t.ws}/run/db.sock`, 'HOST-SERVER');
     const r = await t.exec(['sh', '-c', `mv run moved; mv run/db.sock x.sock; python3 -c '${CONNECT}' run/db.sock moved/db.sock x.sock`]);
@@ -142,7 +143,7 @@ describe('unix sockets in granted trees', () => {
 
 describe('symlinks out of a denied directory', () => {
   it('a stow-style ~/.ssh/id_rsa link: its target is hidden under a grant of ~, the rest of the dotfiles stay readable', async () => {
-    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } });
+    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } }, true);
     mkdirSync(`${t.home}/dotfiles/ssh/.ssh`, { recursive: true });
     mkdirSync(`${t.home}/dotfiles/git`, { recursive: true });
     mkdirSync(`${t.home}/.ssh`);
@@ -157,7 +158,7 @@ describe('symlinks out of a denied directory', () => {
   });
 
   it('a denied file that is a symlink is denied at its real path', async () => {
-    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } });
+    const t = setup({ policy: { extends: ['default'], filesystem: { read: ['~'] } } }, true);
     mkdirSync(`${t.home}/dotfiles`);
     writeFileSync(`${t.home}/dotfiles/netrc`, 'machine x password STOWED-NETRC\n');
     symlinkSync('dotfiles/netrc', `${t.home}/.netrc`);

@@ -6,7 +6,8 @@
  * refused by seccomp, raw sockets by the missing CAP_NET_RAW. Host-side
  * servers count connections: any is a breach, whatever the probe printed.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { broken, E, error, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
@@ -202,15 +203,17 @@ ${addrs.map((a, i) => `connect('host${i}', socket.AF_INET, ('${a}', ${port}))`).
     nist: ['SC-7', 'AC-4', 'AC-6'],
     expect: 'refused',
     setup: async (ctx) => {
-      // One socket at the top of the granted directory, one in a private subdirectory like an agent's.
-      const dir = path.join(ctx.outside, 'run');
-      mkdirSync(path.join(dir, 'ssh-probe'), { recursive: true, mode: 0o700 });
+      // One socket at the top of the granted directory, one in a private subdirectory like an
+      // agent's. A short path of its own: a unix socket's path holds 107 bytes.
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'wp-'));
+      mkdirSync(path.join(dir, 'ssh-probe'), { mode: 0o700 });
       ctx.state.dir = dir;
       ctx.state.socks = [path.join(dir, 'bus'), path.join(dir, 'ssh-probe', 'agent.1')];
       ctx.state.servers = await Promise.all(st<string[]>(ctx, 'socks').map((p) => startHostServer({ path: p })));
     },
     teardown: (ctx) => {
-      for (const s of st<HostServer[]>(ctx, 'servers')) s.close();
+      for (const s of st<HostServer[]>(ctx, 'servers') ?? []) s.close();
+      rmSync(st<string>(ctx, 'dir'), { recursive: true, force: true });
     },
     policy: (ctx) => ({ filesystem: { read: [st<string>(ctx, 'dir')] } }),
     program: (ctx) => py(`${CONNECT}\n${st<string[]>(ctx, 'socks').map((p, i) => `say('node${i}', 0 if os.path.exists(${JSON.stringify(p)}) else 2)\nconnect('unix${i}', socket.AF_UNIX, ${JSON.stringify(p)})`).join('\n')}`),
