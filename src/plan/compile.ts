@@ -10,6 +10,7 @@ import type { LoadedPolicy } from '../policy/load.js';
 import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
 import { planMounts, type Guarded, type MountContext, type MountPlan } from './mounts.js';
+import { socketAreas } from './sockets.js';
 import { ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
 import { wardOwnDirs } from '../policy/secrets.js';
 import { ensureLauncher, USERNS_LIMIT_NAMES } from '../launcher/launcher.js';
@@ -185,7 +186,7 @@ function readNrOpen(): number | null {
  * the places no writable grant may contain: the caller's home and Ward's own directories.
  */
 export function mountContext(policy: LoadedPolicy, ctx: CompileContext): MountContext {
-  return { home: ctx.home, origins: policy.origins, guarded: prepareWardFiles(ctx) };
+  return { home: ctx.home, origins: policy.origins, guarded: prepareWardFiles(ctx), socketAreas: socketAreas(ctx.env) };
 }
 
 function prepareWardFiles(ctx: CompileContext): Guarded[] {

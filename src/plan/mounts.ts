@@ -18,13 +18,14 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError, WardError } from '../errors.js';
 import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
+import { boundSocketPaths, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
 
 /** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
 export type Rights = string;
@@ -61,6 +62,8 @@ export interface MountContext {
    * and Ward's own directories, which compile.ts creates before planning.
    */
   guarded: Guarded[];
+  /** Where unix sockets live on this host (sockets.ts socketAreas): granted trees there are walked to the end. */
+  socketAreas: string[];
 }
 
 /** A place no writable grant may be or contain; `what` names it and `why` says what writing there would do. */
@@ -160,6 +163,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
       notes.push(`visible-only ${entry.path}: the run is supervised; stat and listing show it, every open and exec of it is refused`);
     } else denied.push({ path: real, isDir: rst.isDirectory(), nlink: rst.nlink, ...(via ? { via: { entry: entry.path, link: via.link, around: via.around.literal } } : {}) });
   }
+  linkedOutOfDenied(denied, [...grants.keys()], notes);
   // Deny wins over visible too: a visible path inside a denied one stays hidden.
   const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
 
@@ -200,6 +204,18 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     ops.push({ kind: 'tmpfs', dest, why });
     privateDirs.push(dest);
   }
+
+  // Unix sockets a bind would expose are masked like denied files (sockets.ts says why).
+  const socks = planSockets({
+    roots: [...binds.map((b) => b.dest), ...shown.map((v) => v.path)],
+    hidden: denied.map((d) => d.path),
+    granted: new Set(grants.keys()),
+    areas: ctx.socketAreas,
+    bound: boundSocketPaths(),
+  });
+  if (socks.incomplete) refuseUnwalkable(socks.incomplete, grants, ctx);
+  for (const s of socks.masks) denied.push({ path: s, isDir: false, nlink: 1 });
+  for (const s of socks.granted) notes.push(`${grants.get(s)?.literal ?? s} is a unix socket granted by name: the command can connect to it, and whatever serves it acts outside the sandbox with its own rights`);
 
   // Masks, only where a bind would expose the denied place.
   const bound = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
@@ -256,6 +272,56 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const cwd = nearest(binds, ws) ? ws : privateDirs.includes(ctx.home) ? ctx.home : '/';
   if (cwd !== ws) notes.push(`the workspace ${ws} is not granted, so the command starts in ${cwd}`);
   return { ops, landlock, cwd, notes };
+}
+
+/** How far linkedOutOfDenied looks inside each denied directory. */
+const DENIED_LINKS = { entries: 1000, depth: 3 };
+
+/**
+ * Adds to `denied` the real targets of the symlinks inside each denied directory that lead out of
+ * it into a grant. A dotfile manager (GNU stow, chezmoi's symlink mode) makes ~/.ssh/id_rsa a
+ * link to ~/dotfiles/ssh/.ssh/id_rsa: the mask hides the link, but the key itself would stay
+ * readable at its real path under a grant of ~. A target that is or holds a grant (or the denied
+ * directory) is not a secret file of the directory but a link to some place the policy names: it
+ * is left, with a note. Bounded (DENIED_LINKS): a denied directory is not walked to the end.
+ */
+function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number }[], granted: string[], notes: string[]): void {
+  const dirs = denied.filter((d) => d.isDir);
+  for (const d of dirs) {
+    const queue: [string, number][] = [[d.path, 0]];
+    let seen = 0;
+    for (let i = 0; i < queue.length && seen < DENIED_LINKS.entries; i++) {
+      const [dir, level] = queue[i]!;
+      let names;
+      try {
+        names = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of names.slice(0, DENIED_LINKS.entries - seen)) {
+        seen++;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory() && level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+        if (!e.isSymbolicLink()) continue;
+        let real: string;
+        try {
+          real = realpathSync(p);
+        } catch {
+          continue; // dangling: nothing to hide
+        }
+        if (isWithin(real, d.path) || denied.some((x) => isWithin(real, x.path)) || !granted.some((g) => isWithin(real, g))) continue;
+        if (isWithin(d.path, real) || granted.some((g) => isWithin(g, real))) {
+          notes.push(`denied ${d.path} holds the symlink ${p} -> ${real}, which is or holds a granted place: it stays as the policy grants it`);
+          continue;
+        }
+        const st = lstatOrNull(real);
+        if (!st) continue;
+        denied.push({ path: real, isDir: st.isDirectory(), nlink: st.nlink });
+        notes.push(`denied ${real} too: the symlink ${p} inside denied ${d.path} leads there`);
+      }
+    }
+    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it`);
+  }
 }
 
 /**
@@ -354,6 +420,23 @@ function realParentJoin(p: string): string {
   } catch {
     return p;
   }
+}
+
+/**
+ * A granted tree in a socket area (/run, /tmp, $XDG_RUNTIME_DIR...) too large or deep to walk
+ * whole: a socket Ward did not see would stay reachable, so the plan is refused.
+ */
+function refuseUnwalkable(at: NonNullable<SocketPlan['incomplete']>, grants: Map<string, Grant>, ctx: MountContext): never {
+  const literal = grants.get(at.root)?.literal ?? at.root;
+  const key = (['read', 'write', 'execute', 'append', 'visible'] as const).find((k) => ctx.origins.has(`${k}\0${literal}`));
+  const o = key ? ctx.origins.get(`${key}\0${literal}`) : undefined;
+  const where = at.part === at.root ? literal : `${literal}'s ${at.part}`;
+  throw new PolicyError(
+    o?.file ?? '(policy)',
+    o?.keyPath ?? `filesystem.${key ?? 'read'}`,
+    `${where} is a place where unix sockets live, and it holds ${at.stopped}: Ward masks every socket in a granted tree there (connect(2) ignores a read-only bind, so a socket would reach its server outside the sandbox), and it stops looking after ${SOCKET_WALK.entries} entries or ${SOCKET_WALK.depth} levels`,
+    `grant only the subdirectories or files the command needs instead of ${literal}`,
+  );
 }
 
 /**

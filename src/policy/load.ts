@@ -20,7 +20,7 @@ import { expandPath, isWithin, type ExpandContext } from './expand.js';
 import { isWorkspaceSecretName } from './profiles/default.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
-import { ALL_SECRET_PATHS, nvmNpmrcPaths, relocatedSecretPaths, wardOwnDirs } from './secrets.js';
+import { ALL_SECRET_PATHS, nvmNpmrcPaths, relocatedSecretPaths, socketPlaces, wardOwnDirs } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
 import type { Match, Rule } from '../rules/index.js';
 import { parseAfter, parseInvariant, parseRevoke, type Invariant, type Parsed } from '../rules/parse.js';
@@ -511,7 +511,7 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
     const { name, value } = relocated.problem;
     throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `${name} is "${value}", a relative path: it names a credential store Ward masks, and Ward cannot tell where it is`, `set ${name} to an absolute path, or unset it`);
   }
-  for (const raw of [...ALL_SECRET_PATHS, ...relocated.paths, ...nvmNpmrcPaths(home), ...own]) {
+  for (const raw of [...ALL_SECRET_PATHS, ...relocated.paths, ...nvmNpmrcPaths(home), ...own, ...socketPlaces(env, home)]) {
     const r = expandPath(raw, ctx);
     // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
     if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');

@@ -25,6 +25,13 @@ import { sweepRunDirs } from '../../src/sandbox/run-dir.js';
 
 const runTmp = tempDir('ward-runsock-');
 
+/** The unix sockets below `dir`, found on the host. */
+function socketsBelow(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isSocket())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
 /** Starts a run with TMPDIR at runTmp (where Ward made its run directory before; it reads TMPDIR as it starts one). */
 function startHere(...args: Parameters<typeof start>): RunHandle {
   const saved = process.env.TMPDIR;
@@ -106,7 +113,9 @@ const socketGlobs = (stateHome: string) => [path.join(runTmp, 'ward-net-*', 'egr
 describe('the egress broker socket, from inside a sandbox', { timeout: 120_000 }, () => {
   it("another run's broker, reached under a /tmp grant, lets nothing out and records nothing allowed", async () => {
     // Run B: allowed to reach the sink. Its Ward state is not A's (another XDG_STATE_HOME), so
-    // A's mandatory denies do not hide it: only B's key keeps A from speaking to B's broker.
+    // A's mandatory denies do not hide it. Every socket a grant exposes is masked, so A is given
+    // B's sockets by their own paths (as a careless policy could): only B's key keeps A from
+    // speaking to B's broker.
     const fxB = sandboxFixture();
     const stateB = path.join(runTmp, 'stateB');
     const envB = { ...fxB.env, XDG_STATE_HOME: stateB };
@@ -120,9 +129,14 @@ describe('the egress broker socket, from inside a sandbox', { timeout: 120_000 }
       onRecord: (rec: RunRecord) => rec.type === 'launch' && launched(),
     });
     await bReady;
+    const bSockets = socketsBelow(stateB);
+    assert.ok(bSockets.length > 0, `B's broker socket is under ${stateB}`);
     const fxA = sandboxFixture();
+    const masked = await startHere({ policy: { extends: ['minimal'], filesystem: { write: [fxA.ws], read: [runTmp] } } }, ['python3', '-c', PY_HOP, String(sink.port), ...socketGlobs(stateB)], { workspace: fxA.ws, env: fxA.env, audit: false }).result;
+    assert.doesNotMatch(masked.stdout.toString(), /^answer /m, 'under the /tmp grant alone, B\'s sockets are masked');
+    assert.match(masked.stdout.toString(), /^refused .*Permission denied/m);
     const a = await startHere(
-      { policy: { extends: ['minimal'], filesystem: { write: [fxA.ws], read: [runTmp] } } },
+      { policy: { extends: ['minimal'], filesystem: { write: [fxA.ws], read: [runTmp, ...bSockets] } } },
       ['python3', '-c', PY_HOP, String(sink.port), ...socketGlobs(stateB)],
       { workspace: fxA.ws, env: fxA.env, audit: false },
     ).result;

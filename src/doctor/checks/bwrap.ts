@@ -33,7 +33,8 @@ export function locateBwrap(env: NodeJS.ProcessEnv, writable?: (p: string) => bo
  */
 export function policyWritable(policy: LoadedPolicy, home: string): ((p: string) => boolean) | undefined {
   try {
-    const ops = planMounts(policy.effective, { home, origins: policy.origins, guarded: [] }).ops;
+    // Sockets are masks, not writable places: no socket area is walked for this lookup.
+    const ops = planMounts(policy.effective, { home, origins: policy.origins, guarded: [], socketAreas: [] }).ops;
     return (p) => writableInSandbox(ops, p);
   } catch {
     return undefined;

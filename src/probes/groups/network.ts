@@ -6,7 +6,8 @@
  * refused by seccomp, raw sockets by the missing CAP_NET_RAW. Host-side
  * servers count connections: any is a breach, whatever the probe printed.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { broken, E, error, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
@@ -191,6 +192,40 @@ ${addrs.map((a, i) => `connect('host${i}', socket.AF_INET, ('${a}', ${port}))`).
     teardown: (ctx) => st<HostServer>(ctx, 'server').close(),
     program: (ctx) => py(`${CONNECT}\nconnect('unix', socket.AF_UNIX, ${JSON.stringify(st<string>(ctx, 'sock'))})`),
     check: serverUntouched('unix', [E.ENOENT, E.EACCES], 'the mount namespace (the socket file is not there)'),
+  },
+  {
+    id: 'net.unix-socket-granted-dir',
+    group,
+    promise: 'egress',
+    title: 'connect to unix sockets the host listens on inside a directory the policy grants read-only (how /run, /tmp and $XDG_RUNTIME_DIR hold the session bus, systemd, docker.sock, ssh-agent)',
+    mechanism: 'mount-namespace',
+    asi: ['ASI02', 'ASI03'],
+    nist: ['SC-7', 'AC-4', 'AC-6'],
+    expect: 'refused',
+    setup: async (ctx) => {
+      // One socket at the top of the granted directory, one in a private subdirectory like an
+      // agent's. A short path of its own: a unix socket's path holds 107 bytes.
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'wp-'));
+      mkdirSync(path.join(dir, 'ssh-probe'), { mode: 0o700 });
+      ctx.state.dir = dir;
+      ctx.state.socks = [path.join(dir, 'bus'), path.join(dir, 'ssh-probe', 'agent.1')];
+      ctx.state.servers = await Promise.all(st<string[]>(ctx, 'socks').map((p) => startHostServer({ path: p })));
+    },
+    teardown: (ctx) => {
+      for (const s of st<HostServer[]>(ctx, 'servers') ?? []) s.close();
+      rmSync(st<string>(ctx, 'dir'), { recursive: true, force: true });
+    },
+    policy: (ctx) => ({ filesystem: { read: [st<string>(ctx, 'dir')] } }),
+    program: (ctx) => py(`${CONNECT}\n${st<string[]>(ctx, 'socks').map((p, i) => `say('node${i}', 0 if os.path.exists(${JSON.stringify(p)}) else 2)\nconnect('unix${i}', socket.AF_UNIX, ${JSON.stringify(p)})`).join('\n')}`),
+    check: (run, ctx) => {
+      const hits = st<HostServer[]>(ctx, 'servers').reduce((n, s) => n + s.hits, 0);
+      if (hits > 0) return broken(`a host-side server in the granted directory accepted ${hits} connection(s) from the sandbox`);
+      const v = kv(run.stdout);
+      if (v.get('node0') !== '0') return noResult(run, 'the socket node visible through the grant (node0=0)');
+      const keys = st<string[]>(ctx, 'socks').map((_, i) => `unix${i}`);
+      const r = expectErrno({ keys, refused: [E.EACCES], by: "Ward's mask over each socket the grant would expose" })(run);
+      return r.status === 'held' ? held(`${r.detail}; the host-side servers saw no connection`) : r;
+    },
   },
   {
     id: 'net.raw-socket',
