@@ -200,15 +200,6 @@ export function startVictim(): ChildProcess {
   return c;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** ctx.state accessors with a type, for values setup put there. */
 export function st<T>(ctx: ProbeContext, key: string): T {
   return ctx.state[key] as T;

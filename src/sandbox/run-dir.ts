@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import { WardError } from '../errors.js';
 import { ensureWardDirs, stateDir } from '../paths.js';
+import { pidAlive } from '../pids.js';
 import type { Plan } from '../plan/compile.js';
 import { visibleInSandbox } from '../plan/visible.js';
 
@@ -63,7 +64,7 @@ export async function sweepRunDirs(parent: string): Promise<string[]> {
   for (const name of names) {
     const m = /^net-(?:(\d+)-)?[A-Za-z0-9]{6}$/.exec(name);
     if (!m) continue;
-    if (m[1] !== undefined && (Number(m[1]) === process.pid || alive(Number(m[1])))) continue;
+    if (m[1] !== undefined && (Number(m[1]) === process.pid || pidAlive(Number(m[1])))) continue;
     const dir = path.join(parent, name);
     try {
       const st = lstatSync(dir);
@@ -80,15 +81,6 @@ export async function sweepRunDirs(parent: string): Promise<string[]> {
     }
   }
   return removed;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

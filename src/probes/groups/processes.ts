@@ -8,7 +8,8 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { hostTool, systemBinary } from '../../hostbin.js';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { alive, broken, E, expectErrno, held, kv, noResult, py, startVictim, st } from '../lib.js';
+import { broken, E, expectErrno, held, kv, noResult, py, startVictim, st } from '../lib.js';
+import { pidAlive } from '../../pids.js';
 import type { Probe, ProbeContext } from '../types.js';
 
 const group = 'processes' as const;
@@ -136,7 +137,7 @@ attempt('probe_runner', lambda: os.kill(${ctx.runnerPid}, 0))`),
       const victim = st<number>(ctx, 'victimPid');
       const v = kv(run.stdout);
       if (!v.has('kill_victim')) return noResult(run, 'kill');
-      if (!alive(victim)) return broken(`the host process ${victim} is dead`);
+      if (!pidAlive(victim)) return broken(`the host process ${victim} is dead`);
       return expectErrno({ keys: ['kill_victim', 'probe_runner'], refused: [E.ESRCH, E.EPERM], by: 'the pid namespace (host pids do not exist inside)' })(run);
     },
   },
