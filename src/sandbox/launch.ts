@@ -860,14 +860,17 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   };
 
   const result = (async (): Promise<RunResult> => {
+    let completed = false;
     try {
-      return await body();
+      const r = await body();
+      completed = true;
+      return r;
     } finally {
       stopWatch?.();
       await closeNet();
-      // Also when the run failed (its supervisor, its launcher): what the command did before
-      // that, a rule's first half included, must still bind the session's next command.
-      saveToSession();
+      // A run that failed (its supervisor, its launcher) never reached body()'s own save: what the
+      // command did before that, a rule's first half included, must still bind the session's next command.
+      if (!completed) saveToSession();
     }
   })();
   async function body(): Promise<RunResult> {
