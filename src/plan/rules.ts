@@ -130,17 +130,19 @@ export function policyRules(policy: LoadedPolicy): RulesPlan | null {
   const eff = policy.effective;
   const rules = eff.rules ?? [];
   const writable = [...eff.filesystem.write, ...eff.filesystem.append].map((e) => ({ real: realOr(e.path), literal: e.path }));
-  const resolved = resolveRules(rules);
+  // Each root resolved once, for the rules and for the link check below.
+  const reals = new Map<string, string>();
+  const real = (p: string) => reals.get(p) ?? reals.set(p, realPrefix(p)).get(p)!;
+  const resolved = resolveRules(rules, real);
   rules.forEach((rule, i) => {
     for (const role of ['after', 'revoke'] as const) {
       rule[role].forEach((m, j) => {
         if (m.access === 'connect') return;
         const s = pathShape(m.target);
         const root = s.kind === 'subtree' ? s.path : s.dir;
-        const real = realPrefix(root);
         // Any link there, even one that stays inside the grant: re-aimed between runs (`ln -sfn
         // decoy secrets`), it would turn the next run's rule away from the files named now.
-        const found = linkInWritable(root, real, writable, true);
+        const found = linkInWritable(root, real(root), writable, true);
         if (!found) return;
         throw new PolicyError(
           policy.sources.at(-1) ?? '(policy)',
