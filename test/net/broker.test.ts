@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { matchRule, ruleText, startBroker, type NetEvent } from '../../src/net/broker.js';
 import { buildQuery, qtypeNumber } from '../../src/net/dns.js';
-import { closedWithin, connectWith, dnsQuery, firstData, keyFor, listen, onCleanup, readAll, relay, relayTcp, tcpServer, tempDir, testBroker, within } from './helpers.js';
+import { closedWithin, dnsQuery, firstData, keyFor, listen, onCleanup, readAll, relay, relayTcp, tcpServer, tempDir, testBroker, within } from './helpers.js';
 
 describe('matchRule / ruleText', { timeout: 20_000 }, () => {
   const rules = [

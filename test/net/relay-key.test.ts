@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { RELAY_KEY_LEN, startBroker } from '../../src/net/broker.js';
-import { addressOf, closedWithin, connectWith, dnsQuery, keyFor, listen, readAll, relay, tcpServer, tempDir, testBroker, within } from './helpers.js';
+import { closedWithin, connectWith, dnsQuery, keyFor, listen, readAll, relay, tcpServer, tempDir, testBroker, within } from './helpers.js';
 
 /** The broker's lines to the fake relay, as they come. */
 function said(sock: net.Socket): { line: (n: number) => Promise<string> } {

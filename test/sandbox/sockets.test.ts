@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { compile, run, type PolicyInput, type RunOptions } from '../../src/index.js';
 import { hasCgroup, isRoot, sandboxFixture, tempDir, which } from '../helpers.js';

@@ -6,7 +6,7 @@
 // the kernel, not to itself. The old verifier, which took the paths as written, PROVED every
 // property these tests expect VIOLATED.
 import assert from 'node:assert/strict';
-import { copyFileSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run, type PolicyInput, type RunOptions } from '../../src/index.js';
