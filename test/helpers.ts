@@ -75,9 +75,32 @@ export function ward(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessE
 }
 
 /**
+ * Runs the built CLI, as root, in a private mount namespace after the shell script `setup`
+ * (run with `setupEnv` added, `set -e`) has changed the mounts there: a host laid out as the test
+ * needs, made for this one process and its children (the host's mounts are untouched). A string
+ * says why it cannot be done here. Not as an unprivileged user: mounts need a user namespace of
+ * one's own, where root's files show as nobody's and Ward rightly refuses to run their bwrap.
+ */
+export function wardInMountNamespace(setup: string, setupEnv: Record<string, string>, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ReturnType<typeof ward> | string {
+  if (!isRoot) return 'only root can change mounts in a mount namespace of its own here';
+  if (!which('unshare')) return 'unshare (util-linux) is not installed';
+  if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status !== 0) return 'this host does not let root make a mount namespace (unshare -m)';
+  const script = 'sh -ec "$WARD_TEST_SETUP" || { echo "test: the mount setup failed" >&2; exit 99; }; exec "$@"';
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), ...args], {
+    cwd: opts.cwd,
+    env: { ...(opts.env ?? process.env), ...setupEnv, WARD_TEST_SETUP: setup },
+    input: '',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.notEqual(r.status, 99, r.stderr);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+}
+
+/**
  * Runs the built CLI, as root, in a private mount namespace where the cgroup mounts `readOnly`
- * picks are remounted read-only: a host whose cgroups are unusable, made for this one process and
- * its children (the host's mounts are untouched). A string says why it cannot be done here.
+ * picks are remounted read-only: a host whose cgroups are unusable. A string says why it cannot
+ * be done here.
  */
 export function wardWithReadOnlyCgroups(
   readOnly: (m: CgroupMount) => boolean,
@@ -85,20 +108,9 @@ export function wardWithReadOnlyCgroups(
   opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): ReturnType<typeof ward> | string {
   if (!isRoot) return 'only root can remount the cgroup filesystems';
-  if (!which('unshare')) return 'unshare (util-linux) is not installed';
-  if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status !== 0) return 'this host does not let root make a mount namespace (unshare -m)';
   const mounts = readCgroupMounts().filter(readOnly).map((m) => m.mountpoint);
   if (mounts.length === 0) return 'no cgroup mount here of the kind the test needs';
-  const script = 'for m in $WARD_TEST_RO; do mount -o remount,bind,ro "$m" || { echo "test: cannot remount $m read-only" >&2; exit 99; }; done; exec "$@"';
-  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), ...args], {
-    cwd: opts.cwd,
-    env: { ...(opts.env ?? process.env), WARD_TEST_RO: mounts.join(' ') },
-    input: '',
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.notEqual(r.status, 99, r.stderr);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+  return wardInMountNamespace('for m in $WARD_TEST_RO; do mount -o remount,bind,ro "$m"; done', { WARD_TEST_RO: mounts.join(' ') }, args, opts);
 }
 
 /** Python snippet that calls a raw syscall and prints "errno=N" (0 on success). */

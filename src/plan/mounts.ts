@@ -18,13 +18,14 @@
  * The same computation yields the Landlock rules, so the two layers agree by
  * construction and the second one still holds if the first has a bug.
  */
-import { readdirSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { readdirSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PolicyError, WardError } from '../errors.js';
 import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
+import { aliasesOf, readMountTable, type MountTable } from './aliases.js';
 import { boundSocketPaths, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
 
 /** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
@@ -104,9 +105,11 @@ const RIGHTS_OF: Record<Exclude<FsKey, 'deny' | 'visible'>, string> = {
 export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   const notes: string[] = [];
   const grants = new Map<string, Grant>();
-  // The mount table, read once per plan and only if a grant gets past the lexical checks.
-  let kmountsRead: KernelMount[] | undefined;
-  const kmounts = () => (kmountsRead ??= kernelMounts());
+  // The host's mount table, read once per plan: for kernel filesystems mounted outside /proc,
+  // /dev and /sys, and for second mounts that show a denied or guarded place under another name.
+  let tableRead: MountTable | undefined;
+  const table = () => (tableRead ??= readMountTable());
+  const kmounts = () => kernelMounts(table());
 
   const entries: { key: Exclude<FsKey, 'deny' | 'visible'>; entry: FsEntry; real: string; stat: Stats }[] = [];
   for (const key of ['read', 'write', 'execute', 'append'] as const) {
@@ -167,6 +170,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   // Deny wins over visible too: a visible path inside a denied one stays hidden.
   const shown = visible.filter((v) => !denied.some((d) => isWithin(v.path, d.path)));
 
+  maskAliases(denied, shown, [...grants.keys()], table(), notes);
+
   // Deny wins: drop every grant at or below a denied (or visible-only) path.
   for (const [real, g] of grants) {
     const d = [...denied, ...shown].find((x) => isWithin(real, x.path));
@@ -176,7 +181,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     }
   }
 
-  for (const g of grants.values()) refuseWritableOverGuarded(g, eff.workspace, ctx);
+  for (const g of grants.values()) refuseWritableOverGuarded(g, eff.workspace, ctx, table());
 
   const ops: MountOp[] = [{ kind: 'proc', dest: '/proc' }, { kind: 'dev', dest: '/dev' }];
   const binds: { dest: string; writable: boolean }[] = [];
@@ -325,6 +330,24 @@ function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number
 }
 
 /**
+ * Adds to `denied` each other name (aliases.ts) under which a grant would show a denied or
+ * visible-only place: a bind mount or second mount of its filesystem inside a grant, or one that
+ * holds a grant (which the deny-wins step then drops). Masked there as the original is; a
+ * visible-only place's other name is masked whole, since only its own bind is read-only.
+ */
+function maskAliases(denied: { path: string; isDir: boolean; nlink: number }[], shown: { path: string; isDir: boolean }[], granted: string[], table: MountTable, notes: string[]): void {
+  const places = [...denied.map((d) => ({ path: d.path, isDir: d.isDir, what: 'denied' })), ...shown.map((v) => ({ path: v.path, isDir: v.isDir, what: 'visible-only' }))];
+  for (const place of places) {
+    for (const a of aliasesOf(place.path, table)) {
+      if (!granted.some((g) => isWithin(a, g) || isWithin(g, a)) || denied.some((x) => isWithin(a, x.path))) continue;
+      // nlink 1: the hard-link note belongs to the original name only.
+      denied.push({ path: a, isDir: place.isDir, nlink: 1 });
+      notes.push(`${place.what} ${place.path} is also at ${a} (another mount of the same filesystem, such as a bind mount): masked there too`);
+    }
+  }
+}
+
+/**
  * A deny or visible path that is not there when the sandbox starts. Ward masks what exists (a
  * mount needs something to cover), so inside a writable grant the sandbox could create it and
  * use it freely: as for grants, a missing path is an error unless the entry says `optional`,
@@ -445,21 +468,27 @@ function refuseUnwalkable(at: NonNullable<SocketPlan['incomplete']>, grants: Map
  * outside it later (~/.bashrc, ~/.profile, systemd user units, Ward's launcher), and a mask is
  * only made for what exists when the plan is made.
  */
-function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContext): void {
+function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContext, table: MountTable): void {
   if (!g.writer) return;
   for (const place of ctx.guarded) {
     const real = realOr(place.path); // not there: the name decides
-    if (!isWithin(real, g.real) && !isWithin(place.path, g.real)) continue;
+    const direct = isWithin(real, g.real) || isWithin(place.path, g.real);
+    // Under another name: a bind mount or second mount of its filesystem inside (or at) the grant.
+    const alias = direct ? undefined : aliasesOf(real, table).find((a) => isWithin(a, g.real));
+    if (!direct && alias === undefined) continue;
     const o = ctx.origins.get(`${g.writer.key}\0${g.writer.path}`);
     const isWs = g.writer.path === workspace;
     const what = isWs ? `the workspace ${g.writer.path}` : `filesystem.${g.writer.key} ${g.writer.path}`;
+    const at = alias ?? real;
+    const named = alias === undefined ? `${place.what} ${place.path}` : `${alias}, which is ${place.what} ${place.path} under another name (another mount of the same filesystem, such as a bind mount)`;
     throw new PolicyError(
       o?.file ?? '(policy)',
       o?.keyPath ?? `filesystem.${g.writer.key}`,
-      `${what} is writable and ${real === g.real ? 'is' : 'contains'} ${place.what} ${place.path}: ${place.why}`,
+      `${what} is writable and ${at === g.real ? 'is' : 'contains'} ${named}: ${place.why}`,
       (isWs
         ? 'use a project directory as the workspace: `ward run --workspace DIR`, or cd into it first (the workspace is the current directory unless --workspace says otherwise)'
-        : `grant write only on the directories the command must change (e.g. the project) instead of ${g.writer.path}; a read-only grant there is allowed`) + (place.fix ? `; ${place.fix}` : ''),
+        : `grant write only on the directories the command must change (e.g. the project) instead of ${g.writer.path}; a read-only grant there is allowed`) +
+        (place.fix ? `; ${place.fix}` : ''),
     );
   }
 }
@@ -487,7 +516,7 @@ const KERNEL_FS = new Set(['proc', 'sysfs', 'devtmpfs', 'devpts', 'debugfs', 'tr
  * binds are mounted parents first), and from the mount table for kernel filesystems mounted
  * elsewhere (e.g. a recursive bind of / at /mnt/host brings /mnt/host/proc).
  */
-export function kernelTreeProblem(real: string, mounts: () => KernelMount[] = kernelMounts): { inside: boolean; what: string } | undefined {
+export function kernelTreeProblem(real: string, mounts: () => { dest: string; type: string }[] = kernelMounts): { inside: boolean; what: string } | undefined {
   const inside = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(real, d));
   if (inside) return { inside: true, what: inside === WARD_DIR_INSIDE ? `${WARD_DIR_INSIDE}, where Ward mounts its launcher inside the sandbox` : inside };
   const contains = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(d, real));
@@ -497,26 +526,8 @@ export function kernelTreeProblem(real: string, mounts: () => KernelMount[] = ke
   return undefined;
 }
 
-interface KernelMount {
-  dest: string;
-  type: string;
-}
-
-function kernelMounts(): KernelMount[] {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    /* no /proc: only the lexical checks apply */
-  }
-  const out: KernelMount[] = [];
-  for (const line of text.split('\n')) {
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    if (sep < 0 || !KERNEL_FS.has(parts[sep + 1]!)) continue;
-    out.push({ dest: parts[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), type: parts[sep + 1]! });
-  }
-  return out;
+function kernelMounts(table: MountTable = readMountTable()): { dest: string; type: string }[] {
+  return table.mounts.filter((m) => KERNEL_FS.has(m.type));
 }
 
 /**
@@ -524,7 +535,7 @@ function kernelMounts(): KernelMount[] {
  * bind a host kernel tree into the sandbox. A grant that contains one is refused even when
  * optional: `optional` is about a path that may be missing, not about a grant too broad to hold.
  */
-function skipKernelTree(entry: FsEntry, key: FsKey, real: string, workspace: string, ctx: MountContext, notes: string[], mounts: () => KernelMount[]): boolean {
+function skipKernelTree(entry: FsEntry, key: FsKey, real: string, workspace: string, ctx: MountContext, notes: string[], mounts: () => { dest: string; type: string }[]): boolean {
   const p = kernelTreeProblem(real, mounts);
   if (!p) return false;
   const o = ctx.origins.get(`${key}\0${entry.path}`);

@@ -9,6 +9,7 @@ import { policyError } from '../helpers.js';
 import { loadPolicyObject } from '../../src/policy/load.js';
 import { planMounts, type MountOp } from '../../src/plan/mounts.js';
 import { mountContext } from '../../src/plan/compile.js';
+import { aliasesOf, identityOf, mountAt, parseMountinfo } from '../../src/plan/aliases.js';
 import { hostMountPointsMissing } from '../../src/sandbox/bwrap.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-'));
@@ -245,4 +246,42 @@ describe('mount plan', () => {
       assert.doesNotMatch(n.notes.join('\n'), /does not exist now/, profile);
     }
   });
+});
+
+describe('other names of a place in the host mount table', () => {
+  // id parent major:minor root mount-point options - type source super-options (proc(5)).
+  const line = (id: number, parent: number, dev: string, root: string, dest: string, type = 'ext4') => `${id} ${parent} ${dev} ${root} ${dest} rw,relatime - ${type} /dev/x rw`;
+
+  it('a bind mount of a directory shows what lies under it at the mount point; the place itself is not its own alias', () => {
+    const t = parseMountinfo([line(1, 0, '8:1', '/', '/'), line(2, 1, '8:1', '/home/u', '/srv/alias')].join('\n'));
+    assert.deepEqual(identityOf('/home/u/.ssh', t), { dev: '8:1', path: '/home/u/.ssh' });
+    assert.deepEqual(aliasesOf('/home/u/.ssh', t), ['/srv/alias/.ssh']);
+    assert.deepEqual(aliasesOf('/home/u', t), ['/srv/alias']);
+    assert.deepEqual(aliasesOf('/home/other', t), [], 'outside the bound directory');
+    assert.deepEqual(aliasesOf('/srv/alias/.ssh', t), ['/home/u/.ssh'], 'and back');
+  });
+
+  it('the fstab layout (/home bound from /data/home) and btrfs subvolumes are known by the filesystem root their mount shows', () => {
+    const fstab = parseMountinfo([line(1, 0, '8:1', '/', '/'), line(2, 1, '8:1', '/data/home', '/home')].join('\n'));
+    assert.deepEqual(identityOf('/home/u', fstab), { dev: '8:1', path: '/data/home/u' });
+    assert.deepEqual(aliasesOf('/home/u/.ssh', fstab), ['/data/home/u/.ssh']);
+    // One btrfs: subvolume @ at /, @home at /home, the top level at /mnt/top; all share the superblock's device.
+    const btrfs = parseMountinfo([line(1, 0, '0:30', '/@', '/', 'btrfs'), line(2, 1, '0:30', '/@home', '/home', 'btrfs'), line(3, 1, '0:30', '/', '/mnt/top', 'btrfs')].join('\n'));
+    assert.deepEqual(aliasesOf('/home/u/.ssh', btrfs), ['/mnt/top/@home/u/.ssh']);
+    assert.deepEqual(aliasesOf('/etc/shadow', btrfs), ['/mnt/top/@/etc/shadow']);
+  });
+
+  it('an alias covered by a later mount, or on another device, is no alias; stacked mounts count only at the top', () => {
+    const covered = parseMountinfo([line(1, 0, '8:1', '/', '/'), line(2, 1, '8:1', '/home', '/srv/alias'), line(3, 2, '0:40', '/', '/srv/alias/u', 'tmpfs')].join('\n'));
+    assert.deepEqual(aliasesOf('/home/u/.ssh', covered), [], 'a tmpfs over /srv/alias/u hides the bound home there');
+    assert.deepEqual(aliasesOf('/home/v', covered), ['/srv/alias/v']);
+    // A second mount stacked on /srv/alias (parent: the first) hides the first.
+    const stacked = parseMountinfo([line(1, 0, '8:1', '/', '/'), line(2, 1, '8:1', '/home', '/srv/alias'), line(3, 2, '8:2', '/', '/srv/alias')].join('\n'));
+    assert.equal(mountAt('/srv/alias/u', stacked)?.id, '3');
+    assert.deepEqual(aliasesOf('/home/u', stacked), []);
+    // Names with spaces are octal-escaped in mountinfo.
+    const escaped = parseMountinfo([line(1, 0, '8:1', '/', '/'), line(2, 1, '8:1', '/home/u', '/srv/my\\040alias')].join('\n'));
+    assert.deepEqual(aliasesOf('/home/u/.ssh', escaped), ['/srv/my alias/.ssh']);
+  });
+
 });
