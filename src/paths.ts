@@ -25,6 +25,22 @@ export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
   return checkAbsolute('HOME', home, 'set HOME to your home directory (an absolute path), e.g. `HOME=/home/you ward ...`');
 }
 
+/**
+ * The home the password database gives this process's user (getpwuid), or undefined when it
+ * has none or not an absolute one. An agent harness or CI often sets HOME to a scratch
+ * directory; the account's own home, with its keys, shell startup files and Ward's files of
+ * earlier runs, is still there, and is masked and guarded as $HOME is.
+ */
+export function accountHome(): string | undefined {
+  let home: string;
+  try {
+    home = os.userInfo().homedir;
+  } catch {
+    return undefined; // no passwd entry for this uid (a container's arbitrary user)
+  }
+  return path.isAbsolute(home) ? path.normalize(home).replace(/(.)\/+$/, '$1') : undefined;
+}
+
 type XdgName = 'XDG_STATE_HOME' | 'XDG_CONFIG_HOME' | 'XDG_CACHE_HOME';
 const XDG_DEFAULT: Record<XdgName, string> = { XDG_STATE_HOME: '.local/state', XDG_CONFIG_HOME: '.config', XDG_CACHE_HOME: '.cache' };
 

@@ -11,8 +11,8 @@ import { canonicalJson, sha256Hex } from '../policy/canonical.js';
 import { compileSeccomp } from '../seccomp/index.js';
 import { planMounts, type Guarded, type MountContext, type MountPlan } from './mounts.js';
 import { socketAreas } from './sockets.js';
-import { ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
-import { wardOwnDirs } from '../policy/secrets.js';
+import { accountHome, ensureMaskFile, ensureWardDirs, homeDir } from '../paths.js';
+import { wardOwnDirs, wardStatePaths } from '../policy/secrets.js';
 import { ensureLauncher, USERNS_LIMIT_NAMES } from '../launcher/launcher.js';
 import { planNetwork, refuseVisibleSecretFiles, type NetworkPlan } from '../net/policy.js';
 
@@ -194,7 +194,11 @@ function prepareWardFiles(ctx: CompileContext): Guarded[] {
   ensureWardDirs(own);
   ensureMaskFile();
   ensureLauncher();
-  const homes = [...new Set([ctx.home, homeDir(process.env)])];
+  // The account's home (the password database's) as well as HOME's: a harness's scratch HOME
+  // does not make the real one's startup files, or Ward's files of earlier runs there, safe to write.
+  const account = accountHome();
+  const homes = [...new Set([ctx.home, homeDir(process.env), ...(account === undefined ? [] : [account])])];
+  for (const d of account === undefined ? [] : wardStatePaths({}, account)) if (!own.includes(d)) own.push(d);
   return [
     ...homes.map((h) => ({
       path: h,

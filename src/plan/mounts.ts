@@ -356,8 +356,9 @@ function maskAliases(denied: { path: string; isDir: boolean; nlink: number }[], 
 function missingDenyOrVisible(key: 'deny' | 'visible', entry: FsEntry, dangling: boolean, grants: Map<string, Grant>, ctx: MountContext, notes: string[]): void {
   const o = ctx.origins.get(`${key}\0${entry.path}`);
   const own = ctx.guarded.find((g) => g.path === entry.path);
-  if (key === 'deny' && own) {
-    // compile.ts made it before planning: gone now means something removed it meanwhile.
+  if (key === 'deny' && own && !entry.optional) {
+    // compile.ts made it before planning: gone now means something removed it meanwhile (those
+    // in the account's home, when HOME is elsewhere, are not made and their denies are optional).
     throw new WardError(`${own.what} ${entry.path} ${dangling ? 'is a dangling symlink' : 'does not exist'} while the plan is made, so its mandatory deny could mask nothing`, {
       step: 'preflight',
       fix: `create it (\`mkdir -p -m 700 ${entry.path}\`) and run again; if something else removes it, find out what`,

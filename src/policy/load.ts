@@ -14,13 +14,13 @@ import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { PolicyError } from '../errors.js';
-import { homeDir } from '../paths.js';
+import { accountHome, homeDir } from '../paths.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { expandPath, isWithin, type ExpandContext } from './expand.js';
 import { isWorkspaceSecretName } from './profiles/default.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { FS_KEYS, policySchema, type FsKey, type PathEntry, type PolicyFile } from './schema.js';
-import { ALL_SECRET_PATHS, nvmNpmrcPaths, relocatedSecretPaths, socketPlaces, wardOwnDirs } from './secrets.js';
+import { ALL_SECRET_PATHS, nvmNpmrcPaths, relocatedSecretPaths, socketPlaces, wardOwnDirs, wardStatePaths } from './secrets.js';
 import { parseDuration, parseSize } from './units.js';
 import type { Match, Rule } from '../rules/index.js';
 import { parseAfter, parseInvariant, parseRevoke, type Invariant, type Parsed } from '../rules/parse.js';
@@ -511,13 +511,26 @@ function build(sources: Source[], ctx: ExpandContext, env: NodeJS.ProcessEnv, ho
     const { name, value } = relocated.problem;
     throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `${name} is "${value}", a relative path: it names a credential store Ward masks, and Ward cannot tell where it is`, `set ${name} to an absolute path, or unset it`);
   }
-  for (const raw of [...ALL_SECRET_PATHS, ...relocated.paths, ...nvmNpmrcPaths(home), ...own, ...socketPlaces(env, home)]) {
-    const r = expandPath(raw, ctx);
+  // The account's own home too (the password database's), when HOME names another place (a
+  // harness's or CI's scratch HOME): its credential stores, and Ward's files of runs made with
+  // the real HOME, are still there. Ward's directories there are optional: Ward does not make them.
+  const account = accountHome();
+  const other = account !== undefined && account !== home ? account : undefined;
+  const inOther = other === undefined ? [] : [...ALL_SECRET_PATHS.filter((p) => p.startsWith('~')), ...nvmNpmrcPaths(other), ...wardStatePaths({}, other)];
+  const mandatory = [
+    ...[...ALL_SECRET_PATHS, ...relocated.paths, ...nvmNpmrcPaths(home), ...own, ...socketPlaces(env, home)].map((raw) => ({ raw, ctx })),
+    ...inOther.map((raw) => ({ raw, ctx: { ...ctx, home: other! } })),
+  ];
+  for (const { raw, ctx: at } of mandatory) {
+    const r = expandPath(raw, at);
     // A deny that cannot be resolved would leave its secret (or Ward's own key) unhidden.
-    if (!r.ok) throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw} cannot be resolved (${r.problem}), so it could not be hidden`, 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters');
+    if (!r.ok) {
+      const where = at.home === home ? '' : ` in your account's home ${at.home} (from the password database; HOME is ${home})`;
+      throw new PolicyError('ward:mandatory-deny', 'filesystem.deny', `Ward's mandatory deny ${raw}${where} cannot be resolved (${r.problem}), so it could not be hidden`, at.home === home ? 'set HOME (and any XDG_STATE_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME) to plain absolute paths, without ., .., $, or glob characters' : 'give the account a home directory with a plain absolute path, without ., .., $, or glob characters (`usermod -d`)');
+    }
     // Ward's own directories are required, not optional: compilePlan creates them before it
     // plans, so one that is missing then is a fault to stop on, never a mask silently skipped.
-    if (own.includes(raw)) fs.deny.set(r.path, { path: r.path });
+    if (at === ctx && own.includes(raw)) fs.deny.set(r.path, { path: r.path });
     else if (!fs.deny.has(r.path)) fs.deny.set(r.path, { path: r.path, optional: true });
     if (!origins.has(`deny\0${r.path}`)) origins.set(`deny\0${r.path}`, { file: 'ward:mandatory-deny', keyPath: 'filesystem.deny' });
   }

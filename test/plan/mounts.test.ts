@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { loadPolicyObject } from '../../src/policy/load.js';
 import { planMounts, type MountOp } from '../../src/plan/mounts.js';
 import { mountContext } from '../../src/plan/compile.js';
 import { aliasesOf, identityOf, mountAt, parseMountinfo } from '../../src/plan/aliases.js';
+import { accountHome } from '../../src/paths.js';
 import { hostMountPointsMissing } from '../../src/sandbox/bwrap.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'ward-mounts-'));
@@ -284,4 +285,19 @@ describe('other names of a place in the host mount table', () => {
     assert.deepEqual(aliasesOf('/home/u/.ssh', escaped), ['/srv/my alias/.ssh']);
   });
 
+  it("with HOME elsewhere, the account's home gets the mandatory home denies (optional) and Ward's directories there, and a writable grant of it is refused", (t) => {
+    const account = accountHome();
+    if (account === undefined || account === home || !existsSync(account) || account === '/') return t.skip('this user has no usable home in the password database');
+    const p = loadPolicyObject({ filesystem: { write: [account] } }, { workspace: ws, home, env: { HOME: home } });
+    const denied = new Map(p.effective.filesystem.deny.map((e) => [e.path, e]));
+    for (const d of ['.ssh', '.aws', '.bash_history', '.config/ward', '.local/state/ward', '.cache/ward']) {
+      // Ward's directories there are required when they are also this process's own (its HOME is the account's).
+      const runnersOwn: boolean = d.endsWith('/ward') && process.env.HOME === account;
+      assert.deepEqual(denied.get(path.join(account, d)), { path: path.join(account, d), ...(runnersOwn ? {} : { optional: true }) }, d);
+      assert.equal(p.origins.get(`deny\0${path.join(account, d)}`)?.file, 'ward:mandatory-deny');
+    }
+    assert.ok(denied.has(`${home}/.ssh`), "HOME's as before");
+    const e = policyError(() => planMounts(p.effective, mountContext(p, { home, env: { HOME: home } })));
+    assert.match(e.message, new RegExp(`filesystem\\.write ${account} is writable and is your home directory ${account}:`));
+  });
 });

@@ -1,14 +1,16 @@
 /**
  * The home and the places Ward hides, under names the real-path checks cannot see: a second
- * mount of the same files (a bind mount, a fstab `/home` bound from `/data/home`). Each attack runs in a real sandbox
+ * mount of the same files (a bind mount, a fstab `/home` bound from `/data/home`), and the
+ * account's own home when HOME names a scratch directory. Each attack runs in a real sandbox
  * and must fail; the bind mounts are made in a private mount namespace (root only: see
  * helpers.ts wardInMountNamespace), the host's mounts are never touched.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { isRoot, tempDir, wardInMountNamespace } from '../helpers.js';
+import { isRoot, tempDir, ward, wardInMountNamespace } from '../helpers.js';
 
 /** A home with a key and a startup file, a workspace beside it and an empty mount point. */
 function fixture(homeAt = 'home') {
@@ -93,5 +95,51 @@ describe('a second mount of the home', { skip: rootOnly }, () => {
     assert.doesNotMatch(r.stdout, /WS-SECRET|MOVED/, r.stderr);
     assert.equal(readFileSync(`${fx.ws}/out.txt`, 'utf8'), 'ok\n', 'the writable grant works through the alias');
     assert.equal(readFileSync(`${fx.ws}/secrets/key`, 'utf8'), 'WS-SECRET\n');
+  });
+});
+
+/** The account's home from the password database; undefined when there is no usable one. */
+function account(): string | undefined {
+  try {
+    const h = os.userInfo().homedir;
+    return path.isAbsolute(h) && h !== '/' && existsSync(h) ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('HOME set to a scratch directory: the account\'s own home', { skip: account() === undefined ? 'this user has no home directory in the password database' : false }, () => {
+  const real = account()!;
+
+  it("a read grant of the account's home: Ward's own directories there (key, log, cache of runs made with the real HOME) are masked", () => {
+    // Ward's directories in the real home, as any run with the real HOME makes them.
+    const made = ward(['policy', 'show', '--profile', 'minimal', '--plan'], { env: { ...process.env, HOME: real, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' } });
+    assert.equal(made.code, 0, made.stderr);
+    const own = ['.config/ward', '.local/state/ward', '.cache/ward'].map((d) => path.join(real, d));
+    for (const d of own) assert.ok(existsSync(d), d);
+    const scratch = tempDir('ward-scratch-home-');
+    const ws = tempDir('ward-scratch-ws-');
+    const p = policy(scratch, 'read-real-home', { read: [real] });
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: scratch, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+    const script = own.map((d) => `ls -a ${d} >/dev/null && echo LISTED ${d}`).join('; ') + `; ls -d ${real} && echo HOME-SHOWN; true`;
+    const r = ward(['run', '--policy', p, '--workspace', ws, '--', 'sh', '-c', script], { cwd: ws, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /HOME-SHOWN/, 'the grant itself works');
+    assert.doesNotMatch(r.stdout, /LISTED/);
+  });
+
+  it("a writable grant of the account's home is refused, by `ward policy check` and by `ward run` before anything runs", () => {
+    const scratch = tempDir('ward-scratch-home-');
+    const ws = tempDir('ward-scratch-ws-');
+    const p = policy(scratch, 'write-real-home', { write: [real] });
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: scratch, XDG_STATE_HOME: '', XDG_CONFIG_HOME: '', XDG_CACHE_HOME: '' };
+    const check = ward(['policy', 'check', p, '--workspace', ws], { cwd: ws, env });
+    assert.notEqual(check.code, 0, check.stdout);
+    assert.ok(check.stderr.includes(`is your home directory ${real}`), check.stderr);
+    // The command only says that it ran: on a failure the test must not have written into the real home.
+    const r = ward(['run', '--policy', p, '--workspace', ws, '--', 'echo', 'RAN'], { cwd: ws, env });
+    assert.equal(r.code, 125, r.stderr);
+    assert.doesNotMatch(r.stdout, /RAN/);
+    assert.ok(r.stderr.includes(`is your home directory ${real}`), r.stderr);
   });
 });

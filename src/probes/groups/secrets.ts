@@ -6,8 +6,10 @@
  * (masked), not through Ward's own state (keys, audit log), and not through the
  * launcher's status channel, which pid 1 still holds.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { accountHome } from '../../paths.js';
+import { wardStatePaths } from '../../policy/secrets.js';
 import { FAKE_WARD_STATE, SECRET_ENV_NAMES, WORKSPACE_SECRETS } from '../fixtures.js';
 import { broken, E, errnoName, expectErrno, held, kv, noResult, py, verdictFromErrnos } from '../lib.js';
 import type { Probe, ProbeContext, ProbeRun } from '../types.js';
@@ -16,6 +18,11 @@ const group = 'secrets' as const;
 
 function leaked(run: ProbeRun, ctx: ProbeContext): boolean {
   return run.stdout.includes(ctx.canary) || run.stderr.includes(ctx.canary);
+}
+
+/** Ward's state, config and cache directories where they are by default in `home`. */
+function accountWardDirs(home: string): string[] {
+  return wardStatePaths({}, home);
 }
 
 function fileIs(file: string, content: string): boolean {
@@ -204,6 +211,30 @@ attempt('replace_dir', lambda: os.rename(D, D + '.old'))`),
       if (!fileIs(path.join(ctx.home, FAKE_WARD_STATE, 'audit.log'), `{"seq":0,"canary":"${ctx.canary}"}\n`)) return broken("the host's audit log was rewritten");
       return expectErrno({ keys: ['read_key', 'rewrite_log', 'replace_dir'], refused: [E.EACCES, E.EBUSY, E.EPERM, E.EXDEV, E.EROFS], by: "the mandatory deny mask over Ward's state" })(run);
     },
+  },
+  {
+    id: 'sec.account-home-ward-state',
+    group,
+    promise: 'secrets',
+    // The probes' HOME is a fake one, as an agent harness's or CI's scratch HOME is: the account's
+    // real home (the password database's) must be hidden as HOME's is. Run the suite with HOME
+    // set elsewhere too (`HOME=$(mktemp -d) ward probe --only sec.account-home-ward-state`): with
+    // the real HOME, Ward's own directories there are the runner's and hidden for that reason alone.
+    title: "with HOME set to a scratch directory and the account's real home granted to read, list Ward's state, config and cache there",
+    mechanism: 'mount-namespace',
+    asi: ['ASI03', 'ASI06'],
+    nist: ['AU-9', 'SC-3'],
+    expect: 'refused',
+    requires: () => {
+      const home = accountHome();
+      if (home === undefined || home === '/') return 'this user has no home directory in the password database';
+      return accountWardDirs(home).some((d) => existsSync(d)) ? null : `Ward has no state, config or cache directory in ${home} to hide (run Ward once with HOME=${home})`;
+    },
+    policy: () => ({ filesystem: { read: [accountHome()!] } }),
+    program: () =>
+      py(`for i, p in enumerate(${JSON.stringify(accountWardDirs(accountHome()!))}):
+    attempt('list%d' % i, lambda: os.listdir(p))`),
+    check: (run) => expectErrno({ keys: accountWardDirs('').map((_, i) => `list${i}`), refused: [E.ENOENT, E.EACCES], by: "the mandatory deny masks over Ward's directories in the account's home" })(run),
   },
   {
     id: 'sec.status-fd',
