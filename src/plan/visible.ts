@@ -1,17 +1,31 @@
 /**
  * What the sandbox a mount plan builds can see of a host path. Used wherever Ward keeps
  * something of its own out of the sandbox (the audit log, a brokered credential's file) and
- * must check it against the plan that will run, on real paths, as the plan binds them.
+ * must check it against the plan that will run, on real paths, as the plan binds them, and under
+ * the other names the host's mounts give them.
  */
 import { isWithin } from '../policy/expand.js';
+import { aliasesOf, readMountTable, type MountTable } from './aliases.js';
 import type { MountOp } from './mounts.js';
 
 /**
- * The bind through which the sandbox would see `file`, or null. The deepest mount operation
- * covering a path decides: a bind shows the host's file; a mask, a private tmpfs, or nothing at
- * all (the empty root) does not.
+ * The bind through which the sandbox would see `file`, under its own name or another one the
+ * host's mount table gives it (a bind mount or second mount of its filesystem: aliases.ts), or
+ * null.
  */
-export function bindShowing(ops: MountOp[], file: string): Extract<MountOp, { kind: 'bind' }> | null {
+export function bindShowing(ops: MountOp[], file: string, table: MountTable = readMountTable()): Extract<MountOp, { kind: 'bind' }> | null {
+  for (const name of [file, ...aliasesOf(file, table)]) {
+    const b = bindShowingName(ops, name);
+    if (b) return b;
+  }
+  return null;
+}
+
+/**
+ * The deepest mount operation covering the path decides: a bind shows the host's file; a mask, a
+ * private tmpfs, or nothing at all (the empty root) does not.
+ */
+function bindShowingName(ops: MountOp[], file: string): Extract<MountOp, { kind: 'bind' }> | null {
   let deepest: MountOp | undefined;
   for (const op of ops) {
     if (op.kind === 'symlink' || !isWithin(file, op.dest)) continue;

@@ -96,6 +96,19 @@ describe('a second mount of the home', { skip: rootOnly }, () => {
     assert.equal(readFileSync(`${fx.ws}/out.txt`, 'utf8'), 'ok\n', 'the writable grant works through the alias');
     assert.equal(readFileSync(`${fx.ws}/secrets/key`, 'utf8'), 'WS-SECRET\n');
   });
+
+  it('an audit log whose directory a grant shows through a bind mount is refused before anything runs, as one inside the grant is', () => {
+    const fx = fixture();
+    const logs = path.join(fx.base, 'logs');
+    mkdirSync(logs);
+    const log = path.join(logs, 'audit.jsonl');
+    const p = policy(fx.base, 'read-log-alias', { read: [fx.alias] });
+    const r = wardInMountNamespace('mount --bind "$SRC" "$DEST"', { SRC: logs, DEST: fx.alias }, ['run', '--policy', p, '--workspace', fx.ws, '--audit-log', log, '--', 'sh', '-c', `cat ${fx.alias}/audit.jsonl >/dev/null && echo LOG-READ`], { cwd: fx.ws, env: fx.env });
+    if (typeof r === 'string') return assert.fail(r);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, new RegExp(`the audit log ${log} is inside a path this policy lets the sandbox see`));
+    assert.doesNotMatch(r.stdout, /LOG-READ/);
+  });
 });
 
 /** The account's home from the password database; undefined when there is no usable one. */
