@@ -13,12 +13,21 @@ import type { MountOp } from './mounts.js';
  * host's mount table gives it (a bind mount or second mount of its filesystem: aliases.ts), or
  * null.
  */
-export function bindShowing(ops: MountOp[], file: string, table: MountTable = readMountTable()): Extract<MountOp, { kind: 'bind' }> | null {
+export function bindShowing(ops: MountOp[], file: string, table: MountTable = tableFor(ops)): Extract<MountOp, { kind: 'bind' }> | null {
   for (const name of [file, ...aliasesOf(file, table)]) {
     const b = bindShowingName(ops, name);
     if (b) return b;
   }
   return null;
+}
+
+/** The host's mount table, read once per plan's operations: a launch asks about a dozen paths. */
+const tables = new WeakMap<MountOp[], MountTable>();
+
+function tableFor(ops: MountOp[]): MountTable {
+  let t = tables.get(ops);
+  if (!t) tables.set(ops, (t = readMountTable()));
+  return t;
 }
 
 /**
