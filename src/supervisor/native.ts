@@ -87,6 +87,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 
 type Koffi = typeof import('koffi');
@@ -104,6 +105,8 @@ export interface Native {
   ftruncate(fd: number): number;
   pollIn(fd: number, timeoutMs: number): number;
   send(fd: number, data: Buffer): number;
+  /** send(2) of data[off..] that never blocks (MSG_DONTWAIT), whatever the socket's own flags: bytes sent, or a negative errno (-EAGAIN: full). */
+  sendNoWait(fd: number, data: Buffer, off: number): number;
   /** Receives one message of one byte with one fd in SCM_RIGHTS: both, or a negative errno (-EPIPE at EOF). */
   recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
@@ -262,6 +265,10 @@ export function loadNative(): Native {
     },
     send: (fd, data) => {
       const n = Number(send(fd, data, data.length, MSG_NOSIGNAL));
+      return n < 0 ? fail() : n;
+    },
+    sendNoWait: (fd, data, off) => {
+      const n = Number(send(fd, data.subarray(off), data.length - off, MSG_NOSIGNAL | MSG_DONTWAIT));
       return n < 0 ? fail() : n;
     },
     recvFd: (fd) => {

@@ -132,7 +132,9 @@ export async function runCommand(args: string[]): Promise<number> {
   } finally {
     if (recordFd !== undefined) closeSync(recordFd);
   }
-  if (!quiet) {
+  // A stderr that stopped taking the command's output would not take these lines either (they are
+  // in the audit log).
+  if (!quiet && !r.outputCut.includes(2)) {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${printable(d)}\n`);
     if (r.message) process.stderr.write(`ward: ${printable(r.message)}\n`);
     for (const rv of r.revocations) {
