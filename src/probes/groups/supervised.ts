@@ -665,6 +665,43 @@ else:
     },
   },
   {
+    id: 'rule.write-event-by-link',
+    ...ruleProbe,
+    title: 'put content into a guarded tree without opening anything there (a hard link into guarded/, a directory made in inbox/), then read the secret and connect out: each write must fire its rule',
+    asi: ['ASI01', 'ASI02'],
+    nist: ['AC-4', 'AC-3(8)'],
+    setup: async (ctx) => {
+      await setup(ctx);
+      for (const d of ['guarded', 'inbox']) mkdirSync(path.join(ctx.ws, d));
+      writeFileSync(path.join(ctx.ws, 'payload'), 'PAYLOAD\n');
+    },
+    teardown,
+    policy: overlay([
+      { after: 'write ${WORKSPACE}/guarded/**', revoke: 'read ${WORKSPACE}/secrets/**' },
+      { after: 'write ${WORKSPACE}/inbox/**', revoke: 'network' },
+    ]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+attempt('read-before', lambda: open('secrets/token').read())
+out('before')
+attempt('link', lambda: os.link('payload', 'guarded/linked'))
+attempt('read-after-link', lambda: open('secrets/token').read())
+attempt('mkdir', lambda: os.mkdir('inbox/d'))
+out('after-mkdir')`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      for (const k of ['read-before', 'link', 'mkdir']) {
+        if (v.get(k) === undefined) return noResult(run, k);
+        if (v.get(k) !== '0') return error(`${k} failed (errno ${v.get(k)}): the rules only watch, so it should have worked`);
+      }
+      const refused = workedBefore(run, 'before') ?? refusedWith(run, ['read-after-link', 'after-mkdir'], E.EACCES, 'a write into the guarded tree that was not an open fired no rule') ?? nothingAfter(ctx, 1);
+      if (refused) return refused;
+      const triggers = run.revocations.map((r) => r.trigger);
+      if (!triggers.includes(`write ${path.join(ctx.ws, 'guarded', 'linked')}`) || !triggers.includes(`write ${path.join(ctx.ws, 'inbox', 'd')}`)) return error(`refused, but the rules fired on ${JSON.stringify(triggers)}`);
+      return held('the hard link into guarded/ fired its rule (the secret read after it got EACCES), and mkdir in inbox/ fired its own (the connect after it got EACCES)');
+    },
+  },
+  {
     id: 'rule.forged-log-line',
     ...ruleProbe,
     mechanism: 'sandbox',
