@@ -101,12 +101,15 @@ describe('profiles: credential stores under a grant of ~ are masked', () => {
     plant(path.join(t.home, '.npmrc'), '//registry.npmjs.org/:_authToken=LEAKED\n');
     plant(path.join(t.home, '.bash_history'), 'export TOKEN=LEAKED\n');
     plant(path.join(t.home, '.python_history'), 'token = "LEAKED"\n');
+    // pip reads its config files at every start: masked, they are skipped, not an error.
+    plant(path.join(t.home, '.config/pip/pip.conf'), '[global]\nindex-url = https://u:LEAKED@pypi.example.invalid/simple\n');
+    plant(path.join(t.home, '.pip/pip.conf'), '[global]\nextra-index-url = https://u:LEAKED@pypi.example.invalid/simple\n');
     const r = await t.sh(
-      'git init -q && echo a > a && git add a && git commit -qm one && git log --format=%an && npm init -y >/dev/null && npm pkg set scripts.t="node -e \\"console.log(7)\\"" && npm run -s t && python3 -c "print(2*3)"',
+      'git init -q && echo a > a && git add a && git commit -qm one && git log --format=%an && npm init -y >/dev/null && npm pkg set scripts.t="node -e \\"console.log(7)\\"" && npm run -s t && python3 -c "print(2*3)" && python3 -m pip config list && python3 -m pip --version >/dev/null && echo pip-ok',
       readHome,
     );
     assert.equal(r.exitCode, 0, r.err);
-    assert.deepEqual(r.out.trim().split('\n'), ['From Home', '7', '6']);
+    assert.deepEqual(r.out.trim().split('\n').filter((l) => !/^[\w:.-]+=/.test(l)), ['From Home', '7', '6', 'pip-ok'], r.out);
     assert.doesNotMatch(r.out + r.err, /LEAKED/);
   });
 });
