@@ -87,7 +87,7 @@ import {
   withConnectionClose,
   type RequestHead,
 } from './http.js';
-import { looksLikeTls, MAX_HELLO, parseClientHello } from './sni.js';
+import { MAX_HELLO, parseClientHello, tlsOpening } from './sni.js';
 
 export interface EgressRule {
   /** Lowercase; a leading '*.' matches any name with at least one more label. May be an IPv4 literal. */
@@ -880,7 +880,8 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   const scan = requestScanner(MAX_HEAD);
   return (buf, ended) => {
     if (buf.length === 0) return ended ? 'other' : undefined;
-    if (looksLikeTls(buf)) return 'other';
+    const tls = tlsOpening(buf);
+    if (tls === 'hello' || tls === 'refuse') return 'other';
     const r = scan(buf);
     if (r === 'not-http') return 'other';
     if (r === 'incomplete') return ended ? 'http' : undefined;
@@ -888,7 +889,7 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   };
 }
 
-type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host' | 'first-message-timeout';
+type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'malformed-tls' | 'secret-to-other-host' | 'first-message-timeout';
 
 /**
  * Waits for the client's first message to `name` and judges it (firstMessageCheck). A message
@@ -906,6 +907,7 @@ function firstMessage(c: Conn, rest: Buffer, name: string): Promise<Read<Inspect
  * received so far, after each chunk), or undefined to wait for more. A TLS
  * ClientHello must carry no SNI or this name; an HTTP/1.x request must name
  * this host (Host header, and the target if absolute-form or CONNECT).
+ * Other TLS openings a lenient server would still read as a handshake (tlsOpening) are refused.
  * Anything else (SSH, a database protocol) passes: it cannot choose a virtual
  * host the way TLS and HTTP can. Buffering is bounded by the ClientHello and
  * request-head limits.
@@ -918,7 +920,10 @@ function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolea
     // In plaintext we can see it: a placeholder going to a host that is not its own.
     if (ctx && carriesPlaceholder(ctx, buf, searched)) return 'secret-to-other-host';
     searched = buf.length;
-    if (looksLikeTls(buf)) {
+    const tls = tlsOpening(buf);
+    if (tls === 'refuse') return 'malformed-tls';
+    if (tls === undefined && !ended) return undefined;
+    if (tls === 'hello') {
       const hello = parseClientHello(buf);
       if (hello === 'incomplete') return ended || buf.length > MAX_HELLO + 4096 ? 'malformed' : undefined;
       if (hello === null) return 'malformed';

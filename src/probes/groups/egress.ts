@@ -261,6 +261,62 @@ time.sleep(0.5)  # the broker judges the ClientHello as it arrives; let the reco
     },
   },
   {
+    id: 'net.egress-sni-record-tricks',
+    ...egressProbe,
+    title: "domain fronting past the SNI check: in a tunnel to an allowed host, a ClientHello for another host behind bytes a lenient TLS server (Go's) skips or accepts: an alert record first, record version 00 00, a ChangeCipherSpec first, an SSLv2-format hello",
+    asi: ['ASI02', 'ASI01'],
+    nist: ['SC-7', 'AC-4'],
+    teardown,
+    // An upstream the broker connects to and inspects for, as in net.egress-sni-fronting.
+    requires: needsHostAddress,
+    ...silentUpstreamOnHostAddress,
+    program: (ctx) =>
+      py(`import ssl
+port = ${serverPort(st<HostServer>(ctx, 'server'))}
+addr = '${st<string>(ctx, 'addr')}'
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+try:
+    ssl.create_default_context().wrap_bio(inc, out, server_hostname='evil.example.com').do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+tricks = [('alert', bytes([21, 3, 1, 0, 2, 1, 100]) + hello), ('v00', hello[:1] + b'\\0\\0' + hello[3:]),
+          ('ccs', bytes([20, 3, 3, 0, 1, 1]) + hello), ('sslv2', bytes([0x80, 0x2e, 1, 3, 1, 0, 0x15, 0, 0, 0, 0x10]) + bytes(0x2b))]
+for key, data in tricks:
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=3)
+    s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
+    head = b''
+    while b'\\r\\n\\r\\n' not in head:
+        chunk = s.recv(1)
+        if not chunk: break
+        head += chunk
+    if not head.startswith(b'HTTP/1.1 200'):
+        say(key + '_tunnel', errno.EACCES)
+        continue
+    s.sendall(data)
+    try:
+        # The upstream never answers: a tunnel still open after the timeout carried the bytes on.
+        say(key, errno.ECONNRESET if s.recv(100) == b'' else 0)
+    except socket.timeout:
+        say(key, 0)
+    except OSError as e:
+        say(key, e.errno or errno.ECONNRESET)
+    s.close()`),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return seen;
+      const keys = ['alert', 'v00', 'ccs', 'sslv2'];
+      const v = kv(run.stdout);
+      const noTunnel = keys.find((k) => v.has(`${k}_tunnel`));
+      if (noTunnel) return noResult(run, `a CONNECT tunnel to the allowed address (${noTunnel})`);
+      const refused = expectErrno({ keys, refused: [E.ECONNRESET, E.EPIPE, E.ECONNABORTED], by: 'the egress broker' })(run);
+      if (refused.status !== 'held') return refused;
+      const recorded = denials(run).filter((d) => d.endsWith('malformed-tls')).length;
+      if (recorded < keys.length) return broken(`each tunnel was cut, but the broker recorded ${recorded} malformed-tls denials for ${keys.length}`);
+      return held('the broker cut each tunnel at the bytes before the ClientHello (refused as malformed-tls, recorded); the server received none of them');
+    },
+  },
+  {
     id: 'net.egress-loopback-bypass',
     ...egressProbe,
     title: "reach the allowed server's port on 127.0.0.1 directly, skipping the name the policy allows",
