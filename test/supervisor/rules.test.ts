@@ -224,6 +224,65 @@ except OSError as e:
     assert.equal(echoedAfter, 0, 'nothing written after the read reached the server');
   });
 
+  it('a connection held by a process whose leader has exited (so /proc/PID/fd lists nothing) is cut too', { skip: !which('cc') && 'no C compiler' }, async () => {
+    // The leader pthread_exit()s; its thread connects, reads the secret and writes it at once.
+    echoedAfter = 0;
+    for (let i = 0; i < 3; i++) {
+      const t = setup(RULES);
+      const src = `#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+/* Until the leader has exited: only then does /proc/PID show nothing of what this thread holds. */
+static void leader_gone(void) {
+  char p[64], b[512];
+  snprintf(p, sizeof p, "/proc/%d/task/%d/stat", getpid(), getpid());
+  for (;;) {
+    int fd = open(p, O_RDONLY), n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return;
+    b[n] = 0;
+    char *e = strrchr(b, ')');
+    if (e && (e[2] == 'Z' || e[2] == 'X')) return;
+    usleep(1000);
+  }
+}
+static void *sender(void *x) {
+  (void)x;
+  leader_gone();
+  struct addrinfo *ai;
+  if (getaddrinfo("api.test", "${echoPort}", 0, &ai)) _exit(2);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || connect(s, ai->ai_addr, ai->ai_addrlen)) _exit(3);
+  char buf[128] = "after:";
+  if (send(s, "before", 6, MSG_NOSIGNAL) != 6) _exit(4);
+  int n = recv(s, buf + 6, 6, MSG_WAITALL);
+  printf("echo %.*s\\n", n, buf + 6);
+  int fd = open("secrets/key.txt", O_RDONLY);
+  if (fd < 0 || read(fd, buf + 6, 64) <= 0) _exit(5);
+  if (send(s, buf, strlen(buf), MSG_NOSIGNAL) < 0) printf("old connection cut errno=%d\\n", errno);
+  else printf("sent\\n");
+  fflush(stdout);
+  _exit(0);
+}
+int main(void) { pthread_t th; if (pthread_create(&th, 0, sender, 0)) return 1; pthread_exit(0); }
+`;
+      writeFileSync(path.join(t.ws, 'sender.c'), src);
+      execFileSync('cc', ['-O2', '-pthread', '-o', path.join(t.ws, 'sender'), path.join(t.ws, 'sender.c')]);
+      const r = await run({ policy: t.policy }, ['./sender'], t.options);
+      const out = r.stdout.toString() + r.stderr.toString();
+      assert.match(out, /^echo before$/m, out);
+      assert.match(out, /^old connection cut errno=32$/m, out);
+      assert.equal(r.revocations[0]?.connections_cut, 1, JSON.stringify(r.revocations));
+    }
+    assert.equal(echoedAfter, 0, 'nothing written after the read reached the server');
+  });
+
   it('a rule whose trigger never happens changes nothing: every connection and write works, no revocation, no refusal', async () => {
     const t = setup(RULES);
     const r = await t.py(`
