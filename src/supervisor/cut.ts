@@ -12,8 +12,8 @@
  * So the supervisor thread cuts them itself, synchronously, while the call that fired the rule
  * is still waiting for its answer (the secret's fd is not injected yet, so nothing written to a
  * socket before this point can hold it). For every TCP socket of the sandbox's network
- * namespace that is not listening, it finds a process of the sandbox holding it, takes a
- * duplicate with pidfd_getfd and shuts the socket down. shutdown(2) acts on the socket, not
+ * namespace that is not listening, it finds a process of the sandbox holding it (in any of its
+ * threads' fd tables), takes a duplicate with pidfd_getfd and shuts the socket down. shutdown(2) acts on the socket, not
  * on one descriptor, so every copy of it (a forked child's, one passed over a unix socket) is
  * cut at once: a later write fails with EPIPE, and what was written before still arrives.
  *
@@ -288,8 +288,8 @@ function writerIn(n: Native, p: number, pidfds: ReturnType<typeof threadPidfds>,
 
 /**
  * Kills (SIGKILL) every process of `pid`'s sandbox that can still write a file whose writing a
- * rule has just revoked: one holding it open for writing, or mapped shared and writable, since
- * before the revocation. The kernel cannot take an open file's access back, so the process
+ * rule has just revoked: one holding it open for writing, or mapped shared from a file opened
+ * for writing (writable now, or once mprotect adds PROT_WRITE), since before the revocation. The kernel cannot take an open file's access back, so the process
  * that holds it goes; otherwise "after reading untrusted content, no writes to src/" would hold
  * for new opens only. Rounds repeat until one finds nobody: a holder that forked between a
  * scan and its kill left the fd to its child, which the next round finds.
