@@ -15,7 +15,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run } from '../../src/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
-import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
+import { C_LEADER_GONE, fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
 
 const skip = (!which('python3') && 'python3 missing') || (!which('git') && 'git missing');
 
@@ -121,21 +121,7 @@ function threadHolders(ws: string): string {
 #include <unistd.h>
 static int ready[2], go[2];
 static const char *kind;
-/* Until the leader has exited: only then does /proc/PID show nothing of what this thread holds. */
-static void leader_gone(void) {
-  char p[64], b[512];
-  snprintf(p, sizeof p, "/proc/%d/task/%d/stat", getpid(), getpid());
-  for (;;) {
-    int fd = open(p, O_RDONLY), n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return;
-    b[n] = 0;
-    char *e = strrchr(b, ')');
-    if (e && (e[2] == 'Z' || e[2] == 'X')) return;
-    usleep(1000);
-  }
-}
-static void await_go(void) { if (!strncmp(kind, "exit-", 5)) leader_gone(); char c = 'r'; if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) _exit(2); }
+${C_LEADER_GONE}static void await_go(void) { if (!strncmp(kind, "exit-", 5)) leader_gone(); char c = 'r'; if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) _exit(2); }
 static void fail(int code) { await_go(); _exit(code); }
 static int holder(void *x) {
   (void)x;

@@ -15,7 +15,7 @@ import { compile, run } from '../../src/index.js';
 import type { RunRecord, RunResult } from '../../src/sandbox/launch.js';
 import { launch } from '../../src/sandbox/launch.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
-import { fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
+import { C_LEADER_GONE, fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
 
 const skip = !which('python3') && 'python3 missing';
 let server: Server;
@@ -238,21 +238,7 @@ except OSError as e:
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-/* Until the leader has exited: only then does /proc/PID show nothing of what this thread holds. */
-static void leader_gone(void) {
-  char p[64], b[512];
-  snprintf(p, sizeof p, "/proc/%d/task/%d/stat", getpid(), getpid());
-  for (;;) {
-    int fd = open(p, O_RDONLY), n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return;
-    b[n] = 0;
-    char *e = strrchr(b, ')');
-    if (e && (e[2] == 'Z' || e[2] == 'X')) return;
-    usleep(1000);
-  }
-}
-static void *sender(void *x) {
+${C_LEADER_GONE}static void *sender(void *x) {
   (void)x;
   leader_gone();
   struct addrinfo *ai;
