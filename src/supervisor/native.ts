@@ -71,6 +71,7 @@ const SYS_fstat = 5;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 const SYS_pidfd_send_signal = 424;
+const PIDFD_THREAD = 0o200; // O_EXCL
 const SYS_renameat2 = 316;
 const SYS_newfstatat = 262;
 const SYS_fchmodat = 268;
@@ -119,8 +120,12 @@ export interface Native {
   fileId(fd: number): string | null;
   /** st_mode and st_rdev (the kernel's encoding, as /proc/PID/stat's tty_nr) of an open file (fstat), or null. */
   fileKind(fd: number): { mode: number; rdev: number } | null;
-  /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
-  pidfdOpen(pid: number): number;
+  /**
+   * pidfd_open(pid): a handle on the caller that cannot be recycled under us. With `thread`
+   * (PIDFD_THREAD, Linux 6.9+), `pid` may be any thread's id and the handle names that thread:
+   * pidfd_getfd through it reads that thread's fd table, which need not be its leader's.
+   */
+  pidfdOpen(pid: number, thread?: boolean): number;
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
@@ -328,8 +333,8 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
-    pidfdOpen: (pid) => {
-      const r = Number(sys2(SYS_pidfd_open, pid, 0));
+    pidfdOpen: (pid, thread) => {
+      const r = Number(sys2(SYS_pidfd_open, pid, thread ? PIDFD_THREAD : 0));
       return r < 0 ? fail() : r;
     },
     pidfdGetfd: (pidfd, fd) => {
