@@ -25,7 +25,7 @@ import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
-import { boundSocketPaths, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
+import { boundSockets, mountTable, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
 
 /** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
 export type Rights = string;
@@ -206,19 +206,39 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   }
 
   // Unix sockets a bind would expose are masked like denied files (sockets.ts says why).
+  const bound = boundSockets();
+  // A socket not at its bound name is searched for where a user's servers keep theirs: the
+  // workspace, and the policy's own grants in the caller's home (the home's part of one that
+  // holds it) or owned by the caller outside the system's trees (SYSTEM_TREES); not in those, nor
+  // in what only a built-in profile grants: a search of /usr (over 100,000 entries) would refuse
+  // every launch while one such socket listens anywhere on the host.
+  const homeReal = realOr(ctx.home);
+  const uid = process.getuid?.() ?? -1;
+  const searched = entries
+    .filter(({ key, entry, real }) => grants.has(real) && (entry.path === eff.workspace || !ctx.origins.get(`${key}\0${entry.path}`)?.file.startsWith('profile:')))
+    .flatMap(({ entry, real }) => {
+      if (entry.path === eff.workspace || (homeReal !== '/' && isWithin(real, homeReal))) return [real];
+      if (lstatOrNull(real)?.uid === uid && !SYSTEM_TREES.some((t) => isWithin(real, t) || isWithin(t, real))) return [real];
+      return homeReal !== '/' && isWithin(homeReal, real) ? [homeReal] : [];
+    });
   const socks = planSockets({
+    searched: [...new Set([...searched, ...shown.map((v) => v.path)])],
     roots: [...binds.map((b) => b.dest), ...shown.map((v) => v.path)],
     hidden: denied.map((d) => d.path),
     granted: new Set(grants.keys()),
     areas: ctx.socketAreas,
-    bound: boundSocketPaths(),
+    bound: bound.sockets,
   });
   if (socks.incomplete) refuseUnwalkable(socks.incomplete, grants, ctx);
+  if (socks.lost) refuseLostSockets(socks.lost, grants, ctx);
+  if (bound.why !== undefined && socks.stale?.length) {
+    notes.push(`the kernel could not say where unix sockets' nodes are (sock_diag: ${bound.why}), so Ward looked for them by the names they were bound by; the directories of ${socks.stale.map((n) => JSON.stringify(n)).join(', ')} are gone, and a socket moved out of one into a granted tree is not masked`);
+  }
   for (const s of socks.masks) denied.push({ path: s, isDir: false, nlink: 1 });
   for (const s of socks.granted) notes.push(`${grants.get(s)?.literal ?? s} is a unix socket granted by name: the command can connect to it, and whatever serves it acts outside the sandbox with its own rights`);
 
   // Masks, only where a bind would expose the denied place.
-  const bound = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
+  const bindDests = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
   for (const d of denied) {
     const b = nearest(binds, d.path);
     if (!b) continue;
@@ -241,8 +261,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     // point too and renaming or removing it fails with EBUSY.
     if (!b.writable) continue;
     for (let a = path.dirname(d.path); a !== b.dest && isWithin(a, b.dest); a = path.dirname(a)) {
-      if (bound.has(a) || denied.some((x) => isWithin(a, x.path))) continue;
-      bound.add(a);
+      if (bindDests.has(a) || denied.some((x) => isWithin(a, x.path))) continue;
+      bindDests.add(a);
       ops.push({ kind: 'bind', src: a, dest: a, writable: true });
     }
   }
@@ -440,6 +460,25 @@ function refuseUnwalkable(at: NonNullable<SocketPlan['incomplete']>, grants: Map
 }
 
 /**
+ * Sockets not at the names they were bound by (renamed, linked elsewhere, bound by a relative
+ * path) that the search of the bound trees could not finish finding: one may lie in a granted
+ * tree, where the command could connect to it, so the plan is refused.
+ */
+function refuseLostSockets(lost: NonNullable<SocketPlan['lost']>, grants: Map<string, Grant>, ctx: MountContext): never {
+  const literal = grants.get(lost.root)?.literal ?? lost.root;
+  const key = (['read', 'write', 'execute', 'append', 'visible'] as const).find((k) => ctx.origins.has(`${k}\0${literal}`));
+  const o = key ? ctx.origins.get(`${key}\0${literal}`) : undefined;
+  const names = lost.sockets.map((b) => `${JSON.stringify(b.name)}${b.inode !== undefined ? ` (socket inode ${b.inode})` : ''}`);
+  const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+  throw new PolicyError(
+    o?.file ?? '(policy)',
+    o?.keyPath ?? `filesystem.${key ?? 'read'}`,
+    `the unix socket${names.length > 1 ? 's' : ''} bound as ${shown} ${names.length > 1 ? 'are' : 'is'} no longer at that name (renamed or linked elsewhere, or bound by a relative path), and Ward stopped looking for where ${names.length > 1 ? 'they are' : 'it is'} in ${literal}, which holds ${lost.stopped}: a socket in a granted tree reaches its server outside the sandbox (connect(2) ignores a read-only bind), and Ward masks each one only where it finds it`,
+    `grant only the subdirectories or files the command needs instead of ${literal}; or stop or restart the server holding the socket (\`ss -xlp\` shows it by its inode) so that it listens at a full path`,
+  );
+}
+
+/**
  * Refuses a writable grant that is or contains the caller's home or one of Ward's own
  * directories (ctx.guarded). Masks cannot make that safe: what the sandbox writes there runs
  * outside it later (~/.bashrc, ~/.profile, systemd user units, Ward's launcher), and a mask is
@@ -463,6 +502,9 @@ function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContex
     );
   }
 }
+
+/** The system's own trees (installed software, its configuration and state), not searched for moved sockets. */
+const SYSTEM_TREES = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/nix', '/snap', '/var/lib', '/var/cache'];
 
 /** Host filesystems that are never bound in: the sandbox gets fresh ones. */
 const SPECIAL = ['/proc', '/dev', '/sys'];
@@ -503,20 +545,7 @@ interface KernelMount {
 }
 
 function kernelMounts(): KernelMount[] {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    /* no /proc: only the lexical checks apply */
-  }
-  const out: KernelMount[] = [];
-  for (const line of text.split('\n')) {
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    if (sep < 0 || !KERNEL_FS.has(parts[sep + 1]!)) continue;
-    out.push({ dest: parts[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), type: parts[sep + 1]! });
-  }
-  return out;
+  return mountTable().filter((m) => KERNEL_FS.has(m.type));
 }
 
 /**
