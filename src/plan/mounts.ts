@@ -294,8 +294,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   return { ops, landlock, cwd, notes };
 }
 
-/** How far linkedOutOfDenied looks inside each denied directory. */
-const DENIED_LINKS = { entries: 1000, depth: 3 };
+/** How far linkedOutOfDenied looks inside each denied directory (the entries bound the cost; depth only stops a loop of bind mounts). */
+const DENIED_LINKS = { entries: 1000, depth: 8 };
 
 /**
  * Adds to `denied` the real targets of the symlinks inside each denied directory that lead out of
@@ -303,13 +303,16 @@ const DENIED_LINKS = { entries: 1000, depth: 3 };
  * link to ~/dotfiles/ssh/.ssh/id_rsa: the mask hides the link, but the key itself would stay
  * readable at its real path under a grant of ~. A target that is or holds a grant (or the denied
  * directory) is not a secret file of the directory but a link to some place the policy names: it
- * is left, with a note. Bounded (DENIED_LINKS): a denied directory is not walked to the end.
+ * is left, with a note. A file there with more than one hard link is noted: its other names are
+ * the same file, which no mask on this one covers, and finding them would take a walk of every
+ * grant. Bounded (DENIED_LINKS): a denied directory is not walked to the end, and a note says where it stopped.
  */
 function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number }[], granted: string[], notes: string[]): void {
   const dirs = denied.filter((d) => d.isDir);
   for (const d of dirs) {
     const queue: [string, number][] = [[d.path, 0]];
     let seen = 0;
+    let deeper: string | undefined;
     for (let i = 0; i < queue.length && seen < DENIED_LINKS.entries; i++) {
       const [dir, level] = queue[i]!;
       let names;
@@ -321,7 +324,14 @@ function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number
       for (const e of names.slice(0, DENIED_LINKS.entries - seen)) {
         seen++;
         const p = path.join(dir, e.name);
-        if (e.isDirectory() && level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+        if (e.isDirectory()) {
+          if (level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+          else deeper ??= p;
+        }
+        if (e.isFile()) {
+          const links = lstatOrNull(p)?.nlink ?? 1;
+          if (links > 1) notes.push(`denied ${p} has ${links} hard links: other names of the same file inside a grant stay readable`);
+        }
         if (!e.isSymbolicLink()) continue;
         let real: string;
         try {
@@ -340,7 +350,8 @@ function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number
         notes.push(`denied ${real} too: the symlink ${p} inside denied ${d.path} leads there`);
       }
     }
-    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it`);
+    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it and for hard links`);
+    if (deeper !== undefined) notes.push(`denied ${d.path}: directories more than ${DENIED_LINKS.depth} levels down (${deeper}) were not checked for symlinks leading out of it or for hard links`);
   }
 }
 

@@ -138,6 +138,20 @@ describe('socket plan', () => {
     assert.match(e.fix ?? '', /grant only the subdirectories/);
   });
 
+  it('a hard link to a file inside a denied directory is noted, and so is where the symlink check stopped going deeper', () => {
+    const home = tempDir('ward-home-');
+    mkdirSync(`${home}/.ssh/a/b/c/d/e/f/g/h/i`, { recursive: true });
+    mkdirSync(`${home}/backup`);
+    writeFileSync(`${home}/.ssh/id_rsa`, 'KEY\n');
+    linkSync(`${home}/.ssh/id_rsa`, `${home}/backup/id_rsa_old`);
+    writeFileSync(`${home}/dotkey`, 'KEY2\n');
+    symlinkSync(`${home}/dotkey`, `${home}/.ssh/a/b/c/d/e/f/g/h/i/deep`);
+    const p = loadPolicyObject({ filesystem: { read: [home] } }, { workspace: home, home, env: { HOME: home } });
+    const notes = planMounts(p.effective, mountContext(p, { home, env: { HOME: home } })).notes.join('\n');
+    assert.match(notes, new RegExp(`denied ${home}/\\.ssh/id_rsa has 2 hard links`));
+    assert.match(notes, new RegExp(`denied ${home}/\\.ssh: directories more than \\d+ levels down \\(${home}/\\.ssh/a/b/c/d/e/f/g/h\\) were not checked`));
+  });
+
   it('refuses a grant in a socket area too deep to walk whole, naming the fix', () => {
     const dir = tempDir('ward-deep-');
     mkdirSync(path.join(dir, ...Array.from({ length: SOCKET_WALK.depth + 1 }, (_, i) => `d${i}`)), { recursive: true });
