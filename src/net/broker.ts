@@ -368,19 +368,24 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const server = net.createServer({ allowHalfOpen: true }, (sock) => accept(ctx, sock));
   server.on('error', () => {}); // accept errors (EMFILE) must not take the broker down
   // Bound through the open directory: a unix socket's path holds 107 bytes, and Ward's state
-  // directory may lie deeper (the relay connects from the directory, by the name alone).
+  // directory may lie deeper (the relay connects from the directory, by the name alone). By this
+  // process's pid, not /proc/self, and the directory kept open while the broker listens: the name
+  // the kernel keeps then leads to the socket for any other Ward planning a run meanwhile, which
+  // would otherwise have to search its granted trees for it (plan/sockets.ts).
   const dir = openSync(path.dirname(opts.socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(`/proc/self/fd/${dir}/${path.basename(opts.socketPath)}`, () => {
+      server.listen(`/proc/${process.pid}/fd/${dir}/${path.basename(opts.socketPath)}`, () => {
         server.off('error', reject);
         resolve();
       });
     });
-  } finally {
+  } catch (e) {
     closeSync(dir);
+    throw e;
   }
+  server.once('close', () => closeSync(dir));
   // The parent directory is the real fence (the launcher makes it 0700); 0600
   // keeps other users out even if it is not.
   chmodSync(opts.socketPath, 0o600);
