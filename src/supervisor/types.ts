@@ -66,7 +66,7 @@ export type Decide = ((event: SupervisedEvent) => Decision) & {
    * blind", worker.ts): nothing was decided on what a racing thread could swap. Must be cheap;
    * when in doubt, false.
    */
-  anyTarget?: (accesses: readonly FileAccess[]) => boolean;
+  anyTarget?: (accesses: readonly (FileAccess | 'exec')[]) => boolean;
 };
 
 /**
