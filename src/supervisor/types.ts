@@ -51,6 +51,12 @@ export interface SupervisedEvent {
    * names. null otherwise (blind calls, a file being created, an exec that does not resolve).
    */
   file: string | null;
+  /**
+   * For an exec: the file that made the kernel run this one without an exec of its own, when it
+   * is the interpreter a script's `#!` line names or an ELF program's dynamic loader (PT_INTERP).
+   * Absent for the program the exec names.
+   */
+  via?: { file: string; as: 'interpreter' | 'loader' };
 }
 
 export type Decision = { allow: true } | { errno: number; reason?: string };

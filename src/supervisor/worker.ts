@@ -41,6 +41,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
+import { elfInterpreter, HEAD_SIZE, scriptInterpreter } from './exec-head.js';
 import { cutTcpConnections, killWriters } from './cut.js';
 import type { Decide, DeciderContext, DeciderSpec, FileAccess, SupervisedEvent } from './types.js';
 
@@ -107,6 +108,8 @@ const EXEC_ONLY: readonly 'exec'[] = ['exec'];
 const MAX_SYMLINKS = 40;
 /** statfs f_type of procfs: its links lead by who follows them. */
 const PROC_SUPER_MAGIC = 0x9fa0;
+/** Interpreters judged for one exec: more than the kernel follows (exec_binprm: ELOOP past depth 5). */
+const MAX_INTERPRETERS = 8;
 
 /**
  * What an open can do, from its flags register, erring wide: it reads unless O_WRONLY; it
@@ -147,6 +150,7 @@ const XATTR_SIZE_MAX = 65536;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
 const S_IFCHR = 0o020000;
 const EEXIST = 17;
 const ENXIO = 6;
@@ -248,6 +252,7 @@ function loop(decide: Decide): void {
   const idBuf = Buffer.alloc(8);
   const how = Buffer.alloc(N.OPEN_HOW_SIZE);
   const pathBuf = Buffer.alloc(PATH_MAX);
+  const head = Buffer.alloc(HEAD_SIZE);
   const memFds = new Map<number, number>();
   let rootFd = -1;
   let addfdSend = true;
@@ -585,6 +590,9 @@ function loop(decide: Decide): void {
     return (visibleIds ??= new Set([...identitiesOf(input.visible), ...input.visibleIds])).has(fid);
   };
 
+  /** For a refusal's reason: how the kernel would have come to run a file no exec named. */
+  const ranBy = (event: SupervisedEvent): string => (event.via ? ` (the ${event.via.as} of ${event.via.file}, which the kernel runs with no exec of its own)` : '');
+
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
     if (event.kind === 'open' && event.access !== 'path') {
@@ -596,7 +604,7 @@ function loop(decide: Decide): void {
     }
     if ((event.kind === 'open' && event.access !== 'path') || event.kind === 'exec') {
       if (isVisibleFile(event.path, event.file)) {
-        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
+        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}${ranBy(event)}` });
         return EACCES;
       }
     }
@@ -631,7 +639,7 @@ function loop(decide: Decide): void {
     const d = decide(event);
     if ('allow' in d && d.allow === true) return 0;
     const errno = 'errno' in d && Number.isInteger(d.errno) && d.errno > 0 && d.errno < 4096 ? d.errno : EPERM;
-    post({ type: 'denial', event, errno, reason: `${('reason' in d && d.reason) || 'refused by the decision function'}` });
+    post({ type: 'denial', event, errno, reason: `${('reason' in d && d.reason) || 'refused by the decision function'}${ranBy(event)}` });
     return errno;
   };
 
@@ -956,7 +964,50 @@ function loop(decide: Decide): void {
     return fd < 0 ? { errno: -fd } : { fd, path: fdPath(fd) ?? dir };
   };
 
-  /** An exec, judged on the program it names as findProgram finds it. */
+  /**
+   * What the kernel runs next when it execs the file `fd` is, with no exec call of the caller's:
+   * the interpreter its `#!` line names, or its dynamic loader (exec-head.ts); null when neither,
+   * or when the kernel will refuse the file (it then runs nothing). Read from the file Ward found,
+   * through Ward's own fd: the name is not looked up again. A string: why it cannot be told (a
+   * file Ward cannot read: the kernel needs only the execute bit to run it).
+   */
+  const nextProgram = (fd: number): { name: string; as: 'interpreter' | 'loader' } | null | string => {
+    const kind = n.fileKind(fd);
+    if (kind === null) return 'it cannot be stat\'ed';
+    // The kernel execs regular files only (EACCES).
+    if ((kind.mode & S_IFMT) !== S_IFREG) return null;
+    const rfd = n.open(`/proc/self/fd/${fd}`, N.O_CLOEXEC | N.O_NOCTTY | N.O_NONBLOCK);
+    if (rfd < 0) return `Ward cannot read it (errno ${-rfd}) to see what it runs`;
+    try {
+      head.fill(0);
+      const got = n.pread(rfd, head, HEAD_SIZE, 0);
+      if (got < 0) return `Ward cannot read it (errno ${-got}) to see what it runs`;
+      const read = (len: number, offset: number): Buffer | null => {
+        const b = Buffer.alloc(len);
+        return n.pread(rfd, b, len, offset) === len ? b : null;
+      };
+      const script = scriptInterpreter(head);
+      const found = script ? { bytes: script, as: 'interpreter' as const } : (() => {
+        const loader = elfInterpreter(head, read);
+        return loader ? { bytes: loader, as: 'loader' as const } : null;
+      })();
+      if (found === null) return null;
+      const name = found.bytes.toString('utf8');
+      if (!Buffer.from(name, 'utf8').equals(found.bytes)) return `its ${found.as}'s name is not UTF-8: Ward cannot look up the name the kernel will`;
+      return { name, as: found.as };
+    } finally {
+      n.close(rfd);
+    }
+  };
+
+  /**
+   * An exec, judged on every file the kernel will run for it: the program it names, then, while
+   * that is a script, the interpreter its `#!` line names (the kernel's own exec of it: before,
+   * an executable `#!/usr/bin/python3` script ran a revoked python, and was never an `after:
+   * exec` event of it), up to the kernel's depth, then the dynamic loader of the ELF program at
+   * the end. Each file is judged as found by Ward (findProgram) and read through Ward's fd.
+   * Events of the files judged before one that is refused stay recorded (rules only revoke).
+   */
   const handleExec = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
     // The process's memory is about to be replaced: the cached handle would read the old one.
     dropMem(pid);
@@ -973,18 +1024,32 @@ function loop(decide: Decide): void {
     const full = asked === '' && dirfd !== N.AT_FDCWD ? `/proc/self/fd/${dirfd}` : absolute(pid, dirfd, asked);
     if (typeof full === 'number') return refuse(id, -full);
     openRoot(pid, id);
-    const found = findProgram(pid, full);
-    if ('why' in found) {
-      const event: SupervisedEvent = { pid, syscall: name, kind: 'exec', path: full, access: 'exec', create: false, flags: 0, file: null };
-      post({ type: 'denial', event, errno: EACCES, reason: `${found.why}; refused while an exec rule or a visible-only file could apply to what it runs` });
-      return refuse(id, EACCES);
+    const unfollowed = (path: string, via: SupervisedEvent['via'], why: string) => {
+      const event: SupervisedEvent = { pid, syscall: name, kind: 'exec', path, access: 'exec', create: false, flags: 0, file: null, ...(via ? { via } : {}) };
+      post({ type: 'denial', event, errno: EACCES, reason: `${why}; refused while an exec rule or a visible-only file could apply to what it runs` });
+      refuse(id, EACCES);
+    };
+    let found = findProgram(pid, full);
+    let asName = full;
+    let via: SupervisedEvent['via'];
+    for (let depth = 0; ; depth++) {
+      if ('why' in found) return unfollowed(asName, via, found.why);
+      // The kernel's lookup fails alike (answered here, so a name made meanwhile cannot run unjudged).
+      if ('errno' in found) return refuse(id, found.errno);
+      const fd = found.fd;
+      const errno = judge({ pid, syscall: name, kind: 'exec', path: found.path, access: 'exec', create: false, flags: 0, file: n.fileId(fd), ...(via ? { via } : {}) });
+      // The loader is where the kernel stops: it runs no PT_INTERP of the loader's.
+      const next = errno || via?.as === 'loader' ? null : depth >= MAX_INTERPRETERS ? 'more interpreters than the kernel follows' : nextProgram(fd);
+      n.close(fd);
+      if (errno) return refuse(id, errno);
+      if (next === null) break;
+      if (typeof next === 'string') return unfollowed(found.path, via, `what ${found.path} runs cannot be told: ${next}`);
+      const abs = absolute(pid, N.AT_FDCWD, next.name);
+      if (typeof abs === 'number') return refuse(id, -abs);
+      via = { file: found.path, as: next.as };
+      asName = abs;
+      found = findProgram(pid, abs);
     }
-    // The kernel's lookup fails alike (answered here, so a name made meanwhile cannot run unjudged).
-    if ('errno' in found) return refuse(id, found.errno);
-    // With its identity: a hard link or a rename of a program a rule names is the same program.
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: found.path, access: 'exec', create: false, flags: 0, file: n.fileId(found.fd) });
-    n.close(found.fd);
-    if (errno) return refuse(id, errno);
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };
