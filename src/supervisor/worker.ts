@@ -18,6 +18,8 @@
  *     which file is *given*: the decision is on the given one.
  *   execve, execveat: an exec cannot be emulated; a refusal is an errno, an allowed exec is
  *     CONTINUE (the kernel then reads the path again: see SECURITY-MODEL.md, supervised mode).
+ *     Judged on the program as the kernel finds it for the caller (findProgram) and on each file
+ *     the kernel runs for it with no exec of its own: `#!` interpreters, the ELF loader.
  *   unlink, rename, link, mkdir, truncate, chmod, utimensat, setxattr... (filter.ts PATH_OPS):
  *     performed by the supervisor on the resolved names (handlePathOp, handleAttrOp).
  *   ftruncate, fallocate, fcntl F_SETFL (FD_OPS): decided and performed on the caller's own
