@@ -917,7 +917,7 @@ function loop(decide: Decide): void {
         ids ??= nsIdsOf(pid);
         // The caller's process (its leader, where the kernel's /proc/TGID leads) or its own thread, in Ward's /proc.
         const task = !ids || Number(proc[1]) !== ids.tgid ? null : proc[2] === undefined ? tgidOf(pid) : Number(proc[2]) === ids.tid ? pid : null;
-        if (task === null || task < 0) return { why: `${dir}/${name} is a link of another process than the caller's` };
+        if (task === null || task < 0) return { why: `${dir}/${name} is a link of another process (or thread) than the caller's` };
         // Every process of the sandbox has its root (openRoot).
         if (name === 'root') {
           dir = '/';
