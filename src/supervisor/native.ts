@@ -71,6 +71,7 @@ const SYS_fstat = 5;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 const SYS_pidfd_send_signal = 424;
+const PIDFD_THREAD = 0o200; // O_EXCL
 const SYS_renameat2 = 316;
 const SYS_newfstatat = 262;
 const SYS_fchmodat = 268;
@@ -87,6 +88,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 
 type Koffi = typeof import('koffi');
@@ -104,6 +106,8 @@ export interface Native {
   ftruncate(fd: number): number;
   pollIn(fd: number, timeoutMs: number): number;
   send(fd: number, data: Buffer): number;
+  /** send(2) of data[off..] that never blocks (MSG_DONTWAIT), whatever the socket's own flags: bytes sent, or a negative errno (-EAGAIN: full). */
+  sendNoWait(fd: number, data: Buffer, off: number): number;
   /** Receives one message of one byte with one fd in SCM_RIGHTS: both, or a negative errno (-EPIPE at EOF). */
   recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
@@ -120,8 +124,12 @@ export interface Native {
   readlinkFd(fd: number): string | number;
   /** The filesystem type of an fd's file (statfs f_type, e.g. PROC_SUPER_MAGIC), or -errno. */
   fsType(fd: number): number;
-  /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
-  pidfdOpen(pid: number): number;
+  /**
+   * pidfd_open(pid): a handle on the caller that cannot be recycled under us. With `thread`
+   * (PIDFD_THREAD, Linux 6.9+), `pid` may be any thread's id and the handle names that thread:
+   * pidfd_getfd through it reads that thread's fd table, which need not be its leader's.
+   */
+  pidfdOpen(pid: number, thread?: boolean): number;
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
@@ -271,6 +279,10 @@ export function loadNative(): Native {
       const n = Number(send(fd, data, data.length, MSG_NOSIGNAL));
       return n < 0 ? fail() : n;
     },
+    sendNoWait: (fd, data, off) => {
+      const n = Number(send(fd, data.subarray(off), data.length - off, MSG_NOSIGNAL | MSG_DONTWAIT));
+      return n < 0 ? fail() : n;
+    },
     recvFd: (fd) => {
       // struct msghdr (56 bytes): name, namelen, iov, iovlen, control, controllen, flags.
       const byte = Buffer.alloc(1);
@@ -328,8 +340,8 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
-    pidfdOpen: (pid) => {
-      const r = Number(sys2(SYS_pidfd_open, pid, 0));
+    pidfdOpen: (pid, thread) => {
+      const r = Number(sys2(SYS_pidfd_open, pid, thread ? PIDFD_THREAD : 0));
       return r < 0 ? fail() : r;
     },
     pidfdGetfd: (pidfd, fd) => {

@@ -19,12 +19,15 @@
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees
  *     the name (launch.ts wires it to the same shared state).
- *   unlink(at), rmdir, rename(at, at2), link(at), symlink(at), mkdir(at), mknod(at), truncate
- *     (performed by the supervisor on the resolved names, worker.ts handlePathOp)
+ *   unlink(at), rmdir, rename(at, at2), link(at), symlink(at), mkdir(at), mknod(at), truncate,
+ *   and chmod, chown, utime(s), utimensat, setxattr, removexattr (by path, or on an fd: the
+ *     file it is) (performed by the supervisor on the resolved names, worker.ts handlePathOp,
+ *     handleAttrOp)
  *     refused (EACCES) when writing any name they touch is revoked: the name removed, replaced
  *     or made, the old and new names of a rename or link, and the names the file had at launch
- *     (a hard link to a revoked file is refused too); otherwise each name is the event
- *     "write P". Elsewhere they work, so git and npm keep working after a revocation.
+ *     (a hard link to a revoked file is refused too); otherwise each of those names is the
+ *     event "write P" (one call is refused by `revoke: write P` exactly when it is an event of
+ *     `after: write P`). Elsewhere they work, so git and npm keep working after a revocation.
  *     A rename that moves or replaces a directory (event.tree) touches everything below its
  *     names too: refused when writing any path at or below either name is revoked (src/rules
  *     isAllowedBelow: `mv proj proj2` when proj/src/** is revoked), and the events are
@@ -124,8 +127,11 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
         const below = inside === undefined ? '' : ` (a directory moved or replaced as a whole, holding ${matchBelow(inside, path)})`;
         return { errno: EACCES, reason: `${e.kind} of ${path}: ${why(r, 'write')}${below}${path === e.path || path === e.path2 ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
       }
-      for (const path of [e.path, ...(e.path2 ? [e.path2] : [])]) {
-        for (const ev of whole(path) ? eventsBelow(rules, 'write', path) : [{ access: 'write' as const, target: path }]) happened(e.pid, e.syscall, ev);
+      // Every name that was judged is an event, the launch names of the file too: `truncate
+      // alias` writes what P/f holds, and `revoke: write P` refuses it for that reason.
+      for (const path of names) {
+        const syscall = path === e.path || path === e.path2 ? e.syscall : `${e.syscall} of ${e.path}, the same file`;
+        for (const ev of whole(path) ? eventsBelow(rules, 'write', path) : [{ access: 'write' as const, target: path }]) happened(e.pid, syscall, ev);
       }
       return ALLOW;
     }
