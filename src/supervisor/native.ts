@@ -120,6 +120,10 @@ export interface Native {
   fileId(fd: number): string | null;
   /** st_mode and st_rdev (the kernel's encoding, as /proc/PID/stat's tty_nr) of an open file (fstat), or null. */
   fileKind(fd: number): { mode: number; rdev: number } | null;
+  /** The text of the symlink an O_PATH|O_NOFOLLOW fd is (readlinkat with an empty name), or -errno. */
+  readlinkFd(fd: number): string | number;
+  /** The filesystem type of an fd's file (statfs f_type, e.g. PROC_SUPER_MAGIC), or -errno. */
+  fsType(fd: number): number;
   /**
    * pidfd_open(pid): a handle on the caller that cannot be recycled under us. With `thread`
    * (PIDFD_THREAD, Linux 6.9+), `pid` may be any thread's id and the handle names that thread:
@@ -226,9 +230,12 @@ export function loadNative(): Native {
   const removexattr = libc.func('removexattr', 'int', ['str', 'str']);
   const lremovexattr = libc.func('lremovexattr', 'int', ['str', 'str']);
   const sysNewfstatat = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'int']);
+  const readlinkat = libc.func('readlinkat', 'long', ['int', 'str', 'void *', 'size_t']);
+  const fstatfs = libc.func('fstatfs', 'int', ['int', 'void *']);
 
   const linkBuf = Buffer.alloc(4096);
   const statBuf = Buffer.alloc(144); // x86_64 struct stat: st_dev u64 at 0, st_ino u64 at 8
+  const statfsBuf = Buffer.alloc(120); // x86_64 struct statfs: f_type i64 at 0
   const pollBuf = Buffer.alloc(8);
   cached = {
     ioctl: (fd, req, arg) => (ioctl(fd, req, arg) < 0 ? fail() : 0),
@@ -383,6 +390,11 @@ export function loadNative(): Native {
     fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
     // st_mode u32 at 24, st_rdev u64 at 40
     fileKind: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : { mode: statBuf.readUInt32LE(24), rdev: Number(statBuf.readBigUInt64LE(40)) }),
+    readlinkFd: (fd) => {
+      const n = Number(readlinkat(fd, '', linkBuf, linkBuf.length));
+      return n < 0 ? fail() : linkBuf.toString('utf8', 0, n);
+    },
+    fsType: (fd) => (fstatfs(fd, statfsBuf) < 0 ? fail() : Number(statfsBuf.readBigInt64LE(0))),
     errno,
   };
   return cached;

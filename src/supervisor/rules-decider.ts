@@ -11,7 +11,8 @@
  *     Refused (EACCES) when a fired rule revoked one of them; otherwise the access happened:
  *     events "read P" and/or "write P". O_PATH opens are neither.
  *   execve, execveat (the program resolved from the sandbox's root, and its identity; see
- *     SECURITY-MODEL.md for the exec gap)
+ *     SECURITY-MODEL.md for the exec gap), and each file the kernel runs for it with no exec of
+ *     its own: a script's `#!` interpreter, an ELF program's dynamic loader (event.via)
  *     refused (EACCES) when exec of it, or of a name it had at launch (a hard link, a rename),
  *     is revoked; otherwise event "exec P" for each of those names.
  *   connect (blind: the address is not read)
@@ -147,8 +148,10 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
         return { errno: EACCES, reason: `${why(r, a)}${path === e.path ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
       }
     }
+    // An interpreter or a loader runs by the exec of another file: the trigger names that one.
+    const by = e.via ? `${e.syscall} of ${e.via.file}, its ${e.via.as}` : e.syscall;
     for (const access of events) {
-      for (const path of paths) happened(e.pid, path === e.path ? e.syscall : `${e.syscall} of ${e.path}, the same file`, { access, target: path });
+      for (const path of paths) happened(e.pid, path === e.path ? by : `${e.syscall} of ${e.path}, the same file${e.via ? `, the ${e.via.as} of ${e.via.file}` : ''}`, { access, target: path });
     }
     return ALLOW;
   };

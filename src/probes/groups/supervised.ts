@@ -7,12 +7,13 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, PY_DRAIN, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { AuditRecord } from '../../audit/format.js';
 import { renderTimeline } from '../../audit/timeline.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
+import { systemBinary } from '../../hostbin.js';
 
 const group = 'supervised' as const;
 const ruleProbe = { group, promise: 'dynamic-rules', mechanism: 'supervisor', expect: 'refused' } as const;
@@ -110,6 +111,18 @@ const visibleCredentials = (text: (canary: string) => string = (c) => `key ${c}\
 
 /** The visible-only file as a shell script: run as an interpreter, it would print the canary. */
 const scriptCredentials = visibleCredentials((c) => `#!/bin/sh\necho key ${c}\n`);
+
+/** A system program, by its real path (what an exec rule is enforced on), or null when missing. */
+const realProgram = (name: string): string | null => {
+  const found = systemBinary(name);
+  return found === null ? null : realpathSync(found);
+};
+
+/** Python: `run(key, argv, **kw)` runs a program and prints key=errno of its exec (0: it ran). */
+const PY_RUN = `import subprocess
+def run(key, argv, **kw):
+    attempt(key, lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw))
+`;
 
 /** "After fetching untrusted content, no writes under src/": the shape of the issue's second rule. */
 const afterUntrustedNoSrcWrites: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
@@ -789,6 +802,83 @@ else:
       if (refused) return refused;
       if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
       return held(`bind(2) to a path in src/ got EACCES from Landlock (MAKE_SOCK taken from the trees the write revocation reaches)${v.get('away') === '-' ? '' : `; in ${v.get('away')} it worked`}`);
+    },
+  },
+  {
+    id: 'rule.exec-magic-link',
+    ...ruleProbe,
+    title: 'run a revoked program through magic links Ward cannot look up itself (/proc/self/root, /proc/self/cwd, /dev/fd/N), and run a watched one that way unseen',
+    asi: ['ASI05', 'ASI02'],
+    nist: ['AC-3(8)', 'CM-7'],
+    requires: () => (realProgram('id') === null ? 'no id program in the system directories' : null),
+    setup: (ctx) => {
+      for (const d of ['secrets', 'src']) mkdirSync(path.join(ctx.ws, d), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
+      writeFileSync(path.join(ctx.ws, 'src', 'main.c'), 'int main(void) { return 0; }\n');
+    },
+    policy: () => ({
+      rules: [
+        { after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${realProgram('id')!}` },
+        { after: `exec ${realProgram('id')!}`, revoke: 'write ${WORKSPACE}/src/**' },
+      ],
+    }),
+    program: () => {
+      const id = realProgram('id')!;
+      return py(`${PY_RUN}ID = ${JSON.stringify(id)}
+DIR, BASE = os.path.split(ID)
+run('before', ['/proc/self/root' + ID, '-u'])
+attempt('write', lambda: open('src/main.c', 'a').write('// after id'))
+open('secrets/token').read()
+run('root', ['/proc/self/root' + ID, '-u'])
+run('cwd', ['/proc/self/cwd/' + BASE, '-u'], cwd=DIR)
+d = os.open(DIR, os.O_RDONLY)
+run('devfd', ['/dev/fd/%d/%s' % (d, BASE), '-u'], pass_fds=(d,))`);
+    },
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('before')) return noResult(run, 'before');
+      if (v.get('before') !== '0') return error(`running id through /proc/self/root failed before any rule fired (errno ${v.get('before')})`);
+      if (v.get('write') === '0') return broken('running id through /proc/self/root was no exec event of it: the rule waiting for it never fired, and src/ stayed writable');
+      const refused = refusedWith(run, ['write', 'root', 'cwd', 'devfd'], E.EACCES, 'the revoked program ran through a magic link');
+      if (refused) return refused;
+      if (!recorded(run, /exec revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
+      return held('an exec through /proc/self/root fired the rule waiting for it; after the read, the revoked program got EACCES through /proc/self/root, /proc/self/cwd and /dev/fd/N, each recorded');
+    },
+  },
+  {
+    id: 'rule.exec-shebang',
+    ...ruleProbe,
+    title: "run a revoked interpreter with no exec of it: an executable script whose #! line names it (directly, through another script, and through /proc/self/root)",
+    asi: ['ASI05', 'ASI02'],
+    nist: ['AC-3(8)', 'CM-7'],
+    requires: () => (realProgram('sh') === null || realProgram('python3') === null ? 'no sh or python3 in the system directories' : null),
+    setup: (ctx) => {
+      mkdirSync(path.join(ctx.ws, 'secrets'), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
+      const sh = systemBinary('sh')!;
+      writeFileSync(path.join(ctx.ws, 'tool'), `#!${sh}\necho tool ran\n`, { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'nested'), '#!./tool\n', { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'magic'), `#!/proc/self/root${sh}\necho tool ran\n`, { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'other.py'), `#!${systemBinary('python3')!}\nprint('python ran')\n`, { mode: 0o755 });
+    },
+    policy: () => ({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${realProgram('sh')!}` }] }),
+    program: () =>
+      py(`${PY_RUN}run('before', ['./tool'])
+open('secrets/token').read()
+run('script', ['./tool'])
+run('nested', ['./nested'])
+run('magic', ['./magic'])
+run('other', ['./other.py'])`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['before', 'other']) {
+        if (!v.has(k)) return noResult(run, k);
+        if (v.get(k) !== '0') return error(`the script ${k === 'before' ? 'failed before the rule fired' : 'with another interpreter failed after it'} (errno ${v.get(k)}): the refusal is not the rule's alone`);
+      }
+      const refused = refusedWith(run, ['script', 'nested', 'magic'], E.EACCES, 'the revoked interpreter ran, named by a #! line');
+      if (refused) return refused;
+      if (!recorded(run, /exec revoked by rules\[0\].*the interpreter of/)) return error('refused, but no supervisor refusal naming the script was recorded');
+      return held('after the read, scripts whose #! line names the revoked shell (directly, through another script, through /proc/self/root) got EACCES, each recorded as the interpreter of its script; a python script still ran');
     },
   },
   {
