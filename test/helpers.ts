@@ -185,3 +185,24 @@ export function policyError(fn: () => unknown): PolicyError {
 export function fixtureRunOptions(fx: { ws: string; env: NodeJS.ProcessEnv }, records: RunRecord[], extra: Partial<RunOptions> = {}): RunOptions {
   return { workspace: fx.ws, env: fx.env, stdin: 'ignore', allowDegraded: !hasCgroup, audit: false, onRecord: (r) => records.push(r), ...extra };
 }
+
+/**
+ * C, for a program a test compiles: `leader_gone()` returns once the calling process's leader
+ * thread has exited (a zombie); only then does /proc/PID show nothing of what its other threads
+ * hold. No event says so, so it polls the leader's stat. Needs <fcntl.h>, <stdio.h>, <string.h>
+ * and <unistd.h>.
+ */
+export const C_LEADER_GONE = `static void leader_gone(void) {
+  char p[64], b[512];
+  snprintf(p, sizeof p, "/proc/%d/task/%d/stat", getpid(), getpid());
+  for (;;) {
+    int fd = open(p, O_RDONLY), n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return;
+    b[n] = 0;
+    char *e = strrchr(b, ')');
+    if (e && (e[2] == 'Z' || e[2] == 'X')) return;
+    usleep(1000);
+  }
+}
+`;

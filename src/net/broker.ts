@@ -87,7 +87,7 @@ import {
   withConnectionClose,
   type RequestHead,
 } from './http.js';
-import { looksLikeTls, MAX_HELLO, parseClientHello } from './sni.js';
+import { MAX_HELLO, parseClientHello, tlsOpening } from './sni.js';
 
 export interface EgressRule {
   /** Lowercase; a leading '*.' matches any name with at least one more label. May be an IPv4 literal. */
@@ -368,19 +368,24 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const server = net.createServer({ allowHalfOpen: true }, (sock) => accept(ctx, sock));
   server.on('error', () => {}); // accept errors (EMFILE) must not take the broker down
   // Bound through the open directory: a unix socket's path holds 107 bytes, and Ward's state
-  // directory may lie deeper (the relay connects from the directory, by the name alone).
+  // directory may lie deeper (the relay connects from the directory, by the name alone). By this
+  // process's pid, not /proc/self, and the directory kept open while the broker listens: the name
+  // the kernel keeps then leads to the socket for any other Ward planning a run meanwhile, which
+  // would otherwise have to search its granted trees for it (plan/sockets.ts).
   const dir = openSync(path.dirname(opts.socketPath), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(`/proc/self/fd/${dir}/${path.basename(opts.socketPath)}`, () => {
+      server.listen(`/proc/${process.pid}/fd/${dir}/${path.basename(opts.socketPath)}`, () => {
         server.off('error', reject);
         resolve();
       });
     });
-  } finally {
+  } catch (e) {
     closeSync(dir);
+    throw e;
   }
+  server.once('close', () => closeSync(dir));
   // The parent directory is the real fence (the launcher makes it 0700); 0600
   // keeps other users out even if it is not.
   chmodSync(opts.socketPath, 0o600);
@@ -880,7 +885,8 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   const scan = requestScanner(MAX_HEAD);
   return (buf, ended) => {
     if (buf.length === 0) return ended ? 'other' : undefined;
-    if (looksLikeTls(buf)) return 'other';
+    const tls = tlsOpening(buf);
+    if (tls === 'hello' || tls === 'refuse') return 'other';
     const r = scan(buf);
     if (r === 'not-http') return 'other';
     if (r === 'incomplete') return ended ? 'http' : undefined;
@@ -888,7 +894,7 @@ function openingOf(): (buf: Buffer, ended: boolean) => Opening | undefined {
   };
 }
 
-type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'secret-to-other-host' | 'first-message-timeout';
+type Inspection = 'pass' | 'http' | 'sni-mismatch' | 'host-mismatch' | 'malformed' | 'malformed-tls' | 'secret-to-other-host' | 'first-message-timeout';
 
 /**
  * Waits for the client's first message to `name` and judges it (firstMessageCheck). A message
@@ -906,6 +912,7 @@ function firstMessage(c: Conn, rest: Buffer, name: string): Promise<Read<Inspect
  * received so far, after each chunk), or undefined to wait for more. A TLS
  * ClientHello must carry no SNI or this name; an HTTP/1.x request must name
  * this host (Host header, and the target if absolute-form or CONNECT).
+ * Other TLS openings a lenient server would still read as a handshake (tlsOpening) are refused.
  * Anything else (SSH, a database protocol) passes: it cannot choose a virtual
  * host the way TLS and HTTP can. Buffering is bounded by the ClientHello and
  * request-head limits.
@@ -918,7 +925,10 @@ function firstMessageCheck(name: string, ctx?: Ctx): (buf: Buffer, ended: boolea
     // In plaintext we can see it: a placeholder going to a host that is not its own.
     if (ctx && carriesPlaceholder(ctx, buf, searched)) return 'secret-to-other-host';
     searched = buf.length;
-    if (looksLikeTls(buf)) {
+    const tls = tlsOpening(buf);
+    if (tls === 'refuse') return 'malformed-tls';
+    if (tls === undefined && !ended) return undefined;
+    if (tls === 'hello') {
       const hello = parseClientHello(buf);
       if (hello === 'incomplete') return ended || buf.length > MAX_HELLO + 4096 ? 'malformed' : undefined;
       if (hello === null) return 'malformed';
@@ -1019,16 +1029,26 @@ const REDACT_HOLD_MS = 20;
  * ('*' for each byte) before they reach the sandbox: a server that echoes request headers
  * (httpbin-style, an error page quoting the request) would otherwise hand the value to the
  * agent the broker keeps it from. Masked, not replaced by the placeholder: the length must stay
- * the same, or Content-Length and chunk sizes would no longer frame the response. A value split
- * across two reads is still found: the bytes at the end of a read that could begin one are held
- * until the next read, or for REDACT_HOLD_MS at most (a kept-alive response must not wait for
- * a next one). Only the exact bytes: a value compressed, encoded (base64, JSON or URL escapes)
- * or cut by chunk framing is not recognised (SECURITY-MODEL.md, "Egress").
+ * the same, or Content-Length and chunk sizes would no longer frame the response.
+ *
+ * A value split across reads is still found. The bytes at the end of a read that could begin a
+ * value are held until the next read, but for REDACT_HOLD_MS at most (a kept-alive response must
+ * not wait for a next one); then they go out masked, never as they are (the rest of the value,
+ * coming later, would no longer match on its own), and are kept to be matched with what comes
+ * next, which is masked where it continues a value. If it does not, those few bytes were masked
+ * for nothing: a response a little wrong is better than a leaked prefix. Only the exact bytes: a
+ * value compressed, encoded (base64, JSON or URL escapes) or cut by chunk framing is not
+ * recognised (SECURITY-MODEL.md, "Egress").
  */
 function redactor(values: string[]): Transform {
   const needles = values.filter((v) => v.length > 0).map((v) => Buffer.from(v, 'latin1'));
   const longest = Math.max(0, ...needles.map((n) => n.length));
-  let held = Buffer.alloc(0);
+  // The stream's last bytes that could begin a value: as the server sent them (`tail`, to match
+  // what comes next against) and as they go out (`tailOut`: masked where a value ended in them,
+  // or once the hold is over). The first `sent` of them have gone out already.
+  let tail = Buffer.alloc(0);
+  let tailOut = Buffer.alloc(0);
+  let sent = 0;
   let timer: NodeJS.Timeout | undefined;
   /** The length of the longest end of `buf` that is the start of a value (not all of it). */
   const partial = (buf: Buffer): number => {
@@ -1038,29 +1058,40 @@ function redactor(values: string[]): Transform {
     }
     return 0;
   };
+  /** The held bytes, masked: what goes out when the hold is over or the stream ends. */
+  const release = (): Buffer => {
+    tailOut.fill(0x2a, sent);
+    const out = Buffer.from(tailOut.subarray(sent));
+    sent = tailOut.length;
+    return out;
+  };
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      const buf = Buffer.concat([held, chunk]); // a copy: masked in place
+      const buf = Buffer.concat([tail, chunk]);
+      const out = Buffer.concat([tailOut, chunk]);
       for (const v of needles) {
-        for (let i = buf.indexOf(v); i >= 0; i = buf.indexOf(v, i + v.length)) buf.fill(0x2a, i, i + v.length);
+        for (let i = buf.indexOf(v); i >= 0; i = buf.indexOf(v, i + v.length)) out.fill(0x2a, i, i + v.length);
       }
-      const keep = partial(buf);
-      held = Buffer.from(buf.subarray(buf.length - keep));
-      if (keep > 0) {
+      const from = buf.length - partial(buf);
+      const ready = from > sent ? out.subarray(sent, from) : Buffer.alloc(0);
+      // Of the new tail, what went out already: the part of the old one it still covers.
+      sent = Math.max(0, sent - from);
+      tail = Buffer.from(buf.subarray(from));
+      tailOut = Buffer.from(out.subarray(from));
+      if (tail.length > sent) {
         timer = setTimeout(() => {
           timer = undefined;
-          const out = held;
-          held = Buffer.alloc(0);
-          this.push(out);
+          this.push(release());
         }, REDACT_HOLD_MS);
       }
-      cb(null, buf.subarray(0, buf.length - keep));
+      cb(null, ready);
     },
     flush(cb) {
       if (timer) clearTimeout(timer);
-      cb(null, held);
+      // The stream ends inside what could have been a value: its start goes out masked too.
+      cb(null, release());
     },
   });
 }

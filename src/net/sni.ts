@@ -18,6 +18,11 @@
 export const MAX_HELLO = 16 * 1024;
 
 const CONTENT_HANDSHAKE = 22;
+// Record content types a TLS server's record layer reads: change_cipher_spec (20), alert,
+// handshake, application_data, heartbeat (24).
+const CONTENT_FIRST = 20;
+const CONTENT_LAST = 24;
+const SSL2_CLIENT_HELLO = 1;
 const HANDSHAKE_CLIENT_HELLO = 1;
 const EXT_SERVER_NAME = 0;
 const MAX_RECORD = 16384 + 2048;
@@ -27,9 +32,28 @@ export interface ClientHello {
   sni: string | null;
 }
 
-/** True when the bytes start like a TLS handshake record (content type 22, major version 3). */
-export function looksLikeTls(buf: Buffer): boolean {
-  return buf.length >= 1 && buf[0] === CONTENT_HANDSHAKE && (buf.length < 2 || buf[1] === 3);
+/**
+ * What a connection's first bytes are to a TLS server, decided before anything else reads them:
+ * - 'hello': a handshake record (content type 22, major version 3): parse the ClientHello;
+ * - 'refuse': bytes a lenient TLS server still reads as a handshake whose ClientHello cannot be
+ *   checked here. Go's crypto/tls skips a warning alert sent before the hello and takes any record
+ *   version below 0x1000 on the first record, so an alert record (or any other content type, 20-24)
+ *   first, or a handshake record whose major version is not 3, would carry an unchecked SNI past
+ *   the check if it were read as "not TLS". An SSLv2-format hello (length with the high bit set,
+ *   message type 1) carries no SNI and is refused too: no current client needs it;
+ * - 'other': not TLS (SSH, a database protocol, HTTP);
+ * - undefined: too few bytes to tell (only while an SSLv2 header could still be forming).
+ */
+export function tlsOpening(buf: Buffer): 'hello' | 'refuse' | 'other' | undefined {
+  if (buf.length === 0) return undefined;
+  const type = buf[0]!;
+  if (type === CONTENT_HANDSHAKE) return buf.length < 2 || buf[1] === 3 ? 'hello' : 'refuse';
+  if (type >= CONTENT_FIRST && type <= CONTENT_LAST) return 'refuse';
+  if (type & 0x80) {
+    if (buf.length < 3) return undefined;
+    return buf[2] === SSL2_CLIENT_HELLO ? 'refuse' : 'other';
+  }
+  return 'other';
 }
 
 /**

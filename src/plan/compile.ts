@@ -226,12 +226,13 @@ export function compilePlan(policy: LoadedPolicy, ctx: CompileContext): Plan {
   const mounts = { ...planned, landlock: sockets.landlock, notes: [...planned.notes, ...sockets.notes] };
 
   const fileSize = eff.resources.file_size !== null;
-  const key = canonicalJson({ syscalls: eff.syscalls, fileSize });
+  const supervised = rules !== null;
+  const key = canonicalJson({ syscalls: eff.syscalls, fileSize, supervised });
   let seccomp = seccompCache.get(key);
   if (!seccomp) {
     let compiled;
     try {
-      compiled = compileSeccomp({ extraDeny: eff.syscalls.deny, allowIa32: eff.syscalls.allow_ia32, fileSize });
+      compiled = compileSeccomp({ extraDeny: eff.syscalls.deny, allowIa32: eff.syscalls.allow_ia32, fileSize, supervised });
     } catch (e) {
       throw new PolicyError(policy.sources.at(-1) ?? '(policy)', 'syscalls.deny', (e as Error).message, 'use x86_64 syscall names as in `man 2 syscalls` (e.g. "ptrace", "mknodat")');
     }

@@ -26,7 +26,7 @@ import { isWithin } from '../policy/expand.js';
 import type { EffectivePolicy, FsEntry, Origin } from '../policy/load.js';
 import type { FsKey } from '../policy/schema.js';
 import { aliasesOf, readMountTable, type MountTable } from './aliases.js';
-import { boundSocketPaths, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
+import { boundSockets, planSockets, SOCKET_WALK, type SocketPlan } from './sockets.js';
 
 /** Rights a bind or a Landlock rule carries: r read, w write, x execute, d device ioctl. */
 export type Rights = string;
@@ -211,19 +211,39 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   }
 
   // Unix sockets a bind would expose are masked like denied files (sockets.ts says why).
+  const bound = boundSockets();
+  // A socket not at its bound name is searched for where a user's servers keep theirs: the
+  // workspace, and the policy's own grants in the caller's home (the home's part of one that
+  // holds it) or owned by the caller outside the system's trees (SYSTEM_TREES); not in those, nor
+  // in what only a built-in profile grants: a search of /usr (over 100,000 entries) would refuse
+  // every launch while one such socket listens anywhere on the host.
+  const homeReal = realOr(ctx.home);
+  const uid = process.getuid?.() ?? -1;
+  const searched = entries
+    .filter(({ key, entry, real }) => grants.has(real) && (entry.path === eff.workspace || !ctx.origins.get(`${key}\0${entry.path}`)?.file.startsWith('profile:')))
+    .flatMap(({ entry, real }) => {
+      if (entry.path === eff.workspace || (homeReal !== '/' && isWithin(real, homeReal))) return [real];
+      if (lstatOrNull(real)?.uid === uid && !SYSTEM_TREES.some((t) => isWithin(real, t) || isWithin(t, real))) return [real];
+      return homeReal !== '/' && isWithin(homeReal, real) ? [homeReal] : [];
+    });
   const socks = planSockets({
+    searched: [...new Set([...searched, ...shown.map((v) => v.path)])],
     roots: [...binds.map((b) => b.dest), ...shown.map((v) => v.path)],
     hidden: denied.map((d) => d.path),
     granted: new Set(grants.keys()),
     areas: ctx.socketAreas,
-    bound: boundSocketPaths(),
+    bound: bound.sockets,
   });
   if (socks.incomplete) refuseUnwalkable(socks.incomplete, grants, ctx);
+  if (socks.lost) refuseLostSockets(socks.lost, grants, ctx);
+  if (bound.why !== undefined && socks.stale?.length) {
+    notes.push(`the kernel could not say where unix sockets' nodes are (sock_diag: ${bound.why}), so Ward looked for them by the names they were bound by; the directories of ${socks.stale.map((n) => JSON.stringify(n)).join(', ')} are gone, and a socket moved out of one into a granted tree is not masked`);
+  }
   for (const s of socks.masks) denied.push({ path: s, isDir: false, nlink: 1 });
   for (const s of socks.granted) notes.push(`${grants.get(s)?.literal ?? s} is a unix socket granted by name: the command can connect to it, and whatever serves it acts outside the sandbox with its own rights`);
 
   // Masks, only where a bind would expose the denied place.
-  const bound = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
+  const bindDests = new Set(ops.filter((o) => o.kind === 'bind').map((o) => o.dest));
   for (const d of denied) {
     const b = nearest(binds, d.path);
     if (!b) continue;
@@ -246,8 +266,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     // point too and renaming or removing it fails with EBUSY.
     if (!b.writable) continue;
     for (let a = path.dirname(d.path); a !== b.dest && isWithin(a, b.dest); a = path.dirname(a)) {
-      if (bound.has(a) || denied.some((x) => isWithin(a, x.path))) continue;
-      bound.add(a);
+      if (bindDests.has(a) || denied.some((x) => isWithin(a, x.path))) continue;
+      bindDests.add(a);
       ops.push({ kind: 'bind', src: a, dest: a, writable: true });
     }
   }
@@ -279,8 +299,8 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
   return { ops, landlock, cwd, notes };
 }
 
-/** How far linkedOutOfDenied looks inside each denied directory. */
-const DENIED_LINKS = { entries: 1000, depth: 3 };
+/** How far linkedOutOfDenied looks inside each denied directory (the entries bound the cost; depth only stops a loop of bind mounts). */
+const DENIED_LINKS = { entries: 1000, depth: 8 };
 
 /**
  * Adds to `denied` the real targets of the symlinks inside each denied directory that lead out of
@@ -288,13 +308,16 @@ const DENIED_LINKS = { entries: 1000, depth: 3 };
  * link to ~/dotfiles/ssh/.ssh/id_rsa: the mask hides the link, but the key itself would stay
  * readable at its real path under a grant of ~. A target that is or holds a grant (or the denied
  * directory) is not a secret file of the directory but a link to some place the policy names: it
- * is left, with a note. Bounded (DENIED_LINKS): a denied directory is not walked to the end.
+ * is left, with a note. A file there with more than one hard link is noted: its other names are
+ * the same file, which no mask on this one covers, and finding them would take a walk of every
+ * grant. Bounded (DENIED_LINKS): a denied directory is not walked to the end, and a note says where it stopped.
  */
 function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number }[], granted: string[], notes: string[]): void {
   const dirs = denied.filter((d) => d.isDir);
   for (const d of dirs) {
     const queue: [string, number][] = [[d.path, 0]];
     let seen = 0;
+    let deeper: string | undefined;
     for (let i = 0; i < queue.length && seen < DENIED_LINKS.entries; i++) {
       const [dir, level] = queue[i]!;
       let names;
@@ -306,7 +329,14 @@ function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number
       for (const e of names.slice(0, DENIED_LINKS.entries - seen)) {
         seen++;
         const p = path.join(dir, e.name);
-        if (e.isDirectory() && level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+        if (e.isDirectory()) {
+          if (level + 1 < DENIED_LINKS.depth) queue.push([p, level + 1]);
+          else deeper ??= p;
+        }
+        if (e.isFile()) {
+          const links = lstatOrNull(p)?.nlink ?? 1;
+          if (links > 1) notes.push(`denied ${p} has ${links} hard links: other names of the same file inside a grant stay readable`);
+        }
         if (!e.isSymbolicLink()) continue;
         let real: string;
         try {
@@ -325,7 +355,8 @@ function linkedOutOfDenied(denied: { path: string; isDir: boolean; nlink: number
         notes.push(`denied ${real} too: the symlink ${p} inside denied ${d.path} leads there`);
       }
     }
-    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it`);
+    if (seen >= DENIED_LINKS.entries) notes.push(`denied ${d.path}: only its first ${DENIED_LINKS.entries} entries were checked for symlinks leading out of it and for hard links`);
+    if (deeper !== undefined) notes.push(`denied ${d.path}: directories more than ${DENIED_LINKS.depth} levels down (${deeper}) were not checked for symlinks leading out of it or for hard links`);
   }
 }
 
@@ -464,6 +495,25 @@ function refuseUnwalkable(at: NonNullable<SocketPlan['incomplete']>, grants: Map
 }
 
 /**
+ * Sockets not at the names they were bound by (renamed, linked elsewhere, bound by a relative
+ * path) that the search of the bound trees could not finish finding: one may lie in a granted
+ * tree, where the command could connect to it, so the plan is refused.
+ */
+function refuseLostSockets(lost: NonNullable<SocketPlan['lost']>, grants: Map<string, Grant>, ctx: MountContext): never {
+  const literal = grants.get(lost.root)?.literal ?? lost.root;
+  const key = (['read', 'write', 'execute', 'append', 'visible'] as const).find((k) => ctx.origins.has(`${k}\0${literal}`));
+  const o = key ? ctx.origins.get(`${key}\0${literal}`) : undefined;
+  const names = lost.sockets.map((b) => `${JSON.stringify(b.name)}${b.inode !== undefined ? ` (socket inode ${b.inode})` : ''}`);
+  const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+  throw new PolicyError(
+    o?.file ?? '(policy)',
+    o?.keyPath ?? `filesystem.${key ?? 'read'}`,
+    `the unix socket${names.length > 1 ? 's' : ''} bound as ${shown} ${names.length > 1 ? 'are' : 'is'} no longer at that name (renamed or linked elsewhere, or bound by a relative path), and Ward stopped looking for where ${names.length > 1 ? 'they are' : 'it is'} in ${literal}, which holds ${lost.stopped}: a socket in a granted tree reaches its server outside the sandbox (connect(2) ignores a read-only bind), and Ward masks each one only where it finds it`,
+    `grant only the subdirectories or files the command needs instead of ${literal}; or stop or restart the server holding the socket (\`ss -xlp\` shows it by its inode) so that it listens at a full path`,
+  );
+}
+
+/**
  * Refuses a writable grant that is or contains the caller's home or one of Ward's own
  * directories (ctx.guarded). Masks cannot make that safe: what the sandbox writes there runs
  * outside it later (~/.bashrc, ~/.profile, systemd user units, Ward's launcher), and a mask is
@@ -493,6 +543,9 @@ function refuseWritableOverGuarded(g: Grant, workspace: string, ctx: MountContex
     );
   }
 }
+
+/** The system's own trees (installed software, its configuration and state), not searched for moved sockets. */
+const SYSTEM_TREES = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/nix', '/snap', '/var/lib', '/var/cache'];
 
 /** Host filesystems that are never bound in: the sandbox gets fresh ones. */
 const SPECIAL = ['/proc', '/dev', '/sys'];

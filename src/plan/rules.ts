@@ -10,9 +10,10 @@
  *   after write P, revoke append P      openat2, creat; open and openat  supervisor (emulated open)
  *                                       when their flags could write
  *                                       (NotifyConditions.writeOpens);
- *                                       after write P also rename(at,    supervisor (performed by Ward;
- *                                       at2): a tree or file renamed     a directory moved is a write
- *                                       into or out of P writes it       of its whole tree)
+ *                                       after write P also PATH_OPS,     supervisor (performed by Ward
+ *                                       the same calls revoke write P    on the resolved names; a
+ *                                       refuses (below): each one that   directory renamed is a write
+ *                                       would be refused is the event    of its whole tree)
  *   after exec P                        execve, execveat                 supervisor
  *   after connect D                     none                             egress broker (it knows D)
  *   revoke write P                      write opens (as above) +         supervisor (each performed by
@@ -171,9 +172,11 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
     for (const m of rule.after) {
       if (m.access === 'read') OPENS.forEach((s) => need.add(s));
       else if (m.access === 'write') {
-        // A tree renamed into or out of the pattern is a write of it, as is a file renamed there.
+        // Every call `revoke: write` refuses is a write event too (the rename family among them:
+        // a tree renamed into or out of the pattern writes it). With opens and renames only, `ln
+        // f P/x`, `mkdir P/d` or truncate(2) wrote P while the rule kept waiting.
         writeOpens = true;
-        RENAMES.forEach((s) => need.add(s));
+        PATH_WRITES.forEach((s) => need.add(s));
       } else if (m.access === 'exec') EXECS.forEach((s) => need.add(s));
     }
     for (const m of rule.revoke) {
@@ -211,29 +214,33 @@ export function planRules(rules: readonly Rule[], files: SupervisedFiles = {}): 
  * mknod: Ward cannot bind for the program with the kernel's semantics (the address the socket
  * then reports is the string given to bind, resolved from the binder's root and cwd, and Ward's
  * thread cannot take the sandbox's root), and a CONTINUE decided on an address in memory could
- * be raced. So the kernel refuses it from the start instead: every Landlock rule a revocable
- * write pattern reaches (the rule's tree holds paths the pattern matches, or the pattern's tree
- * holds the rule) loses LANDLOCK_ACCESS_FS_MAKE_SOCK (the launcher's right letter 'n'). Rights
- * add up along a path, so every such rule must lose it, ancestors included. Elsewhere (a
- * private /tmp, $HOME) binds are the kernel's own. The cost, stated in the plan's notes: before
- * the rule fires too, no unix socket can be bound to a path in those trees.
+ * be raced. Nor can it be an `after: write P` event, for the same reason: a socket node made in
+ * P would be a write of P no rule saw. So the kernel refuses it from the start instead: every
+ * Landlock rule a write pattern (revoked or waited for) reaches (the rule's tree holds paths the
+ * pattern matches, or the pattern's tree holds the rule) loses LANDLOCK_ACCESS_FS_MAKE_SOCK (the
+ * launcher's right letter 'n'). Rights add up along a path, so every such rule must lose it,
+ * ancestors included. Elsewhere (a private /tmp, $HOME) binds are the kernel's own. The cost,
+ * stated in the plan's notes: for the whole run, no unix socket can be bound to a path in those
+ * trees.
  */
 export function withoutSocketNodes(landlock: readonly LandlockRule[], plan: RulesPlan | null): { landlock: LandlockRule[]; notes: string[] } {
-  const roots: string[] = [];
+  const roots: { path: string; why: string }[] = [];
   for (const r of plan?.rules ?? []) {
-    for (const m of r.revoke) {
-      if (m.access !== 'write') continue;
-      const shape = pathShape(m.target);
-      roots.push(shape.kind === 'subtree' ? shape.path : shape.dir);
+    for (const [role, why] of [['revoke', 'revokes writes to'], ['after', 'waits for a write to']] as const) {
+      for (const m of r[role]) {
+        if (m.access !== 'write') continue;
+        const shape = pathShape(m.target);
+        roots.push({ path: shape.kind === 'subtree' ? shape.path : shape.dir, why });
+      }
     }
   }
   if (roots.length === 0) return { landlock: [...landlock], notes: [] };
   const notes: string[] = [];
   const out = landlock.map((rule) => {
     if (!rule.rights.includes('w') || rule.rights.includes('n')) return rule;
-    const by = roots.find((p) => isWithin(p, rule.path) || isWithin(rule.path, p));
+    const by = roots.find((p) => isWithin(p.path, rule.path) || isWithin(rule.path, p.path));
     if (by === undefined) return rule;
-    notes.push(`no unix socket can be bound to a path under ${rule.path}: a rule revokes writes to ${by} there, and bind(2) cannot be decided at run time (Landlock refuses it from the start)`);
+    notes.push(`no unix socket can be bound to a path under ${rule.path}: a rule ${by.why} ${by.path} there, and bind(2) cannot be decided at run time (Landlock refuses it from the start)`);
     return { ...rule, rights: `${rule.rights}n` };
   });
   return { landlock: out, notes };

@@ -10,18 +10,23 @@
  *
  * Two sources, because neither alone is complete and a full walk of every tree would cost more
  * than the rest of a launch:
- *   - /proc/net/unix: every socket bound to a path in Ward's network namespace, wherever it is,
- *     at the price of reading one small file;
+ *   - the kernel's list of sockets bound to a path in Ward's network namespace, wherever they are
+ *     (sock_diag, unix-diag.ts: each with its node's identity; /proc/net/unix, names only, where
+ *     that is missing). A name is where the socket was bound, not always where its node is now
+ *     (renamed, linked, or relative to the binder's directory of the moment): the node is then
+ *     looked for by identity in the name's directory, then in the trees the user grants;
  *   - a walk of the granted trees' parts in the places sockets live (SOCKET_AREAS,
  *     $XDG_RUNTIME_DIR), which must see everything there, or the plan is refused: a server there
  *     may be in another network namespace (a container's) and so absent from /proc/net/unix.
  * Other trees are not walked: a few milliseconds each, for every launch, against sockets whose
  * server is in another network namespace and outside those places (SECURITY-MODEL.md, gaps).
  */
-import { opendirSync, readFileSync, type Stats } from 'node:fs';
+import { lstatSync, opendirSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
+import { readMountTable } from './aliases.js';
+import { unixDiag, userDev } from './unix-diag.js';
 
 /** Where unix sockets live on a Linux host: a grant there must be walked to the end. */
 export const SOCKET_AREAS: readonly string[] = ['/run', '/var/run', '/tmp', '/var/tmp', '/dev/shm'];
@@ -44,7 +49,36 @@ export function socketAreas(env: NodeJS.ProcessEnv): string[] {
   return [...new Set(raw.map(realOr))];
 }
 
-/** The absolute paths in /proc/net/unix (`text`, when given, instead of the file). */
+/** A socket bound to a path in Ward's network namespace. */
+export interface BoundSocket {
+  /** The name it was bound by: relative, or stale once the server renamed or linked its node. */
+  name: string;
+  /** Its node's "dev:ino" (unix-diag.ts), when the kernel could say. */
+  node?: string;
+  /** The socket's own inode, as `ss -x` shows it. */
+  inode?: number;
+}
+
+/**
+ * The sockets bound to a path in Ward's network namespace: from sock_diag, with their nodes,
+ * else (`why` says why) from /proc/net/unix, by name alone.
+ */
+export function boundSockets(): { sockets: BoundSocket[]; why?: string } {
+  const d = unixDiag();
+  if (typeof d !== 'string') return { sockets: d };
+  return { sockets: boundSocketPaths().map((name) => ({ name })), why: d };
+}
+
+/** One record of /proc/net/unix: "Num: RefCount Protocol Flags Type St Inode[ Path]" (fixed fields). */
+const PROC_NET_UNIX_RECORD = /^[0-9a-fA-F]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+(?: (.*))?$/;
+
+/**
+ * The path names in /proc/net/unix (`text`, when given, instead of the file), absolute and
+ * relative; abstract ones (@...) left out. The kernel prints a name's bytes as they are, so a
+ * newline in one starts a line that is no record: it continues the name above. (A name holding a
+ * whole line shaped like a record would still be cut there: sock_diag, which gives names as
+ * bytes, is what boundSockets uses when it can.)
+ */
 export function boundSocketPaths(text?: string): string[] {
   let t = text;
   if (t === undefined) {
@@ -54,13 +88,24 @@ export function boundSocketPaths(text?: string): string[] {
       return []; // no /proc: the walks alone decide
     }
   }
+  const lines = t.split('\n').slice(1);
   const out = new Set<string>();
-  for (const line of t.split('\n').slice(1)) {
-    // "Num RefCount Protocol Flags Type St Inode Path": the path is the 8th field, and may hold spaces.
-    const m = /^\s*\S+:\s+(?:\S+\s+){6}(\/.*)$/.exec(line);
-    if (m) out.add(m[1]!);
+  for (let i = 0; i < lines.length; i++) {
+    const m = PROC_NET_UNIX_RECORD.exec(lines[i]!);
+    if (!m || m[1] === undefined || m[1] === '' || m[1].startsWith('@')) continue;
+    let name = m[1];
+    // The file ends with a newline: its last, empty line continues nothing.
+    for (let j = i + 1; j < lines.length && !PROC_NET_UNIX_RECORD.test(lines[j]!) && !(j === lines.length - 1 && lines[j] === ''); j++) name += `\n${lines[j]}`;
+    out.add(name);
   }
   return [...out];
+}
+
+export interface WalkOptions {
+  /** Entries seen so far, shared by walks that count against one limit. */
+  budget?: { seen: number };
+  /** Called with each socket found: true ends the walk there (complete: what was wanted is found). */
+  enough?: (socket: string) => boolean;
 }
 
 export interface WalkResult {
@@ -75,10 +120,10 @@ export interface WalkResult {
  * Unreadable directories are passed over: the sandbox, with no more rights than Ward, cannot
  * enter them either.
  */
-export function walkSockets(root: string, skip: (dir: string) => boolean, limit: WalkLimit): WalkResult {
+export function walkSockets(root: string, skip: (dir: string) => boolean, limit: WalkLimit, opts: WalkOptions = {}): WalkResult {
   const sockets: string[] = [];
   const queue: [string, number][] = [[root, 0]];
-  let seen = 0;
+  const budget = opts.budget ?? { seen: 0 };
   for (let i = 0; i < queue.length; i++) {
     const [dir, depth] = queue[i]!;
     let d;
@@ -90,10 +135,12 @@ export function walkSockets(root: string, skip: (dir: string) => boolean, limit:
     try {
       // Entry by entry, so a huge directory costs no more than the limit.
       for (let e = d.readSync(); e !== null; e = d.readSync()) {
-        if (++seen > limit.entries) return { sockets, stopped: `more than ${limit.entries} entries` };
+        if (++budget.seen > limit.entries) return { sockets, stopped: `more than ${limit.entries} entries` };
         const p = path.join(dir, e.name);
-        if (e.isSocket()) sockets.push(p);
-        else if (e.isDirectory() && !skip(p)) {
+        if (e.isSocket()) {
+          sockets.push(p);
+          if (opts.enough?.(p)) return { sockets, stopped: undefined };
+        } else if (e.isDirectory() && !skip(p)) {
           if (depth + 1 > limit.depth) return { sockets, stopped: `directories more than ${limit.depth} levels deep (${p})` };
           queue.push([p, depth + 1]);
         }
@@ -131,8 +178,13 @@ export interface SocketPlanInput {
   /** Real paths granted by name: a socket there is the user's choice, not masked. */
   granted: ReadonlySet<string>;
   areas: readonly string[];
-  /** /proc/net/unix's paths (boundSocketPaths()). */
-  bound: readonly string[];
+  /** The bound sockets of Ward's network namespace (boundSockets()). */
+  bound: readonly BoundSocket[];
+  /**
+   * Real paths of the trees searched for a socket not at its bound name (searchMoved); all of
+   * `roots` when not given.
+   */
+  searched?: readonly string[];
 }
 
 export interface SocketPlan {
@@ -142,6 +194,13 @@ export interface SocketPlan {
   granted: string[];
   /** A bound tree's part in a socket area that the walk could not finish: the plan must be refused. */
   incomplete?: { root: string; part: string; stopped: string };
+  /**
+   * Sockets not at the name they were bound by, which the search of the bound trees could not
+   * finish finding (`root`: where it stopped): the plan must be refused.
+   */
+  lost?: { root: string; stopped: string; sockets: BoundSocket[] };
+  /** Bound names with no node known (no sock_diag) whose directory is gone: where the socket is, nothing says. */
+  stale?: string[];
 }
 
 /**
@@ -191,10 +250,32 @@ export function planSockets(input: SocketPlanInput): SocketPlan {
       for (const s of w.sockets) found.add(s);
     }
   }
-  for (const p of input.bound) {
-    const real = realSocket(p);
-    const root = real && roots.filter((r) => isWithin(real, r)).sort((a, b) => b.length - a.length)[0];
-    if (real && root && reachable(real, root, canSearch)) found.add(real);
+  const add = (real: string) => {
+    const root = roots.filter((r) => isWithin(real, r)).sort((a, b) => b.length - a.length)[0];
+    if (root && reachable(real, root, canSearch)) found.add(real);
+  };
+  const moved: Moved[] = [];
+  const stale: string[] = [];
+  const named = new Set<string>();
+  for (const b of input.bound) {
+    const at = byName(b) ?? [];
+    for (const p of at) {
+      add(p);
+      named.add(p);
+    }
+    if (b.node !== undefined) {
+      // A node has as many names as links: another may lie in a bound tree (a link left there).
+      const links = at.length > 0 ? (lstatOrNull(at[0]!)?.nlink ?? 1) : 1;
+      if (at.length < links) moved.push({ socket: b, left: links - at.length });
+    } else if (at.length === 0 && (!path.isAbsolute(b.name) || isProcSelf(b.name))) moved.push({ socket: b, left: 1 });
+    else if (at.length === 0 && lstatOrNull(path.dirname(b.name)) === null) stale.push(b.name);
+    // (An absolute name whose directory is there but holds no socket: the node is gone, or renamed
+    // out of it; without a node to look for, nothing says which, so only a directory gone is told.)
+  }
+  if (moved.length > 0) {
+    const search = searchMoved(moved, named, input.searched ?? roots, isHidden, canSearch);
+    if (search.lost) return { masks: [], granted: [], lost: search.lost };
+    search.found.forEach(add);
   }
   const masks: string[] = [];
   const kept: string[] = [];
@@ -202,5 +283,137 @@ export function planSockets(input: SocketPlanInput): SocketPlan {
     if (isHidden(s)) continue;
     (granted.has(s) ? kept : masks).push(s);
   }
-  return { masks, granted: kept };
+  return { masks, granted: kept, stale };
+}
+
+/** A name under /proc/self or /proc/thread-self: it meant the binder's own descriptors, not Ward's. */
+function isProcSelf(name: string): boolean {
+  return isWithin(name, '/proc/self') || isWithin(name, '/proc/thread-self');
+}
+
+/** "dev:ino" of `p`'s node (ino's low 32 bits, as sock_diag gives it), or undefined. */
+export function nodeId(p: string): string | undefined {
+  try {
+    const st = lstatSync(p, { bigint: true });
+    return `${st.dev}:${st.ino & 0xffffffffn}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function deniedLookup(p: string): boolean {
+  try {
+    lstatSync(p);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EACCES';
+  }
+}
+
+/**
+ * Where `b`'s node is, found from its name (real paths), or undefined. At the name itself when
+ * the node there is `b`'s (any socket, when the node is not known); else in the name's directory,
+ * where a server that renames or links its socket into place (OpenSSH's ControlMaster) leaves it:
+ * the entry that is `b`'s node, or, when that is not known, every socket there.
+ */
+function byName(b: BoundSocket): string[] | undefined {
+  // A relative name meant the binder's directory of the moment, /proc/self the binder itself.
+  if (!path.isAbsolute(b.name) || isProcSelf(b.name)) return undefined;
+  // A name Ward may not look up (another user's private directory, another user's process's
+  // descriptors under /proc) is out of the sandbox's reach too, which has no more rights than Ward.
+  if (deniedLookup(b.name)) return [];
+  const real = realSocket(b.name);
+  if (real && (b.node === undefined || nodeId(real) === b.node)) return [real];
+  const dir = realOr(path.dirname(b.name));
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EACCES' ? [] : undefined;
+  }
+  const socks = names.map((n) => path.join(dir, n)).filter((p) => lstatOrNull(p)?.isSocket());
+  const hits = b.node === undefined ? socks : socks.filter((p) => nodeId(p) === b.node);
+  return hits.length > 0 ? hits : undefined;
+}
+
+/** A socket with `left` names not found at or beside its bound name. */
+interface Moved {
+  socket: BoundSocket;
+  left: number;
+}
+
+/**
+ * Finds the nodes of sockets not at their bound name, by walking the bound trees on their nodes'
+ * devices (a node lies on one device; a mount of it inside a tree of another is a start of its
+ * own), until each is found or the trees are seen whole: a node found in none is not reachable
+ * (in a hidden place, in a tree not bound, or unlinked). Without a node to look for (no
+ * sock_diag), every tree is walked and every socket in it counts. One limit (SOCKET_WALK) for the
+ * whole search; reaching it leaves the sockets `lost`, for the plan to refuse.
+ */
+function searchMoved(
+  moved: readonly Moved[],
+  named: ReadonlySet<string>,
+  roots: readonly string[],
+  isHidden: (p: string) => boolean,
+  canSearch: (dir: string) => boolean,
+): { found: string[]; lost?: NonNullable<SocketPlan['lost']> } {
+  const blind = moved.some((m) => m.socket.node === undefined);
+  const wanted = new Map(moved.filter((m) => m.socket.node !== undefined).map((m) => [m.socket.node!, { ...m }]));
+  const devs = new Set([...wanted.keys()].map((k) => k.split(':')[0]!));
+  const devOf = (p: string) => {
+    try {
+      return String(lstatSync(p, { bigint: true }).dev);
+    } catch {
+      return undefined;
+    }
+  };
+  const onDevice = (p: string) => blind || devs.has(devOf(p) ?? '');
+  const top = (p: string) => roots.filter((r) => isWithin(p, r)).sort((a, b) => b.length - a.length)[0];
+  const starts = [
+    ...roots.filter((r) => !isHidden(r) && lstatOrNull(r)?.isDirectory() && canSearch(r) && onDevice(r)),
+    ...(blind ? [] : mountTable().filter((m) => devs.has(String(m.dev)) && top(m.dest) !== undefined && !isHidden(m.dest) && canSearch(m.dest)).map((m) => m.dest)),
+  ];
+  // Deeper trees first: a server's socket is likelier in a home or project than in /usr.
+  const order = [...new Set(starts)].sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
+  const startSet = new Set(order);
+  const found: string[] = [];
+  const budget = { seen: 0 };
+  const enough = (p: string) => {
+    if (named.has(p)) return false;
+    if (blind) {
+      found.push(p);
+      return false;
+    }
+    const id = nodeId(p);
+    const w = id === undefined ? undefined : wanted.get(id);
+    if (!w) return false;
+    found.push(p);
+    if (--w.left === 0) wanted.delete(id!);
+    return wanted.size === 0;
+  };
+  for (const start of order) {
+    if (!blind && wanted.size === 0) break;
+    const skip = (dir: string) => startSet.has(dir) || isHidden(dir) || !canSearch(dir) || !onDevice(dir);
+    const w = walkSockets(start, skip, SOCKET_WALK, { budget, enough });
+    if (w.stopped !== undefined && (blind || wanted.size > 0)) {
+      return { found, lost: { root: top(start) ?? start, stopped: w.stopped, sockets: (blind ? moved.filter((m) => m.socket.node === undefined) : [...wanted.values()]).map((m) => m.socket) } };
+    }
+  }
+  return { found };
+}
+
+export interface MountEntry {
+  /** The mount point, octal escapes decoded. */
+  dest: string;
+  type: string;
+  /** Its device, as stat(2) gives st_dev. */
+  dev: bigint;
+}
+
+/** The mount table of Ward's mount namespace (/proc/self/mountinfo, parsed in aliases.ts); empty without /proc. */
+export function mountTable(): MountEntry[] {
+  return readMountTable().mounts.map((m) => {
+    const [major, minor] = m.dev.split(':').map(Number) as [number, number];
+    return { dest: m.dest, type: m.type, dev: userDev((major << 20) | minor) };
+  });
 }

@@ -67,33 +67,99 @@ export const SECRET_PATHS: readonly string[] = [
  * credentials). Kept apart from SECRET_PATHS so each list reads as one decision.
  */
 export const HOME_CREDENTIAL_PATHS: readonly string[] = [
-  // Package registries and build tools: auth tokens and passwords.
+  // Package registries and build tools: auth tokens and passwords. A pip.conf, NuGet.Config or
+  // ~/.bundle/config is config too, but its index URL or source often carries the token.
   '~/.npmrc',
   '~/.yarnrc',
   '~/.yarnrc.yml',
   '~/.pypirc',
+  '~/.config/pip/pip.conf',
+  '~/.pip/pip.conf',
+  '~/.config/pypoetry/auth.toml',
+  '~/.local/share/uv/credentials',
   '~/.cargo/credentials',
   '~/.cargo/credentials.toml',
   '~/.m2/settings.xml',
   '~/.m2/settings-security.xml',
   '~/.gradle/gradle.properties',
+  '~/.ivy2/.credentials',
+  '~/.sbt/.credentials',
   '~/.gem/credentials',
+  '~/.local/share/gem/credentials',
+  '~/.bundle/config',
+  '~/.config/composer/auth.json',
+  '~/.composer/auth.json',
+  '~/.nuget/NuGet/NuGet.Config',
+  '~/.config/NuGet/NuGet.Config',
   '~/.npm-global/etc/npmrc',
-  // Forges, clouds, infrastructure and databases.
+  '~/.dockercfg',
+  '~/.config/containers/auth.json',
+  '~/.config/helm/registry/config.json',
+  '~/.config/helm/repositories.yaml',
+  // Forges, clouds, infrastructure and databases. Where a tool keeps programs or caches beside its
+  // token (~/.fly/bin, ~/.pulumi/plugins, ~/.config/configstore for every npm CLI), only the file.
   '~/.config/git/credentials',
+  '~/.authinfo',
+  '~/.authinfo.gpg',
+  '~/.netrc.gpg',
+  '~/_netrc',
   '~/.config/hub',
+  '~/.config/glab-cli/config.yml',
+  '~/.circleci/cli.yml',
+  '~/.travis/config.yml',
   '~/.terraformrc',
   '~/.terraform.d/credentials.tfrc.json',
   '~/.s3cfg',
+  '~/.boto',
   '~/.config/rclone',
+  '~/.oci',
+  '~/.config/doctl/config.yaml',
+  '~/.config/hcloud/cli.toml',
+  '~/.fly/config.yml',
+  '~/.pulumi/credentials.json',
+  '~/.config/configstore/firebase-tools.json',
+  '~/.wrangler/config/default.toml',
+  '~/.config/.wrangler/config/default.toml',
+  '~/.local/share/com.vercel.cli/auth.json',
+  '~/.config/netlify/config.json',
+  '~/.config/ngrok/ngrok.yml',
+  '~/.ngrok2/ngrok.yml',
+  '~/.config/stripe/config.toml',
+  '~/.minikube',
+  '~/.talos/config',
+  '~/.databrickscfg',
+  '~/.dbt/profiles.yml',
+  '~/.config/snowflake/connections.toml',
+  '~/.config/snowflake/config.toml',
+  '~/.snowflake/connections.toml',
+  '~/.snowflake/config.toml',
+  '~/.snowsql/config',
   '~/.my.cnf',
   '~/.mylogin.cnf',
   '~/.env',
-  // AI provider keys (the agent's own, which its commands must not reuse).
+  // Private keys that decrypt a repository's secrets (sops, age).
+  '~/.config/sops/age/keys.txt',
+  '~/.config/age/keys.txt',
+  // AI provider keys and agents' logins (the agent's own, which its commands must not reuse), and
+  // their MCP server lists, whose entries carry the servers' tokens in env and headers.
   '~/.config/openai',
   '~/.config/anthropic',
   '~/.claude/.credentials.json',
+  '~/.claude.json',
+  '~/.claude.json.backup',
   '~/.codex/auth.json',
+  '~/.gemini/oauth_creds.json',
+  '~/.gemini/mcp-oauth-tokens.json',
+  '~/.gemini/.env',
+  '~/.local/share/opencode/auth.json',
+  '~/.local/share/opencode/mcp-auth.json',
+  '~/.config/github-copilot/hosts.json',
+  '~/.config/github-copilot/apps.json',
+  '~/.cursor/mcp.json',
+  '~/.codeium/windsurf/mcp_config.json',
+  '~/.continue/config.json',
+  '~/.continue/config.yaml',
+  '~/.aider.conf.yml',
   // Shell and REPL histories: commands typed with tokens and passwords in them.
   '~/.bash_history',
   '~/.zsh_history',
@@ -107,16 +173,29 @@ export const HOME_CREDENTIAL_PATHS: readonly string[] = [
   '~/.rediscli_history',
   '~/.irb_history',
   '~/.lesshst',
+  '~/.local/state/lesshst',
+  '~/.local/share/lesshst',
   '~/.local/share/fish/fish_history',
-  // Keyrings, password managers, browsers and editors' stored logins.
+  '~/.local/share/atuin/history.db',
+  '~/.config/atuin/key',
+  // Keyrings, password managers, browsers and editors' stored logins (and their extensions' tokens).
   '~/.local/share/keyrings',
   '~/.local/share/kwalletd',
+  '~/.config/Bitwarden',
+  '~/.config/Bitwarden CLI',
+  '~/.config/1Password',
   '~/.mozilla',
   '~/.thunderbird',
   '~/.config/google-chrome',
   '~/.config/chromium',
   '~/.config/BraveSoftware',
   '~/.config/Code',
+  '~/.config/VSCodium',
+  '~/.config/Cursor',
+  '~/.config/Windsurf',
+  '~/.vscode-server/data/User/globalStorage',
+  '~/.config/code-server/config.yaml',
+  '~/.config/JetBrains',
 ];
 
 /** Credentials outside ~ that a grant of /etc (or of Node's prefix) would show. */
@@ -132,56 +211,114 @@ export const SYSTEM_CREDENTIAL_PATHS: readonly string[] = [
 /** Every fixed mandatory deny of a credential (Ward's own directories and the relocated stores aside). */
 export const ALL_SECRET_PATHS: readonly string[] = [...SECRET_PATHS, ...HOME_CREDENTIAL_PATHS, ...SYSTEM_CREDENTIAL_PATHS];
 
-/** Variables that move a credential store away from its default place, and what they name. */
-const RELOCATING_VARS: readonly { name: string; kind: 'dir' | 'file' | 'files' | 'cargo' }[] = [
-  { name: 'DOCKER_CONFIG', kind: 'dir' },
-  { name: 'KUBECONFIG', kind: 'files' },
-  { name: 'GNUPGHOME', kind: 'dir' },
-  { name: 'PASSWORD_STORE_DIR', kind: 'dir' },
-  { name: 'CARGO_HOME', kind: 'cargo' },
-  { name: 'AWS_SHARED_CREDENTIALS_FILE', kind: 'file' },
-  { name: 'AWS_CONFIG_FILE', kind: 'file' },
-  { name: 'CLOUDSDK_CONFIG', kind: 'dir' },
-  { name: 'GH_CONFIG_DIR', kind: 'dir' },
-  { name: 'AZURE_CONFIG_DIR', kind: 'dir' },
-  { name: 'NPM_CONFIG_USERCONFIG', kind: 'file' },
-  { name: 'npm_config_userconfig', kind: 'file' },
-  { name: 'NPM_CONFIG_GLOBALCONFIG', kind: 'file' },
-  { name: 'npm_config_globalconfig', kind: 'file' },
-  { name: 'NETRC', kind: 'file' },
-  { name: 'PGPASSFILE', kind: 'file' },
-  { name: 'HISTFILE', kind: 'file' },
-];
+/** What a variable names: the store itself, or the credential files inside the tool's home it names. */
+type Places = (value: string) => string[];
+const itself: Places = (v) => [v];
+const inside =
+  (...names: string[]): Places =>
+  (v) =>
+    names.map((n) => path.join(v, n));
+// minikube keeps its state in $MINIKUBE_HOME itself when it is named .minikube, else in $MINIKUBE_HOME/.minikube.
+const minikube: Places = (v) => [path.basename(v) === '.minikube' ? v : path.join(v, '.minikube')];
 
 /**
- * The same stores where the environment puts them: every ~/.config/X and ~/.local/share/X entry
- * again under XDG_CONFIG_HOME / XDG_DATA_HOME, and the files and directories the variables above
- * name. Both places are denied, the default and the moved one: a tool run without the variable
- * still looks in the default. Found from `envs` (the run's and Ward's own), as Ward finds its own
- * directories. A relative value is refused: Ward cannot tell what it names, so cannot mask it.
+ * Variables that move a credential store away from its default place, and what they name. A tool
+ * home (GRADLE_USER_HOME, CODEX_HOME...) holds caches and settings the tool reads and writes, so
+ * only its credential files are named. `list`: several paths, separated by ":". `off`: values that
+ * mean "none" to the tool (less: `LESSHISTFILE=-`), neither a path nor refused.
+ */
+const RELOCATING_VARS: readonly { name: string; places: Places; list?: true; off?: readonly string[] }[] = [
+  { name: 'DOCKER_CONFIG', places: itself },
+  { name: 'DOCKER_CERT_PATH', places: itself },
+  { name: 'REGISTRY_AUTH_FILE', places: itself },
+  { name: 'KUBECONFIG', places: itself, list: true },
+  { name: 'MINIKUBE_HOME', places: minikube },
+  { name: 'TALOSCONFIG', places: itself },
+  { name: 'HELM_REGISTRY_CONFIG', places: itself },
+  { name: 'HELM_REPOSITORY_CONFIG', places: itself },
+  { name: 'GNUPGHOME', places: itself },
+  { name: 'PASSWORD_STORE_DIR', places: itself },
+  { name: 'BITWARDENCLI_APPDATA_DIR', places: itself },
+  { name: 'SOPS_AGE_KEY_FILE', places: itself },
+  { name: 'CARGO_HOME', places: inside('credentials', 'credentials.toml') },
+  { name: 'GRADLE_USER_HOME', places: inside('gradle.properties') },
+  { name: 'POETRY_CONFIG_DIR', places: inside('auth.toml') },
+  { name: 'COMPOSER_HOME', places: inside('auth.json') },
+  { name: 'BUNDLE_USER_CONFIG', places: itself },
+  { name: 'BUNDLE_USER_HOME', places: inside('config') },
+  { name: 'PIP_CONFIG_FILE', places: itself },
+  { name: 'NPM_CONFIG_USERCONFIG', places: itself },
+  { name: 'npm_config_userconfig', places: itself },
+  { name: 'NPM_CONFIG_GLOBALCONFIG', places: itself },
+  { name: 'npm_config_globalconfig', places: itself },
+  // `npm config set -g` writes tokens to the prefix's etc/npmrc.
+  { name: 'NPM_CONFIG_PREFIX', places: inside('etc/npmrc') },
+  { name: 'npm_config_prefix', places: inside('etc/npmrc') },
+  { name: 'AWS_SHARED_CREDENTIALS_FILE', places: itself },
+  { name: 'AWS_CONFIG_FILE', places: itself },
+  { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', places: itself },
+  { name: 'CLOUDSDK_CONFIG', places: itself },
+  { name: 'GOOGLE_APPLICATION_CREDENTIALS', places: itself },
+  { name: 'BOTO_CONFIG', places: itself },
+  { name: 'GH_CONFIG_DIR', places: itself },
+  { name: 'AZURE_CONFIG_DIR', places: itself },
+  { name: 'OCI_CLI_CONFIG_FILE', places: itself },
+  { name: 'HCLOUD_CONFIG', places: itself },
+  { name: 'TF_CLI_CONFIG_FILE', places: itself },
+  { name: 'RCLONE_CONFIG', places: itself },
+  { name: 'S3CMD_CONFIG', places: itself },
+  { name: 'DATABRICKS_CONFIG_FILE', places: itself },
+  { name: 'DBT_PROFILES_DIR', places: inside('profiles.yml') },
+  { name: 'SNOWFLAKE_HOME', places: inside('connections.toml', 'config.toml') },
+  { name: 'MYSQL_TEST_LOGIN_FILE', places: itself },
+  { name: 'NETRC', places: itself },
+  { name: 'PGPASSFILE', places: itself },
+  { name: 'CLAUDE_CONFIG_DIR', places: inside('.credentials.json', '.claude.json', '.claude.json.backup') },
+  { name: 'CODEX_HOME', places: inside('auth.json') },
+  { name: 'HISTFILE', places: itself },
+  { name: 'PSQL_HISTORY', places: itself },
+  { name: 'NODE_REPL_HISTORY', places: itself },
+  { name: 'MYSQL_HISTFILE', places: itself },
+  { name: 'LESSHISTFILE', places: itself, off: ['-'] },
+  { name: 'PYTHON_HISTORY', places: itself },
+  { name: 'SQLITE_HISTORY', places: itself },
+  { name: 'REDISCLI_HISTFILE', places: itself },
+];
+
+/** The XDG base directories and the default each home entry below it is written with. */
+const XDG_BASES = [
+  ['XDG_CONFIG_HOME', '~/.config/'],
+  ['XDG_DATA_HOME', '~/.local/share/'],
+  ['XDG_STATE_HOME', '~/.local/state/'],
+] as const;
+
+/**
+ * The same stores where the environment puts them: every ~/.config/X, ~/.local/share/X and
+ * ~/.local/state/X entry again under XDG_CONFIG_HOME / XDG_DATA_HOME / XDG_STATE_HOME, and the
+ * files and directories the variables above name. Both places are denied, the default and the
+ * moved one: a tool run without the variable still looks in the default. Found from `envs` (the
+ * run's and Ward's own), as Ward finds its own directories. A relative value is refused: Ward
+ * cannot tell what it names, so cannot mask it.
  */
 export function relocatedSecretPaths(envs: readonly NodeJS.ProcessEnv[]): { paths: string[]; problem?: { name: string; value: string } } {
   const out = new Set<string>();
   const homeEntries = [...SECRET_PATHS, ...HOME_CREDENTIAL_PATHS];
   for (const env of envs) {
-    for (const [name, prefix] of [['XDG_CONFIG_HOME', '~/.config/'], ['XDG_DATA_HOME', '~/.local/share/']] as const) {
+    for (const [name, prefix] of XDG_BASES) {
       const base = env[name];
       if (!base) continue;
       if (!path.isAbsolute(base)) return { paths: [], problem: { name, value: base } };
       for (const p of homeEntries) if (p.startsWith(prefix)) out.add(path.join(base, p.slice(prefix.length)));
     }
-    for (const { name, kind } of RELOCATING_VARS) {
+    for (const { name, places, list, off } of RELOCATING_VARS) {
       const value = env[name];
-      if (!value) continue;
-      const parts = kind === 'files' ? value.split(':').filter((v) => v !== '') : [value];
+      if (!value || off?.includes(value)) continue;
+      const parts = list ? value.split(':').filter((v) => v !== '') : [value];
       for (const v of parts) {
         if (!path.isAbsolute(v)) return { paths: [], problem: { name, value } };
         // The sandbox has its own /dev, /proc and /sys: a store "there" (KUBECONFIG=/dev/null) is no host file.
         if (/^\/(dev|proc|sys)(\/|$)/.test(path.normalize(v))) continue;
-        if (kind === 'cargo') {
-          out.add(path.join(v, 'credentials'));
-          out.add(path.join(v, 'credentials.toml'));
-        } else out.add(path.normalize(v));
+        for (const p of places(path.normalize(v))) out.add(p);
       }
     }
   }

@@ -65,6 +65,8 @@ const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
 
 /** The longest delay setTimeout takes as given. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** After a kill by wall_time or the abort signal: how long output already made may still reach the caller. */
+const OUTPUT_GRACE_MS = 1000;
 
 const FD_ARGS = 3;
 const FD_STATUS = 4;
@@ -215,6 +217,11 @@ export interface RunResult {
   stdout: Buffer;
   stderr: Buffer;
   outputTruncated: boolean;
+  /**
+   * The caller's fds (1, 2) that stopped taking relayed output and were given up on when the
+   * run's time was up (a denial says so too); a write of Ward's to them may still be pending.
+   */
+  outputCut: (1 | 2)[];
   denials: Denial[];
   /** Every egress decision of the run (DNS queries, connections), in order. */
   net: NetEvent[];
@@ -788,6 +795,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   };
   // Armed at the start of the command: at once, or for a warm sandbox at hand-out.
   let wall: NodeJS.Timeout | null = null;
+  let wallDeadline: number | null = null; // performance.now() at which the wall_time ends
   let cpuWatch: NodeJS.Timeout | null = null;
   let abortSignal = opts.signal;
   const onAbort = () => killTree();
@@ -796,6 +804,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       // setTimeout fires at once for more than 2^31-1 ms (~24.8 days): a longer wall_time is
       // waited for in steps, against a monotonic deadline.
       const deadline = performance.now() + plan.wallTimeMs;
+      wallDeadline = deadline;
       const step = () => {
         const left = deadline - performance.now();
         wall = left > MAX_TIMER_MS ? setTimeout(step, MAX_TIMER_MS) : setTimeout(() => ((timedOut = true), killTree()), Math.max(0, left));
@@ -857,6 +866,30 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     netLaunched = true;
     for (const r of pending) opts.onRecord?.(r);
     pending = [];
+  };
+
+  // Relayed output is written while the caller's fd takes it, but not past the run's time: a
+  // reader who stopped (`| less` left on its first page) must not hold Ward, with no exit record,
+  // after the command is gone. Limits: the wall_time deadline, or a short grace after a kill by it
+  // or by the abort signal (output already made reaches a reader who is still reading); no
+  // wall_time and no abort: as long as the reader takes (as the command itself would have waited).
+  const drainOutput = async (): Promise<(1 | 2)[]> => {
+    const now = performance.now();
+    const cutAt = timedOut || abortSignal?.aborted ? now + OUTPUT_GRACE_MS : wallDeadline !== null ? Math.max(wallDeadline, now + OUTPUT_GRACE_MS) : null;
+    let timer: NodeJS.Timeout | undefined;
+    let onLateAbort = () => {};
+    const gaveUp = new Promise<'cut'>((resolve) => {
+      if (cutAt !== null) timer = setTimeout(() => resolve('cut'), Math.min(cutAt - now, MAX_TIMER_MS));
+      onLateAbort = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => resolve('cut'), OUTPUT_GRACE_MS);
+      };
+      abortSignal?.addEventListener('abort', onLateAbort, { once: true });
+    });
+    const how = await Promise.race([streamsDone.then(() => 'done' as const), gaveUp]);
+    clearTimeout(timer);
+    abortSignal?.removeEventListener('abort', onLateAbort);
+    return how === 'cut' ? relays.cut() : [];
   };
 
   const result = (async (): Promise<RunResult> => {
@@ -974,7 +1007,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     if (cpuWatch) clearInterval(cpuWatch);
     abortSignal?.removeEventListener('abort', onAbort);
     process.removeListener('exit', onExit);
-    await streamsDone;
+    const outputCut = await drainOutput();
 
     const oom = cgroup?.oomKilled() ?? false;
     const pidsRefused = cgroup?.pidsRefused() ?? 0;
@@ -1054,6 +1087,10 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     if (pidsRefused > 0) denials.push({ layer: 'cgroup', what: 'pids', verdict: 'refused', detail: `${pidsRefused} fork/clone calls refused at the pids limit (${plan.cgroup.pids})` });
     if (supDropped > 0) denials.push({ layer: 'supervisor', what: 'more refusals', verdict: 'refused', detail: `${supDropped} more refusals by the supervisor were not recorded one by one` });
     if (truncated) denials.push({ layer: 'output', what: 'output', verdict: 'truncated', detail: `output beyond ${outputCap} bytes was dropped` });
+    for (const fd of outputCut) {
+      const name = fd === 1 ? 'stdout' : 'stderr';
+      denials.push({ layer: 'output', what: name, verdict: 'truncated', detail: `the caller's ${name} stopped taking the command's output (a reader that stopped reading); what it had not taken when the run's time was up was dropped, so that Ward could finish the run` });
+    }
 
     // Connections still open are cut and recorded before the exit record.
     await closeNet();
@@ -1087,6 +1124,7 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
       stdout: Buffer.concat(out),
       stderr: Buffer.concat(err),
       outputTruncated: truncated,
+      outputCut,
       denials: [...supDenials, ...denials],
       net: netEvents,
       revocations,

@@ -14,7 +14,8 @@
  * keep working inside (a socket there is ENXIO), and one pipe can be both fd 1 and fd 2.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, read, readFileSync, write } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, read, readFileSync, write, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { isatty, ReadStream } from 'node:tty';
@@ -88,15 +89,26 @@ export function sameFile(a: number, b: number): boolean {
 
 type Entry = 'inherit' | 'pipe' | number;
 
+export interface OutputRelays {
+  done: Promise<void>;
+  stopInput(): void;
+  /**
+   * Stop relaying output now (the run's wall_time is over): what the caller's fd has not taken
+   * is dropped, and `done` resolves. Returns the caller's fds (1, 2) that still had output to
+   * take, empty when every byte had been delivered.
+   */
+  cut(): (1 | 2)[];
+}
+
 export interface SandboxStdio {
   /** spawn()'s stdio entries for fds 0-2. */
   entries: [Entry, Entry, Entry];
   /**
    * After spawn: closes Ward's copies of the sandbox's pipe ends and starts the relays. `done`
-   * resolves once relayed output is all written to the caller's fds; `stopInput` ends the stdin
-   * relay (the command has ended).
+   * resolves once relayed output is all written to the caller's fds, or once `cut()` gave up on
+   * it; `stopInput` ends the stdin relay (the command has ended).
    */
-  start(child: ChildProcess): { done: Promise<void>; stopInput(): void };
+  start(child: ChildProcess): OutputRelays;
   /** The spawn failed: closes every pipe made for it. */
   abandon(): void;
 }
@@ -158,7 +170,9 @@ export function sandboxStdio(stdin: 'inherit' | 'ignore' | 'pipe', output: 'inhe
     start(child) {
       closeChildEnds();
       const readable = (end: number | 'pipe', fd: 1 | 2): Readable => (end === 'pipe' ? (fd === 1 ? child.stdout! : child.stderr!) : new Socket({ fd: end, readable: true, writable: false }));
-      const done = Promise.all(outRead.flatMap((end, i) => (end === null ? [] : [relayOut(readable(end, i === 0 ? 1 : 2), i === 0 ? 1 : 2)]))).then(() => {});
+      const outs = outRead.flatMap((end, i) => (end === null ? [] : [relayOut(readable(end, i === 0 ? 1 : 2), i === 0 ? 1 : 2)]));
+      const done = Promise.all(outs.map((o) => o.done)).then(() => {});
+      const cut = () => outs.flatMap((o) => (o.cut() ? [o.fd] : []));
       let stopInput = () => {};
       if (inWrite !== null) {
         const to: Writable = inWrite === 'pipe' ? child.stdin! : new Socket({ fd: inWrite, readable: false, writable: true });
@@ -166,7 +180,7 @@ export function sandboxStdio(stdin: 'inherit' | 'ignore' | 'pipe', output: 'inhe
         if (stdin === 'ignore') to.end();
         else stopInput = relayIn(0, to).stop;
       }
-      return { done, stopInput };
+      return { done, stopInput: () => stopInput(), cut };
     },
   };
 }
@@ -247,20 +261,167 @@ function relayIn(fd: number, to: Writable): { stop(): void } {
 }
 
 /**
- * Copies `from` (Ward's end of the sandbox's pipe) to the caller's fd, in order, with backpressure
- * (the command waits while the caller's file is slow), and resolves once every byte is written.
- * Written through the caller's own open file, never closed: its offset and O_APPEND are kept.
- * If the caller's fd refuses a write (a FIFO whose reader left, a full disk), Ward's end is
- * closed: the command gets EPIPE, as it would have writing there itself.
+ * A second open file of the caller's FIFO, pipe or terminal on fd 1/2, non-blocking, so that a
+ * reader who stops reading never leaves a write of Ward's stuck in the kernel: opened anew through
+ * /proc/self/fd, it has flags of its own, and the caller's open file (shared with the caller's
+ * shell) stays as it was. O_NOCTTY: a terminal opened here never becomes Ward's controlling one.
+ * null when it cannot be opened (no reader left, a FIFO the caller may write through its fd but
+ * not open): the blocking path stands in.
  */
-async function relayOut(from: Readable, fd: number): Promise<void> {
+function reopenNonBlocking(fd: number): number | null {
   try {
-    for await (const chunk of from as AsyncIterable<Buffer>) {
-      for (let off = 0; off < chunk.length; ) {
-        off += await new Promise<number>((resolve, reject) => write(fd, chunk, off, chunk.length - off, null, (e, n) => (e ? reject(e) : resolve(n))));
-      }
-    }
+    return openSync(`/proc/self/fd/${fd}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
   } catch {
-    from.destroy();
+    return null;
   }
+}
+
+/**
+ * How Ward writes to the caller's fd. A FIFO or pipe: a non-blocking second open, through a
+ * stream (epoll says when it takes more). A socket: send(MSG_DONTWAIT), which never blocks
+ * whatever the socket's flags (a socket cannot be reopened). A terminal: a non-blocking second
+ * open. Those two are retried after a short sleep while full. Anything else (a regular file, a
+ * device other than a terminal, whose open may have effects of its own): blocking writes on
+ * libuv's threads. A cut stops waiting for those, but a write already in the kernel stays there
+ * until it returns.
+ */
+type CallerWriter =
+  | { kind: 'stream'; to: Socket }
+  | { kind: 'polled'; write(buf: Buffer, off: number): number | 'full'; close(): void }
+  | { kind: 'blocking' };
+
+function callerWriter(fd: 1 | 2): CallerWriter {
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return { kind: 'blocking' };
+  }
+  if (st.isFIFO()) {
+    const own = reopenNonBlocking(fd);
+    if (own !== null) return { kind: 'stream', to: new Socket({ fd: own, readable: false, writable: true }) };
+  } else if (st.isSocket()) {
+    let native;
+    try {
+      native = loadNative();
+    } catch {
+      return { kind: 'blocking' };
+    }
+    return {
+      kind: 'polled',
+      write(buf, off) {
+        const n = native.sendNoWait(fd, buf, off);
+        if (n >= 0) return n;
+        if (n === -osConstants.errno.EAGAIN || n === -osConstants.errno.EINTR) return 'full';
+        throw new Error(`send: errno ${-n}`);
+      },
+      close() {},
+    };
+  } else if (st.isCharacterDevice() && isatty(fd)) {
+    const own = reopenNonBlocking(fd);
+    if (own !== null) {
+      return {
+        kind: 'polled',
+        write(buf, off) {
+          try {
+            return writeSync(own, buf, off, buf.length - off);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 'full';
+            throw e;
+          }
+        },
+        close: () => closeSync(own),
+      };
+    }
+  }
+  return { kind: 'blocking' };
+}
+
+/** Waits for `to` to take its queued bytes: 'drain', or why not ('close': it failed; 'cut'). */
+function drained(to: Socket, cutP: Promise<'cut'>): Promise<'drain' | 'close' | 'cut'> {
+  let off = () => {};
+  const ev = new Promise<'drain' | 'close'>((resolve) => {
+    const onDrain = () => resolve('drain');
+    const onClose = () => resolve('close');
+    to.once('drain', onDrain);
+    to.once('close', onClose);
+    off = () => (to.off('drain', onDrain), to.off('close', onClose));
+  });
+  return Promise.race([ev, cutP]).finally(off);
+}
+
+/**
+ * Copies `from` (Ward's end of the sandbox's pipe) to the caller's fd, in order, with backpressure
+ * (the command waits while the caller's file is slow), and `done` resolves once every byte is
+ * written. Written through the caller's own open file (or, for a FIFO, a non-blocking second open
+ * of it), never closed: its offset and O_APPEND are kept. If the caller's fd refuses a write (a
+ * FIFO whose reader left, a full disk), Ward's end is closed: the command gets EPIPE, as it would
+ * have writing there itself.
+ *
+ * `cut()` gives up (the run's wall_time is over and the caller is not reading): `done` resolves at
+ * once, and it says whether anything was still undelivered. Why: a reader who stopped (`| less`
+ * left on its first page, a FIFO nobody opens for reading) would otherwise keep Ward waiting
+ * past the wall_time, with no exit record, for as long as it pleases. A blocking write on the
+ * other kinds (a socket, a terminal, a file on a stalled filesystem) may stay in the kernel after
+ * a cut; nothing more is written after it.
+ */
+function relayOut(from: Readable, fd: 1 | 2): { fd: 1 | 2; done: Promise<void>; cut(): boolean } {
+  let finished = false;
+  let cutNow = () => {};
+  const cutP = new Promise<'cut'>((resolve) => (cutNow = () => resolve('cut')));
+  const out = callerWriter(fd);
+  const to = out.kind === 'stream' ? out.to : null;
+  let failed = false;
+  to?.on('error', () => {
+    failed = true;
+    from.destroy();
+  });
+  const copy = async (): Promise<void> => {
+    try {
+      for await (const chunk of from as AsyncIterable<Buffer>) {
+        if (to) {
+          if (failed) break;
+          if (!to.write(chunk) && (await drained(to, cutP)) !== 'drain') return;
+          continue;
+        }
+        let pause = 1;
+        for (let off = 0; off < chunk.length; ) {
+          if (out.kind === 'polled') {
+            const n = out.write(chunk, off);
+            if (n !== 'full') {
+              off += n;
+              pause = 1;
+              continue;
+            }
+            // Full: the reader is slow or gone quiet. Look again soon, a little later each time.
+            if ((await Promise.race([new Promise<'slept'>((r) => setTimeout(() => r('slept'), pause)), cutP])) === 'cut') return;
+            pause = Math.min(pause * 2, 50);
+            continue;
+          }
+          const n = await Promise.race([new Promise<number>((resolve, reject) => write(fd, chunk, off, chunk.length - off, null, (e, w) => (e ? reject(e) : resolve(w)))), cutP]);
+          if (n === 'cut') return;
+          off += n;
+        }
+      }
+      // Every byte handed to the stream is in the caller's pipe before the relay is done.
+      if (to && !failed && to.writableLength > 0) await drained(to, cutP);
+    } catch {
+      from.destroy();
+    }
+  };
+  const done = Promise.race([copy(), cutP]).then(() => {
+    finished = true;
+    to?.destroy(); // our own fd (>2), never the caller's
+    if (out.kind === 'polled') out.close();
+  });
+  return {
+    fd,
+    done,
+    cut() {
+      if (finished) return false;
+      cutNow();
+      from.destroy();
+      return true;
+    },
+  };
 }

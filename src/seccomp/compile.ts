@@ -36,10 +36,11 @@ import {
 } from './abi.js';
 import { I386_SYSCALLS } from './arch/i386.js';
 import { X86_64_SYSCALLS } from './arch/x86_64.js';
-import { assemble, encode, ja, jeq, jge, jset, label, ldAbs, ret, type AsmItem, type Target } from './bpf.js';
+import { BPF_ALU, BPF_AND, BPF_K, assemble, encode, insn, ja, jeq, jge, jset, label, ldAbs, ret, type AsmItem, type Target } from './bpf.js';
 import { DENY_EPERM, type ArgTest, type RuleAction, type SeccompRule } from './rule.js';
 import { SECCOMP_RULES } from './rules/index.js';
 import { FILE_SIZE_RULES } from './rules/file-size.js';
+import { THREAD_FILES_RULES } from './rules/thread-files.js';
 
 export interface SeccompOptions {
   /**
@@ -57,6 +58,8 @@ export interface SeccompOptions {
   readonly allowIa32?: boolean;
   /** The policy sets resources.file_size: add FILE_SIZE_RULES (fallocate modes that skip RLIMIT_FSIZE). */
   readonly fileSize?: boolean;
+  /** The plan is supervised: add THREAD_FILES_RULES (no thread with an fd table of its own). */
+  readonly supervised?: boolean;
 }
 
 export interface CompiledSeccomp {
@@ -84,12 +87,13 @@ export function compileSeccomp(options: SeccompOptions = {}): CompiledSeccomp {
     if (syscallNumber(X86_64_SYSCALLS, name) === undefined) throw unknownSyscall(name);
     return { syscall: name, action: DENY_EPERM, why: 'Denied by the policy (syscalls.deny).' };
   });
-  return compileRules([...builtinRules(options.fileSize ?? false), ...extra], { allowIa32: options.allowIa32 ?? false });
+  return compileRules([...builtinRules(options.fileSize ?? false, options.supervised ?? false), ...extra], { allowIa32: options.allowIa32 ?? false });
 }
 
 /** The built-in rules a plan gets, before the policy's syscalls.deny. */
-export function builtinRules(fileSize: boolean): readonly SeccompRule[] {
-  return fileSize ? [...SECCOMP_RULES, ...FILE_SIZE_RULES] : SECCOMP_RULES;
+export function builtinRules(fileSize: boolean, supervised = false): readonly SeccompRule[] {
+  if (!fileSize && !supervised) return SECCOMP_RULES;
+  return [...SECCOMP_RULES, ...(fileSize ? FILE_SIZE_RULES : []), ...(supervised ? THREAD_FILES_RULES : [])];
 }
 
 function unknownSyscall(name: string): Error {
@@ -157,6 +161,9 @@ function validate(rule: SeccompRule): void {
     if (when.anyBits <= 0n || when.anyBits > 0xffff_ffff_ffff_ffffn) throw new Error(`${where}: anyBits mask must be a non-zero u64`);
   } else if ('noneOf32' in when) {
     if (!Number.isInteger(when.noneOf32) || when.noneOf32 <= 0 || when.noneOf32 > 0xffffffff) throw new Error(`${where}: noneOf32 mask must be a non-zero u32`);
+  } else if ('masked32' in when) {
+    if (!Number.isInteger(when.masked32) || when.masked32 <= 0 || when.masked32 > 0xffffffff) throw new Error(`${where}: masked32 mask must be a non-zero u32`);
+    if (!Number.isInteger(when.equals32) || when.equals32 < 0 || (when.equals32 & ~when.masked32) !== 0) throw new Error(`${where}: equals32 must have no bit outside masked32`);
   } else {
     const values = 'in32' in when ? when.in32 : when.notIn32;
     if (values.length === 0) throw new Error(`${where}: empty value list`);
@@ -257,6 +264,7 @@ function argTest(test: ArgTest, match: string, noMatch: string): AsmItem[] {
   }
   // A bit of the mask set: the required flag is there, so the rule does not match.
   if ('noneOf32' in test) return [ldAbs(low), jset(test.noneOf32, noMatch, match)];
+  if ('masked32' in test) return [ldAbs(low), insn(BPF_ALU | BPF_AND | BPF_K, test.masked32), jeq(test.equals32, match, noMatch)];
   const inSet = 'in32' in test;
   const values = inSet ? test.in32 : test.notIn32;
   const [hit, miss]: [Target, Target] = inSet ? [match, noMatch] : [noMatch, match];

@@ -19,6 +19,7 @@ export { encode, decode, disassemble, assemble, type SockFilter, type AsmItem } 
 export { ruleMatches, DENY_EPERM, DENY_ENOSYS, type SeccompRule, type RuleAction, type ArgTest, type ArgIndex } from './rule.js';
 export { SECCOMP_RULES, RULE_FAMILIES } from './rules/index.js';
 export { FILE_SIZE_RULES } from './rules/file-size.js';
+export { THREAD_FILES_RULES } from './rules/thread-files.js';
 export { X86_64_SYSCALLS } from './arch/x86_64.js';
 export { I386_SYSCALLS } from './arch/i386.js';
 export {

@@ -26,7 +26,9 @@ export type ArgTest =
   /** The low 32 bits equal none of `values`. */
   | { readonly arg: ArgIndex; readonly notIn32: readonly number[] }
   /** The low 32 bits have none of the bits of `noneOf32` set (a required flag is missing). */
-  | { readonly arg: ArgIndex; readonly noneOf32: number };
+  | { readonly arg: ArgIndex; readonly noneOf32: number }
+  /** The low 32 bits, masked with `masked32`, equal `equals32` (one flag set, another not). */
+  | { readonly arg: ArgIndex; readonly masked32: number; readonly equals32: number };
 
 export interface SeccompRule {
   /** The syscall's name in the x86_64 or i386 table; a rule applies on each ABI that has the name. */
@@ -46,6 +48,7 @@ export function ruleMatches(rule: SeccompRule, args: readonly bigint[]): boolean
   const low = Number(value & 0xffffffffn);
   if ('anyBits' in when) return (value & when.anyBits) !== 0n;
   if ('noneOf32' in when) return (low & when.noneOf32) === 0;
+  if ('masked32' in when) return ((low & when.masked32) >>> 0) === when.equals32;
   if ('in32' in when) return when.in32.includes(low);
   return !when.notIn32.includes(low);
 }

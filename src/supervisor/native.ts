@@ -71,6 +71,7 @@ const SYS_fstat = 5;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 const SYS_pidfd_send_signal = 424;
+const PIDFD_THREAD = 0o200; // O_EXCL
 const SYS_renameat2 = 316;
 const SYS_newfstatat = 262;
 const SYS_fchmodat = 268;
@@ -87,6 +88,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 
 type Koffi = typeof import('koffi');
@@ -104,6 +106,8 @@ export interface Native {
   ftruncate(fd: number): number;
   pollIn(fd: number, timeoutMs: number): number;
   send(fd: number, data: Buffer): number;
+  /** send(2) of data[off..] that never blocks (MSG_DONTWAIT), whatever the socket's own flags: bytes sent, or a negative errno (-EAGAIN: full). */
+  sendNoWait(fd: number, data: Buffer, off: number): number;
   /** Receives one message of one byte with one fd in SCM_RIGHTS: both, or a negative errno (-EPIPE at EOF). */
   recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
@@ -116,8 +120,16 @@ export interface Native {
   fileId(fd: number): string | null;
   /** st_mode and st_rdev (the kernel's encoding, as /proc/PID/stat's tty_nr) of an open file (fstat), or null. */
   fileKind(fd: number): { mode: number; rdev: number } | null;
-  /** pidfd_open(pid): a handle on the caller that cannot be recycled under us. */
-  pidfdOpen(pid: number): number;
+  /** The text of the symlink an O_PATH|O_NOFOLLOW fd is (readlinkat with an empty name), or -errno. */
+  readlinkFd(fd: number): string | number;
+  /** The filesystem type of an fd's file (statfs f_type, e.g. PROC_SUPER_MAGIC), or -errno. */
+  fsType(fd: number): number;
+  /**
+   * pidfd_open(pid): a handle on the caller that cannot be recycled under us. With `thread`
+   * (PIDFD_THREAD, Linux 6.9+), `pid` may be any thread's id and the handle names that thread:
+   * pidfd_getfd through it reads that thread's fd table, which need not be its leader's.
+   */
+  pidfdOpen(pid: number, thread?: boolean): number;
   /** pidfd_getfd: our own fd for the caller's fd `fd`, sharing its open file description. */
   pidfdGetfd(pidfd: number, fd: number): number;
   getFlags(fd: number): number;
@@ -218,9 +230,12 @@ export function loadNative(): Native {
   const removexattr = libc.func('removexattr', 'int', ['str', 'str']);
   const lremovexattr = libc.func('lremovexattr', 'int', ['str', 'str']);
   const sysNewfstatat = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'int']);
+  const readlinkat = libc.func('readlinkat', 'long', ['int', 'str', 'void *', 'size_t']);
+  const fstatfs = libc.func('fstatfs', 'int', ['int', 'void *']);
 
   const linkBuf = Buffer.alloc(4096);
   const statBuf = Buffer.alloc(144); // x86_64 struct stat: st_dev u64 at 0, st_ino u64 at 8
+  const statfsBuf = Buffer.alloc(120); // x86_64 struct statfs: f_type i64 at 0
   const pollBuf = Buffer.alloc(8);
   cached = {
     ioctl: (fd, req, arg) => (ioctl(fd, req, arg) < 0 ? fail() : 0),
@@ -262,6 +277,10 @@ export function loadNative(): Native {
     },
     send: (fd, data) => {
       const n = Number(send(fd, data, data.length, MSG_NOSIGNAL));
+      return n < 0 ? fail() : n;
+    },
+    sendNoWait: (fd, data, off) => {
+      const n = Number(send(fd, data.subarray(off), data.length - off, MSG_NOSIGNAL | MSG_DONTWAIT));
       return n < 0 ? fail() : n;
     },
     recvFd: (fd) => {
@@ -321,8 +340,8 @@ export function loadNative(): Native {
       umask(0);
       return 0;
     },
-    pidfdOpen: (pid) => {
-      const r = Number(sys2(SYS_pidfd_open, pid, 0));
+    pidfdOpen: (pid, thread) => {
+      const r = Number(sys2(SYS_pidfd_open, pid, thread ? PIDFD_THREAD : 0));
       return r < 0 ? fail() : r;
     },
     pidfdGetfd: (pidfd, fd) => {
@@ -371,6 +390,11 @@ export function loadNative(): Native {
     fileId: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : `${statBuf.readBigUInt64LE(0)}:${statBuf.readBigUInt64LE(8)}`),
     // st_mode u32 at 24, st_rdev u64 at 40
     fileKind: (fd) => (Number(sysFstat(SYS_fstat, fd, statBuf)) < 0 ? null : { mode: statBuf.readUInt32LE(24), rdev: Number(statBuf.readBigUInt64LE(40)) }),
+    readlinkFd: (fd) => {
+      const n = Number(readlinkat(fd, '', linkBuf, linkBuf.length));
+      return n < 0 ? fail() : linkBuf.toString('utf8', 0, n);
+    },
+    fsType: (fd) => (fstatfs(fd, statfsBuf) < 0 ? fail() : Number(statfsBuf.readBigInt64LE(0))),
     errno,
   };
   return cached;

@@ -11,19 +11,23 @@
  *     Refused (EACCES) when a fired rule revoked one of them; otherwise the access happened:
  *     events "read P" and/or "write P". O_PATH opens are neither.
  *   execve, execveat (the program resolved from the sandbox's root, and its identity; see
- *     SECURITY-MODEL.md for the exec gap)
+ *     SECURITY-MODEL.md for the exec gap), and each file the kernel runs for it with no exec of
+ *     its own: a script's `#!` interpreter, an ELF program's dynamic loader (event.via)
  *     refused (EACCES) when exec of it, or of a name it had at launch (a hard link, a rename),
  *     is revoked; otherwise event "exec P" for each of those names.
  *   connect (blind: the address is not read)
  *     refused (EACCES) once a fired rule revoked every destination (`network`, `connect *`).
  *     Revocations of some destinations, and connect events, are the egress broker's: it sees
  *     the name (launch.ts wires it to the same shared state).
- *   unlink(at), rmdir, rename(at, at2), link(at), symlink(at), mkdir(at), mknod(at), truncate
- *     (performed by the supervisor on the resolved names, worker.ts handlePathOp)
+ *   unlink(at), rmdir, rename(at, at2), link(at), symlink(at), mkdir(at), mknod(at), truncate,
+ *   and chmod, chown, utime(s), utimensat, setxattr, removexattr (by path, or on an fd: the
+ *     file it is) (performed by the supervisor on the resolved names, worker.ts handlePathOp,
+ *     handleAttrOp)
  *     refused (EACCES) when writing any name they touch is revoked: the name removed, replaced
  *     or made, the old and new names of a rename or link, and the names the file had at launch
- *     (a hard link to a revoked file is refused too); otherwise each name is the event
- *     "write P". Elsewhere they work, so git and npm keep working after a revocation.
+ *     (a hard link to a revoked file is refused too); otherwise each of those names is the
+ *     event "write P" (one call is refused by `revoke: write P` exactly when it is an event of
+ *     `after: write P`). Elsewhere they work, so git and npm keep working after a revocation.
  *     A rename that moves or replaces a directory (event.tree) touches everything below its
  *     names too: refused when writing any path at or below either name is revoked (src/rules
  *     isAllowedBelow: `mv proj proj2` when proj/src/** is revoked), and the events are
@@ -123,8 +127,11 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
         const below = inside === undefined ? '' : ` (a directory moved or replaced as a whole, holding ${matchBelow(inside, path)})`;
         return { errno: EACCES, reason: `${e.kind} of ${path}: ${why(r, 'write')}${below}${path === e.path || path === e.path2 ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
       }
-      for (const path of [e.path, ...(e.path2 ? [e.path2] : [])]) {
-        for (const ev of whole(path) ? eventsBelow(rules, 'write', path) : [{ access: 'write' as const, target: path }]) happened(e.pid, e.syscall, ev);
+      // Every name that was judged is an event, the launch names of the file too: `truncate
+      // alias` writes what P/f holds, and `revoke: write P` refuses it for that reason.
+      for (const path of names) {
+        const syscall = path === e.path || path === e.path2 ? e.syscall : `${e.syscall} of ${e.path}, the same file`;
+        for (const ev of whole(path) ? eventsBelow(rules, 'write', path) : [{ access: 'write' as const, target: path }]) happened(e.pid, syscall, ev);
       }
       return ALLOW;
     }
@@ -141,8 +148,10 @@ export function createDecider(data: RulesDeciderData, ctx?: DeciderContext): Dec
         return { errno: EACCES, reason: `${why(r, a)}${path === e.path ? '' : ` (${e.path} is ${path}, linked or renamed)`}` };
       }
     }
+    // An interpreter or a loader runs by the exec of another file: the trigger names that one.
+    const by = e.via ? `${e.syscall} of ${e.via.file}, its ${e.via.as}` : e.syscall;
     for (const access of events) {
-      for (const path of paths) happened(e.pid, path === e.path ? e.syscall : `${e.syscall} of ${e.path}, the same file`, { access, target: path });
+      for (const path of paths) happened(e.pid, path === e.path ? by : `${e.syscall} of ${e.path}, the same file${e.via ? `, the ${e.via.as} of ${e.via.file}` : ''}`, { access, target: path });
     }
     return ALLOW;
   };

@@ -22,9 +22,10 @@ export interface SupervisedEvent {
    * The path in the sandbox's view. For an open: the file actually opened, read back from the
    * kernel after the supervisor opened it (so symlinks and `..` are already resolved), or for a
    * file about to be created, its resolved parent directory plus the new name. For an exec: the
-   * program the path resolves to from the sandbox's root (symlinks, `..`, the caller's own
-   * /proc/self/exe and /proc/self/fd/N followed), or the path as given, made absolute, when it
-   * does not resolve (the kernel then fails the exec itself).
+   * program the path resolves to from the sandbox's root as the kernel resolves it for the caller
+   * (symlinks, `..`, /proc/self and the caller's own /proc/N/root, cwd, exe and fd/M followed:
+   * worker.ts findProgram), or an interpreter or loader it runs (`via`); the path as given, made
+   * absolute, for a refusal of one Ward cannot follow.
    * For a write by path (filter.ts PATH_OPS): the name it removes, replaces, truncates or makes,
    * as its resolved parent directory plus the last component (for rename, the old name; for
    * link, the existing file's name).
@@ -48,9 +49,15 @@ export interface SupervisedEvent {
    * For an open of an existing file: "dev:ino" of what was opened (fstat on the supervisor's
    * fd), so a decision can know the file under another name (a hard link, a rename); for an
    * exec, of the program the path resolves to; for a write by path, of the existing file it
-   * names. null otherwise (blind calls, a file being created, an exec that does not resolve).
+   * names. null otherwise (blind calls, a file being created, an exec Ward cannot follow).
    */
   file: string | null;
+  /**
+   * For an exec: the file that made the kernel run this one without an exec of its own, when it
+   * is the interpreter a script's `#!` line names or an ELF program's dynamic loader (PT_INTERP).
+   * Absent for the program the exec names.
+   */
+  via?: { file: string; as: 'interpreter' | 'loader' };
 }
 
 export type Decision = { allow: true } | { errno: number; reason?: string };
@@ -66,7 +73,7 @@ export type Decide = ((event: SupervisedEvent) => Decision) & {
    * blind", worker.ts): nothing was decided on what a racing thread could swap. Must be cheap;
    * when in doubt, false.
    */
-  anyTarget?: (accesses: readonly FileAccess[]) => boolean;
+  anyTarget?: (accesses: readonly (FileAccess | 'exec')[]) => boolean;
 };
 
 /**

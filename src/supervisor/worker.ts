@@ -18,6 +18,8 @@
  *     which file is *given*: the decision is on the given one.
  *   execve, execveat: an exec cannot be emulated; a refusal is an errno, an allowed exec is
  *     CONTINUE (the kernel then reads the path again: see SECURITY-MODEL.md, supervised mode).
+ *     Judged on the program as the kernel finds it for the caller (findProgram) and on each file
+ *     the kernel runs for it with no exec of its own: `#!` interpreters, the ELF loader.
  *   unlink, rename, link, mkdir, truncate, chmod, utimensat, setxattr... (filter.ts PATH_OPS):
  *     performed by the supervisor on the resolved names (handlePathOp, handleAttrOp).
  *   ftruncate, fallocate, fcntl F_SETFL (FD_OPS): decided and performed on the caller's own
@@ -41,6 +43,7 @@ import type { LandlockRule } from '../launcher/launcher.js';
 import type { SupervisedSyscall } from './filter.js';
 import * as N from './native.js';
 import { staticAllows, type Access } from './static.js';
+import { elfInterpreter, HEAD_SIZE, scriptInterpreter } from './exec-head.js';
 import { cutTcpConnections, killWriters } from './cut.js';
 import type { Decide, DeciderContext, DeciderSpec, FileAccess, SupervisedEvent } from './types.js';
 
@@ -102,6 +105,13 @@ const F_SETFL = 4;
 const BLIND_KIND = new Map<SupervisedSyscall, 'connect'>([['connect', 'connect']]);
 const ALL_ACCESSES: readonly FileAccess[] = ['read', 'write', 'append'];
 const WRITE_ONLY: readonly FileAccess[] = ['write'];
+const EXEC_ONLY: readonly 'exec'[] = ['exec'];
+/** The kernel's bound on symlinks in one lookup (MAXSYMLINKS): past it, ELOOP. */
+const MAX_SYMLINKS = 40;
+/** statfs f_type of procfs: its links lead by who follows them. */
+const PROC_SUPER_MAGIC = 0x9fa0;
+/** Interpreters judged for one exec: more than the kernel follows (exec_binprm: ELOOP past depth 5). */
+const MAX_INTERPRETERS = 8;
 
 /**
  * What an open can do, from its flags register, erring wide: it reads unless O_WRONLY; it
@@ -142,6 +152,7 @@ const XATTR_SIZE_MAX = 65536;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
 const S_IFCHR = 0o020000;
 const EEXIST = 17;
 const ENXIO = 6;
@@ -243,6 +254,7 @@ function loop(decide: Decide): void {
   const idBuf = Buffer.alloc(8);
   const how = Buffer.alloc(N.OPEN_HOW_SIZE);
   const pathBuf = Buffer.alloc(PATH_MAX);
+  const head = Buffer.alloc(HEAD_SIZE);
   const memFds = new Map<number, number>();
   let rootFd = -1;
   let addfdSend = true;
@@ -265,7 +277,7 @@ function loop(decide: Decide): void {
    * "allowed, no event" whatever file it names, from registers alone. Visible-only and
    * append-only entries are decided by path, so while they apply nothing is blind.
    */
-  const blind = (id: bigint, name: SupervisedSyscall, accesses: readonly FileAccess[]): boolean => {
+  const blind = (id: bigint, name: SupervisedSyscall, accesses: readonly (FileAccess | 'exec')[]): boolean => {
     if (input.visible.length > 0) return false;
     if (input.append.length > 0 && accesses.some((a) => a !== 'read')) return false;
     if (decided.has(name) && decide.anyTarget?.(accesses) !== true) return false;
@@ -580,6 +592,9 @@ function loop(decide: Decide): void {
     return (visibleIds ??= new Set([...identitiesOf(input.visible), ...input.visibleIds])).has(fid);
   };
 
+  /** For a refusal's reason: how the kernel would have come to run a file no exec named. */
+  const ranBy = (event: SupervisedEvent): string => (event.via ? ` (the ${event.via.as} of ${event.via.file}, which the kernel runs with no exec of its own)` : '');
+
   /** 0 to go ahead, or the errno to answer: append-only and the static policy first, then the decision function. */
   const judge = (event: SupervisedEvent): number => {
     if (event.kind === 'open' && event.access !== 'path') {
@@ -591,7 +606,7 @@ function loop(decide: Decide): void {
     }
     if ((event.kind === 'open' && event.access !== 'path') || event.kind === 'exec') {
       if (isVisibleFile(event.path, event.file)) {
-        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}` });
+        post({ type: 'denial', event, errno: EACCES, reason: `visible-only (filesystem.visible): it may be listed and stat'ed, never ${event.kind === 'exec' ? 'run' : 'opened'}${ranBy(event)}` });
         return EACCES;
       }
     }
@@ -626,7 +641,7 @@ function loop(decide: Decide): void {
     const d = decide(event);
     if ('allow' in d && d.allow === true) return 0;
     const errno = 'errno' in d && Number.isInteger(d.errno) && d.errno > 0 && d.errno < 4096 ? d.errno : EPERM;
-    post({ type: 'denial', event, errno, reason: ('reason' in d && d.reason) || 'refused by the decision function' });
+    post({ type: 'denial', event, errno, reason: `${('reason' in d && d.reason) || 'refused by the decision function'}${ranBy(event)}` });
     return errno;
   };
 
@@ -663,34 +678,6 @@ function loop(decide: Decide): void {
       rootFd = -1;
       throw new Error(`cannot open the sandbox's root through /proc/${pid}/root (errno ${-err})`);
     }
-  };
-
-  /**
-   * The program an exec names, resolved the way the kernel will resolve it (symlinks, `..`,
-   * /proc/self/exe and /proc/self/fd/N of the caller), in the sandbox's view; the path as given
-   * when it does not resolve (the kernel will then fail the exec itself). A decision on the
-   * resolved path is what stops a symlink's name from getting around a rule on the program; the
-   * kernel still reads the path again after CONTINUE (the exec race, SECURITY-MODEL.md).
-   */
-  const execTarget = (pid: number, id: bigint, full: string): { path: string; file: string | null } => {
-    const self = full.startsWith('/proc/') || full.startsWith('/dev/') ? (selfPath(pid, full) ?? full) : full;
-    const own = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(exe|fd\/\d+)$/.exec(self);
-    if (own) {
-      const ids = nsIdsOf(pid);
-      if (!ids || Number(own[1]) !== ids.tgid) return { path: full, file: null };
-      const link = n.readlink(`/proc/${pid}/${own[2]}`);
-      const ofd = n.open(`/proc/${pid}/${own[2]}`, N.O_PATH | N.O_CLOEXEC);
-      const file = ofd >= 0 ? n.fileId(ofd) : null;
-      if (ofd >= 0) n.close(ofd);
-      return { path: typeof link === 'string' && link.startsWith('/') && !link.endsWith(' (deleted)') ? link : full, file };
-    }
-    openRoot(pid, id);
-    const fd = n.openat2(rootFd, self, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_MAGICLINKS));
-    if (fd < 0) return { path: full, file: null };
-    const real = fdPath(fd);
-    const file = n.fileId(fd);
-    n.close(fd);
-    return { path: real ?? full, file };
   };
 
   const handleOpen = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
@@ -883,21 +870,188 @@ function loop(decide: Decide): void {
     inject(id, fd, cloexec);
   };
 
+  /**
+   * Where an exec's program is: an O_PATH fd Ward holds on it, with its path in the sandbox's
+   * view; or the errno the kernel's own lookup gives too (a missing name: a shell then tries the
+   * next PATH entry); or, in `why`, a way the kernel would go for the caller that Ward cannot follow.
+   */
+  type Found = { fd: number; path: string } | { errno: number } | { why: string };
+
+  /**
+   * The program an exec names, looked up the way the kernel looks it up for the caller: one name
+   * at a time from the sandbox's root, a symlink by its text (a relative one from where it lies,
+   * an absolute one from the sandbox's root), `..` on the real path walked so far. A lookup made
+   * by Ward answers differently where the answer depends on who looks, so those names are
+   * followed by hand: /proc/self and /proc/thread-self are the caller (Ward is no process of the
+   * sandbox's pid namespace: its own lookup gives ENOENT), and the caller's own /proc/N/root, cwd,
+   * exe and fd/M (magic links: openat2 from Ward refuses them, ELOOP) lead where they lead for
+   * the caller, read from Ward's /proc of that process. Before, such a name was judged as the
+   * string it was and CONTINUEd, and the kernel followed it: /proc/self/root/usr/bin/perl,
+   * /proc/self/cwd/perl and /dev/fd/3/perl ran a revoked perl, and `after: exec` never saw git.
+   * Any other link on a procfs (another process's, ns/, map_files/) is `why`, as is a name that is
+   * not UTF-8 (Ward would look up another name than the kernel).
+   */
+  const findProgram = (pid: number, full: string): Found => {
+    if (full.includes('\uFFFD')) return { why: `${full} is not UTF-8: Ward cannot look up the name the kernel will` };
+    let ids: { tgid: number; tid: number } | null = null;
+    const todo = full.split('/').reverse();
+    let dir = '/';
+    let links = 0;
+    while (todo.length > 0) {
+      const name = todo.pop()!;
+      if (name === '' || name === '.') continue;
+      if (name === '..') {
+        dir = parentOf(dir);
+        continue;
+      }
+      if (dir === '/proc' && (name === 'self' || name === 'thread-self')) {
+        ids ??= nsIdsOf(pid);
+        if (!ids) return { why: `cannot read who the caller is (/proc/${pid}/status) to follow /proc/${name}` };
+        dir = name === 'self' ? `/proc/${ids.tgid}` : `/proc/${ids.tgid}/task/${ids.tid}`;
+        continue;
+      }
+      const last = todo.every((x) => x === '' || x === '.');
+      const proc = /^\/proc\/(\d+)(?:\/task\/(\d+))?(\/fd)?$/.exec(dir);
+      if (proc && (proc[3] ? /^\d+$/.test(name) : name === 'root' || name === 'cwd' || name === 'exe')) {
+        if (++links > MAX_SYMLINKS) return { errno: ELOOP };
+        ids ??= nsIdsOf(pid);
+        // The caller's process (its leader, where the kernel's /proc/TGID leads) or its own thread, in Ward's /proc.
+        const task = !ids || Number(proc[1]) !== ids.tgid ? null : proc[2] === undefined ? tgidOf(pid) : Number(proc[2]) === ids.tid ? pid : null;
+        if (task === null || task < 0) return { why: `${dir}/${name} is a link of another process (or thread) than the caller's` };
+        // Every process of the sandbox has its root (openRoot).
+        if (name === 'root') {
+          dir = '/';
+          continue;
+        }
+        const link = `/proc/${task}/${proc[3] ? `fd/${name}` : name}`;
+        if (last) {
+          // The very file the caller's link leads to: Ward opens the caller's own link, no name is looked up.
+          const fd = n.open(link, N.O_PATH | N.O_CLOEXEC);
+          return fd < 0 ? { errno: -fd } : { fd, path: fdPath(fd) ?? full };
+        }
+        const target = n.readlink(link);
+        if (typeof target === 'number') return { errno: -target };
+        if (!target.startsWith('/')) return { errno: ENOTDIR }; // a pipe, socket or anonymous inode
+        if (target.endsWith(' (deleted)')) return { errno: ENOENT };
+        dir = target;
+        continue;
+      }
+      const next = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      // `dir` has no symlink in it: one found there now was put there since it was walked.
+      const fd = n.openat2(rootFd, next, openHow(N.O_PATH | N.O_NOFOLLOW | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+      if (fd === -ELOOP) return { why: `${dir} changed while Ward looked ${full} up` };
+      if (fd < 0) return { errno: -fd };
+      const kind = n.fileKind(fd);
+      if (kind !== null && (kind.mode & S_IFMT) === S_IFLNK) {
+        const text = n.fsType(fd) === PROC_SUPER_MAGIC ? null : n.readlinkFd(fd);
+        n.close(fd);
+        if (text === null) return { why: `${next} is a link in /proc that leads by who follows it` };
+        if (typeof text === 'number') return { errno: -text };
+        if (text === '') return { errno: ENOENT };
+        if (text.includes('\uFFFD')) return { why: `the symlink ${next} is not UTF-8: Ward cannot follow it as the kernel will` };
+        if (++links > MAX_SYMLINKS) return { errno: ELOOP };
+        todo.push(...text.split('/').reverse());
+        if (text.startsWith('/')) dir = '/';
+        continue;
+      }
+      if (kind === null) {
+        n.close(fd);
+        return { why: `cannot stat ${next}` };
+      }
+      if (last) return { fd, path: fdPath(fd) ?? next };
+      n.close(fd);
+      dir = next;
+    }
+    const fd = n.openat2(rootFd, dir, openHow(N.O_PATH | N.O_CLOEXEC, 0, N.RESOLVE_IN_ROOT | N.RESOLVE_NO_SYMLINKS | N.RESOLVE_NO_MAGICLINKS));
+    return fd < 0 ? { errno: -fd } : { fd, path: fdPath(fd) ?? dir };
+  };
+
+  /**
+   * What the kernel runs next when it execs the file `fd` is, with no exec call of the caller's:
+   * the interpreter its `#!` line names, or its dynamic loader (exec-head.ts); null when neither,
+   * or when the kernel will refuse the file (it then runs nothing). Read from the file Ward found,
+   * through Ward's own fd: the name is not looked up again. A string: why it cannot be told (a
+   * file Ward cannot read: the kernel needs only the execute bit to run it).
+   */
+  const nextProgram = (fd: number): { name: string; as: 'interpreter' | 'loader' } | null | string => {
+    const kind = n.fileKind(fd);
+    if (kind === null) return 'it cannot be stat\'ed';
+    // The kernel execs regular files only (EACCES).
+    if ((kind.mode & S_IFMT) !== S_IFREG) return null;
+    const rfd = n.open(`/proc/self/fd/${fd}`, N.O_CLOEXEC | N.O_NOCTTY | N.O_NONBLOCK);
+    if (rfd < 0) return `Ward cannot read it (errno ${-rfd}) to see what it runs`;
+    try {
+      head.fill(0);
+      const got = n.pread(rfd, head, HEAD_SIZE, 0);
+      if (got < 0) return `Ward cannot read it (errno ${-got}) to see what it runs`;
+      const read = (len: number, offset: number): Buffer | null => {
+        const b = Buffer.alloc(len);
+        return n.pread(rfd, b, len, offset) === len ? b : null;
+      };
+      const script = scriptInterpreter(head);
+      const found = script ? { bytes: script, as: 'interpreter' as const } : (() => {
+        const loader = elfInterpreter(head, read);
+        return loader ? { bytes: loader, as: 'loader' as const } : null;
+      })();
+      if (found === null) return null;
+      const name = found.bytes.toString('utf8');
+      if (!Buffer.from(name, 'utf8').equals(found.bytes)) return `its ${found.as}'s name is not UTF-8: Ward cannot look up the name the kernel will`;
+      return { name, as: found.as };
+    } finally {
+      n.close(rfd);
+    }
+  };
+
+  /**
+   * An exec, judged on every file the kernel will run for it: the program it names, then, while
+   * that is a script, the interpreter its `#!` line names (the kernel's own exec of it: before,
+   * an executable `#!/usr/bin/python3` script ran a revoked python, and was never an `after:
+   * exec` event of it), up to the kernel's depth, then the dynamic loader of the ELF program at
+   * the end. Each file is judged as found by Ward (findProgram) and read through Ward's fd.
+   * Events of the files judged before one that is refused stay recorded (rules only revoke).
+   */
   const handleExec = (id: bigint, pid: number, name: SupervisedSyscall, args: bigint[]): void => {
     // The process's memory is about to be replaced: the cached handle would read the old one.
     dropMem(pid);
     if (!decided.has(name)) return respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
+    // No rule waits for an exec, none revoked one, no visible-only entry: any program may run and none is an event.
+    if (blind(id, name, EXEC_ONLY)) return;
     const dirfd = name === 'execveat' ? Number(BigInt.asIntN(32, args[0]!)) : N.AT_FDCWD;
     const asked = readString(pid, Number(name === 'execveat' ? args[1]! : args[0]!));
     if (!stillValid(id)) return;
     if (typeof asked === 'number') return refuse(id, -asked);
-    // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: its path is the base itself.
-    const full = absolute(pid, dirfd, asked);
+    const emptyPath = name === 'execveat' && (Number(args[4]! & 0xffffffffn) & AT_EMPTY_PATH) !== 0;
+    if (asked === '' && !emptyPath) return refuse(id, ENOENT);
+    // execveat(fd, "", AT_EMPTY_PATH) runs the file the fd is: the caller's own link to it, not its name.
+    const full = asked === '' && dirfd !== N.AT_FDCWD ? `/proc/self/fd/${dirfd}` : absolute(pid, dirfd, asked);
     if (typeof full === 'number') return refuse(id, -full);
-    const resolved = execTarget(pid, id, full);
-    // With its identity: a hard link or a rename of a program a rule names is the same program.
-    const errno = judge({ pid, syscall: name, kind: 'exec', path: resolved.path, access: 'exec', create: false, flags: 0, file: resolved.file });
-    if (errno) return refuse(id, errno);
+    openRoot(pid, id);
+    const unfollowed = (path: string, via: SupervisedEvent['via'], why: string) => {
+      const event: SupervisedEvent = { pid, syscall: name, kind: 'exec', path, access: 'exec', create: false, flags: 0, file: null, ...(via ? { via } : {}) };
+      post({ type: 'denial', event, errno: EACCES, reason: `${why}; refused while an exec rule or a visible-only file could apply to what it runs` });
+      refuse(id, EACCES);
+    };
+    let found = findProgram(pid, full);
+    let asName = full;
+    let via: SupervisedEvent['via'];
+    for (let depth = 0; ; depth++) {
+      if ('why' in found) return unfollowed(asName, via, found.why);
+      // The kernel's lookup fails alike (answered here, so a name made meanwhile cannot run unjudged).
+      if ('errno' in found) return refuse(id, found.errno);
+      const fd = found.fd;
+      const errno = judge({ pid, syscall: name, kind: 'exec', path: found.path, access: 'exec', create: false, flags: 0, file: n.fileId(fd), ...(via ? { via } : {}) });
+      // The loader is where the kernel stops: it runs no PT_INTERP of the loader's.
+      const next = errno || via?.as === 'loader' ? null : depth >= MAX_INTERPRETERS ? 'more interpreters than the kernel follows' : nextProgram(fd);
+      n.close(fd);
+      if (errno) return refuse(id, errno);
+      if (next === null) break;
+      if (typeof next === 'string') return unfollowed(found.path, via, `what ${found.path} runs cannot be told: ${next}`);
+      const abs = absolute(pid, N.AT_FDCWD, next.name);
+      if (typeof abs === 'number') return refuse(id, -abs);
+      via = { file: found.path, as: next.as };
+      asName = abs;
+      found = findProgram(pid, abs);
+    }
     // Not a decision on memory we trust (see the file comment): the documented exec gap.
     respond(id, 0, 0, N.USER_NOTIF_FLAG_CONTINUE);
   };

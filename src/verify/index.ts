@@ -33,7 +33,7 @@ export interface PlanValidation {
 export function validatePlan(plan: Plan, options: MountValidationOptions = {}): PlanValidation {
   const eff = plan.policy.effective;
   const seccomp = runSeccompValidation(plan.seccomp.program, {
-    rules: builtinRules(eff.resources.file_size !== null),
+    rules: builtinRules(eff.resources.file_size !== null, plan.rules !== null),
     allowIa32: eff.syscalls.allow_ia32,
     extraDeny: eff.syscalls.deny,
   });

@@ -18,7 +18,8 @@
  * `revoke: write` covers metadata too (mkdir, mknod, rmdir, chmod, chown, utimes, xattrs, by
  * path and by fd): after it, the sandbox may not change the revoked paths in any way. The fd
  * variants matter because an fd opened read-only (still allowed after the revocation) is
- * enough for fchmod, fchown and fsetxattr.
+ * enough for fchmod, fchown and fsetxattr. An `after: write` event is the same set of calls:
+ * what a write revocation would refuse is a write that happened.
  */
 import type { Plan } from '../plan/compile.js';
 import { resolveRules } from '../plan/rules.js';
@@ -40,13 +41,17 @@ const METADATA_CHANGING = [
 ];
 const EXECUTING = ['execve', 'execveat'];
 
-/** Renames: a file or a whole tree moved into or out of a path writes it (`mv tmp proj` writes proj/src/main.c). */
-const RENAMING = ['rename', 'renameat', 'renameat2'];
-
-/** The syscalls through which an event of this kind happens (what the supervisor must see for an `after`). */
+/**
+ * The syscalls through which an event of this kind happens (what the supervisor must see for an
+ * `after`). A write event is every call a write revocation refuses: a path written by a hard link,
+ * a symlink, a directory or node made, a name removed or renamed (a whole tree moved in or out,
+ * `mv tmp proj`, writes proj/src/main.c), truncate(2), or a mode, owner, time or xattr changed.
+ * Leave one out and `never read S after write P` is proved of a run in which `ln f P/x` wrote P
+ * and S was read after it.
+ */
 function observedBy(access: Access, target: string): string[] {
   if (access === 'read') return OPENING;
-  if (access === 'write') return [...OPENING, ...RENAMING];
+  if (access === 'write') return performedBy('write', target);
   if (access === 'exec') return EXECUTING;
   // A connect event names a destination: only the egress broker knows it (the supervisor
   // decides connect blind), so it is observed there, with no syscall supervised.

@@ -15,7 +15,8 @@
  *
  * Argument values are a finite sample, chosen where a compiled test can go wrong: each bit of
  * an anyBits mask alone, the mask, its complement, 0, values with only high-32 bits set, each
- * listed in32/notIn32 value, each bit of a noneOf32 mask set alone and cleared alone, the values one above and below, the same with high bits set (the
+ * listed in32/notIn32 value, each bit of a noneOf32 mask set alone and cleared alone, a masked32
+ * test's value with each bit of its mask flipped, the values one above and below, the same with high bits set (the
  * kernel ignores them for an int argument), and a few pseudo-random values from a fixed seed.
  * Every value is tried with the other arguments all 0 and all 1s.
  */
@@ -162,6 +163,17 @@ export function argValues(test: ArgTest): bigint[] {
       if ((mask >> bit) & 1n) {
         out.add(1n << bit);
         out.add(~(1n << bit) & 0xffff_ffffn);
+      }
+    }
+  } else if ('masked32' in test) {
+    // The expected value, and it with each bit of the mask flipped, with and without high bits.
+    const mask = BigInt(test.masked32);
+    const eq = BigInt(test.equals32);
+    for (let bit = 0n; bit < 32n; bit++) {
+      if (!((mask >> bit) & 1n)) continue;
+      for (const v of [eq, eq ^ (1n << bit), (eq ^ (1n << bit)) | (~mask & 0xffff_ffffn), eq | (~mask & 0xffff_ffffn)]) {
+        out.add(v);
+        out.add(v | 0xffff_ffff_0000_0000n);
       }
     }
   } else {

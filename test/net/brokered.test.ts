@@ -30,12 +30,17 @@ async function setup(respond: (req: import('node:http').IncomingMessage, res: im
     tls: { ca, upstreamCa: [cert.toString()] },
   });
   const ip = await addressOf(b, 'api.test');
-  /** One exchange: `request` (with PLACEHOLDER in it) over TLS to the broker; everything that came back. */
-  const exchange = async (request: string) => {
+  /**
+   * One exchange: `request` (with PLACEHOLDER in it) over TLS to the broker; everything that came
+   * back. `watch` sees what has come so far after each read.
+   */
+  const exchange = async (request: string, watch?: (sofar: string) => void) => {
     const sock = await relay(b.socketPath, `tcp ${ip} ${port}\n`);
     const t = tls.connect({ socket: sock, servername: 'api.test', ca: ca.certPem });
     t.on('error', () => {});
     await handshake(t);
+    let sofar = '';
+    if (watch) t.on('data', (d: Buffer) => watch((sofar += d.toString('latin1'))));
     t.write(request.replaceAll('HOST', `api.test:${port}`));
     t.end();
     return (await readAll(t)).toString('latin1');
@@ -67,6 +72,33 @@ describe('a brokered credential does not come back from its host', { timeout: 30
       if (path === '/plain') assert.match(out, /\r\n\r\nyou sent Bearer \*{24}\n$/, 'Content-Length still frames the body');
     }
     assert.deepEqual(seen, [`GET Bearer ${VALUE}`, `GET Bearer ${VALUE}`]);
+  });
+
+  it('a value cut between two reads further apart than the hold: its start goes out masked, and the rest too when it continues the value; bytes that do not continue it pass', async () => {
+    // The server sends the body up to a cut inside the echoed value, and the rest only once the
+    // client has received everything before the cut: by then the broker's hold of the value's
+    // first bytes is over, however long it is, and they went out (old code: as they were).
+    const cut = 'Bearer '.length + 9;
+    const gates: Array<() => void> = [];
+    const { exchange } = await setup((req, res) => {
+      const echo = String(req.headers.authorization);
+      const first = `you sent ${echo.slice(0, cut)}`;
+      const rest = req.url === '/other' ? ' and no more\n' : `${echo.slice(cut)} ok\n`;
+      res.writeHead(200, { 'Content-Length': Buffer.byteLength(first + rest) });
+      res.write(first);
+      gates.push(() => res.end(rest));
+    });
+    const firstLength = 'you sent '.length + cut;
+    const watch = (sofar: string) => {
+      const body = sofar.indexOf('\r\n\r\n');
+      if (body >= 0 && sofar.length - body - 4 >= firstLength) gates.shift()?.();
+    };
+    const request = (path: string) => `GET ${path} HTTP/1.1\r\nHost: HOST\r\nAuthorization: Bearer ${PLACEHOLDER}\r\nConnection: close\r\n\r\n`;
+    const same = await exchange(request('/same'), watch);
+    assert.ok(!same.includes(VALUE.slice(0, cut - 'Bearer '.length)), `the value's start came back: ${same}`);
+    assert.match(same, /\r\n\r\nyou sent Bearer \*{24} ok\n$/, 'masked whole, and Content-Length still frames the body');
+    const other = await exchange(request('/other'), watch);
+    assert.match(other, /\r\n\r\nyou sent Bearer \*{9} and no more\n$/, 'the start stays masked; what follows passes');
   });
 
   it('TRACE to a brokered host is refused (first request: cut; later one: 403) and never reaches it', async () => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { addressOf, captureHello, listen, readAll, relay, type TestBroker, testBroker, within } from './helpers.js';
+import { addressOf, captureHello, listen, readAll, refragment, relay, type TestBroker, testBroker, within } from './helpers.js';
 
 
 /** Collects what the broker says to the relay; `line(n)` resolves with its n-th line (0-based). */
@@ -126,6 +126,51 @@ describe('dial: the relay carries allowed connections', { timeout: 20_000 }, () 
     assert.doesNotMatch(said.all(), /pass/);
     const e = await b.event((x) => x.kind === 'connect' && x.verdict === 'deny');
     assert.equal(e.reason, 'sni-mismatch');
+  });
+
+  it('TLS record tricks a lenient server (Go) reads as a handshake: refused as malformed-tls before pass, raw and in a CONNECT tunnel; a hello in many records and segments still passes', async () => {
+    const evil = await clientHello('evil.test');
+    const v00 = Buffer.from(evil);
+    v00[1] = 0;
+    v00[2] = 0;
+    const tricks: Record<string, Buffer> = {
+      'warning alert first': Buffer.concat([Buffer.from([21, 3, 1, 0, 2, 1, 100]), evil]),
+      'record version 00 00': v00,
+      'change_cipher_spec first': Buffer.concat([Buffer.from([20, 3, 3, 0, 1, 1]), evil]),
+      'application data first': Buffer.concat([Buffer.from([23, 3, 3, 0, 1, 0]), evil]),
+      'heartbeat first': Buffer.concat([Buffer.from([24, 3, 3, 0, 3, 1, 0, 0]), evil]),
+      'SSLv2-format hello': Buffer.from([0x80, 0x2e, 1, 3, 1, 0, 0x15, 0, 0, 0, 0x10, ...Buffer.alloc(0x2b)]),
+    };
+    const b = await testBroker({ allow: [{ host: 'web.test', port: 443 }] });
+    const ip = await addressOf(b, 'web.test');
+    const CONNECT = 'CONNECT web.test:443 HTTP/1.1\r\nHost: web.test:443\r\n\r\n';
+    /** Sends `bytes` (in `size`-byte writes) raw or in a tunnel; the broker's lines, once it has decided. */
+    const attempt = async (bytes: Buffer, tunnel: boolean, size = bytes.length) => {
+      const sock = await relay(b.socketPath, tunnel ? 'tcp 127.0.0.1 3128 dial\n' : `tcp ${ip} 443 dial\n`);
+      const said = lines(sock);
+      if (tunnel) sock.write(CONNECT);
+      for (let i = 0; i < bytes.length; i += size) sock.write(bytes.subarray(i, i + size));
+      const first = await said.line(0);
+      assert.match(first, /^dial \d+ /);
+      const second = await within(Promise.race([said.line(1), said.closed.then(() => 'closed')]), 'the broker deciding');
+      sock.destroy();
+      return second;
+    };
+    for (const [what, bytes] of Object.entries(tricks)) {
+      for (const tunnel of [false, true]) {
+        const n = b.events.length;
+        assert.equal(await attempt(bytes, tunnel), 'closed', `${what}${tunnel ? ' (tunnel)' : ''}: passed`);
+        const e = await b.event((x) => b.events.indexOf(x) >= n && x.verdict === 'deny');
+        assert.deepEqual([e.kind, e.reason], [tunnel ? 'proxy' : 'connect', 'malformed-tls'], what);
+      }
+    }
+    const good = refragment(await clientHello('web.test'), 40);
+    assert.equal(await attempt(good, false, 13), 'pass 0');
+    assert.equal(await attempt(good, true, 13), `pass ${CONNECT.length}`);
+    const fronted = refragment(evil, 40);
+    const n = b.events.length;
+    assert.equal(await attempt(fronted, false, 13), 'closed');
+    assert.equal((await b.event((x) => b.events.indexOf(x) >= n && x.verdict === 'deny')).reason, 'sni-mismatch');
   });
 
   it('a refusal with an answer (a proxy 403) says "pipe" first, then the answer', async () => {

@@ -361,6 +361,19 @@ export async function captureHello(opts: tls.ConnectionOptions): Promise<Buffer>
   return b;
 }
 
+/** Re-frames a ClientHello's handshake message as records of at most `size` bytes each. */
+export function refragment(record: Buffer, size: number): Buffer {
+  const hs = record.subarray(5);
+  const out: Buffer[] = [];
+  for (let i = 0; i < hs.length; i += size) {
+    const frag = hs.subarray(i, i + size);
+    const h = Buffer.from([22, 3, 1, 0, 0]);
+    h.writeUInt16BE(frag.length, 3);
+    out.push(h, frag);
+  }
+  return Buffer.concat(out);
+}
+
 /** Asks the broker's DNS for `name` and returns the synthetic address it hands out. */
 export async function addressOf(b: TestBroker, name: string): Promise<string> {
   const a = (await dnsQuery(b.socketPath, name, 'A'))?.answers[0]?.address;

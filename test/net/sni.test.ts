@@ -6,21 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
-import { looksLikeTls, parseClientHello } from '../../src/net/sni.js';
-import { captureHello } from './helpers.js';
-
-/** Re-frames a ClientHello's handshake message as records of at most `size` bytes each. */
-function refragment(record: Buffer, size: number): Buffer {
-  const hs = record.subarray(5);
-  const out: Buffer[] = [];
-  for (let i = 0; i < hs.length; i += size) {
-    const frag = hs.subarray(i, i + size);
-    const h = Buffer.from([22, 3, 1, 0, 0]);
-    h.writeUInt16BE(frag.length, 3);
-    out.push(h, frag);
-  }
-  return Buffer.concat(out);
-}
+import { parseClientHello, tlsOpening } from '../../src/net/sni.js';
+import { captureHello, refragment } from './helpers.js';
 
 /** A minimal hand-made ClientHello record with the given extensions (type, data). */
 function helloWith(exts: Array<[number, Buffer]>): Buffer {
@@ -44,7 +31,7 @@ function u16(n: number): Buffer {
 describe('SNI from a ClientHello (sni.ts)', { timeout: 20_000 }, () => {
   it('reads the server name from a real ClientHello, lowercased', async () => {
     const hello = await captureHello({ servername: 'api.test' });
-    assert.ok(looksLikeTls(hello));
+    assert.equal(tlsOpening(hello), 'hello');
     assert.deepEqual(parseClientHello(hello), { sni: 'api.test' });
     const upper = await captureHello({ servername: 'API.Example.COM' });
     assert.deepEqual(parseClientHello(upper), { sni: 'api.example.com' });
@@ -99,12 +86,35 @@ describe('SNI from a ClientHello (sni.ts)', { timeout: 20_000 }, () => {
     assert.equal(parseClientHello(Buffer.from([23, 3, 3, 0, 1, 0])), null);
     assert.equal(parseClientHello(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n')), null);
     assert.equal(parseClientHello(Buffer.from('GET / HTTP/1.1\r\n')), null);
-    assert.equal(looksLikeTls(Buffer.from('GET')), false);
+    assert.equal(tlsOpening(Buffer.from('GET')), 'other');
     // A record claiming a handshake larger than the bound.
     const big = Buffer.from([22, 3, 1, 0x40, 0x00, 1, 0xff, 0xff, 0xff]);
     assert.equal(parseClientHello(big), null);
     // A zero-length record.
     assert.equal(parseClientHello(Buffer.from([22, 3, 1, 0, 0])), null);
+  });
+
+  it('tlsOpening: other record types first, a record version not 3.x and SSLv2 hellos are refused; a hello cut anywhere is a hello', async () => {
+    const hello = await captureHello({ servername: 'api.test' });
+    for (let i = 1; i <= hello.length; i++) assert.equal(tlsOpening(hello.subarray(0, i)), 'hello', `prefix ${i}`);
+    assert.equal(tlsOpening(refragment(hello, 7)), 'hello');
+    // What Go's crypto/tls reads as a handshake: a warning alert before it, version bytes 00 00.
+    const alert = Buffer.from([21, 3, 1, 0, 2, 1, 100]);
+    assert.equal(tlsOpening(Buffer.concat([alert, hello])), 'refuse');
+    const v00 = Buffer.from(hello);
+    v00[1] = 0;
+    v00[2] = 0;
+    assert.equal(tlsOpening(v00), 'refuse');
+    assert.equal(tlsOpening(v00.subarray(0, 2)), 'refuse');
+    for (const type of [20, 21, 23, 24]) assert.equal(tlsOpening(Buffer.from([type])), 'refuse', `content type ${type}`);
+    // An SSLv2-format ClientHello: 2-byte length with the high bit, message type 1, version 3.1.
+    const v2 = Buffer.from([0x80, 0x2e, 1, 3, 1, 0, 0x15, 0, 0, 0, 0x10]);
+    assert.equal(tlsOpening(v2.subarray(0, 2)), undefined);
+    assert.equal(tlsOpening(v2), 'refuse');
+    // Not TLS: other protocols with a high first byte (memcached's binary magic), SSH, HTTP, a NUL.
+    assert.equal(tlsOpening(Buffer.from([0x80, 0x00, 0x00, 0x05, 0])), 'other');
+    for (const s of ['SSH-2.0-x\r\n', 'GET / HTTP/1.1\r\n', '\0\0\0\x08']) assert.equal(tlsOpening(Buffer.from(s, 'latin1')), 'other', JSON.stringify(s));
+    assert.equal(tlsOpening(Buffer.alloc(0)), undefined);
   });
 
   it('never throws: random mutations of a real hello, and random bytes', async () => {

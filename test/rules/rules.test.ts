@@ -311,8 +311,9 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.deepEqual(conditions([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]), { writeOpens: true });
     assert.deepEqual(sys([{ after: 'connect a.example.com:443', revoke: 'connect b.example.com:443' }]), []);
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'append ${WORKSPACE}/src' }]), ['creat', 'openat2']);
-    // A write event can be a rename too (a tree moved into or out of the pattern).
-    assert.deepEqual(sys([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), ['connect', 'creat', 'openat2', 'rename', 'renameat', 'renameat2']);
+    // A write event is every call a write revocation refuses: a rename (a tree moved into or out
+    // of the pattern), a link, symlink, mkdir, mknod, unlink or truncate into it, its metadata.
+    assert.deepEqual(sys([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), ['connect', ...writeCalls].sort());
     assert.deepEqual(conditions([{ after: 'write ${WORKSPACE}/x', revoke: 'network' }]), { writeOpens: true });
     // A rule about reads needs every open, whatever the flags: no condition.
     assert.deepEqual(sys([{ after: 'read ${WORKSPACE}/secrets', revoke: 'write ${WORKSPACE}/src' }]), [...writeCalls, 'open', 'openat'].sort());
@@ -320,7 +321,7 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.deepEqual(sys([{ after: 'connect *', revoke: 'read ${WORKSPACE}/secrets' }]), ['creat', 'open', 'openat', 'openat2']);
   });
 
-  it('a write revocation takes MAKE_SOCK (letter n) from every Landlock rule whose tree meets the pattern, ancestors included, and from no other', () => {
+  it('a write revocation or a write event takes MAKE_SOCK (letter n) from every Landlock rule whose tree meets the pattern, ancestors included, and from no other', () => {
     const withDefault = (rules: unknown[]) => compile(loadPolicyObject({ extends: ['default'], rules }, { workspace: ws, home, env }), { workspace: ws, env });
     const rights = (rules: unknown[]) => Object.fromEntries(withDefault(rules).mounts.landlock.map((r) => [r.path, r.rights]));
     const plain = rights([]);
@@ -337,6 +338,9 @@ describe('rules: compiled into a supervised plan (no longer refused)', () => {
     assert.equal(rights([{ after: 'connect *', revoke: 'write ${WORKSPACE}/**/.env' }])[rw], `${plain[rw]}n`);
     assert.deepEqual(rights([{ after: 'connect *', revoke: 'read ${WORKSPACE}/src' }]), plain);
     assert.deepEqual(rights([{ after: 'connect *', revoke: 'network' }]), plain);
+    // A write waited for is the same: a socket node made in the pattern would be a write no rule saw.
+    assert.deepEqual(rights([{ after: 'write ${WORKSPACE}/src', revoke: 'network' }]), withRule);
+    assert.deepEqual(rights([{ after: 'read ${WORKSPACE}/src', revoke: 'network' }]), plain);
     // The plan says what it costs.
     assert.ok(withDefault([{ after: 'connect *', revoke: 'write ${WORKSPACE}/src' }]).notes.some((n) => n.startsWith(`no unix socket can be bound to a path under ${rw}`)));
   });

@@ -28,6 +28,8 @@ let otherLocalPort = 0;
 let authPort = 0;
 let bodyPort = 0;
 let lenientPort = 0;
+let sinkPort = 0;
+const sinkGot: number[] = []; // bytes each connection to the sink received (it answers nothing)
 const lenientSeen: string[] = []; // "host method path" of every request the lenient server served
 const bodySeen: string[] = []; // "host method url body-length" of every request the body-counting server got
 let testCa = '';
@@ -105,6 +107,13 @@ before(async () => {
     }),
   );
   otherLocalPort = await listen(createTcp((s) => s.end('OTHER-HOST-SERVICE\n')) as unknown as Server);
+  sinkPort = await listen(
+    createTcp((s) => {
+      const i = sinkGot.push(0) - 1;
+      s.on('error', () => {});
+      s.on('data', (d: Buffer) => (sinkGot[i]! += d.length));
+    }) as unknown as Server,
+  );
   // As lenient as Python's http.server: the request line split on any whitespace, a body on GET
   // left unread (its bytes are read as the next request), kept alive unless Connection: close.
   lenientPort = await listen(
@@ -145,7 +154,7 @@ after(() => {
 function policy(): PolicyFile {
   return {
     extends: ['default'],
-    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`, `api.test:${bodyPort}`, `api.test:${lenientPort}`], allow_local: [localPort] },
+    network: { allow: [`api.test:${httpPort}`, `api.test:${httpsPort}`, `*.pkg.test:${httpPort}`, `git.test:${bannerPort}`, `api.test:${bodyPort}`, `api.test:${lenientPort}`, `api.test:${sinkPort}`], allow_local: [localPort] },
   } as PolicyFile;
 }
 
@@ -249,6 +258,45 @@ except (ssl.SSLError, ConnectionError, OSError) as e:
     assert.doesNotMatch(r.out, /FRONTED/);
     assert.match(r.out, /refused/);
     assert.ok(denied(r.net).some((e) => e.reason === 'sni-mismatch'), JSON.stringify(r.net));
+  });
+
+  it('domain fronting past the SNI check with TLS record tricks (an alert record first, record version 00 00): refused, raw and through the proxy; the server gets no byte', async () => {
+    const before = sinkGot.length;
+    const r = await py(`
+import socket, ssl
+def client_hello(sni):
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = ssl.create_default_context().wrap_bio(inc, out, server_hostname=sni)
+    try:
+        o.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+evil = client_hello('evil.test')
+tricks = {'alert': bytes([21, 3, 1, 0, 2, 1, 100]) + evil, 'v00': evil[:1] + b'\\0\\0' + evil[3:]}
+for name, data in tricks.items():
+    for via in ('raw', 'proxy'):
+        if via == 'raw':
+            s = socket.create_connection(('api.test', ${sinkPort}), timeout=5)
+        else:
+            s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+            s.sendall(b'CONNECT api.test:${sinkPort} HTTP/1.1\\r\\nHost: api.test:${sinkPort}\\r\\n\\r\\n')
+            head = b''
+            while b'\\r\\n\\r\\n' not in head:
+                head += s.recv(1)
+        s.sendall(data)
+        try:
+            print(name, via, 'closed' if read_all(s) == b'' else 'answered')
+        except ConnectionError as e:
+            print(name, via, 'closed')
+        except socket.timeout:
+            print(name, via, 'OPEN')
+`);
+    assert.equal(r.exitCode, 0, r.out);
+    for (const line of ['alert raw', 'alert proxy', 'v00 raw', 'v00 proxy']) assert.match(r.out, new RegExp(`^${line} closed$`, 'm'), r.out);
+    assert.deepEqual(sinkGot.slice(before).filter((n) => n > 0), [], 'the server received the trick');
+    const refused = denied(r.net).filter((e) => e.port === sinkPort);
+    assert.deepEqual(refused.map((e) => `${e.kind} ${e.reason}`).sort(), ['connect malformed-tls', 'connect malformed-tls', 'proxy malformed-tls', 'proxy malformed-tls'], JSON.stringify(r.net));
   });
 
   it('a wrong Host header over plain HTTP is refused', async () => {

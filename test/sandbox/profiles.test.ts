@@ -50,12 +50,13 @@ describe('profiles: credential stores under a grant of ~ are masked', () => {
     for (const l of lines) assert.match(l, /Permission denied/, `${files[Number(l.split(':')[0])]}: ${l}`);
   });
 
-  it('stores moved by XDG_CONFIG_HOME, XDG_DATA_HOME and the tools\' own variables are masked where they are (and where they would be by default)', async () => {
+  it('stores moved by XDG_CONFIG_HOME, XDG_DATA_HOME, XDG_STATE_HOME and the tools\' own variables are masked where they are (and where they would be by default)', async () => {
     const fx = sandboxFixture();
     const h = fx.home;
     const moved: NodeJS.ProcessEnv = {
       XDG_CONFIG_HOME: `${h}/xdg-config`,
       XDG_DATA_HOME: `${h}/xdg-data`,
+      XDG_STATE_HOME: `${h}/xdg-state`,
       DOCKER_CONFIG: `${h}/dockercfg`,
       KUBECONFIG: `${h}/kube-a.yaml:${h}/kube-b.yaml`,
       GNUPGHOME: `${h}/gpg`,
@@ -63,12 +64,52 @@ describe('profiles: credential stores under a grant of ~ are masked', () => {
       CARGO_HOME: `${h}/cargo`,
       AWS_SHARED_CREDENTIALS_FILE: `${h}/aws-creds`,
       AWS_CONFIG_FILE: `${h}/aws-config`,
+      AWS_WEB_IDENTITY_TOKEN_FILE: `${h}/keys/web-identity-token`,
+      GOOGLE_APPLICATION_CREDENTIALS: `${h}/keys/gcp-sa.json`,
+      CLAUDE_CONFIG_DIR: `${h}/claude-cfg`,
+      CODEX_HOME: `${h}/codex`,
+      RCLONE_CONFIG: `${h}/rclone.conf`,
+      GRADLE_USER_HOME: `${h}/gradle-home`,
+      TF_CLI_CONFIG_FILE: `${h}/terraform.rc`,
+      S3CMD_CONFIG: `${h}/s3cfg`,
+      MYSQL_TEST_LOGIN_FILE: `${h}/mylogin.cnf`,
+      REGISTRY_AUTH_FILE: `${h}/containers-auth.json`,
+      DOCKER_CERT_PATH: `${h}/docker-certs`,
+      PIP_CONFIG_FILE: `${h}/pip.conf`,
+      NPM_CONFIG_PREFIX: `${h}/npm-prefix`,
+      npm_config_prefix: `${h}/npm-prefix-lc`,
+      POETRY_CONFIG_DIR: `${h}/poetry`,
+      COMPOSER_HOME: `${h}/composer`,
+      BUNDLE_USER_CONFIG: `${h}/bundle-config`,
+      HELM_REGISTRY_CONFIG: `${h}/helm-registry.json`,
+      OCI_CLI_CONFIG_FILE: `${h}/oci-config`,
+      HCLOUD_CONFIG: `${h}/hcloud.toml`,
+      SOPS_AGE_KEY_FILE: `${h}/age-keys.txt`,
+      MINIKUBE_HOME: `${h}/mk`,
+      TALOSCONFIG: `${h}/talosconfig`,
+      DATABRICKS_CONFIG_FILE: `${h}/databrickscfg`,
+      DBT_PROFILES_DIR: `${h}/dbt`,
+      SNOWFLAKE_HOME: `${h}/snowflake`,
+      BOTO_CONFIG: `${h}/boto`,
+      BITWARDENCLI_APPDATA_DIR: `${h}/bw`,
+      PSQL_HISTORY: `${h}/history/psql`,
+      NODE_REPL_HISTORY: `${h}/history/node_repl`,
+      MYSQL_HISTFILE: `${h}/history/mysql`,
+      LESSHISTFILE: `${h}/history/less`,
+      PYTHON_HISTORY: `${h}/history/python`,
+      SQLITE_HISTORY: `${h}/history/sqlite`,
+      REDISCLI_HISTFILE: `${h}/history/redis`,
     };
     const files = [
       `${h}/xdg-config/gh/hosts.yml`,
       `${h}/xdg-config/gcloud/credentials.db`,
       `${h}/xdg-config/git/credentials`,
+      `${h}/xdg-config/github-copilot/hosts.json`,
+      `${h}/xdg-config/containers/auth.json`,
       `${h}/xdg-data/keyrings/login.keyring`,
+      `${h}/xdg-data/opencode/auth.json`,
+      `${h}/xdg-data/uv/credentials/credentials.toml`,
+      `${h}/xdg-state/lesshst`,
       `${h}/dockercfg/config.json`,
       `${h}/kube-a.yaml`,
       `${h}/kube-b.yaml`,
@@ -77,22 +118,75 @@ describe('profiles: credential stores under a grant of ~ are masked', () => {
       `${h}/cargo/credentials.toml`,
       `${h}/aws-creds`,
       `${h}/aws-config`,
+      `${h}/keys/web-identity-token`,
+      `${h}/keys/gcp-sa.json`,
+      `${h}/claude-cfg/.credentials.json`,
+      `${h}/claude-cfg/.claude.json`,
+      `${h}/codex/auth.json`,
+      `${h}/rclone.conf`,
+      `${h}/gradle-home/gradle.properties`,
+      `${h}/terraform.rc`,
+      `${h}/s3cfg`,
+      `${h}/mylogin.cnf`,
+      `${h}/containers-auth.json`,
+      `${h}/docker-certs/key.pem`,
+      `${h}/pip.conf`,
+      `${h}/npm-prefix/etc/npmrc`,
+      `${h}/npm-prefix-lc/etc/npmrc`,
+      `${h}/poetry/auth.toml`,
+      `${h}/composer/auth.json`,
+      `${h}/bundle-config`,
+      `${h}/helm-registry.json`,
+      `${h}/oci-config`,
+      `${h}/hcloud.toml`,
+      `${h}/age-keys.txt`,
+      `${h}/mk/.minikube/profiles/minikube/client.key`,
+      `${h}/talosconfig`,
+      `${h}/databrickscfg`,
+      `${h}/dbt/profiles.yml`,
+      `${h}/snowflake/connections.toml`,
+      `${h}/boto`,
+      `${h}/bw/data.json`,
+      `${h}/history/psql`,
+      `${h}/history/node_repl`,
+      `${h}/history/mysql`,
+      `${h}/history/less`,
+      `${h}/history/python`,
+      `${h}/history/sqlite`,
+      `${h}/history/redis`,
       // The default places too, for a tool started without the variable.
       `${h}/.config/gh/hosts.yml`,
       `${h}/.local/share/keyrings/login.keyring`,
+      `${h}/.local/state/lesshst`,
+      `${h}/.claude/.credentials.json`,
+      `${h}/.codex/auth.json`,
     ];
+    // Where a variable names a tool's home, only its credential file is masked: the tool still
+    // reads (and, given a writable grant, writes) the rest of the directory.
+    const kept = [`${h}/gradle-home/caches/modules.lock`, `${h}/codex/config.toml`, `${h}/claude-cfg/settings.json`, `${h}/npm-prefix/lib/node_modules/x/package.json`, `${h}/dbt/dbt_project.yml`];
     for (const f of files) plant(f, 'LEAKED\n');
+    for (const f of kept) plant(f, 'kept\n');
     const t = { ...fx, env: { ...fx.env, ...moved } };
-    const r = await run(readHome, ['sh', '-c', catEach(files)], { workspace: t.ws, env: t.env, stdin: 'ignore', allowDegraded: !hasCgroup });
+    const r = await run(readHome, ['sh', '-c', catEach([...files, ...kept])], { workspace: t.ws, env: t.env, stdin: 'ignore', allowDegraded: !hasCgroup });
     const out = r.stdout.toString();
-    assert.doesNotMatch(out, /:ok|LEAKED/, out);
-    for (const l of out.trim().split('\n')) assert.match(l, /Permission denied/, `${files[Number(l.split(':')[0])]}: ${l}`);
-    assert.equal(out.trim().split('\n').length, files.length, out + r.stderr.toString());
+    const lines = out.trim().split('\n');
+    assert.equal(lines.length, files.length + kept.length, out + r.stderr.toString());
+    for (const l of lines.slice(0, files.length)) assert.match(l, /Permission denied/, `${files[Number(l.split(':')[0])]}: ${l}`);
+    assert.deepEqual(lines.slice(files.length), kept.map((_, i) => `${files.length + i}:ok`), out);
   });
 
   it('a relative store variable is refused before anything runs: Ward cannot tell what it names', async () => {
-    const t = setup({ KUBECONFIG: 'kube/config' });
-    await assert.rejects(t.sh('true', readHome), /KUBECONFIG is "kube\/config", a relative path/);
+    for (const [name, value] of [['KUBECONFIG', 'kube/config'], ['CLAUDE_CONFIG_DIR', '.claude-alt'], ['PSQL_HISTORY', 'psql_history'], ['XDG_STATE_HOME', 'state']] as const) {
+      const t = setup({ [name]: value });
+      await assert.rejects(t.sh('true', readHome), new RegExp(`${name} is "${value.replace(/[.]/g, '\\.')}", a relative path`));
+    }
+  });
+
+  it("a history variable's \"no history\" value (LESSHISTFILE=-) is not a path, and is not refused", async () => {
+    const t = setup({ LESSHISTFILE: '-' });
+    const r = await t.sh('echo ran', readHome);
+    assert.equal(r.exitCode, 0, r.err);
+    assert.equal(r.out, 'ran\n');
   });
 
   it('what is not masked is said: git, npm and python still work with ~ granted and the masks in place', { skip: !which('git') && 'git is not installed' }, async () => {
@@ -101,12 +195,15 @@ describe('profiles: credential stores under a grant of ~ are masked', () => {
     plant(path.join(t.home, '.npmrc'), '//registry.npmjs.org/:_authToken=LEAKED\n');
     plant(path.join(t.home, '.bash_history'), 'export TOKEN=LEAKED\n');
     plant(path.join(t.home, '.python_history'), 'token = "LEAKED"\n');
+    // pip reads its config files at every start: masked, they are skipped, not an error.
+    plant(path.join(t.home, '.config/pip/pip.conf'), '[global]\nindex-url = https://u:LEAKED@pypi.example.invalid/simple\n');
+    plant(path.join(t.home, '.pip/pip.conf'), '[global]\nextra-index-url = https://u:LEAKED@pypi.example.invalid/simple\n');
     const r = await t.sh(
-      'git init -q && echo a > a && git add a && git commit -qm one && git log --format=%an && npm init -y >/dev/null && npm pkg set scripts.t="node -e \\"console.log(7)\\"" && npm run -s t && python3 -c "print(2*3)"',
+      'git init -q && echo a > a && git add a && git commit -qm one && git log --format=%an && npm init -y >/dev/null && npm pkg set scripts.t="node -e \\"console.log(7)\\"" && npm run -s t && python3 -c "print(2*3)" && python3 -m pip config list && python3 -m pip --version >/dev/null && echo pip-ok',
       readHome,
     );
     assert.equal(r.exitCode, 0, r.err);
-    assert.deepEqual(r.out.trim().split('\n'), ['From Home', '7', '6']);
+    assert.deepEqual(r.out.trim().split('\n').filter((l) => !/^[\w:.-]+=/.test(l)), ['From Home', '7', '6', 'pip-ok'], r.out);
     assert.doesNotMatch(r.out + r.err, /LEAKED/);
   });
 });

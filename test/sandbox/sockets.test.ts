@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { compile, run, type PolicyInput, type RunOptions } from '../../src/index.js';
@@ -24,6 +26,48 @@ async function serve(file: string, reply: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
     s.listen(file, resolve);
+  });
+}
+
+/**
+ * A fresh directory in the caller's home, outside every place where sockets live (/tmp, /run...),
+ * which Ward walks whole: there a socket is found only by what the kernel says about it.
+ */
+function homeDir(): string {
+  const d = realpathSync(mkdtempSync(path.join(os.homedir(), '.ward-test-sock-')));
+  after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/**
+ * A server in another process, as a host daemon is, that binds `final` the way `mode` says and
+ * answers every connection with HOST-SERVER: link (OpenSSH's ControlMaster: bind a temporary
+ * name, link it to the ControlPath, unlink the temporary one), rename, relative (chdir, bind the
+ * basename: what a path over 107 bytes forces). Resolves once it listens; killed when the file ends.
+ */
+const SERVER = `
+import socket, os, sys
+mode, final = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+if mode == 'link':
+    s.bind(final + '.Xy12ab'); os.link(final + '.Xy12ab', final); os.unlink(final + '.Xy12ab')
+elif mode == 'rename':
+    s.bind(final + '.tmp'); os.rename(final + '.tmp', final)
+elif mode == 'relative':
+    os.chdir(os.path.dirname(final)); s.bind(os.path.basename(final)); os.chdir('/')
+else:
+    s.bind(final)
+s.listen(8)
+print('ready', flush=True)
+while True:
+    c, _ = s.accept(); c.sendall(b'HOST-SERVER\\n'); c.close()
+`;
+async function daemon(mode: 'link' | 'rename' | 'relative' | 'direct', final: string): Promise<void> {
+  const child = spawn('python3', ['-c', SERVER, mode, final], { stdio: ['ignore', 'pipe', 'inherit'] });
+  after(() => child.kill());
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server ${mode} exited with ${code}`)));
+    child.stdout.once('data', () => resolve());
   });
 }
 
@@ -137,6 +181,47 @@ describe('unix sockets in granted trees', () => {
     const r = await t.exec(['python3', '-c', CONNECT, `${dir}/user/bus`]);
     assert.equal(r.exitCode, 0, r.err);
     assert.match(r.out, /bus refused EACCES/);
+  });
+});
+
+describe('unix sockets not at the name they were bound by', () => {
+  it('linked or renamed into place, bound by a relative name, or in a directory whose name holds a newline: none is reached through a grant', async () => {
+    const dir = homeDir();
+    mkdirSync(`${dir}/ssh`);
+    mkdirSync(`${dir}/nl\ndir`);
+    const socks = [`${dir}/ssh/cm-link`, `${dir}/ssh/cm-rename`, `${dir}/ssh/rel.sock`, `${dir}/nl\ndir/s.sock`];
+    await Promise.all([daemon('link', socks[0]!), daemon('rename', socks[1]!), daemon('relative', socks[2]!), daemon('direct', socks[3]!)]);
+    writeFileSync(`${dir}/ssh/config`, 'USABLE\n');
+    const t = setup({ policy: { extends: ['minimal'], filesystem: { read: [dir] } } });
+    const r = await t.exec(['python3', '-c', `${CONNECT}\nprint(open(${JSON.stringify(`${dir}/ssh/config`)}).read())`, ...socks]);
+    assert.equal(r.exitCode, 0, r.err);
+    assert.doesNotMatch(r.out, /HOST-SERVER/);
+    assert.equal((r.out.match(/refused EACCES/g) ?? []).length, 4, r.out);
+    assert.match(r.out, /USABLE/);
+  });
+
+  it('a real `git credential-cache` on a socket path over 107 bytes (bound by a relative name) hands the sandbox no password', async (ctx) => {
+    if (!which('git')) return ctx.skip('git is not installed');
+    const dir = homeDir();
+    const sockDir = path.join(dir, 'cache', 'c'.repeat(60), 'g'.repeat(40));
+    mkdirSync(sockDir, { recursive: true, mode: 0o700 });
+    const sock = path.join(sockDir, 'socket');
+    assert.ok(Buffer.byteLength(sock) > 107);
+    const cache = (op: string, input: string) =>
+      spawnSync('git', ['credential-cache', '--timeout', '120', '--socket', sock, op], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'], timeout: 30_000 });
+    // Stopped before the directory goes: a daemon left listening by a relative name would make every
+    // other Ward planning on this host search for it.
+    try {
+      assert.equal(cache('store', 'protocol=https\nhost=example.com\nusername=u\npassword=ghp_REALTOKEN123\n\n').status, 0);
+      assert.match(cache('get', 'protocol=https\nhost=example.com\n\n').stdout, /ghp_REALTOKEN123/, 'the cache holds it for the host');
+      const t = setup({ policy: { extends: ['minimal'], filesystem: { read: [dir] } } });
+      // git connects as it binds, from the socket's directory by the basename (python cannot: the path is too long).
+      const r = await t.exec(['sh', '-c', `printf 'protocol=https\\nhost=example.com\\n\\n' | git credential-cache --socket '${sock}' get; echo rc=$?`]);
+      assert.doesNotMatch(r.out, /ghp_REALTOKEN123/);
+      assert.match(r.err, /unable to connect to cache daemon: Permission denied/, r.out + r.err);
+    } finally {
+      cache('exit', '');
+    }
   });
 });
 

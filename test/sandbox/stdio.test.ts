@@ -283,3 +283,102 @@ describe('pipes and sockets of the caller', () => {
     assert.doesNotMatch(r.stderr, /SIBLING-SECRET/, r.stderr);
   });
 });
+
+/** The run's records in the fixture's audit log (`ward audit show --json`): the last launch, denials and exit. */
+function lastRunRecords(fx: { env: NodeJS.ProcessEnv }): Record<string, unknown>[] {
+  const shown = spawnSync(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'audit', 'show', '--json'], { env: fx.env, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(shown.status, 0, shown.stderr);
+  const recs = (JSON.parse(shown.stdout) as Record<string, unknown>[]).map((r) => ((r as { event?: Record<string, unknown> }).event ?? r));
+  const start = recs.map((r) => r.type).lastIndexOf('launch');
+  return recs.slice(start).filter((r) => ['launch', 'denial', 'exit'].includes(String(r.type)));
+}
+
+describe('a caller that stops reading the output does not hold Ward past the run\'s time', () => {
+  // Before: Ward's blocking write to the caller's fd waited for the reader, past wall_time, with
+  // no exit record (`ward run ... | less` left on its first page; a FIFO nobody reads).
+  it('a FIFO whose reader holds it open and never reads: the command is killed at wall_time, and Ward ends and records it while the reader still waits', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 2s}\n');
+    // `sleep 600 < f` opens the FIFO for reading and never reads; it is killed only after Ward ended.
+    const script = `mkfifo f; sleep 600 < f & reader=$!; "$@" > f 2> err.txt; echo "rc=$?"; if kill -0 $reader 2>/dev/null; then echo reader-still-waiting; fi; kill $reader`;
+    const r = spawnSync('sh', ['-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', ...degraded, '--policy', 'p.yaml', '--', 'yes'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.signal, null, 'Ward ended by itself');
+    assert.match(r.stdout, /rc=124\n/, r.stdout + r.stderr);
+    assert.match(r.stdout, /reader-still-waiting/, 'Ward did not wait for the reader');
+    const err = readFileSync(path.join(fx.ws, 'err.txt'), 'utf8');
+    assert.match(err, /wall_time limit \(2s\) reached/);
+    assert.match(err, /caller's stdout stopped taking the command's output/);
+    const recs = lastRunRecords(fx);
+    const exit = recs.find((x) => x.type === 'exit')!;
+    assert.deepEqual([exit.exit_code, exit.reason], [124, 'timeout']);
+    assert.ok(recs.some((x) => x.type === 'denial' && x.layer === 'output' && x.what === 'stdout' && x.verdict === 'truncated'), JSON.stringify(recs));
+  });
+
+  it('a command that ends before wall_time with its output unread: Ward waits until the wall_time, then ends with the command\'s own status', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 2s}\n');
+    // 100 kB: more than the caller's FIFO holds (64 KiB), less than it and the sandbox's pipe
+    // together, so the command can end while some of its output is still Ward's to deliver.
+    const script = `mkfifo f; sleep 600 < f & reader=$!; "$@" > f 2> err.txt; echo "rc=$?"; if kill -0 $reader 2>/dev/null; then echo reader-still-waiting; fi; kill $reader`;
+    const r = spawnSync('sh', ['-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', ...degraded, '--policy', 'p.yaml', '--', 'sh', '-c', 'head -c 100000 /dev/zero; exit 3'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.match(r.stdout, /rc=3\n/, r.stdout + r.stderr);
+    assert.match(r.stdout, /reader-still-waiting/);
+    const recs = lastRunRecords(fx);
+    const exit = recs.find((x) => x.type === 'exit')!;
+    assert.deepEqual([exit.exit_code, exit.reason], [3, 'exit']);
+    assert.ok(recs.some((x) => x.type === 'denial' && x.layer === 'output' && x.what === 'stdout'), JSON.stringify(recs));
+  });
+
+  it('a reader that is slow but reading gets every byte, after the command has ended', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 60s}\n');
+    const script = `"$@" 2> err.txt | { sleep 2; wc -c; }`;
+    const r = spawnSync('sh', ['-c', script, 'sh', process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', ...degraded, '--policy', 'p.yaml', '--', 'sh', '-c', 'head -c 3000000 /dev/zero'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.stdout.trim(), '3000000', readFileSync(path.join(fx.ws, 'err.txt'), 'utf8'));
+    assert.ok(!lastRunRecords(fx).some((x) => x.type === 'denial' && x.layer === 'output'));
+  });
+
+  it('a terminal nobody reads (not the caller\'s controlling one, so relayed): Ward still ends at wall_time, with the record', () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 2s}\n');
+    // A pty whose master is never read: its buffer fills and a blocking write would wait forever.
+    const harness = `import os, pty, subprocess, sys
+m, s = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=s, stderr=open("err.txt", "w"))
+os.close(s)
+try:
+    print("rc=%d" % p.wait(timeout=90))
+except subprocess.TimeoutExpired:
+    p.kill(); print("ward-still-running")
+`;
+    const r = spawnSync('python3', ['-c', harness, process.execPath, path.join(ROOT, 'bin/ward.js'), 'run', ...degraded, '--policy', 'p.yaml', '--', 'yes'], { cwd: fx.ws, env: fx.env, encoding: 'utf8', timeout: 120_000 });
+    assert.match(r.stdout, /rc=124/, r.stdout + r.stderr + readFileSync(path.join(fx.ws, 'err.txt'), 'utf8'));
+    assert.match(readFileSync(path.join(fx.ws, 'err.txt'), 'utf8'), /caller's stdout stopped taking the command's output/);
+    assert.equal(lastRunRecords(fx).find((x) => x.type === 'exit')!.reason, 'timeout');
+  });
+
+  it('a TCP socket whose peer never reads (a blocking write of Ward\'s): Ward still ends at wall_time, with the record', async () => {
+    const fx = sandboxFixture();
+    writeFileSync(path.join(fx.ws, 'p.yaml'), 'extends: [default]\nresources: {wall_time: 2s}\n');
+    const net = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    const server = net.createServer((s) => (held.push(s), s.pause()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sock = net.connect((server.address() as import('node:net').AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    try {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin/ward.js'), 'run', ...degraded, '--policy', 'p.yaml', '--', 'yes'], { cwd: fx.ws, env: fx.env, stdio: ['ignore', sock, 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      assert.equal(code, 124, err);
+      assert.match(err, /caller's stdout stopped taking the command's output/);
+      const exit = lastRunRecords(fx).find((x) => x.type === 'exit')!;
+      assert.equal(exit.reason, 'timeout');
+    } finally {
+      sock.destroy();
+      for (const s of held) s.destroy();
+      server.close();
+    }
+  });
+});

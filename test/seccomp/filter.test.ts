@@ -341,6 +341,36 @@ describe('compileRules: the rest of the rule shape', () => {
     }
   });
 
+  it('masked32: matches when the masked low 32 bits equal the value (a flag set, another not); high bits are ignored', () => {
+    const rules: SeccompRule[] = [{ syscall: 'clone', action: { errno: 1 }, when: { arg: 0, masked32: 0x10400, equals32: 0x10000 }, why: 'test: CLONE_THREAD without CLONE_FILES' }];
+    const c = compileRules(rules, { allowIa32: true });
+    const nr = nrOf('clone');
+    const cases: [bigint, Outcome][] = [
+      [0x10000n, { action: 'errno', data: 1 }],
+      [0x10b00n, { action: 'errno', data: 1 }],
+      [0x10400n, allow],
+      [0x400n, allow],
+      [0n, allow],
+      // glibc's pthread_create flags: CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
+      [0x3d0f00n, allow],
+      [0xffff_ffff_0001_0000n, { action: 'errno', data: 1 }],
+      [0x1_0001_0400n, allow],
+    ];
+    for (const [flags, want] of cases) {
+      assert.deepEqual(verdict(runFilter(c.program, x86(nr, [flags]))), want, flags.toString(16));
+      assert.deepEqual(expected(rules, 'clone', [flags]), want, `reference ${flags.toString(16)}`);
+    }
+  });
+
+  it('a supervised plan\'s filter refuses a thread without CLONE_FILES; pthread_create\'s and fork\'s flags pass; an unsupervised one is unchanged', () => {
+    const sup = compileSeccomp({ supervised: true });
+    const plain = compileSeccomp();
+    const clone = nrOf('clone');
+    assert.deepEqual(verdict(runFilter(sup.program, x86(clone, [0x10000n | 0x800n | 0x100n]))), { action: 'errno', data: EPERM });
+    for (const flags of [0x3d0f00n, 0x1200011n /* fork: CHILD_SETTID|CHILD_CLEARTID|SIGCHLD */]) assert.deepEqual(verdict(runFilter(sup.program, x86(clone, [flags]))), allow, flags.toString(16));
+    assert.deepEqual(verdict(runFilter(plain.program, x86(clone, [0x10900n]))), allow);
+  });
+
   it('malformed rules are refused', () => {
     const bad: SeccompRule[] = [
       { syscall: 'nosuchcall', action: { errno: 1 }, why: 'x' },
@@ -353,6 +383,8 @@ describe('compileRules: the rest of the rule shape', () => {
       { syscall: 'read', action: { errno: 1 }, when: { arg: 6 as 0, in32: [1] }, why: 'x' },
       { syscall: 'read', action: { errno: 1 }, when: { arg: 0, noneOf32: 0 }, why: 'x' },
       { syscall: 'read', action: { errno: 1 }, when: { arg: 0, noneOf32: 2 ** 32 }, why: 'x' },
+      { syscall: 'read', action: { errno: 1 }, when: { arg: 0, masked32: 0, equals32: 0 }, why: 'x' },
+      { syscall: 'read', action: { errno: 1 }, when: { arg: 0, masked32: 0x10, equals32: 0x11 }, why: 'x' },
     ];
     for (const rule of bad) assert.throws(() => compileRules([rule], { allowIa32: false }), /seccomp rule for/, JSON.stringify(rule, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
   });

@@ -9,12 +9,13 @@
  * pattern reaches, from the start (src/plan/rules.ts, withoutSocketNodes).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { run } from '../../src/index.js';
 import type { RunRecord } from '../../src/sandbox/launch.js';
-import { fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
+import { C_LEADER_GONE, fixtureRunOptions, sandboxFixture, which } from '../helpers.js';
 
 const skip = (!which('python3') && 'python3 missing') || (!which('git') && 'git missing');
 
@@ -101,6 +102,86 @@ const REFUSED = ['unlink', 'unlink-via-symlink', 'unlinkat-dirfd', 'unlink-dotdo
   'truncate-via-symlink', 'chmod', 'chmod-via-symlink', 'chown', 'lchown', 'utime', 'utime-nofollow', 'utime-fd', 'setxattr', 'open-w', 'fchmod', 'fchown', 'fsetxattr'];
 const ALLOWED = ['out-fchmod', 'pipe-fchmod', 'out-mkdir', 'out-create', 'out-rename', 'out-link', 'out-symlink', 'out-truncate', 'out-chmod', 'out-utime', 'out-mknod', 'out-unlink', 'out-rmdir'];
 
+/**
+ * A C program in `ws` that forks one holder per kind. Each holder's thread takes a way to write
+ * src/ (or a read-only fd, exit-reader), says "ready" on a pipe, waits for "go" (sent once the
+ * read of the secret that fires the rule has returned) and then writes. The program prints each
+ * holder's fate: "KIND killed" or "KIND exit=N".
+ */
+function threadHolders(ws: string): string {
+  const src = `#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int ready[2], go[2];
+static const char *kind;
+${C_LEADER_GONE}static void await_go(void) { if (!strncmp(kind, "exit-", 5)) leader_gone(); char c = 'r'; if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) _exit(2); }
+static void fail(int code) { await_go(); _exit(code); }
+static int holder(void *x) {
+  (void)x;
+  if (!strcmp(kind, "unshare") && unshare(CLONE_FILES) != 0) fail(100 + errno);
+  if (!strcmp(kind, "exit-map")) {
+    int fd = open("src/mapped.c", O_RDWR);
+    char *p = mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) fail(3);
+    close(fd);
+    await_go();
+    if (mprotect(p, 4096, PROT_READ | PROT_WRITE) != 0) _exit(100 + errno);
+    memcpy(p, "EVIL", 4);
+    msync(p, 4096, MS_SYNC);
+    _exit(0);
+  }
+  int fd = open("src/main.c", strcmp(kind, "exit-reader") ? O_WRONLY | O_APPEND : O_RDONLY);
+  if (fd < 0) fail(4);
+  await_go();
+  char c;
+  _exit((strcmp(kind, "exit-reader") ? write(fd, "EVIL", 4) : read(fd, &c, 1)) == -1 ? 5 : 0);
+}
+static void *pholder(void *x) { holder(x); return 0; }
+int main(void) {
+  static const char *kinds[] = { "exit-fd", "exit-map", "exit-reader", "own-table", "unshare" };
+  enum { N = sizeof kinds / sizeof *kinds };
+  pid_t pids[N];
+  if (pipe(ready) || pipe(go)) return 1;
+  for (int i = 0; i < N; i++) {
+    kind = kinds[i];
+    if ((pids[i] = fork()) != 0) continue;
+    pthread_t th;
+    if (!strcmp(kind, "own-table")) {
+      static char stack[1 << 16];
+      if (clone(holder, stack + sizeof stack, CLONE_VM | CLONE_SIGHAND | CLONE_THREAD, 0) < 0) fail(100 + errno);
+      for (;;) pause();
+    }
+    if (pthread_create(&th, 0, pholder, 0)) _exit(6);
+    if (strcmp(kind, "unshare")) pthread_exit(0);   /* the leader goes; its thread goes on */
+    for (;;) pause();
+  }
+  char c;
+  for (int i = 0; i < N; i++) if (read(ready[0], &c, 1) != 1) return 1;
+  char secret[64];
+  int s = open("secrets/key.txt", O_RDONLY);
+  if (s < 0 || read(s, secret, sizeof secret) < 0) return 1;
+  for (int i = 0; i < N; i++) if (write(go[1], "g", 1) != 1) return 1;
+  for (int i = 0; i < N; i++) {
+    int st;
+    waitpid(pids[i], &st, 0);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == 9) printf("%s killed\\n", kinds[i]);
+    else printf("%s exit=%d\\n", kinds[i], WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+  }
+  return 0;
+}
+`;
+  writeFileSync(path.join(ws, 'holders.c'), src);
+  execFileSync('cc', ['-O2', '-pthread', '-o', path.join(ws, 'holders'), path.join(ws, 'holders.c')]);
+  return './holders';
+}
+
 describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
   it('after the revocation every write by path inside the pattern fails with EACCES and is recorded; outside it works', async () => {
     const t = setup();
@@ -133,6 +214,7 @@ describe('revoke: write PATTERN, decided on real paths', { skip }, () => {
   it('a process that opened (or mapped shared) a file for writing before the revocation is killed when it fires, before it can write; readers and writers elsewhere live', async () => {
     const t = setup();
     writeFileSync(path.join(t.ws, 'src', 'mapped.c'), 'mapped\n');
+    writeFileSync(path.join(t.ws, 'src', 'remapped.c'), 'remapped\n');
     const script = `
 import os, sys, time, mmap, ctypes
 r, w = os.pipe()
@@ -154,6 +236,19 @@ def holder(kind):
         os.close(f)
         def act():
             ctypes.memmove(addr, b'EVIL', 4); libc.msync(ctypes.c_void_p(addr), 4096, 4)
+    elif kind in ('mprotect', 'ro-map'):
+        # Mapped read-only, the fd closed: the file's open mode decides whether mprotect can
+        # make the mapping writable later (O_RDWR: yes, so it is a writer; O_RDONLY: never).
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        f = os.open('src/remapped.c', os.O_RDWR if kind == 'mprotect' else os.O_RDONLY)
+        addr = libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_SHARED, f, 0)
+        os.close(f)
+        def act():
+            if libc.mprotect(ctypes.c_void_p(addr), 4096, mmap.PROT_READ | mmap.PROT_WRITE) != 0:
+                os._exit(100 + ctypes.get_errno())
+            ctypes.memmove(addr, b'EVIL', 4); libc.msync(ctypes.c_void_p(addr), 4096, 4)
     elif kind == 'reader':
         f = os.open('src/main.c', os.O_RDONLY)
         act = lambda: os.read(f, 4)
@@ -164,7 +259,7 @@ def holder(kind):
     os.read(go_r, 1)   # after the read that fires the rule has returned: no timing involved
     act()
     os._exit(0)
-kids = {k: holder(k) for k in ('fd', 'mapping', 'reader', 'outside')}
+kids = {k: holder(k) for k in ('fd', 'mapping', 'mprotect', 'ro-map', 'reader', 'outside')}
 for _ in kids: os.read(r, 1)
 open('secrets/key.txt').read()
 os.write(go_w, b'g' * len(kids))
@@ -175,11 +270,34 @@ for k, pid in kids.items():
     const r = await run({ policy: t.policy }, ['python3', '-c', script], t.options);
     const out = r.stdout.toString() + r.stderr.toString();
     assert.equal(r.exitCode, 0, out);
-    assert.match(out, /^fd killed\nmapping killed\nreader exit=0\noutside exit=0$/m, out);
+    // ro-map: mprotect(PROT_WRITE) of a shared mapping of a file opened read-only is EACCES (113).
+    assert.match(out, /^fd killed\nmapping killed\nmprotect killed\nro-map exit=113\nreader exit=0\noutside exit=0$/m, out);
     assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
     assert.equal(readFileSync(path.join(t.ws, 'src', 'mapped.c'), 'utf8'), 'mapped\n');
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'remapped.c'), 'utf8'), 'remapped\n');
     assert.equal(readFileSync(path.join(t.ws, 'outside.txt'), 'utf8'), 'outside\nfine\n');
     // The revocation record says whom it killed, and why.
+    const killed = r.revocations[0]?.killed ?? [];
+    assert.deepEqual(killed.map((k) => [k.file, k.through]).sort(), [
+      [path.join(t.ws, 'src', 'main.c'), 'fd'],
+      [path.join(t.ws, 'src', 'mapped.c'), 'mapping'],
+      [path.join(t.ws, 'src', 'remapped.c'), 'mapping'],
+    ]);
+  });
+
+  it('a holder whose fds or mappings only its threads can see is killed too: the leader has exited, or a thread asked for its own fd table (refused)', { skip: !which('cc') && 'no C compiler' }, async () => {
+    const t = setup();
+    writeFileSync(path.join(t.ws, 'src', 'mapped.c'), 'mapped\n');
+    const prog = threadHolders(t.ws);
+    const r = await run({ policy: t.policy }, [prog], t.options);
+    const out = r.stdout.toString() + r.stderr.toString();
+    assert.equal(r.exitCode, 0, out);
+    // exit-*: the leader pthread_exit()ed, so /proc/PID/fd and /proc/PID/maps show nothing of
+    // what its thread holds. own-table: clone(CLONE_THREAD) without CLONE_FILES; unshare: a
+    // thread's unshare(CLONE_FILES): both refused with EPERM (101) when the policy has rules.
+    assert.match(out, /^exit-fd killed\nexit-map killed\nexit-reader exit=0\nown-table exit=101\nunshare exit=101$/m, out);
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'main.c'), 'utf8'), 'int main(){}\n');
+    assert.equal(readFileSync(path.join(t.ws, 'src', 'mapped.c'), 'utf8'), 'mapped\n');
     const killed = r.revocations[0]?.killed ?? [];
     assert.deepEqual(killed.map((k) => [k.file, k.through]).sort(), [
       [path.join(t.ws, 'src', 'main.c'), 'fd'],

@@ -15,7 +15,7 @@ import { compile, run } from '../../src/index.js';
 import type { RunRecord, RunResult } from '../../src/sandbox/launch.js';
 import { launch } from '../../src/sandbox/launch.js';
 import { supervisedModeProblem } from '../../src/supervisor/preflight.js';
-import { fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
+import { C_LEADER_GONE, fixtureRunOptions, hasCgroup, sandboxFixture, ward, which } from '../helpers.js';
 
 const skip = !which('python3') && 'python3 missing';
 let server: Server;
@@ -221,6 +221,51 @@ except OSError as e:
       assert.equal(r.revocations[0]?.connections_cut, 1, JSON.stringify(r.revocations));
     }
     await new Promise((res) => setTimeout(res, 200)); // anything in flight reaches the echo server
+    assert.equal(echoedAfter, 0, 'nothing written after the read reached the server');
+  });
+
+  it('a connection held by a process whose leader has exited (so /proc/PID/fd lists nothing) is cut too', { skip: !which('cc') && 'no C compiler' }, async () => {
+    // The leader pthread_exit()s; its thread connects, reads the secret and writes it at once.
+    echoedAfter = 0;
+    for (let i = 0; i < 3; i++) {
+      const t = setup(RULES);
+      const src = `#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+${C_LEADER_GONE}static void *sender(void *x) {
+  (void)x;
+  leader_gone();
+  struct addrinfo *ai;
+  if (getaddrinfo("api.test", "${echoPort}", 0, &ai)) _exit(2);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || connect(s, ai->ai_addr, ai->ai_addrlen)) _exit(3);
+  char buf[128] = "after:";
+  if (send(s, "before", 6, MSG_NOSIGNAL) != 6) _exit(4);
+  int n = recv(s, buf + 6, 6, MSG_WAITALL);
+  printf("echo %.*s\\n", n, buf + 6);
+  int fd = open("secrets/key.txt", O_RDONLY);
+  if (fd < 0 || read(fd, buf + 6, 64) <= 0) _exit(5);
+  if (send(s, buf, strlen(buf), MSG_NOSIGNAL) < 0) printf("old connection cut errno=%d\\n", errno);
+  else printf("sent\\n");
+  fflush(stdout);
+  _exit(0);
+}
+int main(void) { pthread_t th; if (pthread_create(&th, 0, sender, 0)) return 1; pthread_exit(0); }
+`;
+      writeFileSync(path.join(t.ws, 'sender.c'), src);
+      execFileSync('cc', ['-O2', '-pthread', '-o', path.join(t.ws, 'sender'), path.join(t.ws, 'sender.c')]);
+      const r = await run({ policy: t.policy }, ['./sender'], t.options);
+      const out = r.stdout.toString() + r.stderr.toString();
+      assert.match(out, /^echo before$/m, out);
+      assert.match(out, /^old connection cut errno=32$/m, out);
+      assert.equal(r.revocations[0]?.connections_cut, 1, JSON.stringify(r.revocations));
+    }
     assert.equal(echoedAfter, 0, 'nothing written after the read reached the server');
   });
 

@@ -152,6 +152,18 @@ describe('supervised syscalls against the rules', () => {
     });
   }
 
+  it('an `after: write` event is every call a write revocation refuses: the planner lists them, and a list missing one is caught', () => {
+    const p = compile({ policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/docs'] }, rules: [{ after: 'write ${WORKSPACE}/docs/**', revoke: 'network' }] } }, { workspace: ws, env });
+    assert.deepEqual(validatePlan(p).findings, []);
+    // Each of these writes docs/ without an open or a rename (ln, ln -s, mkdir, mkfifo, rm, rmdir, truncate, chmod, touch -d, setfattr, chmod on a read-only fd).
+    for (const drop of ['linkat', 'symlinkat', 'mkdirat', 'mknodat', 'unlinkat', 'rmdir', 'truncate', 'fchmodat', 'utimensat', 'setxattr', 'fchmod']) {
+      const f = validateRuleCoverage({ ...p, rules: { ...p.rules!, syscalls: p.rules!.syscalls.filter((s) => s !== drop) } }).findings;
+      assert.equal(f.length, 1, `${drop}: ${JSON.stringify(f)}`);
+      assert.match(f[0]!.subject, new RegExp(`^rule 1 \\(after write .*/docs\\): ${drop}$`));
+      assert.match(f[0]!.expected, /the event happens through it/);
+    }
+  });
+
   it('open and openat under the write condition cover a rule about writes, never one about reads', () => {
     const writes = compile({ policy: { extends: ['minimal'], filesystem: { read: ['${WORKSPACE}'], write: ['${WORKSPACE}/docs'] }, rules: [{ after: 'write ${WORKSPACE}/docs/**', revoke: 'append ${WORKSPACE}/docs' }] } }, { workspace: ws, env });
     assert.deepEqual(writes.rules?.conditions, { writeOpens: true });

@@ -132,12 +132,14 @@ export async function runCommand(args: string[]): Promise<number> {
   } finally {
     if (recordFd !== undefined) closeSync(recordFd);
   }
-  if (!quiet) {
+  // A stderr that stopped taking the command's output would not take these lines either (they are
+  // in the audit log).
+  if (!quiet && !r.outputCut.includes(2)) {
     for (const d of r.launch.degraded) process.stderr.write(`ward: degraded: ${printable(d)}\n`);
     if (r.message) process.stderr.write(`ward: ${printable(r.message)}\n`);
     for (const rv of r.revocations) {
       process.stderr.write(`ward: rules[${rv.rule}] fired on ${printable(rv.trigger)}${rv.pid !== null ? ` (pid ${rv.pid}, ${printable(rv.by)})` : ` (${printable(rv.by)})`}: ${rv.revoked.map(printable).join(', ')} revoked for the rest of the run${rv.connections_cut ? ` (${rv.connections_cut} open connection(s) cut)` : ''}\n`);
-      for (const k of rv.killed ?? []) process.stderr.write(`ward: killed pid ${k.pid}: it could still write ${printable(k.file)} (${k.through === 'fd' ? 'opened for writing' : 'mapped shared and writable'} before rules[${rv.rule}] revoked it)\n`);
+      for (const k of rv.killed ?? []) process.stderr.write(`ward: killed pid ${k.pid}: it could still write ${printable(k.file)} (${k.through === 'fd' ? 'opened for writing' : 'mapped shared from a file opened for writing'} before rules[${rv.rule}] revoked it)\n`);
     }
     // The supervisor may refuse thousands of calls of one kind (a build retrying a revoked
     // write): one line per kind, with a count and the first call, not one line per call.

@@ -96,6 +96,34 @@ const ownUpstreamOnHostAddress = (key: string): Pick<Probe, 'teardown' | 'policy
 const pyUpstream = (ctx: ProbeContext, key: string) => `port = ${upstreamPort(ctx, key)}
 addr = '${st<string>(ctx, 'addr')}'`;
 
+/**
+ * The fronting probes: the check needs an upstream the broker will connect to, not loopback
+ * (refused for names, uninspected for allow_local), so the server listens on the host's own
+ * address and the policy allows that address. The raw-connect path is covered by
+ * test/sandbox/egress.test.ts.
+ */
+const frontingProbe = {
+  ...egressProbe,
+  asi: ['ASI02', 'ASI01'],
+  nist: ['SC-7', 'AC-4'],
+  teardown,
+  requires: needsHostAddress,
+  ...silentUpstreamOnHostAddress,
+} satisfies Partial<Probe>;
+
+/** Python: `tunnel(timeout)`, a CONNECT through the proxy to that upstream; the socket, and whether the proxy said 200. */
+const pyTunnel = (ctx: ProbeContext) => `port = ${serverPort(st<HostServer>(ctx, 'server'))}
+addr = '${st<string>(ctx, 'addr')}'
+def tunnel(timeout=5):
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=timeout)
+    s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
+    head = b''
+    while b'\\r\\n\\r\\n' not in head:
+        chunk = s.recv(1)
+        if not chunk: break
+        head += chunk
+    return s, head.startswith(b'HTTP/1.1 200')`;
+
 /** Python: reads socket `s` to its end (or a reset) and lists the status codes of the responses in `codes`. */
 const PY_PROXY_CODES = `data = b''
 while True:
@@ -219,28 +247,13 @@ except OSError as e:
   },
   {
     id: 'net.egress-sni-fronting',
-    ...egressProbe,
+    ...frontingProbe,
     title: 'domain fronting: tunnel to an allowed host through the proxy, then send a TLS ClientHello naming another host',
-    asi: ['ASI02', 'ASI01'],
-    nist: ['SC-7', 'AC-4'],
-    teardown,
-    // The fronting check needs an upstream the broker will connect to: not loopback (refused for
-    // names, uninspected for allow_local), so the server listens on the host's own address and
-    // the policy allows that address. The raw-connect path is covered by test/sandbox/egress.test.ts.
-    requires: needsHostAddress,
-    ...silentUpstreamOnHostAddress,
     program: (ctx) =>
       py(`import ssl
-port = ${serverPort(st<HostServer>(ctx, 'server'))}
-addr = '${st<string>(ctx, 'addr')}'
-s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
-s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
-head = b''
-while b'\\r\\n\\r\\n' not in head:
-    chunk = s.recv(1)
-    if not chunk: break
-    head += chunk
-say('tunnel', 0 if head.startswith(b'HTTP/1.1 200') else errno.EACCES)
+${pyTunnel(ctx)}
+s, ok = tunnel()
+say('tunnel', 0 if ok else errno.EACCES)
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 try:
     ctx.wrap_socket(s, server_hostname='evil.example.com')
@@ -258,6 +271,49 @@ time.sleep(0.5)  # the broker judges the ClientHello as it arrives; let the reco
       if (v.status !== 'held') return v;
       if (!denials(run).some((d) => d.endsWith('sni-mismatch'))) return broken('the handshake failed, but the broker recorded no sni-mismatch denial');
       return held('the broker cut the tunnel at the ClientHello (SNI evil.example.com is not the host the tunnel was opened to) and recorded it; the server received no byte of it');
+    },
+  },
+  {
+    id: 'net.egress-sni-record-tricks',
+    ...frontingProbe,
+    title: "domain fronting past the SNI check: in a tunnel to an allowed host, a ClientHello for another host behind bytes a lenient TLS server (Go's) skips or accepts: an alert record first, record version 00 00, a ChangeCipherSpec first, an SSLv2-format hello",
+    program: (ctx) =>
+      py(`import ssl
+${pyTunnel(ctx)}
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+try:
+    ssl.create_default_context().wrap_bio(inc, out, server_hostname='evil.example.com').do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+tricks = [('alert', bytes([21, 3, 1, 0, 2, 1, 100]) + hello), ('v00', hello[:1] + b'\\0\\0' + hello[3:]),
+          ('ccs', bytes([20, 3, 3, 0, 1, 1]) + hello), ('sslv2', bytes([0x80, 0x2e, 1, 3, 1, 0, 0x15, 0, 0, 0, 0x10]) + bytes(0x2b))]
+for key, data in tricks:
+    s, ok = tunnel(3)
+    if not ok:
+        say(key + '_tunnel', errno.EACCES)
+        continue
+    s.sendall(data)
+    try:
+        # The upstream never answers: a tunnel still open after the timeout carried the bytes on.
+        say(key, errno.ECONNRESET if s.recv(100) == b'' else 0)
+    except socket.timeout:
+        say(key, 0)
+    except OSError as e:
+        say(key, e.errno or errno.ECONNRESET)
+    s.close()`),
+    check: (run, ctx) => {
+      const seen = serverSawNothing(ctx);
+      if (seen) return seen;
+      const keys = ['alert', 'v00', 'ccs', 'sslv2'];
+      const v = kv(run.stdout);
+      const noTunnel = keys.find((k) => v.has(`${k}_tunnel`));
+      if (noTunnel) return noResult(run, `a CONNECT tunnel to the allowed address (${noTunnel})`);
+      const refused = expectErrno({ keys, refused: [E.ECONNRESET, E.EPIPE, E.ECONNABORTED], by: 'the egress broker' })(run);
+      if (refused.status !== 'held') return refused;
+      const recorded = denials(run).filter((d) => d.endsWith('malformed-tls')).length;
+      if (recorded < keys.length) return broken(`each tunnel was cut, but the broker recorded ${recorded} malformed-tls denials for ${keys.length}`);
+      return held('the broker cut each tunnel at the bytes before the ClientHello (refused as malformed-tls, recorded); the server received none of them');
     },
   },
   {
@@ -346,29 +402,16 @@ say('second', codes[1] if len(codes) > 1 else 'none')`),
   },
   {
     id: 'net.egress-lenient-request-line',
-    ...egressProbe,
-    title: 'tunnel to an allowed host through the proxy, then send a request line a lenient server reads (a tab, leading whitespace) naming another Host',
-    asi: ['ASI02', 'ASI01'],
-    nist: ['SC-7', 'AC-4'],
-    teardown,
     // Python's http.server (Werkzeug, ...) splits the request line on any whitespace: "GET\t/"
-    // is a request to it. As for fronting, the upstream is the host's own address, allowed by
-    // that address (a name would resolve to loopback, which the broker refuses); the raw-connect
-    // path is covered by test/sandbox/egress.test.ts and test/net/lenient.test.ts.
-    requires: needsHostAddress,
-    ...silentUpstreamOnHostAddress,
+    // is a request to it. The upstream as for fronting; the raw-connect path is covered by
+    // test/sandbox/egress.test.ts and test/net/lenient.test.ts.
+    ...frontingProbe,
+    title: 'tunnel to an allowed host through the proxy, then send a request line a lenient server reads (a tab, leading whitespace) naming another Host',
     program: (ctx) =>
-      py(`port = ${serverPort(st<HostServer>(ctx, 'server'))}
-addr = '${st<string>(ctx, 'addr')}'
+      py(`${pyTunnel(ctx)}
 for key, line in [('tab', b'GET\\t/tab HTTP/1.1'), ('lead', b' GET /lead HTTP/1.1')]:
-    s = socket.create_connection(('127.0.0.1', 3128), timeout=5)
-    s.sendall(('CONNECT %s:%d HTTP/1.1\\r\\nHost: %s:%d\\r\\n\\r\\n' % (addr, port, addr, port)).encode())
-    head = b''
-    while b'\\r\\n\\r\\n' not in head:
-        chunk = s.recv(1)
-        if not chunk: break
-        head += chunk
-    say(key + '_tunnel', 0 if head.startswith(b'HTTP/1.1 200') else errno.EACCES)
+    s, ok = tunnel()
+    say(key + '_tunnel', 0 if ok else errno.EACCES)
     s.sendall(line + b'\\r\\nHost: evil.example.com\\r\\n\\r\\n')
     try:
         say(key, 0 if s.recv(100) else errno.ECONNRESET)

@@ -133,7 +133,7 @@ export const probes: Probe[] = [
     id: 'fs.home-credential-files',
     group,
     promise: 'secrets',
-    title: 'with all of ~ granted, read registry tokens (.npmrc, .pypirc, cargo, maven, gradle), git credentials, terraform, rclone, shell histories, keyrings, browser logins, AI keys and global npmrc files',
+    title: 'with all of ~ granted, read registry tokens (.npmrc, .pypirc, pip.conf, cargo, maven, gradle, composer, nuget), git credentials, cloud CLIs (oci, fly, pulumi, vercel, wrangler), terraform, rclone, age keys, shell histories, keyrings, password managers, browser and editor logins, AI keys and agents\' logins (.claude.json, gemini, copilot) and global npmrc files',
     mechanism: 'mount-namespace',
     asi: ['ASI03'],
     nist: ['AC-3', 'AC-6', 'IA-5'],

@@ -6,7 +6,7 @@
  * refused by seccomp, raw sockets by the missing CAP_NET_RAW. Host-side
  * servers count connections: any is a breach, whatever the probe printed.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { broken, E, error, expectErrno, held, hostAddresses, kv, noResult, py, serverPort, startHostServer, st, type HostServer } from '../lib.js';
@@ -32,6 +32,18 @@ const CONNECT = `def connect(key, family, addr, kind=socket.SOCK_STREAM):
     finally:
         s.close()
 `;
+
+/**
+ * For the unix-socket probes (state: `servers`, `socks`; output `unixN` per socket): a breach if a
+ * host-side server accepted anything, else each connect must have met EACCES.
+ */
+function unixServersUntouched(run: ProbeRun, ctx: ProbeContext, which: string, by: string): Verdict {
+  const hits = st<HostServer[]>(ctx, 'servers').reduce((n, s) => n + s.hits, 0);
+  if (hits > 0) return broken(`a host-side server ${which} accepted ${hits} connection(s) from the sandbox`);
+  const keys = st<string[]>(ctx, 'socks').map((_, i) => `unix${i}`);
+  const r = expectErrno({ keys, refused: [E.EACCES], by })(run);
+  return r.status === 'held' ? held(`${r.detail}; the host-side servers saw no connection`) : r;
+}
 
 /** Breach if a host-side server accepted anything; otherwise the errnos decide. */
 function serverUntouched(key: string, refused: number[], by: string): (run: ProbeRun, ctx: ProbeContext) => Verdict {
@@ -218,13 +230,49 @@ ${addrs.map((a, i) => `connect('host${i}', socket.AF_INET, ('${a}', ${port}))`).
     policy: (ctx) => ({ filesystem: { read: [st<string>(ctx, 'dir')] } }),
     program: (ctx) => py(`${CONNECT}\n${st<string[]>(ctx, 'socks').map((p, i) => `say('node${i}', 0 if os.path.exists(${JSON.stringify(p)}) else 2)\nconnect('unix${i}', socket.AF_UNIX, ${JSON.stringify(p)})`).join('\n')}`),
     check: (run, ctx) => {
-      const hits = st<HostServer[]>(ctx, 'servers').reduce((n, s) => n + s.hits, 0);
-      if (hits > 0) return broken(`a host-side server in the granted directory accepted ${hits} connection(s) from the sandbox`);
-      const v = kv(run.stdout);
-      if (v.get('node0') !== '0') return noResult(run, 'the socket node visible through the grant (node0=0)');
-      const keys = st<string[]>(ctx, 'socks').map((_, i) => `unix${i}`);
-      const r = expectErrno({ keys, refused: [E.EACCES], by: "Ward's mask over each socket the grant would expose" })(run);
-      return r.status === 'held' ? held(`${r.detail}; the host-side servers saw no connection`) : r;
+      if (kv(run.stdout).get('node0') !== '0' && st<HostServer[]>(ctx, 'servers').every((s) => s.hits === 0)) return noResult(run, 'the socket node visible through the grant (node0=0)');
+      return unixServersUntouched(run, ctx, 'in the granted directory', "Ward's mask over each socket the grant would expose");
+    },
+  },
+  {
+    id: 'net.unix-socket-renamed',
+    group,
+    promise: 'egress',
+    title: 'connect to host unix sockets in a granted directory outside /tmp and /run that are not at the name they were bound by (OpenSSH ControlMaster links a temporary name into place; a path over 107 bytes is bound by a relative name)',
+    mechanism: 'mount-namespace',
+    asi: ['ASI02', 'ASI03'],
+    nist: ['SC-7', 'AC-4', 'AC-6'],
+    expect: 'refused',
+    setup: async (ctx) => {
+      // In the caller's home: /tmp and /run are walked whole, so there the name would not matter.
+      const dir = realpathSync(mkdtempSync(path.join(os.homedir(), '.ward-probe-sock-')));
+      ctx.state.dir = dir;
+      const socks = ['cm-link', 'cm-rename', 'rel.sock'].map((n) => path.join(dir, n));
+      ctx.state.socks = socks;
+      const servers: HostServer[] = [];
+      ctx.state.servers = servers;
+      servers.push(await startHostServer({ path: `${socks[0]}.Xy12ab` }));
+      linkSync(`${socks[0]}.Xy12ab`, socks[0]!);
+      unlinkSync(`${socks[0]}.Xy12ab`);
+      servers.push(await startHostServer({ path: `${socks[1]}.tmp` }));
+      renameSync(`${socks[1]}.tmp`, socks[1]!);
+      // The bind happens within listen(), before it returns: the directory change covers it alone.
+      const cwd = process.cwd();
+      process.chdir(dir);
+      try {
+        servers.push(await startHostServer({ path: 'rel.sock' }));
+      } finally {
+        process.chdir(cwd);
+      }
+    },
+    teardown: async (ctx) => {
+      await Promise.all((st<HostServer[]>(ctx, 'servers') ?? []).map((s) => s.close()));
+      rmSync(st<string>(ctx, 'dir'), { recursive: true, force: true });
+    },
+    policy: (ctx) => ({ filesystem: { read: [st<string>(ctx, 'dir')] } }),
+    program: (ctx) => py(`${CONNECT}\n${st<string[]>(ctx, 'socks').map((p, i) => `connect('unix${i}', socket.AF_UNIX, ${JSON.stringify(p)})`).join('\n')}`),
+    check: (run, ctx) => {
+      return unixServersUntouched(run, ctx, 'whose socket was renamed, linked or bound by a relative name', "Ward's mask over each socket, found by its node (sock_diag) where its bound name no longer leads");
     },
   },
   {

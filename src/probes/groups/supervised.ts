@@ -7,12 +7,13 @@
  * the attack failed with the expected errno, the server received nothing after the trigger,
  * and Ward recorded the refusal.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { broken, E, error, held, kv, noResult, py, PY_DRAIN, serverPort, startHostServer, st, type HostServer } from '../lib.js';
 import type { AuditRecord } from '../../audit/format.js';
 import { renderTimeline } from '../../audit/timeline.js';
 import type { PolicyOverlay, Probe, ProbeContext, ProbeRun, Verdict } from '../types.js';
+import { systemBinary } from '../../hostbin.js';
 
 const group = 'supervised' as const;
 const ruleProbe = { group, promise: 'dynamic-rules', mechanism: 'supervisor', expect: 'refused' } as const;
@@ -110,6 +111,18 @@ const visibleCredentials = (text: (canary: string) => string = (c) => `key ${c}\
 
 /** The visible-only file as a shell script: run as an interpreter, it would print the canary. */
 const scriptCredentials = visibleCredentials((c) => `#!/bin/sh\necho key ${c}\n`);
+
+/** A system program, by its real path (what an exec rule is enforced on), or null when missing. */
+const realProgram = (name: string): string | null => {
+  const found = systemBinary(name);
+  return found === null ? null : realpathSync(found);
+};
+
+/** Python: `run(key, argv, **kw)` runs a program and prints key=errno of its exec (0: it ran). */
+const PY_RUN = `import subprocess
+def run(key, argv, **kw):
+    attempt(key, lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw))
+`;
 
 /** "After fetching untrusted content, no writes under src/": the shape of the issue's second rule. */
 const afterUntrustedNoSrcWrites: Pick<Probe, 'asi' | 'nist' | 'setup' | 'teardown' | 'policy'> = {
@@ -290,6 +303,133 @@ say('holder', -9 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else os.waitstat
       if (holder !== '-9') return error(`src/main.c is unchanged, but the holder was not killed (status ${holder})`);
       if (!run.revocations.some((r) => (r.killed ?? []).some((k) => k.file.endsWith('/src/main.c')))) return error('the holder was killed, but the revocation record does not say so');
       return held('the process holding src/main.c open for writing was killed when the rule fired, before the untrusted bytes arrived; the file on the host is unchanged and the record names it');
+    },
+  },
+  {
+    id: 'rule.thread-private-fds',
+    ...ruleProbe,
+    title: 'hold a connection and a write fd where /proc/PID/fd does not show them: in processes whose leader thread has exited; ask for a thread with an fd table of its own',
+    asi: ['ASI02', 'ASI05'],
+    nist: ['AC-4', 'SC-7', 'SI-7'],
+    setup: setupWith('keep-open'),
+    teardown,
+    policy: overlay([{ after: 'read ${WORKSPACE}/secrets/**', revoke: ['network', 'write ${WORKSPACE}/src/**'] }]),
+    program: (ctx) =>
+      py(`import threading
+PORT = ${port(ctx)}
+rd, wr = os.pipe()
+def leader_gone():
+    # Only once the leader has exited does /proc/PID show nothing of what this thread holds.
+    me = os.getpid()
+    while True:
+        try:
+            stat = open('/proc/%d/task/%d/stat' % (me, me)).read()
+        except OSError:
+            return
+        if stat[stat.rindex(')') + 2] in 'ZX':
+            return
+        time.sleep(0.001)
+def holder(kind):
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        return pid, go_w
+    def thread():
+        leader_gone()
+        if kind == 'conn':
+            s = socket.create_connection(('127.0.0.1', PORT), timeout=5)
+            s.sendall(b'x')
+            os.write(wr, b'1' if s.recv(100).startswith(b'HOST-SERVICE') else b'0')
+            data = os.read(go_r, 4096)   # the secret, once its read has returned
+            try:
+                s.sendall(data)
+                s.sendall(data)
+            except OSError as e:
+                os._exit(100 + e.errno)
+            os._exit(0)
+        f = os.open('src/main.c', os.O_WRONLY | os.O_APPEND)
+        os.write(wr, b'1')
+        os.read(go_r, 1)
+        os.write(f, b'pwned')
+        os._exit(0)
+    threading.Thread(target=thread).start()
+    sc(60, 0)   # exit(2): the leader thread alone; its thread goes on
+kids = {k: holder(k) for k in ('conn', 'writer')}
+say('before', 0 if all(os.read(rd, 1) == b'1' for _ in kids) else -1)
+# CLONE_THREAD|CLONE_SIGHAND without CLONE_FILES (nor CLONE_VM, so a kernel that gets the call
+# answers EINVAL and starts nothing); unshare(CLONE_FILES).
+say('clone', sc(56, 0x10000 | 0x800, 0, 0, 0, 0))
+say('unshare', sc(272, 0x400))
+secret = open('secrets/token', 'rb').read()
+os.write(kids['conn'][1], secret)
+os.write(kids['writer'][1], b'g')
+for k, (pid, _) in kids.items():
+    _, st = os.waitpid(pid, 0)
+    say(k, -9 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else os.waitstatus_to_exitcode(st))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      const open = workedBefore(run, 'before');
+      if (open) return open;
+      const conn = v.get('conn');
+      const writer = v.get('writer');
+      if (conn === undefined) return noResult(run, 'conn');
+      if (writer === undefined) return noResult(run, 'writer');
+      const after = nothingAfter(ctx, 1);
+      if (after) return after;
+      if (conn === '0') return broken('the connection held by a thread whose leader had exited still carried the secret after the read');
+      if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host through a write fd held by a thread whose leader had exited');
+      // EINVAL: the kernel got the clone (it lacks CLONE_VM), so a real one would have made the thread.
+      if (v.get('clone') === String(E.EINVAL)) return broken('clone(CLONE_THREAD) without CLONE_FILES reached the kernel: a thread could get an fd table of its own');
+      const refused = refusedWith(run, ['clone', 'unshare'], E.EPERM, 'a thread got an fd table of its own');
+      if (refused) return refused;
+      if (writer !== '-9') return error(`src/main.c is unchanged, but its holder was not killed (status ${writer})`);
+      if (!run.revocations.some((r) => (r.connections_cut ?? 0) > 0)) return error(`the connection failed (status ${conn}), but the supervisor did not cut it`);
+      if (!run.revocations.some((r) => (r.killed ?? []).some((k) => k.file.endsWith('/src/main.c')))) return error('the writer was killed, but the revocation record does not say so');
+      return held('with the leader gone, the connection and the write fd its thread held were still found (in the thread\'s own /proc entry): the connection was cut and the writer killed when the rule fired; clone without CLONE_FILES and unshare(CLONE_FILES) got EPERM');
+    },
+  },
+  {
+    id: 'rule.mprotect-shared-map',
+    ...ruleProbe,
+    title: 'map src/main.c shared but read-only from an O_RDWR fd and close the fd; after the revocation, mprotect the mapping writable and write the file through it',
+    ...writeRevoked,
+    program: () =>
+      py(`import mmap
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+rd, wr = os.pipe()
+def holder(name, mode):
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        return pid, go_w
+    f = os.open(name, mode)
+    addr = libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_SHARED, f, 0)
+    os.close(f)   # nothing left but the read-only mapping
+    os.write(wr, b'r')
+    os.read(go_r, 1)
+    if libc.mprotect(ctypes.c_void_p(addr), 4096, mmap.PROT_READ | mmap.PROT_WRITE) != 0:
+        os._exit(100 + ctypes.get_errno())
+    ctypes.memmove(addr, b'pwned', 5)
+    libc.msync(ctypes.c_void_p(addr), 4096, 4)
+    os._exit(0)
+# The control maps util.c from a read-only fd: mprotect can never make that writable.
+kids = {'mapped': holder('src/main.c', os.O_RDWR), 'control': holder('src/util.c', os.O_RDONLY)}
+for _ in kids: os.read(rd, 1)
+open('secrets/token', 'rb').read()
+for pid, go in kids.values(): os.write(go, b'g')
+for k, (pid, _) in kids.items():
+    _, st = os.waitpid(pid, 0)
+    say(k, -9 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9 else os.waitstatus_to_exitcode(st))`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      const mapped = v.get('mapped');
+      if (mapped === undefined) return noResult(run, 'mapped');
+      if (readFileSync(path.join(ctx.ws, 'src', 'main.c'), 'utf8') !== 'int main(void) { return 0; }\n') return broken('src/main.c changed on the host through a mapping made writable after the revocation');
+      if (mapped !== '-9') return error(`src/main.c is unchanged, but the holder of the mapping was not killed (status ${mapped})`);
+      if (v.get('control') !== String(100 + E.EACCES)) return error(`the control (a shared mapping of a read-only fd) was not left to fail its mprotect with EACCES (status ${v.get('control')})`);
+      if (!run.revocations.some((r) => (r.killed ?? []).some((k) => k.file.endsWith('/src/main.c') && k.through === 'mapping'))) return error('the holder was killed, but the revocation record does not name the mapping');
+      return held('the process holding a read-only shared mapping of src/main.c from an O_RDWR fd (which mprotect could make writable) was killed when the rule fired; a mapping of a read-only fd was left alone');
     },
   },
   {
@@ -662,6 +802,120 @@ else:
       if (refused) return refused;
       if (existsSync(path.join(ctx.ws, 'src', 'main.sock'))) return broken('a unix socket node was made in src/');
       return held(`bind(2) to a path in src/ got EACCES from Landlock (MAKE_SOCK taken from the trees the write revocation reaches)${v.get('away') === '-' ? '' : `; in ${v.get('away')} it worked`}`);
+    },
+  },
+  {
+    id: 'rule.exec-magic-link',
+    ...ruleProbe,
+    title: 'run a revoked program through magic links Ward cannot look up itself (/proc/self/root, /proc/self/cwd, /dev/fd/N), and run a watched one that way unseen',
+    asi: ['ASI05', 'ASI02'],
+    nist: ['AC-3(8)', 'CM-7'],
+    requires: () => (realProgram('id') === null ? 'no id program in the system directories' : null),
+    setup: (ctx) => {
+      for (const d of ['secrets', 'src']) mkdirSync(path.join(ctx.ws, d), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
+      writeFileSync(path.join(ctx.ws, 'src', 'main.c'), 'int main(void) { return 0; }\n');
+    },
+    policy: () => ({
+      rules: [
+        { after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${realProgram('id')!}` },
+        { after: `exec ${realProgram('id')!}`, revoke: 'write ${WORKSPACE}/src/**' },
+      ],
+    }),
+    program: () => {
+      const id = realProgram('id')!;
+      return py(`${PY_RUN}ID = ${JSON.stringify(id)}
+DIR, BASE = os.path.split(ID)
+run('before', ['/proc/self/root' + ID, '-u'])
+attempt('write', lambda: open('src/main.c', 'a').write('// after id'))
+open('secrets/token').read()
+run('root', ['/proc/self/root' + ID, '-u'])
+run('cwd', ['/proc/self/cwd/' + BASE, '-u'], cwd=DIR)
+d = os.open(DIR, os.O_RDONLY)
+run('devfd', ['/dev/fd/%d/%s' % (d, BASE), '-u'], pass_fds=(d,))`);
+    },
+    check: (run) => {
+      const v = kv(run.stdout);
+      if (!v.has('before')) return noResult(run, 'before');
+      if (v.get('before') !== '0') return error(`running id through /proc/self/root failed before any rule fired (errno ${v.get('before')})`);
+      if (v.get('write') === '0') return broken('running id through /proc/self/root was no exec event of it: the rule waiting for it never fired, and src/ stayed writable');
+      const refused = refusedWith(run, ['write', 'root', 'cwd', 'devfd'], E.EACCES, 'the revoked program ran through a magic link');
+      if (refused) return refused;
+      if (!recorded(run, /exec revoked by rules\[0\]/)) return error('refused, but no supervisor refusal was recorded');
+      return held('an exec through /proc/self/root fired the rule waiting for it; after the read, the revoked program got EACCES through /proc/self/root, /proc/self/cwd and /dev/fd/N, each recorded');
+    },
+  },
+  {
+    id: 'rule.exec-shebang',
+    ...ruleProbe,
+    title: "run a revoked interpreter with no exec of it: an executable script whose #! line names it (directly, through another script, and through /proc/self/root)",
+    asi: ['ASI05', 'ASI02'],
+    nist: ['AC-3(8)', 'CM-7'],
+    requires: () => (realProgram('sh') === null || realProgram('python3') === null ? 'no sh or python3 in the system directories' : null),
+    setup: (ctx) => {
+      mkdirSync(path.join(ctx.ws, 'secrets'), { recursive: true });
+      writeFileSync(path.join(ctx.ws, 'secrets', 'token'), `token ${ctx.canary}\n`);
+      const sh = systemBinary('sh')!;
+      writeFileSync(path.join(ctx.ws, 'tool'), `#!${sh}\necho tool ran\n`, { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'nested'), '#!./tool\n', { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'magic'), `#!/proc/self/root${sh}\necho tool ran\n`, { mode: 0o755 });
+      writeFileSync(path.join(ctx.ws, 'other.py'), `#!${systemBinary('python3')!}\nprint('python ran')\n`, { mode: 0o755 });
+    },
+    policy: () => ({ rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: `exec ${realProgram('sh')!}` }] }),
+    program: () =>
+      py(`${PY_RUN}run('before', ['./tool'])
+open('secrets/token').read()
+run('script', ['./tool'])
+run('nested', ['./nested'])
+run('magic', ['./magic'])
+run('other', ['./other.py'])`),
+    check: (run) => {
+      const v = kv(run.stdout);
+      for (const k of ['before', 'other']) {
+        if (!v.has(k)) return noResult(run, k);
+        if (v.get(k) !== '0') return error(`the script ${k === 'before' ? 'failed before the rule fired' : 'with another interpreter failed after it'} (errno ${v.get(k)}): the refusal is not the rule's alone`);
+      }
+      const refused = refusedWith(run, ['script', 'nested', 'magic'], E.EACCES, 'the revoked interpreter ran, named by a #! line');
+      if (refused) return refused;
+      if (!recorded(run, /exec revoked by rules\[0\].*the interpreter of/)) return error('refused, but no supervisor refusal naming the script was recorded');
+      return held('after the read, scripts whose #! line names the revoked shell (directly, through another script, through /proc/self/root) got EACCES, each recorded as the interpreter of its script; a python script still ran');
+    },
+  },
+  {
+    id: 'rule.write-event-by-link',
+    ...ruleProbe,
+    title: 'put content into a guarded tree without opening anything there (a hard link into guarded/, a directory made in inbox/), then read the secret and connect out: each write must fire its rule',
+    asi: ['ASI01', 'ASI02'],
+    nist: ['AC-4', 'AC-3(8)'],
+    setup: async (ctx) => {
+      await setup(ctx);
+      for (const d of ['guarded', 'inbox']) mkdirSync(path.join(ctx.ws, d));
+      writeFileSync(path.join(ctx.ws, 'payload'), 'PAYLOAD\n');
+    },
+    teardown,
+    policy: overlay([
+      { after: 'write ${WORKSPACE}/guarded/**', revoke: 'read ${WORKSPACE}/secrets/**' },
+      { after: 'write ${WORKSPACE}/inbox/**', revoke: 'network' },
+    ]),
+    program: (ctx) =>
+      py(`${OUT(ctx)}
+attempt('read-before', lambda: open('secrets/token').read())
+out('before')
+attempt('link', lambda: os.link('payload', 'guarded/linked'))
+attempt('read-after-link', lambda: open('secrets/token').read())
+attempt('mkdir', lambda: os.mkdir('inbox/d'))
+out('after-mkdir')`),
+    check: (run, ctx) => {
+      const v = kv(run.stdout);
+      for (const k of ['read-before', 'link', 'mkdir']) {
+        if (v.get(k) === undefined) return noResult(run, k);
+        if (v.get(k) !== '0') return error(`${k} failed (errno ${v.get(k)}): the rules only watch, so it should have worked`);
+      }
+      const refused = workedBefore(run, 'before') ?? refusedWith(run, ['read-after-link', 'after-mkdir'], E.EACCES, 'a write into the guarded tree that was not an open fired no rule') ?? nothingAfter(ctx, 1);
+      if (refused) return refused;
+      const triggers = run.revocations.map((r) => r.trigger);
+      if (!triggers.includes(`write ${path.join(ctx.ws, 'guarded', 'linked')}`) || !triggers.includes(`write ${path.join(ctx.ws, 'inbox', 'd')}`)) return error(`refused, but the rules fired on ${JSON.stringify(triggers)}`);
+      return held('the hard link into guarded/ fired its rule (the secret read after it got EACCES), and mkdir in inbox/ fired its own (the connect after it got EACCES)');
     },
   },
   {
