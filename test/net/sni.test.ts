@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import tls from 'node:tls';
 import { parseClientHello, tlsOpening } from '../../src/net/sni.js';
 import { captureHello, refragment } from './helpers.js';
 
