@@ -263,14 +263,19 @@ export function planSockets(input: SocketPlanInput): SocketPlan {
       add(p);
       named.add(p);
     }
-    if (b.node !== undefined) {
+    if (!path.isAbsolute(b.name) || isProcSelf(b.name)) {
+      // Bound by a name that says nothing of where (relative, or the binder's own /proc/self).
+      if (at.length === 0) moved.push({ socket: b, left: 1 });
+    } else if (b.node !== undefined && at.length > 0) {
       // A node has as many names as links: another may lie in a bound tree (a link left there).
-      const links = at.length > 0 ? (lstatOrNull(at[0]!)?.nlink ?? 1) : 1;
+      const links = lstatOrNull(at[0]!)?.nlink ?? 1;
       if (at.length < links) moved.push({ socket: b, left: links - at.length });
-    } else if (at.length === 0 && (!path.isAbsolute(b.name) || isProcSelf(b.name))) moved.push({ socket: b, left: 1 });
-    else if (at.length === 0 && lstatOrNull(path.dirname(b.name)) === null) stale.push(b.name);
-    // (An absolute name whose directory is there but holds no socket: the node is gone, or renamed
-    // out of it; without a node to look for, nothing says which, so only a directory gone is told.)
+    } else if (at.length === 0 && lstatOrNull(path.dirname(b.name)) === null) stale.push(b.name);
+    // An absolute name no socket answers to, at it or in its directory: its file was removed (a
+    // cleaned /tmp: then nothing can connect to it by any name), or it was moved to another
+    // directory after the bind, which is not followed. Searching the grants for it instead made
+    // every launch in a workspace over the walk's bound refuse while one server whose file had
+    // been removed listened anywhere on the host (SECURITY-MODEL.md).
   }
   if (moved.length > 0) {
     const search = searchMoved(moved, named, input.searched ?? roots, isHidden, canSearch);
