@@ -9,9 +9,7 @@
  *
  * Layouts are the kernel ABI (include/uapi/linux/netlink.h, sock_diag.h, unix_diag.h).
  */
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
+import { loadNative, type Native } from '../supervisor/native.js';
 
 const AF_NETLINK = 16;
 const AF_UNIX = 1;
@@ -27,7 +25,6 @@ const UDIAG_SHOW_NAME = 1;
 const UDIAG_SHOW_VFS = 2;
 const UNIX_DIAG_NAME = 0;
 const UNIX_DIAG_VFS = 1;
-const EINTR = 4;
 
 export interface DiagSocket {
   /** The name it was bound by (may be relative, or stale). */
@@ -36,34 +33,6 @@ export interface DiagSocket {
   node: string;
   /** The socket's own inode (what `ss -x` shows), to name the server in an error. */
   inode: number;
-}
-
-type Calls = {
-  socket: (domain: number, type: number, protocol: number) => number;
-  send: (fd: number, buf: Buffer, len: number, flags: number) => number | bigint;
-  recv: (fd: number, buf: Buffer, len: number, flags: number) => number | bigint;
-  close: (fd: number) => number;
-  errno: () => number;
-};
-
-let calls: Calls | null | undefined;
-
-function load(): Calls | null {
-  if (calls !== undefined) return calls;
-  try {
-    const koffi = require('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
-    calls = {
-      socket: libc.func('socket', 'int', ['int', 'int', 'int']),
-      send: libc.func('send', 'long', ['int', 'void *', 'size_t', 'int']),
-      recv: libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']),
-      close: libc.func('close', 'int', ['int']),
-      errno: () => koffi.errno(),
-    };
-  } catch {
-    calls = null;
-  }
-  return calls;
 }
 
 /** The kernel's dev_t (MAJOR << 20 | MINOR, as sock_diag reports it) in stat(2)'s encoding. */
@@ -78,10 +47,14 @@ export function userDev(kdev: number): bigint {
  * why the kernel could not be asked (no koffi, no sock_diag in this kernel or container).
  */
 export function unixDiag(): DiagSocket[] | string {
-  const c = load();
-  if (!c) return 'the koffi package could not be loaded';
+  let c: Native;
+  try {
+    c = loadNative();
+  } catch {
+    return 'the koffi package could not be loaded';
+  }
   const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) return `socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: errno ${c.errno()}`;
+  if (fd < 0) return `socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: errno ${-fd}`;
   try {
     // struct nlmsghdr (16 bytes) + struct unix_diag_req (24): every state, names and nodes.
     const req = Buffer.alloc(40);
@@ -91,15 +64,13 @@ export function unixDiag(): DiagSocket[] | string {
     req.writeUInt8(AF_UNIX, 16);
     req.writeUInt32LE(0xffffffff, 20);
     req.writeUInt32LE(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS, 28);
-    if (Number(c.send(fd, req, req.length, 0)) !== req.length) return `sock_diag request failed: errno ${c.errno()}`;
+    const sent = c.send(fd, req);
+    if (sent !== req.length) return `sock_diag request failed: ${sent < 0 ? `errno ${-sent}` : 'short send'}`;
     const out = new Map<string, DiagSocket>();
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
-      const n = Number(c.recv(fd, buf, buf.length, 0));
-      if (n < 0) {
-        if (c.errno() === EINTR) continue;
-        return `sock_diag answer failed: errno ${c.errno()}`;
-      }
+      const n = c.recv(fd, buf);
+      if (n < 0) return `sock_diag answer failed: errno ${-n}`;
       if (n === 0) return 'sock_diag answer ended before its end marker';
       for (let o = 0; o + 16 <= n; ) {
         const len = buf.readUInt32LE(o);

@@ -112,6 +112,10 @@ export interface Native {
   recvFd(fd: number): { fd: number; byte: number } | number;
   recvByte(fd: number): number;
   socketpair(): [number, number] | number;
+  /** socket(2): an fd, or a negative errno. */
+  socket(domain: number, type: number, protocol: number): number;
+  /** recv(2) into buf, retried on EINTR: bytes received (0 at EOF), or a negative errno. */
+  recv(fd: number, buf: Buffer): number;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number] | number;
   /** Drops every capability of the calling thread only (capset with pid 0). */
@@ -204,6 +208,7 @@ export function loadNative(): Native {
   const recv = libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']);
   const recvmsg = libc.func('recvmsg', 'long', ['int', 'void *', 'int']);
   const socketpair = libc.func('socketpair', 'int', ['int', 'int', 'int', 'void *']);
+  const socket = libc.func('socket', 'int', ['int', 'int', 'int']);
   const pipe2 = libc.func('pipe2', 'int', ['void *', 'int']);
   const shutdown = libc.func('shutdown', 'int', ['int', 'int']);
   const getsockopt = libc.func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
@@ -310,6 +315,16 @@ export function loadNative(): Native {
       do n = Number(recv(fd, b, 1, 0));
       while (n < 0 && errno() === 4);
       return n < 0 ? fail() : n === 0 ? -32 : b[0]!;
+    },
+    socket: (domain, type, protocol) => {
+      const fd = socket(domain, type, protocol) as number;
+      return fd < 0 ? fail() : fd;
+    },
+    recv: (fd, buf) => {
+      let n: number;
+      do n = Number(recv(fd, buf, buf.length, 0));
+      while (n < 0 && errno() === 4);
+      return n < 0 ? fail() : n;
     },
     socketpair: () => {
       const fds = Buffer.alloc(8);
