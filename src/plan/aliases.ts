@@ -51,8 +51,8 @@ export function parseMountinfo(text: string): MountTable {
     if (sep < 6 || parts.length < sep + 2) continue;
     const m: HostMount = { id: parts[0]!, parent: parts[1]!, dev: parts[2]!, root: unescape(parts[3]!), dest: unescape(parts[4]!), type: parts[sep + 1]! };
     mounts.push(m);
-    byDest.set(m.dest, [...(byDest.get(m.dest) ?? []), m]);
-    byDev.set(m.dev, [...(byDev.get(m.dev) ?? []), m]);
+    (byDest.get(m.dest) ?? byDest.set(m.dest, []).get(m.dest)!).push(m);
+    (byDev.get(m.dev) ?? byDev.set(m.dev, []).get(m.dev)!).push(m);
   }
   return { mounts, byDest, byDev };
 }

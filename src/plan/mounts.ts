@@ -233,6 +233,7 @@ export function planMounts(eff: EffectivePolicy, ctx: MountContext): MountPlan {
     granted: new Set(grants.keys()),
     areas: ctx.socketAreas,
     bound: bound.sockets,
+    table,
   });
   if (socks.incomplete) refuseUnwalkable(socks.incomplete, grants, ctx);
   if (socks.lost) refuseLostSockets(socks.lost, grants, ctx);
@@ -570,7 +571,7 @@ const KERNEL_FS = new Set(['proc', 'sysfs', 'devtmpfs', 'devpts', 'debugfs', 'tr
  * binds are mounted parents first), and from the mount table for kernel filesystems mounted
  * elsewhere (e.g. a recursive bind of / at /mnt/host brings /mnt/host/proc).
  */
-export function kernelTreeProblem(real: string, mounts: () => { dest: string; type: string }[] = kernelMounts): { inside: boolean; what: string } | undefined {
+export function kernelTreeProblem(real: string, mounts: () => { dest: string; type: string }[] = () => kernelMounts(readMountTable())): { inside: boolean; what: string } | undefined {
   const inside = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(real, d));
   if (inside) return { inside: true, what: inside === WARD_DIR_INSIDE ? `${WARD_DIR_INSIDE}, where Ward mounts its launcher inside the sandbox` : inside };
   const contains = [...SPECIAL, WARD_DIR_INSIDE].find((d) => isWithin(d, real));
@@ -580,7 +581,7 @@ export function kernelTreeProblem(real: string, mounts: () => { dest: string; ty
   return undefined;
 }
 
-function kernelMounts(table: MountTable = readMountTable()): { dest: string; type: string }[] {
+function kernelMounts(table: MountTable): { dest: string; type: string }[] {
   return table.mounts.filter((m) => KERNEL_FS.has(m.type));
 }
 

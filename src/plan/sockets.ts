@@ -25,7 +25,7 @@ import { lstatSync, opendirSync, readdirSync, readFileSync, type Stats } from 'n
 import path from 'node:path';
 import { lstatOrNull, realOr } from '../paths.js';
 import { isWithin } from '../policy/expand.js';
-import { readMountTable } from './aliases.js';
+import { readMountTable, type MountTable } from './aliases.js';
 import { unixDiag, userDev } from './unix-diag.js';
 
 /** Where unix sockets live on a Linux host: a grant there must be walked to the end. */
@@ -185,6 +185,8 @@ export interface SocketPlanInput {
    * `roots` when not given.
    */
   searched?: readonly string[];
+  /** The host's mount table (the plan's, read once); read here when not given. */
+  table?: () => MountTable;
 }
 
 export interface SocketPlan {
@@ -278,7 +280,7 @@ export function planSockets(input: SocketPlanInput): SocketPlan {
     // been removed listened anywhere on the host (SECURITY-MODEL.md).
   }
   if (moved.length > 0) {
-    const search = searchMoved(moved, named, input.searched ?? roots, isHidden, canSearch);
+    const search = searchMoved(moved, named, input.searched ?? roots, isHidden, canSearch, input.table ?? readMountTable);
     if (search.lost) return { masks: [], granted: [], lost: search.lost };
     search.found.forEach(add);
   }
@@ -361,6 +363,7 @@ function searchMoved(
   roots: readonly string[],
   isHidden: (p: string) => boolean,
   canSearch: (dir: string) => boolean,
+  table: () => MountTable,
 ): { found: string[]; lost?: NonNullable<SocketPlan['lost']> } {
   const blind = moved.some((m) => m.socket.node === undefined);
   const wanted = new Map(moved.filter((m) => m.socket.node !== undefined).map((m) => [m.socket.node!, { ...m }]));
@@ -376,7 +379,7 @@ function searchMoved(
   const top = (p: string) => roots.filter((r) => isWithin(p, r)).sort((a, b) => b.length - a.length)[0];
   const starts = [
     ...roots.filter((r) => !isHidden(r) && lstatOrNull(r)?.isDirectory() && canSearch(r) && onDevice(r)),
-    ...(blind ? [] : mountTable().filter((m) => devs.has(String(m.dev)) && top(m.dest) !== undefined && !isHidden(m.dest) && canSearch(m.dest)).map((m) => m.dest)),
+    ...(blind ? [] : mountTable(table()).filter((m) => devs.has(String(m.dev)) && top(m.dest) !== undefined && !isHidden(m.dest) && canSearch(m.dest)).map((m) => m.dest)),
   ];
   // Deeper trees first: a server's socket is likelier in a home or project than in /usr.
   const order = [...new Set(starts)].sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : 1));
@@ -415,9 +418,9 @@ export interface MountEntry {
   dev: bigint;
 }
 
-/** The mount table of Ward's mount namespace (/proc/self/mountinfo, parsed in aliases.ts); empty without /proc. */
-export function mountTable(): MountEntry[] {
-  return readMountTable().mounts.map((m) => {
+/** The mounts of `table` (Ward's mount namespace's, aliases.ts) with their devices as stat(2) gives st_dev. */
+export function mountTable(table: MountTable): MountEntry[] {
+  return table.mounts.map((m) => {
     const [major, minor] = m.dev.split(':').map(Number) as [number, number];
     return { dest: m.dest, type: m.type, dev: userDev((major << 20) | minor) };
   });
