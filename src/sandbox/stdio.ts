@@ -180,7 +180,7 @@ export function sandboxStdio(stdin: 'inherit' | 'ignore' | 'pipe', output: 'inhe
         if (stdin === 'ignore') to.end();
         else stopInput = relayIn(0, to).stop;
       }
-      return { done, stopInput: () => stopInput(), cut };
+      return { done, stopInput, cut };
     },
   };
 }
