@@ -46,6 +46,7 @@ import { hostBinaryProblem } from '../hostbin.js';
 import { confinementProblem, sandboxConfinement } from './confinement.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
+import { loopGrace } from './loop-grace.js';
 import { makeRunDir, runDirParent } from './run-dir.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';
@@ -62,6 +63,9 @@ import { sandboxStdio } from './stdio.js';
 
 const RESOLV_CONF = '/etc/resolv.conf';
 const SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
+
+/** How long a launch whose process has exited may still take to deliver its status report. */
+const STATUS_GRACE_MS = 200;
 
 /** The longest delay setTimeout takes as given. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -876,18 +880,19 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
   const drainOutput = async (): Promise<(1 | 2)[]> => {
     const now = performance.now();
     const cutAt = timedOut || abortSignal?.aborted ? now + OUTPUT_GRACE_MS : wallDeadline !== null ? Math.max(wallDeadline, now + OUTPUT_GRACE_MS) : null;
-    let timer: NodeJS.Timeout | undefined;
+    let grace = cutAt !== null ? loopGrace(Math.min(cutAt - now, MAX_TIMER_MS), true) : null;
     let onLateAbort = () => {};
     const gaveUp = new Promise<'cut'>((resolve) => {
-      if (cutAt !== null) timer = setTimeout(() => resolve('cut'), Math.min(cutAt - now, MAX_TIMER_MS));
+      void grace?.start().then(() => resolve('cut'));
       onLateAbort = () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => resolve('cut'), OUTPUT_GRACE_MS);
+        grace?.cancel();
+        grace = loopGrace(OUTPUT_GRACE_MS, true);
+        void grace.start().then(() => resolve('cut'));
       };
       abortSignal?.addEventListener('abort', onLateAbort, { once: true });
     });
     const how = await Promise.race([streamsDone.then(() => 'done' as const), gaveUp]);
-    clearTimeout(timer);
+    grace?.cancel();
     abortSignal?.removeEventListener('abort', onLateAbort);
     return how === 'cut' ? relays.cut() : [];
   };
@@ -912,11 +917,11 @@ function launchSandbox(plan: Plan, argvIn: string[] | null, opts: LaunchOptions)
     // The status socket reaches EOF when the command has been exec'd (every holder
     // has closed it by then) or the launch failed. If the process died first, wait
     // briefly for the last bytes, without keeping the event loop alive afterwards.
-    let grace: NodeJS.Timeout | undefined;
     // unref(): the timer may be armed after the race is already won (the process exits
     // after the status EOF); it must never hold the event loop open.
-    await Promise.race([statusDone, exited.then(() => new Promise<void>((r) => (grace = setTimeout(r, 200)).unref()))]);
-    clearTimeout(grace);
+    const grace = loopGrace(STATUS_GRACE_MS, false);
+    await Promise.race([statusDone, exited.then(() => grace.start())]);
+    grace.cancel();
     // The byte is sent before the exec that ended the status stream: already here, or never.
     if (isWarm && handedAt !== null) await Promise.race([takenP, exited]);
 
