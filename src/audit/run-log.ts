@@ -21,6 +21,8 @@ import { AuditWriter } from './writer.js';
 
 /** How long a network record may wait to be written with the ones after it. */
 const NET_BATCH_MS = 5;
+/** Records per append at most: a burst of any size is written in bounded pieces. */
+const MAX_BATCH = 1000;
 
 /** `audit` in RunOptions: a log file, an open writer, or false (not recorded). Default: the user's log. */
 export type AuditOption = string | false | AuditWriter | undefined;
@@ -115,24 +117,30 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
   let handle: RunHandle | undefined;
   const sink = runRecordSink(writer, runId, () => handle?.kill());
   const write = sink.write;
-  // Network decisions come in bursts, and each append costs a lock, an open and a stat whatever
-  // its size: so they are written together, within NET_BATCH_MS of the first, in order, and
-  // before any later record. Written at once, the append sat between a connection's "dial" and
-  // its "pass" (bench/egress.js: +0.4-0.8 ms per connection on a busy 2-core machine).
-  let netQueue: RunRecord[] = [];
-  const flushNet = () => {
-    const batch = netQueue;
-    netQueue = [];
+  // Records come in bursts, and each append costs a lock, an open and a stat whatever its size.
+  // Written one by one, a burst held Ward's event loop: a flood of supervisor refusals took
+  // seconds on a loaded 2-core machine, during which no output was relayed, no connection decided,
+  // and a launch's status report sat unread while its exit was seen (the run then failed as if bwrap
+  // had). So records are queued and appended together, in order: network records within
+  // NET_BATCH_MS of the first (written at once, the append sat between a connection's "dial" and
+  // its "pass": bench/egress.js, +0.4-0.8 ms per connection), any other record at the end of this
+  // turn of the event loop, the exit record (with its checkpoint) at once.
+  let queue: RunRecord[] = [];
+  let netTimer: NodeJS.Timeout | undefined;
+  let turn: NodeJS.Immediate | undefined;
+  const flush = () => {
+    clearTimeout(netTimer);
+    if (turn) clearImmediate(turn);
+    netTimer = turn = undefined;
+    const batch = queue;
+    queue = [];
     write(batch);
   };
   const onRecord = (r: RunRecord) => {
-    if (r.type === 'net') {
-      if (netQueue.length === 0) setTimeout(flushNet, NET_BATCH_MS);
-      netQueue.push(r);
-    } else {
-      flushNet();
-      write([r]);
-    }
+    queue.push(r);
+    if (r.type === 'exit' || queue.length >= MAX_BATCH) flush();
+    else if (r.type !== 'net') turn ??= setImmediate(flush);
+    else netTimer ??= setTimeout(flush, NET_BATCH_MS);
     opts.onRecord?.(r);
   };
   try {
@@ -148,6 +156,7 @@ export function launchAudited(writer: AuditWriter | null, argv: string[], prepar
       return r;
     },
     (e: unknown) => {
+      flush(); // what the run did before it failed comes before the failure
       recordFailure(e, 'launch');
       throw e;
     },

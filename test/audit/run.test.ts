@@ -162,6 +162,31 @@ describe('audit log: library', () => {
     assert.ok(Date.now() - started < 10_000, 'the sandbox was not killed');
   });
 
+  it('a burst of refusals is written in batches: every denial, in the order made, before the exit, and the log verifies', async () => {
+    // Records are appended together per turn of the event loop (run-log.ts): the batching must
+    // keep every record, in order, ahead of the exit record that ends the run.
+    const fx = fixture();
+    mkdirSync(path.join(fx.ws, 'secrets'));
+    mkdirSync(path.join(fx.ws, 'src'));
+    writeFileSync(path.join(fx.ws, 'secrets', 'key'), 'k\n');
+    const policy = { extends: ['default'], rules: [{ after: 'read ${WORKSPACE}/secrets/**', revoke: 'write ${WORKSPACE}/src/**' }] };
+    const n = 400;
+    const script = `cat secrets/key >/dev/null; i=0; while [ $i -lt ${n} ]; do { true > src/f$i; } 2>/dev/null && echo made $i; i=$((i+1)); done; echo done`;
+    const r = await run({ policy }, ['sh', '-c', script], opts(fx));
+    assert.equal(r.exitCode, 0, r.stderr.toString());
+    assert.equal(r.stdout.toString(), 'done\n', 'every write after the read was refused');
+    const v = fx.verify();
+    assert.equal(v.ok, true, JSON.stringify(v.problem));
+    const mine = fx.records().filter((x) => x.run_id); // the only run in this log
+    const made = mine.flatMap((x) => {
+      const m = x.type === 'denial' ? /\/src\/f(\d+)$/.exec(String(x.what)) : null;
+      return m ? [Number(m[1])] : [];
+    });
+    assert.deepEqual(made, Array.from({ length: n }, (_, i) => i));
+    assert.equal(mine.at(-1)!.type, 'exit');
+    assert.equal(mine[0]!.type, 'launch');
+  });
+
   it('parallel runs in one process share one chain; a refused policy is recorded as launch-failed', async () => {
     const fx = fixture();
     mkdirSync(fx.state, { recursive: true });
