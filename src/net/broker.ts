@@ -70,6 +70,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Duplex, Transform } from 'node:stream';
 import tls from 'node:tls';
+import { loopGrace } from '../loop-grace.js';
 import type { RunCa } from './ca.js';
 import { buildError, buildResponse, parseQuery, qtypeName, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A } from './dns.js';
 import {
@@ -1423,12 +1424,13 @@ function readUntil<T>(
     let store = initial;
     let len = initial.length;
     let buf = initial;
-    let timer: NodeJS.Timeout | undefined;
+    // Ends only after a poll since it fired: bytes that came while Ward's loop was busy are read first.
+    let timer: ReturnType<typeof loopGrace> | undefined;
     const done = (r: Read<T> | Error) => {
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.off('close', onClose);
-      if (timer) clearTimeout(timer);
+      timer?.cancel();
       sock.pause();
       if (r instanceof Error) reject(r);
       else resolve(r);
@@ -1446,7 +1448,8 @@ function readUntil<T>(
       return v !== undefined || ended;
     };
     const arm = () => {
-      timer = setTimeout(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')), timeoutMs);
+      timer = loopGrace(timeoutMs, true);
+      void timer.start().then(() => done(onTimeout ? { value: onTimeout(buf), buf, ended: false } : new Error('timed out')));
     };
     const onData = (chunk: Buffer) => {
       if (timeoutMs > 0 && !timer && chunk.length > 0) arm();

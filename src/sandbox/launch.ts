@@ -46,7 +46,7 @@ import { hostBinaryProblem } from '../hostbin.js';
 import { confinementProblem, sandboxConfinement } from './confinement.js';
 import { bwrapArgs, bwrapCommand, encodeArgs, hostMountPointsMissing, LAUNCHER_INSIDE, NAMESPACE_FLAGS } from './bwrap.js';
 import { createCgroup, needsCgroup, type Cgroup } from './cgroup.js';
-import { loopGrace } from './loop-grace.js';
+import { loopGrace } from '../loop-grace.js';
 import { makeRunDir, runDirParent } from './run-dir.js';
 import { diagnoseBwrapFailure, findBwrap } from './preflight.js';
 import { WARD_VERSION } from '../version.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { loopGrace } from '../../src/sandbox/loop-grace.js';
+import { loopGrace } from '../../src/loop-grace.js';
 
 /** A connected pair over loopback; `received` turns true on the first byte the server side reads. */
 async function pair(): Promise<{ client: Socket; received: () => boolean; close(): void }> {
