@@ -16,13 +16,17 @@
 export function loopGrace(ms: number, ref: boolean): { start(): Promise<void>; cancel(): void } {
   let timer: NodeJS.Timeout | undefined;
   let turn: NodeJS.Immediate | undefined;
+  let cancelled = false;
   return {
+    // Started after cancel() (a race already won), it never ends and holds nothing.
     start: () =>
       new Promise<void>((resolve) => {
+        if (cancelled) return;
         timer = setTimeout(() => (turn = setImmediate(resolve)), Math.max(0, ms));
         if (!ref) timer.unref();
       }),
     cancel: () => {
+      cancelled = true;
       clearTimeout(timer);
       if (turn) clearImmediate(turn);
     },

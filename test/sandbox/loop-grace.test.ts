@@ -73,5 +73,11 @@ describe('loopGrace: a grace period on a busy event loop', () => {
     h.cancel();
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(ended, false, 'cancel after the timer still stops the pending turn');
+
+    const late = loopGrace(0, true);
+    late.cancel();
+    void late.start().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(ended, false, 'started after cancel (a race already won): it never ends');
   });
 });
