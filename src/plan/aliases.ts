@@ -27,6 +27,8 @@ export interface HostMount {
   root: string;
   dest: string;
   type: string;
+  /** The filesystem's own (super block) options, such as cgroup v1's controllers. */
+  options: string[];
 }
 
 export interface MountTable {
@@ -49,7 +51,7 @@ export function parseMountinfo(text: string): MountTable {
     const parts = line.split(' ');
     const sep = parts.indexOf('-');
     if (sep < 6 || parts.length < sep + 2) continue;
-    const m: HostMount = { id: parts[0]!, parent: parts[1]!, dev: parts[2]!, root: unescape(parts[3]!), dest: unescape(parts[4]!), type: parts[sep + 1]! };
+    const m: HostMount = { id: parts[0]!, parent: parts[1]!, dev: parts[2]!, root: unescape(parts[3]!), dest: unescape(parts[4]!), type: parts[sep + 1]!, options: (parts[sep + 3] ?? '').split(',') };
     mounts.push(m);
     (byDest.get(m.dest) ?? byDest.set(m.dest, []).get(m.dest)!).push(m);
     (byDev.get(m.dev) ?? byDev.set(m.dev, []).get(m.dev)!).push(m);

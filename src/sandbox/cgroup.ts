@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import path from 'node:path';
 import { WardError } from '../errors.js';
 import type { CgroupLimits } from '../plan/compile.js';
+import { readMountTable } from '../plan/aliases.js';
 
 export interface Cgroup {
   version: 1 | 2;
@@ -360,16 +361,7 @@ function sweepStale(parent: string): void {
 
 /** The cgroup (v1) and cgroup2 mounts of this mount namespace, from /proc/self/mountinfo. */
 export function readCgroupMounts(): CgroupMount[] {
-  const out: CgroupMount[] = [];
-  for (const line of readOr('/proc/self/mountinfo', '').split('\n')) {
-    const parts = line.split(' ');
-    const sep = parts.indexOf('-');
-    if (sep < 0) continue;
-    const type = parts[sep + 1];
-    if (type !== 'cgroup' && type !== 'cgroup2') continue;
-    out.push({ root: parts[3]!, mountpoint: parts[4]!, type, options: (parts[sep + 3] ?? '').split(',') });
-  }
-  return out;
+  return readMountTable().mounts.flatMap(({ root, dest, type, options }) => (type === 'cgroup' || type === 'cgroup2' ? [{ root, mountpoint: dest, type, options }] : []));
 }
 
 /** controllers (comma-joined, '' for v2) -> path, from /proc/self/cgroup. */
